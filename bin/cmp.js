@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The cmp executable: runs the compiled CLI (npm install builds dist/ through the prepare script).
+import { main } from '../dist/cli/main.js';
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`cmp: ${String(err?.message ?? err).split('\n')[0]}\n`);
+    process.exitCode = 1;
+  },
+);

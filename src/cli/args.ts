@@ -1,0 +1,134 @@
+// Command-line parsing: each command declares its flags once; unknown or malformed flags are one-line errors.
+
+import { parseArgs } from 'node:util';
+import { CmpError } from '../errors.js';
+
+export type FlagType = 'string' | 'boolean' | 'int' | 'number' | 'list' | 'ints';
+
+export interface FlagDef {
+  type: FlagType;
+  help: string;
+  /** Shown in help; parse results leave undefined when the flag is absent. */
+  default?: string;
+  choices?: readonly string[];
+  /** Placeholder in help, e.g. DIR. */
+  value?: string;
+}
+
+export interface CommandDef {
+  name: string;
+  summary: string;
+  /** Positional arguments, e.g. ['RUN']; a trailing '?' marks an optional one. */
+  positionals: string[];
+  flags: Record<string, FlagDef>;
+  examples: string[];
+}
+
+export type FlagValue = string | boolean | number | string[] | number[] | undefined;
+
+export interface Parsed {
+  positionals: string[];
+  flags: Record<string, FlagValue>;
+}
+
+/** Flags every command takes. */
+export const COMMON_FLAGS: Record<string, FlagDef> = {
+  json: { type: 'boolean', help: 'print the result as JSON on stdout' },
+  quiet: { type: 'boolean', help: 'no progress on stderr' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+/** Parses `argv` (after the command name) against `def`. */
+export function parseCommand(def: CommandDef, argv: string[]): Parsed {
+  const all = { ...def.flags, ...COMMON_FLAGS };
+  const options = Object.fromEntries(
+    Object.entries(all).map(([name, f]) => [name, { type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const) }]),
+  );
+  let raw: ReturnType<typeof parseArgs>;
+  try {
+    raw = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new CmpError('BAD_FLAG', `${flagProblem(err)} for "cmp ${def.name}". Run cmp ${def.name} --help for its flags.`);
+  }
+  const flags: Record<string, FlagValue> = {};
+  for (const [name, value] of Object.entries(raw.values)) {
+    flags[name] = convert(def.name, name, all[name], value as string | boolean);
+  }
+  if (flags.help) return { positionals: raw.positionals, flags };
+  const required = def.positionals.filter((p) => !p.endsWith('?'));
+  if (raw.positionals.length < required.length) {
+    throw new CmpError(
+      'BAD_ARGUMENT',
+      `cmp ${def.name} needs ${required.join(' and ')}. Usage: cmp ${def.name} ${def.positionals.join(' ')}`.trimEnd() + '.',
+    );
+  }
+  if (raw.positionals.length > def.positionals.length) {
+    throw new CmpError(
+      'BAD_ARGUMENT',
+      `Unexpected argument "${raw.positionals[def.positionals.length]}" for cmp ${def.name}. Run cmp ${def.name} --help.`,
+    );
+  }
+  return { positionals: raw.positionals, flags };
+}
+
+function flagProblem(err: unknown): string {
+  const message = String((err as Error).message ?? err).split('\n')[0];
+  const unknown = /Unknown option '([^']+)'/.exec(message);
+  if (unknown) return `Unknown flag "${unknown[1]}"`;
+  const missing = /Option '([^']+)' argument missing/.exec(message);
+  if (missing) return `Flag "${missing[1].split(',').pop()?.trim().split(' ')[0]}" needs a value`;
+  return message.replace(/\.$/, '');
+}
+
+function convert(command: string, name: string, def: FlagDef, value: string | boolean): FlagValue {
+  const bad = (what: string): CmpError =>
+    new CmpError('BAD_FLAG', `Flag --${name} ${what} (got "${String(value)}"). Run cmp ${command} --help.`);
+  if (def.type === 'boolean') return value;
+  const text = String(value);
+  switch (def.type) {
+    case 'string':
+      if (def.choices && !def.choices.includes(text)) throw bad(`must be one of: ${def.choices.join(', ')}`);
+      return text;
+    case 'int': {
+      const n = Number(text);
+      if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) throw bad('must be a positive whole number');
+      return n;
+    }
+    case 'number': {
+      const n = Number(text);
+      if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw bad('must be a positive number');
+      return n;
+    }
+    case 'list': {
+      const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+      if (def.choices && items.some((i) => !(def.choices as readonly string[]).includes(i))) {
+        throw bad(`takes a comma-separated list of: ${def.choices.join(', ')}`);
+      }
+      return items;
+    }
+    case 'ints': {
+      const items = text.split(',').map((s) => s.trim());
+      if (items.some((i) => !/^\d+$/.test(i) || Number(i) <= 0)) throw bad('must be comma-separated positive whole numbers');
+      return items.map(Number);
+    }
+  }
+}
+
+/** Help text of a command. */
+export function commandHelp(def: CommandDef): string {
+  const lines = [`cmp ${def.name} ${def.positionals.join(' ')}`.trimEnd(), '', `  ${def.summary}`, '', 'Flags:'];
+  const all = { ...def.flags, ...COMMON_FLAGS };
+  const width = Math.max(...Object.entries(all).map(([n, f]) => flagLabel(n, f).length));
+  for (const [name, f] of Object.entries(all)) {
+    const extra = [f.choices ? `one of ${f.choices.join('|')}` : '', f.default ? `default ${f.default}` : '']
+      .filter(Boolean)
+      .join('; ');
+    lines.push(`  ${flagLabel(name, f).padEnd(width)}  ${f.help}${extra ? ` (${extra})` : ''}`);
+  }
+  if (def.examples.length) lines.push('', 'Examples:', ...def.examples.map((e) => `  ${e}`));
+  return lines.join('\n');
+}
+
+function flagLabel(name: string, f: FlagDef): string {
+  return f.type === 'boolean' ? `--${name}` : `--${name} ${f.value ?? (f.type === 'int' || f.type === 'number' ? 'N' : 'VALUE')}`;
+}

@@ -1,0 +1,51 @@
+// cmp eval: accuracy of any ONNX classifier on a labelled data set, run by onnxruntime.
+
+import { backendNames, createBackend } from '../../runtime/backends.js';
+import { evaluate } from '../../runtime/evaluate.js';
+import { readModelFile } from '../../runtime/model-file.js';
+import type { Parsed } from '../args.js';
+import type { CliIo, Command } from '../command.js';
+import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { formatPercent, formatTable } from '../table.js';
+
+export const evalCommand: Command = {
+  def: {
+    name: 'eval',
+    summary: 'Evaluate an ONNX classifier (cmp-made or not) on the test split of a data set.',
+    positionals: ['MODEL'],
+    flags: {
+      data: DATA_FLAG,
+      backend: { type: 'string', value: 'NAME', default: 'ort-node', help: `runtime: auto, ${backendNames().join(', ')}` },
+      limit: { type: 'int', help: 'evaluate the first N test samples only' },
+      'batch-size': { type: 'int', default: '100', help: 'samples per inference call' },
+    },
+    examples: ['cmp eval fm-mlp.onnx --data fashion-mnist', 'cmp eval lenet.onnx --data mnist --backend ort-web'],
+  },
+  async run(parsed: Parsed, io: CliIo): Promise<number> {
+    const f = parsed.flags;
+    const file = readModelFile(parsed.positionals[0]);
+    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, { limitTest: f.limit as number | undefined, limitTrain: 1 });
+    const backend = await createBackend((f.backend as string) ?? 'ort-node', file);
+    try {
+      const result = await evaluate(backend, file, data, {
+        batchSize: f['batch-size'] as number | undefined,
+        onProgress: (done, total) => io.progress.update(`eval ${done}/${total}`),
+      });
+      io.progress.done();
+      if (!file.manifest) io.progress.log(`${file.path} has no cmp manifest: feeding pixels in [0, 1] as is.`);
+      if (io.json) {
+        io.out(JSON.stringify({ model: file.path, dataset: data.name, ...result }, null, 2));
+      } else {
+        io.out(
+          formatTable(
+            ['model', 'data', 'backend', 'samples', 'accuracy', 'batch p50 ms', 'batch p99 ms'],
+            [[file.path, data.name, result.backend, result.count, formatPercent(result.accuracy), result.batchLatencyMs.p50.toFixed(2), result.batchLatencyMs.p99.toFixed(2)]],
+          ),
+        );
+      }
+    } finally {
+      await backend.dispose();
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,53 @@
+// cmp inspect: layers, bits per weight, bytes and manifest of an ONNX file.
+
+import { inspectModel } from '../../runtime/inspect.js';
+import { readModelFile } from '../../runtime/model-file.js';
+import type { Parsed } from '../args.js';
+import type { CliIo, Command } from '../command.js';
+import { formatBytes, formatTable } from '../table.js';
+
+export const inspectCommand: Command = {
+  def: {
+    name: 'inspect',
+    summary: 'Show what an ONNX file holds: input, output, operators, weights, and cmp compression per layer.',
+    positionals: ['MODEL'],
+    flags: {},
+    examples: ['cmp inspect fm-mlp.onnx', 'cmp inspect fm-mlp.onnx --json'],
+  },
+  async run(parsed: Parsed, io: CliIo): Promise<number> {
+    const report = inspectModel(readModelFile(parsed.positionals[0]));
+    if (io.json) {
+      io.out(JSON.stringify(report, null, 2));
+      return 0;
+    }
+    const m = report.manifest;
+    io.out(`${report.path}: ${formatBytes(report.fileBytes)}, opset ${report.opset}, producer ${report.producer || 'unknown'}`);
+    io.out(`input  ${report.input.name} [batch, ${report.input.dims.join(', ')}]${m ? `, (pixel/255 - ${m.input.mean}) / ${m.input.std}` : ''}`);
+    io.out(`output ${report.output.name} [batch, ${report.output.dims.join(', ')}]${m ? `, labels: ${m.labels.join(', ')}` : ''}`);
+    io.out(`ops    ${Object.entries(report.ops).map(([op, n]) => `${op} x${n}`).join(', ')}`);
+    io.out('');
+    if (report.layers) {
+      io.out(
+        formatTable(
+          ['layer', 'kind', 'weight shape', 'weights', 'activations', 'count', 'bytes', 'bits/weight'],
+          report.layers.map((l) => [l.name, l.kind, l.weightShape.join('x'), l.weights, l.inputs, l.weightCount, l.weightBytes, l.bitsPerWeight.toFixed(3)]),
+        ),
+      );
+      if (report.binaryBitsPerWeight !== undefined) {
+        io.out(`\nBinarized layers: ${report.binaryBitsPerWeight.toFixed(3)} bits per weight (packed bits, float16 levels, row padding).`);
+      }
+      if (m?.training) {
+        io.out(`Trained by cmp ${m.cmpVersion} on ${m.training.dataset}, ${m.training.epochs} epochs, test accuracy ${(m.training.testAccuracy * 100).toFixed(2)}%.`);
+      }
+    } else {
+      io.out(
+        formatTable(
+          ['initializer', 'type', 'dims', 'bytes'],
+          report.initializers.map((t) => [t.name, t.type, t.dims.join('x') || 'scalar', t.bytes]),
+        ),
+      );
+      io.out(`\nNo cmp manifest: ${formatBytes(report.weightBytes)} of stored tensors.`);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,62 @@
+// The cmp command line: dispatches to commands, prints results and one-line errors, and picks exit codes.
+
+import { CmpError, isCmpError } from '../errors.js';
+import { CMP_VERSION } from '../core/version.js';
+import { commandHelp, parseCommand } from './args.js';
+import type { Command } from './command.js';
+import { createProgress } from './progress.js';
+import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
+import { inspectCommand } from './commands/inspect.js';
+import { trainCommand } from './commands/train.js';
+
+const COMMANDS: readonly Command[] = Object.freeze([demoCommand, trainCommand, exportCommand, evalCommand, inspectCommand]);
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.def.name.length));
+  return [
+    `cmp ${CMP_VERSION}: compress neural networks and take them to edge devices.`,
+    '',
+    'Usage: cmp <command> [arguments] [flags]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.def.name.padEnd(width)}  ${c.def.summary}`),
+    '',
+    'Run cmp <command> --help for its flags. Every command takes --json.',
+  ].join('\n');
+}
+
+/** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`${CMP_VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.def.name === name);
+  const json = rest.includes('--json');
+  try {
+    if (!command) {
+      throw new CmpError('BAD_ARGUMENT', `Unknown command "${name}". Use one of: ${COMMANDS.map((c) => c.def.name).join(', ')}.`);
+    }
+    const parsed = parseCommand(command.def, rest);
+    if (parsed.flags.help) {
+      process.stdout.write(`${commandHelp(command.def)}\n`);
+      return 0;
+    }
+    const progress = createProgress(process.stderr, parsed.flags.quiet === true);
+    return await command.run(parsed, { out: (text) => process.stdout.write(`${text}\n`), progress, json });
+  } catch (err) {
+    const message = isCmpError(err) ? err.message : `Internal error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+    const code = isCmpError(err) ? err.code : 'INTERNAL';
+    if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+    process.stderr.write(`cmp: ${message}\n`);
+    if (!isCmpError(err) && process.env.CMP_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+    return isCmpError(err) && (err.code === 'BAD_FLAG' || err.code === 'BAD_ARGUMENT') ? 2 : 1;
+  }
+}

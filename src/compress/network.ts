@@ -1,0 +1,272 @@
+// A cmp network in TensorFlow.js: parameters, the training forward pass (binarized with straight-through
+// estimators) and the inference pass of a frozen model, which export reproduces op for op.
+
+import type * as tfTypes from '@tensorflow/tfjs';
+import { expandBinary } from '../core/bitpack.js';
+import type { FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
+import { BN_EPSILON, inferShapes, type BinarizeMode, type ModelSpec } from '../core/spec.js';
+import type { Tf } from './tf.js';
+
+type Tensor = tfTypes.Tensor;
+type Variable = tfTypes.Variable;
+
+/** Trainable and running-statistics tensors of a network, by the names used in run folders. */
+export interface Params {
+  trainable: Map<string, Variable>;
+  /** Batch-norm moving mean and variance, updated in training, not by the optimizer. */
+  running: Map<string, Variable>;
+}
+
+/** A small seeded PRNG (mulberry32): reproducible initialisation and shuffling. */
+export function makeRng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Creates parameters: Glorot-uniform weights from `rng`, zero biases, identity batch norm. */
+export function initParams(tf: Tf, spec: ModelSpec, rng: () => number): Params {
+  const shapes = inferShapes(spec);
+  const trainable = new Map<string, Variable>();
+  const running = new Map<string, Variable>();
+  spec.layers.forEach((layer, i) => {
+    if (layer.kind !== 'dense' && layer.kind !== 'conv') return;
+    const { weightShape, weightCount, rowLength } = shapes[i];
+    const out = layer.kind === 'dense' ? layer.units : layer.filters;
+    const fanOut = layer.kind === 'dense' ? out : out * layer.kernel * layer.kernel;
+    const limit = Math.sqrt(6 / (rowLength + fanOut));
+    const w = new Float32Array(weightCount);
+    for (let k = 0; k < weightCount; k++) w[k] = (rng() * 2 - 1) * limit;
+    trainable.set(`${layer.name}.weight`, tf.variable(tf.tensor(w, weightShape), true));
+    if (layer.batchNorm) {
+      trainable.set(`${layer.name}.bn.gamma`, tf.variable(tf.ones([out]), true));
+      trainable.set(`${layer.name}.bn.beta`, tf.variable(tf.zeros([out]), true));
+      running.set(`${layer.name}.bn.mean`, tf.variable(tf.zeros([out]), false));
+      running.set(`${layer.name}.bn.variance`, tf.variable(tf.ones([out]), false));
+    } else {
+      trainable.set(`${layer.name}.bias`, tf.variable(tf.zeros([out]), true));
+    }
+  });
+  return { trainable, running };
+}
+
+/** Loads run tensors into parameters (for fine-tuning or evaluation). */
+export function paramsFromTensors(tf: Tf, spec: ModelSpec, tensors: Map<string, Float32Array>): Params {
+  const params = initParams(tf, spec, makeRng(0));
+  for (const [name, v] of [...params.trainable, ...params.running]) {
+    const data = tensors.get(name);
+    if (data && data.length === v.size) v.assign(tf.tensor(data, v.shape));
+  }
+  return params;
+}
+
+/** Reads parameters back as plain arrays (the run folder's tensors). */
+export async function paramsToTensors(params: Params): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, v] of [...params.trainable, ...params.running]) {
+    out.set(name, { shape: v.shape, data: (await v.data()) as Float32Array });
+  }
+  return out;
+}
+
+/** Momentum of the batch-norm running statistics. */
+const BN_MOMENTUM = 0.9;
+
+/**
+ * The training forward pass. `x` is NCHW float input; returns logits [N, labels]. With `training`, batch norm uses
+ * batch statistics and updates the running ones.
+ */
+export function forwardTrain(tf: Tf, spec: ModelSpec, params: Params, x: Tensor, training: boolean): Tensor {
+  let h: Tensor = toNhwc(tf, x);
+  for (const layer of spec.layers) {
+    switch (layer.kind) {
+      case 'flatten':
+        h = flattenNchw(tf, h);
+        break;
+      case 'maxpool':
+        h = tf.maxPool(h as tfTypes.Tensor4D, layer.size, layer.size, 'valid');
+        break;
+      case 'dense':
+      case 'conv': {
+        const w = params.trainable.get(`${layer.name}.weight`) as Variable;
+        const input = binarizeInputs(tf, h, layer.binarize.inputs, layer.kind === 'conv', training);
+        // Rows are output units (the bit format's rows); the product uses [in, out] because tfjs-wasm's matMul with
+        // a transposed operand is about 20x slower than with plain ones.
+        let q: Tensor = w;
+        if (layer.binarize.weights !== 'none') {
+          const rows = layer.kind === 'dense' ? w.transpose() : w.reshape([layer.filters, -1]);
+          const binary = binarizeWeightRows(tf, rows, layer.binarize.weights);
+          q = layer.kind === 'dense' ? binary.transpose() : binary.reshape(w.shape);
+        }
+        h = layer.kind === 'dense' ? matMul(tf, input, q) : conv(tf, input, q);
+        if (layer.batchNorm) {
+          const axes = layer.kind === 'dense' ? [0] : [0, 1, 2];
+          const gamma = params.trainable.get(`${layer.name}.bn.gamma`) as Variable;
+          const beta = params.trainable.get(`${layer.name}.bn.beta`) as Variable;
+          const movingMean = params.running.get(`${layer.name}.bn.mean`) as Variable;
+          const movingVar = params.running.get(`${layer.name}.bn.variance`) as Variable;
+          let mean: Tensor = movingMean;
+          let variance: Tensor = movingVar;
+          if (training) {
+            const m = tf.moments(h, axes);
+            mean = m.mean;
+            variance = m.variance;
+            movingMean.assign(tf.add(tf.mul(movingMean, BN_MOMENTUM), tf.mul(mean, 1 - BN_MOMENTUM)));
+            movingVar.assign(tf.add(tf.mul(movingVar, BN_MOMENTUM), tf.mul(variance, 1 - BN_MOMENTUM)));
+          }
+          h = tf.add(tf.mul(tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, BN_EPSILON))), gamma), beta);
+        } else {
+          h = tf.add(h, params.trainable.get(`${layer.name}.bias`) as Variable);
+        }
+        if (layer.activation === 'relu') h = tf.relu(h);
+        break;
+      }
+    }
+  }
+  return h;
+}
+
+/** Inference with a frozen model, computing exactly what the exported ONNX graph computes. */
+export function forwardFrozen(tf: Tf, frozen: FrozenModel, x: Tensor): Tensor {
+  return tf.tidy(() => {
+    let h: Tensor = toNhwc(tf, x);
+    for (const layer of frozen.layers) {
+      if (layer.kind === 'flatten') h = flattenNchw(tf, h);
+      else if (layer.kind === 'maxpool') h = tf.maxPool(h as tfTypes.Tensor4D, layer.size, layer.size, 'valid');
+      else {
+        const input = binarizeInputs(tf, h, layer.inputs, layer.kind === 'conv', false);
+        const w = frozenWeights(tf, layer);
+        h = layer.kind === 'dense' ? tf.matMul(input, w) : conv(tf, input, w);
+        h = tf.add(tf.mul(h, tf.tensor1d(layer.scale)), tf.tensor1d(layer.shift));
+        if (layer.activation === 'relu') h = tf.relu(h);
+      }
+    }
+    return h;
+  });
+}
+
+/** A frozen layer's float weights in cmp layout (dense [in, out], conv OIHW), expanded from bits where binary. */
+function frozenWeights(tf: Tf, layer: FrozenWeightLayer): Tensor {
+  if (layer.weights.kind === 'float') return tf.tensor(layer.weights.data, layer.weightShape);
+  const { packed, rows, rowLength, upper, lower } = layer.weights;
+  const expanded = tf.tensor(expandBinary(packed, rows, rowLength, upper, lower), [rows, rowLength]);
+  return layer.kind === 'dense' ? expanded.transpose() : expanded.reshape(layer.weightShape);
+}
+
+/**
+ * x [N, in] times w [in, out], with a backward pass built from explicit transposes and plain products: tfjs-wasm's
+ * own matMul gradient multiplies by transposed operands, its slow path.
+ */
+function matMul(tf: Tf, x: Tensor, w: Tensor): Tensor {
+  const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    const [a, b] = args as [Tensor, Tensor];
+    (args[2] as tfTypes.GradSaveFunc)([a, b]);
+    return {
+      value: tf.matMul(a, b),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => [
+        tf.matMul(dy, tf.transpose(saved[1])),
+        tf.matMul(tf.transpose(saved[0]), dy),
+      ],
+    };
+  });
+  return f(x, w);
+}
+
+/** NCHW input to the NHWC layout TensorFlow.js convolves in. */
+function toNhwc(tf: Tf, x: Tensor): Tensor {
+  return x.rank === 4 ? tf.transpose(x, [0, 2, 3, 1]) : x;
+}
+
+/** Flattens in NCHW (channel-major) order, as ONNX Flatten does, so exported weights line up. */
+function flattenNchw(tf: Tf, h: Tensor): Tensor {
+  return h.rank === 4 ? tf.transpose(h, [0, 3, 1, 2]).reshape([h.shape[0], -1]) : h;
+}
+
+/** Convolution of NHWC input with OIHW weights, no padding, stride 1. */
+function conv(tf: Tf, input: Tensor, oihw: Tensor): Tensor {
+  return tf.conv2d(input as tfTypes.Tensor4D, tf.transpose(oihw, [2, 3, 1, 0]) as tfTypes.Tensor4D, 1, 'valid');
+}
+
+/**
+ * Two-level binarization of each row of `values` [R, K] (weights) or each sample (activations), straight-through in
+ * the backward pass. Returns the levels-and-bits reconstruction and the bits. DAB: the split k that maximises
+ * S_k^2/k + (T - S_k)^2/(K - k) over the sorted row (see core/binarize.ts); XNOR: split at 0, levels +/- mean |v|.
+ */
+function twoLevel(tf: Tf, values: Tensor, mode: Exclude<BinarizeMode, 'none'>): { q: Tensor; bits: Tensor } {
+  const [rows, k] = values.shape as [number, number];
+  let bits: Tensor;
+  let upper: Tensor;
+  let lower: Tensor;
+  if (mode === 'dab') {
+    const sorted = tf.topk(values, k, true).values;
+    const prefix = tf.cumsum(sorted, 1);
+    const total = prefix.slice([0, k - 1], [rows, 1]);
+    const head = prefix.slice([0, 0], [rows, k - 1]);
+    const counts = tf.range(1, k, 1, 'float32');
+    const score = tf.add(tf.div(tf.square(head), counts), tf.div(tf.square(tf.sub(total, head)), tf.sub(k, counts)));
+    // The threshold is the split-th sorted value, picked by a one-hot product (tfjs-wasm's batched gather crashes).
+    const split = tf.argMax(score, 1);
+    const threshold = tf.sum(tf.mul(sorted, tf.oneHot(split, k)), 1, true);
+    // bits = values >= threshold, as 1 - step(threshold - values): tfjs-wasm's broadcasting compare is 30x slower.
+    bits = tf.sub(1, tf.step(tf.sub(threshold, values)));
+    const ups = tf.sum(bits, 1, true);
+    const downs = tf.sub(k, ups);
+    upper = tf.div(tf.sum(tf.mul(values, bits), 1, true), tf.maximum(ups, 1));
+    lower = tf.div(tf.sum(tf.mul(values, tf.sub(1, bits)), 1, true), tf.maximum(downs, 1));
+  } else {
+    bits = tf.sub(1, tf.step(tf.neg(values)));
+    upper = tf.mean(tf.abs(values), 1, true);
+    lower = tf.neg(upper);
+  }
+  return { q: tf.add(lower, tf.mul(tf.sub(upper, lower), bits)), bits };
+}
+
+/**
+ * Binarized weight rows for training. Backward: straight-through where |w| <= 1 (latent weights are clipped to
+ * [-1, 1]) plus the gradient through the level means, since each level is the mean of the weights it stands for.
+ */
+function binarizeWeightRows(tf: Tf, rows: Tensor, mode: Exclude<BinarizeMode, 'none'>): Tensor {
+  const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    const w = args[0] as Tensor;
+    const save = args[1] as tfTypes.GradSaveFunc;
+    const { q, bits } = twoLevel(tf, w, mode);
+    save([w, bits]);
+    return {
+      value: q,
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [wv, b] = saved;
+        const ste = tf.mul(dy, tf.cast(tf.lessEqual(tf.abs(wv), 1), 'float32'));
+        const k = wv.shape[1] as number;
+        const ups = tf.maximum(tf.sum(b, 1, true), 1);
+        const downs = tf.maximum(tf.sub(k, tf.sum(b, 1, true)), 1);
+        const meanUp = tf.div(tf.sum(tf.mul(dy, b), 1, true), ups);
+        const meanDown = tf.div(tf.sum(tf.mul(dy, tf.sub(1, b)), 1, true), downs);
+        return tf.add(ste, tf.add(tf.mul(b, meanUp), tf.mul(tf.sub(1, b), meanDown)));
+      },
+    };
+  });
+  return f(rows);
+}
+
+/**
+ * Binarizes a layer's input per sample. DAB first centres each position across channels (dense: across features),
+ * then fits two levels over the whole sample; XNOR splits at 0 with levels +/- mean |x|. Backward: straight-through.
+ */
+export function binarizeInputs(tf: Tf, h: Tensor, mode: BinarizeMode, isConv: boolean, training: boolean): Tensor {
+  if (mode === 'none') return h;
+  const apply = (x: Tensor): Tensor => {
+    const centred = mode === 'dab' ? tf.sub(x, tf.mean(x, isConv ? 3 : 1, true)) : x;
+    return twoLevel(tf, centred.reshape([x.shape[0], -1]), mode).q.reshape(x.shape);
+  };
+  if (!training) return apply(h);
+  const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => ({
+    value: apply(args[0] as Tensor),
+    gradFunc: (dy: Tensor) => dy,
+  }));
+  return f(h);
+}

@@ -1,0 +1,98 @@
+// A frozen model: a trained spec with binary weights packed, levels fixed and batch norm folded; what export writes.
+
+import { CmpError } from '../errors.js';
+import { binarizeRows, type BinaryRows } from './binarize.js';
+import { BN_EPSILON, inferShapes, type Activation, type BinarizeMode, type ModelSpec } from './spec.js';
+
+/** Float weights: dense [in, out], conv OIHW. */
+export interface FloatWeights {
+  kind: 'float';
+  data: Float32Array;
+}
+
+export interface BinaryWeights extends BinaryRows {
+  kind: 'binary';
+}
+
+/** A dense or conv layer ready to run: y = (x * W) * scale + shift per output channel, then the activation. */
+export interface FrozenWeightLayer {
+  kind: 'dense' | 'conv';
+  name: string;
+  /** Dense [in, out]; conv [out, in, k, k]. */
+  weightShape: number[];
+  weights: FloatWeights | BinaryWeights;
+  /** Per output channel; batch norm folded (or all ones without it). */
+  scale: Float32Array;
+  /** Per output channel; folded batch norm shift, or the bias. */
+  shift: Float32Array;
+  activation: Activation;
+  /** How this layer's input is binarized before the product (see binarizeActivations in the runtime). */
+  inputs: BinarizeMode;
+}
+
+export type FrozenLayer = FrozenWeightLayer | { kind: 'maxpool'; name: string; size: number } | { kind: 'flatten'; name: string };
+
+export interface FrozenModel {
+  spec: ModelSpec;
+  layers: FrozenLayer[];
+}
+
+/**
+ * Freezes trained tensors: binarizes weights per the spec (levels rounded to float16), folds batch norm into one scale
+ * and shift per channel. Tensor names: `<layer>.weight`, `<layer>.bias`, `<layer>.bn.{gamma,beta,mean,variance}`.
+ */
+export function freeze(spec: ModelSpec, tensors: Map<string, Float32Array>): FrozenModel {
+  const shapes = inferShapes(spec);
+  const get = (name: string, length: number): Float32Array => {
+    const t = tensors.get(name);
+    if (!t || t.length !== length) {
+      throw new CmpError('RUN_INVALID', `Tensor "${name}" is missing or has the wrong size. Retrain with cmp train.`);
+    }
+    return t;
+  };
+  const layers = spec.layers.map((layer, i): FrozenLayer => {
+    if (layer.kind === 'maxpool' || layer.kind === 'flatten') return { ...layer };
+    const { weightShape, weightCount, rowLength } = shapes[i];
+    const out = layer.kind === 'dense' ? layer.units : layer.filters;
+    const raw = get(`${layer.name}.weight`, weightCount);
+    let weights: FloatWeights | BinaryWeights;
+    if (layer.binarize.weights === 'none') {
+      weights = { kind: 'float', data: raw };
+    } else {
+      const rows = layer.kind === 'dense' ? transpose(raw, rowLength, out) : raw;
+      weights = { kind: 'binary', ...binarizeRows(rows, out, rowLength, layer.binarize.weights) };
+    }
+    const scale = new Float32Array(out).fill(1);
+    const shift = new Float32Array(out);
+    if (layer.batchNorm) {
+      const gamma = get(`${layer.name}.bn.gamma`, out);
+      const beta = get(`${layer.name}.bn.beta`, out);
+      const mean = get(`${layer.name}.bn.mean`, out);
+      const variance = get(`${layer.name}.bn.variance`, out);
+      for (let c = 0; c < out; c++) {
+        scale[c] = gamma[c] / Math.sqrt(variance[c] + BN_EPSILON);
+        shift[c] = beta[c] - mean[c] * scale[c];
+      }
+    } else {
+      shift.set(get(`${layer.name}.bias`, out));
+    }
+    return {
+      kind: layer.kind,
+      name: layer.name,
+      weightShape,
+      weights,
+      scale,
+      shift,
+      activation: layer.activation,
+      inputs: layer.binarize.inputs,
+    };
+  });
+  return { spec, layers };
+}
+
+/** Transposes a row-major [rows, cols] matrix. */
+export function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c];
+  return out;
+}

@@ -1,0 +1,59 @@
+// The cmp manifest: JSON stored in an ONNX file's metadata_props under "cmp", describing input, labels and layers.
+
+import { CmpError } from '../errors.js';
+import type { BinarizeMode, InputSpec } from './spec.js';
+
+export const MANIFEST_KEY = 'cmp';
+export const MANIFEST_FORMAT = 'cmp-manifest/1';
+
+/** Compression of one weight layer as stored in the file. */
+export interface LayerManifest {
+  name: string;
+  kind: 'dense' | 'conv';
+  weightShape: number[];
+  weightCount: number;
+  weights: BinarizeMode;
+  inputs: BinarizeMode;
+  /** Bytes the layer's weights take in the file (packed bits and float16 levels, or float32 values). */
+  weightBytes: number;
+  /** weightBytes * 8 / weightCount: 32 for float, about 1 for binary (levels and row padding included). */
+  bitsPerWeight: number;
+  /** Names of the initializers holding the weights: `bits`, `upper`, `lower` for binary, `weight` for float. */
+  initializers: Record<string, string>;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  cmpVersion: string;
+  arch: string;
+  /** Graph input name and layout: NCHW float32, values (pixel/255 - mean) / std. */
+  input: InputSpec & { name: string; layout: 'NCHW' };
+  output: { name: string };
+  labels: string[];
+  layers: LayerManifest[];
+  /** Where the model came from, when cmp trained it. */
+  training?: { dataset: string; epochs: number; testAccuracy: number };
+}
+
+/** Parses the manifest text found in an ONNX file; a malformed one is one MODEL_INVALID line. */
+export function parseManifest(text: string, source: string): Manifest {
+  const bad = (problem: string): CmpError =>
+    new CmpError('MODEL_INVALID', `The cmp manifest in ${source} ${problem}. Re-export the model with cmp export.`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw bad('is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null) throw bad('is not a JSON object');
+  const m = value as Partial<Manifest>;
+  if (m.format !== MANIFEST_FORMAT) throw bad(`has unknown format ${JSON.stringify(m.format)}`);
+  const shape = m.input?.shape;
+  if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) {
+    throw bad('has no valid input shape [C, H, W]');
+  }
+  if (typeof m.input?.name !== 'string' || typeof m.output?.name !== 'string') throw bad('names no input or output');
+  if (!Array.isArray(m.labels) || !m.labels.every((l) => typeof l === 'string')) throw bad('has no label list');
+  if (!Array.isArray(m.layers)) throw bad('has no layer list');
+  return m as Manifest;
+}

@@ -1,0 +1,119 @@
+// A run folder: what training writes and export reads (model.json with spec and history, weights.bin with tensors).
+
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CmpError } from '../errors.js';
+import { parseSpec, type ModelSpec } from './spec.js';
+
+/** One epoch of training as recorded in the run. */
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  trainAccuracy: number;
+  testAccuracy: number;
+  durationMs: number;
+}
+
+/** How a run was trained: enough to reproduce it. */
+export interface TrainingRecord {
+  dataset: string;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+  backend: string;
+  trainCount: number;
+  testCount: number;
+  durationMs: number;
+  history: EpochRecord[];
+}
+
+/** Where a tensor lives in weights.bin: float32 little-endian, `offset` in bytes. */
+export interface TensorEntry {
+  name: string;
+  shape: number[];
+  offset: number;
+}
+
+export interface RunRecord {
+  format: 'cmp-run/1';
+  cmpVersion: string;
+  spec: ModelSpec;
+  training: TrainingRecord;
+  tensors: TensorEntry[];
+}
+
+/** A loaded run: its record and its tensors by name (dense weights [in, out], conv weights OIHW). */
+export interface Run {
+  dir: string;
+  record: RunRecord;
+  tensors: Map<string, Float32Array>;
+}
+
+export const RUN_MODEL_FILE = 'model.json';
+export const RUN_WEIGHTS_FILE = 'weights.bin';
+
+/** Writes a run folder. Files are written beside and renamed, so an interrupted save leaves the old run intact. */
+export function saveRun(
+  dir: string,
+  record: Omit<RunRecord, 'format' | 'tensors'>,
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+): void {
+  const entries: TensorEntry[] = [];
+  let bytes = 0;
+  for (const [name, t] of tensors) {
+    entries.push({ name, shape: t.shape, offset: bytes });
+    bytes += t.data.length * 4;
+  }
+  const blob = Buffer.alloc(bytes);
+  let i = 0;
+  for (const t of tensors.values()) {
+    const base = entries[i++].offset;
+    for (let k = 0; k < t.data.length; k++) blob.writeFloatLE(t.data[k], base + 4 * k);
+  }
+  const full: RunRecord = { format: 'cmp-run/1', ...record, tensors: entries };
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${RUN_WEIGHTS_FILE}.tmp`), blob);
+    writeFileSync(join(dir, `${RUN_MODEL_FILE}.tmp`), JSON.stringify(full, null, 2) + '\n');
+    renameSync(join(dir, `${RUN_WEIGHTS_FILE}.tmp`), join(dir, RUN_WEIGHTS_FILE));
+    renameSync(join(dir, `${RUN_MODEL_FILE}.tmp`), join(dir, RUN_MODEL_FILE));
+  } catch (err) {
+    throw new CmpError('IO', `Cannot write the run to ${dir}: ${(err as Error).message}. Check the path and free space.`, {
+      cause: err,
+    });
+  }
+}
+
+/** Reads a run folder written by saveRun; anything missing or inconsistent is one RUN_INVALID line. */
+export function loadRun(dir: string): Run {
+  const bad = (problem: string, cause?: unknown): CmpError =>
+    new CmpError('RUN_INVALID', `Run folder ${dir} ${problem}. Train one with: cmp train --out ${dir}`, { cause });
+  let text: string;
+  let blob: Buffer;
+  try {
+    text = readFileSync(join(dir, RUN_MODEL_FILE), 'utf8');
+    blob = readFileSync(join(dir, RUN_WEIGHTS_FILE));
+  } catch (err) {
+    throw bad(`has no readable ${RUN_MODEL_FILE} and ${RUN_WEIGHTS_FILE}`, err);
+  }
+  let record: RunRecord;
+  try {
+    record = JSON.parse(text) as RunRecord;
+  } catch (err) {
+    throw bad(`has a ${RUN_MODEL_FILE} that is not JSON`, err);
+  }
+  if (record.format !== 'cmp-run/1' || !Array.isArray(record.tensors)) throw bad('is not a cmp run (format cmp-run/1)');
+  record.spec = parseSpec(record.spec, join(dir, RUN_MODEL_FILE));
+  const tensors = new Map<string, Float32Array>();
+  for (const entry of record.tensors) {
+    const count = entry.shape.reduce((a, b) => a * b, 1);
+    if (!Number.isInteger(entry.offset) || entry.offset < 0 || entry.offset + count * 4 > blob.length) {
+      throw bad(`has a ${RUN_WEIGHTS_FILE} too short for tensor "${entry.name}"`);
+    }
+    const data = new Float32Array(count);
+    for (let k = 0; k < count; k++) data[k] = blob.readFloatLE(entry.offset + 4 * k);
+    tensors.set(entry.name, data);
+  }
+  return { dir, record, tensors };
+}

@@ -1,0 +1,243 @@
+// The model spec: a small JSON description of a cmp network that training, export and later passes extend.
+
+import { CmpError } from '../errors.js';
+
+/** How a tensor is binarized: `dab` fits two levels to the distribution, `xnor` uses +/-alpha, `none` keeps float. */
+export type BinarizeMode = 'none' | 'xnor' | 'dab';
+export const BINARIZE_MODES: readonly BinarizeMode[] = Object.freeze(['none', 'xnor', 'dab']);
+
+export type Activation = 'relu' | 'none';
+
+/** What a weight layer binarizes: its weights, and its input activations. */
+export interface LayerBinarize {
+  weights: BinarizeMode;
+  inputs: BinarizeMode;
+}
+
+/** A fully connected layer. Followed by batch normalization when `batchNorm`, then `activation`. */
+export interface DenseSpec {
+  kind: 'dense';
+  name: string;
+  units: number;
+  batchNorm: boolean;
+  activation: Activation;
+  binarize: LayerBinarize;
+}
+
+/** A 2-D convolution, square kernel, stride 1, no padding ('valid'), NCHW. */
+export interface ConvSpec {
+  kind: 'conv';
+  name: string;
+  filters: number;
+  kernel: number;
+  batchNorm: boolean;
+  activation: Activation;
+  binarize: LayerBinarize;
+}
+
+/** Max pooling with a square window and the same stride. */
+export interface MaxPoolSpec {
+  kind: 'maxpool';
+  name: string;
+  size: number;
+}
+
+/** Flattens [C, H, W] to [C*H*W] in C-major order (as ONNX Flatten on NCHW). */
+export interface FlattenSpec {
+  kind: 'flatten';
+  name: string;
+}
+
+export type LayerSpec = DenseSpec | ConvSpec | MaxPoolSpec | FlattenSpec;
+export type WeightLayerSpec = DenseSpec | ConvSpec;
+
+/**
+ * The network input: `shape` is [channels, height, width]; values fed to the network are `(pixel/255 - mean) / std`
+ * per the manifest (cmp's own models use mean 0, std 1: inputs in [0, 1]).
+ */
+export interface InputSpec {
+  shape: [number, number, number];
+  mean: number;
+  std: number;
+}
+
+/** A cmp network. `format` is versioned so later readers can refuse what they do not know. */
+export interface ModelSpec {
+  format: 'cmp-model/1';
+  arch: string;
+  input: InputSpec;
+  labels: string[];
+  layers: LayerSpec[];
+}
+
+export function isWeightLayer(layer: LayerSpec): layer is WeightLayerSpec {
+  return layer.kind === 'dense' || layer.kind === 'conv';
+}
+
+/** Shape [C, H, W] (dense outputs are [units, 1, 1]) after every layer, and the weight shape of each weight layer. */
+export interface LayerShapes {
+  inputShape: [number, number, number];
+  outputShape: [number, number, number];
+  /** Dense: [in, out]; conv: [out, in, k, k] (OIHW). Empty for layers without weights. */
+  weightShape: number[];
+  /** Number of weights (without levels, batch norm or bias). */
+  weightCount: number;
+  /** Length of one binary row in the bit format: inputs per output unit / filter. */
+  rowLength: number;
+}
+
+/** Infers every layer's shapes, and checks the spec is consistent (one line per problem, thrown as MODEL_INVALID). */
+export function inferShapes(spec: ModelSpec): LayerShapes[] {
+  let shape: [number, number, number] = [...spec.input.shape];
+  let flat = false;
+  const out: LayerShapes[] = [];
+  for (const layer of spec.layers) {
+    const inputShape: [number, number, number] = [...shape];
+    let weightShape: number[] = [];
+    let rowLength = 0;
+    switch (layer.kind) {
+      case 'dense': {
+        const features = shape[0] * shape[1] * shape[2];
+        if (!flat && (shape[1] !== 1 || shape[2] !== 1)) flat = true;
+        weightShape = [features, layer.units];
+        rowLength = features;
+        shape = [layer.units, 1, 1];
+        break;
+      }
+      case 'conv': {
+        if (flat || shape[1] === 1) throw invalid(`layer "${layer.name}" is a conv after a flatten or dense layer`);
+        const [c, h, w] = shape;
+        if (h < layer.kernel || w < layer.kernel) throw invalid(`layer "${layer.name}" kernel is larger than its input`);
+        weightShape = [layer.filters, c, layer.kernel, layer.kernel];
+        rowLength = c * layer.kernel * layer.kernel;
+        shape = [layer.filters, h - layer.kernel + 1, w - layer.kernel + 1];
+        break;
+      }
+      case 'maxpool': {
+        const [c, h, w] = shape;
+        if (h < layer.size || w < layer.size) throw invalid(`layer "${layer.name}" pools a ${h}x${w} input by ${layer.size}`);
+        shape = [c, Math.floor(h / layer.size), Math.floor(w / layer.size)];
+        break;
+      }
+      case 'flatten':
+        shape = [shape[0] * shape[1] * shape[2], 1, 1];
+        flat = true;
+        break;
+    }
+    const weightCount = weightShape.reduce((a, b) => a * b, weightShape.length ? 1 : 0);
+    out.push({ inputShape, outputShape: [...shape], weightShape, weightCount, rowLength });
+  }
+  const last = spec.layers[spec.layers.length - 1];
+  if (!last || !isWeightLayer(last) || last.kind !== 'dense') throw invalid('the last layer must be dense');
+  if (last.units !== spec.labels.length) {
+    throw invalid(`the last layer has ${last.units} units but there are ${spec.labels.length} labels`);
+  }
+  return out;
+}
+
+function invalid(problem: string): CmpError {
+  return new CmpError('MODEL_INVALID', `Invalid model spec: ${problem}. Fix the spec or retrain with cmp train.`);
+}
+
+/** Options shared by the architectures cmp can build. */
+export interface ArchOptions {
+  inputShape: [number, number, number];
+  labels: string[];
+  /** Hidden widths of the dense layers (before the output layer). */
+  widths?: number[];
+  /** Conv filters per stage (lenet only). */
+  filters?: number[];
+  binarizeWeights: BinarizeMode;
+  binarizeInputs: BinarizeMode;
+  /** Weight layers (by 'first', 'last' or 0-based index among weight layers) whose weights stay float. */
+  keepFloatWeights: string[];
+  /** Weight layers whose inputs stay float. */
+  keepFloatInputs: string[];
+}
+
+export const ARCHS: readonly string[] = Object.freeze(['mlp', 'lenet']);
+export const DEFAULT_MLP_WIDTHS: readonly number[] = Object.freeze([512, 512]);
+export const DEFAULT_LENET_FILTERS: readonly number[] = Object.freeze([16, 32]);
+export const DEFAULT_LENET_WIDTHS: readonly number[] = Object.freeze([256]);
+
+/** Builds the spec of a named architecture. */
+export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
+  const hidden = (i: number, units: number): DenseSpec => ({
+    kind: 'dense',
+    name: `fc${i}`,
+    units,
+    batchNorm: true,
+    activation: 'relu',
+    binarize: { weights: 'none', inputs: 'none' },
+  });
+  const layers: LayerSpec[] = [];
+  if (arch === 'mlp') {
+    layers.push({ kind: 'flatten', name: 'flatten' });
+    (options.widths ?? DEFAULT_MLP_WIDTHS).forEach((units, i) => layers.push(hidden(i + 1, units)));
+  } else if (arch === 'lenet') {
+    (options.filters ?? DEFAULT_LENET_FILTERS).forEach((filters, i) => {
+      layers.push({
+        kind: 'conv',
+        name: `conv${i + 1}`,
+        filters,
+        kernel: 5,
+        batchNorm: true,
+        activation: 'relu',
+        binarize: { weights: 'none', inputs: 'none' },
+      });
+      layers.push({ kind: 'maxpool', name: `pool${i + 1}`, size: 2 });
+    });
+    layers.push({ kind: 'flatten', name: 'flatten' });
+    (options.widths ?? DEFAULT_LENET_WIDTHS).forEach((units, i) => layers.push(hidden(i + 1, units)));
+  } else {
+    throw new CmpError('BAD_ARGUMENT', `Unknown architecture "${arch}". Use one of: ${ARCHS.join(', ')}.`);
+  }
+  const count = layers.filter(isWeightLayer).length + 1;
+  layers.push({
+    kind: 'dense',
+    name: 'logits',
+    units: options.labels.length,
+    batchNorm: false,
+    activation: 'none',
+    binarize: { weights: 'none', inputs: 'none' },
+  });
+  let index = 0;
+  for (const layer of layers) {
+    if (!isWeightLayer(layer)) continue;
+    const keepWeights = matchesLayer(options.keepFloatWeights, index, count);
+    const keepInputs = matchesLayer(options.keepFloatInputs, index, count);
+    layer.binarize = {
+      weights: keepWeights ? 'none' : options.binarizeWeights,
+      inputs: keepInputs ? 'none' : options.binarizeInputs,
+    };
+    index++;
+  }
+  const spec: ModelSpec = {
+    format: 'cmp-model/1',
+    arch,
+    input: { shape: options.inputShape, mean: 0, std: 1 },
+    labels: options.labels,
+    layers,
+  };
+  inferShapes(spec);
+  return spec;
+}
+
+function matchesLayer(selectors: string[], index: number, count: number): boolean {
+  return selectors.some((s) => (s === 'first' && index === 0) || (s === 'last' && index === count - 1) || s === String(index));
+}
+
+/** Checks a parsed JSON value is a ModelSpec this version understands. */
+export function parseSpec(value: unknown, source: string): ModelSpec {
+  const bad = (problem: string): CmpError =>
+    new CmpError('MODEL_INVALID', `Invalid model spec in ${source}: ${problem}. Retrain with cmp train.`);
+  if (typeof value !== 'object' || value === null) throw bad('not a JSON object');
+  const spec = value as Partial<ModelSpec>;
+  if (spec.format !== 'cmp-model/1') throw bad(`unknown format ${JSON.stringify(spec.format)}`);
+  if (!Array.isArray(spec.layers) || !Array.isArray(spec.labels) || !spec.input) throw bad('missing layers, labels or input');
+  inferShapes(spec as ModelSpec);
+  return spec as ModelSpec;
+}
+
+/** Batch-normalization epsilon used in training and folded into exported scales. */
+export const BN_EPSILON = 1e-3;

@@ -1,0 +1,23 @@
+// The onnxruntime-node adapter: the only file that imports onnxruntime-node.
+
+import type { Backend, BackendFactory } from './backend.js';
+import type { ModelFile } from './model-file.js';
+
+/** onnxruntime-node with all graph optimizations (which also fold the in-graph bit unpacking once). */
+export const ortNodeBackend: BackendFactory = {
+  name: 'ort-node',
+  priority: 20,
+  async create(file: ModelFile): Promise<Backend> {
+    // Loaded on first use, so a platform without this runtime can still fall back to another backend.
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(file.bytes, { graphOptimizationLevel: 'all' });
+    return {
+      name: 'ort-node',
+      async run(input: Float32Array, dims: number[]): Promise<Float32Array> {
+        const result = await session.run({ [file.inputName]: new ort.Tensor('float32', input, dims) });
+        return result[file.outputName].data as Float32Array;
+      },
+      dispose: () => session.release(),
+    };
+  },
+};

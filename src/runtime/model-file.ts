@@ -1,0 +1,83 @@
+// Reading any ONNX file for running: its input and output, its cmp manifest when it has one, and its sizes.
+
+import { readFileSync, statSync } from 'node:fs';
+import { CmpError } from '../errors.js';
+import { MANIFEST_KEY, parseManifest, type Manifest } from '../core/manifest.js';
+import { decodeModel, onnxTypeName, tensorBytes, toNumber, valueDims, type OnnxModel, type OnnxValueInfo } from '../core/onnx.js';
+
+/** What a runtime needs to know about a model file. */
+export interface ModelFile {
+  path: string;
+  bytes: Uint8Array;
+  model: OnnxModel;
+  /** Present when cmp exported the file. */
+  manifest?: Manifest;
+  inputName: string;
+  /** Input dims without the batch dim; -1 where the file leaves a dim open. */
+  inputDims: number[];
+  outputName: string;
+  outputDims: number[];
+  opset: number;
+  producer: string;
+}
+
+/** Reads and checks an ONNX file; a missing, truncated or foreign file is one clear error. */
+export function readModelFile(path: string): ModelFile {
+  let bytes: Uint8Array;
+  try {
+    if (!statSync(path).isFile()) throw new Error('not a file');
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new CmpError('MODEL_INVALID', `Cannot read model file ${path}: ${(err as Error).message}. Check the path.`, {
+      cause: err,
+    });
+  }
+  return parseModelFile(bytes, path);
+}
+
+/** Parses ONNX bytes read from `path`. */
+export function parseModelFile(bytes: Uint8Array, path: string): ModelFile {
+  const model = decodeModel(bytes, path);
+  const graph = model.graph as NonNullable<OnnxModel['graph']>;
+  const stored = new Set((graph.initializer ?? []).map((t) => t.name));
+  const inputs = (graph.input ?? []).filter((i) => !stored.has(i.name));
+  const outputs = graph.output ?? [];
+  if (inputs.length === 0 || outputs.length === 0) {
+    throw new CmpError('MODEL_INVALID', `${path} has no graph input or output. Pass a complete ONNX model.`);
+  }
+  const entry = (model.metadataProps ?? []).find((p) => p.key === MANIFEST_KEY);
+  const manifest = entry ? parseManifest(entry.value ?? '', path) : undefined;
+  const input = manifest ? (inputs.find((i) => i.name === manifest.input.name) ?? inputs[0]) : inputs[0];
+  const output = manifest ? (outputs.find((o) => o.name === manifest.output.name) ?? outputs[0]) : outputs[0];
+  const elemType = input.type?.tensorType?.elemType ?? 1;
+  if (elemType !== 1) {
+    throw new CmpError(
+      'MODEL_INVALID',
+      `${path} takes ${onnxTypeName(elemType)} input "${input.name}"; cmp runs models with float32 input. Export it with a float input.`,
+    );
+  }
+  const dims = (info: OnnxValueInfo): number[] => valueDims(info).slice(1).map((d) => (typeof d === 'number' ? d : -1));
+  const defaultOpset = (model.opsetImport ?? []).find((o) => !o.domain);
+  return {
+    path,
+    bytes,
+    model,
+    manifest,
+    inputName: input.name as string,
+    inputDims: manifest ? [...manifest.input.shape] : dims(input),
+    outputName: output.name as string,
+    outputDims: dims(output),
+    opset: defaultOpset ? toNumber(defaultOpset.version) : 0,
+    producer: `${model.producerName ?? ''} ${model.producerVersion ?? ''}`.trim(),
+  };
+}
+
+/** Sizes of a model's stored tensors, for inspect and benchmarks. */
+export function initializerSizes(file: ModelFile): { name: string; type: string; dims: number[]; bytes: number }[] {
+  return (file.model.graph?.initializer ?? []).map((t) => ({
+    name: t.name ?? '',
+    type: onnxTypeName(t.dataType ?? 0),
+    dims: (t.dims ?? []).map(Number),
+    bytes: tensorBytes(t).bytes,
+  }));
+}
