@@ -4,7 +4,7 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { expandBinary } from '../core/bitpack.js';
 import type { FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
-import { BN_EPSILON, inferShapes, type BinarizeMode, type ModelSpec } from '../core/spec.js';
+import { ACTIVATION_LLOYD_STEPS, BN_EPSILON, inferShapes, type BinarizeMode, type ModelSpec } from '../core/spec.js';
 import type { Tf } from './tf.js';
 
 type Tensor = tfTypes.Tensor;
@@ -189,7 +189,37 @@ function flattenNchw(tf: Tf, h: Tensor): Tensor {
 
 /** Convolution of NHWC input with OIHW weights, no padding, stride 1. */
 function conv(tf: Tf, input: Tensor, oihw: Tensor): Tensor {
-  return tf.conv2d(input as tfTypes.Tensor4D, tf.transpose(oihw, [2, 3, 1, 0]) as tfTypes.Tensor4D, 1, 'valid');
+  return convValid(tf, input, tf.transpose(oihw, [2, 3, 1, 0]));
+}
+
+/**
+ * conv2d (NHWC input, HWIO filter, 'valid', stride 1) with its own backward pass: tfjs-wasm has no
+ * Conv2DBackpropFilter kernel, and its Conv3D stand-in is 50x slower. The input gradient is the full convolution of
+ * the padded output gradient with the flipped filter; the filter gradient is patches^T * dy, the patches gathered by
+ * k*k slices in (row, column, channel) order, which is exactly the HWIO filter flattened.
+ */
+export function convValid(tf: Tf, input: Tensor, hwio: Tensor): Tensor {
+  const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    const [x, w] = args as [tfTypes.Tensor4D, tfTypes.Tensor4D];
+    (args[2] as tfTypes.GradSaveFunc)([x, w]);
+    return {
+      value: tf.conv2d(x, w, 1, 'valid'),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [xs, ws] = saved as [tfTypes.Tensor4D, tfTypes.Tensor4D];
+        const [k, , inC, outC] = ws.shape;
+        const [n, oh, ow] = dy.shape;
+        const padded = tf.pad(dy as tfTypes.Tensor4D, [[0, 0], [k - 1, k - 1], [k - 1, k - 1], [0, 0]]);
+        const flipped = tf.transpose(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]) as tfTypes.Tensor4D;
+        const dx = tf.conv2d(padded, flipped, 1, 'valid');
+        const slices: Tensor[] = [];
+        for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) slices.push(tf.slice(xs, [0, i, j, 0], [n, oh, ow, inC]));
+        const patches = tf.concat(slices, 3).reshape([-1, k * k * inC]);
+        const dw = tf.matMul(tf.transpose(patches), dy.reshape([-1, outC])).reshape([k, k, inC, outC]);
+        return [dx, dw];
+      },
+    };
+  });
+  return f(input, hwio);
 }
 
 /**
@@ -254,14 +284,24 @@ function binarizeWeightRows(tf: Tf, rows: Tensor, mode: Exclude<BinarizeMode, 'n
 }
 
 /**
- * Binarizes a layer's input per sample. DAB first centres each position across channels (dense: across features),
- * then fits two levels over the whole sample; XNOR splits at 0 with levels +/- mean |x|. Backward: straight-through.
+ * Binarizes a layer's input per sample. DAB centres each position across channels (dense: across features), then fits
+ * two levels over the sample by Lloyd steps (see ACTIVATION_LLOYD_STEPS in core/spec.ts); XNOR splits at 0 with levels
+ * +/- mean |x|. Backward: straight-through.
  */
 export function binarizeInputs(tf: Tf, h: Tensor, mode: BinarizeMode, isConv: boolean, training: boolean): Tensor {
   if (mode === 'none') return h;
   const apply = (x: Tensor): Tensor => {
-    const centred = mode === 'dab' ? tf.sub(x, tf.mean(x, isConv ? 3 : 1, true)) : x;
-    return twoLevel(tf, centred.reshape([x.shape[0], -1]), mode).q.reshape(x.shape);
+    const n = x.shape[0];
+    if (mode === 'xnor') return twoLevel(tf, x.reshape([n, -1]), 'xnor').q.reshape(x.shape);
+    const flat = tf.sub(x, tf.mean(x, isConv ? 3 : 1, true)).reshape([n, -1]);
+    let threshold = tf.mean(flat, 1, true);
+    let levels = splitLevels(tf, flat, threshold);
+    for (let step = 0; step < ACTIVATION_LLOYD_STEPS; step++) {
+      threshold = tf.div(tf.add(levels.upper, levels.lower), 2);
+      levels = splitLevels(tf, flat, threshold);
+    }
+    const { bits, upper, lower } = levels;
+    return tf.add(lower, tf.mul(tf.sub(upper, lower), bits)).reshape(x.shape);
   };
   if (!training) return apply(h);
   const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => ({
@@ -269,4 +309,15 @@ export function binarizeInputs(tf: Tf, h: Tensor, mode: BinarizeMode, isConv: bo
     gradFunc: (dy: Tensor) => dy,
   }));
   return f(h);
+}
+
+/** Bits (values >= threshold, per row) and the mean of the values on each side. */
+function splitLevels(tf: Tf, values: Tensor, threshold: Tensor): { bits: Tensor; upper: Tensor; lower: Tensor } {
+  const k = values.shape[1] as number;
+  // values >= threshold as 1 - step(threshold - values): tfjs-wasm's broadcasting compare is 30x slower.
+  const bits = tf.sub(1, tf.step(tf.sub(threshold, values)));
+  const ups = tf.sum(bits, 1, true);
+  const upper = tf.div(tf.sum(tf.mul(values, bits), 1, true), tf.maximum(ups, 1));
+  const lower = tf.div(tf.sum(tf.mul(values, tf.sub(1, bits)), 1, true), tf.maximum(tf.sub(k, ups), 1));
+  return { bits, upper, lower };
 }

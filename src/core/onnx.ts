@@ -110,7 +110,7 @@ export function decodeModel(bytes: Uint8Array, source: string): OnnxModel {
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (err) {
-    throw new CmpError('MODEL_INVALID', `${source} is not a readable ONNX file (${firstLine(err)}). Export it again.`, {
+    throw new CmpError('MODEL_INVALID', `${source} is not a readable ONNX file (${firstLine(err)}). Pass a valid .onnx model (re-export it if cmp made it).`, {
       cause: err,
     });
   }

@@ -212,6 +212,13 @@ export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
     };
     index++;
   }
+  // A layer whose successor binarizes its input ends at batch norm: the binarization is the non-linearity (BNN
+  // style); a ReLU before it would leave XNOR nothing but ones.
+  const weightLayers = layers.filter(isWeightLayer);
+  weightLayers.forEach((layer, i) => {
+    const next = weightLayers[i + 1];
+    if (next && next.binarize.inputs !== 'none') layer.activation = 'none';
+  });
   const spec: ModelSpec = {
     format: 'cmp-model/1',
     arch,
@@ -238,6 +245,15 @@ export function parseSpec(value: unknown, source: string): ModelSpec {
   inferShapes(spec as ModelSpec);
   return spec as ModelSpec;
 }
+
+/**
+ * DAB activation binarization fits its two levels per sample by Lloyd steps (threshold = midpoint of the two level
+ * means) starting from the sample mean, instead of the sorted exhaustive search used for weights: it needs no sort
+ * on the device, costs O(n) per step, and its result does not hinge on float rounding. With a sorted search the
+ * reconstruction error is flat near its optimum, so runtimes that sum in a different order pick a split one value
+ * apart and disagree on a bit; a midpoint threshold only moves values within rounding error of it.
+ */
+export const ACTIVATION_LLOYD_STEPS = 3;
 
 /** Batch-normalization epsilon used in training and folded into exported scales. */
 export const BN_EPSILON = 1e-3;

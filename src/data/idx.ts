@@ -1,124 +1,259 @@
-// The IDX file format (MNIST, Fashion-MNIST): reading and writing, gzipped or not, with one-line errors for bad files.
+// Reads and writes the IDX tensor format of MNIST and Fashion-MNIST, plain or gzipped, rejecting malformed files.
 
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { CmpError } from '../errors.js';
 
-export type IdxDtype = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
-export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
+/*
+ * IDX layout (all multi-byte numbers big-endian):
+ *   bytes 0-1   0x00 0x00
+ *   byte  2     element type: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64
+ *   byte  3     number of dimensions D (at least 1)
+ *   then        D uint32 sizes, outermost first
+ *   then        product(sizes) elements, row-major, nothing after them
+ * A file starting with 0x1f 0x8b is a gzip stream holding the above.
+ */
 
-export interface IdxArray {
-  dtype: IdxDtype;
-  shape: number[];
-  data: IdxData;
+/** Element types an IDX file can hold. */
+export type IdxDtype = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
+
+/** The typed array that holds each IDX element type. */
+export interface IdxDataOf {
+  uint8: Uint8Array;
+  int8: Int8Array;
+  int16: Int16Array;
+  int32: Int32Array;
+  float32: Float32Array;
+  float64: Float64Array;
 }
 
-/** IDX type byte -> element type and size. */
-const IDX_TYPES: Readonly<Record<number, { dtype: IdxDtype; bytes: number }>> = Object.freeze({
-  0x08: { dtype: 'uint8', bytes: 1 },
-  0x09: { dtype: 'int8', bytes: 1 },
-  0x0b: { dtype: 'int16', bytes: 2 },
-  0x0c: { dtype: 'int32', bytes: 4 },
-  0x0d: { dtype: 'float32', bytes: 4 },
-  0x0e: { dtype: 'float64', bytes: 8 },
-});
+/** Any typed array an IDX tensor can hold. */
+export type IdxData = IdxDataOf[IdxDtype];
+
+/** An IDX tensor of one element type: `data` holds product(shape) elements, row-major. */
+export type IdxArrayOf<D extends IdxDtype> = { dtype: D; shape: number[]; data: IdxDataOf[D] };
+
+/** An IDX tensor; `dtype` tells which typed array `data` is (a discriminated union, so `dtype` narrows `data`). */
+export type IdxArray = { [D in IdxDtype]: IdxArrayOf<D> }[IdxDtype];
+
+interface DtypeInfo {
+  readonly dtype: IdxDtype;
+  readonly code: number;
+  readonly bytes: number;
+}
+
+const DTYPES: readonly DtypeInfo[] = Object.freeze([
+  { dtype: 'uint8', code: 0x08, bytes: 1 },
+  { dtype: 'int8', code: 0x09, bytes: 1 },
+  { dtype: 'int16', code: 0x0b, bytes: 2 },
+  { dtype: 'int32', code: 0x0c, bytes: 4 },
+  { dtype: 'float32', code: 0x0d, bytes: 4 },
+  { dtype: 'float64', code: 0x0e, bytes: 8 },
+]);
+
+const REINSTALL_HINT = 'Reinstall the data set or point --data at intact files.';
+
+function corrupt(source: string, problem: string, cause?: unknown): CmpError {
+  const message = `Corrupt IDX file "${source}": ${problem}. ${REINSTALL_HINT}`.replace(/\s*[\r\n]+\s*/g, ' ');
+  return new CmpError('DATASET_CORRUPT', message, cause === undefined ? undefined : { cause });
+}
+
+function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+function hex(byte: number): string {
+  return `0x${byte.toString(16).padStart(2, '0')}`;
+}
 
 /**
- * Parses IDX bytes (gunzipping first when they start with the gzip magic 1f 8b). Layout: 0x00 0x00, a type byte, a
- * dimension count, the dimensions as big-endian uint32, then the values big-endian, row-major.
+ * Parses an IDX file (gzipped or not) held in memory.
+ *
+ * @param bytes the file's contents; a gzip stream is detected by its magic bytes 0x1f 0x8b.
+ * @param source the file name, used only in error messages.
+ * @returns the tensor. For uint8/int8 data read from a gzip stream `data` is a view on the decompressed buffer
+ *   (no copy); otherwise it is a fresh array, never a view on `bytes`.
+ * @throws CmpError DATASET_CORRUPT for a broken gzip stream, a bad header, missing or trailing data.
  */
 export function readIdx(bytes: Uint8Array, source: string): IdxArray {
-  const corrupt = (problem: string, cause?: unknown): CmpError =>
-    new CmpError('DATASET_CORRUPT', `Corrupt IDX file "${source}": ${problem}. Reinstall the data set or point --data at intact files.`, {
-      cause,
-    });
   let raw = bytes;
-  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
+  const gzipped = isGzip(bytes);
+  if (gzipped) {
     try {
-      raw = gunzipSync(raw);
+      const out = gunzipSync(bytes);
+      raw = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     } catch (err) {
-      throw corrupt('the gzip stream is broken', err);
+      const why = err instanceof Error ? err.message : String(err);
+      throw corrupt(source, `the gzip stream is broken (${why})`, err);
     }
   }
-  if (raw.length < 4 || raw[0] !== 0 || raw[1] !== 0) throw corrupt('it does not start with the IDX magic (00 00)');
-  const type = IDX_TYPES[raw[2]];
-  if (!type) throw corrupt(`unknown element type 0x${raw[2].toString(16).padStart(2, '0')}`);
-  const rank = raw[3];
-  if (rank === 0) throw corrupt('it has no dimensions');
-  const header = 4 + 4 * rank;
-  if (raw.length < header) throw corrupt('the header is cut short');
+  const what = gzipped ? 'decompressed file' : 'file';
+  if (raw.length < 4) throw corrupt(source, `the ${what} is ${raw.length} bytes long, shorter than an IDX header`);
+  if (raw[0] !== 0 || raw[1] !== 0) {
+    throw corrupt(source, `bad magic ${hex(raw[0])} ${hex(raw[1])} (an IDX file starts with 0x00 0x00)`);
+  }
+  const info = DTYPES.find((d) => d.code === raw[2]);
+  if (info === undefined) {
+    throw corrupt(source, `unknown element type ${hex(raw[2])} (expected 0x08, 0x09, 0x0b, 0x0c, 0x0d or 0x0e)`);
+  }
+  const dims = raw[3];
+  if (dims === 0) throw corrupt(source, 'the header declares 0 dimensions');
+  const headerBytes = 4 + 4 * dims;
+  if (raw.length < headerBytes) {
+    throw corrupt(source, `the header declares ${dims} dimensions but the ${what} ends after ${raw.length} bytes`);
+  }
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const shape: number[] = [];
-  for (let i = 0; i < rank; i++) shape.push(view.getUint32(4 + 4 * i, false));
-  const count = shape.reduce((a, b) => a * b, 1);
-  const expected = count * type.bytes;
-  const found = raw.length - header;
-  if (found < expected) throw corrupt(`expected ${expected} bytes of values, found ${found}`);
-  if (found > expected) throw corrupt(`${found - expected} unexpected bytes after the values`);
-  return { dtype: type.dtype, shape, data: decode(view, header, count, type.dtype) };
+  let count = 1;
+  for (let i = 0; i < dims; i++) {
+    const size = view.getUint32(4 + 4 * i, false);
+    shape.push(size);
+    count *= size;
+  }
+  const expected = count * info.bytes;
+  const found = raw.length - headerBytes;
+  const noun = info.dtype === 'uint8' && dims >= 3 ? 'pixels' : 'data';
+  if (found < expected) {
+    throw corrupt(source, `expected ${expected} bytes of ${noun} for shape [${shape.join(', ')}], found ${found}`);
+  }
+  if (found > expected) {
+    throw corrupt(source, `${found - expected} trailing bytes after the ${expected} bytes of ${noun}`);
+  }
+  return decode(info.dtype, raw, headerBytes, count, gzipped, shape);
 }
 
-function decode(view: DataView, offset: number, count: number, dtype: IdxDtype): IdxData {
+function decode(
+  dtype: IdxDtype,
+  raw: Uint8Array,
+  offset: number,
+  count: number,
+  ownBuffer: boolean,
+  shape: number[],
+): IdxArray {
+  const start = raw.byteOffset + offset;
+  // One-byte types need no byte swapping: a view when `raw` is our own decompressed buffer, else a copy.
+  if (dtype === 'uint8') {
+    const data = new Uint8Array(raw.buffer, start, count);
+    return { dtype, shape, data: ownBuffer ? data : data.slice() };
+  }
+  if (dtype === 'int8') {
+    const data = new Int8Array(raw.buffer, start, count);
+    return { dtype, shape, data: ownBuffer ? data : data.slice() };
+  }
+  const view = new DataView(raw.buffer, start, raw.byteLength - offset);
   switch (dtype) {
-    case 'uint8':
-      return new Uint8Array(view.buffer, view.byteOffset + offset, count).slice();
-    case 'int8':
-      return new Int8Array(view.buffer, view.byteOffset + offset, count).slice();
     case 'int16': {
-      const out = new Int16Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getInt16(offset + 2 * i, false);
-      return out;
+      const data = new Int16Array(count);
+      for (let i = 0; i < count; i++) data[i] = view.getInt16(2 * i, false);
+      return { dtype, shape, data };
     }
     case 'int32': {
-      const out = new Int32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getInt32(offset + 4 * i, false);
-      return out;
+      const data = new Int32Array(count);
+      for (let i = 0; i < count; i++) data[i] = view.getInt32(4 * i, false);
+      return { dtype, shape, data };
     }
     case 'float32': {
-      const out = new Float32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat32(offset + 4 * i, false);
-      return out;
+      const data = new Float32Array(count);
+      for (let i = 0; i < count; i++) data[i] = view.getFloat32(4 * i, false);
+      return { dtype, shape, data };
     }
     case 'float64': {
-      const out = new Float64Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat64(offset + 8 * i, false);
-      return out;
+      const data = new Float64Array(count);
+      for (let i = 0; i < count; i++) data[i] = view.getFloat64(8 * i, false);
+      return { dtype, shape, data };
     }
   }
 }
 
-/** Reads an IDX file from disk. */
-export function readIdxFile(path: string): IdxArray {
+/**
+ * Reads and parses an IDX file (gzipped or not) from disk.
+ *
+ * @throws CmpError DATASET_MISSING when the file cannot be read, DATASET_CORRUPT when it is malformed.
+ */
+export async function readIdxFile(path: string): Promise<IdxArray> {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = await readFile(path);
   } catch (err) {
-    throw new CmpError('DATASET_MISSING', `Cannot read IDX file "${path}": ${(err as Error).message}. Check the path.`, {
-      cause: err,
-    });
+    const code = (err as { code?: unknown }).code;
+    const why = code === 'ENOENT' ? 'does not exist' : `cannot be read (${typeof code === 'string' ? code : 'error'})`;
+    throw new CmpError('DATASET_MISSING', `IDX file "${path}" ${why}.`, { cause: err });
   }
   return readIdx(bytes, path);
 }
 
-/** Serialises an array as IDX (for fixtures and exports), gzipped when asked. */
-export function writeIdx(array: IdxArray, options: { gzip?: boolean } = {}): Uint8Array {
-  const code = Number(Object.entries(IDX_TYPES).find(([, t]) => t.dtype === array.dtype)?.[0]);
-  const size = IDX_TYPES[code].bytes;
-  const header = 4 + 4 * array.shape.length;
-  const out = new Uint8Array(header + array.data.length * size);
-  const view = new DataView(out.buffer);
-  out[2] = code;
-  out[3] = array.shape.length;
-  array.shape.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  for (let i = 0; i < array.data.length; i++) {
-    const v = array.data[i];
-    const at = header + i * size;
-    if (array.dtype === 'uint8') view.setUint8(at, v);
-    else if (array.dtype === 'int8') view.setInt8(at, v);
-    else if (array.dtype === 'int16') view.setInt16(at, v, false);
-    else if (array.dtype === 'int32') view.setInt32(at, v, false);
-    else if (array.dtype === 'float32') view.setFloat32(at, v, false);
-    else view.setFloat64(at, v, false);
+/** Options of {@link writeIdx}. */
+export interface WriteIdxOptions {
+  /** Compress the result with gzip (default false). */
+  gzip?: boolean;
+}
+
+const CONSTRUCTORS: { readonly [D in IdxDtype]: { readonly name: string } } = {
+  uint8: Uint8Array,
+  int8: Int8Array,
+  int16: Int16Array,
+  int32: Int32Array,
+  float32: Float32Array,
+  float64: Float64Array,
+};
+
+/**
+ * Serializes a tensor as an IDX file (big-endian), optionally gzipped; used by tests and to write small fixtures.
+ *
+ * @throws CmpError BAD_ARGUMENT when the shape is not 1 to 255 sizes in 0..2^32-1, does not match the data length,
+ *   or the typed array does not match `dtype`.
+ */
+export function writeIdx(array: IdxArray, options: WriteIdxOptions = {}): Uint8Array {
+  const { dtype, shape, data } = array;
+  const info = DTYPES.find((d) => d.dtype === dtype);
+  if (info === undefined) throw new CmpError('BAD_ARGUMENT', `Unknown IDX dtype "${String(dtype)}".`);
+  const expectedType = CONSTRUCTORS[dtype].name;
+  if (data.constructor.name !== expectedType) {
+    throw new CmpError('BAD_ARGUMENT', `IDX dtype "${dtype}" needs a ${expectedType}, got a ${data.constructor.name}.`);
   }
-  return options.gzip ? gzipSync(out) : out;
+  if (shape.length < 1 || shape.length > 255) {
+    throw new CmpError('BAD_ARGUMENT', `IDX shape needs 1 to 255 dimensions, got ${shape.length}.`);
+  }
+  let count = 1;
+  for (const size of shape) {
+    if (!Number.isInteger(size) || size < 0 || size > 0xffffffff) {
+      throw new CmpError('BAD_ARGUMENT', `IDX shape [${shape.join(', ')}] has a size that is not in 0..2^32-1.`);
+    }
+    count *= size;
+  }
+  if (count !== data.length) {
+    throw new CmpError(
+      'BAD_ARGUMENT',
+      `IDX shape [${shape.join(', ')}] holds ${count} elements but the data has ${data.length}.`,
+    );
+  }
+  const headerBytes = 4 + 4 * shape.length;
+  const out = new Uint8Array(headerBytes + count * info.bytes);
+  const view = new DataView(out.buffer);
+  out[2] = info.code;
+  out[3] = shape.length;
+  shape.forEach((size, i) => view.setUint32(4 + 4 * i, size, false));
+  switch (array.dtype) {
+    case 'uint8':
+      out.set(array.data, headerBytes);
+      break;
+    case 'int8':
+      out.set(new Uint8Array(array.data.buffer, array.data.byteOffset, count), headerBytes);
+      break;
+    case 'int16':
+      array.data.forEach((v, i) => view.setInt16(headerBytes + 2 * i, v, false));
+      break;
+    case 'int32':
+      array.data.forEach((v, i) => view.setInt32(headerBytes + 4 * i, v, false));
+      break;
+    case 'float32':
+      array.data.forEach((v, i) => view.setFloat32(headerBytes + 4 * i, v, false));
+      break;
+    case 'float64':
+      array.data.forEach((v, i) => view.setFloat64(headerBytes + 8 * i, v, false));
+      break;
+  }
+  if (!options.gzip) return out;
+  const gz = gzipSync(out);
+  return new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength);
 }

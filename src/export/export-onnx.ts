@@ -15,7 +15,7 @@ import {
   type OnnxNode,
   type OnnxTensor,
 } from '../core/onnx.js';
-import { inferShapes } from '../core/spec.js';
+import { ACTIVATION_LLOYD_STEPS, inferShapes } from '../core/spec.js';
 import { CMP_VERSION } from '../core/version.js';
 
 /** The opset cmp writes: 18 is the first with BitwiseAnd, which unpacks bits. */
@@ -198,61 +198,58 @@ function bytesOf(a: Uint16Array): Uint8Array {
 }
 
 /**
- * The input binarization of a layer, in graph ops, computing what the runtime and training compute (see
- * compress/network.ts): DAB centres across channels (axis 1), then per sample sorts the values (TopK), finds the
- * split maximising S_k^2/k + (T - S_k)^2/(n - k) (CumSum, ArgMax) and replaces each value by its level's mean.
+ * The input binarization of a layer, in graph ops, computing what training and the runtimes compute (see
+ * compress/network.ts): DAB centres across channels (axis 1), then per sample runs ACTIVATION_LLOYD_STEPS Lloyd steps
+ * from the sample mean (threshold = midpoint of the two level means) and replaces each value by its level's mean.
  */
 function binarizeInputs(g: GraphBuilder, h: string, layer: FrozenWeightLayer, features: number): string {
   if (layer.inputs === 'none') return h;
   const p = `${layer.name}.binarize`;
   const shape = g.op('Shape', [h], `${p}.shape`);
-  let values = h;
-  if (layer.inputs === 'dab') {
-    const mean = g.op('ReduceMean', [h, g.constInt64([1])], `${p}.mean`, { keepdims: 1 });
-    values = g.op('Sub', [h, mean], `${p}.centred`);
-  }
-  const flat = g.op('Reshape', [values, g.constInt64([0, -1])], `${p}.flat`);
   const axis = g.constInt64([1]);
-  let bits: string;
-  let upper: string;
-  let lower: string;
+  let levels: SplitLevels;
   if (layer.inputs === 'dab') {
-    const n = features;
-    g.nodes.push(node('TopK', [flat, g.constInt64([n])], [`${p}.sorted`, `${p}.order`], { axis: 1, largest: 1, sorted: 1 }));
-    const prefix = g.op('CumSum', [`${p}.sorted`, axis], `${p}.prefix`);
-    const total = g.op('Slice', [prefix, g.constInt64([n - 1]), g.constInt64([n]), axis], `${p}.total`);
-    const head = g.op('Slice', [prefix, g.constInt64([0]), g.constInt64([n - 1]), axis], `${p}.head`);
-    const counts = Array.from({ length: n - 1 }, (_, i) => i + 1);
-    const k = g.constFloat(`${p}.counts`, [n - 1], counts);
-    const rest = g.constFloat(`${p}.rest`, [n - 1], counts.map((c) => n - c));
-    const tail = g.op('Sub', [total, head], `${p}.tail`);
-    const score = g.op(
-      'Add',
-      [
-        g.op('Div', [g.op('Mul', [head, head], `${p}.head2`), k], `${p}.upscore`),
-        g.op('Div', [g.op('Mul', [tail, tail], `${p}.tail2`), rest], `${p}.downscore`),
-      ],
-      `${p}.score`,
-    );
-    const split = g.op('ArgMax', [score], `${p}.split`, { axis: 1, keepdims: 1 });
-    const threshold = g.op('GatherElements', [`${p}.sorted`, split], `${p}.threshold`, { axis: 1 });
-    bits = g.op('Cast', [g.op('GreaterOrEqual', [flat, threshold], `${p}.isup`)], `${p}.bits`, { to: ONNX_TYPE.float });
-    const ups = g.op('ReduceSum', [bits, axis], `${p}.ups`, { keepdims: 1 });
-    const downs = g.op('Sub', [g.constScalar(n), ups], `${p}.downs`);
-    const notBits = g.op('Sub', [g.constScalar(1), bits], `${p}.notbits`);
-    const upSum = g.op('ReduceSum', [g.op('Mul', [flat, bits], `${p}.upvals`), axis], `${p}.upsum`, { keepdims: 1 });
-    const downSum = g.op('ReduceSum', [g.op('Mul', [flat, notBits], `${p}.downvals`), axis], `${p}.downsum`, {
-      keepdims: 1,
-    });
-    upper = g.op('Div', [upSum, g.op('Max', [ups, g.constScalar(1)], `${p}.upcount`)], `${p}.upper`);
-    lower = g.op('Div', [downSum, g.op('Max', [downs, g.constScalar(1)], `${p}.downcount`)], `${p}.lower`);
+    const mean = g.op('ReduceMean', [h, axis], `${p}.mean`, { keepdims: 1 });
+    const flat = g.op('Reshape', [g.op('Sub', [h, mean], `${p}.centred`), g.constInt64([0, -1])], `${p}.flat`);
+    let threshold = g.op('ReduceMean', [flat, axis], `${p}.t0`, { keepdims: 1 });
+    levels = splitLevels(g, flat, threshold, features, `${p}.s0`);
+    for (let step = 1; step <= ACTIVATION_LLOYD_STEPS; step++) {
+      const sum = g.op('Add', [levels.upper, levels.lower], `${p}.t${step}.sum`);
+      threshold = g.op('Div', [sum, g.constScalar(2)], `${p}.t${step}`);
+      levels = splitLevels(g, flat, threshold, features, `${p}.s${step}`);
+    }
   } else {
-    const zero = g.constScalar(0);
-    bits = g.op('Cast', [g.op('GreaterOrEqual', [flat, zero], `${p}.isup`)], `${p}.bits`, { to: ONNX_TYPE.float });
-    upper = g.op('ReduceMean', [g.op('Abs', [flat], `${p}.abs`), axis], `${p}.upper`, { keepdims: 1 });
-    lower = g.op('Neg', [upper], `${p}.lower`);
+    const flat = g.op('Reshape', [h, g.constInt64([0, -1])], `${p}.flat`);
+    const bits = g.op('Cast', [g.op('GreaterOrEqual', [flat, g.constScalar(0)], `${p}.isup`)], `${p}.bits`, {
+      to: ONNX_TYPE.float,
+    });
+    const upper = g.op('ReduceMean', [g.op('Abs', [flat], `${p}.abs`), axis], `${p}.upper`, { keepdims: 1 });
+    levels = { bits, upper, lower: g.op('Neg', [upper], `${p}.lower`) };
   }
-  const step = g.op('Sub', [upper, lower], `${p}.step`);
-  const q = g.op('Add', [lower, g.op('Mul', [step, bits], `${p}.scaled`)], `${p}.levels`);
+  const step = g.op('Sub', [levels.upper, levels.lower], `${p}.step`);
+  const q = g.op('Add', [levels.lower, g.op('Mul', [step, levels.bits], `${p}.scaled`)], `${p}.levels`);
   return g.op('Reshape', [q, shape], `${p}.out`);
+}
+
+interface SplitLevels {
+  bits: string;
+  upper: string;
+  lower: string;
+}
+
+/** Bits (flat >= threshold) and the mean of the values on each side, per row of `flat` [N, n]. */
+function splitLevels(g: GraphBuilder, flat: string, threshold: string, n: number, p: string): SplitLevels {
+  const axis = g.constInt64([1]);
+  const one = g.constScalar(1);
+  const bits = g.op('Cast', [g.op('GreaterOrEqual', [flat, threshold], `${p}.isup`)], `${p}.bits`, { to: ONNX_TYPE.float });
+  const ups = g.op('ReduceSum', [bits, axis], `${p}.ups`, { keepdims: 1 });
+  const downs = g.op('Sub', [g.constScalar(n), ups], `${p}.downs`);
+  const notBits = g.op('Sub', [one, bits], `${p}.notbits`);
+  const upSum = g.op('ReduceSum', [g.op('Mul', [flat, bits], `${p}.upvals`), axis], `${p}.upsum`, { keepdims: 1 });
+  const downSum = g.op('ReduceSum', [g.op('Mul', [flat, notBits], `${p}.downvals`), axis], `${p}.downsum`, { keepdims: 1 });
+  return {
+    bits,
+    upper: g.op('Div', [upSum, g.op('Max', [ups, one], `${p}.upcount`)], `${p}.upper`),
+    lower: g.op('Div', [downSum, g.op('Max', [downs, one], `${p}.downcount`)], `${p}.lower`),
+  };
 }

@@ -33,6 +33,9 @@ export const evalCommand: Command = {
       });
       io.progress.done();
       if (!file.manifest) io.progress.log(`${file.path} has no cmp manifest: feeding pixels in [0, 1] as is.`);
+      else if (file.manifest.labels.join('\n') !== data.labels.join('\n')) {
+        io.progress.log(`Warning: the model's labels (${file.manifest.labels.slice(0, 3).join(', ')}, ...) are not ${data.name}'s; accuracy compares class indices.`);
+      }
       if (io.json) {
         io.out(JSON.stringify({ model: file.path, dataset: data.name, ...result }, null, 2));
       } else {

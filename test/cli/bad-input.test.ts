@@ -1,0 +1,137 @@
+// Every CLI entry point answers bad input with one clear line on stderr and a non-zero exit.
+
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { exportOnnx } from '../../src/export/export-onnx.js';
+import { freeze } from '../../src/core/frozen.js';
+import { buildSpec } from '../../src/core/spec.js';
+import { encodeModel, node, valueInfo } from '../../src/core/onnx.js';
+import { runCli, tempDir } from '../helpers.js';
+
+let dir: string;
+let goodModel: string;
+
+function assertOneLineError(result: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.notEqual(result.code, 0, 'exit code');
+  const lines = result.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+  assert.match(lines[0], pattern);
+}
+
+before(() => {
+  dir = tempDir();
+  // A tiny untrained cmp model: enough to exercise the file readers.
+  const spec = buildSpec('mlp', {
+    inputShape: [1, 28, 28],
+    labels: ['a', 'b'],
+    widths: [4],
+    binarizeWeights: 'dab',
+    binarizeInputs: 'none',
+    keepFloatWeights: [],
+    keepFloatInputs: ['first', 'last'],
+  });
+  const tensors = new Map<string, Float32Array>([
+    ['fc1.weight', Float32Array.from({ length: 784 * 4 }, (_, i) => Math.sin(i))],
+    ['fc1.bn.gamma', new Float32Array(4).fill(1)],
+    ['fc1.bn.beta', new Float32Array(4)],
+    ['fc1.bn.mean', new Float32Array(4)],
+    ['fc1.bn.variance', new Float32Array(4).fill(1)],
+    ['logits.weight', Float32Array.from({ length: 8 }, (_, i) => Math.cos(i))],
+    ['logits.bias', new Float32Array(2)],
+  ]);
+  goodModel = join(dir, 'good.onnx');
+  writeFileSync(goodModel, exportOnnx(freeze(spec, tensors)).bytes);
+});
+
+test('an unknown flag names the flag and the help command', () => {
+  assertOneLineError(runCli(['train', '--epochz', '3', '--out', join(dir, 'r')]), /Unknown flag "--epochz".*cmp train --help/);
+});
+
+test('a malformed number names the flag and the value', () => {
+  assertOneLineError(runCli(['train', '--epochs', 'many', '--out', join(dir, 'r')]), /--epochs must be a positive whole number \(got "many"\)/);
+});
+
+test('a value outside the choices lists them', () => {
+  assertOneLineError(runCli(['train', '--binarize', 'ternary', '--out', join(dir, 'r')]), /--binarize must be one of: none, xnor, dab/);
+});
+
+test('an unknown command lists the commands', () => {
+  assertOneLineError(runCli(['trian']), /Unknown command "trian"\. Use one of: demo, train/);
+});
+
+test('an unknown data set names it and the choices', () => {
+  assertOneLineError(runCli(['train', '--data', 'cifar', '--out', join(dir, 'r')]), /Unknown data set "cifar"/);
+});
+
+test('a missing data folder says what to pass', () => {
+  assertOneLineError(runCli(['eval', goodModel, '--data', join(dir, 'nowhere')]), /nowhere/);
+});
+
+test('a corrupt IDX file is named with the problem', () => {
+  const data = join(dir, 'corrupt-idx');
+  mkdirSync(data);
+  const header = Buffer.from([0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28]);
+  writeFileSync(join(data, 'train-images-idx3-ubyte.gz'), gzipSync(Buffer.concat([header, Buffer.alloc(100)])));
+  writeFileSync(join(data, 'train-labels-idx1-ubyte'), Buffer.from([0, 0, 8, 1, 0, 0, 0, 10, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]));
+  copyFileSync(join(data, 'train-images-idx3-ubyte.gz'), join(data, 't10k-images-idx3-ubyte.gz'));
+  copyFileSync(join(data, 'train-labels-idx1-ubyte'), join(data, 't10k-labels-idx1-ubyte'));
+  assertOneLineError(runCli(['eval', goodModel, '--data', data]), /Corrupt IDX file ".*images-idx3-ubyte\.gz".*bytes/);
+});
+
+test('a file that is not ONNX is refused by eval and inspect', () => {
+  const notOnnx = join(dir, 'notes.onnx');
+  writeFileSync(notOnnx, 'these are my notes, not a model\n'.repeat(20));
+  assertOneLineError(runCli(['inspect', notOnnx]), /notes\.onnx is not .*ONNX/);
+  assertOneLineError(runCli(['eval', notOnnx, '--data', 'mnist']), /notes\.onnx is not .*ONNX/);
+});
+
+test('a truncated ONNX file is refused', () => {
+  const truncated = join(dir, 'truncated.onnx');
+  writeFileSync(truncated, readFileSync(goodModel).subarray(0, 3000));
+  assertOneLineError(runCli(['inspect', truncated]), /truncated\.onnx is not a readable ONNX file/);
+});
+
+test('a malformed cmp manifest is refused with what to do', () => {
+  const bad = join(dir, 'bad-manifest.onnx');
+  writeFileSync(
+    bad,
+    encodeModel({
+      name: 'g',
+      nodes: [node('Relu', ['input'], ['logits'])],
+      initializers: [],
+      inputs: [valueInfo('input', ['batch', 2])],
+      outputs: [valueInfo('logits', ['batch', 2])],
+      opset: 18,
+      producerVersion: 'test',
+      metadata: { cmp: '{"format": "cmp-manifest/1", "input": {' },
+    }),
+  );
+  assertOneLineError(runCli(['inspect', bad]), /manifest .* is not valid JSON\. Re-export/);
+});
+
+test('a missing model file is named', () => {
+  assertOneLineError(runCli(['inspect', join(dir, 'absent.onnx')]), /Cannot read model file .*absent\.onnx/);
+});
+
+test('a run folder that is not a run is named', () => {
+  assertOneLineError(runCli(['export', dir, '--out', join(dir, 'x.onnx')]), /is not|has no readable/);
+});
+
+test('--json errors are JSON with a stable code', () => {
+  const result = runCli(['inspect', join(dir, 'absent.onnx'), '--json']);
+  assert.notEqual(result.code, 0);
+  const parsed = JSON.parse(result.stdout) as { error: { code: string } };
+  assert.equal(parsed.error.code, 'MODEL_INVALID');
+});
+
+test('inspect reads a model it did not make (the third-party PyTorch LeNet)', () => {
+  const result = runCli(['inspect', join('..', 'shared', 'models', 'lenet5-mnist-pytorch.onnx'), '--json']);
+  assert.equal(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout) as { opset: number; ops: Record<string, number>; manifest?: unknown };
+  assert.equal(report.opset, 10);
+  assert.ok(report.ops.Conv >= 2);
+  assert.equal(report.manifest, undefined);
+});

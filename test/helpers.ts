@@ -1,0 +1,38 @@
+// Shared test helpers: real data sets (failing loudly when absent) and running the real CLI.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_FASHION_MNIST_DIR, loadDataset, type Dataset } from '../src/data/datasets.js';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const CLI = join(ROOT, 'bin', 'cmp.js');
+
+/** A slice of the real Fashion-MNIST; throws with the install command when the Debian package is missing. */
+export async function fashionMnist(limitTrain: number, limitTest: number): Promise<Dataset> {
+  if (!existsSync(join(DEFAULT_FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz'))) {
+    throw new Error(`Fashion-MNIST is missing from ${DEFAULT_FASHION_MNIST_DIR}: run apt-get install dataset-fashion-mnist`);
+  }
+  return loadDataset('fashion-mnist', { limitTrain, limitTest });
+}
+
+/** A fresh temporary folder. */
+export function tempDir(prefix = 'cmp-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Runs the built CLI (dist/, built by npm test) and captures its output. */
+export function runCli(args: string[], cwd = ROOT): { code: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 600_000 });
+  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Largest absolute difference between two arrays of equal length. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
