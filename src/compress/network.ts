@@ -209,7 +209,7 @@ export function convValid(tf: Tf, input: Tensor, hwio: Tensor): Tensor {
         const [k, , inC, outC] = ws.shape;
         const [n, oh, ow] = dy.shape;
         const padded = tf.pad(dy as tfTypes.Tensor4D, [[0, 0], [k - 1, k - 1], [k - 1, k - 1], [0, 0]]);
-        const flipped = tf.transpose(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]) as tfTypes.Tensor4D;
+        const flipped = tf.transpose<tfTypes.Tensor4D>(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]);
         const dx = tf.conv2d(padded, flipped, 1, 'valid');
         const slices: Tensor[] = [];
         for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) slices.push(tf.slice(xs, [0, i, j, 0], [n, oh, ow, inC]));

@@ -366,7 +366,6 @@ function mnistSplit(digits: MnistDigit[], labels: number[], order: [number, numb
 }
 
 async function loadMnist(options: LoadDatasetOptions): Promise<Dataset> {
-  await Promise.resolve(); // keep the loader's contract async like the others; the package loads synchronously
   const { digits, version } = loadMnistPackage();
   const labels = digits.map((digit, d) => {
     const label = mnistLabel(digit);
