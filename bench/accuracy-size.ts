@@ -1,0 +1,187 @@
+// accuracy-size: float vs XNOR vs DAB (weights only, weights and activations): test accuracy with onnxruntime-node,
+// ONNX bytes and bits per weight, on Fashion-MNIST and MNIST, with the issue's goals reported met or missed.
+
+import { parseArgs } from 'node:util';
+import { trainRun } from '../src/compress/train-run.js';
+import type { BinarizeMode } from '../src/core/spec.js';
+import { loadDataset } from '../src/data/datasets.js';
+import { CmpError } from '../src/errors.js';
+import { exportOnnx } from '../src/export/export-onnx.js';
+import { createBackend } from '../src/runtime/backends.js';
+import { evaluate } from '../src/runtime/evaluate.js';
+import { parseModelFile } from '../src/runtime/model-file.js';
+import { formatBytes, formatTable } from '../src/cli/table.js';
+import { describeMachine, machineLine } from './machine.js';
+import type { Benchmark } from './run.js';
+
+const MODELS: readonly { name: string; weights: BinarizeMode; activations: BinarizeMode }[] = Object.freeze([
+  { name: 'float', weights: 'none', activations: 'none' },
+  { name: 'xnor weights', weights: 'xnor', activations: 'none' },
+  { name: 'dab weights', weights: 'dab', activations: 'none' },
+  { name: 'xnor weights+act', weights: 'xnor', activations: 'xnor' },
+  { name: 'dab weights+act', weights: 'dab', activations: 'dab' },
+]);
+
+/** The goals of issue 2, on Fashion-MNIST. */
+const GOALS = Object.freeze({ floatAccuracy: 0.89, dabWithinPoints: 1.5, maxBitsPerWeight: 1.1 });
+
+interface Row {
+  dataset: string;
+  model: string;
+  weights: BinarizeMode;
+  activations: BinarizeMode;
+  testAccuracy: number;
+  onnxBytes: number;
+  /** Over the binarized layers (bits, levels and padding per weight); 32 for float. */
+  bitsPerWeight: number;
+  /** The worst binarized layer. */
+  maxLayerBitsPerWeight: number;
+  trainSeconds: number;
+}
+
+interface Goal {
+  goal: string;
+  met: boolean;
+  value: number;
+  target: number;
+  /** Signed distance to the target in the goal's unit (positive = better than needed). */
+  margin: number;
+  unit: string;
+}
+
+export const accuracySize: Benchmark = {
+  name: 'accuracy-size',
+  summary: 'accuracy, ONNX bytes and bits per weight of float, xnor and dab models',
+  async run(argv: string[], json: boolean): Promise<number> {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        strict: true,
+        options: {
+          datasets: { type: 'string', default: 'fashion-mnist,mnist' },
+          epochs: { type: 'string', default: '10' },
+          widths: { type: 'string', default: '512,512' },
+          'limit-train': { type: 'string' },
+          'limit-test': { type: 'string' },
+          seed: { type: 'string', default: '1' },
+        },
+      }));
+    } catch (err) {
+      throw new CmpError('BAD_FLAG', `${String((err as Error).message).split('\n')[0]} Flags: --datasets --epochs --widths --limit-train --limit-test --seed --json.`);
+    }
+    const int = (name: string, v: string | undefined): number | undefined => {
+      if (v === undefined) return undefined;
+      if (!/^\d+$/.test(v) || Number(v) <= 0) throw new CmpError('BAD_FLAG', `--${name} must be a positive whole number (got "${v}").`);
+      return Number(v);
+    };
+    const epochs = int('epochs', values.epochs) as number;
+    const seed = int('seed', values.seed) as number;
+    const widths = values.widths.split(',').map((w) => int('widths', w) as number);
+    const limitTrain = int('limit-train', values['limit-train']);
+    const limitTest = int('limit-test', values['limit-test']);
+    const machine = describeMachine();
+    const rows: Row[] = [];
+    const datasets = values.datasets.split(',');
+    for (const name of datasets) {
+      const data = await loadDataset(name, { limitTrain, limitTest });
+      for (const m of MODELS) {
+        const label = `${data.name} ${m.name}`;
+        const trained = await trainRun(data, {
+          arch: 'mlp',
+          widths,
+          binarizeWeights: m.weights,
+          binarizeActivations: m.activations,
+          epochs,
+          batchSize: 100,
+          learningRate: 0.002,
+          seed,
+          onProgress: (p) => {
+            if (p.phase === 'epoch') {
+              process.stderr.write(`${label}: epoch ${p.record.epoch}/${p.epochs} test ${(p.record.testAccuracy * 100).toFixed(2)}%\n`);
+            }
+          },
+        });
+        const { bytes, manifest } = exportOnnx(trained.frozen);
+        const file = parseModelFile(bytes, `${label}.onnx`);
+        const backend = await createBackend('ort-node', file);
+        const result = await evaluate(backend, file, data).finally(() => backend.dispose());
+        const binary = manifest.layers.filter((l) => l.weights !== 'none');
+        const layers = binary.length ? binary : manifest.layers;
+        rows.push({
+          dataset: data.name,
+          model: m.name,
+          weights: m.weights,
+          activations: m.activations,
+          testAccuracy: result.accuracy,
+          onnxBytes: bytes.length,
+          bitsPerWeight: (layers.reduce((a, l) => a + l.weightBytes, 0) * 8) / layers.reduce((a, l) => a + l.weightCount, 0),
+          maxLayerBitsPerWeight: Math.max(...layers.map((l) => l.bitsPerWeight)),
+          trainSeconds: trained.training.durationMs / 1000,
+        });
+      }
+    }
+    const goals = evaluateGoals(rows);
+    const inputs = { arch: 'mlp', widths, epochs, seed, limitTrain: limitTrain ?? 'all', limitTest: limitTest ?? 'all', datasets };
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ benchmark: 'accuracy-size', machine, inputs, rows, goals }, null, 2)}\n`);
+      return 0;
+    }
+    const out: string[] = [
+      `accuracy-size: MLP ${widths.join('-')}, ${epochs} epochs, seed ${seed}; accuracy by onnxruntime-node on each full test split`,
+      `machine: ${machineLine(machine)}`,
+      '',
+      formatTable(
+        ['data set', 'model', 'test accuracy', 'vs float', 'ONNX bytes', 'vs float', 'bits/weight', 'worst layer', 'train s'],
+        rows.map((r) => {
+          const base = rows.find((b) => b.dataset === r.dataset && b.weights === 'none') ?? r;
+          return [
+            r.dataset,
+            r.model,
+            `${(r.testAccuracy * 100).toFixed(2)}%`,
+            `${((r.testAccuracy - base.testAccuracy) * 100).toFixed(2)} pt`,
+            formatBytes(r.onnxBytes),
+            `${(base.onnxBytes / r.onnxBytes).toFixed(1)}x`,
+            r.bitsPerWeight.toFixed(3),
+            r.maxLayerBitsPerWeight.toFixed(3),
+            r.trainSeconds.toFixed(0),
+          ];
+        }),
+      ),
+      '',
+      'Goals (issue 2, Fashion-MNIST):',
+      ...goals.map((g) => `  ${g.met ? 'MET   ' : 'MISSED'} ${g.goal}: ${g.value.toFixed(3)} vs ${g.target.toFixed(3)} (${g.met ? 'by' : 'short by'} ${Math.abs(g.margin).toFixed(3)} ${g.unit})`),
+    ];
+    process.stdout.write(`${out.join('\n')}\n`);
+    return 0;
+  },
+};
+
+function evaluateGoals(rows: Row[]): Goal[] {
+  const fm = rows.filter((r) => r.dataset === 'fashion-mnist');
+  if (fm.length === 0) return [];
+  const pick = (weights: BinarizeMode, activations: BinarizeMode): Row | undefined =>
+    fm.find((r) => r.weights === weights && r.activations === activations);
+  const goals: Goal[] = [];
+  const float = pick('none', 'none');
+  const dab = pick('dab', 'none');
+  const xnor = pick('xnor', 'none');
+  if (float) {
+    const v = float.testAccuracy * 100;
+    goals.push({ goal: 'float MLP test accuracy >= 89%', met: v >= 89, value: v, target: GOALS.floatAccuracy * 100, margin: v - 89, unit: 'pt' });
+  }
+  if (float && dab) {
+    const drop = (float.testAccuracy - dab.testAccuracy) * 100;
+    goals.push({ goal: 'dab weights within 1.5 pt of float', met: drop <= GOALS.dabWithinPoints, value: drop, target: GOALS.dabWithinPoints, margin: GOALS.dabWithinPoints - drop, unit: 'pt' });
+  }
+  if (dab && xnor) {
+    const gain = (dab.testAccuracy - xnor.testAccuracy) * 100;
+    goals.push({ goal: 'dab weights above xnor weights', met: gain > 0, value: gain, target: 0, margin: gain, unit: 'pt' });
+  }
+  const binary = fm.filter((r) => r.weights !== 'none');
+  if (binary.length) {
+    const worst = Math.max(...binary.map((r) => r.maxLayerBitsPerWeight));
+    goals.push({ goal: 'every binarized layer <= 1.1 bits per weight', met: worst <= GOALS.maxBitsPerWeight, value: worst, target: GOALS.maxBitsPerWeight, margin: GOALS.maxBitsPerWeight - worst, unit: 'bits' });
+  }
+  return goals;
+}
