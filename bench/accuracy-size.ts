@@ -1,6 +1,7 @@
 // accuracy-size: float vs XNOR vs DAB (weights only, weights and activations): test accuracy with onnxruntime-node,
 // ONNX bytes and bits per weight, on Fashion-MNIST and MNIST, with the issue's goals reported met or missed.
 
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { trainRun } from '../src/compress/train-run.js';
 import type { BinarizeMode } from '../src/core/spec.js';
@@ -65,10 +66,11 @@ export const accuracySize: Benchmark = {
           'limit-train': { type: 'string' },
           'limit-test': { type: 'string' },
           seed: { type: 'string', default: '1' },
+          save: { type: 'string' },
         },
       }));
     } catch (err) {
-      throw new CmpError('BAD_FLAG', `${String((err as Error).message).split('\n')[0]} Flags: --datasets --epochs --widths --limit-train --limit-test --seed --json.`);
+      throw new CmpError('BAD_FLAG', `${String((err as Error).message).split('\n')[0]} Flags: --datasets --epochs --widths --limit-train --limit-test --seed --save FILE --json.`);
     }
     const int = (name: string, v: string | undefined): number | undefined => {
       if (v === undefined) return undefined;
@@ -123,8 +125,10 @@ export const accuracySize: Benchmark = {
     }
     const goals = evaluateGoals(rows);
     const inputs = { arch: 'mlp', widths, epochs, seed, limitTrain: limitTrain ?? 'all', limitTest: limitTest ?? 'all', datasets };
+    const record = JSON.stringify({ benchmark: 'accuracy-size', machine, inputs, rows, goals }, null, 2);
+    if (values.save) writeFileSync(values.save, `${record}\n`);
     if (json) {
-      process.stdout.write(`${JSON.stringify({ benchmark: 'accuracy-size', machine, inputs, rows, goals }, null, 2)}\n`);
+      process.stdout.write(`${record}\n`);
       return 0;
     }
     const out: string[] = [

@@ -24,8 +24,17 @@ export function tempDir(prefix = 'cmp-test-'): string {
 }
 
 /** Runs the built CLI (dist/, built by npm test) and captures its output. */
-export function runCli(args: string[], cwd = ROOT): { code: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 600_000 });
+export function runCli(
+  args: string[],
+  cwd = ROOT,
+  env: Record<string, string> = {},
+): { code: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 600_000,
+    env: { ...process.env, ...env },
+  });
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 

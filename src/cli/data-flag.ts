@@ -15,11 +15,13 @@ export async function loadDataFlag(
   io: CliIo,
   limits: { limitTrain?: number; limitTest?: number } = {},
 ): Promise<Dataset> {
+  // CMP_FASHION_MNIST_DIR points at Fashion-MNIST files outside Debian's location.
+  const root = process.env.CMP_FASHION_MNIST_DIR || undefined;
   let name = typeof value === 'string' ? value : undefined;
   if (!name) {
-    const resolved = await resolveDefaultDataset();
+    const resolved = await resolveDefaultDataset({ root });
     if (resolved.note) io.progress.log(resolved.note);
     name = resolved.name;
   }
-  return loadDataset(name, limits);
+  return loadDataset(name, { ...limits, ...(root ? { root } : {}) });
 }

@@ -1,0 +1,65 @@
+// The training network's own pieces: the conv backward pass, reproducibility, and what binarized layers hold.
+
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import { convValid } from '../../src/compress/network.js';
+import { loadTf, type Tf } from '../../src/compress/tf.js';
+import { trainRun } from '../../src/compress/train-run.js';
+import { unpackBits } from '../../src/core/bitpack.js';
+import type { Dataset } from '../../src/data/datasets.js';
+import { fashionMnist } from '../helpers.js';
+
+let tf: Tf;
+let data: Dataset;
+
+before(async () => {
+  ({ tf } = await loadTf());
+  data = await fashionMnist(600, 200);
+});
+
+test('the conv backward pass matches finite differences', () => {
+  const x = tf.randomNormal([2, 7, 6, 3], 0, 1, 'float32', 1);
+  const w = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 2);
+  const dy = tf.randomNormal([2, 5, 4, 4], 0, 1, 'float32', 3);
+  const loss = (a: typeof x, b: typeof w): ReturnType<typeof tf.sum> => tf.sum(tf.mul(convValid(tf, a, b), dy));
+  const [gx, gw] = tf.grads((a, b) => loss(a, b))([x, w]);
+  const eps = 1e-2;
+  for (const [grad, which, index] of [[gw, 'w', 7], [gw, 'w', 100], [gx, 'x', 40], [gx, 'x', 200]] as const) {
+    const base = (which === 'w' ? w : x).dataSync().slice();
+    base[index] += eps;
+    const moved = tf.tensor(base, (which === 'w' ? w : x).shape);
+    const plus = (which === 'w' ? loss(x, moved as typeof w) : loss(moved as typeof x, w)).dataSync()[0];
+    const numeric = (plus - loss(x, w).dataSync()[0]) / eps;
+    assert.ok(Math.abs(numeric - grad.dataSync()[index]) < 0.02 * Math.max(1, Math.abs(numeric)), `${which}[${index}]: ${numeric} vs ${grad.dataSync()[index]}`);
+  }
+});
+
+test('the same seed trains the same model; another seed does not', async () => {
+  const run = (seed: number): ReturnType<typeof trainRun> =>
+    trainRun(data, { arch: 'mlp', widths: [32], binarizeWeights: 'dab', binarizeActivations: 'none', epochs: 1, batchSize: 50, learningRate: 0.002, seed });
+  const [a, b, c] = [await run(3), await run(3), await run(4)];
+  assert.deepEqual([...(a.tensors.get('fc1.weight')?.data ?? [])], [...(b.tensors.get('fc1.weight')?.data ?? [])]);
+  assert.notDeepEqual([...(a.tensors.get('fc1.weight')?.data ?? [])], [...(c.tensors.get('fc1.weight')?.data ?? [])]);
+  assert.equal(a.testAccuracy, b.testAccuracy);
+});
+
+test('a dab layer freezes to exactly two levels per output unit, a float layer keeps its weights', async () => {
+  const result = await trainRun(data, {
+    arch: 'lenet', filters: [4, 8], widths: [16], binarizeWeights: 'dab', binarizeActivations: 'none', keepFloat: ['first'],
+    epochs: 1, batchSize: 50, learningRate: 0.002, seed: 1,
+  });
+  const conv1 = result.frozen.layers.find((l) => l.name === 'conv1');
+  const conv2 = result.frozen.layers.find((l) => l.name === 'conv2');
+  assert.equal(conv1?.kind === 'conv' && conv1.weights.kind, 'float');
+  assert.ok(conv2?.kind === 'conv' && conv2.weights.kind === 'binary');
+  if (conv2?.kind !== 'conv' || conv2.weights.kind !== 'binary') return;
+  const { packed, rows, rowLength, upper, lower } = conv2.weights;
+  assert.equal(rows, 8);
+  assert.equal(rowLength, 4 * 5 * 5);
+  const bits = unpackBits(packed, rows, rowLength);
+  for (let r = 0; r < rows; r++) {
+    const row = bits.subarray(r * rowLength, (r + 1) * rowLength);
+    assert.ok(row.includes(1) && row.includes(0), `row ${r} uses both levels`);
+    assert.ok(upper[r] > lower[r], `row ${r}: upper ${upper[r]} > lower ${lower[r]}`);
+  }
+});
