@@ -70,11 +70,15 @@ export const accuracySize: Benchmark = {
         },
       }));
     } catch (err) {
-      throw new CmpError('BAD_FLAG', `${String((err as Error).message).split('\n')[0]} Flags: --datasets --epochs --widths --limit-train --limit-test --seed --save FILE --json.`);
+      throw new CmpError(
+        'BAD_FLAG',
+        `${String((err as Error).message).split('\n')[0]} Flags: --datasets --epochs --widths --limit-train --limit-test --seed --save FILE --json.`,
+      );
     }
     const int = (name: string, v: string | undefined): number | undefined => {
       if (v === undefined) return undefined;
-      if (!/^\d+$/.test(v) || Number(v) <= 0) throw new CmpError('BAD_FLAG', `--${name} must be a positive whole number (got "${v}").`);
+      if (!/^\d+$/.test(v) || Number(v) <= 0)
+        throw new CmpError('BAD_FLAG', `--${name} must be a positive whole number (got "${v}").`);
       return Number(v);
     };
     const epochs = int('epochs', values.epochs) as number;
@@ -100,7 +104,9 @@ export const accuracySize: Benchmark = {
           seed,
           onProgress: (p) => {
             if (p.phase === 'epoch') {
-              process.stderr.write(`${label}: epoch ${p.record.epoch}/${p.epochs} test ${(p.record.testAccuracy * 100).toFixed(2)}%\n`);
+              process.stderr.write(
+                `${label}: epoch ${p.record.epoch}/${p.epochs} test ${(p.record.testAccuracy * 100).toFixed(2)}%\n`,
+              );
             }
           },
         });
@@ -117,14 +123,23 @@ export const accuracySize: Benchmark = {
           activations: m.activations,
           testAccuracy: result.accuracy,
           onnxBytes: bytes.length,
-          bitsPerWeight: (layers.reduce((a, l) => a + l.weightBytes, 0) * 8) / layers.reduce((a, l) => a + l.weightCount, 0),
+          bitsPerWeight:
+            (layers.reduce((a, l) => a + l.weightBytes, 0) * 8) / layers.reduce((a, l) => a + l.weightCount, 0),
           maxLayerBitsPerWeight: Math.max(...layers.map((l) => l.bitsPerWeight)),
           trainSeconds: trained.training.durationMs / 1000,
         });
       }
     }
     const goals = evaluateGoals(rows);
-    const inputs = { arch: 'mlp', widths, epochs, seed, limitTrain: limitTrain ?? 'all', limitTest: limitTest ?? 'all', datasets };
+    const inputs = {
+      arch: 'mlp',
+      widths,
+      epochs,
+      seed,
+      limitTrain: limitTrain ?? 'all',
+      limitTest: limitTest ?? 'all',
+      datasets,
+    };
     const record = JSON.stringify({ benchmark: 'accuracy-size', machine, inputs, rows, goals }, null, 2);
     if (values.save) writeFileSync(values.save, `${record}\n`);
     if (json) {
@@ -136,7 +151,17 @@ export const accuracySize: Benchmark = {
       `machine: ${machineLine(machine)}`,
       '',
       formatTable(
-        ['data set', 'model', 'test accuracy', 'vs float', 'ONNX bytes', 'vs float', 'bits/weight', 'worst layer', 'train s'],
+        [
+          'data set',
+          'model',
+          'test accuracy',
+          'vs float',
+          'ONNX bytes',
+          'vs float',
+          'bits/weight',
+          'worst layer',
+          'train s',
+        ],
         rows.map((r) => {
           const base = rows.find((b) => b.dataset === r.dataset && b.weights === 'none') ?? r;
           return [
@@ -154,7 +179,10 @@ export const accuracySize: Benchmark = {
       ),
       '',
       'Goals (issue 2, Fashion-MNIST):',
-      ...goals.map((g) => `  ${g.met ? 'MET   ' : 'MISSED'} ${g.goal}: ${g.value.toFixed(3)} vs ${g.target.toFixed(3)} (${g.met ? 'by' : 'short by'} ${Math.abs(g.margin).toFixed(3)} ${g.unit})`),
+      ...goals.map(
+        (g) =>
+          `  ${g.met ? 'MET   ' : 'MISSED'} ${g.goal}: ${g.value.toFixed(3)} vs ${g.target.toFixed(3)} (${g.met ? 'by' : 'short by'} ${Math.abs(g.margin).toFixed(3)} ${g.unit})`,
+      ),
     ];
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
@@ -172,20 +200,48 @@ function evaluateGoals(rows: Row[]): Goal[] {
   const xnor = pick('xnor', 'none');
   if (float) {
     const v = float.testAccuracy * 100;
-    goals.push({ goal: 'float MLP test accuracy >= 89%', met: v >= 89, value: v, target: GOALS.floatAccuracy * 100, margin: v - 89, unit: 'pt' });
+    goals.push({
+      goal: 'float MLP test accuracy >= 89%',
+      met: v >= 89,
+      value: v,
+      target: GOALS.floatAccuracy * 100,
+      margin: v - 89,
+      unit: 'pt',
+    });
   }
   if (float && dab) {
     const drop = (float.testAccuracy - dab.testAccuracy) * 100;
-    goals.push({ goal: 'dab weights within 1.5 pt of float', met: drop <= GOALS.dabWithinPoints, value: drop, target: GOALS.dabWithinPoints, margin: GOALS.dabWithinPoints - drop, unit: 'pt' });
+    goals.push({
+      goal: 'dab weights within 1.5 pt of float',
+      met: drop <= GOALS.dabWithinPoints,
+      value: drop,
+      target: GOALS.dabWithinPoints,
+      margin: GOALS.dabWithinPoints - drop,
+      unit: 'pt',
+    });
   }
   if (dab && xnor) {
     const gain = (dab.testAccuracy - xnor.testAccuracy) * 100;
-    goals.push({ goal: 'dab weights above xnor weights', met: gain > 0, value: gain, target: 0, margin: gain, unit: 'pt' });
+    goals.push({
+      goal: 'dab weights above xnor weights',
+      met: gain > 0,
+      value: gain,
+      target: 0,
+      margin: gain,
+      unit: 'pt',
+    });
   }
   const binary = fm.filter((r) => r.weights !== 'none');
   if (binary.length) {
     const worst = Math.max(...binary.map((r) => r.maxLayerBitsPerWeight));
-    goals.push({ goal: 'every binarized layer <= 1.1 bits per weight', met: worst <= GOALS.maxBitsPerWeight, value: worst, target: GOALS.maxBitsPerWeight, margin: GOALS.maxBitsPerWeight - worst, unit: 'bits' });
+    goals.push({
+      goal: 'every binarized layer <= 1.1 bits per weight',
+      met: worst <= GOALS.maxBitsPerWeight,
+      value: worst,
+      target: GOALS.maxBitsPerWeight,
+      margin: GOALS.maxBitsPerWeight - worst,
+      unit: 'bits',
+    });
   }
   return goals;
 }

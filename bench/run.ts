@@ -22,7 +22,10 @@ async function main(argv: string[]): Promise<number> {
         `${name ? `Unknown benchmark "${name}"` : 'No benchmark named'}. Use one of: ${BENCHMARKS.map((b) => b.name).join(', ')} (npm run bench -- NAME).`,
       );
     }
-    return await bench.run(rest.filter((a) => a !== '--json'), json);
+    return await bench.run(
+      rest.filter((a) => a !== '--json'),
+      json,
+    );
   } catch (err) {
     process.stderr.write(`bench: ${isCmpError(err) ? err.message : String((err as Error).stack ?? err)}\n`);
     return isCmpError(err) ? 2 : 1;

@@ -13,7 +13,9 @@ export const CLI = join(ROOT, 'bin', 'cmp.js');
 /** A slice of the real Fashion-MNIST; throws with the install command when the Debian package is missing. */
 export async function fashionMnist(limitTrain: number, limitTest: number): Promise<Dataset> {
   if (!existsSync(join(DEFAULT_FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz'))) {
-    throw new Error(`Fashion-MNIST is missing from ${DEFAULT_FASHION_MNIST_DIR}: run apt-get install dataset-fashion-mnist`);
+    throw new Error(
+      `Fashion-MNIST is missing from ${DEFAULT_FASHION_MNIST_DIR}: run apt-get install dataset-fashion-mnist`,
+    );
   }
   return loadDataset('fashion-mnist', { limitTrain, limitTest });
 }

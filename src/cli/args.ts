@@ -42,13 +42,19 @@ export const COMMON_FLAGS: Record<string, FlagDef> = {
 export function parseCommand(def: CommandDef, argv: string[]): Parsed {
   const all = { ...def.flags, ...COMMON_FLAGS };
   const options = Object.fromEntries(
-    Object.entries(all).map(([name, f]) => [name, { type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const) }]),
+    Object.entries(all).map(([name, f]) => [
+      name,
+      { type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const) },
+    ]),
   );
   let raw: ReturnType<typeof parseArgs>;
   try {
     raw = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
   } catch (err) {
-    throw new CmpError('BAD_FLAG', `${flagProblem(err)} for "cmp ${def.name}". Run cmp ${def.name} --help for its flags.`);
+    throw new CmpError(
+      'BAD_FLAG',
+      `${flagProblem(err)} for "cmp ${def.name}". Run cmp ${def.name} --help for its flags.`,
+    );
   }
   const flags: Record<string, FlagValue> = {};
   for (const [name, value] of Object.entries(raw.values)) {
@@ -59,7 +65,8 @@ export function parseCommand(def: CommandDef, argv: string[]): Parsed {
   if (raw.positionals.length < required.length) {
     throw new CmpError(
       'BAD_ARGUMENT',
-      `cmp ${def.name} needs ${required.join(' and ')}. Usage: cmp ${def.name} ${def.positionals.join(' ')}`.trimEnd() + '.',
+      `cmp ${def.name} needs ${required.join(' and ')}. Usage: cmp ${def.name} ${def.positionals.join(' ')}`.trimEnd() +
+        '.',
     );
   }
   if (raw.positionals.length > def.positionals.length) {
@@ -100,7 +107,10 @@ function convert(command: string, name: string, def: FlagDef, value: string | bo
       return n;
     }
     case 'list': {
-      const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+      const items = text
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (def.choices && items.some((i) => !(def.choices as readonly string[]).includes(i))) {
         throw bad(`takes a comma-separated list of: ${def.choices.join(', ')}`);
       }
@@ -108,7 +118,8 @@ function convert(command: string, name: string, def: FlagDef, value: string | bo
     }
     case 'ints': {
       const items = text.split(',').map((s) => s.trim());
-      if (items.some((i) => !/^\d+$/.test(i) || Number(i) <= 0)) throw bad('must be comma-separated positive whole numbers');
+      if (items.some((i) => !/^\d+$/.test(i) || Number(i) <= 0))
+        throw bad('must be comma-separated positive whole numbers');
       return items.map(Number);
     }
   }
@@ -130,5 +141,7 @@ export function commandHelp(def: CommandDef): string {
 }
 
 function flagLabel(name: string, f: FlagDef): string {
-  return f.type === 'boolean' ? `--${name}` : `--${name} ${f.value ?? (f.type === 'int' || f.type === 'number' ? 'N' : 'VALUE')}`;
+  return f.type === 'boolean'
+    ? `--${name}`
+    : `--${name} ${f.value ?? (f.type === 'int' || f.type === 'number' ? 'N' : 'VALUE')}`;
 }

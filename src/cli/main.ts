@@ -11,7 +11,13 @@ import { exportCommand } from './commands/export.js';
 import { inspectCommand } from './commands/inspect.js';
 import { trainCommand } from './commands/train.js';
 
-const COMMANDS: readonly Command[] = Object.freeze([demoCommand, trainCommand, exportCommand, evalCommand, inspectCommand]);
+const COMMANDS: readonly Command[] = Object.freeze([
+  demoCommand,
+  trainCommand,
+  exportCommand,
+  evalCommand,
+  inspectCommand,
+]);
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.def.name.length));
@@ -42,7 +48,10 @@ export async function main(argv: string[]): Promise<number> {
   const json = rest.includes('--json');
   try {
     if (!command) {
-      throw new CmpError('BAD_ARGUMENT', `Unknown command "${name}". Use one of: ${COMMANDS.map((c) => c.def.name).join(', ')}.`);
+      throw new CmpError(
+        'BAD_ARGUMENT',
+        `Unknown command "${name}". Use one of: ${COMMANDS.map((c) => c.def.name).join(', ')}.`,
+      );
     }
     const parsed = parseCommand(command.def, rest);
     if (parsed.flags.help) {
@@ -52,7 +61,9 @@ export async function main(argv: string[]): Promise<number> {
     const progress = createProgress(process.stderr, parsed.flags.quiet === true);
     return await command.run(parsed, { out: (text) => process.stdout.write(`${text}\n`), progress, json });
   } catch (err) {
-    const message = isCmpError(err) ? err.message : `Internal error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+    const message = isCmpError(err)
+      ? err.message
+      : `Internal error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
     const code = isCmpError(err) ? err.code : 'INTERNAL';
     if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
     process.stderr.write(`cmp: ${message}\n`);

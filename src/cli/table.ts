@@ -4,9 +4,14 @@
 export function formatTable(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map(String))];
   const widths = headers.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? '').length)));
-  const numeric = headers.map((_, c) => rows.length > 0 && rows.every((r) => /^[-+]?[\d.,]+\s*[%a-zA-Z/µ]*$/.test(String(r[c] ?? ''))));
+  const numeric = headers.map(
+    (_, c) => rows.length > 0 && rows.every((r) => /^[-+]?[\d.,]+\s*[%a-zA-Z/µ]*$/.test(String(r[c] ?? ''))),
+  );
   const line = (r: string[]): string =>
-    r.map((cell, c) => (numeric[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd();
+    r
+      .map((cell, c) => (numeric[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
+      .join('  ')
+      .trimEnd();
   return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
 

@@ -208,11 +208,17 @@ export function convValid(tf: Tf, input: Tensor, hwio: Tensor): Tensor {
         const [xs, ws] = saved as [tfTypes.Tensor4D, tfTypes.Tensor4D];
         const [k, , inC, outC] = ws.shape;
         const [n, oh, ow] = dy.shape;
-        const padded = tf.pad(dy as tfTypes.Tensor4D, [[0, 0], [k - 1, k - 1], [k - 1, k - 1], [0, 0]]);
+        const padded = tf.pad(dy as tfTypes.Tensor4D, [
+          [0, 0],
+          [k - 1, k - 1],
+          [k - 1, k - 1],
+          [0, 0],
+        ]);
         const flipped = tf.transpose<tfTypes.Tensor4D>(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]);
         const dx = tf.conv2d(padded, flipped, 1, 'valid');
         const slices: Tensor[] = [];
-        for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) slices.push(tf.slice(xs, [0, i, j, 0], [n, oh, ow, inC]));
+        for (let i = 0; i < k; i++)
+          for (let j = 0; j < k; j++) slices.push(tf.slice(xs, [0, i, j, 0], [n, oh, ow, inC]));
         const patches = tf.concat(slices, 3).reshape([-1, k * k * inC]);
         const dw = tf.matMul(tf.transpose(patches), dy.reshape([-1, outC])).reshape([k, k, inC, outC]);
         return [dx, dw];

@@ -35,7 +35,10 @@ async function load(): Promise<{ tf: Tf; backend: string }> {
   await import('@tensorflow/tfjs-backend-wasm');
   const wanted = forced ?? 'wasm';
   if (!(await tf.setBackend(wanted))) {
-    throw new CmpError('BACKEND_UNAVAILABLE', `TensorFlow.js backend "${wanted}" failed to start. Use CMP_TF_BACKEND=cpu.`);
+    throw new CmpError(
+      'BACKEND_UNAVAILABLE',
+      `TensorFlow.js backend "${wanted}" failed to start. Use CMP_TF_BACKEND=cpu.`,
+    );
   }
   await tf.ready();
   return { tf, backend: wanted };

@@ -109,11 +109,18 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     };
     history.push(record);
     const elapsed = Date.now() - started;
-    options.onProgress?.({ phase: 'epoch', epochs: options.epochs, record, etaMs: (elapsed / epoch) * (options.epochs - epoch) });
+    options.onProgress?.({
+      phase: 'epoch',
+      epochs: options.epochs,
+      record,
+      etaMs: (elapsed / epoch) * (options.epochs - epoch),
+    });
   }
   const tensors = await paramsToTensors(params);
   const frozen = freeze(spec, flatTensors(tensors));
-  const testAccuracy = history.length ? history[history.length - 1].testAccuracy : await evaluateFrozen(frozen, data, data.test);
+  const testAccuracy = history.length
+    ? history[history.length - 1].testAccuracy
+    : await evaluateFrozen(frozen, data, data.test);
   disposeParams(params);
   adam.dispose();
   return {
@@ -136,7 +143,12 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
 }
 
 /** Logits of a frozen model on `count` samples of a split, computed in TensorFlow.js. */
-export async function predictFrozen(frozen: FrozenModel, data: Dataset, split: Split, count = split.count): Promise<Float32Array> {
+export async function predictFrozen(
+  frozen: FrozenModel,
+  data: Dataset,
+  split: Split,
+  count = split.count,
+): Promise<Float32Array> {
   const { tf } = await loadTf();
   const classes = frozen.spec.labels.length;
   const out = new Float32Array(count * classes);
@@ -145,7 +157,7 @@ export async function predictFrozen(frozen: FrozenModel, data: Dataset, split: S
     const size = Math.min(500, count - start);
     const { x, y } = batchTensors(tf, data, split, order, start, size);
     const logits = forwardFrozen(tf, frozen, x);
-    out.set((await logits.data()), start * classes);
+    out.set(await logits.data(), start * classes);
     tf.dispose([x, y, logits]);
   }
   return out;

@@ -30,7 +30,8 @@ export interface FrozenWeightLayer {
   inputs: BinarizeMode;
 }
 
-export type FrozenLayer = FrozenWeightLayer | { kind: 'maxpool'; name: string; size: number } | { kind: 'flatten'; name: string };
+export type FrozenLayer =
+  FrozenWeightLayer | { kind: 'maxpool'; name: string; size: number } | { kind: 'flatten'; name: string };
 
 export interface FrozenModel {
   spec: ModelSpec;

@@ -15,8 +15,23 @@ export type OnnxValueInfo = OnnxNs.IValueInfoProto;
 /** ONNX tensor element types cmp writes. */
 export const ONNX_TYPE = Object.freeze({ float: 1, uint8: 2, int32: 6, int64: 7, float16: 10 } as const);
 const TYPE_NAMES: Readonly<Record<number, string>> = Object.freeze({
-  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string', 9: 'bool',
-  10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16', 17: 'float8e4m3fn', 21: 'uint4', 22: 'int4',
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  8: 'string',
+  9: 'bool',
+  10: 'float16',
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
+  16: 'bfloat16',
+  17: 'float8e4m3fn',
+  21: 'uint4',
+  22: 'int4',
 });
 
 /** Name of an ONNX element type number, e.g. 1 -> 'float32'. */
@@ -26,7 +41,28 @@ export function onnxTypeName(type: number): string {
 
 /** Bytes per element of an ONNX type (fractions for sub-byte types). */
 export function onnxTypeBytes(type: number): number {
-  return ({ 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2, 17: 1, 21: 0.5, 22: 0.5 } as Record<number, number>)[type] ?? 0;
+  return (
+    (
+      {
+        1: 4,
+        2: 1,
+        3: 1,
+        4: 2,
+        5: 2,
+        6: 4,
+        7: 8,
+        9: 1,
+        10: 2,
+        11: 8,
+        12: 4,
+        13: 8,
+        16: 2,
+        17: 1,
+        21: 0.5,
+        22: 0.5,
+      } as Record<number, number>
+    )[type] ?? 0
+  );
 }
 
 /** An initializer from raw little-endian bytes. */
@@ -110,9 +146,13 @@ export function decodeModel(bytes: Uint8Array, source: string): OnnxModel {
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (err) {
-    throw new CmpError('MODEL_INVALID', `${source} is not a readable ONNX file (${firstLine(err)}). Pass a valid .onnx model (re-export it if cmp made it).`, {
-      cause: err,
-    });
+    throw new CmpError(
+      'MODEL_INVALID',
+      `${source} is not a readable ONNX file (${firstLine(err)}). Pass a valid .onnx model (re-export it if cmp made it).`,
+      {
+        cause: err,
+      },
+    );
   }
   if (!model.graph || !model.irVersion || (model.graph.node ?? []).length === 0) {
     throw new CmpError('MODEL_INVALID', `${source} is not an ONNX model (no graph found). Pass a .onnx model file.`);
@@ -135,7 +175,9 @@ export function tensorBytes(t: OnnxTensor): { count: number; bytes: number; exte
 
 /** Static dims of a value info; symbolic or unknown dims are returned as their name or -1. */
 export function valueDims(info: OnnxValueInfo): (number | string)[] {
-  return (info.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue != null ? toNumber(d.dimValue) : -1));
+  return (info.type?.tensorType?.shape?.dim ?? []).map((d) =>
+    d.dimParam ? d.dimParam : d.dimValue != null ? toNumber(d.dimValue) : -1,
+  );
 }
 
 function firstLine(err: unknown): string {

@@ -79,9 +79,13 @@ export function saveRun(
     renameSync(join(dir, `${RUN_WEIGHTS_FILE}.tmp`), join(dir, RUN_WEIGHTS_FILE));
     renameSync(join(dir, `${RUN_MODEL_FILE}.tmp`), join(dir, RUN_MODEL_FILE));
   } catch (err) {
-    throw new CmpError('IO', `Cannot write the run to ${dir}: ${(err as Error).message}. Check the path and free space.`, {
-      cause: err,
-    });
+    throw new CmpError(
+      'IO',
+      `Cannot write the run to ${dir}: ${(err as Error).message}. Check the path and free space.`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 

@@ -107,7 +107,8 @@ export function inferShapes(spec: ModelSpec): LayerShapes[] {
       case 'conv': {
         if (flat || shape[1] === 1) throw invalid(`layer "${layer.name}" is a conv after a flatten or dense layer`);
         const [c, h, w] = shape;
-        if (h < layer.kernel || w < layer.kernel) throw invalid(`layer "${layer.name}" kernel is larger than its input`);
+        if (h < layer.kernel || w < layer.kernel)
+          throw invalid(`layer "${layer.name}" kernel is larger than its input`);
         weightShape = [layer.filters, c, layer.kernel, layer.kernel];
         rowLength = c * layer.kernel * layer.kernel;
         shape = [layer.filters, h - layer.kernel + 1, w - layer.kernel + 1];
@@ -115,7 +116,8 @@ export function inferShapes(spec: ModelSpec): LayerShapes[] {
       }
       case 'maxpool': {
         const [c, h, w] = shape;
-        if (h < layer.size || w < layer.size) throw invalid(`layer "${layer.name}" pools a ${h}x${w} input by ${layer.size}`);
+        if (h < layer.size || w < layer.size)
+          throw invalid(`layer "${layer.name}" pools a ${h}x${w} input by ${layer.size}`);
         shape = [c, Math.floor(h / layer.size), Math.floor(w / layer.size)];
         break;
       }
@@ -231,7 +233,9 @@ export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
 }
 
 function matchesLayer(selectors: string[], index: number, count: number): boolean {
-  return selectors.some((s) => (s === 'first' && index === 0) || (s === 'last' && index === count - 1) || s === String(index));
+  return selectors.some(
+    (s) => (s === 'first' && index === 0) || (s === 'last' && index === count - 1) || s === String(index),
+  );
 }
 
 /** Checks a parsed JSON value is a ModelSpec this version understands. */
@@ -241,7 +245,8 @@ export function parseSpec(value: unknown, source: string): ModelSpec {
   if (typeof value !== 'object' || value === null) throw bad('not a JSON object');
   const spec = value as Partial<ModelSpec>;
   if (spec.format !== 'cmp-model/1') throw bad(`unknown format ${JSON.stringify(spec.format)}`);
-  if (!Array.isArray(spec.layers) || !Array.isArray(spec.labels) || !spec.input) throw bad('missing layers, labels or input');
+  if (!Array.isArray(spec.layers) || !Array.isArray(spec.labels) || !spec.input)
+    throw bad('missing layers, labels or input');
   inferShapes(spec as ModelSpec);
   return spec as ModelSpec;
 }

@@ -2,4 +2,5 @@
 
 import { createRequire } from 'node:module';
 
-export const CMP_VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+export const CMP_VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string })
+  .version;

@@ -37,7 +37,10 @@ export function exportOnnx(frozen: FrozenModel, training?: Manifest['training'])
   frozen.layers.forEach((layer, i) => {
     if (layer.kind === 'flatten') h = g.op('Flatten', [h], layer.name, { axis: 1 });
     else if (layer.kind === 'maxpool') {
-      h = g.op('MaxPool', [h], layer.name, { kernel_shape: [layer.size, layer.size], strides: [layer.size, layer.size] });
+      h = g.op('MaxPool', [h], layer.name, {
+        kernel_shape: [layer.size, layer.size],
+        strides: [layer.size, layer.size],
+      });
     } else {
       const input = binarizeInputs(g, h, layer, featureCount(shapes[i].inputShape));
       const { weight, manifest } = weights(g, layer);
@@ -89,7 +92,12 @@ class GraphBuilder {
   readonly initializers: OnnxTensor[] = [];
   private readonly constants = new Map<string, string>();
 
-  op(opType: string, inputs: string[], name: string, attributes: Record<string, number | number[] | string> = {}): string {
+  op(
+    opType: string,
+    inputs: string[],
+    name: string,
+    attributes: Record<string, number | number[] | string> = {},
+  ): string {
     this.nodes.push(node(opType, inputs, [name], attributes));
     return name;
   }
@@ -147,7 +155,13 @@ class GraphBuilder {
  */
 function weights(g: GraphBuilder, layer: FrozenWeightLayer): { weight: string; manifest: LayerManifest } {
   const weightCount = featureCount(layer.weightShape);
-  const base = { name: layer.name, kind: layer.kind, weightShape: layer.weightShape, weightCount, inputs: layer.inputs };
+  const base = {
+    name: layer.name,
+    kind: layer.kind,
+    weightShape: layer.weightShape,
+    weightCount,
+    inputs: layer.inputs,
+  };
   if (layer.weights.kind === 'float') {
     const name = g.constFloat(`${layer.name}.weight`, layer.weightShape, layer.weights.data);
     const weightBytes = weightCount * 4;
@@ -241,12 +255,16 @@ interface SplitLevels {
 function splitLevels(g: GraphBuilder, flat: string, threshold: string, n: number, p: string): SplitLevels {
   const axis = g.constInt64([1]);
   const one = g.constScalar(1);
-  const bits = g.op('Cast', [g.op('GreaterOrEqual', [flat, threshold], `${p}.isup`)], `${p}.bits`, { to: ONNX_TYPE.float });
+  const bits = g.op('Cast', [g.op('GreaterOrEqual', [flat, threshold], `${p}.isup`)], `${p}.bits`, {
+    to: ONNX_TYPE.float,
+  });
   const ups = g.op('ReduceSum', [bits, axis], `${p}.ups`, { keepdims: 1 });
   const downs = g.op('Sub', [g.constScalar(n), ups], `${p}.downs`);
   const notBits = g.op('Sub', [one, bits], `${p}.notbits`);
   const upSum = g.op('ReduceSum', [g.op('Mul', [flat, bits], `${p}.upvals`), axis], `${p}.upsum`, { keepdims: 1 });
-  const downSum = g.op('ReduceSum', [g.op('Mul', [flat, notBits], `${p}.downvals`), axis], `${p}.downsum`, { keepdims: 1 });
+  const downSum = g.op('ReduceSum', [g.op('Mul', [flat, notBits], `${p}.downvals`), axis], `${p}.downsum`, {
+    keepdims: 1,
+  });
   return {
     bits,
     upper: g.op('Div', [upSum, g.op('Max', [ups, one], `${p}.upcount`)], `${p}.upper`),

@@ -31,7 +31,8 @@ export function inputDimsFor(file: ModelFile, data: Pick<Dataset, 'inputShape' |
   const open = file.inputDims.filter((d) => d < 0).length;
   const known = file.inputDims.filter((d) => d > 0).reduce((a, b) => a * b, 1);
   if (open === 0 && known === features) return [batch, ...file.inputDims];
-  if (open === 1 && features % known === 0) return [batch, ...file.inputDims.map((d) => (d < 0 ? features / known : d))];
+  if (open === 1 && features % known === 0)
+    return [batch, ...file.inputDims.map((d) => (d < 0 ? features / known : d))];
   throw new CmpError(
     'BAD_ARGUMENT',
     `Model input [${file.inputDims.join(', ')}] does not fit data set ${data.name} [${data.inputShape.join(', ')}]. Use a data set of the model's input size.`,
@@ -39,7 +40,12 @@ export function inputDimsFor(file: ModelFile, data: Pick<Dataset, 'inputShape' |
 }
 
 /** Runs the model over the test split and scores it. */
-export async function evaluate(backend: Backend, file: ModelFile, data: Dataset, options: EvalOptions = {}): Promise<EvalResult> {
+export async function evaluate(
+  backend: Backend,
+  file: ModelFile,
+  data: Dataset,
+  options: EvalOptions = {},
+): Promise<EvalResult> {
   const split = data.test;
   const count = Math.min(options.limit ?? split.count, split.count);
   const batchSize = options.batchSize ?? 100;
@@ -74,14 +80,23 @@ export async function evaluate(backend: Backend, file: ModelFile, data: Dataset,
 }
 
 /** Logits of the first `count` test samples (rows of `classes`), for comparisons across runtimes. */
-export async function predict(backend: Backend, file: ModelFile, data: Dataset, count: number, batchSize = 100): Promise<Float32Array> {
+export async function predict(
+  backend: Backend,
+  file: ModelFile,
+  data: Dataset,
+  count: number,
+  batchSize = 100,
+): Promise<Float32Array> {
   const classes = outputClasses(file, data);
   const out = new Float32Array(count * classes);
   const mean = file.manifest?.input.mean ?? 0;
   const std = file.manifest?.input.std ?? 1;
   for (let start = 0; start < count; start += batchSize) {
     const size = Math.min(batchSize, count - start);
-    const logits = await backend.run(batchInput(data.test, data, start, size, mean, std), inputDimsFor(file, data, size));
+    const logits = await backend.run(
+      batchInput(data.test, data, start, size, mean, std),
+      inputDimsFor(file, data, size),
+    );
     out.set(logits.subarray(0, size * classes), start * classes);
   }
   return out;

@@ -41,6 +41,8 @@ export function inspectModel(file: ModelFile): ModelReport {
     weightBytes: initializers.reduce((a, t) => a + t.bytes, 0),
     manifest: file.manifest,
     layers: file.manifest?.layers,
-    binaryBitsPerWeight: binaryWeights ? (binary.reduce((a, l) => a + l.weightBytes, 0) * 8) / binaryWeights : undefined,
+    binaryBitsPerWeight: binaryWeights
+      ? (binary.reduce((a, l) => a + l.weightBytes, 0) * 8) / binaryWeights
+      : undefined,
   };
 }

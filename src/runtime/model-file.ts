@@ -3,7 +3,15 @@
 import { readFileSync, statSync } from 'node:fs';
 import { CmpError } from '../errors.js';
 import { MANIFEST_KEY, parseManifest, type Manifest } from '../core/manifest.js';
-import { decodeModel, onnxTypeName, tensorBytes, toNumber, valueDims, type OnnxModel, type OnnxValueInfo } from '../core/onnx.js';
+import {
+  decodeModel,
+  onnxTypeName,
+  tensorBytes,
+  toNumber,
+  valueDims,
+  type OnnxModel,
+  type OnnxValueInfo,
+} from '../core/onnx.js';
 
 /** What a runtime needs to know about a model file. */
 export interface ModelFile {
@@ -56,7 +64,10 @@ export function parseModelFile(bytes: Uint8Array, path: string): ModelFile {
       `${path} takes ${onnxTypeName(elemType)} input "${input.name}"; cmp runs models with float32 input. Export it with a float input.`,
     );
   }
-  const dims = (info: OnnxValueInfo): number[] => valueDims(info).slice(1).map((d) => (typeof d === 'number' ? d : -1));
+  const dims = (info: OnnxValueInfo): number[] =>
+    valueDims(info)
+      .slice(1)
+      .map((d) => (typeof d === 'number' ? d : -1));
   const defaultOpset = (model.opsetImport ?? []).find((o) => !o.domain);
   return {
     path,

@@ -13,21 +13,46 @@ interface Report {
 }
 
 test('npm run bench -- accuracy-size --json prints every model and each goal with its margin', () => {
-  const args = ['run', '--silent', 'bench', '--', 'accuracy-size', '--json', '--datasets', 'fashion-mnist', '--epochs', '1', '--limit-train', '400', '--limit-test', '200', '--widths', '32'];
+  const args = [
+    'run',
+    '--silent',
+    'bench',
+    '--',
+    'accuracy-size',
+    '--json',
+    '--datasets',
+    'fashion-mnist',
+    '--epochs',
+    '1',
+    '--limit-train',
+    '400',
+    '--limit-test',
+    '200',
+    '--widths',
+    '32',
+  ];
   const result = spawnSync('npm', args, { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
   assert.equal(result.status, 0, result.stderr);
   const report = JSON.parse(result.stdout) as Report;
   assert.equal(report.inputs.epochs, 1);
   assert.ok(report.machine.cores >= 1);
-  assert.deepEqual(report.rows.map((r) => r.model), ['float', 'xnor weights', 'dab weights', 'xnor weights+act', 'dab weights+act']);
+  assert.deepEqual(
+    report.rows.map((r) => r.model),
+    ['float', 'xnor weights', 'dab weights', 'xnor weights+act', 'dab weights+act'],
+  );
   const float = report.rows[0];
-  for (const r of report.rows.slice(1)) assert.ok(r.onnxBytes * 5 < float.onnxBytes, `${r.model} is stored in far fewer bytes`);
+  for (const r of report.rows.slice(1))
+    assert.ok(r.onnxBytes * 5 < float.onnxBytes, `${r.model} is stored in far fewer bytes`);
   assert.equal(report.goals.length, 4);
-  for (const g of report.goals) assert.equal(g.met, g.margin >= 0 && (g.goal.includes('above') ? g.margin > 0 : true), g.goal);
+  for (const g of report.goals)
+    assert.equal(g.met, g.margin >= 0 && (g.goal.includes('above') ? g.margin > 0 : true), g.goal);
 });
 
 test('an unknown benchmark is a one-line error listing the benchmarks', () => {
-  const result = spawnSync('npm', ['run', '--silent', 'bench', '--', 'speed-of-light'], { cwd: ROOT, encoding: 'utf8' });
+  const result = spawnSync('npm', ['run', '--silent', 'bench', '--', 'speed-of-light'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   assert.notEqual(result.status, 0);
   assert.match(result.stderr, /Unknown benchmark "speed-of-light"\. Use one of: accuracy-size/);
 });

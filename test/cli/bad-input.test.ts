@@ -47,15 +47,24 @@ before(() => {
 });
 
 test('an unknown flag names the flag and the help command', () => {
-  assertOneLineError(runCli(['train', '--epochz', '3', '--out', join(dir, 'r')]), /Unknown flag "--epochz".*cmp train --help/);
+  assertOneLineError(
+    runCli(['train', '--epochz', '3', '--out', join(dir, 'r')]),
+    /Unknown flag "--epochz".*cmp train --help/,
+  );
 });
 
 test('a malformed number names the flag and the value', () => {
-  assertOneLineError(runCli(['train', '--epochs', 'many', '--out', join(dir, 'r')]), /--epochs must be a positive whole number \(got "many"\)/);
+  assertOneLineError(
+    runCli(['train', '--epochs', 'many', '--out', join(dir, 'r')]),
+    /--epochs must be a positive whole number \(got "many"\)/,
+  );
 });
 
 test('a value outside the choices lists them', () => {
-  assertOneLineError(runCli(['train', '--binarize', 'ternary', '--out', join(dir, 'r')]), /--binarize must be one of: none, xnor, dab/);
+  assertOneLineError(
+    runCli(['train', '--binarize', 'ternary', '--out', join(dir, 'r')]),
+    /--binarize must be one of: none, xnor, dab/,
+  );
 });
 
 test('an unknown command lists the commands', () => {
@@ -75,7 +84,10 @@ test('a corrupt IDX file is named with the problem', () => {
   mkdirSync(data);
   const header = Buffer.from([0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28]);
   writeFileSync(join(data, 'train-images-idx3-ubyte.gz'), gzipSync(Buffer.concat([header, Buffer.alloc(100)])));
-  writeFileSync(join(data, 'train-labels-idx1-ubyte'), Buffer.from([0, 0, 8, 1, 0, 0, 0, 10, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]));
+  writeFileSync(
+    join(data, 'train-labels-idx1-ubyte'),
+    Buffer.from([0, 0, 8, 1, 0, 0, 0, 10, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]),
+  );
   copyFileSync(join(data, 'train-images-idx3-ubyte.gz'), join(data, 't10k-images-idx3-ubyte.gz'));
   copyFileSync(join(data, 'train-labels-idx1-ubyte'), join(data, 't10k-labels-idx1-ubyte'));
   assertOneLineError(runCli(['eval', goodModel, '--data', data]), /Corrupt IDX file ".*images-idx3-ubyte\.gz".*bytes/);

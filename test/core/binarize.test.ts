@@ -18,9 +18,12 @@ test('bestSplit finds the split with the smallest two-level reconstruction error
   let seed = 3;
   const rnd = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
   for (let trial = 0; trial < 20; trial++) {
-    const values = Array.from({ length: 5 + trial * 3 }, () => rnd() ** 3 + (trial % 2 ? 0.2 : 0)).sort((a, b) => b - a);
+    const values = Array.from({ length: 5 + trial * 3 }, () => rnd() ** 3 + (trial % 2 ? 0.2 : 0)).sort(
+      (a, b) => b - a,
+    );
     let best = 1;
-    for (let k = 2; k < values.length; k++) if (reconstructionError(values, k) < reconstructionError(values, best) - 1e-12) best = k;
+    for (let k = 2; k < values.length; k++)
+      if (reconstructionError(values, k) < reconstructionError(values, best) - 1e-12) best = k;
     assert.equal(bestSplit(values), best, `trial ${trial}`);
   }
 });
@@ -52,7 +55,8 @@ test('xnor splits at zero with levels +/- mean |w|', () => {
 });
 
 test('float16 conversion rounds to nearest and round-trips exact values', () => {
-  for (const v of [0, 1, -2, 0.5, 65504, 6.103515625e-5, 5.960464477539063e-8]) assert.equal(fromFloat16Bits(toFloat16Bits(v)), v);
+  for (const v of [0, 1, -2, 0.5, 65504, 6.103515625e-5, 5.960464477539063e-8])
+    assert.equal(fromFloat16Bits(toFloat16Bits(v)), v);
   assert.equal(fromFloat16Bits(toFloat16Bits(1 + 2 ** -11)), 1);
   assert.equal(fromFloat16Bits(toFloat16Bits(1 + 3 * 2 ** -11)), 1 + 2 ** -9);
   assert.equal(fromFloat16Bits(toFloat16Bits(1e6)), Infinity);

@@ -16,7 +16,9 @@ interface GoldenCase {
   weights: number[];
 }
 
-const golden = JSON.parse(readFileSync(new URL('../golden/bitpack.json', import.meta.url), 'utf8')) as { cases: GoldenCase[] };
+const golden = JSON.parse(readFileSync(new URL('../golden/bitpack.json', import.meta.url), 'utf8')) as {
+  cases: GoldenCase[];
+};
 
 for (const c of golden.cases) {
   test(`packBits matches golden "${c.name}"`, () => {
@@ -28,7 +30,13 @@ for (const c of golden.cases) {
   });
 
   test(`expandBinary gives golden weights for "${c.name}"`, () => {
-    const w = expandBinary(Uint8Array.from(c.packed), c.rows, c.rowLength, Float32Array.from(c.upper), Float32Array.from(c.lower));
+    const w = expandBinary(
+      Uint8Array.from(c.packed),
+      c.rows,
+      c.rowLength,
+      Float32Array.from(c.upper),
+      Float32Array.from(c.lower),
+    );
     assert.deepEqual([...w], c.weights);
   });
 }
@@ -40,7 +48,12 @@ test('rows start on byte boundaries and padding bits stay zero', () => {
 });
 
 test('round trip over odd random shapes', () => {
-  for (const [rows, len] of [[1, 1], [5, 7], [3, 33], [17, 100]]) {
+  for (const [rows, len] of [
+    [1, 1],
+    [5, 7],
+    [3, 33],
+    [17, 100],
+  ]) {
     const bits = Array.from({ length: rows * len }, (_, i) => ((i * 2654435761) >>> 7) & 1);
     assert.deepEqual([...unpackBits(packBits(bits, rows, len), rows, len)], bits);
   }

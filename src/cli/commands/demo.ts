@@ -41,7 +41,9 @@ export const demoCommand: Command = {
     const out = (f.out as string) ?? 'cmp-demo';
     const epochs = (f.epochs as number) ?? 3;
     const data = await loadDataFlag(f.data, io, { limitTrain: (f['limit-train'] as number) ?? 30000 });
-    io.progress.log(`cmp demo on ${data.name}: ${data.train.count} train / ${data.test.count} test samples, ${epochs} epochs per model`);
+    io.progress.log(
+      `cmp demo on ${data.name}: ${data.train.count} train / ${data.test.count} test samples, ${epochs} epochs per model`,
+    );
     mkdirSync(out, { recursive: true });
     const rows = [];
     for (const model of DEMO_MODELS) {
@@ -77,7 +79,13 @@ export const demoCommand: Command = {
     }
     io.progress.done();
     if (io.json) {
-      io.out(JSON.stringify({ dataset: data.name, epochs, trainCount: data.train.count, testCount: data.test.count, models: rows }, null, 2));
+      io.out(
+        JSON.stringify(
+          { dataset: data.name, epochs, trainCount: data.train.count, testCount: data.test.count, models: rows },
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     const base = rows[0];
@@ -95,7 +103,9 @@ export const demoCommand: Command = {
         ]),
       ),
     );
-    io.out(`\n${data.name}, ${data.test.count} test images. Files in ${out}/. Inspect one: cmp inspect ${rows[rows.length - 1].file}`);
+    io.out(
+      `\n${data.name}, ${data.test.count} test images. Files in ${out}/. Inspect one: cmp inspect ${rows[rows.length - 1].file}`,
+    );
     return 0;
   },
 };

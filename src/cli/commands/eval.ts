@@ -15,7 +15,12 @@ export const evalCommand: Command = {
     positionals: ['MODEL'],
     flags: {
       data: DATA_FLAG,
-      backend: { type: 'string', value: 'NAME', default: 'ort-node', help: `runtime: auto, ${backendNames().join(', ')}` },
+      backend: {
+        type: 'string',
+        value: 'NAME',
+        default: 'ort-node',
+        help: `runtime: auto, ${backendNames().join(', ')}`,
+      },
       limit: { type: 'int', help: 'evaluate the first N test samples only' },
       'batch-size': { type: 'int', default: '100', help: 'samples per inference call' },
     },
@@ -24,7 +29,10 @@ export const evalCommand: Command = {
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const f = parsed.flags;
     const file = readModelFile(parsed.positionals[0]);
-    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, { limitTest: f.limit as number | undefined, limitTrain: 1 });
+    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, {
+      limitTest: f.limit as number | undefined,
+      limitTrain: 1,
+    });
     const backend = await createBackend((f.backend as string) ?? 'ort-node', file);
     try {
       const result = await evaluate(backend, file, data, {
@@ -34,7 +42,9 @@ export const evalCommand: Command = {
       io.progress.done();
       if (!file.manifest) io.progress.log(`${file.path} has no cmp manifest: feeding pixels in [0, 1] as is.`);
       else if (file.manifest.labels.join('\n') !== data.labels.join('\n')) {
-        io.progress.log(`Warning: the model's labels (${file.manifest.labels.slice(0, 3).join(', ')}, ...) are not ${data.name}'s; accuracy compares class indices.`);
+        io.progress.log(
+          `Warning: the model's labels (${file.manifest.labels.slice(0, 3).join(', ')}, ...) are not ${data.name}'s; accuracy compares class indices.`,
+        );
       }
       if (io.json) {
         io.out(JSON.stringify({ model: file.path, dataset: data.name, ...result }, null, 2));
@@ -42,7 +52,17 @@ export const evalCommand: Command = {
         io.out(
           formatTable(
             ['model', 'data', 'backend', 'samples', 'accuracy', 'batch p50 ms', 'batch p99 ms'],
-            [[file.path, data.name, result.backend, result.count, formatPercent(result.accuracy), result.batchLatencyMs.p50.toFixed(2), result.batchLatencyMs.p99.toFixed(2)]],
+            [
+              [
+                file.path,
+                data.name,
+                result.backend,
+                result.count,
+                formatPercent(result.accuracy),
+                result.batchLatencyMs.p50.toFixed(2),
+                result.batchLatencyMs.p99.toFixed(2),
+              ],
+            ],
           ),
         );
       }

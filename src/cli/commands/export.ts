@@ -18,7 +18,10 @@ export const exportCommand: Command = {
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const out = parsed.flags.out;
     if (typeof out !== 'string') {
-      throw new CmpError('BAD_FLAG', 'cmp export needs --out FILE, the ONNX file to write. Example: cmp export runs/fm-mlp --out fm-mlp.onnx');
+      throw new CmpError(
+        'BAD_FLAG',
+        'cmp export needs --out FILE, the ONNX file to write. Example: cmp export runs/fm-mlp --out fm-mlp.onnx',
+      );
     }
     const { manifest, bytes } = exportRun(parsed.positionals[0], out);
     if (io.json) {
@@ -31,7 +34,9 @@ export const exportCommand: Command = {
         manifest.layers.map((l) => [l.name, l.kind, l.weights, l.inputs, l.weightBytes, l.bitsPerWeight.toFixed(3)]),
       ),
     );
-    io.out(`\nWrote ${out} (${formatBytes(statSync(out).size)}). Next: cmp eval ${out} --data ${manifest.training?.dataset ?? 'fashion-mnist'}`);
+    io.out(
+      `\nWrote ${out} (${formatBytes(statSync(out).size)}). Next: cmp eval ${out} --data ${manifest.training?.dataset ?? 'fashion-mnist'}`,
+    );
     return 0;
   },
 };

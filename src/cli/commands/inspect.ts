@@ -21,23 +21,46 @@ export const inspectCommand: Command = {
       return 0;
     }
     const m = report.manifest;
-    io.out(`${report.path}: ${formatBytes(report.fileBytes)}, opset ${report.opset}, producer ${report.producer || 'unknown'}`);
-    io.out(`input  ${report.input.name} [batch, ${report.input.dims.join(', ')}]${m ? `, (pixel/255 - ${m.input.mean}) / ${m.input.std}` : ''}`);
-    io.out(`output ${report.output.name} [batch, ${report.output.dims.join(', ')}]${m ? `, labels: ${m.labels.join(', ')}` : ''}`);
-    io.out(`ops    ${Object.entries(report.ops).map(([op, n]) => `${op} x${n}`).join(', ')}`);
+    io.out(
+      `${report.path}: ${formatBytes(report.fileBytes)}, opset ${report.opset}, producer ${report.producer || 'unknown'}`,
+    );
+    io.out(
+      `input  ${report.input.name} [batch, ${report.input.dims.join(', ')}]${m ? `, (pixel/255 - ${m.input.mean}) / ${m.input.std}` : ''}`,
+    );
+    io.out(
+      `output ${report.output.name} [batch, ${report.output.dims.join(', ')}]${m ? `, labels: ${m.labels.join(', ')}` : ''}`,
+    );
+    io.out(
+      `ops    ${Object.entries(report.ops)
+        .map(([op, n]) => `${op} x${n}`)
+        .join(', ')}`,
+    );
     io.out('');
     if (report.layers) {
       io.out(
         formatTable(
           ['layer', 'kind', 'weight shape', 'weights', 'activations', 'count', 'bytes', 'bits/weight'],
-          report.layers.map((l) => [l.name, l.kind, l.weightShape.join('x'), l.weights, l.inputs, l.weightCount, l.weightBytes, l.bitsPerWeight.toFixed(3)]),
+          report.layers.map((l) => [
+            l.name,
+            l.kind,
+            l.weightShape.join('x'),
+            l.weights,
+            l.inputs,
+            l.weightCount,
+            l.weightBytes,
+            l.bitsPerWeight.toFixed(3),
+          ]),
         ),
       );
       if (report.binaryBitsPerWeight !== undefined) {
-        io.out(`\nBinarized layers: ${report.binaryBitsPerWeight.toFixed(3)} bits per weight (packed bits, float16 levels, row padding).`);
+        io.out(
+          `\nBinarized layers: ${report.binaryBitsPerWeight.toFixed(3)} bits per weight (packed bits, float16 levels, row padding).`,
+        );
       }
       if (m?.training) {
-        io.out(`Trained by cmp ${m.cmpVersion} on ${m.training.dataset}, ${m.training.epochs} epochs, test accuracy ${(m.training.testAccuracy * 100).toFixed(2)}%.`);
+        io.out(
+          `Trained by cmp ${m.cmpVersion} on ${m.training.dataset}, ${m.training.epochs} epochs, test accuracy ${(m.training.testAccuracy * 100).toFixed(2)}%.`,
+        );
       }
     } else {
       io.out(

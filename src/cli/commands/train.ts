@@ -13,15 +13,37 @@ import { formatPercent, formatTable } from '../table.js';
 export const TRAIN_FLAGS = {
   data: DATA_FLAG,
   arch: { type: 'string', choices: ARCHS, default: 'mlp', help: 'network architecture' },
-  binarize: { type: 'string', choices: BINARIZE_MODES, default: 'none', help: 'binarize weights: dab fits two levels per channel, xnor uses +/-alpha' },
-  'binarize-activations': { type: 'string', choices: BINARIZE_MODES, default: 'none', help: 'binarize layer inputs too' },
-  'keep-float': { type: 'list', value: 'LIST', help: "weight layers kept float: first, last or indices (default: activations of first,last)" },
+  binarize: {
+    type: 'string',
+    choices: BINARIZE_MODES,
+    default: 'none',
+    help: 'binarize weights: dab fits two levels per channel, xnor uses +/-alpha',
+  },
+  'binarize-activations': {
+    type: 'string',
+    choices: BINARIZE_MODES,
+    default: 'none',
+    help: 'binarize layer inputs too',
+  },
+  'keep-float': {
+    type: 'list',
+    value: 'LIST',
+    help: 'weight layers kept float: first, last or indices (default: activations of first,last)',
+  },
   widths: { type: 'ints', value: 'N,N', help: 'hidden dense widths (mlp default 512,512; lenet 256)' },
   filters: { type: 'ints', value: 'N,N', help: 'conv filters per stage (lenet, default 16,32)' },
   epochs: { type: 'int', default: String(DEFAULT_TRAIN_OPTIONS.epochs), help: 'passes over the training set' },
   'batch-size': { type: 'int', default: String(DEFAULT_TRAIN_OPTIONS.batchSize), help: 'samples per step' },
-  lr: { type: 'number', default: String(DEFAULT_TRAIN_OPTIONS.learningRate), help: 'peak Adam learning rate (cosine decay)' },
-  seed: { type: 'int', default: String(DEFAULT_TRAIN_OPTIONS.seed), help: 'random seed; the same seed gives the same model' },
+  lr: {
+    type: 'number',
+    default: String(DEFAULT_TRAIN_OPTIONS.learningRate),
+    help: 'peak Adam learning rate (cosine decay)',
+  },
+  seed: {
+    type: 'int',
+    default: String(DEFAULT_TRAIN_OPTIONS.seed),
+    help: 'random seed; the same seed gives the same model',
+  },
   'limit-train': { type: 'int', help: 'train on the first N training samples only' },
   'limit-test': { type: 'int', help: 'evaluate on the first N test samples only' },
 } as const;
@@ -56,10 +78,18 @@ export const trainCommand: Command = {
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const f = parsed.flags;
     if (typeof f.out !== 'string') {
-      throw new CmpError('BAD_FLAG', 'cmp train needs --out DIR, the run folder to write. Example: cmp train --out runs/fm-mlp');
+      throw new CmpError(
+        'BAD_FLAG',
+        'cmp train needs --out DIR, the run folder to write. Example: cmp train --out runs/fm-mlp',
+      );
     }
-    const data = await loadDataFlag(f.data, io, { limitTrain: f['limit-train'] as number, limitTest: f['limit-test'] as number });
-    io.progress.log(`Training on ${data.name}: ${data.train.count} train / ${data.test.count} test samples (${data.source})`);
+    const data = await loadDataFlag(f.data, io, {
+      limitTrain: f['limit-train'] as number,
+      limitTest: f['limit-test'] as number,
+    });
+    io.progress.log(
+      `Training on ${data.name}: ${data.train.count} train / ${data.test.count} test samples (${data.source})`,
+    );
     const result = await trainRun(data, {
       arch: (f.arch as string) ?? 'mlp',
       binarizeWeights: ((f.binarize as string) ?? 'none') as BinarizeMode,
@@ -76,12 +106,28 @@ export const trainCommand: Command = {
     });
     io.progress.done();
     if (io.json) {
-      io.out(JSON.stringify({ out: f.out, spec: result.spec, training: result.training, testAccuracy: result.testAccuracy }, null, 2));
+      io.out(
+        JSON.stringify(
+          { out: f.out, spec: result.spec, training: result.training, testAccuracy: result.testAccuracy },
+          null,
+          2,
+        ),
+      );
     } else {
       io.out(
         formatTable(
           ['run', 'arch', 'weights', 'activations', 'epochs', 'test accuracy', 'time'],
-          [[f.out, result.spec.arch, (f.binarize as string) ?? 'none', (f['binarize-activations'] as string) ?? 'none', result.training.epochs, formatPercent(result.testAccuracy), formatDuration(result.training.durationMs)]],
+          [
+            [
+              f.out,
+              result.spec.arch,
+              (f.binarize as string) ?? 'none',
+              (f['binarize-activations'] as string) ?? 'none',
+              result.training.epochs,
+              formatPercent(result.testAccuracy),
+              formatDuration(result.training.durationMs),
+            ],
+          ],
         ),
       );
       io.out(`\nNext: cmp export ${f.out} --out model.onnx`);

@@ -1,0 +1,36 @@
+// The cmp library's public API: what targets/, app/ and users import (never the CLI).
+
+export { CmpError, isCmpError, type CmpErrorCode } from './errors.js';
+export { expandBinary, packBits, packedRowBytes, unpackBits } from './core/bitpack.js';
+export { bestSplit, binarizeRows, type BinaryRows } from './core/binarize.js';
+export { nowMs, percentile } from './core/clock.js';
+export { freeze, type FrozenLayer, type FrozenModel, type FrozenWeightLayer } from './core/frozen.js';
+export { MANIFEST_KEY, parseManifest, type LayerManifest, type Manifest } from './core/manifest.js';
+export { loadRun, saveRun, type Run, type RunRecord, type TrainingRecord } from './core/run.js';
+export {
+  ACTIVATION_LLOYD_STEPS,
+  buildSpec,
+  inferShapes,
+  parseSpec,
+  type BinarizeMode,
+  type LayerSpec,
+  type ModelSpec,
+} from './core/spec.js';
+export { CMP_VERSION } from './core/version.js';
+export { loadDataset, resolveDefaultDataset, type Dataset, type Split } from './data/datasets.js';
+export { readIdx, readIdxFile, writeIdx, type IdxArray } from './data/idx.js';
+export { trainRun, specFor, type TrainRunOptions } from './compress/train-run.js';
+export {
+  evaluateFrozen,
+  predictFrozen,
+  train,
+  type TrainOptions,
+  type TrainProgress,
+  type TrainResult,
+} from './compress/train.js';
+export { exportOnnx, EXPORT_OPSET, type ExportResult } from './export/export-onnx.js';
+export { exportRun } from './export/export-run.js';
+export { backendNames, createBackend, registerBackend, type Backend, type BackendFactory } from './runtime/backends.js';
+export { evaluate, predict, type EvalResult } from './runtime/evaluate.js';
+export { inspectModel, type ModelReport } from './runtime/inspect.js';
+export { parseModelFile, readModelFile, type ModelFile } from './runtime/model-file.js';
