@@ -1,7 +1,7 @@
 // The cmp manifest: JSON stored in an ONNX file's metadata_props under "cmp", describing input, labels and layers.
 
 import { CmpError } from '../errors.js';
-import type { BinarizeMode, InputSpec } from './spec.js';
+import type { BinarizeMode, InputSpec, ModelSpec } from './spec.js';
 
 export const MANIFEST_KEY = 'cmp';
 export const MANIFEST_FORMAT = 'cmp-manifest/1';
@@ -18,7 +18,10 @@ export interface LayerManifest {
   weightBytes: number;
   /** weightBytes * 8 / weightCount: 32 for float, about 1 for binary (levels and row padding included). */
   bitsPerWeight: number;
-  /** Names of the initializers holding the weights: `bits`, `upper`, `lower` for binary, `weight` for float. */
+  /**
+   * Names of the initializers: `bits`, `upper`, `lower` (binary) or `weight` (float), then `scale` (absent when all
+   * ones) and `shift`, the per-channel folded batch norm or bias: y = (x * W) * scale + shift.
+   */
   initializers: Record<string, string>;
 }
 
@@ -30,6 +33,9 @@ export interface Manifest {
   input: InputSpec & { name: string; layout: 'NCHW' };
   output: { name: string };
   labels: string[];
+  /** The whole network as trained (every layer in order), so runtimes other than onnxruntime can rebuild it. */
+  spec: ModelSpec;
+  /** The weight layers in order, with their compression and initializer names. */
   layers: LayerManifest[];
   /** Where the model came from, when cmp trained it. */
   training?: { dataset: string; epochs: number; testAccuracy: number };

@@ -51,9 +51,13 @@ export function exportOnnx(frozen: FrozenModel, training?: Manifest['training'])
           : g.op('Conv', [input, weight], `${layer.name}.conv`, { kernel_shape: layer.weightShape.slice(2) });
       const channelShape = layer.kind === 'dense' ? [layer.scale.length] : [layer.scale.length, 1, 1];
       if (layer.scale.some((s) => s !== 1)) {
-        h = g.op('Mul', [h, g.constFloat(`${layer.name}.scale`, channelShape, layer.scale)], `${layer.name}.scaled`);
+        const scale = g.constFloat(`${layer.name}.scale`, channelShape, layer.scale);
+        manifest.initializers.scale = scale;
+        h = g.op('Mul', [h, scale], `${layer.name}.scaled`);
       }
-      h = g.op('Add', [h, g.constFloat(`${layer.name}.shift`, channelShape, layer.shift)], `${layer.name}.shifted`);
+      const shift = g.constFloat(`${layer.name}.shift`, channelShape, layer.shift);
+      manifest.initializers.shift = shift;
+      h = g.op('Add', [h, shift], `${layer.name}.shifted`);
       if (layer.activation === 'relu') h = g.op('Relu', [h], `${layer.name}.relu`);
     }
   });
@@ -66,6 +70,7 @@ export function exportOnnx(frozen: FrozenModel, training?: Manifest['training'])
     input: { ...spec.input, name: INPUT_NAME, layout: 'NCHW' },
     output: { name: OUTPUT_NAME },
     labels: spec.labels,
+    spec,
     layers,
     ...(training ? { training } : {}),
   };
