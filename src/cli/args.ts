@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { CmpError } from '../errors.js';
 
-export type FlagType = 'string' | 'boolean' | 'int' | 'number' | 'list' | 'ints';
+export type FlagType = 'string' | 'boolean' | 'int' | 'count' | 'number' | 'list' | 'ints';
 
 export interface FlagDef {
   type: FlagType;
@@ -101,6 +101,11 @@ function convert(command: string, name: string, def: FlagDef, value: string | bo
       if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) throw bad('must be a positive whole number');
       return n;
     }
+    case 'count': {
+      const n = Number(text);
+      if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw bad('must be a whole number >= 0');
+      return n;
+    }
     case 'number': {
       const n = Number(text);
       if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw bad('must be a positive number');
@@ -143,5 +148,5 @@ export function commandHelp(def: CommandDef): string {
 function flagLabel(name: string, f: FlagDef): string {
   return f.type === 'boolean'
     ? `--${name}`
-    : `--${name} ${f.value ?? (f.type === 'int' || f.type === 'number' ? 'N' : 'VALUE')}`;
+    : `--${name} ${f.value ?? (f.type === 'int' || f.type === 'count' || f.type === 'number' ? 'N' : 'VALUE')}`;
 }

@@ -9,11 +9,13 @@ import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
 import { inspectCommand } from './commands/inspect.js';
+import { pruneCommand } from './commands/prune.js';
 import { trainCommand } from './commands/train.js';
 
 const COMMANDS: readonly Command[] = Object.freeze([
   demoCommand,
   trainCommand,
+  pruneCommand,
   exportCommand,
   evalCommand,
   inspectCommand,

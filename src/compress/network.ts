@@ -131,8 +131,16 @@ export function forwardTrain(tf: Tf, spec: ModelSpec, params: Params, x: Tensor,
   return h;
 }
 
-/** Inference with a frozen model, computing exactly what the exported ONNX graph computes. */
-export function forwardFrozen(tf: Tf, frozen: FrozenModel, x: Tensor): Tensor {
+/**
+ * Inference with a frozen model, computing exactly what the exported ONNX graph computes. `tap` sees every weight
+ * layer's output (after its activation, NHWC for conv) while it is alive; read it synchronously there.
+ */
+export function forwardFrozen(
+  tf: Tf,
+  frozen: FrozenModel,
+  x: Tensor,
+  tap?: (layer: string, output: Tensor) => void,
+): Tensor {
   return tf.tidy(() => {
     let h: Tensor = toNhwc(tf, x);
     for (const layer of frozen.layers) {
@@ -144,6 +152,7 @@ export function forwardFrozen(tf: Tf, frozen: FrozenModel, x: Tensor): Tensor {
         h = layer.kind === 'dense' ? tf.matMul(input, w) : conv(tf, input, w);
         h = tf.add(tf.mul(h, tf.tensor1d(layer.scale)), tf.tensor1d(layer.shift));
         if (layer.activation === 'relu') h = tf.relu(h);
+        tap?.(layer.name, h);
       }
     }
     return h;

@@ -1,10 +1,12 @@
 // One training job end to end: load the data set, build the spec, train, and save the run folder.
 
-import { saveRun, type RunRecord } from '../core/run.js';
-import { buildSpec, type ArchOptions, type BinarizeMode, type ModelSpec } from '../core/spec.js';
+import { freeze } from '../core/frozen.js';
+import { saveRun, type PruneSummary, type RunRecord } from '../core/run.js';
+import { buildSpec, tensorShapes, type ArchOptions, type BinarizeMode, type ModelSpec } from '../core/spec.js';
 import { CMP_VERSION } from '../core/version.js';
 import type { Dataset } from '../data/datasets.js';
-import { train, type TrainOptions, type TrainResult } from './train.js';
+import { layerWidths, removeDeadGroups } from './prune-run.js';
+import { evaluateFrozen, train, type TrainOptions, type TrainResult } from './train.js';
 
 export interface TrainRunOptions extends TrainOptions {
   arch: string;
@@ -37,12 +39,50 @@ export function specFor(data: Dataset, options: Omit<TrainRunOptions, keyof Trai
 }
 
 /** Trains a model on `data` and, with `out`, saves it as a run folder. */
-export async function trainRun(data: Dataset, options: TrainRunOptions): Promise<TrainResult & { spec: ModelSpec }> {
-  const spec = specFor(data, options);
-  const result = await train(spec, data, options);
+export async function trainRun(
+  data: Dataset,
+  options: TrainRunOptions,
+): Promise<TrainResult & { spec: ModelSpec; pruning?: PruneSummary }> {
+  let spec = specFor(data, options);
+  let result = await train(spec, data, options);
+  let pruning: PruneSummary | undefined;
+  if (options.groupSparsity) {
+    // GSS ends by removing the groups the lasso emptied; the result is a smaller network, evaluated again.
+    const { groupSize, keepAlive } = options.groupSparsity;
+    const dead = await removeDeadGroups(spec, flat(result.tensors), data, groupSize);
+    const frozen = freeze(dead.spec, dead.tensors);
+    const testAccuracy = await evaluateFrozen(frozen, data, data.test);
+    const kept: PruneSummary['kept'] = {};
+    for (const [layer, keep] of dead.plan) kept[layer] = { kept: keep.length, of: layerWidths(spec)[layer] };
+    pruning = {
+      method: 'gss',
+      scope: 'per-layer',
+      sparsityTarget: 1 - dead.weightsAfter / dead.weightsBefore,
+      groupSize,
+      from: `gss training, keep-alive ${keepAlive}`,
+      weightsBefore: dead.weightsBefore,
+      weightsAfter: dead.weightsAfter,
+      kept,
+    };
+    const shapes = tensorShapes(dead.spec);
+    const tensors = new Map(
+      [...dead.tensors].map(([name, data]) => [name, { shape: shapes.get(name) ?? [data.length], data }]),
+    );
+    spec = dead.spec;
+    result = { ...result, tensors, frozen, testAccuracy, training: { ...result.training, testAccuracy } };
+  }
   if (options.out) {
-    const record: Omit<RunRecord, 'format' | 'tensors'> = { cmpVersion: CMP_VERSION, spec, training: result.training };
+    const record: Omit<RunRecord, 'format' | 'tensors'> = {
+      cmpVersion: CMP_VERSION,
+      spec,
+      training: result.training,
+      ...(pruning ? { pruning } : {}),
+    };
     saveRun(options.out, record, result.tensors);
   }
-  return { ...result, spec };
+  return { ...result, spec, ...(pruning ? { pruning } : {}) };
+}
+
+function flat(tensors: Map<string, { data: Float32Array }>): Map<string, Float32Array> {
+  return new Map([...tensors].map(([name, t]) => [name, t.data]));
 }

@@ -1,11 +1,21 @@
 // Training a cmp network with TensorFlow.js: seeded, reproducible, binarized layers through straight-through estimators.
 
 import type * as tfTypes from '@tensorflow/tfjs';
+import { CmpError } from '../errors.js';
 import { freeze, type FrozenModel } from '../core/frozen.js';
 import type { EpochRecord, TrainingRecord } from '../core/run.js';
 import type { ModelSpec } from '../core/spec.js';
 import type { Dataset, Split } from '../data/datasets.js';
-import { forwardFrozen, forwardTrain, initParams, makeRng, paramsToTensors, type Params } from './network.js';
+import {
+  forwardFrozen,
+  forwardTrain,
+  initParams,
+  makeRng,
+  paramsFromTensors,
+  paramsToTensors,
+  type Params,
+} from './network.js';
+import { groupSparsityPenalty, type GroupSparsityOptions } from './gss.js';
 import { loadTf, type Tf } from './tf.js';
 
 /** Progress while training; `etaMs` estimates the time left for the whole run. */
@@ -22,6 +32,8 @@ export interface TrainOptions {
   onProgress?: (progress: TrainProgress) => void;
   /** Start from these tensors instead of a fresh initialisation (fine-tuning). */
   initial?: Map<string, Float32Array>;
+  /** Guided group sparsity (GSS): a group-lasso penalty with a keep-alive share, see compress/gss.ts. */
+  groupSparsity?: GroupSparsityOptions;
 }
 
 export interface TrainResult {
@@ -46,7 +58,13 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
   if (options.initial) {
     for (const [name, v] of [...params.trainable, ...params.running]) {
       const t = options.initial.get(name);
-      if (t && t.length === v.size) v.assign(tf.tensor(t, v.shape));
+      if (!t || t.length !== v.size) {
+        throw new CmpError(
+          'RUN_INVALID',
+          `Tensor "${name}" is missing or has ${t?.length ?? 0} values, the spec needs ${v.size}. Retrain the run.`,
+        );
+      }
+      v.assign(tf.tensor(t, v.shape));
     }
   }
   const adam = new Adam(tf, params);
@@ -72,7 +90,9 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
         const { value, grads } = tf.variableGrads(() => {
           logits = tf.keep(forwardTrain(tf, spec, params, x, true));
           const loss: tfTypes.Scalar = tf.losses.softmaxCrossEntropy(tf.oneHot(y, spec.labels.length), logits);
-          return loss;
+          return options.groupSparsity
+            ? tf.add(loss, groupSparsityPenalty(tf, spec, params, options.groupSparsity))
+            : loss;
         }, [...params.trainable.values()]);
         adam.step(grads, lr);
         for (const w of binaryWeights) w.assign(tf.clipByValue(w, -1, 1));
@@ -138,8 +158,37 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       testCount: data.test.count,
       durationMs: Date.now() - started,
       history,
+      testAccuracy,
     },
   };
+}
+
+/**
+ * Re-estimates batch-norm running statistics of `tensors` on training data (other tensors unchanged). Needed after
+ * pruning: each layer now sums fewer inputs, so the statistics recorded for the full network no longer fit.
+ */
+export async function recalibrateBatchNorm(
+  spec: ModelSpec,
+  tensors: Map<string, Float32Array>,
+  data: Dataset,
+  batches = 100,
+  batchSize = 100,
+): Promise<Map<string, Float32Array>> {
+  const { tf } = await loadTf();
+  const params = paramsFromTensors(tf, spec, tensors);
+  const rng = makeRng(0);
+  const order = shuffled(data.train.count, rng);
+  const n = Math.min(batches, Math.floor(data.train.count / batchSize));
+  for (let b = 0; b < n; b++) {
+    const { x, y } = batchTensors(tf, data, data.train, order, b * batchSize, batchSize);
+    tf.tidy(() => forwardTrain(tf, spec, params, x, true));
+    tf.dispose([x, y]);
+  }
+  const out = new Map(tensors);
+  for (const [name, t] of await paramsToTensors(params))
+    if (name.endsWith('.bn.mean') || name.endsWith('.bn.variance')) out.set(name, t.data);
+  disposeParams(params);
+  return out;
 }
 
 /** Logits of a frozen model on `count` samples of a split, computed in TensorFlow.js. */

@@ -26,6 +26,8 @@ export interface TrainingRecord {
   testCount: number;
   durationMs: number;
   history: EpochRecord[];
+  /** Test accuracy of the frozen (deployable) model at the end. */
+  testAccuracy: number;
 }
 
 /** Where a tensor lives in weights.bin: float32 little-endian, `offset` in bytes. */
@@ -40,7 +42,22 @@ export interface RunRecord {
   cmpVersion: string;
   spec: ModelSpec;
   training: TrainingRecord;
+  /** Present when the run was made by pruning another (see compress/prune.ts). */
+  pruning?: PruneSummary;
   tensors: TensorEntry[];
+}
+
+/** How a pruned run came about. */
+export interface PruneSummary {
+  method: string;
+  scope: string;
+  sparsityTarget: number;
+  groupSize: number;
+  samplesPerClass?: number;
+  from: string;
+  weightsBefore: number;
+  weightsAfter: number;
+  kept: Record<string, { kept: number; of: number }>;
 }
 
 /** A loaded run: its record and its tensors by name (dense weights [in, out], conv weights OIHW). */

@@ -137,6 +137,20 @@ export function inferShapes(spec: ModelSpec): LayerShapes[] {
   return out;
 }
 
+/** The shape of every tensor a spec's run holds, by name (weights, bias or batch-norm vectors). */
+export function tensorShapes(spec: ModelSpec): Map<string, number[]> {
+  const shapes = inferShapes(spec);
+  const out = new Map<string, number[]>();
+  spec.layers.forEach((layer, i) => {
+    if (!isWeightLayer(layer)) return;
+    const units = layer.kind === 'dense' ? layer.units : layer.filters;
+    out.set(`${layer.name}.weight`, shapes[i].weightShape);
+    const vectors = layer.batchNorm ? ['bn.gamma', 'bn.beta', 'bn.mean', 'bn.variance'] : ['bias'];
+    for (const v of vectors) out.set(`${layer.name}.${v}`, [units]);
+  });
+  return out;
+}
+
 function invalid(problem: string): CmpError {
   return new CmpError('MODEL_INVALID', `Invalid model spec: ${problem}. Fix the spec or retrain with cmp train.`);
 }

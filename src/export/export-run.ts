@@ -10,11 +10,10 @@ import { exportOnnx, type ExportResult } from './export-onnx.js';
 export function exportRun(dir: string, out: string): ExportResult {
   const run = loadRun(dir);
   const frozen = freeze(run.record.spec, run.tensors);
-  const history = run.record.training.history;
   const result = exportOnnx(frozen, {
     dataset: run.record.training.dataset,
     epochs: run.record.training.epochs,
-    testAccuracy: history.length ? history[history.length - 1].testAccuracy : NaN,
+    testAccuracy: run.record.training.testAccuracy,
   });
   try {
     writeFileSync(`${out}.tmp`, result.bytes);

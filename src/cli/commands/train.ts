@@ -2,6 +2,7 @@
 
 import { CmpError } from '../../errors.js';
 import { trainRun } from '../../compress/train-run.js';
+import { DEFAULT_GSS, type GroupSparsityOptions } from '../../compress/gss.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainProgress } from '../../compress/train.js';
 import { ARCHS, BINARIZE_MODES, type BinarizeMode } from '../../core/spec.js';
 import type { Parsed } from '../args.js';
@@ -46,6 +47,10 @@ export const TRAIN_FLAGS = {
   },
   'limit-train': { type: 'int', help: 'train on the first N training samples only' },
   'limit-test': { type: 'int', help: 'evaluate on the first N test samples only' },
+  sparsity: { type: 'string', choices: ['gss'], help: 'train with guided group sparsity, then remove the dead groups' },
+  'keep-alive': { type: 'number', default: '0.1', help: "gss: share of each layer's groups the penalty spares (0..1]" },
+  'gss-lambda': { type: 'number', default: String(DEFAULT_GSS.lambda), help: 'gss: weight of the group-lasso term' },
+  'group-size': { type: 'int', default: String(DEFAULT_GSS.groupSize), help: 'gss: neurons/filters per group' },
 } as const;
 
 /** Reports training progress: a live status line, and a line per epoch. */
@@ -64,6 +69,21 @@ export function trainProgress(progress: Progress, label: string): (p: TrainProgr
   };
 }
 
+/** The GSS options from train's flags. */
+function gssFlags(f: Parsed['flags']): GroupSparsityOptions {
+  const keepAlive = (f['keep-alive'] as number | undefined) ?? 0.1;
+  if (keepAlive > 1)
+    throw new CmpError(
+      'BAD_FLAG',
+      `--keep-alive is a share of each layer's groups, at most 1 (got ${keepAlive}). Example: --keep-alive 0.1`,
+    );
+  return {
+    keepAlive,
+    lambda: (f['gss-lambda'] as number | undefined) ?? DEFAULT_GSS.lambda,
+    groupSize: (f['group-size'] as number | undefined) ?? DEFAULT_GSS.groupSize,
+  };
+}
+
 export const trainCommand: Command = {
   def: {
     name: 'train',
@@ -73,6 +93,7 @@ export const trainCommand: Command = {
     examples: [
       'cmp train --data fashion-mnist --arch mlp --binarize dab --epochs 20 --out runs/fm-mlp',
       'cmp train --data mnist --arch lenet --binarize xnor --binarize-activations xnor --out runs/mn-lenet',
+      'cmp train --data fashion-mnist --arch lenet --sparsity gss --keep-alive 0.1 --out runs/fm-lenet-gss',
     ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
@@ -103,12 +124,19 @@ export const trainCommand: Command = {
       seed: (f.seed as number) ?? DEFAULT_TRAIN_OPTIONS.seed,
       out: f.out,
       onProgress: trainProgress(io.progress, 'train'),
+      ...(f.sparsity === 'gss' ? { groupSparsity: gssFlags(f) } : {}),
     });
     io.progress.done();
     if (io.json) {
       io.out(
         JSON.stringify(
-          { out: f.out, spec: result.spec, training: result.training, testAccuracy: result.testAccuracy },
+          {
+            out: f.out,
+            spec: result.spec,
+            training: result.training,
+            testAccuracy: result.testAccuracy,
+            pruning: result.pruning,
+          },
           null,
           2,
         ),
@@ -130,6 +158,13 @@ export const trainCommand: Command = {
           ],
         ),
       );
+      if (result.pruning) {
+        const p = result.pruning;
+        const widths = Object.entries(p.kept)
+          .map(([layer, k]) => `${layer} ${k.kept}/${k.of}`)
+          .join(', ');
+        io.out(`\nGSS removed ${formatPercent(1 - p.weightsAfter / p.weightsBefore)} of the weights (${widths}).`);
+      }
       io.out(`\nNext: cmp export ${f.out} --out model.onnx`);
     }
     return 0;

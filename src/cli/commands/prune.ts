@@ -1,0 +1,102 @@
+// cmp prune: remove neurons/filters from a trained run by mutual information (MINT), group norm (GSS) or magnitude.
+
+import { pruneRun } from '../../compress/prune-run.js';
+import { PRUNE_METHODS, type PruneMethod, type PruneScope } from '../../compress/prune.js';
+import { DEFAULT_TRAIN_OPTIONS } from '../../compress/train.js';
+import { loadRun } from '../../core/run.js';
+import { CmpError } from '../../errors.js';
+import type { Parsed } from '../args.js';
+import type { CliIo, Command } from '../command.js';
+import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { formatPercent, formatTable } from '../table.js';
+import { trainProgress } from './train.js';
+
+export const pruneCommand: Command = {
+  def: {
+    name: 'prune',
+    summary:
+      'Prune whole neurons/filters from a trained run (structurally: the exported model gets smaller), then fine-tune.',
+    positionals: ['RUN'],
+    flags: {
+      method: { type: 'string', choices: PRUNE_METHODS, default: 'mint', help: 'how groups are scored' },
+      sparsity: { type: 'number', value: 'S', help: 'share of the weights to remove, in (0, 1) (required)' },
+      scope: {
+        type: 'string',
+        choices: ['per-layer', 'global'],
+        default: 'per-layer',
+        help: 'same share per layer, or ranked across layers',
+      },
+      'group-size': { type: 'int', default: '1', help: 'neurons/filters scored and removed together' },
+      'samples-per-class': {
+        type: 'int',
+        default: '250',
+        help: 'mint: class-balanced samples for the mutual information',
+      },
+      bins: { type: 'int', default: '8', help: 'mint: equal-frequency bins per activation' },
+      retrain: { type: 'count', default: '5', help: 'fine-tuning epochs after pruning (0: none)' },
+      lr: { type: 'number', default: '0.001', help: 'fine-tuning learning rate' },
+      seed: { type: 'int', default: '1', help: 'random seed of the fine-tuning' },
+      data: DATA_FLAG,
+      out: { type: 'string', value: 'DIR', help: 'run folder to write (required)' },
+    },
+    examples: [
+      'cmp prune runs/fm-mlp --method mint --sparsity 0.9 --samples-per-class 250 --group-size 10 --retrain 10 --out runs/fm-mlp-mint',
+      'cmp prune runs/fm-mlp --method magnitude --sparsity 0.9 --retrain 10 --out runs/fm-mlp-mag',
+    ],
+  },
+  async run(parsed: Parsed, io: CliIo): Promise<number> {
+    const f = parsed.flags;
+    if (typeof f.out !== 'string')
+      throw new CmpError(
+        'BAD_FLAG',
+        'cmp prune needs --out DIR, the run folder to write. Example: --out runs/fm-mlp-mint',
+      );
+    if (typeof f.sparsity !== 'number')
+      throw new CmpError(
+        'BAD_FLAG',
+        'cmp prune needs --sparsity S, the share of weights to remove, e.g. --sparsity 0.9',
+      );
+    const run = loadRun(parsed.positionals[0]);
+    const data = await loadDataFlag(f.data ?? run.record.training.dataset, io);
+    const result = await pruneRun(run, data, {
+      method: ((f.method as string) ?? 'mint') as PruneMethod,
+      sparsity: f.sparsity,
+      scope: ((f.scope as string) ?? 'per-layer') as PruneScope,
+      groupSize: (f['group-size'] as number) ?? 1,
+      samplesPerClass: (f['samples-per-class'] as number) ?? 250,
+      bins: (f.bins as number) ?? 8,
+      retrain: (f.retrain as number) ?? 5,
+      batchSize: DEFAULT_TRAIN_OPTIONS.batchSize,
+      learningRate: (f.lr as number) ?? 0.001,
+      seed: (f.seed as number) ?? 1,
+      out: f.out,
+      onProgress: (text) => io.progress.update(text),
+      onTrainProgress: trainProgress(io.progress, 'retrain'),
+    });
+    io.progress.done();
+    const p = result.pruning;
+    const before = run.record.training.testAccuracy;
+    if (io.json) {
+      io.out(
+        JSON.stringify(
+          { out: f.out, pruning: p, testAccuracyBefore: before, testAccuracy: result.testAccuracy, spec: result.spec },
+          null,
+          2,
+        ),
+      );
+      return 0;
+    }
+    io.out(
+      formatTable(
+        ['layer', 'kept', 'of', 'removed'],
+        Object.entries(p.kept).map(([layer, k]) => [layer, k.kept, k.of, formatPercent(1 - k.kept / k.of)]),
+      ),
+    );
+    io.out(
+      `\n${p.method}: ${formatPercent(1 - p.weightsAfter / p.weightsBefore)} of the weights removed (${p.weightsBefore} -> ${p.weightsAfter}); ` +
+        `test accuracy ${formatPercent(before)} -> ${formatPercent(result.testAccuracy)} after ${result.training.epochs} fine-tuning epochs.`,
+    );
+    io.out(`Next: cmp export ${f.out} --out model.onnx`);
+    return 0;
+  },
+};

@@ -1,0 +1,388 @@
+// Structural pruning: score neurons/filters (MINT mutual information, GSS group norms, magnitude), remove the weakest
+// groups physically from the spec and tensors, then fine-tune.
+
+import type * as tfTypes from '@tensorflow/tfjs';
+import { CmpError } from '../errors.js';
+import { freeze } from '../core/frozen.js';
+import type { PruneSummary, Run } from '../core/run.js';
+import { inferShapes, isWeightLayer, type ModelSpec, type WeightLayerSpec } from '../core/spec.js';
+import type { Dataset } from '../data/datasets.js';
+import { prunableLayers, unitsOf } from './gss.js';
+import { forwardFrozen } from './network.js';
+import { loadTf } from './tf.js';
+import { recalibrateBatchNorm } from './train.js';
+
+export type PruneMethod = 'mint' | 'gss' | 'magnitude';
+export const PRUNE_METHODS: readonly PruneMethod[] = Object.freeze(['mint', 'gss', 'magnitude']);
+export type PruneScope = 'per-layer' | 'global';
+
+export interface ScoreOptions {
+  method: PruneMethod;
+  /** Neurons/filters scored and removed together. */
+  groupSize: number;
+  /** MINT: class-balanced samples per class whose activations estimate the mutual information. */
+  samplesPerClass: number;
+  /** MINT: equal-frequency bins per activation for the histogram estimate. */
+  bins: number;
+  onProgress?: (text: string) => void;
+}
+
+/** Importance of each group of each prunable layer (higher = keep). */
+export interface GroupScores {
+  layer: string;
+  units: number;
+  groupSize: number;
+  scores: Float64Array;
+}
+
+export type Tensors = Map<string, Float32Array>;
+
+/** Scores the groups of every prunable layer of a trained run. */
+export async function scoreGroups(
+  spec: ModelSpec,
+  tensors: Tensors,
+  data: Dataset,
+  options: ScoreOptions,
+): Promise<GroupScores[]> {
+  const layers = prunableLayers(spec);
+  if (layers.length === 0) {
+    throw new CmpError(
+      'BAD_ARGUMENT',
+      `The model has no hidden layer to prune (only the classifier). Train one with --widths.`,
+    );
+  }
+  if (options.method === 'mint') return mintScores(spec, tensors, data, layers, options);
+  return layers.map((layer) => {
+    const units = unitsOf(layer);
+    const perUnit = new Float64Array(units);
+    if (options.method === 'gss') {
+      // The norm the group lasso acted on: batch-norm scale and shift, or incoming weights and bias.
+      if (layer.batchNorm) {
+        const gamma = tensors.get(`${layer.name}.bn.gamma`) as Float32Array;
+        const beta = tensors.get(`${layer.name}.bn.beta`) as Float32Array;
+        for (let u = 0; u < units; u++) perUnit[u] = gamma[u] ** 2 + beta[u] ** 2;
+      } else {
+        incomingNorms(layer, tensors, perUnit, 2);
+        const bias = tensors.get(`${layer.name}.bias`) as Float32Array;
+        for (let u = 0; u < units; u++) perUnit[u] += bias[u] ** 2;
+      }
+      return {
+        layer: layer.name,
+        units,
+        groupSize: options.groupSize,
+        scores: groupSum(perUnit, options.groupSize, true),
+      };
+    }
+    incomingNorms(layer, tensors, perUnit, 1);
+    return {
+      layer: layer.name,
+      units,
+      groupSize: options.groupSize,
+      scores: groupSum(perUnit, options.groupSize, false),
+    };
+  });
+}
+
+/** L1 (p = 1) or squared L2 (p = 2) norm of each unit's incoming weights. */
+function incomingNorms(layer: WeightLayerSpec, tensors: Tensors, out: Float64Array, p: 1 | 2): void {
+  const w = tensors.get(`${layer.name}.weight`) as Float32Array;
+  const units = unitsOf(layer);
+  const fanIn = w.length / units;
+  for (let i = 0; i < w.length; i++) {
+    // Dense weights are [in, out]: unit = column; conv weights are OIHW: unit = leading index.
+    const u = layer.kind === 'dense' ? i % units : Math.floor(i / fanIn);
+    out[u] += p === 1 ? Math.abs(w[i]) : w[i] * w[i];
+  }
+}
+
+/** Sums per-unit values over consecutive groups (square-rooted for L2 norms). */
+function groupSum(perUnit: Float64Array, groupSize: number, sqrt: boolean): Float64Array {
+  const groups = Math.ceil(perUnit.length / groupSize);
+  const out = new Float64Array(groups);
+  for (let u = 0; u < perUnit.length; u++) out[Math.floor(u / groupSize)] += perUnit[u];
+  return sqrt ? out.map(Math.sqrt) : out;
+}
+
+/**
+ * MINT: on a class-balanced sample, the activation of each group (the sum of its units' outputs, conv outputs averaged
+ * over positions) is binned at equal frequency; a parent group's score is the sum of its mutual information with
+ * every child group of the next weight layer (the classifier's logits for the last hidden layer). Parents that tell
+ * their children the most are kept.
+ */
+async function mintScores(
+  spec: ModelSpec,
+  tensors: Tensors,
+  data: Dataset,
+  layers: WeightLayerSpec[],
+  options: ScoreOptions,
+): Promise<GroupScores[]> {
+  const { tf } = await loadTf();
+  const frozen = freeze(spec, tensors);
+  const sample = balancedSample(data, options.samplesPerClass);
+  const weightLayers = spec.layers.filter(isWeightLayer);
+  const activations = new Map<string, Float32Array[]>(weightLayers.map((l) => [l.name, []]));
+  const features = data.inputShape.reduce((a, b) => a * b, 1);
+  for (let start = 0; start < sample.length; start += 250) {
+    const idx = sample.slice(start, start + 250);
+    const xs = new Float32Array(idx.length * features);
+    idx.forEach((j, i) => xs.set(data.train.x.subarray(j * features, (j + 1) * features), i * features));
+    const x = tf.tensor4d(xs, [idx.length, ...data.inputShape]);
+    const logits = forwardFrozen(tf, frozen, x, (name, out: tfTypes.Tensor) => {
+      // Conv outputs are NHWC: one value per filter and sample, the mean over positions.
+      const perUnit = out.rank === 4 ? tf.mean(out, [1, 2]) : out;
+      (activations.get(name) as Float32Array[]).push(perUnit.dataSync() as Float32Array);
+    });
+    tf.dispose([x, logits]);
+    options.onProgress?.(`mint: activations ${Math.min(start + 250, sample.length)}/${sample.length}`);
+  }
+  const groupsOf = (layer: WeightLayerSpec): Uint8Array[] => {
+    const units = unitsOf(layer);
+    const rows = concat(activations.get(layer.name) as Float32Array[]);
+    const n = rows.length / units;
+    const groups = Math.ceil(units / options.groupSize);
+    const summed = Array.from({ length: groups }, () => new Float64Array(n));
+    for (let s = 0; s < n; s++)
+      for (let u = 0; u < units; u++) summed[Math.floor(u / options.groupSize)][s] += rows[s * units + u];
+    return summed.map((v) => quantileBins(v, options.bins));
+  };
+  return layers.map((layer) => {
+    const next = weightLayers[weightLayers.indexOf(layer) + 1];
+    const parents = groupsOf(layer);
+    const children = groupsOf(next);
+    const scores = new Float64Array(parents.length);
+    parents.forEach((p, i) => {
+      for (const c of children) scores[i] += mutualInformation(p, c, options.bins);
+    });
+    options.onProgress?.(`mint: scored ${layer.name} (${parents.length} groups x ${children.length} children)`);
+    return { layer: layer.name, units: unitsOf(layer), groupSize: options.groupSize, scores };
+  });
+}
+
+/** Training-set indices, the first `perClass` of each class (the sets are mixed, so these are spread out). */
+function balancedSample(data: Dataset, perClass: number): number[] {
+  const taken = new Array<number>(data.labels.length).fill(0);
+  const out: number[] = [];
+  for (let i = 0; i < data.train.count && out.length < perClass * data.labels.length; i++) {
+    const label = data.train.y[i];
+    if (taken[label] < perClass) {
+      taken[label]++;
+      out.push(i);
+    }
+  }
+  return out;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Equal-frequency bin index (0..bins-1) of each value; ties share a bin. */
+export function quantileBins(values: Float64Array, bins: number): Uint8Array {
+  const order = Array.from(values.keys()).sort((a, b) => values[a] - values[b]);
+  const out = new Uint8Array(values.length);
+  let bin = 0;
+  for (let r = 0; r < order.length; r++) {
+    const target = Math.min(bins - 1, Math.floor((r * bins) / order.length));
+    // A value equal to its predecessor stays in the predecessor's bin, so a constant activation carries no information.
+    if (r > 0 && values[order[r]] === values[order[r - 1]]) out[order[r]] = bin;
+    else out[order[r]] = bin = target;
+  }
+  return out;
+}
+
+/** Mutual information (nats) of two binned variables from their joint histogram. */
+export function mutualInformation(a: Uint8Array, b: Uint8Array, bins: number): number {
+  const n = a.length;
+  const joint = new Float64Array(bins * bins);
+  const pa = new Float64Array(bins);
+  const pb = new Float64Array(bins);
+  for (let i = 0; i < n; i++) {
+    joint[a[i] * bins + b[i]]++;
+    pa[a[i]]++;
+    pb[b[i]]++;
+  }
+  let mi = 0;
+  for (let i = 0; i < bins; i++) {
+    for (let j = 0; j < bins; j++) {
+      const pij = joint[i * bins + j];
+      if (pij > 0) mi += (pij / n) * Math.log((pij * n) / (pa[i] * pb[j]));
+    }
+  }
+  return mi;
+}
+
+/** Which units of each prunable layer survive (sorted indices). */
+export type KeepPlan = Map<string, number[]>;
+
+/**
+ * Chooses the groups to remove so that `sparsity` of the weights (all weight layers) is gone. Per layer: the same
+ * share of groups leaves every prunable layer; global: groups are ranked across layers by their score relative to
+ * their layer's mean. Every layer keeps at least one group.
+ */
+export function planPruning(spec: ModelSpec, scores: GroupScores[], sparsity: number, scope: PruneScope): KeepPlan {
+  const before = weightCount(spec);
+  const planFor = (cut: number): KeepPlan => {
+    const plan: KeepPlan = new Map();
+    for (const s of scores) {
+      const groups = s.scores.length;
+      const order = Array.from(s.scores.keys()).sort((a, b) => s.scores[a] - s.scores[b] || a - b);
+      let removed: number[];
+      if (scope === 'per-layer') {
+        removed = order.slice(0, Math.min(groups - 1, Math.round(cut * groups)));
+      } else {
+        const mean = s.scores.reduce((a, v) => a + v, 0) / groups || 1;
+        removed = order.filter((g) => s.scores[g] / mean < cut).slice(0, groups - 1);
+      }
+      const gone = new Set(removed);
+      const keep: number[] = [];
+      for (let u = 0; u < s.units; u++) if (!gone.has(Math.floor(u / s.groupSize))) keep.push(u);
+      plan.set(s.layer, keep);
+    }
+    return plan;
+  };
+  // The weight count falls as the cut rises: bisect for the cut that reaches the target.
+  const target = before * (1 - sparsity);
+  let lo = 0;
+  let hi =
+    scope === 'per-layer'
+      ? 1
+      : Math.max(
+          ...scores.map((s) => Math.max(...s.scores) / (s.scores.reduce((a, v) => a + v, 0) / s.scores.length || 1)),
+        ) + 1;
+  for (let i = 0; i < 50; i++) {
+    const mid = (lo + hi) / 2;
+    if (weightCount(prunedSpec(spec, planFor(mid))) > target) lo = mid;
+    else hi = mid;
+  }
+  return planFor(hi);
+}
+
+/** Weights in all weight layers of a spec. */
+export function weightCount(spec: ModelSpec): number {
+  return inferShapes(spec).reduce((a, s) => a + s.weightCount, 0);
+}
+
+/** The spec with each planned layer narrowed to its kept units. */
+export function prunedSpec(spec: ModelSpec, plan: KeepPlan): ModelSpec {
+  return {
+    ...spec,
+    layers: spec.layers.map((l) => {
+      const keep = plan.get(l.name);
+      if (!keep || !isWeightLayer(l)) return { ...l };
+      return l.kind === 'dense' ? { ...l, units: keep.length } : { ...l, filters: keep.length };
+    }),
+  };
+}
+
+/**
+ * Removes the planned units physically: the layer's weight columns (dense) or filters (conv), its batch-norm or bias
+ * entries, and the matching inputs of the next weight layer (rows; input channels; or, after a flatten, the C*H*W
+ * rows of each removed channel).
+ */
+export function applyPruning(spec: ModelSpec, tensors: Tensors, plan: KeepPlan): { spec: ModelSpec; tensors: Tensors } {
+  const out = new Map(tensors);
+  const weightIndices = spec.layers.map((l, i) => (isWeightLayer(l) ? i : -1)).filter((i) => i >= 0);
+  for (const [name, keep] of plan) {
+    const li = spec.layers.findIndex((l) => l.name === name);
+    const layer = spec.layers[li] as WeightLayerSpec;
+    const units = unitsOf(layer);
+    // Read from `out`: pruning the previous layer may already have removed this layer's input rows or channels.
+    const w = out.get(`${name}.weight`) as Float32Array;
+    if (layer.kind === 'dense') out.set(`${name}.weight`, selectColumns(w, w.length / units, units, keep));
+    else out.set(`${name}.weight`, selectBlocks(w, w.length / units, keep));
+    for (const suffix of ['bias', 'bn.gamma', 'bn.beta', 'bn.mean', 'bn.variance']) {
+      const t = tensors.get(`${name}.${suffix}`);
+      if (t)
+        out.set(
+          `${name}.${suffix}`,
+          Float32Array.from(keep, (u) => t[u]),
+        );
+    }
+    const ni = weightIndices[weightIndices.indexOf(li) + 1];
+    const next = spec.layers[ni] as WeightLayerSpec;
+    const nw = out.get(`${next.name}.weight`) as Float32Array;
+    if (next.kind === 'dense') {
+      // Each of this layer's units feeds `perUnit` consecutive rows of the next dense layer (H*W after a flatten).
+      const nextOut = next.units;
+      const rows = nw.length / nextOut;
+      const perUnit = rows / units;
+      const rowsKept = keep.flatMap((u) => Array.from({ length: perUnit }, (_, k) => u * perUnit + k));
+      out.set(`${next.name}.weight`, selectBlocks(nw, nextOut, rowsKept));
+    } else {
+      // OIHW: keep the input channels, per output filter.
+      const k2 = next.kernel * next.kernel;
+      const filters = next.filters;
+      const kept = new Float32Array(filters * keep.length * k2);
+      for (let o = 0; o < filters; o++) {
+        keep.forEach((c, ci) =>
+          kept.set(nw.subarray((o * units + c) * k2, (o * units + c + 1) * k2), (o * keep.length + ci) * k2),
+        );
+      }
+      out.set(`${next.name}.weight`, kept);
+    }
+  }
+  const pruned = prunedSpec(spec, plan);
+  inferShapes(pruned);
+  return { spec: pruned, tensors: out };
+}
+
+/** Columns `keep` of a row-major [rows, cols] matrix. */
+function selectColumns(m: Float32Array, rows: number, cols: number, keep: number[]): Float32Array {
+  const out = new Float32Array(rows * keep.length);
+  for (let r = 0; r < rows; r++) keep.forEach((c, i) => (out[r * keep.length + i] = m[r * cols + c]));
+  return out;
+}
+
+/** Blocks `keep` of `size` consecutive values each. */
+function selectBlocks(m: Float32Array, size: number, keep: number[]): Float32Array {
+  const out = new Float32Array(keep.length * size);
+  keep.forEach((b, i) => out.set(m.subarray(b * size, (b + 1) * size), i * size));
+  return out;
+}
+
+/** What a prune did, recorded in the pruned run (kept: units kept per layer out of its original width). */
+export type PruneRecord = PruneSummary;
+
+/**
+ * Scores, plans and applies pruning to a loaded run and re-estimates batch-norm statistics for the narrower layers;
+ * fine-tuning is the caller's (see prune-run.ts).
+ */
+export async function pruneTensors(
+  run: Run,
+  data: Dataset,
+  options: ScoreOptions & { sparsity: number; scope: PruneScope },
+): Promise<{ spec: ModelSpec; tensors: Tensors; record: PruneRecord }> {
+  if (!(options.sparsity > 0 && options.sparsity < 1)) {
+    throw new CmpError(
+      'BAD_FLAG',
+      `Sparsity must be between 0 and 1 (exclusive), got ${options.sparsity}. Example: --sparsity 0.9`,
+    );
+  }
+  const spec = run.record.spec;
+  const scores = await scoreGroups(spec, run.tensors, data, options);
+  const plan = planPruning(spec, scores, options.sparsity, options.scope);
+  const applied = applyPruning(spec, run.tensors, plan);
+  const result = { spec: applied.spec, tensors: await recalibrateBatchNorm(applied.spec, applied.tensors, data) };
+  const kept: PruneRecord['kept'] = {};
+  for (const s of scores) kept[s.layer] = { kept: (plan.get(s.layer) as number[]).length, of: s.units };
+  return {
+    ...result,
+    record: {
+      method: options.method,
+      scope: options.scope,
+      sparsityTarget: options.sparsity,
+      groupSize: options.groupSize,
+      ...(options.method === 'mint' ? { samplesPerClass: options.samplesPerClass } : {}),
+      from: run.dir,
+      weightsBefore: weightCount(spec),
+      weightsAfter: weightCount(result.spec),
+      kept,
+    },
+  };
+}
