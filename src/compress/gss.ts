@@ -6,7 +6,11 @@ import type { Params } from './network.js';
 import type { Tf } from './tf.js';
 
 export interface GroupSparsityOptions {
-  /** Weight of the group-lasso term. */
+  /**
+   * Strength of the group lasso: after every step each group's norm shrinks by lambda * learning rate. Adam moves a
+   * parameter by at most about one learning rate per step, so with lambda > 1 only groups whose gradient keeps
+   * pushing them back (consistently useful units) stay large; the rest settle near zero.
+   */
   lambda: number;
   /** Share (0..1) of each layer's groups, the strongest, that the penalty spares: they always stay alive. */
   keepAlive: number;
@@ -49,28 +53,46 @@ export function unitSquaredNorms(tf: Tf, layer: WeightLayerSpec, params: Params)
 }
 
 /**
- * lambda * sum over groups of ||group||_2, where the strongest ceil(keepAlive * groups) groups of each layer are
- * exempt (the guidance: the penalty may empty a layer only down to that share, so accuracy does not collapse).
+ * One proximal step of the group lasso, after each optimizer step: every group's parameters shrink towards zero by
+ * `tau` in norm (a group whose norm is smaller becomes exactly zero), except the strongest
+ * ceil(keepAlive * groups) groups of each layer, which are spared. That guidance lets the penalty empty a layer
+ * only down to the keep-alive share, so accuracy does not collapse. Proximal steps give exact zeros, which a
+ * penalty added to the loss does not under Adam (its steps have a fixed size, so groups only hover near zero).
  */
-export function groupSparsityPenalty(
+export function shrinkGroups(
   tf: Tf,
   spec: ModelSpec,
   params: Params,
   options: GroupSparsityOptions,
-): tfTypes.Scalar {
-  let total: tfTypes.Tensor = tf.scalar(0);
+  tau: number,
+): void {
   for (const layer of prunableLayers(spec)) {
     const units = unitsOf(layer);
     const groups = Math.ceil(units / options.groupSize);
-    const padded = groups * options.groupSize;
-    let squares = unitSquaredNorms(tf, layer, params);
-    if (padded > units) squares = tf.concat([squares, tf.zeros([padded - units])]);
-    const norms = tf.sqrt(tf.add(tf.sum(squares.reshape([groups, options.groupSize]), 1), 1e-12));
+    const squares = tf.tidy(() => unitSquaredNorms(tf, layer, params).dataSync());
+    const norms = new Float64Array(groups);
+    for (let u = 0; u < units; u++) norms[Math.floor(u / options.groupSize)] += squares[u];
+    for (let g = 0; g < groups; g++) norms[g] = Math.sqrt(norms[g]);
     const spared = Math.max(1, Math.ceil(options.keepAlive * groups));
-    // The spared groups are the current strongest; step() has a zero gradient, so the choice is not differentiated.
-    const kth = tf.topk(norms, spared).values.slice([spared - 1], [1]);
-    const penalised = tf.step(tf.sub(kth, norms));
-    total = tf.add(total, tf.sum(tf.mul(norms, penalised)));
+    const kth = Float64Array.from(norms).sort()[groups - spared];
+    const factor = new Float32Array(units);
+    for (let u = 0; u < units; u++) {
+      const norm = norms[Math.floor(u / options.groupSize)];
+      factor[u] = norm >= kth ? 1 : Math.max(0, 1 - tau / Math.max(norm, 1e-12));
+    }
+    tf.tidy(() => {
+      const f = tf.tensor1d(factor);
+      const scale = (name: string, by: tfTypes.Tensor): void => {
+        const v = params.trainable.get(name) as tfTypes.Variable;
+        v.assign(tf.mul(v, by));
+      };
+      if (layer.batchNorm) {
+        scale(`${layer.name}.bn.gamma`, f);
+        scale(`${layer.name}.bn.beta`, f);
+      } else {
+        scale(`${layer.name}.weight`, layer.kind === 'dense' ? f : f.reshape([units, 1, 1, 1]));
+        scale(`${layer.name}.bias`, f);
+      }
+    });
   }
-  return tf.mul<tfTypes.Scalar>(total, options.lambda);
 }

@@ -59,15 +59,16 @@ export async function pruneRun(source: string | Run, data: Dataset, options: Pru
 }
 
 /**
- * After GSS training: removes the groups whose norm fell below `relativeThreshold` times the strongest group of their
- * layer (the lasso drove them to zero, so removing them changes almost nothing). Returns the plan it applied.
+ * After GSS training: removes the groups the lasso emptied. Under Adam they settle near zero rather than at it, so a
+ * group is dead when its norm is below `relativeThreshold` times the median norm of the layer's keep-alive share (the
+ * spared, strongest groups). Batch-norm statistics are re-estimated for the narrower layers.
  */
 export async function removeDeadGroups(
   spec: ModelSpec,
   tensors: Map<string, Float32Array>,
   data: Dataset,
-  groupSize: number,
-  relativeThreshold = 1e-2,
+  options: { groupSize: number; keepAlive: number },
+  relativeThreshold = 0.1,
 ): Promise<{
   spec: ModelSpec;
   tensors: Map<string, Float32Array>;
@@ -75,12 +76,15 @@ export async function removeDeadGroups(
   weightsBefore: number;
   weightsAfter: number;
 }> {
+  const { groupSize, keepAlive } = options;
   const scores = await scoreGroups(spec, tensors, data, { method: 'gss', groupSize, samplesPerClass: 0, bins: 0 });
   const plan: KeepPlan = new Map();
   for (const s of scores) {
-    const max = Math.max(...s.scores);
+    const sorted = Float64Array.from(s.scores).sort().reverse();
+    const spared = sorted.subarray(0, Math.max(1, Math.ceil(keepAlive * sorted.length)));
+    const threshold = relativeThreshold * spared[Math.floor(spared.length / 2)];
     const keep: number[] = [];
-    for (let u = 0; u < s.units; u++) if (s.scores[Math.floor(u / groupSize)] >= relativeThreshold * max) keep.push(u);
+    for (let u = 0; u < s.units; u++) if (s.scores[Math.floor(u / groupSize)] >= threshold) keep.push(u);
     plan.set(s.layer, keep);
   }
   const pruned = applyPruning(spec, tensors, plan);

@@ -247,7 +247,7 @@ export function planPruning(spec: ModelSpec, scores: GroupScores[], sparsity: nu
     return plan;
   };
   // The weight count falls as the cut rises: bisect for the cut that reaches the target.
-  const target = before * (1 - sparsity);
+  const target = before * (1 - sparsity) * (1 + 1e-9);
   let lo = 0;
   let hi =
     scope === 'per-layer'

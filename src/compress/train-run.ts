@@ -49,7 +49,7 @@ export async function trainRun(
   if (options.groupSparsity) {
     // GSS ends by removing the groups the lasso emptied; the result is a smaller network, evaluated again.
     const { groupSize, keepAlive } = options.groupSparsity;
-    const dead = await removeDeadGroups(spec, flat(result.tensors), data, groupSize);
+    const dead = await removeDeadGroups(spec, flat(result.tensors), data, { groupSize, keepAlive });
     const frozen = freeze(dead.spec, dead.tensors);
     const testAccuracy = await evaluateFrozen(frozen, data, data.test);
     const kept: PruneSummary['kept'] = {};

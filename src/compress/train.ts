@@ -15,7 +15,7 @@ import {
   paramsToTensors,
   type Params,
 } from './network.js';
-import { groupSparsityPenalty, type GroupSparsityOptions } from './gss.js';
+import { shrinkGroups, type GroupSparsityOptions } from './gss.js';
 import { loadTf, type Tf } from './tf.js';
 
 /** Progress while training; `etaMs` estimates the time left for the whole run. */
@@ -74,6 +74,8 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
   const { count } = data.train;
   const batches = Math.floor(count / options.batchSize);
   const totalSteps = batches * options.epochs;
+  const learningRateAt = (step: number): number =>
+    (options.learningRate * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
   const started = Date.now();
   const history: EpochRecord[] = [];
   let step = 0;
@@ -83,18 +85,19 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     let lossSum = 0;
     let correct = 0;
     for (let b = 0; b < batches; b++) {
-      const lr = (options.learningRate * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
+      const lr = learningRateAt(step);
       const { x, y } = batchTensors(tf, data, data.train, order, b * options.batchSize, options.batchSize);
       const { loss, hits } = tf.tidy(() => {
         let logits: tfTypes.Tensor | undefined;
         const { value, grads } = tf.variableGrads(() => {
           logits = tf.keep(forwardTrain(tf, spec, params, x, true));
           const loss: tfTypes.Scalar = tf.losses.softmaxCrossEntropy(tf.oneHot(y, spec.labels.length), logits);
-          return options.groupSparsity
-            ? tf.add(loss, groupSparsityPenalty(tf, spec, params, options.groupSparsity))
-            : loss;
+          return loss;
         }, [...params.trainable.values()]);
         adam.step(grads, lr);
+        if (options.groupSparsity) {
+          shrinkGroups(tf, spec, params, options.groupSparsity, options.groupSparsity.lambda * lr);
+        }
         for (const w of binaryWeights) w.assign(tf.clipByValue(w, -1, 1));
         const predicted = tf.argMax(logits as tfTypes.Tensor, 1);
         const hitCount = tf.keep(tf.sum(tf.cast(tf.equal(predicted, y), 'int32')));

@@ -49,7 +49,11 @@ export const TRAIN_FLAGS = {
   'limit-test': { type: 'int', help: 'evaluate on the first N test samples only' },
   sparsity: { type: 'string', choices: ['gss'], help: 'train with guided group sparsity, then remove the dead groups' },
   'keep-alive': { type: 'number', default: '0.1', help: "gss: share of each layer's groups the penalty spares (0..1]" },
-  'gss-lambda': { type: 'number', default: String(DEFAULT_GSS.lambda), help: 'gss: weight of the group-lasso term' },
+  'gss-lambda': {
+    type: 'number',
+    default: String(DEFAULT_GSS.lambda),
+    help: 'gss: lasso strength, shrink per step in learning rates',
+  },
   'group-size': { type: 'int', default: String(DEFAULT_GSS.groupSize), help: 'gss: neurons/filters per group' },
 } as const;
 
