@@ -2,6 +2,7 @@
 
 import { CmpError, isCmpError } from '../src/errors.js';
 import { accuracySize } from './accuracy-size.js';
+import { prune } from './prune.js';
 
 export interface Benchmark {
   name: string;
@@ -9,7 +10,7 @@ export interface Benchmark {
   run(argv: string[], json: boolean): Promise<number>;
 }
 
-const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize]);
+const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune]);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
