@@ -2,7 +2,7 @@
 
 import { CmpError } from '../errors.js';
 import { loadRun, saveRun, type PruneSummary, type Run } from '../core/run.js';
-import type { ModelSpec } from '../core/spec.js';
+import { isWeightLayer, type BinarizeMode, type ModelSpec } from '../core/spec.js';
 import { CMP_VERSION } from '../core/version.js';
 import type { Dataset } from '../data/datasets.js';
 import { prunableLayers, unitsOf } from './gss.js';
@@ -27,6 +27,8 @@ export interface PruneRunOptions extends ScoreOptions {
   seed: number;
   out?: string;
   onTrainProgress?: TrainOptions['onProgress'];
+  /** Binarize the weights of every weight layer during fine-tuning (prune, then binarize). */
+  binarizeWeights?: BinarizeMode;
 }
 
 export interface PruneRunResult extends TrainResult {
@@ -43,7 +45,17 @@ export async function pruneRun(source: string | Run, data: Dataset, options: Pru
       `Run ${run.dir} was never trained (no epochs recorded). Train it first with cmp train.`,
     );
   }
-  const { spec, tensors, record } = await pruneTensors(run, data, options);
+  const pruned = await pruneTensors(run, data, options);
+  const { tensors, record } = pruned;
+  const mode = options.binarizeWeights;
+  const spec: ModelSpec = mode
+    ? {
+        ...pruned.spec,
+        layers: pruned.spec.layers.map((l) =>
+          isWeightLayer(l) ? { ...l, binarize: { ...l.binarize, weights: mode } } : l,
+        ),
+      }
+    : pruned.spec;
   const result = await train(spec, data, {
     epochs: options.retrain,
     batchSize: options.batchSize,

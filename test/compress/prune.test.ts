@@ -235,3 +235,33 @@ test('bad prune input: sparsity outside (0, 1), an untrained folder, a model wit
   r = runCli(['prune', `${dir}/run`, '--sparsity', '0.5', '--method', 'random', '--out', `${dir}/o`]);
   assert.match(r.stderr.trim(), /--method must be one of: mint, gss, magnitude/);
 });
+
+test('prune, then binarize: a float run pruned with --binarize dab fine-tunes into binary layers', async () => {
+  const dir = tempDir();
+  await trainRun(data, {
+    arch: 'mlp',
+    widths: [48],
+    binarizeWeights: 'none',
+    binarizeActivations: 'none',
+    epochs: 1,
+    batchSize: 50,
+    learningRate: 0.002,
+    seed: 5,
+    out: `${dir}/float`,
+  });
+  const result = await pruneRun(loadRun(`${dir}/float`), data, {
+    method: 'magnitude',
+    sparsity: 0.5,
+    scope: 'per-layer',
+    groupSize: 1,
+    samplesPerClass: 0,
+    bins: 8,
+    retrain: 1,
+    batchSize: 50,
+    learningRate: 0.002,
+    seed: 1,
+    binarizeWeights: 'dab',
+  });
+  const fc1 = result.frozen.layers.find((l) => l.name === 'fc1');
+  assert.ok(fc1?.kind === 'dense' && fc1.weights.kind === 'binary' && fc1.weights.rows === 24);
+});

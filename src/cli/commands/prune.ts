@@ -4,6 +4,7 @@ import { pruneRun } from '../../compress/prune-run.js';
 import { PRUNE_METHODS, type PruneMethod, type PruneScope } from '../../compress/prune.js';
 import { DEFAULT_TRAIN_OPTIONS } from '../../compress/train.js';
 import { loadRun } from '../../core/run.js';
+import { BINARIZE_MODES, type BinarizeMode } from '../../core/spec.js';
 import { CmpError } from '../../errors.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
@@ -36,6 +37,11 @@ export const pruneCommand: Command = {
       retrain: { type: 'count', default: '5', help: 'fine-tuning epochs after pruning (0: none)' },
       lr: { type: 'number', default: '0.001', help: 'fine-tuning learning rate' },
       seed: { type: 'int', default: '1', help: 'random seed of the fine-tuning' },
+      binarize: {
+        type: 'string',
+        choices: BINARIZE_MODES,
+        help: 'binarize weights while fine-tuning (prune, then binarize)',
+      },
       data: DATA_FLAG,
       out: { type: 'string', value: 'DIR', help: 'run folder to write (required)' },
     },
@@ -72,6 +78,7 @@ export const pruneCommand: Command = {
       out: f.out,
       onProgress: (text) => io.progress.update(text),
       onTrainProgress: trainProgress(io.progress, 'retrain'),
+      ...(typeof f.binarize === 'string' ? { binarizeWeights: f.binarize as BinarizeMode } : {}),
     });
     io.progress.done();
     const p = result.pruning;
