@@ -3,6 +3,8 @@
 import { CmpError, isCmpError } from '../src/errors.js';
 import { accuracySize } from './accuracy-size.js';
 import { prune } from './prune.js';
+import { kernels } from './kernels.js';
+import { models } from './models.js';
 
 export interface Benchmark {
   name: string;
@@ -10,7 +12,7 @@ export interface Benchmark {
   run(argv: string[], json: boolean): Promise<number>;
 }
 
-const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune]);
+const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune, kernels, models]);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -9,6 +9,7 @@ import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
 import { inspectCommand } from './commands/inspect.js';
+import { runCommand } from './commands/run.js';
 import { pruneCommand } from './commands/prune.js';
 import { trainCommand } from './commands/train.js';
 
@@ -19,6 +20,7 @@ const COMMANDS: readonly Command[] = Object.freeze([
   exportCommand,
   evalCommand,
   inspectCommand,
+  runCommand,
 ]);
 
 function usage(): string {

@@ -2,12 +2,15 @@
 
 import { CmpError } from '../errors.js';
 import type { ModelFile } from './model-file.js';
+import type { Profiler } from './profiler.js';
 
 /** A loaded model on one runtime. */
 export interface Backend {
   readonly name: string;
   /** Runs a float32 input of shape `dims` (batch first) and returns the output rows. */
   run(input: Float32Array, dims: number[]): Promise<Float32Array>;
+  /** Backends that time their layers (bitwasm) record begin/end events into `profiler` while one is set. */
+  setProfiler?(profiler: Profiler | undefined): void;
   dispose(): Promise<void>;
 }
 
@@ -16,6 +19,8 @@ export interface BackendFactory {
   readonly name: string;
   /** Higher is tried first by `auto`. */
   readonly priority: number;
+  /** The priority for this model, when it depends on the model (bitwasm is fastest only on binary layers). */
+  rank?(file: ModelFile): number;
   create(file: ModelFile): Promise<Backend>;
 }
 
@@ -32,20 +37,26 @@ export function backendNames(): string[] {
 }
 
 /**
- * Creates the named backend, or with 'auto' the highest-priority one that loads. When none loads, one error lists
+ * Creates the named backend, or with 'auto' the highest-ranked one for this model that loads. When none loads, one error lists
  * every failure.
  */
 export async function createBackend(name: string, file: ModelFile): Promise<Backend> {
   if (name !== 'auto' && !registry.has(name)) {
     throw new CmpError('BAD_ARGUMENT', `Unknown backend "${name}". Use one of: auto, ${backendNames().join(', ')}.`);
   }
-  const candidates = name === 'auto' ? backendNames() : [name];
+  const rank = (f: BackendFactory): number => f.rank?.(file) ?? f.priority;
+  const candidates =
+    name === 'auto' ? [...registry.values()].sort((a, b) => rank(b) - rank(a)).map((f) => f.name) : [name];
   const failures: string[] = [];
   for (const candidate of candidates) {
     try {
       return await (registry.get(candidate) as BackendFactory).create(file);
     } catch (err) {
-      failures.push(`${candidate}: ${String((err as Error).message ?? err).split('\n')[0]}`);
+      failures.push(
+        `${candidate}: ${String((err as Error).message ?? err)
+          .split('\n')[0]
+          .replace(/\.$/, '')}`,
+      );
     }
   }
   throw new CmpError('BACKEND_UNAVAILABLE', `No backend could load ${file.path} (${failures.join('; ')}).`);

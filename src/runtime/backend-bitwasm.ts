@@ -1,0 +1,54 @@
+// The bitwasm backend: cmp's own engine (WebAssembly SIMD, weights kept 1-bit), for models cmp exported.
+
+import { CmpError } from '../errors.js';
+import type { Backend, BackendFactory } from './backend.js';
+import type { Engine, EngineMode } from './bitwasm/engine.js';
+import { createReferenceEngine } from './bitwasm/engine-reference.js';
+import { createWasmEngine } from './bitwasm/engine-wasm.js';
+import { planModel } from './bitwasm/plan.js';
+import type { ModelFile } from './model-file.js';
+import type { Profiler } from './profiler.js';
+
+/** Above ort-node for cmp files with binary layers; below every other backend for anything else. */
+export const BITWASM_PRIORITY = 30;
+
+/** A Backend running `file` on the wasm kernels, or with `mode: 'reference'` on the plain TypeScript reference. */
+export async function createBitwasmBackend(
+  file: ModelFile,
+  mode: EngineMode = 'wasm',
+): Promise<Backend & { engine: Engine }> {
+  const plan = planModel(file);
+  const engine = mode === 'wasm' ? await createWasmEngine(plan) : createReferenceEngine(plan);
+  const perSample = plan.inputShape[0] * plan.inputShape[1] * plan.inputShape[2];
+  let profiler: Profiler | undefined;
+  return {
+    name: mode === 'wasm' ? 'bitwasm' : 'bitwasm-reference',
+    engine,
+    async run(input: Float32Array, dims: number[]): Promise<Float32Array> {
+      const batch = dims[0];
+      if (input.length !== batch * perSample) {
+        throw new CmpError(
+          'BAD_ARGUMENT',
+          `bitwasm got input [${dims.join(', ')}] but ${file.path} takes [batch, ${plan.inputShape.join(', ')}]. Feed the model's input shape.`,
+        );
+      }
+      return engine.run(input, batch, profiler);
+    },
+    setProfiler(p: Profiler | undefined): void {
+      profiler = p;
+    },
+    async dispose(): Promise<void> {
+      engine.dispose();
+    },
+  };
+}
+
+/** Registered as `bitwasm`; `auto` ranks it first only for cmp models with at least one binary layer. */
+export const bitwasmBackend: BackendFactory = {
+  name: 'bitwasm',
+  priority: BITWASM_PRIORITY,
+  rank(file: ModelFile): number {
+    return file.manifest?.layers?.some((l) => l.weights !== 'none') ? BITWASM_PRIORITY : 0;
+  },
+  create: (file: ModelFile) => createBitwasmBackend(file),
+};

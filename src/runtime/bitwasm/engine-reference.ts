@@ -1,0 +1,162 @@
+// The reference engine: what the exported graph computes, in simple TypeScript loops, for tests to compare against.
+
+import { expandBinary } from '../../core/bitpack.js';
+import { ACTIVATION_LLOYD_STEPS, type BinarizeMode } from '../../core/spec.js';
+import type { Profiler } from '../profiler.js';
+import { features, layerTag, type Engine } from './engine.js';
+import type { Plan, PlanWeightLayer } from './plan.js';
+
+const f32 = Math.fround;
+
+/** A reference engine for `plan`: weights expanded to float32 rows, sums in float64. */
+export function createReferenceEngine(plan: Plan): Engine {
+  const expanded = new Map<PlanWeightLayer, Float32Array>();
+  let weightBytes = 0;
+  for (const layer of plan.layers) {
+    if (layer.kind !== 'dense' && layer.kind !== 'conv') continue;
+    const w = layer.weights;
+    if (w.kind === 'float') expanded.set(layer, w.rows);
+    else {
+      const upper = w.lower.map((lo, r) => f32(lo + w.step[r]));
+      expanded.set(layer, expandBinary(w.packed, layer.rows, layer.rowLength, upper, w.lower));
+    }
+    weightBytes += expanded.get(layer)!.byteLength + (layer.scale?.byteLength ?? 0) + layer.shift.byteLength;
+  }
+  return {
+    mode: 'reference',
+    plan,
+    weightBytes,
+    run(input: Float32Array, batch: number, profiler?: Profiler): Float32Array {
+      const out = new Float32Array(batch * plan.classes);
+      const inF = features(plan.inputShape);
+      for (let s = 0; s < batch; s++) {
+        let h: Float32Array = input.slice(s * inF, (s + 1) * inF);
+        for (const layer of plan.layers) {
+          const event = profiler?.begin(layer.name, layerTag(layer));
+          if (layer.kind === 'maxpool') h = maxPool(h, layer.inputShape, layer.size);
+          else if (layer.kind !== 'flatten') {
+            const x = binarizeSample(h, layer.inputShape, layer.kind === 'conv', layer.inputs);
+            h = layer.kind === 'dense' ? dense(x, layer, expanded.get(layer)!) : conv(x, layer, expanded.get(layer)!);
+          }
+          if (event !== undefined) profiler?.end(event);
+        }
+        out.set(h, s * plan.classes);
+      }
+      return out;
+    },
+    dispose(): void {},
+  };
+}
+
+/**
+ * One sample's input binarization (see export-onnx.ts binarizeInputs): DAB centres each position across channels
+ * (conv) or the features (dense), runs ACTIVATION_LLOYD_STEPS Lloyd steps from the mean and returns each value's level;
+ * XNOR returns +/- mean |x| by sign.
+ */
+export function binarizeSample(x: Float32Array, shape: number[], isConv: boolean, mode: BinarizeMode): Float32Array {
+  if (mode === 'none') return x;
+  const n = x.length;
+  let lower: number;
+  let upper: number;
+  let threshold: number;
+  let v: Float32Array;
+  if (mode === 'xnor') {
+    let s = 0;
+    for (let k = 0; k < n; k++) s += Math.abs(x[k]);
+    upper = f32(s / n);
+    lower = -upper;
+    threshold = 0;
+    v = x;
+  } else {
+    const channels = isConv ? shape[0] : n;
+    const positions = n / channels;
+    v = new Float32Array(n);
+    for (let p = 0; p < positions; p++) {
+      let s = 0;
+      for (let c = 0; c < channels; c++) s += x[c * positions + p];
+      const mean = f32(s / channels);
+      for (let c = 0; c < channels; c++) v[c * positions + p] = f32(x[c * positions + p] - mean);
+    }
+    let s = 0;
+    for (let k = 0; k < n; k++) s += v[k];
+    threshold = f32(s / n);
+    lower = 0;
+    upper = 0;
+    for (let step = 0; step <= ACTIVATION_LLOYD_STEPS; step++) {
+      if (step > 0) threshold = f32(f32(upper + lower) / 2);
+      let upSum = 0;
+      let downSum = 0;
+      let ups = 0;
+      for (let k = 0; k < n; k++) {
+        if (v[k] >= threshold) {
+          upSum += v[k];
+          ups++;
+        } else downSum += v[k];
+      }
+      upper = f32(upSum / Math.max(ups, 1));
+      lower = f32(downSum / Math.max(n - ups, 1));
+    }
+  }
+  const high = f32(lower + f32(upper - lower));
+  return v.map((value) => (value >= threshold ? high : lower));
+}
+
+function epilogue(sum: number, r: number, layer: PlanWeightLayer): number {
+  let y = f32(sum);
+  if (layer.scale) y = f32(y * layer.scale[r]);
+  y = f32(y + layer.shift[r]);
+  return layer.relu && !(y > 0) ? 0 : y;
+}
+
+function dense(x: Float32Array, layer: PlanWeightLayer, w: Float32Array): Float32Array {
+  const out = new Float32Array(layer.rows);
+  const n = layer.rowLength;
+  for (let r = 0; r < layer.rows; r++) {
+    let s = 0;
+    for (let k = 0; k < n; k++) s += x[k] * w[r * n + k];
+    out[r] = epilogue(s, r, layer);
+  }
+  return out;
+}
+
+function conv(x: Float32Array, layer: PlanWeightLayer, w: Float32Array): Float32Array {
+  const [c, h, wd] = layer.inputShape;
+  const k = layer.kernel;
+  const [, oh, ow] = layer.outputShape;
+  const out = new Float32Array(layer.rows * oh * ow);
+  for (let r = 0; r < layer.rows; r++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        let s = 0;
+        for (let ch = 0; ch < c; ch++) {
+          for (let ky = 0; ky < k; ky++) {
+            for (let kx = 0; kx < k; kx++) {
+              s += x[(ch * h + oy + ky) * wd + ox + kx] * w[r * layer.rowLength + (ch * k + ky) * k + kx];
+            }
+          }
+        }
+        out[(r * oh + oy) * ow + ox] = epilogue(s, r, layer);
+      }
+    }
+  }
+  return out;
+}
+
+function maxPool(x: Float32Array, shape: number[], size: number): Float32Array {
+  const [c, h, w] = shape;
+  const oh = Math.floor(h / size);
+  const ow = Math.floor(w / size);
+  const out = new Float32Array(c * oh * ow);
+  for (let ch = 0; ch < c; ch++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        let m = -Infinity;
+        for (let ky = 0; ky < size; ky++) {
+          for (let kx = 0; kx < size; kx++) m = Math.max(m, x[(ch * h + oy * size + ky) * w + ox * size + kx]);
+        }
+        out[(ch * oh + oy) * ow + ox] = m;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,394 @@
+// The WebAssembly engine: lays weights (bits packed) and activations out in one wasm memory and calls the kernels.
+
+import { packedRowBytes } from '../../core/bitpack.js';
+import { ACTIVATION_LLOYD_STEPS } from '../../core/spec.js';
+import type { Profiler } from '../profiler.js';
+import { features, layerTag, type Engine } from './engine.js';
+import { instantiateKernels, type KernelExports } from './loader.js';
+import type { Plan, PlanWeightLayer } from './plan.js';
+
+const PAGE_BYTES = 65536;
+const MODE_CODE = Object.freeze({ dab: 1, xnor: 2 } as const);
+
+/** A weight layer as laid out in wasm memory (byte offsets). */
+interface WasmLayer {
+  plan: PlanWeightLayer;
+  tag: string;
+  /** f32: float rows; masked: file bit rows with float inputs; pop: 16-byte-padded bit rows with binarized inputs. */
+  path: 'f32' | 'masked' | 'pop';
+  weights: number;
+  /** Bytes from one weight row to the next (bit paths). */
+  rowStride: number;
+  lower: number;
+  step: number;
+  wpop: number;
+  /** 0 when the layer has no scale. */
+  scale: number;
+  shift: number;
+  /** Conv popcount path: bytes holding one pixel's channel bits. */
+  chunkBytes: number;
+}
+
+/** Scratch sizes in bytes for a batch of one (`perSample`) or shared across the batch. */
+interface Needs {
+  activation: number;
+  quantized: number;
+  tmp: number;
+  colSum: number;
+  bits: number;
+  patches: number;
+  apop: number;
+  lut: number;
+}
+
+const align16 = (n: number): number => (n + 15) & ~15;
+
+/** Creates a wasm engine for `plan`: one kernel instance (and memory) per engine. */
+export async function createWasmEngine(plan: Plan): Promise<Engine> {
+  const k = await instantiateKernels();
+  let top = align16(k.heapBase());
+  const alloc = (bytes: number): number => {
+    const p = top;
+    top = align16(top + bytes);
+    const missing = top - k.memory.buffer.byteLength;
+    if (missing > 0) k.memory.grow(Math.ceil(missing / PAGE_BYTES));
+    return p;
+  };
+  const put = (data: Float32Array | Uint8Array | Int32Array): number => {
+    const p = alloc(data.byteLength);
+    new Uint8Array(k.memory.buffer, p, data.byteLength).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    return p;
+  };
+  const layers = new Map<PlanWeightLayer, WasmLayer>();
+  const weightStart = top;
+  for (const layer of plan.layers) {
+    if (layer.kind === 'dense' || layer.kind === 'conv') layers.set(layer, placeLayer(layer, put));
+  }
+  const weightBytes = top - weightStart;
+  const scratchStart = top;
+  let capacity = 0;
+  let buffers = { a: 0, b: 0, q: 0, tmp: 0, colSum: 0, bits: 0, patches: 0, apop: 0, levels: 0, lut: 0 };
+
+  const ensureCapacity = (batch: number): void => {
+    if (batch <= capacity) return;
+    const n = scratchNeeds(plan, layers);
+    top = scratchStart;
+    buffers = {
+      a: alloc(n.activation * batch),
+      b: alloc(n.activation * batch),
+      q: alloc(n.quantized * batch),
+      tmp: alloc(n.tmp),
+      colSum: alloc(n.colSum),
+      bits: alloc(n.bits * batch),
+      patches: alloc(n.patches),
+      apop: alloc(n.apop * batch),
+      levels: alloc(8 * batch),
+      lut: alloc(n.lut),
+    };
+    capacity = batch;
+  };
+
+  // Views on the wasm memory, renewed only when it grows (growing detaches the old buffer).
+  let f32 = new Float32Array(k.memory.buffer);
+  let i32 = new Int32Array(k.memory.buffer);
+  const views = (): void => {
+    if (f32.buffer !== k.memory.buffer) {
+      f32 = new Float32Array(k.memory.buffer);
+      i32 = new Int32Array(k.memory.buffer);
+    }
+  };
+
+  return {
+    mode: 'wasm',
+    plan,
+    weightBytes,
+    run(input: Float32Array, batch: number, profiler?: Profiler): Float32Array {
+      ensureCapacity(batch);
+      views();
+      const inF = features(plan.inputShape);
+      f32.set(input.subarray(0, batch * inF), buffers.a >> 2);
+      let cur = buffers.a;
+      let other = buffers.b;
+      for (const layer of plan.layers) {
+        if (layer.kind === 'flatten') continue;
+        const event = profiler?.begin(layer.name, layerTag(layer));
+        if (layer.kind === 'maxpool') {
+          const [c, h, w] = layer.inputShape;
+          k.maxPool(cur, batch * c, h, w, layer.size, other);
+        } else {
+          runLayer(k, i32, layers.get(layer) as WasmLayer, buffers, cur, other, batch);
+        }
+        if (event !== undefined) profiler?.end(event);
+        const swap = cur;
+        cur = other;
+        other = swap;
+      }
+      return f32.slice(cur >> 2, (cur >> 2) + batch * plan.classes);
+    },
+    dispose(): void {
+      layers.clear();
+    },
+  };
+}
+
+/** Copies a layer's parameters into wasm memory in the layout its kernel reads. */
+function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Array | Int32Array) => number): WasmLayer {
+  const base = {
+    plan: layer,
+    tag: layerTag(layer),
+    rowStride: 0,
+    lower: 0,
+    step: 0,
+    wpop: 0,
+    chunkBytes: 0,
+    scale: layer.scale ? put(layer.scale) : 0,
+    shift: put(layer.shift),
+  };
+  const w = layer.weights;
+  if (w.kind === 'float') return { ...base, path: 'f32', weights: put(w.rows) };
+  const lower = put(w.lower);
+  const step = put(w.step);
+  if (layer.inputs === 'none') {
+    return { ...base, path: 'masked', weights: put(w.packed), rowStride: packedRowBytes(layer.rowLength), lower, step };
+  }
+  const { rows: repacked, rowStride, chunkBytes, popcounts } = repackForPopcount(layer, w.packed);
+  return { ...base, path: 'pop', weights: put(repacked), rowStride, lower, step, wpop: put(popcounts), chunkBytes };
+}
+
+/**
+ * Weight rows for the popcount kernel: 16-byte-padded rows; conv rows reordered from (c, ky, kx) to (ky, kx, c) with
+ * each pixel's channel bits padded to whole bytes, the layout im2colBits gives input patches.
+ */
+export function repackForPopcount(
+  layer: PlanWeightLayer,
+  packed: Uint8Array,
+): { rows: Uint8Array; rowStride: number; chunkBytes: number; popcounts: Int32Array } {
+  const fileRowBytes = packedRowBytes(layer.rowLength);
+  const isConv = layer.kind === 'conv';
+  const channels = layer.inputShape[0];
+  const kk = layer.kernel * layer.kernel;
+  const chunkBytes = isConv ? packedRowBytes(channels) : 0;
+  const rowStride = align16(isConv ? kk * chunkBytes : fileRowBytes);
+  const rows = new Uint8Array(layer.rows * rowStride);
+  const popcounts = new Int32Array(layer.rows);
+  for (let r = 0; r < layer.rows; r++) {
+    for (let bit = 0; bit < layer.rowLength; bit++) {
+      if (!((packed[r * fileRowBytes + (bit >> 3)] >> (bit & 7)) & 1)) continue;
+      // OIHW row index bit = c * kk + (ky * K + kx).
+      const to = isConv ? (bit % kk) * chunkBytes * 8 + Math.floor(bit / kk) : bit;
+      rows[r * rowStride + (to >> 3)] |= 1 << (to & 7);
+      popcounts[r]++;
+    }
+  }
+  return { rows, rowStride, chunkBytes, popcounts };
+}
+
+/** Scratch bytes per sample (activations, quantized inputs, bits) or for one sample at a time (the rest). */
+function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Needs {
+  const n: Needs = { activation: 16, quantized: 16, tmp: 16, colSum: 16, bits: 16, patches: 16, apop: 16, lut: 16 };
+  const grow = (key: keyof Needs, bytes: number): void => {
+    n[key] = Math.max(n[key], align16(bytes));
+  };
+  grow('activation', 4 * features(plan.inputShape));
+  for (const layer of plan.layers) {
+    grow('activation', 4 * features(layer.outputShape));
+    if (layer.kind !== 'dense' && layer.kind !== 'conv') continue;
+    const wl = layers.get(layer) as WasmLayer;
+    const [c, h, w] = layer.inputShape;
+    const positions = layer.outputShape[1] * layer.outputShape[2];
+    const isConv = layer.kind === 'conv';
+    if (layer.inputs !== 'none') {
+      grow('tmp', 4 * features(layer.inputShape));
+      grow('colSum', 8 * h * w);
+      grow('bits', isConv ? h * w * packedRowBytes(c) : wl.path === 'pop' ? wl.rowStride : packedRowBytes(c));
+      if (wl.path === 'f32') grow('quantized', 4 * features(layer.inputShape));
+    }
+    if (isConv) grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 4 * positions * layer.rowLength);
+    grow('apop', 4 * (isConv ? positions : 1));
+    if (wl.path === 'masked') grow('lut', (packedRowBytes(layer.rowLength) << 10) + 128);
+  }
+  return n;
+}
+
+interface Buffers {
+  q: number;
+  tmp: number;
+  colSum: number;
+  bits: number;
+  patches: number;
+  apop: number;
+  levels: number;
+  lut: number;
+}
+
+function runLayer(
+  k: KernelExports,
+  i32: Int32Array,
+  l: WasmLayer,
+  buf: Buffers,
+  x: number,
+  y: number,
+  batch: number,
+): void {
+  const layer = l.plan;
+  const [c, h, w] = layer.inputShape;
+  const inBytes = 4 * c * h * w;
+  const outBytes = 4 * features(layer.outputShape);
+  const positions = layer.outputShape[1] * layer.outputShape[2];
+  const relu = layer.relu ? 1 : 0;
+  const rows = layer.rows;
+  const len = layer.rowLength;
+  const isConv = layer.kind === 'conv';
+  const mode = layer.inputs === 'none' ? 0 : MODE_CODE[layer.inputs];
+  const steps = ACTIVATION_LLOYD_STEPS;
+  if (l.path === 'pop') {
+    if (!isConv) {
+      for (let s = 0; s < batch; s++) {
+        const bits = buf.bits + s * l.rowStride;
+        i32[(buf.apop >> 2) + s] = k.binarize(
+          x + s * inBytes,
+          len,
+          1,
+          mode,
+          steps,
+          buf.tmp,
+          buf.colSum,
+          bits,
+          l.rowStride,
+          l.rowStride,
+          buf.levels + 8 * s,
+          0,
+        );
+      }
+      k.popRows(
+        buf.bits,
+        batch,
+        l.rowStride,
+        buf.apop,
+        1,
+        buf.levels,
+        l.weights,
+        rows,
+        l.wpop,
+        l.lower,
+        l.step,
+        len,
+        l.scale,
+        l.shift,
+        relu,
+        y,
+        1,
+        rows,
+      );
+      return;
+    }
+    for (let s = 0; s < batch; s++) {
+      const levels = buf.levels + 8 * s;
+      k.binarize(
+        x + s * inBytes,
+        c,
+        h * w,
+        mode,
+        steps,
+        buf.tmp,
+        buf.colSum,
+        buf.bits,
+        l.chunkBytes,
+        h * w * l.chunkBytes,
+        levels,
+        0,
+      );
+      k.im2colBits(buf.bits, h, w, l.chunkBytes, layer.kernel, buf.patches, l.rowStride, buf.apop);
+      k.popRows(
+        buf.patches,
+        positions,
+        l.rowStride,
+        buf.apop,
+        positions,
+        levels,
+        l.weights,
+        rows,
+        l.wpop,
+        l.lower,
+        l.step,
+        len,
+        l.scale,
+        l.shift,
+        relu,
+        y + s * outBytes,
+        positions,
+        1,
+      );
+    }
+    return;
+  }
+  let input = x;
+  if (mode !== 0) {
+    // Binarized inputs into float weights: the levels as floats, then the float kernel.
+    for (let s = 0; s < batch; s++) {
+      k.binarize(
+        x + s * inBytes,
+        isConv ? c : len,
+        isConv ? h * w : 1,
+        mode,
+        steps,
+        buf.tmp,
+        buf.colSum,
+        buf.bits,
+        packedRowBytes(c),
+        isConv ? h * w * packedRowBytes(c) : packedRowBytes(len),
+        buf.levels + 8 * s,
+        buf.q + s * inBytes,
+      );
+    }
+    input = buf.q;
+  }
+  if (!isConv) {
+    if (l.path === 'f32') k.f32Rows(input, batch, len, l.weights, rows, l.scale, l.shift, relu, y, 1, rows);
+    else
+      k.maskedRows(
+        input,
+        batch,
+        len,
+        l.weights,
+        l.rowStride,
+        rows,
+        l.lower,
+        l.step,
+        l.scale,
+        l.shift,
+        relu,
+        y,
+        1,
+        rows,
+        buf.lut,
+      );
+    return;
+  }
+  for (let s = 0; s < batch; s++) {
+    k.im2colF32(input + s * inBytes, c, h, w, layer.kernel, buf.patches);
+    const out = y + s * outBytes;
+    if (l.path === 'f32')
+      k.f32Rows(buf.patches, positions, len, l.weights, rows, l.scale, l.shift, relu, out, positions, 1);
+    else
+      k.maskedRows(
+        buf.patches,
+        positions,
+        len,
+        l.weights,
+        l.rowStride,
+        rows,
+        l.lower,
+        l.step,
+        l.scale,
+        l.shift,
+        relu,
+        out,
+        positions,
+        1,
+        buf.lut,
+      );
+  }
+}

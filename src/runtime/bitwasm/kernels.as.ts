@@ -1,0 +1,569 @@
+// bitwasm kernels: XNOR/AND-popcount, masked-sum and float products, binarization, im2col and pooling, on raw memory.
+/* eslint-disable -- AssemblyScript, not TypeScript: asc compiles it (npm run build:wasm); tsc and eslint meet it only because it lives in src/. */
+// @ts-nocheck
+
+/*
+ * Everything works on pointers into the one linear memory the TypeScript side (engine.ts) lays out; the kernels never
+ * allocate. Layouts:
+ *   - activations: float32, one sample after the other, NCHW (dense layers: [features]);
+ *   - float weights: float32 rows [rows, len] (dense [out, in], conv OIHW flattened per filter);
+ *   - packed weights for float inputs: the cmp bit format as stored in the file (core/bitpack.ts), row stride `rowStride`;
+ *   - packed rows for the popcount kernels (weights and binarized inputs alike): bit k of a row at byte k>>3, bit k&7,
+ *     rows padded with zero bits to a multiple of 16 bytes so every row is whole v128 words. Dense rows keep the
+ *     file's bit order (k = input feature); conv rows are reordered to (ky, kx, c) with the channel bits of one pixel
+ *     padded to whole bytes (`chunkBytes`), so an input patch row is K*K byte-copies of pixel chunks.
+ * Products share one epilogue, the folded batch norm or bias of the layer: y = dot * scale[r] + shift[r], then ReLU.
+ * Output element (row r, item i) goes to y[r * strideRow + i * strideItem] (dense: items are samples, conv: positions).
+ */
+
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+function epilogue(v: f32, r: i32, scale: usize, shift: usize, relu: i32): f32 {
+  if (scale != 0) v = v * load<f32>(scale + ((<usize>r) << 2));
+  v = v + load<f32>(shift + ((<usize>r) << 2));
+  if (relu != 0 && !(v > 0)) v = 0;
+  return v;
+}
+
+function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/** Float rows: y = epilogue(dot(a_i, w_r)) for `items` inputs of `len` floats and `rows` weight rows of `len`. */
+export function f32Rows(
+  a: usize,
+  items: i32,
+  len: i32,
+  w: usize,
+  rows: i32,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideRow: i32,
+  strideItem: i32,
+): void {
+  const len8 = len & ~7;
+  const len4 = len & ~3;
+  for (let i = 0; i < items; i++) {
+    const ai = a + ((<usize>i * <usize>len) << 2);
+    for (let r = 0; r < rows; r++) {
+      const wr = w + ((<usize>r * <usize>len) << 2);
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      let k = 0;
+      for (; k < len8; k += 8) {
+        const o = (<usize>k) << 2;
+        acc0 = f32x4.add(acc0, f32x4.mul(v128.load(ai + o), v128.load(wr + o)));
+        acc1 = f32x4.add(acc1, f32x4.mul(v128.load(ai + o, 16), v128.load(wr + o, 16)));
+      }
+      for (; k < len4; k += 4) {
+        const o = (<usize>k) << 2;
+        acc0 = f32x4.add(acc0, f32x4.mul(v128.load(ai + o), v128.load(wr + o)));
+      }
+      let s = hsum(f32x4.add(acc0, acc1));
+      for (; k < len; k++) s += load<f32>(ai + ((<usize>k) << 2)) * load<f32>(wr + ((<usize>k) << 2));
+      store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), epilogue(s, r, scale, shift, relu));
+    }
+  }
+}
+
+/**
+ * Binary weights, float inputs (a masked sum): dot = lower[r] * sum(a) + step[r] * sum(a_k where bit k of row r).
+ * Per input, a table of the 256 subset sums of every 8 consecutive inputs (`lut`, 1 KiB per byte of a row) turns
+ * each weight byte into one lookup: cost len*32 adds once per input, then len/8 lookups per row.
+ */
+export function maskedRows(
+  a: usize,
+  items: i32,
+  len: i32,
+  bits: usize,
+  rowStride: i32,
+  rows: i32,
+  lower: usize,
+  step: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideRow: i32,
+  strideItem: i32,
+  lut: usize,
+): void {
+  const groups = (len + 7) >> 3;
+  const nib = lut + ((<usize>groups) << 10); // 2 x 16 floats of nibble sums after the table
+  for (let i = 0; i < items; i++) {
+    const ai = a + ((<usize>i * <usize>len) << 2);
+    let total: f64 = 0;
+    for (let g = 0; g < groups; g++) {
+      // Subset sums of the low four (A) and high four (B) inputs of this byte; inputs past len count as 0.
+      for (let half = 0; half < 2; half++) {
+        const t = nib + ((<usize>half) << 6);
+        store<f32>(t, 0);
+        for (let m = 1; m < 16; m++) {
+          const bit = ctz<i32>(m);
+          const k = (g << 3) + (half << 2) + bit;
+          const x: f32 = k < len ? load<f32>(ai + ((<usize>k) << 2)) : 0;
+          store<f32>(t + ((<usize>m) << 2), load<f32>(t + ((<usize>(m & (m - 1))) << 2)) + x);
+        }
+      }
+      const tg = lut + ((<usize>g) << 10);
+      const a0 = v128.load(nib);
+      const a1 = v128.load(nib, 16);
+      const a2 = v128.load(nib, 32);
+      const a3 = v128.load(nib, 48);
+      for (let h = 0; h < 16; h++) {
+        const b = f32x4.splat(load<f32>(nib + 64 + ((<usize>h) << 2)));
+        const o = tg + ((<usize>h) << 6);
+        v128.store(o, f32x4.add(a0, b));
+        v128.store(o, f32x4.add(a1, b), 16);
+        v128.store(o, f32x4.add(a2, b), 32);
+        v128.store(o, f32x4.add(a3, b), 48);
+      }
+      total += <f64>load<f32>(tg + (255 << 2));
+    }
+    for (let r = 0; r < rows; r++) {
+      const wr = bits + <usize>r * <usize>rowStride;
+      let s0: f32 = 0;
+      let s1: f32 = 0;
+      let g = 0;
+      for (; g + 2 <= groups; g += 2) {
+        s0 += load<f32>(lut + ((<usize>g) << 10) + ((<usize>load<u8>(wr + g)) << 2));
+        s1 += load<f32>(lut + ((<usize>(g + 1)) << 10) + ((<usize>load<u8>(wr + g + 1)) << 2));
+      }
+      if (g < groups) s0 += load<f32>(lut + ((<usize>g) << 10) + ((<usize>load<u8>(wr + g)) << 2));
+      const lo = <f64>load<f32>(lower + ((<usize>r) << 2));
+      const st = <f64>load<f32>(step + ((<usize>r) << 2));
+      const v = <f32>(lo * total + st * <f64>(s0 + s1));
+      store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), epilogue(v, r, scale, shift, relu));
+    }
+  }
+}
+
+/**
+ * Binary weights, binary inputs: with input levels aLow + aStep * bit (per sample) and weight levels wLow + wStep * bit
+ * (per row), over n real positions: dot = n aLow wLow + aLow wStep P(w) + aStep wLow P(a) + aStep wStep P(a AND w),
+ * where P is a popcount (i8x16.popcnt). XNOR-Net's +/-alpha is the special case low = -alpha, step = 2 alpha.
+ * Input rows (`rowBytes` each, a multiple of 16) carry their popcounts in `apop`; item i belongs to sample
+ * i / itemsPerSample, whose levels are aLevels[2s] = aLow, aLevels[2s + 1] = aStep (as binarize writes them). Weight
+ * rows have the same stride and popcounts `wpop`.
+ */
+export function popRows(
+  a: usize,
+  items: i32,
+  rowBytes: i32,
+  apop: usize,
+  itemsPerSample: i32,
+  aLevels: usize,
+  w: usize,
+  rows: i32,
+  wpop: usize,
+  wLow: usize,
+  wStep: usize,
+  n: i32,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideRow: i32,
+  strideItem: i32,
+): void {
+  const nv = rowBytes >> 4;
+  const rows4 = rows & ~3;
+  for (let i = 0; i < items; i++) {
+    const ai = a + <usize>i * <usize>rowBytes;
+    const s = i / itemsPerSample;
+    const al = <f64>load<f32>(aLevels + ((<usize>s) << 3));
+    const as = <f64>load<f32>(aLevels + ((<usize>s) << 3), 4);
+    const pa = <f64>load<i32>(apop + ((<usize>i) << 2));
+    // dot = wLow * (n aLow + aStep P(a)) + aLow * wStep P(w) + aStep wStep P(a AND w), in f64 lanes.
+    const big = f64x2.splat(<f64>n * al + as * pa);
+    const al2 = f64x2.splat(al);
+    const as2 = f64x2.splat(as);
+    const yi = y + ((<usize>(i * strideItem)) << 2);
+    let r = 0;
+    // Four rows at a time share the input loads; their counts are summed into one i32x4 by lane shuffles.
+    for (; r < rows4; r += 4) {
+      const w0 = w + <usize>r * <usize>rowBytes;
+      const w1 = w0 + <usize>rowBytes;
+      const w2 = w1 + <usize>rowBytes;
+      const w3 = w2 + <usize>rowBytes;
+      let t0 = i32x4.splat(0);
+      let t1 = i32x4.splat(0);
+      let t2 = i32x4.splat(0);
+      let t3 = i32x4.splat(0);
+      let j = 0;
+      while (j < nv) {
+        const end = min(j + 31, nv); // 31 * 8 bits per byte lane stays below 256
+        let b0 = i8x16.splat(0);
+        let b1 = i8x16.splat(0);
+        let b2 = i8x16.splat(0);
+        let b3 = i8x16.splat(0);
+        for (; j < end; j++) {
+          const o = (<usize>j) << 4;
+          const x = v128.load(ai + o);
+          b0 = i8x16.add(b0, i8x16.popcnt(v128.and(x, v128.load(w0 + o))));
+          b1 = i8x16.add(b1, i8x16.popcnt(v128.and(x, v128.load(w1 + o))));
+          b2 = i8x16.add(b2, i8x16.popcnt(v128.and(x, v128.load(w2 + o))));
+          b3 = i8x16.add(b3, i8x16.popcnt(v128.and(x, v128.load(w3 + o))));
+        }
+        t0 = i32x4.add(t0, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(b0)));
+        t1 = i32x4.add(t1, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(b1)));
+        t2 = i32x4.add(t2, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(b2)));
+        t3 = i32x4.add(t3, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(b3)));
+      }
+      const u0 = i32x4.add(i32x4.shuffle(t0, t1, 0, 4, 1, 5), i32x4.shuffle(t0, t1, 2, 6, 3, 7));
+      const u1 = i32x4.add(i32x4.shuffle(t2, t3, 0, 4, 1, 5), i32x4.shuffle(t2, t3, 2, 6, 3, 7));
+      const counts = i32x4.add(i32x4.shuffle(u0, u1, 0, 1, 4, 5), i32x4.shuffle(u0, u1, 2, 3, 6, 7));
+      const ro = (<usize>r) << 2;
+      const wl = v128.load(wLow + ro);
+      const ws = v128.load(wStep + ro);
+      const pw = v128.load(wpop + ro);
+      const lo = dot2(
+        f64x2.promote_low_f32x4(wl),
+        f64x2.promote_low_f32x4(ws),
+        f64x2.convert_low_i32x4_s(pw),
+        f64x2.convert_low_i32x4_s(counts),
+        big,
+        al2,
+        as2,
+      );
+      const hi = dot2(
+        f64x2.promote_low_f32x4(i32x4.shuffle(wl, wl, 2, 3, 0, 1)),
+        f64x2.promote_low_f32x4(i32x4.shuffle(ws, ws, 2, 3, 0, 1)),
+        f64x2.convert_low_i32x4_s(i32x4.shuffle(pw, pw, 2, 3, 0, 1)),
+        f64x2.convert_low_i32x4_s(i32x4.shuffle(counts, counts, 2, 3, 0, 1)),
+        big,
+        al2,
+        as2,
+      );
+      let v = i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+      if (scale != 0) v = f32x4.mul(v, v128.load(scale + ro));
+      v = f32x4.add(v, v128.load(shift + ro));
+      if (relu != 0) v = f32x4.pmax(v, f32x4.splat(0));
+      if (strideRow == 1) v128.store(yi + ro, v);
+      else {
+        const stride = (<usize>strideRow) << 2;
+        const yr = yi + <usize>r * stride;
+        store<f32>(yr, f32x4.extract_lane(v, 0));
+        store<f32>(yr + stride, f32x4.extract_lane(v, 1));
+        store<f32>(yr + 2 * stride, f32x4.extract_lane(v, 2));
+        store<f32>(yr + 3 * stride, f32x4.extract_lane(v, 3));
+      }
+    }
+    for (; r < rows; r++) {
+      const pand = popcountAnd(ai, w + <usize>r * <usize>rowBytes, nv);
+      const wl = <f64>load<f32>(wLow + ((<usize>r) << 2));
+      const ws = <f64>load<f32>(wStep + ((<usize>r) << 2));
+      const pw = <f64>load<i32>(wpop + ((<usize>r) << 2));
+      const v = <f32>(wl * (<f64>n * al + as * pa) + al * ws * pw + as * ws * <f64>pand);
+      store<f32>(yi + ((<usize>(r * strideRow)) << 2), epilogue(v, r, scale, shift, relu));
+    }
+  }
+}
+
+function dot2(wl: v128, ws: v128, pw: v128, pand: v128, big: v128, al: v128, as: v128): v128 {
+  return f64x2.add(f64x2.add(f64x2.mul(wl, big), f64x2.mul(al, f64x2.mul(ws, pw))), f64x2.mul(as, f64x2.mul(ws, pand)));
+}
+
+function popcountAnd(p: usize, q: usize, nv: i32): i32 {
+  let c = i32x4.splat(0);
+  let j = 0;
+  while (j < nv) {
+    const end = min(j + 31, nv);
+    let b = i8x16.splat(0);
+    for (; j < end; j++) {
+      const o = (<usize>j) << 4;
+      b = i8x16.add(b, i8x16.popcnt(v128.and(v128.load(p + o), v128.load(q + o))));
+    }
+    c = i32x4.add(c, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(b)));
+  }
+  return i32x4.extract_lane(c, 0) + i32x4.extract_lane(c, 1) + i32x4.extract_lane(c, 2) + i32x4.extract_lane(c, 3);
+}
+
+/** Sum (of absolute values when `absolute`) of n floats at p, in float32 lanes. */
+function sum(p: usize, n: i32, absolute: bool): f64 {
+  let s0 = f32x4.splat(0);
+  let s1 = f32x4.splat(0);
+  const n8 = n & ~7;
+  let k = 0;
+  for (; k < n8; k += 8) {
+    const o = p + ((<usize>k) << 2);
+    let a = v128.load(o);
+    let b = v128.load(o, 16);
+    if (absolute) {
+      a = f32x4.abs(a);
+      b = f32x4.abs(b);
+    }
+    s0 = f32x4.add(s0, a);
+    s1 = f32x4.add(s1, b);
+  }
+  let s = <f64>hsum(f32x4.add(s0, s1));
+  for (; k < n; k++) {
+    const v = load<f32>(p + ((<usize>k) << 2));
+    s += <f64>(absolute ? abs<f32>(v) : v);
+  }
+  return s;
+}
+
+/** Popcount of `bytes` (a multiple of 16) bytes at p. */
+export function popcount(p: usize, bytes: i32): i32 {
+  let c = i32x4.splat(0);
+  const nv = bytes >> 4;
+  let j = 0;
+  while (j < nv) {
+    const end = min(j + 31, nv);
+    let b = i8x16.splat(0);
+    for (; j < end; j++) b = i8x16.add(b, i8x16.popcnt(v128.load(p + ((<usize>j) << 4))));
+    c = i32x4.add(c, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(b)));
+  }
+  return i32x4.extract_lane(c, 0) + i32x4.extract_lane(c, 1) + i32x4.extract_lane(c, 2) + i32x4.extract_lane(c, 3);
+}
+
+/**
+ * Binarizes one sample x [C, P] (P = H*W positions; dense inputs have P = 1) as the exported graph does.
+ * mode 1 (DAB): centre every position across channels, then `steps` Lloyd steps from the sample mean (threshold =
+ * midpoint of the two level means; a level is the mean of the values on its side, counts clamped to >= 1); bits are
+ * value >= threshold. mode 2 (XNOR): bits are x >= 0, levels +/- mean |x|.
+ * Writes the bits of position p, channel c at bit p * chunkBytes * 8 + c of `bits` (zeroing `bitBytes` bytes first),
+ * the levels as levels[0] = lower, levels[1] = upper - lower, and, when q != 0, the binarized floats [C, P] to q.
+ * tmp: C*P floats; colSum: P floats. Returns the number of set bits.
+ */
+export function binarize(
+  x: usize,
+  C: i32,
+  P: i32,
+  mode: i32,
+  steps: i32,
+  tmp: usize,
+  colSum: usize,
+  bits: usize,
+  chunkBytes: i32,
+  bitBytes: i32,
+  levels: usize,
+  q: usize,
+): i32 {
+  const n = C * P;
+  let lower: f32;
+  let upper: f32;
+  let threshold: f32;
+  if (mode == 2) {
+    upper = <f32>(sum(x, n, true) / <f64>n);
+    lower = -upper;
+    threshold = 0;
+    memory.copy(tmp, x, (<usize>n) << 2);
+  } else {
+    if (P == 1) {
+      const mean = <f32>(sum(x, C, false) / <f64>C);
+      const m4 = f32x4.splat(mean);
+      const c4 = C & ~3;
+      let c = 0;
+      for (; c < c4; c += 4) v128.store(tmp + ((<usize>c) << 2), f32x4.sub(v128.load(x + ((<usize>c) << 2)), m4));
+      for (; c < C; c++) store<f32>(tmp + ((<usize>c) << 2), load<f32>(x + ((<usize>c) << 2)) - mean);
+    } else {
+      // Channel means per position, in float32 lanes across positions (colSum: P floats).
+      const p4 = P & ~3;
+      memory.fill(colSum, 0, (<usize>P) << 2);
+      for (let c = 0; c < C; c++) {
+        const xc = x + ((<usize>c * <usize>P) << 2);
+        let p = 0;
+        for (; p < p4; p += 4) {
+          const o = colSum + ((<usize>p) << 2);
+          v128.store(o, f32x4.add(v128.load(o), v128.load(xc + ((<usize>p) << 2))));
+        }
+        for (; p < P; p++) {
+          const o = colSum + ((<usize>p) << 2);
+          store<f32>(o, load<f32>(o) + load<f32>(xc + ((<usize>p) << 2)));
+        }
+      }
+      const fc = <f32>C;
+      for (let p = 0; p < P; p++) store<f32>(colSum + ((<usize>p) << 2), load<f32>(colSum + ((<usize>p) << 2)) / fc);
+      for (let c = 0; c < C; c++) {
+        const xc = x + ((<usize>c * <usize>P) << 2);
+        const tc = tmp + ((<usize>c * <usize>P) << 2);
+        let p = 0;
+        for (; p < p4; p += 4) {
+          const o = (<usize>p) << 2;
+          v128.store(tc + o, f32x4.sub(v128.load(xc + o), v128.load(colSum + o)));
+        }
+        for (; p < P; p++) {
+          const o = (<usize>p) << 2;
+          store<f32>(tc + o, load<f32>(xc + o) - load<f32>(colSum + o));
+        }
+      }
+    }
+    threshold = <f32>(sum(tmp, n, false) / <f64>n);
+    lower = 0;
+    upper = 0;
+    for (let step = 0; step <= steps; step++) {
+      if (step > 0) threshold = (upper + lower) / 2;
+      const t4 = f32x4.splat(threshold);
+      let up4 = f32x4.splat(0);
+      let down4 = f32x4.splat(0);
+      let cnt4 = i32x4.splat(0);
+      const n4 = n & ~3;
+      let k = 0;
+      for (; k < n4; k += 4) {
+        const v = v128.load(tmp + ((<usize>k) << 2));
+        const m = f32x4.ge(v, t4);
+        up4 = f32x4.add(up4, v128.and(v, m));
+        down4 = f32x4.add(down4, v128.andnot(v, m));
+        cnt4 = i32x4.sub(cnt4, m);
+      }
+      let upSum: f64 = <f64>hsum(up4);
+      let downSum: f64 = <f64>hsum(down4);
+      let ups =
+        i32x4.extract_lane(cnt4, 0) +
+        i32x4.extract_lane(cnt4, 1) +
+        i32x4.extract_lane(cnt4, 2) +
+        i32x4.extract_lane(cnt4, 3);
+      for (; k < n; k++) {
+        const v = load<f32>(tmp + ((<usize>k) << 2));
+        if (v >= threshold) {
+          upSum += <f64>v;
+          ups++;
+        } else downSum += <f64>v;
+      }
+      upper = <f32>(upSum / <f64>max(ups, 1));
+      lower = <f32>(downSum / <f64>max(n - ups, 1));
+    }
+  }
+  const step: f32 = upper - lower;
+  store<f32>(levels, lower);
+  store<f32>(levels, step, 4);
+  memory.fill(bits, 0, <usize>bitBytes);
+  let count = 0;
+  const t4 = f32x4.splat(threshold);
+  if (P == 1) {
+    const c8 = C & ~7;
+    let c = 0;
+    for (; c < c8; c += 8) {
+      const o = tmp + ((<usize>c) << 2);
+      const lo = i32x4.bitmask(f32x4.ge(v128.load(o), t4));
+      const hi = i32x4.bitmask(f32x4.ge(v128.load(o, 16), t4));
+      const byte = lo | (hi << 4);
+      store<u8>(bits + ((<usize>c) >> 3), byte);
+      count += popcnt<i32>(byte);
+    }
+    for (; c < C; c++) {
+      if (load<f32>(tmp + ((<usize>c) << 2)) >= threshold) {
+        const o = bits + ((<usize>c) >> 3);
+        store<u8>(o, (<i32>load<u8>(o)) | ((<i32>1) << (c & 7)));
+        count++;
+      }
+    }
+  } else {
+    const p4 = P & ~3;
+    const cs = <usize>chunkBytes;
+    for (let c = 0; c < C; c++) {
+      const tc = tmp + ((<usize>c * <usize>P) << 2);
+      const cb = bits + ((<usize>c) >> 3);
+      const sh = c & 7;
+      let p = 0;
+      for (; p < p4; p += 4) {
+        const m = i32x4.bitmask(f32x4.ge(v128.load(tc + ((<usize>p) << 2)), t4));
+        count += popcnt<i32>(m);
+        const o = cb + <usize>p * cs;
+        store<u8>(o, (<i32>load<u8>(o)) | ((m & 1) << sh));
+        store<u8>(o + cs, (<i32>load<u8>(o + cs)) | (((m >> 1) & 1) << sh));
+        store<u8>(o + 2 * cs, (<i32>load<u8>(o + 2 * cs)) | (((m >> 2) & 1) << sh));
+        store<u8>(o + 3 * cs, (<i32>load<u8>(o + 3 * cs)) | (((m >> 3) & 1) << sh));
+      }
+      for (; p < P; p++) {
+        const bit = <i32>(load<f32>(tc + ((<usize>p) << 2)) >= threshold);
+        count += bit;
+        const o = cb + <usize>p * cs;
+        store<u8>(o, (<i32>load<u8>(o)) | (bit << sh));
+      }
+    }
+  }
+  if (q != 0) {
+    const hi: f32 = lower + step;
+    for (let k = 0; k < n; k++) {
+      store<f32>(q + ((<usize>k) << 2), load<f32>(tmp + ((<usize>k) << 2)) >= threshold ? hi : lower);
+    }
+  }
+  return count;
+}
+
+/**
+ * Input patches of a binarized sample for a K x K 'valid' convolution: row p = oy * OW + ox holds the K*K pixel chunks
+ * (ky, kx) of `chunkBytes` each, zero-padded to `rowBytes`; apop[p] gets the row's popcount.
+ */
+export function im2colBits(
+  bits: usize,
+  H: i32,
+  W: i32,
+  chunkBytes: i32,
+  K: i32,
+  out: usize,
+  rowBytes: i32,
+  apop: usize,
+): void {
+  const OH = H - K + 1;
+  const OW = W - K + 1;
+  const used = K * K * chunkBytes;
+  for (let oy = 0; oy < OH; oy++) {
+    for (let ox = 0; ox < OW; ox++) {
+      const p = oy * OW + ox;
+      const dst = out + <usize>p * <usize>rowBytes;
+      for (let ky = 0; ky < K; ky++) {
+        const src = bits + <usize>((oy + ky) * W + ox) * <usize>chunkBytes;
+        const d = dst + <usize>(ky * K * chunkBytes);
+        const n = K * chunkBytes; // the K chunks of one kernel row are contiguous in the input row
+        if ((n & 7) == 0) {
+          for (let b = 0; b < n; b += 8) store<u64>(d + b, load<u64>(src + b));
+        } else {
+          for (let b = 0; b < n; b++) store<u8>(d + b, load<u8>(src + b));
+        }
+      }
+      for (let b = used; b < rowBytes; b++) store<u8>(dst + b, 0);
+      store<i32>(apop + ((<usize>p) << 2), popcount(dst, rowBytes));
+    }
+  }
+}
+
+/** Float patches of one sample x [C, H, W]: row p = oy * OW + ox holds x[c, oy + ky, ox + kx] in (c, ky, kx) order. */
+export function im2colF32(x: usize, C: i32, H: i32, W: i32, K: i32, out: usize): void {
+  const OH = H - K + 1;
+  const OW = W - K + 1;
+  const len = C * K * K;
+  for (let oy = 0; oy < OH; oy++) {
+    for (let ox = 0; ox < OW; ox++) {
+      let d = out + ((<usize>(oy * OW + ox) * <usize>len) << 2);
+      for (let c = 0; c < C; c++) {
+        for (let ky = 0; ky < K; ky++) {
+          const src = x + ((<usize>((c * H + oy + ky) * W + ox)) << 2);
+          for (let kx = 0; kx < K; kx++) {
+            store<f32>(d, load<f32>(src + ((<usize>kx) << 2)));
+            d += 4;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Max pooling of `planes` planes [H, W] by size x size windows with the same stride (floor). */
+export function maxPool(x: usize, planes: i32, H: i32, W: i32, size: i32, y: usize): void {
+  const OH = H / size;
+  const OW = W / size;
+  for (let pl = 0; pl < planes; pl++) {
+    const xp = x + ((<usize>pl * <usize>(H * W)) << 2);
+    const yp = y + ((<usize>pl * <usize>(OH * OW)) << 2);
+    for (let oy = 0; oy < OH; oy++) {
+      for (let ox = 0; ox < OW; ox++) {
+        let m = load<f32>(xp + ((<usize>(oy * size * W + ox * size)) << 2));
+        for (let ky = 0; ky < size; ky++) {
+          for (let kx = 0; kx < size; kx++) {
+            const v = load<f32>(xp + ((<usize>((oy * size + ky) * W + ox * size + kx)) << 2));
+            if (v > m || v != v) m = v;
+          }
+        }
+        store<f32>(yp + ((<usize>(oy * OW + ox)) << 2), m);
+      }
+    }
+  }
+}

@@ -1,0 +1,151 @@
+// Finds, compiles (once) and instantiates the bitwasm kernels, in Node (fs) and in browsers (fetch).
+
+import { CmpError } from '../../errors.js';
+
+/** The kernels' exports (see kernels.as.ts for what each computes); pointers are byte offsets into `memory`. */
+export interface KernelExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  f32Rows(
+    a: number,
+    items: number,
+    len: number,
+    w: number,
+    rows: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+    strideRow: number,
+    strideItem: number,
+  ): void;
+  maskedRows(
+    a: number,
+    items: number,
+    len: number,
+    bits: number,
+    rowStride: number,
+    rows: number,
+    lower: number,
+    step: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+    strideRow: number,
+    strideItem: number,
+    lut: number,
+  ): void;
+  popRows(
+    a: number,
+    items: number,
+    rowBytes: number,
+    apop: number,
+    itemsPerSample: number,
+    aLevels: number,
+    w: number,
+    rows: number,
+    wpop: number,
+    wLow: number,
+    wStep: number,
+    n: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+    strideRow: number,
+    strideItem: number,
+  ): void;
+  popcount(p: number, bytes: number): number;
+  binarize(
+    x: number,
+    channels: number,
+    positions: number,
+    mode: number,
+    steps: number,
+    tmp: number,
+    colSum: number,
+    bits: number,
+    chunkBytes: number,
+    bitBytes: number,
+    levels: number,
+    q: number,
+  ): number;
+  im2colBits(
+    bits: number,
+    height: number,
+    width: number,
+    chunkBytes: number,
+    kernel: number,
+    out: number,
+    rowBytes: number,
+    apop: number,
+  ): void;
+  im2colF32(x: number, channels: number, height: number, width: number, kernel: number, out: number): void;
+  maxPool(x: number, planes: number, height: number, width: number, size: number, y: number): void;
+}
+
+/** The wasm file's name beside the compiled loader (dist/runtime/bitwasm/), where `npm run build:wasm` writes it. */
+export const WASM_FILE = 'bitwasm.wasm';
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+/** Where the kernels may lie: beside this module (dist, bundles), else the build output when running from src/. */
+function candidates(): URL[] {
+  return [
+    new URL(`./${WASM_FILE}`, import.meta.url),
+    new URL(`../../../dist/runtime/bitwasm/${WASM_FILE}`, import.meta.url),
+  ];
+}
+
+async function readWasm(): Promise<Uint8Array<ArrayBuffer>> {
+  const urls = candidates();
+  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  if (isNode && urls[0].protocol === 'file:') {
+    const { readFile } = await import('node:fs/promises');
+    for (const url of urls) {
+      try {
+        return new Uint8Array(await readFile(url));
+      } catch {
+        // try the next place
+      }
+    }
+    throw new CmpError(
+      'BACKEND_UNAVAILABLE',
+      `bitwasm kernels ${WASM_FILE} not found beside ${urls[0].pathname}. Run npm run build:wasm (or npm run build).`,
+    );
+  }
+  const response = await fetch(urls[0]);
+  if (!response.ok) {
+    throw new CmpError(
+      'BACKEND_UNAVAILABLE',
+      `bitwasm kernels ${urls[0].href} answered HTTP ${response.status}. Serve ${WASM_FILE} beside the bundle.`,
+    );
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** The compiled kernels module, compiled once per process. */
+export function kernelModule(): Promise<WebAssembly.Module> {
+  compiled ??= readWasm().then(async (bytes) => {
+    try {
+      return await WebAssembly.compile(bytes);
+    } catch (err) {
+      throw new CmpError(
+        'BACKEND_UNAVAILABLE',
+        `bitwasm kernels do not compile here (${String((err as Error).message).split('\n')[0]}); this runtime may lack WebAssembly SIMD. Use --backend ort-web.`,
+        { cause: err },
+      );
+    }
+  });
+  compiled.catch(() => {
+    compiled = undefined;
+  });
+  return compiled;
+}
+
+/** A fresh instance with its own memory: one per loaded model. */
+export async function instantiateKernels(): Promise<KernelExports> {
+  const instance = await WebAssembly.instantiate(await kernelModule(), {});
+  return instance.exports as unknown as KernelExports;
+}

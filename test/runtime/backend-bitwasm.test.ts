@@ -1,0 +1,174 @@
+// The bitwasm backend on exported Fashion-MNIST models equals onnxruntime-node; auto picks it per model or falls back.
+
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { trainRun } from '../../src/compress/train-run.js';
+import type { BinarizeMode } from '../../src/core/spec.js';
+import type { Dataset } from '../../src/data/datasets.js';
+import { exportOnnx } from '../../src/export/export-onnx.js';
+import { createBitwasmBackend } from '../../src/runtime/backend-bitwasm.js';
+import { createBackend } from '../../src/runtime/backends.js';
+import { predict } from '../../src/runtime/evaluate.js';
+import { parseModelFile, readModelFile, type ModelFile } from '../../src/runtime/model-file.js';
+import { fashionMnist, maxAbsDiff, ROOT, runCli, tempDir } from '../helpers.js';
+
+const SAMPLES = 300;
+/** Logits of these models are O(1..10); bitwasm and onnxruntime sum in different orders (measured ~1e-5 at most). */
+const LOGITS_TOLERANCE = 1e-4;
+const THIRD_PARTY = join(ROOT, '..', 'shared', 'models', 'lenet5-mnist-pytorch.onnx');
+
+let data: Dataset;
+const files = new Map<string, ModelFile>();
+
+const CASES: { name: string; arch: string; weights: BinarizeMode; activations: BinarizeMode; keepFloat?: string[] }[] =
+  [
+    {
+      name: 'mlp dab weights, float first/last',
+      arch: 'mlp',
+      weights: 'dab',
+      activations: 'none',
+      keepFloat: ['first', 'last'],
+    },
+    { name: 'mlp dab weights+activations', arch: 'mlp', weights: 'dab', activations: 'dab' },
+    { name: 'mlp xnor weights+activations', arch: 'mlp', weights: 'xnor', activations: 'xnor' },
+    { name: 'lenet dab weights+activations (binary conv)', arch: 'lenet', weights: 'dab', activations: 'dab' },
+  ];
+
+before(async () => {
+  data = await fashionMnist(600, SAMPLES);
+});
+
+function argmaxRows(logits: Float32Array, classes: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < logits.length / classes; i++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
+    out.push(best);
+  }
+  return out;
+}
+
+for (const c of CASES) {
+  test(`${c.name}: bitwasm predictions equal onnxruntime-node's on ${SAMPLES} images, logits within ${LOGITS_TOLERANCE}`, async () => {
+    const trained = await trainRun(data, {
+      arch: c.arch,
+      binarizeWeights: c.weights,
+      binarizeActivations: c.activations,
+      keepFloat: c.keepFloat,
+      widths: c.arch === 'mlp' ? [96, 64] : [64],
+      epochs: 1,
+      batchSize: 50,
+      learningRate: 0.002,
+      seed: 7,
+    });
+    const file = parseModelFile(exportOnnx(trained.frozen).bytes, `${c.name}.onnx`);
+    files.set(c.name, file);
+    const ort = await createBackend('ort-node', file);
+    const expected = await predict(ort, file, data, SAMPLES, 50);
+    await ort.dispose();
+    const bitwasm = await createBackend('bitwasm', file);
+    assert.equal(bitwasm.name, 'bitwasm');
+    const batched = await predict(bitwasm, file, data, SAMPLES, 50);
+    const single = await predict(bitwasm, file, data, 40, 1);
+    await bitwasm.dispose();
+    const classes = data.labels.length;
+    assert.deepEqual(argmaxRows(batched, classes), argmaxRows(expected, classes));
+    const diff = maxAbsDiff(batched, expected);
+    assert.ok(diff <= LOGITS_TOLERANCE, `max abs logit difference ${diff}`);
+    assert.deepEqual(single, batched.subarray(0, 40 * classes), 'batch 1 gives the batched logits exactly');
+    // The reference engine agrees too, and the model learned something (chance is 0.1).
+    const reference = await createBitwasmBackend(file, 'reference');
+    const ref = await predict(reference, file, data, 50, 50);
+    assert.ok(maxAbsDiff(ref, expected.subarray(0, 50 * classes)) <= LOGITS_TOLERANCE);
+    assert.ok(trained.testAccuracy > 0.3, `test accuracy ${trained.testAccuracy}`);
+  });
+}
+
+test('bitwasm keeps binary weights packed: resident weight bytes far below float32', async () => {
+  const file = files.get('mlp dab weights+activations');
+  assert.ok(file, 'the model test ran first');
+  const backend = await createBitwasmBackend(file);
+  // fc1 784x96, fc2 96x64 binary (1 bit plus a few floats per row); logits 64x10 float.
+  const float32Bytes = 4 * (784 * 96 + 96 * 64 + 64 * 10);
+  assert.ok(backend.engine.weightBytes * 10 < float32Bytes, `${backend.engine.weightBytes} bytes resident`);
+  await backend.dispose();
+});
+
+test('auto picks bitwasm for a binary cmp model and ort-node for a float one or a third-party file', async () => {
+  const binary = files.get('lenet dab weights+activations (binary conv)');
+  assert.ok(binary, 'the model test ran first');
+  assert.equal((await createBackend('auto', binary)).name, 'bitwasm');
+  const trained = await trainRun(data, {
+    arch: 'mlp',
+    binarizeWeights: 'none',
+    binarizeActivations: 'none',
+    widths: [16],
+    epochs: 1,
+    batchSize: 100,
+    learningRate: 0.002,
+    seed: 1,
+  });
+  const float = parseModelFile(exportOnnx(trained.frozen).bytes, 'float.onnx');
+  assert.equal((await createBackend('auto', float)).name, 'ort-node');
+  assert.equal(
+    (await createBackend('bitwasm', float)).name,
+    'bitwasm',
+    'bitwasm still runs float cmp models on request',
+  );
+  assert.equal((await createBackend('auto', readModelFile(THIRD_PARTY))).name, 'ort-node');
+});
+
+test('--backend bitwasm on a third-party model is one line naming the unsupported op; auto falls back', () => {
+  const failed = runCli(['run', THIRD_PARTY, '--backend', 'bitwasm', '--data', 'mnist', '--limit', '20']);
+  assert.equal(failed.code, 1);
+  const lines = failed.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, failed.stderr);
+  assert.match(lines[0], /bitwasm: .*lenet5-mnist-pytorch\.onnx uses op (Gemm|Conv|Relu|MaxPool|Flatten|Reshape)/);
+  assert.match(lines[0], /does not support/);
+  const fallback = runCli(['run', THIRD_PARTY, '--backend', 'auto', '--data', 'mnist', '--limit', '20', '--json']);
+  assert.equal(fallback.code, 0, fallback.stderr);
+  const report = JSON.parse(fallback.stdout) as { backend: string; accuracy: number };
+  assert.equal(report.backend, 'ort-node');
+  assert.ok(report.accuracy > 0.8, `accuracy ${report.accuracy}`);
+});
+
+test('cmp run --backend bitwasm --profile prints accuracy, batch-1 latency and one profile row per layer', () => {
+  const file = files.get('lenet dab weights+activations (binary conv)');
+  assert.ok(file, 'the model test ran first');
+  const path = join(tempDir(), 'lenet.onnx');
+  writeFileSync(path, file.bytes);
+  const result = runCli([
+    'run',
+    path,
+    '--backend',
+    'bitwasm',
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    '60',
+    '--profile',
+    '--json',
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout) as {
+    backend: string;
+    samples: number;
+    accuracy: number;
+    latencyMs: { p50: number; p99: number; samples: number };
+    profile: { name: string; calls: number; meanMs: number }[];
+  };
+  assert.equal(report.backend, 'bitwasm');
+  assert.equal(report.samples, 60);
+  assert.ok(report.latencyMs.p50 > 0 && report.latencyMs.p99 >= report.latencyMs.p50);
+  assert.deepEqual(
+    report.profile.map((p) => p.name),
+    ['conv1', 'pool1', 'conv2', 'pool2', 'fc1', 'logits'],
+  );
+  assert.ok(report.profile.every((p) => p.calls === 60));
+  const text = runCli(['run', path, '--backend', 'bitwasm', '--data', 'fashion-mnist', '--limit', '20', '--profile']);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /batch-1 p50 ms/);
+  assert.match(text.stdout, /conv2 +conv 1-bit w, dab in \(popcount\)/);
+});

@@ -1,0 +1,241 @@
+// bitwasm's WebAssembly kernels against the plain TypeScript reference: golden vectors and awkward random shapes.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { packBits } from '../../src/core/bitpack.js';
+import { roundToFloat16 } from '../../src/core/float16.js';
+import type { BinarizeMode } from '../../src/core/spec.js';
+import { binarizeSample, createReferenceEngine } from '../../src/runtime/bitwasm/engine-reference.js';
+import { createWasmEngine, repackForPopcount } from '../../src/runtime/bitwasm/engine-wasm.js';
+import type { Plan, PlanLayer, PlanWeightLayer } from '../../src/runtime/bitwasm/plan.js';
+import { Profiler } from '../../src/runtime/profiler.js';
+import { maxAbsDiff } from '../helpers.js';
+
+/** Logits and activations here are O(1..100); float32 sums in a different order differ by far less than this. */
+const TOLERANCE = 1e-4;
+
+interface GoldenCase {
+  name: string;
+  rows: number;
+  rowLength: number;
+  packed: number[];
+  upper: number[];
+  lower: number[];
+  weights: number[];
+}
+
+const golden = JSON.parse(readFileSync(new URL('../golden/bitpack.json', import.meta.url), 'utf8')) as {
+  cases: GoldenCase[];
+};
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const uniform = (n: number, next: () => number, scale = 1, offset = 0): Float32Array =>
+  Float32Array.from({ length: n }, () => offset + (next() * 2 - 1) * scale);
+
+/** Relative to the largest magnitude, so large conv sums and small dense outputs are held to the same standard. */
+function relativeDiff(a: Float32Array, b: Float32Array): number {
+  const scale = Math.max(1, ...Array.from(b, Math.abs));
+  return maxAbsDiff(a, b) / scale;
+}
+
+interface LayerOptions {
+  kind: 'dense' | 'conv';
+  inputShape: [number, number, number];
+  rows: number;
+  kernel?: number;
+  binary: boolean;
+  inputs: BinarizeMode;
+  relu?: boolean;
+  scale?: boolean;
+}
+
+function weightLayer(name: string, o: LayerOptions, next: () => number): PlanWeightLayer {
+  const [c, h, w] = o.inputShape;
+  const k = o.kind === 'conv' ? (o.kernel ?? 3) : 1;
+  const rowLength = o.kind === 'conv' ? c * k * k : c * h * w;
+  const outputShape: [number, number, number] = o.kind === 'conv' ? [o.rows, h - k + 1, w - k + 1] : [o.rows, 1, 1];
+  let weights: PlanWeightLayer['weights'];
+  if (o.binary) {
+    const bits = Array.from({ length: o.rows * rowLength }, () => (next() < 0.5 ? 1 : 0));
+    const upper = roundToFloat16(uniform(o.rows, next, 0.5, 0.6));
+    const lower = roundToFloat16(uniform(o.rows, next, 0.5, -0.6));
+    weights = {
+      kind: 'binary',
+      packed: packBits(bits, o.rows, rowLength),
+      lower,
+      step: upper.map((u, r) => u - lower[r]),
+    };
+  } else {
+    weights = { kind: 'float', rows: uniform(o.rows * rowLength, next) };
+  }
+  return {
+    kind: o.kind,
+    name,
+    inputShape: o.inputShape,
+    outputShape,
+    kernel: k,
+    rows: o.rows,
+    rowLength,
+    weights,
+    scale: o.scale === false ? undefined : uniform(o.rows, next, 0.5, 1),
+    shift: uniform(o.rows, next, 0.5),
+    relu: o.relu ?? false,
+    inputs: o.inputs,
+  };
+}
+
+function planOf(layers: PlanLayer[]): Plan {
+  const last = layers[layers.length - 1];
+  // A plan may end in a conv here: its "classes" are all of the last layer's outputs.
+  const [c, h, w] = last.outputShape;
+  return { inputShape: layers[0].inputShape, classes: c * h * w, layers };
+}
+
+async function compare(plan: Plan, batch: number, seed: number): Promise<number> {
+  const [c, h, w] = plan.inputShape;
+  const input = uniform(batch * c * h * w, rng(seed), 2);
+  const wasm = await createWasmEngine(plan);
+  const reference = createReferenceEngine(plan);
+  const actual = wasm.run(input, batch);
+  const expected = reference.run(input, batch);
+  assert.equal(actual.length, batch * plan.classes);
+  return relativeDiff(actual, expected);
+}
+
+test('golden bit-format vectors: the wasm kernels compute x * weights as the golden file expands them', async () => {
+  const next = rng(11);
+  for (const g of golden.cases) {
+    for (const inputs of ['none', 'dab', 'xnor'] as const) {
+      const upper = Float32Array.from(g.upper);
+      const lower = Float32Array.from(g.lower);
+      const layer: PlanWeightLayer = {
+        kind: 'dense',
+        name: 'golden',
+        inputShape: [g.rowLength, 1, 1],
+        outputShape: [g.rows, 1, 1],
+        kernel: 1,
+        rows: g.rows,
+        rowLength: g.rowLength,
+        weights: { kind: 'binary', packed: Uint8Array.from(g.packed), lower, step: upper.map((u, r) => u - lower[r]) },
+        shift: new Float32Array(g.rows),
+        relu: false,
+        inputs,
+      };
+      const x = uniform(g.rowLength, next, 1, 0.1);
+      const engine = await createWasmEngine(planOf([layer]));
+      const actual = engine.run(x, 1);
+      // The golden weights times the input as the reference binarizes it.
+      const reference = createReferenceEngine(planOf([{ ...layer, inputs: 'none' }]));
+      const q = binarizeSample(x, [g.rowLength, 1, 1], false, inputs);
+      const expected = new Float32Array(g.rows);
+      for (let r = 0; r < g.rows; r++) {
+        let s = 0;
+        for (let k = 0; k < g.rowLength; k++) s += q[k] * g.weights[r * g.rowLength + k];
+        expected[r] = s;
+      }
+      const diff = maxAbsDiff(actual, expected);
+      assert.ok(diff <= TOLERANCE, `${g.name}, inputs ${inputs}: max abs difference ${diff}`);
+      assert.ok(maxAbsDiff(reference.run(q, 1), expected) <= TOLERANCE, `${g.name}: reference`);
+    }
+  }
+});
+
+test('popcount repacking keeps every set bit and pads rows to whole 16-byte words', () => {
+  const next = rng(5);
+  const layer = weightLayer('c', { kind: 'conv', inputShape: [5, 6, 6], rows: 3, binary: true, inputs: 'dab' }, next);
+  const w = layer.weights as Extract<PlanWeightLayer['weights'], { kind: 'binary' }>;
+  const { rows, rowStride, chunkBytes, popcounts } = repackForPopcount(layer, w.packed);
+  assert.equal(chunkBytes, 1);
+  assert.equal(rowStride, 16);
+  for (let r = 0; r < 3; r++) {
+    let set = 0;
+    for (let b = 0; b < rowStride; b++) for (let bit = 0; bit < 8; bit++) set += (rows[r * rowStride + b] >> bit) & 1;
+    assert.equal(set, popcounts[r]);
+    // Channel c of kernel position (ky, kx) sits at bit (ky * 3 + kx) * 8 + c; bits 5..7 of each chunk are padding.
+    for (let kk = 0; kk < 9; kk++) assert.equal(rows[r * rowStride + kk] >> 5, 0);
+    assert.deepEqual(Array.from(rows.subarray(r * rowStride + 9, (r + 1) * rowStride)), new Array(7).fill(0));
+  }
+});
+
+const SINGLE_LAYERS: { name: string; options: LayerOptions }[] = [];
+for (const binary of [true, false]) {
+  for (const inputs of ['none', 'dab', 'xnor'] as const) {
+    SINGLE_LAYERS.push({
+      name: `dense 37->13 ${binary ? '1-bit' : 'float'} w, ${inputs} in`,
+      options: { kind: 'dense', inputShape: [37, 1, 1], rows: 13, binary, inputs, relu: inputs === 'none' },
+    });
+    SINGLE_LAYERS.push({
+      name: `conv 3x3 33->6 on 9x7 ${binary ? '1-bit' : 'float'} w, ${inputs} in`,
+      options: { kind: 'conv', inputShape: [33, 9, 7], rows: 6, kernel: 3, binary, inputs, scale: inputs !== 'xnor' },
+    });
+  }
+}
+SINGLE_LAYERS.push({
+  name: 'dense 4100->9 1-bit w, dab in (rows longer than 31 v128 words)',
+  options: { kind: 'dense', inputShape: [4100, 1, 1], rows: 9, binary: true, inputs: 'dab' },
+});
+SINGLE_LAYERS.push({
+  name: 'conv 2x2 5->17 on 4x5 1-bit w, xnor in (one byte per pixel, tail rows)',
+  options: { kind: 'conv', inputShape: [5, 4, 5], rows: 17, kernel: 2, binary: true, inputs: 'xnor', relu: true },
+});
+
+for (const { name, options } of SINGLE_LAYERS) {
+  test(`wasm equals reference: ${name}, batch 1 and 3`, async () => {
+    const plan = planOf([weightLayer('layer', options, rng(name.length))]);
+    for (const batch of [1, 3]) {
+      const diff = await compare(plan, batch, batch + 17);
+      assert.ok(diff <= TOLERANCE, `batch ${batch}: relative difference ${diff}`);
+    }
+  });
+}
+
+test('wasm equals reference on a whole awkward network (conv, odd pool, conv, flatten, dense), batch 1 and 5', async () => {
+  const next = rng(99);
+  const conv1 = weightLayer(
+    'conv1',
+    { kind: 'conv', inputShape: [3, 11, 10], rows: 6, kernel: 3, binary: true, inputs: 'none', relu: true },
+    next,
+  );
+  const pool: PlanLayer = { kind: 'maxpool', name: 'pool', size: 2, inputShape: [6, 9, 8], outputShape: [6, 4, 4] };
+  const conv2 = weightLayer(
+    'conv2',
+    { kind: 'conv', inputShape: [6, 4, 4], rows: 35, kernel: 3, binary: true, inputs: 'dab' },
+    next,
+  );
+  const flatten: PlanLayer = { kind: 'flatten', name: 'flatten', inputShape: [35, 2, 2], outputShape: [140, 1, 1] };
+  const fc = weightLayer(
+    'fc',
+    { kind: 'dense', inputShape: [140, 1, 1], rows: 21, binary: true, inputs: 'xnor' },
+    next,
+  );
+  const logits = weightLayer(
+    'logits',
+    { kind: 'dense', inputShape: [21, 1, 1], rows: 10, binary: false, inputs: 'dab' },
+    next,
+  );
+  const plan = planOf([conv1, pool, conv2, flatten, fc, logits]);
+  for (const batch of [1, 5]) {
+    const diff = await compare(plan, batch, batch);
+    assert.ok(diff <= TOLERANCE, `batch ${batch}: relative difference ${diff}`);
+  }
+  // The profiler sees every layer that runs, once per call, with the same names in both engines.
+  const profiler = new Profiler();
+  const wasm = await createWasmEngine(plan);
+  wasm.run(uniform(3 * 11 * 10, next), 1, profiler);
+  assert.deepEqual(
+    profiler.events.map((e) => e.name),
+    ['conv1', 'pool', 'conv2', 'fc', 'logits'],
+  );
+  assert.ok(profiler.events.every((e) => e.endMs >= e.startMs));
+});
