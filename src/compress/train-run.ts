@@ -18,6 +18,8 @@ export interface TrainRunOptions extends TrainOptions {
   filters?: number[];
   /** Where to write the run; nothing is written when undefined. */
   out?: string;
+  /** With groupSparsity: keep the emptied groups in the network (to prune later by norm, e.g. to a set sparsity). */
+  keepDeadGroups?: boolean;
 }
 
 /** Weight layers whose inputs stay float unless --keep-float says otherwise: the pixels and the classifier. */
@@ -46,7 +48,7 @@ export async function trainRun(
   let spec = specFor(data, options);
   let result = await train(spec, data, options);
   let pruning: PruneSummary | undefined;
-  if (options.groupSparsity) {
+  if (options.groupSparsity && !options.keepDeadGroups) {
     // GSS ends by removing the groups the lasso emptied; the result is a smaller network, evaluated again.
     const { groupSize, keepAlive } = options.groupSparsity;
     const dead = await removeDeadGroups(spec, flat(result.tensors), data, { groupSize, keepAlive });
