@@ -6,8 +6,10 @@ import { commandHelp, parseCommand } from './args.js';
 import type { Command } from './command.js';
 import { createProgress } from './progress.js';
 import { demoCommand } from './commands/demo.js';
+import { deployCommand } from './commands/deploy.js';
 import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
+import { firmwareCommand } from './commands/firmware.js';
 import { inspectCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
 import { pruneCommand } from './commands/prune.js';
@@ -21,6 +23,8 @@ const COMMANDS: readonly Command[] = Object.freeze([
   evalCommand,
   inspectCommand,
   runCommand,
+  firmwareCommand,
+  deployCommand,
 ]);
 
 function usage(): string {

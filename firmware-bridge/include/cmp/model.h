@@ -1,0 +1,75 @@
+/* cmp/model.h: the device model blob (format "CMPM" version 1, see MODEL.md): parsing and validation. */
+#ifndef CMP_MODEL_H
+#define CMP_MODEL_H
+
+#include <stdint.h>
+
+#include "cmp/kernels.h"
+#include "cmp/status.h"
+
+#define CMP_MODEL_MAGIC0 'C'
+#define CMP_MODEL_MAGIC1 'M'
+#define CMP_MODEL_MAGIC2 'P'
+#define CMP_MODEL_MAGIC3 'M'
+/** The blob format version this firmware reads (MODEL.md). Version 2 is reserved for input masks and exit heads. */
+#define CMP_MODEL_FORMAT_VERSION 1u
+#define CMP_MODEL_HEADER_BYTES 48u
+#define CMP_MODEL_LAYER_BYTES 64u
+#define CMP_MODEL_NAME_BYTES 16u
+/** Most layers (of every kind) a model may have; sizes the parsed layer table and the profile counters. */
+#define CMP_MAX_LAYERS 32u
+
+/** Layer kinds (MODEL.md, layer record byte 0). */
+typedef enum { CMP_LAYER_DENSE = 1, CMP_LAYER_CONV = 2, CMP_LAYER_MAXPOOL = 3, CMP_LAYER_FLATTEN = 4 } cmp_layer_kind_t;
+/** Weight storage (byte 1). */
+typedef enum { CMP_WEIGHTS_NONE = 0, CMP_WEIGHTS_F32 = 1, CMP_WEIGHTS_BINARY = 2 } cmp_weights_kind_t;
+/** Input binarization (byte 2), as in the manifest: none, xnor, dab. */
+typedef enum { CMP_INPUTS_NONE = 0, CMP_INPUTS_XNOR = 1, CMP_INPUTS_DAB = 2 } cmp_inputs_kind_t;
+/** Activation after scale/shift (byte 3). */
+typedef enum { CMP_ACT_NONE = 0, CMP_ACT_RELU = 1 } cmp_activation_t;
+
+/** One parsed layer; pointers point into the blob, which must outlive the model. */
+typedef struct {
+  cmp_layer_kind_t kind;
+  cmp_weights_kind_t weights;
+  cmp_inputs_kind_t inputs;
+  cmp_activation_t activation;
+  cmp_shape_t in;
+  cmp_shape_t out;
+  uint32_t size; /**< conv kernel or pool window; 0 for dense and flatten */
+  uint32_t rows;
+  uint32_t row_length;
+  const float *weights_f32;      /**< float32 [rows, row_length] when weights == CMP_WEIGHTS_F32 */
+  cmp_binary_matrix_t binary;    /**< when weights == CMP_WEIGHTS_BINARY */
+  const float *scale;            /**< float32 [rows] or NULL (all ones) */
+  const float *shift;            /**< float32 [rows] or NULL (all zeros) */
+  char name[CMP_MODEL_NAME_BYTES + 1u];
+} cmp_layer_t;
+
+/** A parsed, validated model. */
+typedef struct {
+  const uint8_t *blob;
+  uint32_t blob_bytes;
+  uint32_t crc;        /**< CRC-32 of the blob without its 4-byte trailer, as stored in the trailer */
+  uint32_t flags;      /**< header flags; nonzero (masks, exits) is refused by format version 1 */
+  cmp_shape_t input;
+  uint32_t classes;
+  float input_mean;
+  float input_std;
+  uint32_t layer_count;
+  cmp_layer_t layers[CMP_MAX_LAYERS];
+  uint32_t max_activation; /**< most floats any layer reads or writes (sizes the two activation buffers) */
+  uint32_t max_row_length; /**< longest weight row (sizes the im2col scratch) */
+} cmp_model_t;
+
+/**
+ * Parses and validates a blob: magic, version, sizes, every offset inside the blob and aligned, shapes chained from
+ * layer to layer, zero padding bits, and the trailer CRC-32. Returns CMP_ERR_MODEL, CMP_ERR_MODEL_VERSION,
+ * CMP_ERR_CRC or CMP_ERR_UNSUPPORTED; `blob` must be 4-byte aligned.
+ */
+cmp_status_t cmp_model_parse(const uint8_t *blob, uint32_t bytes, cmp_model_t *model);
+
+/** Bytes of arena the runtime needs beyond the blob for this model (formula in MODEL.md). */
+uint32_t cmp_model_workspace_bytes(const cmp_model_t *model);
+
+#endif /* CMP_MODEL_H */

@@ -1,0 +1,207 @@
+// The device model blob ("CMPM" format 1, firmware-bridge/MODEL.md), converted from an ONNX file cmp exported.
+
+import { packedRowBytes } from '../core/bitpack.js';
+import type { Manifest } from '../core/manifest.js';
+import type { OnnxModel, OnnxTensor } from '../core/onnx.js';
+import { inferShapes, type LayerSpec } from '../core/spec.js';
+import { CmpError } from '../errors.js';
+import { crc32 } from './crc32.js';
+
+/** The blob format this cmp writes (firmware CMP_MODEL_FORMAT_VERSION); 2 is reserved for input masks and exits. */
+export const MCU_MODEL_FORMAT_VERSION = 1;
+export const MCU_MODEL_HEADER_BYTES = 48;
+export const MCU_MODEL_LAYER_BYTES = 64;
+export const MCU_MODEL_NAME_BYTES = 16;
+/** Most layers the firmware takes (CMP_MAX_LAYERS). */
+export const MCU_MAX_LAYERS = 32;
+
+const KIND = Object.freeze({ dense: 1, conv: 2, maxpool: 3, flatten: 4 } as const);
+const WEIGHTS = Object.freeze({ none: 0, f32: 1, binary: 2 } as const);
+const INPUTS = Object.freeze({ none: 0, xnor: 1, dab: 2 } as const);
+
+/** One layer as the device runs it. */
+export interface McuLayer {
+  name: string;
+  kind: LayerSpec['kind'];
+  weights: 'none' | 'float32' | 'binary';
+  /** Bytes of weights, levels, scale and shift in the blob. */
+  bytes: number;
+}
+
+/** A converted model. */
+export interface McuModel {
+  blob: Uint8Array;
+  /** CRC-32 of the whole blob (what UPLOAD_BEGIN announces and MODEL_INFO must echo). */
+  crc: number;
+  inputShape: [number, number, number];
+  classes: number;
+  labels: string[];
+  layers: McuLayer[];
+  /** Activation and scratch bytes the runtime takes after the blob. */
+  workspaceBytes: number;
+  /** What the device's arena must hold: the blob (rounded to 4) plus the workspace. */
+  arenaBytes: number;
+}
+
+/** The parts of a read ONNX file the converter needs (runtime's ModelFile has them). */
+export interface McuModelSource {
+  path: string;
+  model: OnnxModel;
+  manifest?: Manifest;
+}
+
+/**
+ * Converts an exported cmp ONNX file into the device blob: header, layer table, then per layer the packed bits and
+ * float16 levels (binary) or float32 rows [out, in] (float), and float32 scale and shift, each 4-byte aligned, and a
+ * CRC-32 trailer.
+ */
+export function convertToMcuModel(file: McuModelSource): McuModel {
+  const bad = (problem: string): CmpError =>
+    new CmpError('MODEL_INVALID', `${file.path} ${problem}. Deploy a model made by cmp export.`);
+  const manifest = file.manifest;
+  if (!manifest) throw bad('has no cmp manifest');
+  const spec = manifest.spec;
+  if (!spec || !Array.isArray(spec.layers)) throw bad('has a manifest without the layer spec');
+  const shapes = inferShapes(spec);
+  if (spec.layers.length > MCU_MAX_LAYERS)
+    throw bad(`has ${spec.layers.length} layers; the firmware takes ${MCU_MAX_LAYERS}`);
+  const tensors = new Map((file.model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const tensor = (name: string | undefined, what: string): OnnxTensor => {
+    const t = name ? tensors.get(name) : undefined;
+    if (!t) throw bad(`lacks initializer ${name ?? `(${what})`}`);
+    return t;
+  };
+
+  const sections: Uint8Array[] = [];
+  let at = MCU_MODEL_HEADER_BYTES + MCU_MODEL_LAYER_BYTES * spec.layers.length;
+  const place = (bytes: Uint8Array): number => {
+    const offset = at;
+    sections.push(bytes);
+    at += align4(bytes.length);
+    return offset;
+  };
+  const records: Uint8Array[] = [];
+  const layers: McuLayer[] = [];
+  spec.layers.forEach((layer, i) => {
+    const { inputShape, outputShape, rowLength } = shapes[i];
+    for (const d of [...inputShape, ...outputShape])
+      if (d > 0xffff) throw bad(`layer "${layer.name}" has a dimension over 65535`);
+    const rec = new Uint8Array(MCU_MODEL_LAYER_BYTES);
+    const v = new DataView(rec.buffer);
+    rec[0] = KIND[layer.kind];
+    inputShape.forEach((d, k) => v.setUint16(4 + 2 * k, d, true));
+    outputShape.forEach((d, k) => v.setUint16(10 + 2 * k, d, true));
+    const start = at;
+    let weights: McuLayer['weights'] = 'none';
+    if (layer.kind === 'maxpool') v.setUint16(16, layer.size, true);
+    if (layer.kind === 'dense' || layer.kind === 'conv') {
+      const lm = manifest.layers.find((l) => l.name === layer.name);
+      if (!lm) throw bad(`has no manifest entry for layer "${layer.name}"`);
+      const rows = layer.kind === 'dense' ? layer.units : layer.filters;
+      rec[2] = INPUTS[lm.inputs];
+      rec[3] = layer.activation === 'relu' ? 1 : 0;
+      if (layer.kind === 'conv') v.setUint16(16, layer.kernel, true);
+      v.setUint32(20, rows, true);
+      v.setUint32(24, rowLength, true);
+      if (lm.weights === 'none') {
+        weights = 'float32';
+        rec[1] = WEIGHTS.f32;
+        const w = floats(tensor(lm.initializers.weight, 'weight'), rows * rowLength, bad);
+        // ONNX MatMul stores dense weights [in, out]; the device reads rows [out, in], like the bit format.
+        v.setUint32(28, place(bytesOf(layer.kind === 'dense' ? transpose(w, rowLength, rows) : w)), true);
+      } else {
+        weights = 'binary';
+        rec[1] = WEIGHTS.binary;
+        v.setUint32(28, place(raw(tensor(lm.initializers.bits, 'bits'), rows * packedRowBytes(rowLength), bad)), true);
+        v.setUint32(32, place(raw(tensor(lm.initializers.upper, 'upper'), rows * 2, bad)), true);
+        v.setUint32(36, place(raw(tensor(lm.initializers.lower, 'lower'), rows * 2, bad)), true);
+      }
+      if (lm.initializers.scale)
+        v.setUint32(40, place(bytesOf(floats(tensor(lm.initializers.scale, 'scale'), rows, bad))), true);
+      v.setUint32(44, place(bytesOf(floats(tensor(lm.initializers.shift, 'shift'), rows, bad))), true);
+    }
+    const name = new TextEncoder().encode(layer.name).subarray(0, MCU_MODEL_NAME_BYTES);
+    rec.set(name, 48);
+    records.push(rec);
+    layers.push({ name: layer.name, kind: layer.kind, weights, bytes: at - start });
+  });
+
+  const total = at + 4;
+  const blob = new Uint8Array(total);
+  const view = new DataView(blob.buffer);
+  blob.set(new TextEncoder().encode('CMPM'), 0);
+  view.setUint16(4, MCU_MODEL_FORMAT_VERSION, true);
+  view.setUint16(6, MCU_MODEL_HEADER_BYTES, true);
+  view.setUint32(8, total, true);
+  view.setUint16(12, spec.layers.length, true);
+  view.setUint16(14, MCU_MODEL_LAYER_BYTES, true);
+  view.setUint32(16, 0, true); // flags: bit 0 input mask, bit 1 exit heads (format 2)
+  spec.input.shape.forEach((d, k) => view.setUint16(20 + 2 * k, d, true));
+  view.setUint16(26, spec.labels.length, true);
+  view.setFloat32(28, manifest.input.mean, true);
+  view.setFloat32(32, manifest.input.std, true);
+  view.setUint32(36, MCU_MODEL_HEADER_BYTES, true);
+  records.forEach((rec, i) => blob.set(rec, MCU_MODEL_HEADER_BYTES + i * MCU_MODEL_LAYER_BYTES));
+  let offset = MCU_MODEL_HEADER_BYTES + MCU_MODEL_LAYER_BYTES * records.length;
+  for (const s of sections) {
+    blob.set(s, offset);
+    offset += align4(s.length);
+  }
+  view.setUint32(total - 4, crc32(blob.subarray(0, total - 4)), true);
+
+  const maxActivation = Math.max(...shapes.map((s) => count(s.inputShape)), ...shapes.map((s) => count(s.outputShape)));
+  const maxRow = Math.max(0, ...shapes.map((s) => s.rowLength));
+  const workspaceBytes =
+    2 * align4(maxActivation * 4) +
+    align4(packedRowBytes(maxActivation)) +
+    align4(maxRow * 4) +
+    align4(packedRowBytes(maxRow));
+  return {
+    blob,
+    crc: crc32(blob),
+    inputShape: [...spec.input.shape],
+    classes: spec.labels.length,
+    labels: [...spec.labels],
+    layers,
+    workspaceBytes,
+    arenaBytes: align4(total) + workspaceBytes,
+  };
+}
+
+function align4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+function count(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** The raw little-endian bytes of a stored tensor, checked against the expected size. */
+function raw(t: OnnxTensor, bytes: number, bad: (problem: string) => CmpError): Uint8Array {
+  const data = t.rawData;
+  if (!data || data.length !== bytes)
+    throw bad(`has initializer ${t.name} of ${data?.length ?? 0} bytes, expected ${bytes}`);
+  return data;
+}
+
+/** A float32 tensor's values, from raw bytes or the float_data field. */
+function floats(t: OnnxTensor, length: number, bad: (problem: string) => CmpError): Float32Array {
+  if (t.dataType !== 1) throw bad(`has initializer ${t.name} of ONNX type ${t.dataType}, expected float32`);
+  if (t.rawData && t.rawData.length) {
+    const bytes = raw(t, length * 4, bad);
+    return new Float32Array(Uint8Array.from(bytes).buffer); // a copy: rawData may be a view into a shared Buffer pool
+  }
+  const values = t.floatData ?? [];
+  if (values.length !== length) throw bad(`has initializer ${t.name} with ${values.length} values, expected ${length}`);
+  return Float32Array.from(values);
+}
+
+function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c];
+  return out;
+}
+
+function bytesOf(a: Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
