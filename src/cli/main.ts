@@ -5,6 +5,7 @@ import { CMP_VERSION } from '../core/version.js';
 import { commandHelp, parseCommand } from './args.js';
 import type { Command } from './command.js';
 import { createProgress } from './progress.js';
+import { calibrateCommand } from './commands/calibrate.js';
 import { demoCommand } from './commands/demo.js';
 import { deployCommand } from './commands/deploy.js';
 import { evalCommand } from './commands/eval.js';
@@ -19,6 +20,7 @@ const COMMANDS: readonly Command[] = Object.freeze([
   demoCommand,
   trainCommand,
   pruneCommand,
+  calibrateCommand,
   exportCommand,
   evalCommand,
   inspectCommand,

@@ -4,7 +4,14 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { expandBinary } from '../core/bitpack.js';
 import type { FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
-import { ACTIVATION_LLOYD_STEPS, BN_EPSILON, inferShapes, type BinarizeMode, type ModelSpec } from '../core/spec.js';
+import {
+  ACTIVATION_LLOYD_STEPS,
+  BN_EPSILON,
+  exitFeatures,
+  inferShapes,
+  type BinarizeMode,
+  type ModelSpec,
+} from '../core/spec.js';
 import type { Tf } from './tf.js';
 
 type Tensor = tfTypes.Tensor;
@@ -52,6 +59,14 @@ export function initParams(tf: Tf, spec: ModelSpec, rng: () => number): Params {
       trainable.set(`${layer.name}.bias`, tf.variable(tf.zeros([out]), true));
     }
   });
+  for (const exit of spec.exits ?? []) {
+    const features = exitFeatures(spec, exit);
+    const classes = spec.labels.length;
+    const limit = Math.sqrt(6 / (features + classes));
+    const w = Float32Array.from({ length: features * classes }, () => (rng() * 2 - 1) * limit);
+    trainable.set(`${exit.name}.weight`, tf.variable(tf.tensor(w, [features, classes]), true));
+    trainable.set(`${exit.name}.bias`, tf.variable(tf.zeros([classes]), true));
+  }
   return { trainable, running };
 }
 
@@ -81,7 +96,14 @@ const BN_MOMENTUM = 0.9;
  * The training forward pass. `x` is NCHW float input; returns logits [N, labels]. With `training`, batch norm uses
  * batch statistics and updates the running ones.
  */
-export function forwardTrain(tf: Tf, spec: ModelSpec, params: Params, x: Tensor, training: boolean): Tensor {
+export function forwardTrain(
+  tf: Tf,
+  spec: ModelSpec,
+  params: Params,
+  x: Tensor,
+  training: boolean,
+  exitsOut?: Tensor[],
+): Tensor {
   let h: Tensor = toNhwc(tf, x);
   for (const layer of spec.layers) {
     switch (layer.kind) {
@@ -127,19 +149,26 @@ export function forwardTrain(tf: Tf, spec: ModelSpec, params: Params, x: Tensor,
         break;
       }
     }
+    const exit = spec.exits?.find((e) => e.after === layer.name);
+    if (exit && exitsOut) {
+      const w = params.trainable.get(`${exit.name}.weight`) as Variable;
+      exitsOut.push(tf.add(matMul(tf, flattenNchw(tf, h), w), params.trainable.get(`${exit.name}.bias`) as Variable));
+    }
   }
   return h;
 }
 
 /**
  * Inference with a frozen model, computing exactly what the exported ONNX graph computes. `tap` sees every weight
- * layer's output (after its activation, NHWC for conv) while it is alive; read it synchronously there.
+ * layer's output (after its activation, NHWC for conv) while it is alive; read it synchronously there. `exitsOut`
+ * receives each early exit's logits (kept; the caller disposes them).
  */
 export function forwardFrozen(
   tf: Tf,
   frozen: FrozenModel,
   x: Tensor,
   tap?: (layer: string, output: Tensor) => void,
+  exitsOut?: Tensor[],
 ): Tensor {
   return tf.tidy(() => {
     let h: Tensor = toNhwc(tf, x);
@@ -153,6 +182,15 @@ export function forwardFrozen(
         h = tf.add(tf.mul(h, tf.tensor1d(layer.scale)), tf.tensor1d(layer.shift));
         if (layer.activation === 'relu') h = tf.relu(h);
         tap?.(layer.name, h);
+      }
+      const exit = frozen.exits?.find((e) => e.after === layer.name);
+      if (exit && exitsOut) {
+        const features = exit.weight.length / exit.bias.length;
+        const logits = tf.add(
+          tf.matMul(flattenNchw(tf, h), tf.tensor2d(exit.weight, [features, exit.bias.length])),
+          tf.tensor1d(exit.bias),
+        );
+        exitsOut.push(tf.keep(logits));
       }
     }
     return h;

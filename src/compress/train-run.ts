@@ -16,6 +16,8 @@ export interface TrainRunOptions extends TrainOptions {
   keepFloat?: string[];
   widths?: number[];
   filters?: number[];
+  /** Early exits after these hidden weight layers (1-based). */
+  exits?: number[];
   /** Where to write the run; nothing is written when undefined. */
   out?: string;
   /** With groupSparsity: keep the emptied groups in the network (to prune later by norm, e.g. to a set sparsity). */
@@ -32,6 +34,7 @@ export function specFor(data: Dataset, options: Omit<TrainRunOptions, keyof Trai
     labels: data.labels,
     widths: options.widths,
     filters: options.filters,
+    exits: options.exits,
     binarizeWeights: options.binarizeWeights,
     binarizeInputs: options.binarizeActivations,
     keepFloatWeights: options.keepFloat ?? [],
@@ -46,7 +49,9 @@ export async function trainRun(
   options: TrainRunOptions,
 ): Promise<TrainResult & { spec: ModelSpec; pruning?: PruneSummary }> {
   let spec = specFor(data, options);
-  let result = await train(spec, data, options);
+  // Models with exits hold out a tenth of the training split: cmp calibrate chooses thresholds on it.
+  const validationCount = spec.exits?.length ? Math.floor(data.train.count / 10) : 0;
+  let result = await train(spec, data, { ...options, ...(validationCount ? { validationCount } : {}) });
   let pruning: PruneSummary | undefined;
   if (options.groupSparsity && !options.keepDeadGroups) {
     // GSS ends by removing the groups the lasso emptied; the result is a smaller network, evaluated again.

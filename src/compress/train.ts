@@ -32,6 +32,8 @@ export interface TrainOptions {
   onProgress?: (progress: TrainProgress) => void;
   /** Start from these tensors instead of a fresh initialisation (fine-tuning). */
   initial?: Map<string, Float32Array>;
+  /** Keep the last N training samples out of training, for calibration. */
+  validationCount?: number;
   /** Guided group sparsity (GSS): a group-lasso penalty with a keep-alive share, see compress/gss.ts. */
   groupSparsity?: GroupSparsityOptions;
 }
@@ -71,7 +73,15 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
   const binaryWeights = spec.layers
     .filter((l) => (l.kind === 'dense' || l.kind === 'conv') && l.binarize.weights !== 'none')
     .map((l) => params.trainable.get(`${l.name}.weight`) as tfTypes.Variable);
-  const { count } = data.train;
+  // Held-out samples (the end of the training split) are never trained on: calibration's validation data.
+  const validationCount = options.validationCount ?? 0;
+  const count = data.train.count - validationCount;
+  if (count < options.batchSize) {
+    throw new CmpError(
+      'BAD_ARGUMENT',
+      `Only ${count} training samples for batches of ${options.batchSize}. Use more data or a smaller --batch-size.`,
+    );
+  }
   const batches = Math.floor(count / options.batchSize);
   const totalSteps = batches * options.epochs;
   const learningRateAt = (step: number): number =>
@@ -90,8 +100,14 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       const { loss, hits } = tf.tidy(() => {
         let logits: tfTypes.Tensor | undefined;
         const { value, grads } = tf.variableGrads(() => {
-          logits = tf.keep(forwardTrain(tf, spec, params, x, true));
-          const loss: tfTypes.Scalar = tf.losses.softmaxCrossEntropy(tf.oneHot(y, spec.labels.length), logits);
+          const exits: tfTypes.Tensor[] = [];
+          logits = tf.keep(forwardTrain(tf, spec, params, x, true, exits));
+          const labels = tf.oneHot(y, spec.labels.length);
+          let loss: tfTypes.Scalar = tf.losses.softmaxCrossEntropy(labels, logits);
+          // Exit heads train jointly: each adds its weighted cross-entropy.
+          (spec.exits ?? []).forEach((exit, i) => {
+            loss = tf.add(loss, tf.mul(tf.losses.softmaxCrossEntropy(labels, exits[i]), exit.lossWeight));
+          });
           return loss;
         }, [...params.trainable.values()]);
         adam.step(grads, lr);
@@ -158,6 +174,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       seed: options.seed,
       backend,
       trainCount: count,
+      ...(validationCount ? { validationCount } : {}),
       testCount: data.test.count,
       durationMs: Date.now() - started,
       history,
@@ -201,18 +218,31 @@ export async function predictFrozen(
   split: Split,
   count = split.count,
 ): Promise<Float32Array> {
+  return (await predictFrozenWithExits(frozen, data, split, count)).logits;
+}
+
+/** Final logits and each early exit's logits (rows of `classes`) on `count` samples of a split. */
+export async function predictFrozenWithExits(
+  frozen: FrozenModel,
+  data: Dataset,
+  split: Split,
+  count = split.count,
+): Promise<{ logits: Float32Array; exits: Float32Array[] }> {
   const { tf } = await loadTf();
   const classes = frozen.spec.labels.length;
-  const out = new Float32Array(count * classes);
+  const logits = new Float32Array(count * classes);
+  const exits = (frozen.exits ?? []).map(() => new Float32Array(count * classes));
   const order = Array.from({ length: count }, (_, i) => i);
   for (let start = 0; start < count; start += 500) {
     const size = Math.min(500, count - start);
     const { x, y } = batchTensors(tf, data, split, order, start, size);
-    const logits = forwardFrozen(tf, frozen, x);
-    out.set(await logits.data(), start * classes);
-    tf.dispose([x, y, logits]);
+    const exitLogits: tfTypes.Tensor[] = [];
+    const out = forwardFrozen(tf, frozen, x, undefined, exitLogits);
+    logits.set((await out.data()), start * classes);
+    for (let e = 0; e < exits.length; e++) exits[e].set((await exitLogits[e].data()), start * classes);
+    tf.dispose([x, y, out, ...exitLogits]);
   }
-  return out;
+  return { logits, exits };
 }
 
 /** Test accuracy of a frozen model in TensorFlow.js. */

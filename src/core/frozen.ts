@@ -2,7 +2,7 @@
 
 import { CmpError } from '../errors.js';
 import { binarizeRows, type BinaryRows } from './binarize.js';
-import { BN_EPSILON, inferShapes, type Activation, type BinarizeMode, type ModelSpec } from './spec.js';
+import { BN_EPSILON, exitFeatures, inferShapes, type Activation, type BinarizeMode, type ModelSpec } from './spec.js';
 
 /** Float weights: dense [in, out], conv OIHW. */
 export interface FloatWeights {
@@ -33,9 +33,21 @@ export interface FrozenWeightLayer {
 export type FrozenLayer =
   FrozenWeightLayer | { kind: 'maxpool'; name: string; size: number } | { kind: 'flatten'; name: string };
 
+/** An early-exit head: logits = flatten(output of `after`) * weight [features, classes] + bias. */
+export interface FrozenExit {
+  name: string;
+  after: string;
+  weight: Float32Array;
+  bias: Float32Array;
+  /** Entropy threshold in nats; the exit is taken when the entropy is below it. Infinity-free: absent = never. */
+  threshold?: number;
+}
+
 export interface FrozenModel {
   spec: ModelSpec;
   layers: FrozenLayer[];
+  /** Early exits in network order (absent or empty: none). */
+  exits?: FrozenExit[];
 }
 
 /**
@@ -88,7 +100,17 @@ export function freeze(spec: ModelSpec, tensors: Map<string, Float32Array>): Fro
       inputs: layer.binarize.inputs,
     };
   });
-  return { spec, layers };
+  const exits = (spec.exits ?? []).map((exit): FrozenExit => {
+    const features = exitFeatures(spec, exit);
+    return {
+      name: exit.name,
+      after: exit.after,
+      weight: get(`${exit.name}.weight`, features * spec.labels.length),
+      bias: get(`${exit.name}.bias`, spec.labels.length),
+      ...(exit.threshold !== undefined ? { threshold: exit.threshold } : {}),
+    };
+  });
+  return { spec, layers, exits };
 }
 
 /** Transposes a row-major [rows, cols] matrix. */

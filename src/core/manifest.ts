@@ -37,6 +37,12 @@ export interface Manifest {
   spec: ModelSpec;
   /** The weight layers in order, with their compression and initializer names. */
   layers: LayerManifest[];
+  /** Early exits: the layer each reads, its entropy threshold (null: never taken until calibrated), its stage. */
+  exits?: { name: string; after: string; threshold: number | null; stage: number }[];
+  /** Number of stages (exits + 1) when the model has exits; each is also exported as its own file. */
+  stages?: number;
+  /** In a stage file: which stage it is, its input and outputs. */
+  stage?: { index: number; of: number; input: string; outputs: string[] };
   /** Where the model came from, when cmp trained it. */
   training?: { dataset: string; epochs: number; testAccuracy: number };
 }
@@ -62,4 +68,9 @@ export function parseManifest(text: string, source: string): Manifest {
   if (!Array.isArray(m.labels) || !m.labels.every((l) => typeof l === 'string')) throw bad('has no label list');
   if (!Array.isArray(m.layers)) throw bad('has no layer list');
   return m as Manifest;
+}
+
+/** Where stage k (1-based) of a model with early exits lives, beside it: fm-exit.onnx -> fm-exit.stage1.onnx. */
+export function stagePath(modelPath: string, k: number): string {
+  return modelPath.endsWith('.onnx') ? `${modelPath.slice(0, -5)}.stage${k}.onnx` : `${modelPath}.stage${k}.onnx`;
 }

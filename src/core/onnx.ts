@@ -78,15 +78,27 @@ export function int64Tensor(name: string, dims: number[], values: number[]): Onn
   return tensor(name, ONNX_TYPE.int64, dims, new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer));
 }
 
-/** A node; attribute values are ints, int lists, floats or strings. */
+/** A subgraph (If branches): nodes and outputs; it may read any value of the enclosing graph. */
+export interface OnnxSubgraph {
+  name: string;
+  node: OnnxNode[];
+  output: OnnxValueInfo[];
+}
+
+export type AttributeValue = number | number[] | string | OnnxSubgraph;
+
+/** A node; attribute values are ints, int lists, floats, strings or subgraphs. */
 export function node(
   opType: string,
   inputs: string[],
   outputs: string[],
-  attributes: Record<string, number | number[] | string> = {},
+  attributes: Record<string, AttributeValue> = {},
   name = outputs[0],
 ): OnnxNode {
   const attribute = Object.entries(attributes).map(([key, value]): OnnxAttribute => {
+    if (typeof value === 'object' && !Array.isArray(value)) {
+      return { name: key, type: onnx.AttributeProto.AttributeType.GRAPH, g: value };
+    }
     if (Array.isArray(value)) return { name: key, type: onnx.AttributeProto.AttributeType.INTS, ints: value };
     if (typeof value === 'string') {
       return { name: key, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(value) };
@@ -95,6 +107,11 @@ export function node(
     return { name: key, type: onnx.AttributeProto.AttributeType.FLOAT, f: value };
   });
   return { opType, input: inputs, output: outputs, attribute, name };
+}
+
+/** An INT attribute holding a scalar int64 tensor (Constant's `value`). */
+export function int64Attribute(name: string, value: number): OnnxAttribute {
+  return { name, type: onnx.AttributeProto.AttributeType.TENSOR, t: int64Tensor('', [], [value]) };
 }
 
 /** A float tensor graph input or output; string dims are symbolic (e.g. 'batch'). */
@@ -114,6 +131,7 @@ export interface GraphParts {
   name: string;
   nodes: OnnxNode[];
   initializers: OnnxTensor[];
+  /** Graph inputs; one with an initializer of the same name is optional, the initializer its default. */
   inputs: OnnxValueInfo[];
   outputs: OnnxValueInfo[];
   opset: number;

@@ -23,6 +23,8 @@ export interface TrainingRecord {
   seed: number;
   backend: string;
   trainCount: number;
+  /** Samples at the end of the training split held out of training (validation for calibration). */
+  validationCount?: number;
   testCount: number;
   durationMs: number;
   history: EpochRecord[];
@@ -44,7 +46,31 @@ export interface RunRecord {
   training: TrainingRecord;
   /** Present when the run was made by pruning another (see compress/prune.ts). */
   pruning?: PruneSummary;
+  /** Present when cmp calibrate chose exit thresholds (see compress/calibrate.ts). */
+  calibration?: CalibrationSummary;
   tensors: TensorEntry[];
+}
+
+/** One operating point of an early-exit model on validation data. */
+export interface ExitOperatingPoint {
+  thresholds: number[];
+  accuracy: number;
+  meanLatencyMs: number;
+  /** Share of samples leaving at each exit, then at the final classifier. */
+  exitShares: number[];
+}
+
+/** What calibration measured and chose. */
+export interface CalibrationSummary {
+  validationCount: number;
+  /** Mean batch-1 latency of each stage in onnxruntime-node on the calibrating machine, milliseconds. */
+  stageLatencyMs: number[];
+  goal: { targetAccuracy: number } | { latencyBudgetMs: number } | { thresholds: number[] };
+  chosen: ExitOperatingPoint;
+  /** Full network on the same data: the reference point. */
+  full: ExitOperatingPoint;
+  /** Operating points no other beats in both accuracy and mean latency, fastest first. */
+  pareto: ExitOperatingPoint[];
 }
 
 /** How a pruned run came about. */

@@ -61,6 +61,18 @@ export interface InputSpec {
   std: number;
 }
 
+/**
+ * An early exit: a float classifier head (flatten, dense) reading the output of layer `after`. At inference the
+ * model stops at the first exit whose softmax entropy is below its `threshold` (nats; set by cmp calibrate).
+ */
+export interface ExitSpec {
+  name: string;
+  after: string;
+  /** Weight of this head's loss in joint training (the final classifier weighs 1). */
+  lossWeight: number;
+  threshold?: number;
+}
+
 /** A cmp network. `format` is versioned so later readers can refuse what they do not know. */
 export interface ModelSpec {
   format: 'cmp-model/1';
@@ -68,6 +80,8 @@ export interface ModelSpec {
   input: InputSpec;
   labels: string[];
   layers: LayerSpec[];
+  /** Early exits in network order (absent: none). */
+  exits?: ExitSpec[];
 }
 
 export function isWeightLayer(layer: LayerSpec): layer is WeightLayerSpec {
@@ -131,6 +145,14 @@ export function inferShapes(spec: ModelSpec): LayerShapes[] {
   }
   const last = spec.layers[spec.layers.length - 1];
   if (!last || !isWeightLayer(last) || last.kind !== 'dense') throw invalid('the last layer must be dense');
+  let previous = -1;
+  for (const exit of spec.exits ?? []) {
+    const at = spec.layers.findIndex((l) => l.name === exit.after);
+    if (at < 0 || at >= spec.layers.length - 1)
+      throw invalid(`exit "${exit.name}" reads layer "${exit.after}", not an inner layer`);
+    if (at <= previous) throw invalid(`exit "${exit.name}" is out of network order`);
+    previous = at;
+  }
   if (last.units !== spec.labels.length) {
     throw invalid(`the last layer has ${last.units} units but there are ${spec.labels.length} labels`);
   }
@@ -148,7 +170,18 @@ export function tensorShapes(spec: ModelSpec): Map<string, number[]> {
     const vectors = layer.batchNorm ? ['bn.gamma', 'bn.beta', 'bn.mean', 'bn.variance'] : ['bias'];
     for (const v of vectors) out.set(`${layer.name}.${v}`, [units]);
   });
+  for (const exit of spec.exits ?? []) {
+    out.set(`${exit.name}.weight`, [exitFeatures(spec, exit), spec.labels.length]);
+    out.set(`${exit.name}.bias`, [spec.labels.length]);
+  }
   return out;
+}
+
+/** Features an exit head reads: the flattened output of its layer. */
+export function exitFeatures(spec: ModelSpec, exit: ExitSpec): number {
+  const shapes = inferShapes(spec);
+  const at = spec.layers.findIndex((l) => l.name === exit.after);
+  return shapes[at].outputShape.reduce((a, b) => a * b, 1);
 }
 
 function invalid(problem: string): CmpError {
@@ -169,6 +202,8 @@ export interface ArchOptions {
   keepFloatWeights: string[];
   /** Weight layers whose inputs stay float. */
   keepFloatInputs: string[];
+  /** Early exits after these hidden weight layers (1-based, before the classifier); see exitsAfter. */
+  exits?: number[];
 }
 
 export const ARCHS: readonly string[] = Object.freeze(['mlp', 'lenet']);
@@ -241,9 +276,32 @@ export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
     input: { shape: options.inputShape, mean: 0, std: 1 },
     labels: options.labels,
     layers,
+    ...(options.exits?.length ? { exits: exitsAfter(layers, options.exits) } : {}),
   };
   inferShapes(spec);
   return spec;
+}
+
+/**
+ * Exit heads after the given hidden weight layers (1-based). A head reads the end of that layer's block: the layer
+ * itself, or the max pool right after it.
+ */
+export function exitsAfter(layers: LayerSpec[], positions: number[]): ExitSpec[] {
+  const hidden = layers.filter(isWeightLayer).slice(0, -1);
+  return [...new Set(positions)]
+    .sort((a, b) => a - b)
+    .map((position, i) => {
+      const layer = hidden[position - 1];
+      if (!layer) {
+        throw new CmpError(
+          'BAD_ARGUMENT',
+          `No hidden layer ${position} for an exit: the network has ${hidden.length}. Use --exits 1..${hidden.length}.`,
+        );
+      }
+      const at = layers.indexOf(layer);
+      const after = layers[at + 1]?.kind === 'maxpool' ? layers[at + 1].name : layer.name;
+      return { name: `exit${i + 1}`, after, lossWeight: 1 };
+    });
 }
 
 function matchesLayer(selectors: string[], index: number, count: number): boolean {

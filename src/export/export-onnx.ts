@@ -2,20 +2,23 @@
 
 import { packedRowBytes } from '../core/bitpack.js';
 import { encodeFloat16 } from '../core/float16.js';
-import type { FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
+import type { FrozenExit, FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
 import { MANIFEST_FORMAT, MANIFEST_KEY, type LayerManifest, type Manifest } from '../core/manifest.js';
 import {
   encodeModel,
+  int64Attribute,
   floatTensor,
   int64Tensor,
   node,
   ONNX_TYPE,
   tensor,
   valueInfo,
+  type AttributeValue,
   type OnnxNode,
+  type OnnxSubgraph,
   type OnnxTensor,
 } from '../core/onnx.js';
-import { ACTIVATION_LLOYD_STEPS, inferShapes } from '../core/spec.js';
+import { ACTIVATION_LLOYD_STEPS, inferShapes, type LayerShapes } from '../core/spec.js';
 import { CMP_VERSION } from '../core/version.js';
 
 /** The opset cmp writes: 18 is the first with BitwiseAnd, which unpacks bits. */
@@ -26,43 +29,44 @@ export const OUTPUT_NAME = 'logits';
 export interface ExportResult {
   bytes: Uint8Array;
   manifest: Manifest;
+  /** With early exits: each stage as its own ONNX model (stage 1 first); empty otherwise. */
+  stages: Uint8Array[];
 }
 
-/** Builds the ONNX file of a frozen model; `training` is recorded in the manifest when given. */
+/** Initializer holding the exit thresholds (nats, one per exit): the calibrated ones. */
+export const THRESHOLDS_NAME = 'exit_thresholds';
+/** Graph output naming the exit taken: 1..n for early exits, 0 for the final classifier. */
+export const EXIT_INDEX_NAME = 'exit_index';
+/** Threshold of an uncalibrated exit: entropy is never negative, so it is never taken. */
+export const NEVER_EXIT = -1;
+
+/**
+ * Builds the ONNX file of a frozen model; `training` is recorded in the manifest when given. A model with early exits
+ * becomes one graph with nested `If` nodes (stop at the first exit whose entropy is below its threshold, judged on
+ * the whole batch: all its samples must be confident) plus one file per stage, runnable separately: stage k takes
+ * the previous stage's activation (`stage{k}_in`) and gives its own (`stage{k}_out`) and its exit's logits.
+ */
 export function exportOnnx(frozen: FrozenModel, training?: Manifest['training']): ExportResult {
-  const g = new GraphBuilder();
-  const shapes = inferShapes(frozen.spec);
-  const layers: LayerManifest[] = [];
-  let h = INPUT_NAME;
-  frozen.layers.forEach((layer, i) => {
-    if (layer.kind === 'flatten') h = g.op('Flatten', [h], layer.name, { axis: 1 });
-    else if (layer.kind === 'maxpool') {
-      h = g.op('MaxPool', [h], layer.name, {
-        kernel_shape: [layer.size, layer.size],
-        strides: [layer.size, layer.size],
-      });
-    } else {
-      const input = binarizeInputs(g, h, layer, featureCount(shapes[i].inputShape));
-      const { weight, manifest } = weights(g, layer);
-      layers.push(manifest);
-      h =
-        layer.kind === 'dense'
-          ? g.op('MatMul', [input, weight], `${layer.name}.matmul`)
-          : g.op('Conv', [input, weight], `${layer.name}.conv`, { kernel_shape: layer.weightShape.slice(2) });
-      const channelShape = layer.kind === 'dense' ? [layer.scale.length] : [layer.scale.length, 1, 1];
-      if (layer.scale.some((s) => s !== 1)) {
-        const scale = g.constFloat(`${layer.name}.scale`, channelShape, layer.scale);
-        manifest.initializers.scale = scale;
-        h = g.op('Mul', [h, scale], `${layer.name}.scaled`);
-      }
-      const shift = g.constFloat(`${layer.name}.shift`, channelShape, layer.shift);
-      manifest.initializers.shift = shift;
-      h = g.op('Add', [h, shift], `${layer.name}.shifted`);
-      if (layer.activation === 'relu') h = g.op('Relu', [h], `${layer.name}.relu`);
-    }
-  });
-  g.nodes.push(node('Identity', [h], [OUTPUT_NAME]));
   const { spec } = frozen;
+  const shapes = inferShapes(spec);
+  const exits = frozen.exits ?? [];
+  const bounds = stageBounds(frozen);
+  const layers: LayerManifest[] = [];
+  const g = new GraphBuilder();
+  const classes = spec.labels.length;
+  const inputs = [valueInfo(INPUT_NAME, ['batch', ...spec.input.shape])];
+  const outputs = [valueInfo(OUTPUT_NAME, ['batch', classes])];
+  if (exits.length === 0) {
+    const h = emitLayers(g, frozen, shapes, 0, frozen.layers.length, INPUT_NAME, layers);
+    g.nodes.push(node('Identity', [h], [OUTPUT_NAME]));
+  } else {
+    const thresholds = exits.map((e) => e.threshold ?? NEVER_EXIT);
+    // Baked in as a constant: onnxruntime's JavaScript API does not feed initializer-backed inputs. The staged
+    // runtime (src/runtime/early-exit.ts) takes thresholds at run time instead.
+    g.init(floatTensor(THRESHOLDS_NAME, [exits.length], thresholds));
+    outputs.push(valueInfo(EXIT_INDEX_NAME, [], ONNX_TYPE.int64));
+    emitStagedGraph(g, frozen, shapes, bounds, 0, INPUT_NAME, layers);
+  }
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
     cmpVersion: CMP_VERSION,
@@ -72,37 +76,239 @@ export function exportOnnx(frozen: FrozenModel, training?: Manifest['training'])
     labels: spec.labels,
     spec,
     layers,
+    ...(exits.length
+      ? {
+          exits: exits.map((e, i) => ({ name: e.name, after: e.after, threshold: e.threshold ?? null, stage: i + 1 })),
+          stages: bounds.length,
+        }
+      : {}),
     ...(training ? { training } : {}),
   };
   const bytes = encodeModel({
     name: `cmp-${spec.arch}`,
     nodes: g.nodes,
     initializers: g.initializers,
-    inputs: [valueInfo(INPUT_NAME, ['batch', ...spec.input.shape])],
-    outputs: [valueInfo(OUTPUT_NAME, ['batch', spec.labels.length])],
+    inputs,
+    outputs,
     opset: EXPORT_OPSET,
     producerVersion: CMP_VERSION,
     metadata: { [MANIFEST_KEY]: JSON.stringify(manifest) },
   });
-  return { bytes, manifest };
+  const stages = exits.length ? bounds.map((_, k) => exportStage(frozen, shapes, bounds, k, manifest)) : [];
+  return { bytes, manifest, stages };
+}
+
+/** [first, end) layer indices of each stage: a stage ends at the layer an exit reads; the last ends the network. */
+function stageBounds(frozen: FrozenModel): [number, number][] {
+  const ends = (frozen.exits ?? []).map((e) => frozen.layers.findIndex((l) => l.name === e.after) + 1);
+  ends.push(frozen.layers.length);
+  return ends.map((end, k) => [k === 0 ? 0 : ends[k - 1], end]);
+}
+
+/** Input name and dims [C, H, W] or [F] of stage k. */
+function stageInput(
+  frozen: FrozenModel,
+  shapes: LayerShapes[],
+  bounds: [number, number][],
+  k: number,
+): { name: string; dims: number[] } {
+  if (k === 0) return { name: INPUT_NAME, dims: [...frozen.spec.input.shape] };
+  const shape = shapes[bounds[k][0]].inputShape;
+  const flat = frozen.layers.slice(0, bounds[k][0]).some((l) => l.kind === 'flatten' || l.kind === 'dense');
+  return { name: `stage${k + 1}_in`, dims: flat ? [shape[0] * shape[1] * shape[2]] : shape };
+}
+
+/** Stage k as its own model (see exportOnnx). */
+function exportStage(
+  frozen: FrozenModel,
+  shapes: LayerShapes[],
+  bounds: [number, number][],
+  k: number,
+  whole: Manifest,
+): Uint8Array {
+  const g = new GraphBuilder();
+  const input = stageInput(frozen, shapes, bounds, k);
+  const classes = frozen.spec.labels.length;
+  const h = emitLayers(g, frozen, shapes, bounds[k][0], bounds[k][1], input.name, []);
+  const last = k === bounds.length - 1;
+  const outputs = [];
+  if (last) {
+    g.nodes.push(node('Identity', [h], [OUTPUT_NAME]));
+    outputs.push(valueInfo(OUTPUT_NAME, ['batch', classes]));
+  } else {
+    const next = stageInput(frozen, shapes, bounds, k + 1);
+    g.nodes.push(node('Identity', [h], [`stage${k + 1}_out`]));
+    const exit = (frozen.exits ?? [])[k];
+    g.nodes.push(node('Identity', [emitExitHead(g, exit, h)], [`${exit.name}_logits`]));
+    outputs.push(
+      valueInfo(`stage${k + 1}_out`, ['batch', ...next.dims]),
+      valueInfo(`${exit.name}_logits`, ['batch', classes]),
+    );
+  }
+  const manifest = {
+    ...whole,
+    stage: { index: k + 1, of: bounds.length, input: input.name, outputs: outputs.map((o) => o.name) },
+  };
+  return encodeModel({
+    name: `cmp-${frozen.spec.arch}-stage${k + 1}`,
+    nodes: g.nodes,
+    initializers: g.initializers,
+    inputs: [valueInfo(input.name, ['batch', ...input.dims])],
+    outputs,
+    opset: EXPORT_OPSET,
+    producerVersion: CMP_VERSION,
+    metadata: { [MANIFEST_KEY]: JSON.stringify(manifest) },
+  });
+}
+
+/**
+ * Stage k and everything after it into `g`, writing `logits` and `exit_index`: stage k's layers, then (unless last)
+ * its exit's entropy check and an If whose then-branch returns the exit's logits and whose else-branch holds the
+ * following stages.
+ */
+function emitStagedGraph(
+  g: GraphBuilder,
+  frozen: FrozenModel,
+  shapes: LayerShapes[],
+  bounds: [number, number][],
+  k: number,
+  input: string,
+  layers: LayerManifest[],
+): void {
+  const h = emitLayers(g, frozen, shapes, bounds[k][0], bounds[k][1], input, layers);
+  const suffix = k === 0 ? '' : `.s${k + 1}`;
+  if (k === bounds.length - 1) {
+    g.nodes.push(node('Identity', [h], [`${OUTPUT_NAME}${suffix}`]));
+    g.nodes.push(node('Constant', [], [`${EXIT_INDEX_NAME}${suffix}`], {}));
+    (g.nodes[g.nodes.length - 1].attribute ??= []).push(int64Attribute('value', 0));
+    return;
+  }
+  const exit = (frozen.exits ?? [])[k];
+  const logits = emitExitHead(g, exit, h);
+  const p = `${exit.name}.check`;
+  const probabilities = g.op('Softmax', [logits], `${p}.p`, { axis: 1 });
+  const logProbabilities = g.op('LogSoftmax', [logits], `${p}.logp`, { axis: 1 });
+  const plogp = g.op(
+    'ReduceSum',
+    [g.op('Mul', [probabilities, logProbabilities], `${p}.plogp`), g.constInt64([1])],
+    `${p}.sum`,
+    {
+      keepdims: 0,
+    },
+  );
+  const entropy = g.op('Neg', [plogp], `${p}.entropy`);
+  const worst = g.op('ReduceMax', [entropy], `${p}.worst`, { keepdims: 0 });
+  const threshold = g.op('Gather', [THRESHOLDS_NAME, g.constScalarInt64(k)], `${p}.threshold`, { axis: 0 });
+  const confident = g.op('Less', [worst, threshold], `${p}.confident`);
+  const then = g.child();
+  then.nodes.push(node('Identity', [logits], [`${OUTPUT_NAME}.exit${k + 1}`]));
+  then.nodes.push(node('Constant', [], [`${EXIT_INDEX_NAME}.exit${k + 1}`]));
+  (then.nodes[then.nodes.length - 1].attribute ??= []).push(int64Attribute('value', k + 1));
+  const otherwise = g.child();
+  emitStagedGraph(otherwise, frozen, shapes, bounds, k + 1, h, layers);
+  const classes = frozen.spec.labels.length;
+  const branch = (b: GraphBuilder, name: string, tag: string): OnnxSubgraph => ({
+    name,
+    node: b.nodes,
+    output: [
+      valueInfo(`${OUTPUT_NAME}${tag}`, ['batch', classes]),
+      valueInfo(`${EXIT_INDEX_NAME}${tag}`, [], ONNX_TYPE.int64),
+    ],
+  });
+  g.nodes.push(
+    node('If', [confident], [`${OUTPUT_NAME}${suffix}`, `${EXIT_INDEX_NAME}${suffix}`], {
+      then_branch: branch(then, `${exit.name}.taken`, `.exit${k + 1}`),
+      else_branch: branch(otherwise, `${exit.name}.passed`, `.s${k + 2}`),
+    }),
+  );
+}
+
+/** An exit head: Flatten, MatMul, Add; returns its logits' name. */
+function emitExitHead(g: GraphBuilder, exit: FrozenExit, h: string): string {
+  const classes = exit.bias.length;
+  const weight = g.constFloat(`${exit.name}.weight`, [exit.weight.length / classes, classes], exit.weight);
+  const bias = g.constFloat(`${exit.name}.bias`, [classes], exit.bias);
+  const flat = g.op('Flatten', [h], `${exit.name}.flat`, { axis: 1 });
+  return g.op('Add', [g.op('MatMul', [flat, weight], `${exit.name}.matmul`), bias], `${exit.name}.logits`);
+}
+
+/** Layers [from, to) of the network as graph ops reading `input`; weight layers are recorded in `layers`. */
+function emitLayers(
+  g: GraphBuilder,
+  frozen: FrozenModel,
+  shapes: LayerShapes[],
+  from: number,
+  to: number,
+  input: string,
+  layers: LayerManifest[],
+): string {
+  let h = input;
+  for (let i = from; i < to; i++) {
+    const layer = frozen.layers[i];
+    if (layer.kind === 'flatten') h = g.op('Flatten', [h], layer.name, { axis: 1 });
+    else if (layer.kind === 'maxpool') {
+      h = g.op('MaxPool', [h], layer.name, {
+        kernel_shape: [layer.size, layer.size],
+        strides: [layer.size, layer.size],
+      });
+    } else {
+      const binarized = binarizeInputs(g, h, layer, featureCount(shapes[i].inputShape));
+      const { weight, manifest } = weights(g, layer);
+      layers.push(manifest);
+      h =
+        layer.kind === 'dense'
+          ? g.op('MatMul', [binarized, weight], `${layer.name}.matmul`)
+          : g.op('Conv', [binarized, weight], `${layer.name}.conv`, { kernel_shape: layer.weightShape.slice(2) });
+      const channelShape = layer.kind === 'dense' ? [layer.scale.length] : [layer.scale.length, 1, 1];
+      if (layer.scale.some((v) => v !== 1)) {
+        const scale = g.constFloat(`${layer.name}.scale`, channelShape, layer.scale);
+        manifest.initializers.scale = scale;
+        h = g.op('Mul', [h, scale], `${layer.name}.scaled`);
+      }
+      const shift = g.constFloat(`${layer.name}.shift`, channelShape, layer.shift);
+      manifest.initializers.shift = shift;
+      h = g.op('Add', [h, shift], `${layer.name}.shifted`);
+      if (layer.activation === 'relu') h = g.op('Relu', [h], `${layer.name}.relu`);
+    }
+  }
+  return h;
 }
 
 function featureCount(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Collects nodes and initializers; every op gets a unique output name derived from `name`. */
+/**
+ * Collects nodes and initializers; every op gets a unique output name derived from `name`. A child builder (an If
+ * branch) has its own nodes but puts initializers and constants in the root graph, which branches may read.
+ */
 class GraphBuilder {
   readonly nodes: OnnxNode[] = [];
-  readonly initializers: OnnxTensor[] = [];
-  private readonly constants = new Map<string, string>();
+  readonly initializers: OnnxTensor[];
+  private readonly constants: Map<string, string>;
 
-  op(
-    opType: string,
-    inputs: string[],
-    name: string,
-    attributes: Record<string, number | number[] | string> = {},
-  ): string {
+  constructor(parent?: GraphBuilder) {
+    this.initializers = parent ? parent.initializers : [];
+    this.constants = parent ? parent.constants : new Map<string, string>();
+  }
+
+  child(): GraphBuilder {
+    return new GraphBuilder(this);
+  }
+
+  /** A shared scalar int64 constant (Gather indices). */
+  constScalarInt64(value: number): string {
+    const key = `i64s:${value}`;
+    let name = this.constants.get(key);
+    if (!name) {
+      name = `const.i64s.${value}`;
+      this.init(int64Tensor(name, [], [value]));
+      this.constants.set(key, name);
+    }
+    return name;
+  }
+
+  op(opType: string, inputs: string[], name: string, attributes: Record<string, AttributeValue> = {}): string {
     this.nodes.push(node(opType, inputs, [name], attributes));
     return name;
   }

@@ -62,6 +62,8 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
   if (!manifest) throw bad('has no cmp manifest');
   const spec = manifest.spec;
   if (!spec || !Array.isArray(spec.layers)) throw bad('has a manifest without the layer spec');
+  if (spec.exits?.length || manifest.stage)
+    throw bad('has early exits, which firmware model format 1 does not carry yet');
   const shapes = inferShapes(spec);
   if (spec.layers.length > MCU_MAX_LAYERS)
     throw bad(`has ${spec.layers.length} layers; the firmware takes ${MCU_MAX_LAYERS}`);

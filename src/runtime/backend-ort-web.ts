@@ -21,6 +21,12 @@ export const ortWebBackend: BackendFactory = {
         const result = await session.run({ [file.inputName]: new ort.Tensor('float32', input, dims) });
         return result[file.outputName].data as Float32Array;
       },
+      async runAll(input: Float32Array, dims: number[]): Promise<Record<string, Float32Array>> {
+        const result = await session.run({ [file.inputName]: new ort.Tensor('float32', input, dims) });
+        const out: Record<string, Float32Array> = {};
+        for (const [name, t] of Object.entries(result)) if (t.type === 'float32') out[name] = t.data as Float32Array;
+        return out;
+      },
       dispose: () => session.release(),
     };
   },

@@ -9,6 +9,8 @@ export interface Backend {
   readonly name: string;
   /** Runs a float32 input of shape `dims` (batch first) and returns the output rows. */
   run(input: Float32Array, dims: number[]): Promise<Float32Array>;
+  /** Every float32 output by name (stage files of early-exit models have two); backends with one output omit it. */
+  runAll?(input: Float32Array, dims: number[]): Promise<Record<string, Float32Array>>;
   /** Backends that time their layers (bitwasm) record begin/end events into `profiler` while one is set. */
   setProfiler?(profiler: Profiler | undefined): void;
   dispose(): Promise<void>;

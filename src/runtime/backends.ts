@@ -1,11 +1,30 @@
 // The built-in backends, registered once: import this module to get `createBackend` with every runtime cmp ships.
 
-import { registerBackend } from './backend.js';
+import { CmpError } from '../errors.js';
+import { registerBackend, type BackendFactory } from './backend.js';
 import { bitwasmBackend } from './backend-bitwasm.js';
 import { ortNodeBackend } from './backend-ort-node.js';
 import { ortWebBackend } from './backend-ort-web.js';
 
-registerBackend(bitwasmBackend);
+/** bitwasm runs whole networks only: models with early exits (If control flow) go to onnxruntime. */
+const bitwasmWithoutExits: BackendFactory = {
+  ...bitwasmBackend,
+  rank: (file) =>
+    file.manifest?.exits?.length || file.manifest?.stage ? 0 : (bitwasmBackend.rank?.(file) ?? bitwasmBackend.priority),
+  create: (file) => {
+    if (file.manifest?.exits?.length || file.manifest?.stage) {
+      return Promise.reject(
+        new CmpError(
+          'BACKEND_UNAVAILABLE',
+          `bitwasm does not run early exits yet (${file.path}); use --backend ort-node`,
+        ),
+      );
+    }
+    return bitwasmBackend.create(file);
+  },
+};
+
+registerBackend(bitwasmWithoutExits);
 registerBackend(ortNodeBackend);
 registerBackend(ortWebBackend);
 

@@ -5,6 +5,8 @@ import { CmpError } from '../../errors.js';
 import { backendNames, createBackend } from '../../runtime/backends.js';
 import { evaluate, inputDimsFor } from '../../runtime/evaluate.js';
 import { readModelFile } from '../../runtime/model-file.js';
+import { StagedModel } from '../../runtime/early-exit.js';
+import type { Dataset } from '../../data/datasets.js';
 import { Profiler, type ProfileRow } from '../../runtime/profiler.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
@@ -55,6 +57,8 @@ export const runCommand: Command = {
       limitTest: f.limit as number | undefined,
       limitTrain: 1,
     });
+    if (file.manifest?.exits?.length)
+      return runStaged(file.path, data, (f.backend as string | undefined) ?? 'auto', io);
     const backend = await createBackend((f.backend as string | undefined) ?? 'auto', file);
     try {
       const result = await evaluate(backend, file, data, {
@@ -128,4 +132,93 @@ function formatReport(r: RunReport): string {
     );
   }
   return lines.join('\n');
+}
+
+/** What `cmp run` reports for a model with early exits, run stage by stage at batch 1. */
+export interface StagedRunReport {
+  model: string;
+  dataset: string;
+  backend: string;
+  samples: number;
+  accuracy: number;
+  thresholds: number[];
+  /** Per exit (1..n) then the final classifier: share of samples, their accuracy and latency percentiles. */
+  exits: { exit: string; share: number; accuracy: number; latencyMs: { p50: number; p90: number; p99: number } }[];
+  latencyMs: { mean: number; p50: number; p90: number; p99: number };
+  /** Mean bytes handed from stage to stage per sample (float32 activations), what a split device would send. */
+  meanHandoffBytes: number;
+}
+
+/** Runs a model with exits stage by stage on every test sample: exit shares, accuracy and latency per exit. */
+async function runStaged(path: string, data: Dataset, backend: string, io: CliIo): Promise<number> {
+  const model = await StagedModel.load(path, backend === 'auto' ? 'ort-node' : backend);
+  try {
+    const features = data.inputShape.reduce((a, b) => a * b, 1);
+    const n = model.exitCount;
+    const taken = Array.from({ length: n + 1 }, () => ({ count: 0, correct: 0, latencies: [] as number[] }));
+    const all: number[] = [];
+    let handoff = 0;
+    for (let i = 0; i < data.test.count; i++) {
+      const result = await model.run(data.test.x.slice(i * features, (i + 1) * features));
+      const slot = taken[result.exit === 0 ? n : result.exit - 1];
+      const ms = result.stageMs.reduce((a, b) => a + b, 0);
+      slot.count++;
+      slot.correct += Number(result.label === data.test.y[i]);
+      slot.latencies.push(ms);
+      all.push(ms);
+      handoff += result.handoffBytes.reduce((a, b) => a + b, 0);
+      if (i % 100 === 0) io.progress.update(`run ${i}/${data.test.count}`);
+    }
+    io.progress.done();
+    const count = data.test.count;
+    const report: StagedRunReport = {
+      model: path,
+      dataset: data.name,
+      backend: backend === 'auto' ? 'ort-node' : backend,
+      samples: count,
+      accuracy: taken.reduce((a, t) => a + t.correct, 0) / count,
+      thresholds: model.thresholds,
+      exits: taken.map((t, k) => ({
+        exit: k === n ? 'final' : `exit${k + 1}`,
+        share: t.count / count,
+        accuracy: t.count ? t.correct / t.count : 0,
+        latencyMs: {
+          p50: percentile(t.latencies, 50),
+          p90: percentile(t.latencies, 90),
+          p99: percentile(t.latencies, 99),
+        },
+      })),
+      latencyMs: {
+        mean: all.reduce((a, b) => a + b, 0) / count,
+        p50: percentile(all, 50),
+        p90: percentile(all, 90),
+        p99: percentile(all, 99),
+      },
+      meanHandoffBytes: handoff / count,
+    };
+    if (io.json) {
+      io.out(JSON.stringify(report, null, 2));
+      return 0;
+    }
+    io.out(
+      formatTable(
+        ['exit', 'share', 'accuracy', 'p50 ms', 'p90 ms', 'p99 ms'],
+        report.exits.map((e) => [
+          e.exit,
+          formatPercent(e.share),
+          formatPercent(e.accuracy),
+          e.latencyMs.p50.toFixed(3),
+          e.latencyMs.p90.toFixed(3),
+          e.latencyMs.p99.toFixed(3),
+        ]),
+      ),
+    );
+    io.out(
+      `\n${report.model} on ${report.dataset} (${count} samples, ${report.backend}, stage by stage): accuracy ${formatPercent(report.accuracy)}, ` +
+        `mean ${report.latencyMs.mean.toFixed(3)} ms, p99 ${report.latencyMs.p99.toFixed(3)} ms, ${report.meanHandoffBytes.toFixed(0)} bytes handed on per sample.`,
+    );
+    return 0;
+  } finally {
+    await model.dispose();
+  }
 }

@@ -33,6 +33,7 @@ export const TRAIN_FLAGS = {
   },
   widths: { type: 'ints', value: 'N,N', help: 'hidden dense widths (mlp default 512,512; lenet 256)' },
   filters: { type: 'ints', value: 'N,N', help: 'conv filters per stage (lenet, default 16,32)' },
+  exits: { type: 'ints', value: 'N,N', help: 'early-exit heads after these hidden layers (1-based), trained jointly' },
   epochs: { type: 'int', default: String(DEFAULT_TRAIN_OPTIONS.epochs), help: 'passes over the training set' },
   'batch-size': { type: 'int', default: String(DEFAULT_TRAIN_OPTIONS.batchSize), help: 'samples per step' },
   lr: {
@@ -122,6 +123,7 @@ export const trainCommand: Command = {
       keepFloat: f['keep-float'] as string[] | undefined,
       widths: f.widths as number[] | undefined,
       filters: f.filters as number[] | undefined,
+      exits: f.exits as number[] | undefined,
       epochs: (f.epochs as number) ?? DEFAULT_TRAIN_OPTIONS.epochs,
       batchSize: (f['batch-size'] as number) ?? DEFAULT_TRAIN_OPTIONS.batchSize,
       learningRate: (f.lr as number) ?? DEFAULT_TRAIN_OPTIONS.learningRate,
