@@ -2,6 +2,7 @@
 
 import { CmpError, isCmpError } from '../src/errors.js';
 import { accuracySize } from './accuracy-size.js';
+import { exit } from './exit.js';
 import { prune } from './prune.js';
 import { kernels } from './kernels.js';
 import { models } from './models.js';
@@ -12,7 +13,7 @@ export interface Benchmark {
   run(argv: string[], json: boolean): Promise<number>;
 }
 
-const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune, kernels, models]);
+const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune, exit, kernels, models]);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
