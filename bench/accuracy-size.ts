@@ -1,17 +1,15 @@
 // accuracy-size: float vs XNOR vs DAB (weights only, weights and activations): test accuracy with onnxruntime-node,
 // ONNX bytes and bits per weight, on Fashion-MNIST and MNIST, with the issue's goals reported met or missed.
 
-import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { trainRun } from '../src/compress/train-run.js';
 import type { BinarizeMode } from '../src/core/spec.js';
 import { loadDataset } from '../src/data/datasets.js';
-import { CmpError } from '../src/errors.js';
 import { exportOnnx } from '../src/export/export-onnx.js';
 import { createBackend } from '../src/runtime/backends.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { parseModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
+import { atLeast, atMost, benchRecord, goalLines, parseBenchFlags, positiveInt, type Goal } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
@@ -40,55 +38,28 @@ interface Row {
   trainSeconds: number;
 }
 
-interface Goal {
-  goal: string;
-  met: boolean;
-  value: number;
-  target: number;
-  /** Signed distance to the target in the goal's unit (positive = better than needed). */
-  margin: number;
-  unit: string;
-}
-
 export const accuracySize: Benchmark = {
   name: 'accuracy-size',
   summary: 'accuracy, ONNX bytes and bits per weight of float, xnor and dab models',
   async run(argv: string[], json: boolean): Promise<number> {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: {
-          datasets: { type: 'string', default: 'fashion-mnist,mnist' },
-          epochs: { type: 'string', default: '10' },
-          widths: { type: 'string', default: '512,512' },
-          'limit-train': { type: 'string' },
-          'limit-test': { type: 'string' },
-          seed: { type: 'string', default: '1' },
-          save: { type: 'string' },
-        },
-      }));
-    } catch (err) {
-      throw new CmpError(
-        'BAD_FLAG',
-        `${String((err as Error).message).split('\n')[0]} Flags: --datasets --epochs --widths --limit-train --limit-test --seed --save FILE --json.`,
-      );
-    }
-    const int = (name: string, v: string | undefined): number | undefined => {
-      if (v === undefined) return undefined;
-      if (!/^\d+$/.test(v) || Number(v) <= 0)
-        throw new CmpError('BAD_FLAG', `--${name} must be a positive whole number (got "${v}").`);
-      return Number(v);
-    };
+    const values = parseBenchFlags(argv, {
+      datasets: { default: 'fashion-mnist,mnist' },
+      epochs: { default: '10' },
+      widths: { default: '512,512' },
+      'limit-train': {},
+      'limit-test': {},
+      seed: { default: '1' },
+      save: {},
+    });
+    const int = positiveInt;
     const epochs = int('epochs', values.epochs) as number;
     const seed = int('seed', values.seed) as number;
-    const widths = values.widths.split(',').map((w) => int('widths', w) as number);
+    const widths = (values.widths as string).split(',').map((w) => int('widths', w) as number);
     const limitTrain = int('limit-train', values['limit-train']);
     const limitTest = int('limit-test', values['limit-test']);
     const machine = describeMachine();
     const rows: Row[] = [];
-    const datasets = values.datasets.split(',');
+    const datasets = (values.datasets as string).split(',');
     for (const name of datasets) {
       const data = await loadDataset(name, { limitTrain, limitTest });
       for (const m of MODELS) {
@@ -140,8 +111,7 @@ export const accuracySize: Benchmark = {
       limitTest: limitTest ?? 'all',
       datasets,
     };
-    const record = JSON.stringify({ benchmark: 'accuracy-size', machine, inputs, rows, goals }, null, 2);
-    if (values.save) writeFileSync(values.save, `${record}\n`);
+    const record = benchRecord('accuracy-size', { inputs, rows, goals }, values.save);
     if (json) {
       process.stdout.write(`${record}\n`);
       return 0;
@@ -179,10 +149,7 @@ export const accuracySize: Benchmark = {
       ),
       '',
       'Goals (issue 2, Fashion-MNIST):',
-      ...goals.map(
-        (g) =>
-          `  ${g.met ? 'MET   ' : 'MISSED'} ${g.goal}: ${g.value.toFixed(3)} vs ${g.target.toFixed(3)} (${g.met ? 'by' : 'short by'} ${Math.abs(g.margin).toFixed(3)} ${g.unit})`,
-      ),
+      ...goalLines(goals, 3),
     ];
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
@@ -198,50 +165,19 @@ function evaluateGoals(rows: Row[]): Goal[] {
   const float = pick('none', 'none');
   const dab = pick('dab', 'none');
   const xnor = pick('xnor', 'none');
-  if (float) {
-    const v = float.testAccuracy * 100;
-    goals.push({
-      goal: 'float MLP test accuracy >= 89%',
-      met: v >= 89,
-      value: v,
-      target: GOALS.floatAccuracy * 100,
-      margin: v - 89,
-      unit: 'pt',
-    });
-  }
+  if (float)
+    goals.push(atLeast('float MLP test accuracy >= 89%', float.testAccuracy * 100, GOALS.floatAccuracy * 100, 'pt'));
   if (float && dab) {
     const drop = (float.testAccuracy - dab.testAccuracy) * 100;
-    goals.push({
-      goal: 'dab weights within 1.5 pt of float',
-      met: drop <= GOALS.dabWithinPoints,
-      value: drop,
-      target: GOALS.dabWithinPoints,
-      margin: GOALS.dabWithinPoints - drop,
-      unit: 'pt',
-    });
+    goals.push(atMost('dab weights within 1.5 pt of float', drop, GOALS.dabWithinPoints, 'pt'));
   }
   if (dab && xnor) {
-    const gain = (dab.testAccuracy - xnor.testAccuracy) * 100;
-    goals.push({
-      goal: 'dab weights above xnor weights',
-      met: gain > 0,
-      value: gain,
-      target: 0,
-      margin: gain,
-      unit: 'pt',
-    });
+    goals.push(atLeast('dab weights above xnor weights', (dab.testAccuracy - xnor.testAccuracy) * 100, 0, 'pt', true));
   }
   const binary = fm.filter((r) => r.weights !== 'none');
   if (binary.length) {
     const worst = Math.max(...binary.map((r) => r.maxLayerBitsPerWeight));
-    goals.push({
-      goal: 'every binarized layer <= 1.1 bits per weight',
-      met: worst <= GOALS.maxBitsPerWeight,
-      value: worst,
-      target: GOALS.maxBitsPerWeight,
-      margin: GOALS.maxBitsPerWeight - worst,
-      unit: 'bits',
-    });
+    goals.push(atMost('every binarized layer <= 1.1 bits per weight', worst, GOALS.maxBitsPerWeight, 'bits'));
   }
   return goals;
 }

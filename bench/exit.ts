@@ -1,18 +1,16 @@
 // exit: early exit on the conv net: the calibrated Pareto set measured on the test split in onnxruntime-node
 // (accuracy, mean and p99 batch-1 latency, exit shares) against the full network, with issue 4's goal.
 
-import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { observeExits, paretoSet, validationSplit } from '../src/compress/calibrate.js';
 import { trainRun } from '../src/compress/train-run.js';
 import { nowMs, percentile } from '../src/core/clock.js';
 import type { FrozenModel } from '../src/core/frozen.js';
 import { loadDataset, type Dataset } from '../src/data/datasets.js';
-import { CmpError } from '../src/errors.js';
 import { exportOnnx } from '../src/export/export-onnx.js';
 import { measureStageLatency } from '../src/runtime/early-exit.js';
 import { parseModelFile } from '../src/runtime/model-file.js';
 import { formatTable } from '../src/cli/table.js';
+import { atLeast, benchRecord, parseBenchFlags, positiveInt } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
@@ -29,37 +27,20 @@ export const exit: Benchmark = {
   name: 'exit',
   summary: 'early exit on the conv net: Pareto set in onnxruntime-node against the full network',
   async run(argv: string[], json: boolean): Promise<number> {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: {
-          dataset: { type: 'string', default: 'fashion-mnist' },
-          epochs: { type: 'string', default: '5' },
-          exits: { type: 'string', default: '1,2' },
-          'limit-train': { type: 'string' },
-          'limit-test': { type: 'string', default: '2000' },
-          save: { type: 'string' },
-        },
-      }));
-    } catch (err) {
-      throw new CmpError(
-        'BAD_FLAG',
-        `${String((err as Error).message).split('\n')[0]} Flags: --dataset --epochs --exits --limit-train --limit-test --save --json.`,
-      );
-    }
-    const int = (name: string, v: string | undefined): number | undefined => {
-      if (v === undefined) return undefined;
-      if (!/^\d+$/.test(v) || Number(v) <= 0)
-        throw new CmpError('BAD_FLAG', `--${name} must be a positive whole number (got "${v}").`);
-      return Number(v);
-    };
+    const values = parseBenchFlags(argv, {
+      dataset: { default: 'fashion-mnist' },
+      epochs: { default: '5' },
+      exits: { default: '1,2' },
+      'limit-train': {},
+      'limit-test': { default: '2000' },
+      save: {},
+    });
+    const int = positiveInt;
     const epochs = int('epochs', values.epochs) as number;
-    const exits = values.exits.split(',').map((e) => int('exits', e) as number);
+    const exits = (values.exits as string).split(',').map((e) => int('exits', e) as number);
     const limitTrain = int('limit-train', values['limit-train']);
     const limitTest = int('limit-test', values['limit-test']);
-    const data = await loadDataset(values.dataset, { limitTrain, limitTest });
+    const data = await loadDataset(values.dataset as string, { limitTrain, limitTest });
     process.stderr.write(`exit: training the conv net with exits ${exits.join(',')} (${epochs} epochs)\n`);
     const trained = await trainRun(data, {
       arch: 'lenet',
@@ -96,14 +77,7 @@ export const exit: Benchmark = {
     const within = rows.filter((r) => r.testAccuracy >= full.testAccuracy - 0.01);
     const best = within.reduce<Row | undefined>((a, r) => (!a || r.meanMs < a.meanMs ? r : a), undefined);
     const speedup = best ? full.meanMs / best.meanMs : 0;
-    const goal = {
-      goal: 'mean latency reduction within 1 pt of the full network',
-      met: speedup >= 2,
-      value: speedup,
-      target: 2,
-      margin: speedup - 2,
-      unit: 'x',
-    };
+    const goal = atLeast('mean latency reduction within 1 pt of the full network', speedup, 2, 'x');
     const machine = describeMachine();
     const inputs = {
       dataset: data.name,
@@ -115,8 +89,7 @@ export const exit: Benchmark = {
       testCount: data.test.count,
       stageLatencyMs,
     };
-    const record = JSON.stringify({ benchmark: 'exit', machine, inputs, full, rows, best, goal }, null, 2);
-    if (values.save) writeFileSync(values.save, `${record}\n`);
+    const record = benchRecord('exit', { inputs, full, rows, best, goal }, values.save);
     if (json) {
       process.stdout.write(`${record}\n`);
       return 0;

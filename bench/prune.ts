@@ -1,10 +1,9 @@
 // prune: MINT vs GSS vs magnitude at several sparsities, against the unpruned model: weights pruned, accuracy,
 // ONNX bytes and onnxruntime-node batch-1 latency, with the issue's goals reported met or missed.
 
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { pruneRun } from '../src/compress/prune-run.js';
 import { weightCount, type PruneMethod } from '../src/compress/prune.js';
 import { trainRun } from '../src/compress/train-run.js';
@@ -18,6 +17,7 @@ import { createBackend } from '../src/runtime/backends.js';
 import { evaluate, inputDimsFor } from '../src/runtime/evaluate.js';
 import { parseModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
+import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt, type Goal } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
@@ -39,53 +39,29 @@ interface Row {
   latencyP50Ms: number;
 }
 
-interface Goal {
-  goal: string;
-  met: boolean;
-  value: number;
-  target: number;
-  margin: number;
-  unit: string;
-}
-
 export const prune: Benchmark = {
   name: 'prune',
   summary: 'MINT, GSS and magnitude pruning at several sparsities against the unpruned model',
   async run(argv: string[], json: boolean): Promise<number> {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: {
-          setups: { type: 'string', default: SETUPS.map((s) => `${s.dataset}:${s.arch}`).join(',') },
-          sparsities: { type: 'string', default: '0.5,0.8,0.9,0.95' },
-          epochs: { type: 'string', default: '10' },
-          retrain: { type: 'string', default: '5' },
-          'limit-train': { type: 'string' },
-          'limit-test': { type: 'string' },
-          save: { type: 'string' },
-        },
-      }));
-    } catch (err) {
-      throw new CmpError(
-        'BAD_FLAG',
-        `${String((err as Error).message).split('\n')[0]} Flags: --setups D:ARCH,... --sparsities --epochs --retrain --limit-train --limit-test --save --json.`,
-      );
-    }
-    const int = (name: string, v: string | undefined): number | undefined => {
-      if (v === undefined) return undefined;
-      if (!/^\d+$/.test(v)) throw new CmpError('BAD_FLAG', `--${name} must be a whole number (got "${v}").`);
-      return Number(v);
-    };
+    const values = parseBenchFlags(argv, {
+      setups: { default: SETUPS.map((s) => `${s.dataset}:${s.arch}`).join(',') },
+      sparsities: { default: '0.5,0.8,0.9,0.95' },
+      epochs: { default: '10' },
+      retrain: { default: '5' },
+      'limit-train': {},
+      'limit-test': {},
+      save: {},
+    });
+    const int = (name: string, v: string | undefined): number | undefined =>
+      name === 'retrain' && v === '0' ? 0 : positiveInt(name, v);
     const epochs = int('epochs', values.epochs) as number;
     const retrain = int('retrain', values.retrain) as number;
     const limitTrain = int('limit-train', values['limit-train']);
     const limitTest = int('limit-test', values['limit-test']);
-    const sparsities = values.sparsities.split(',').map(Number);
+    const sparsities = (values.sparsities as string).split(',').map(Number);
     if (sparsities.some((s) => !(s > 0 && s < 1)))
       throw new CmpError('BAD_FLAG', `--sparsities must be numbers in (0, 1) (got "${values.sparsities}").`);
-    const setups = values.setups.split(',').map((s) => {
+    const setups = (values.setups as string).split(',').map((s) => {
       const [dataset, arch] = s.split(':');
       if (!dataset || !arch)
         throw new CmpError('BAD_FLAG', `--setups takes DATASET:ARCH pairs, e.g. mnist:mlp (got "${s}").`);
@@ -169,8 +145,7 @@ export const prune: Benchmark = {
       limitTrain: limitTrain ?? 'all',
       limitTest: limitTest ?? 'all',
     };
-    const record = JSON.stringify({ benchmark: 'prune', machine, inputs, rows, goals }, null, 2);
-    if (values.save) writeFileSync(values.save, `${record}\n`);
+    const record = benchRecord('prune', { inputs, rows, goals }, values.save);
     if (json) {
       process.stdout.write(`${record}\n`);
       return 0;
@@ -208,10 +183,7 @@ export const prune: Benchmark = {
       ),
       '',
       'Goals (issue 3, MNIST MLP):',
-      ...goals.map(
-        (g) =>
-          `  ${g.met ? 'MET   ' : 'MISSED'} ${g.goal}: ${g.value.toFixed(2)} vs ${g.target.toFixed(2)} (${g.met ? 'by' : 'short by'} ${Math.abs(g.margin).toFixed(2)} ${g.unit})`,
-      ),
+      ...goalLines(goals),
     ];
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
@@ -251,26 +223,12 @@ function evaluateGoals(rows: Row[]): Goal[] {
   // The most-pruned model within 0.5 points of the unpruned accuracy, over every method and sparsity.
   const within = mnist.filter((r) => r.method !== 'unpruned' && base.testAccuracy - r.testAccuracy <= 0.005);
   const best = within.reduce((a, r) => Math.max(a, r.weightsPruned), 0) * 100;
-  goals.push({
-    goal: 'MLP weights pruned within 0.5 pt of unpruned',
-    met: best >= 90,
-    value: best,
-    target: 90,
-    margin: best - 90,
-    unit: '%',
-  });
+  goals.push(atLeast('MLP weights pruned within 0.5 pt of unpruned', best, 90, '%'));
   const mint = mnist.find((r) => r.method === 'mint' && r.sparsityTarget === 0.9);
   const magnitude = mnist.find((r) => r.method === 'magnitude' && r.sparsityTarget === 0.9);
   if (mint && magnitude) {
     const gain = (mint.testAccuracy - magnitude.testAccuracy) * 100;
-    goals.push({
-      goal: 'MINT at least as accurate as magnitude at 0.9',
-      met: gain >= 0,
-      value: gain,
-      target: 0,
-      margin: gain,
-      unit: 'pt',
-    });
+    goals.push(atLeast('MINT at least as accurate as magnitude at 0.9', gain, 0, 'pt'));
   }
   return goals;
 }

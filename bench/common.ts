@@ -1,0 +1,74 @@
+// What every benchmark shares: flag parsing with one-line errors, goals reported met or missed, saving the record.
+
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { CmpError } from '../src/errors.js';
+import { describeMachine, type Machine } from './machine.js';
+
+/** A goal an issue states, with how far the measured value is from it. */
+export interface Goal {
+  goal: string;
+  met: boolean;
+  value: number;
+  target: number;
+  /** Signed distance to the target in the goal's unit (positive = better than needed). */
+  margin: number;
+  unit: string;
+}
+
+/** A goal where more is better (met when value >= target, or > target when `strict`). */
+export function atLeast(goal: string, value: number, target: number, unit: string, strict = false): Goal {
+  return { goal, met: strict ? value > target : value >= target, value, target, margin: value - target, unit };
+}
+
+/** A goal where less is better (met when value <= target). */
+export function atMost(goal: string, value: number, target: number, unit: string): Goal {
+  return { goal, met: value <= target, value, target, margin: target - value, unit };
+}
+
+/** One line per goal: MET or MISSED, the value against the target, and by how much. */
+export function goalLines(goals: Goal[], digits = 2): string[] {
+  return goals.map(
+    (g) =>
+      `  ${g.met ? 'MET   ' : 'MISSED'} ${g.goal}: ${g.value.toFixed(digits)} vs ${g.target.toFixed(digits)} ` +
+      `(${g.met ? 'by' : 'short by'} ${Math.abs(g.margin).toFixed(digits)} ${g.unit})`,
+  );
+}
+
+/** Parses a benchmark's string flags strictly; an unknown or malformed flag is one BAD_FLAG line listing the flags. */
+export function parseBenchFlags<K extends string>(
+  argv: string[],
+  options: Record<K, { default?: string }>,
+): Record<K, string | undefined> {
+  const spec = Object.fromEntries(
+    Object.entries<{ default?: string }>(options).map(([name, o]) => [
+      name,
+      { type: 'string' as const, ...(o.default ? { default: o.default } : {}) },
+    ]),
+  );
+  try {
+    return parseArgs({ args: argv, strict: true, options: spec }).values as Record<K, string | undefined>;
+  } catch (err) {
+    const flags = Object.keys(options)
+      .map((k) => `--${k}`)
+      .join(' ');
+    throw new CmpError('BAD_FLAG', `${String((err as Error).message).split('\n')[0]} Flags: ${flags} --json.`);
+  }
+}
+
+/** A flag that must be a positive whole number, or undefined when absent. */
+export function positiveInt(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) <= 0) {
+    throw new CmpError('BAD_FLAG', `--${name} must be a positive whole number (got "${value}").`);
+  }
+  return Number(value);
+}
+
+/** The record a benchmark prints with --json and writes with --save: machine, inputs, results. */
+export function benchRecord(benchmark: string, fields: Record<string, unknown>, save: string | undefined): string {
+  const machine: Machine = describeMachine();
+  const record = JSON.stringify({ benchmark, machine, ...fields }, null, 2);
+  if (save) writeFileSync(save, `${record}\n`);
+  return record;
+}
