@@ -95,9 +95,9 @@ export const demoCommand: Command = {
         rows.map((r) => [
           r.model,
           formatPercent(r.accuracy),
-          `${((r.accuracy - base.accuracy) * 100).toFixed(2)} pt`,
+          r === base ? 'baseline' : `${((r.accuracy - base.accuracy) * 100).toFixed(2)} pt`,
           formatBytes(r.fileBytes),
-          `${(base.fileBytes / r.fileBytes).toFixed(1)}x smaller`,
+          r === base ? 'baseline' : `${(base.fileBytes / r.fileBytes).toFixed(1)}x smaller`,
           r.bitsPerWeight.toFixed(3),
           formatDuration(r.trainMs),
         ]),
