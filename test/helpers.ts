@@ -20,6 +20,20 @@ export async function fashionMnist(limitTrain: number, limitTest: number): Promi
   return loadDataset('fashion-mnist', { limitTrain, limitTest });
 }
 
+/**
+ * A file of the workplace's shared folder (third-party models for import tests): $CMP_SHARED_DIR, else `../shared`
+ * beside the repository, else /work/shared. Missing everywhere is a loud failure, never a skip.
+ */
+export function sharedFile(...parts: string[]): string {
+  const roots = [process.env.CMP_SHARED_DIR, join(ROOT, '..', 'shared'), '/work/shared'].filter(
+    (r): r is string => !!r,
+  );
+  for (const root of roots) if (existsSync(join(root, ...parts))) return join(root, ...parts);
+  throw new Error(
+    `${parts.join('/')} is not in any shared folder (${roots.join(', ')}). Set CMP_SHARED_DIR to the folder holding models/.`,
+  );
+}
+
 /** A fresh temporary folder. */
 export function tempDir(prefix = 'cmp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));

@@ -9,7 +9,7 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { freeze } from '../../src/core/frozen.js';
 import { buildSpec } from '../../src/core/spec.js';
 import { encodeModel, node, valueInfo } from '../../src/core/onnx.js';
-import { runCli, tempDir } from '../helpers.js';
+import { runCli, sharedFile, tempDir } from '../helpers.js';
 
 let dir: string;
 let goodModel: string;
@@ -140,7 +140,7 @@ test('--json errors are JSON with a stable code', () => {
 });
 
 test('inspect reads a model it did not make (the third-party PyTorch LeNet)', () => {
-  const result = runCli(['inspect', join('..', 'shared', 'models', 'lenet5-mnist-pytorch.onnx'), '--json']);
+  const result = runCli(['inspect', sharedFile('models', 'lenet5-mnist-pytorch.onnx'), '--json']);
   assert.equal(result.code, 0, result.stderr);
   const report = JSON.parse(result.stdout) as { opset: number; ops: Record<string, number>; manifest?: unknown };
   assert.equal(report.opset, 10);

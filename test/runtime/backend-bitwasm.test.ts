@@ -12,12 +12,12 @@ import { createBitwasmBackend } from '../../src/runtime/backend-bitwasm.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile, readModelFile, type ModelFile } from '../../src/runtime/model-file.js';
-import { fashionMnist, maxAbsDiff, ROOT, runCli, tempDir } from '../helpers.js';
+import { fashionMnist, maxAbsDiff, runCli, sharedFile, tempDir } from '../helpers.js';
 
 const SAMPLES = 300;
 /** Logits of these models are O(1..10); bitwasm and onnxruntime sum in different orders (measured ~1e-5 at most). */
 const LOGITS_TOLERANCE = 1e-4;
-const THIRD_PARTY = join(ROOT, '..', 'shared', 'models', 'lenet5-mnist-pytorch.onnx');
+const THIRD_PARTY = sharedFile('models', 'lenet5-mnist-pytorch.onnx');
 
 let data: Dataset;
 const files = new Map<string, ModelFile>();
