@@ -34,3 +34,18 @@ export { backendNames, createBackend, registerBackend, type Backend, type Backen
 export { evaluate, predict, type EvalResult } from './runtime/evaluate.js';
 export { inspectModel, type ModelReport } from './runtime/inspect.js';
 export { parseModelFile, readModelFile, type ModelFile } from './runtime/model-file.js';
+export { pruneRun, removeDeadGroups, type PruneRunOptions, type PruneRunResult } from './compress/prune-run.js';
+export {
+  applyPruning,
+  planPruning,
+  scoreGroups,
+  weightCount,
+  PRUNE_METHODS,
+  type PruneMethod,
+} from './compress/prune.js';
+export { shrinkGroups, type GroupSparsityOptions } from './compress/gss.js';
+export { calibrate, observeExits, paretoSet, type CalibrationGoal } from './compress/calibrate.js';
+export { softmaxEntropy } from './core/entropy.js';
+export { stagePath } from './core/manifest.js';
+export { StagedModel, measureStageLatency, type StagedResult } from './runtime/early-exit.js';
+export { Profiler } from './runtime/profiler.js';

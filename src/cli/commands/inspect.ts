@@ -57,6 +57,19 @@ export const inspectCommand: Command = {
           `\nBinarized layers: ${report.binaryBitsPerWeight.toFixed(3)} bits per weight (packed bits, float16 levels, row padding).`,
         );
       }
+      if (m?.exits?.length && !m.stage) {
+        const exits = m.exits.map(
+          (e) =>
+            `${e.name} after ${e.after} (${e.threshold === null ? 'uncalibrated' : e.threshold < 0 ? 'never taken' : `entropy < ${e.threshold.toFixed(3)} nats`})`,
+        );
+        io.out(
+          `Early exits: ${exits.join('; ')}; ${m.stages} stages, also in ${m.stages} stage files beside this one.`,
+        );
+      }
+      if (m?.stage)
+        io.out(
+          `Stage ${m.stage.index} of ${m.stage.of}: input ${m.stage.input}, outputs ${m.stage.outputs.join(', ')}.`,
+        );
       if (m?.training) {
         io.out(
           `Trained by cmp ${m.cmpVersion} on ${m.training.dataset}, ${m.training.epochs} epochs, test accuracy ${(m.training.testAccuracy * 100).toFixed(2)}%.`,
