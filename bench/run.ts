@@ -6,6 +6,7 @@ import { exit } from './exit.js';
 import { prune } from './prune.js';
 import { kernels } from './kernels.js';
 import { models } from './models.js';
+import { select } from './select.js';
 
 export interface Benchmark {
   name: string;
@@ -13,7 +14,7 @@ export interface Benchmark {
   run(argv: string[], json: boolean): Promise<number>;
 }
 
-const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune, exit, kernels, models]);
+const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune, select, exit, kernels, models]);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

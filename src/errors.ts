@@ -9,6 +9,7 @@ export type CmpErrorCode =
   | 'MODEL_INVALID'
   | 'RUN_INVALID'
   | 'BACKEND_UNAVAILABLE'
+  | 'FRAME_INVALID'
   | 'IO'
   | 'INTERNAL';
 

@@ -12,6 +12,7 @@ import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
 import { firmwareCommand } from './commands/firmware.js';
 import { inspectCommand } from './commands/inspect.js';
+import { masksCommand } from './commands/masks.js';
 import { runCommand } from './commands/run.js';
 import { pruneCommand } from './commands/prune.js';
 import { trainCommand } from './commands/train.js';
@@ -24,6 +25,7 @@ const COMMANDS: readonly Command[] = Object.freeze([
   exportCommand,
   evalCommand,
   inspectCommand,
+  masksCommand,
   runCommand,
   firmwareCommand,
   deployCommand,

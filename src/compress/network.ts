@@ -4,14 +4,19 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { expandBinary } from '../core/bitpack.js';
 import type { FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
+import { maskLayout, selectorFeatures } from '../core/mask.js';
 import {
   ACTIVATION_LLOYD_STEPS,
   BN_EPSILON,
   exitFeatures,
   inferShapes,
+  MASK_LOGITS,
+  SELECTOR_BIAS,
+  SELECTOR_WEIGHT,
   type BinarizeMode,
   type ModelSpec,
 } from '../core/spec.js';
+import { maskInputFrozen, maskInputTrain, type MaskTerms } from './mask.js';
 import type { Tf } from './tf.js';
 
 type Tensor = tfTypes.Tensor;
@@ -67,8 +72,25 @@ export function initParams(tf: Tf, spec: ModelSpec, rng: () => number): Params {
     trainable.set(`${exit.name}.weight`, tf.variable(tf.tensor(w, [features, classes]), true));
     trainable.set(`${exit.name}.bias`, tf.variable(tf.zeros([classes]), true));
   }
+  const mask = spec.inputMask;
+  if (mask) {
+    // Every unit starts open (logit or score MASK_OPEN_LOGIT > 0); the mask loss closes them.
+    const units = maskLayout(spec.input.shape, mask.granularity).units;
+    if (mask.kind === 'static' && mask.source === 'learned') {
+      trainable.set(MASK_LOGITS, tf.variable(tf.fill([units], MASK_OPEN_LOGIT), true));
+    } else if (mask.kind === 'dynamic') {
+      const pooled = selectorFeatures(spec.input.shape, mask.selectorPool);
+      const limit = Math.sqrt(6 / (pooled + units));
+      const w = Float32Array.from({ length: pooled * units }, () => (rng() * 2 - 1) * limit);
+      trainable.set(SELECTOR_WEIGHT, tf.variable(tf.tensor(w, [pooled, units]), true));
+      trainable.set(SELECTOR_BIAS, tf.variable(tf.fill([units], MASK_OPEN_LOGIT), true));
+    }
+  }
   return { trainable, running };
 }
+
+/** Initial logit of a mask unit (and bias of a selector's scores): open, half a unit from the decision at 0. */
+export const MASK_OPEN_LOGIT = 0.5;
 
 /** Loads run tensors into parameters (for fine-tuning or evaluation). */
 export function paramsFromTensors(tf: Tf, spec: ModelSpec, tensors: Map<string, Float32Array>): Params {
@@ -103,7 +125,17 @@ export function forwardTrain(
   x: Tensor,
   training: boolean,
   exitsOut?: Tensor[],
+  maskTerms?: MaskTerms,
 ): Tensor {
+  if (spec.inputMask) {
+    const { trainable } = params;
+    const tensors = {
+      logits: trainable.get(MASK_LOGITS),
+      weight: trainable.get(SELECTOR_WEIGHT),
+      bias: trainable.get(SELECTOR_BIAS),
+    };
+    x = maskInputTrain(tf, spec.inputMask, spec.input.shape, x, tensors, maskTerms);
+  }
   let h: Tensor = toNhwc(tf, x);
   for (const layer of spec.layers) {
     switch (layer.kind) {
@@ -171,7 +203,8 @@ export function forwardFrozen(
   exitsOut?: Tensor[],
 ): Tensor {
   return tf.tidy(() => {
-    let h: Tensor = toNhwc(tf, x);
+    const masked = frozen.mask ? maskInputFrozen(tf, frozen.mask, frozen.spec.input.shape, x) : x;
+    let h: Tensor = toNhwc(tf, masked);
     for (const layer of frozen.layers) {
       if (layer.kind === 'flatten') h = flattenNchw(tf, h);
       else if (layer.kind === 'maxpool') h = tf.maxPool(h as tfTypes.Tensor4D, layer.size, layer.size, 'valid');

@@ -1,12 +1,38 @@
 // One training job end to end: load the data set, build the spec, train, and save the run folder.
 
+import { join } from 'node:path';
 import { freeze } from '../core/frozen.js';
-import { saveRun, type PruneSummary, type RunRecord } from '../core/run.js';
+import {
+  granularityName,
+  maskLayout,
+  type MaskGranularity,
+  type MaskSource,
+  type MaskSpec,
+  type MaskValueType,
+} from '../core/mask.js';
+import {
+  saveRun,
+  type MaskCheckpointRecord,
+  type MaskingSummary,
+  type PruneSummary,
+  type RunRecord,
+} from '../core/run.js';
 import { buildSpec, tensorShapes, type ArchOptions, type BinarizeMode, type ModelSpec } from '../core/spec.js';
 import { CMP_VERSION } from '../core/version.js';
 import type { Dataset } from '../data/datasets.js';
+import { DEFAULT_LAMBDA_SCHEDULE, importanceRanking, randomUnits, type LambdaScheduleOptions } from './mask.js';
+import { makeRng } from './network.js';
 import { layerWidths, removeDeadGroups } from './prune-run.js';
-import { evaluateFrozen, train, type TrainOptions, type TrainResult } from './train.js';
+import {
+  evaluateFrozen,
+  heldOut,
+  maskTraffic,
+  train,
+  type MaskCheckpoint,
+  type MaskTrainingOptions,
+  type TrainOptions,
+  type TrainResult,
+} from './train.js';
 
 export interface TrainRunOptions extends TrainOptions {
   arch: string;
@@ -22,7 +48,39 @@ export interface TrainRunOptions extends TrainOptions {
   out?: string;
   /** With groupSparsity: keep the emptied groups in the network (to prune later by norm, e.g. to a set sparsity). */
   keepDeadGroups?: boolean;
+  /** An input mask to learn (or, for the baselines, to fix before training). */
+  mask?: MaskOptions;
+  /** Fine-tune this run (its spec and tensors, mask fixed) instead of building a new network. */
+  from?: { dir: string; spec: ModelSpec; tensors: Map<string, Float32Array> };
 }
+
+/** The input mask of a training job. */
+export interface MaskOptions {
+  kind: 'static' | 'dynamic';
+  granularity: MaskGranularity;
+  /** Static masks: learned jointly, or a fixed baseline (importance ranking, random). */
+  source: MaskSource;
+  values: MaskValueType;
+  /** Baselines: the share of units kept. */
+  keep?: number;
+  /** Dynamic masks: the selector's average-pool window (default: the input side / 7, at least 1). */
+  selectorPool?: number;
+  schedule: LambdaScheduleOptions;
+  warmupEpochs: number;
+  checkpointStep: number;
+  checkpointKeptRatio: number;
+  minKeep: number;
+}
+
+export const DEFAULT_MASK_TRAINING: Readonly<
+  Pick<MaskOptions, 'schedule' | 'warmupEpochs' | 'checkpointStep' | 'checkpointKeptRatio' | 'minKeep'>
+> = Object.freeze({
+  schedule: DEFAULT_LAMBDA_SCHEDULE,
+  warmupEpochs: 2,
+  checkpointStep: 0.01,
+  checkpointKeptRatio: 0.8,
+  minKeep: 0.01,
+});
 
 /** Weight layers whose inputs stay float unless --keep-float says otherwise: the pixels and the classifier. */
 export const DEFAULT_KEEP_FLOAT_ACTIVATIONS: readonly string[] = Object.freeze(['first', 'last']);
@@ -40,18 +98,61 @@ export function specFor(data: Dataset, options: Omit<TrainRunOptions, keyof Trai
     keepFloatWeights: options.keepFloat ?? [],
     keepFloatInputs: options.keepFloat ?? [...DEFAULT_KEEP_FLOAT_ACTIVATIONS],
   };
-  return buildSpec(options.arch, arch);
+  const spec = buildSpec(options.arch, arch);
+  return options.mask ? { ...spec, inputMask: maskSpecFor(data, options.mask) } : spec;
+}
+
+/** The initial mask spec: learned masks start with every unit kept, baselines with their fixed choice. */
+function maskSpecFor(data: Dataset, mask: MaskOptions): MaskSpec {
+  const layout = maskLayout(data.inputShape, mask.granularity);
+  if (mask.kind === 'dynamic') {
+    const pool = mask.selectorPool ?? Math.max(1, Math.floor(Math.min(data.inputShape[1], data.inputShape[2]) / 7));
+    return { kind: 'dynamic', granularity: mask.granularity, values: mask.values, selectorPool: pool };
+  }
+  const all = Array.from({ length: layout.units }, (_, u) => u);
+  let kept = all;
+  if (mask.source !== 'learned') {
+    const count = Math.max(1, Math.round((mask.keep ?? 0.1) * layout.units));
+    kept =
+      mask.source === 'importance'
+        ? importanceRanking(data.train, layout, data.labels.length)
+            .slice(0, count)
+            .sort((a, b) => a - b)
+        : randomUnits(layout.units, count, makeRng(0x5e1ec7));
+  }
+  return { kind: 'static', granularity: mask.granularity, source: mask.source, values: mask.values, kept };
 }
 
 /** Trains a model on `data` and, with `out`, saves it as a run folder. */
 export async function trainRun(
   data: Dataset,
-  options: TrainRunOptions,
-): Promise<TrainResult & { spec: ModelSpec; pruning?: PruneSummary }> {
-  let spec = specFor(data, options);
-  // Models with exits hold out a tenth of the training split: cmp calibrate chooses thresholds on it.
-  const validationCount = spec.exits?.length ? Math.floor(data.train.count / 10) : 0;
-  let result = await train(spec, data, { ...options, ...(validationCount ? { validationCount } : {}) });
+  runOptions: TrainRunOptions,
+): Promise<TrainResult & { pruning?: PruneSummary; masking?: MaskingSummary }> {
+  const options: TrainRunOptions = runOptions.from
+    ? { ...runOptions, initial: runOptions.from.tensors, mask: undefined }
+    : runOptions;
+  let spec = options.from ? options.from.spec : specFor(data, options);
+  const mask = options.mask;
+  const learnsMask = mask !== undefined && (mask.kind === 'dynamic' || mask.source === 'learned');
+  // Models with exits or a mask hold out a tenth of the training split: cmp calibrate chooses thresholds on it, and
+  // the mask schedule and its checkpoints judge accuracy on it.
+  const validationCount = spec.exits?.length || spec.inputMask ? Math.floor(data.train.count / 10) : 0;
+  const checkpoints: MaskCheckpointRecord[] = [];
+  const saveCheckpoint = (c: MaskCheckpoint): void => {
+    const dir = join('checkpoints', String(checkpoints.length + 1).padStart(2, '0'));
+    if (options.out)
+      saveRun(join(options.out, dir), { cmpVersion: CMP_VERSION, spec: c.spec, training: c.training }, c.tensors);
+    const { epoch, lambda, keptUnits, keptFraction, frameBytes, validationAccuracy, testAccuracy } = c;
+    checkpoints.push({ dir, epoch, lambda, keptUnits, keptFraction, frameBytes, validationAccuracy, testAccuracy });
+  };
+  const maskTraining: MaskTrainingOptions | undefined =
+    mask && learnsMask ? { ...mask, onCheckpoint: saveCheckpoint } : undefined;
+  let result = await train(spec, data, {
+    ...options,
+    ...(validationCount ? { validationCount } : {}),
+    ...(maskTraining ? { masking: maskTraining } : {}),
+  });
+  spec = result.spec;
   let pruning: PruneSummary | undefined;
   if (options.groupSparsity && !options.keepDeadGroups) {
     // GSS ends by removing the groups the lasso emptied; the result is a smaller network, evaluated again.
@@ -78,16 +179,38 @@ export async function trainRun(
     spec = dead.spec;
     result = { ...result, tensors, frozen, testAccuracy, training: { ...result.training, testAccuracy } };
   }
+  let masking: MaskingSummary | undefined;
+  const maskSpec = spec.inputMask;
+  if (maskSpec) {
+    const traffic = await maskTraffic(result.frozen, validationCount ? heldOut(data, validationCount) : data.test);
+    const layout = maskLayout(data.inputShape, maskSpec.granularity);
+    const valueBytes = { uint8: 1, float16: 2, float32: 4 }[maskSpec.values];
+    masking = {
+      kind: maskSpec.kind,
+      granularity: granularityName(maskSpec.granularity),
+      source: maskSpec.kind === 'dynamic' ? 'learned' : maskSpec.source,
+      values: maskSpec.values,
+      units: layout.units,
+      fullInputBytes: layout.unitOf.length * valueBytes,
+      keptUnits: traffic.keptUnits,
+      keptFraction: traffic.keptUnits / layout.units,
+      frameBytes: traffic.frameBytes,
+      ...(mask && learnsMask ? { schedule: { ...mask.schedule, warmupEpochs: mask.warmupEpochs } } : {}),
+      ...(options.from ? { finetunedFrom: options.from.dir } : {}),
+      checkpoints,
+    };
+  }
   if (options.out) {
     const record: Omit<RunRecord, 'format' | 'tensors'> = {
       cmpVersion: CMP_VERSION,
       spec,
       training: result.training,
       ...(pruning ? { pruning } : {}),
+      ...(masking ? { masking } : {}),
     };
     saveRun(options.out, record, result.tensors);
   }
-  return { ...result, spec, ...(pruning ? { pruning } : {}) };
+  return { ...result, spec, ...(pruning ? { pruning } : {}), ...(masking ? { masking } : {}) };
 }
 
 function flat(tensors: Map<string, { data: Float32Array }>): Map<string, Float32Array> {

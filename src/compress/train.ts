@@ -4,7 +4,8 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { CmpError } from '../errors.js';
 import { freeze, type FrozenModel } from '../core/frozen.js';
 import type { EpochRecord, TrainingRecord } from '../core/run.js';
-import type { ModelSpec } from '../core/spec.js';
+import { maskLayout } from '../core/mask.js';
+import { MASK_LOGITS, type ModelSpec } from '../core/spec.js';
 import type { Dataset, Split } from '../data/datasets.js';
 import {
   forwardFrozen,
@@ -16,6 +17,8 @@ import {
   type Params,
 } from './network.js';
 import { shrinkGroups, type GroupSparsityOptions } from './gss.js';
+import { SelectionCodec } from '../link/codec.js';
+import { frozenGates, LambdaSchedule, type LambdaScheduleOptions, type MaskTerms } from './mask.js';
 import { loadTf, type Tf } from './tf.js';
 
 /** Progress while training; `etaMs` estimates the time left for the whole run. */
@@ -36,9 +39,44 @@ export interface TrainOptions {
   validationCount?: number;
   /** Guided group sparsity (GSS): a group-lasso penalty with a keep-alive share, see compress/gss.ts. */
   groupSparsity?: GroupSparsityOptions;
+  /** Learning the spec's input mask (learned static or dynamic); needs validationCount. */
+  masking?: MaskTrainingOptions;
+}
+
+/** How a learned input mask trains: the paper's schedule, and when to save a checkpoint. */
+export interface MaskTrainingOptions {
+  schedule: LambdaScheduleOptions;
+  /** Epochs of the whole network without a mask first (the paper's warm-up network). */
+  warmupEpochs: number;
+  /** A checkpoint whenever validation accuracy fell by this much (a fraction) since the last checkpoint... */
+  checkpointStep: number;
+  /** ...or the kept fraction fell to this share of the last checkpoint's. */
+  checkpointKeptRatio: number;
+  /** Lambda stops growing once the kept fraction is at or below this. */
+  minKeep: number;
+  onCheckpoint?: (checkpoint: MaskCheckpoint) => void;
+}
+
+/** One point of the accuracy/kept-fraction trade-off, saved during mask training. */
+export interface MaskCheckpoint {
+  epoch: number;
+  lambda: number;
+  /** Kept units (dynamic masks: the mean over validation instances) and the share of all units. */
+  keptUnits: number;
+  keptFraction: number;
+  /** Mean bytes per instance on the wire (cmp-select/1 frames). */
+  frameBytes: number;
+  validationAccuracy: number;
+  testAccuracy: number;
+  spec: ModelSpec;
+  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+  /** The training record as of this epoch. */
+  training: TrainingRecord;
 }
 
 export interface TrainResult {
+  /** The trained spec: a learned static mask's kept units are those its logits keep at the end. */
+  spec: ModelSpec;
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
   frozen: FrozenModel;
   training: TrainingRecord;
@@ -84,14 +122,41 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
   }
   const batches = Math.floor(count / options.batchSize);
   const totalSteps = batches * options.epochs;
+  // Mask training keeps the peak rate: the mask keeps moving as lambda grows, and the network must follow it.
   const learningRateAt = (step: number): number =>
-    (options.learningRate * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
+    options.masking ? options.learningRate : (options.learningRate * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
+  const masking = options.masking;
+  const schedule = masking ? new LambdaSchedule(masking.schedule) : undefined;
+  if (masking && validationCount === 0) {
+    throw new CmpError('INTERNAL', 'Mask training needs held-out validation data (validationCount).');
+  }
+  const maskParams = new Set(
+    [...params.trainable].filter(([name]) => name === MASK_LOGITS || name.startsWith('selector.')).map(([, v]) => v),
+  );
+  let lastCheckpoint: MaskCheckpoint | undefined;
+  const recordSoFar = (epochs: number, testAccuracy: number): TrainingRecord => ({
+    dataset: data.name,
+    epochs,
+    batchSize: options.batchSize,
+    learningRate: options.learningRate,
+    seed: options.seed,
+    backend,
+    trainCount: count,
+    ...(validationCount ? { validationCount } : {}),
+    testCount: data.test.count,
+    durationMs: Date.now() - started,
+    history: [...history],
+    testAccuracy,
+  });
+  let currentSpec: ModelSpec;
   const started = Date.now();
   const history: EpochRecord[] = [];
   let step = 0;
   for (let epoch = 1; epoch <= options.epochs; epoch++) {
     const epochStart = Date.now();
     const order = shuffled(count, rng);
+    const maskActive = masking !== undefined && epoch > masking.warmupEpochs;
+    const variables = [...params.trainable.values()].filter((v) => maskActive || !maskParams.has(v));
     let lossSum = 0;
     let correct = 0;
     for (let b = 0; b < batches; b++) {
@@ -101,15 +166,18 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
         let logits: tfTypes.Tensor | undefined;
         const { value, grads } = tf.variableGrads(() => {
           const exits: tfTypes.Tensor[] = [];
-          logits = tf.keep(forwardTrain(tf, spec, params, x, true, exits));
+          const terms: MaskTerms | undefined = masking ? { active: maskActive } : undefined;
+          logits = tf.keep(forwardTrain(tf, spec, params, x, true, exits, terms));
           const labels = tf.oneHot(y, spec.labels.length);
           let loss: tfTypes.Scalar = tf.losses.softmaxCrossEntropy(labels, logits);
           // Exit heads train jointly: each adds its weighted cross-entropy.
           (spec.exits ?? []).forEach((exit, i) => {
             loss = tf.add(loss, tf.mul(tf.losses.softmaxCrossEntropy(labels, exits[i]), exit.lossWeight));
           });
+          // The mask loss: lambda times the (soft) number of open units pushes units shut.
+          if (terms?.penalty && schedule) loss = tf.add(loss, tf.mul(terms.penalty, schedule.lambda));
           return loss;
-        }, [...params.trainable.values()]);
+        }, variables);
         adam.step(grads, lr);
         if (options.groupSparsity) {
           shrinkGroups(tf, spec, params, options.groupSparsity, options.groupSparsity.lambda * lr);
@@ -137,13 +205,52 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
         });
       }
     }
-    const frozen = freeze(spec, flatTensors(await paramsToTensors(params)));
+    const epochTensors = await paramsToTensors(params);
+    currentSpec = specWithLearnedMask(spec, epochTensors);
+    const frozen = freeze(currentSpec, flatTensors(epochTensors));
     const testAccuracy = await evaluateFrozen(frozen, data, data.test);
+    let maskRecord: Pick<EpochRecord, 'validationAccuracy' | 'keptFraction' | 'lambda'> = {};
+    if (masking && schedule) {
+      const validation = heldOut(data, validationCount);
+      const validationAccuracy = await evaluateFrozen(frozen, data, validation);
+      const { keptUnits, frameBytes } = await maskTraffic(frozen, validation);
+      const units = maskLayout(
+        spec.input.shape,
+        (spec.inputMask as NonNullable<ModelSpec['inputMask']>).granularity,
+      ).units;
+      const keptFraction = keptUnits / units;
+      maskRecord = { validationAccuracy, keptFraction, lambda: schedule.lambda };
+      if (maskActive) {
+        const checkpoint: MaskCheckpoint = {
+          epoch,
+          lambda: schedule.lambda,
+          keptUnits,
+          keptFraction,
+          frameBytes,
+          validationAccuracy,
+          testAccuracy,
+          spec: currentSpec,
+          tensors: epochTensors,
+          training: recordSoFar(epoch, testAccuracy),
+        };
+        const due =
+          !lastCheckpoint ||
+          epoch === options.epochs ||
+          validationAccuracy <= lastCheckpoint.validationAccuracy - masking.checkpointStep ||
+          keptFraction <= lastCheckpoint.keptFraction * masking.checkpointKeptRatio;
+        if (due) {
+          masking.onCheckpoint?.(checkpoint);
+          lastCheckpoint = checkpoint;
+        }
+        if (keptFraction > masking.minKeep) schedule.update(validationAccuracy);
+      }
+    }
     const record: EpochRecord = {
       epoch,
       loss: lossSum / Math.max(batches, 1),
       trainAccuracy: correct / Math.max(batches * options.batchSize, 1),
       testAccuracy,
+      ...maskRecord,
       durationMs: Date.now() - epochStart,
     };
     history.push(record);
@@ -156,31 +263,72 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     });
   }
   const tensors = await paramsToTensors(params);
-  const frozen = freeze(spec, flatTensors(tensors));
+  currentSpec = specWithLearnedMask(spec, tensors);
+  const frozen = freeze(currentSpec, flatTensors(tensors));
   const testAccuracy = history.length
     ? history[history.length - 1].testAccuracy
     : await evaluateFrozen(frozen, data, data.test);
   disposeParams(params);
   adam.dispose();
-  return {
-    tensors,
-    frozen,
-    testAccuracy,
-    training: {
-      dataset: data.name,
-      epochs: options.epochs,
-      batchSize: options.batchSize,
-      learningRate: options.learningRate,
-      seed: options.seed,
-      backend,
-      trainCount: count,
-      ...(validationCount ? { validationCount } : {}),
-      testCount: data.test.count,
-      durationMs: Date.now() - started,
-      history,
-      testAccuracy,
-    },
-  };
+  return { spec: currentSpec, tensors, frozen, testAccuracy, training: recordSoFar(options.epochs, testAccuracy) };
+}
+
+/** The spec with a learned static mask's kept units read off its logits (positive: kept; at least one unit). */
+export function specWithLearnedMask(spec: ModelSpec, tensors: Map<string, { data: Float32Array }>): ModelSpec {
+  const mask = spec.inputMask;
+  const logits = tensors.get(MASK_LOGITS)?.data;
+  if (mask?.kind !== 'static' || mask.source !== 'learned' || !logits) return spec;
+  const kept: number[] = [];
+  let best = 0;
+  for (let u = 0; u < logits.length; u++) {
+    if (logits[u] > 0) kept.push(u);
+    if (logits[u] > logits[best]) best = u;
+  }
+  return { ...spec, inputMask: { ...mask, kept: kept.length ? kept : [best] } };
+}
+
+/** The last `count` training samples, which training never sees. */
+export function heldOut(data: Dataset, count: number): Split {
+  const features = data.inputShape.reduce((a, b) => a * b, 1);
+  const start = data.train.count - count;
+  return { x: data.train.x.subarray(start * features), y: data.train.y.subarray(start), count };
+}
+
+/**
+ * What a frozen masked model's sender transmits per instance of `split`, on average: units kept, and bytes of the
+ * cmp-select/1 frame (header, selection and values; see link/codec.ts).
+ */
+export async function maskTraffic(
+  frozen: FrozenModel,
+  split: Split,
+): Promise<{ keptUnits: number; frameBytes: number }> {
+  const mask = frozen.mask;
+  if (!mask) return { keptUnits: 0, frameBytes: 0 };
+  const shape = frozen.spec.input.shape;
+  const codec = new SelectionCodec(mask.spec, shape, 0);
+  if (mask.spec.kind === 'static') return { keptUnits: mask.spec.kept.length, frameBytes: codec.frameBytes() };
+  const { tf } = await loadTf();
+  const [c, h, w] = shape;
+  const features = c * h * w;
+  let units = 0;
+  let bytes = 0;
+  for (let start = 0; start < split.count; start += 500) {
+    const size = Math.min(500, split.count - start);
+    const x = tf.tensor4d(split.x.subarray(start * features, (start + size) * features), [size, c, h, w]);
+    const gates = tf.tidy(() => frozenGates(tf, mask, shape, x));
+    const g = (await gates.data()) as Float32Array;
+    tf.dispose([x, gates]);
+    const per = g.length / size;
+    for (let i = 0; i < size; i++) {
+      const chosen: number[] = [];
+      for (let u = 0; u < per; u++) if (g[i * per + u] > 0) chosen.push(u);
+      units += chosen.length;
+      bytes += codec.frameBytes(chosen);
+    }
+  }
+  return split.count
+    ? { keptUnits: units / split.count, frameBytes: bytes / split.count }
+    : { keptUnits: 0, frameBytes: 0 };
 }
 
 /**
@@ -238,8 +386,8 @@ export async function predictFrozenWithExits(
     const { x, y } = batchTensors(tf, data, split, order, start, size);
     const exitLogits: tfTypes.Tensor[] = [];
     const out = forwardFrozen(tf, frozen, x, undefined, exitLogits);
-    logits.set((await out.data()), start * classes);
-    for (let e = 0; e < exits.length; e++) exits[e].set((await exitLogits[e].data()), start * classes);
+    logits.set(await out.data(), start * classes);
+    for (let e = 0; e < exits.length; e++) exits[e].set(await exitLogits[e].data(), start * classes);
     tf.dispose([x, y, out, ...exitLogits]);
   }
   return { logits, exits };
@@ -341,4 +489,25 @@ class Adam {
       v.dispose();
     }
   }
+}
+
+/** The units a frozen dynamic mask's selector sends for each of the first `count` instances of `split`. */
+export async function selectedUnits(frozen: FrozenModel, split: Split, count: number): Promise<number[][]> {
+  const mask = frozen.mask;
+  if (!mask) return [];
+  if (mask.spec.kind === 'static')
+    return Array.from({ length: count }, () => [...(mask.spec as { kept: number[] }).kept]);
+  const { tf } = await loadTf();
+  const shape = frozen.spec.input.shape;
+  const features = shape[0] * shape[1] * shape[2];
+  const x = tf.tensor4d(split.x.subarray(0, count * features), [count, ...shape]);
+  const gates = tf.tidy(() => frozenGates(tf, mask, shape, x));
+  const g = (await gates.data()) as Float32Array;
+  tf.dispose([x, gates]);
+  const units = g.length / count;
+  return Array.from({ length: count }, (_, i) => {
+    const chosen: number[] = [];
+    for (let u = 0; u < units; u++) if (g[i * units + u] > 0) chosen.push(u);
+    return chosen;
+  });
 }

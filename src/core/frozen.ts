@@ -2,7 +2,17 @@
 
 import { CmpError } from '../errors.js';
 import { binarizeRows, type BinaryRows } from './binarize.js';
-import { BN_EPSILON, exitFeatures, inferShapes, type Activation, type BinarizeMode, type ModelSpec } from './spec.js';
+import { featuresOf, maskLayout, selectorFeatures, type MaskSpec } from './mask.js';
+import {
+  BN_EPSILON,
+  exitFeatures,
+  inferShapes,
+  SELECTOR_BIAS,
+  SELECTOR_WEIGHT,
+  type Activation,
+  type BinarizeMode,
+  type ModelSpec,
+} from './spec.js';
 
 /** Float weights: dense [in, out], conv OIHW. */
 export interface FloatWeights {
@@ -43,11 +53,23 @@ export interface FrozenExit {
   threshold?: number;
 }
 
+/**
+ * The input mask of a frozen model. Static: `features`, the kept features ascending (the compact input's order).
+ * Dynamic: the selector, scores = avgpool(input) flattened * weight [pooled, units] + bias; units scoring > 0 are sent.
+ */
+export interface FrozenMask {
+  spec: MaskSpec;
+  features?: Int32Array;
+  selector?: { weight: Float32Array; bias: Float32Array };
+}
+
 export interface FrozenModel {
   spec: ModelSpec;
   layers: FrozenLayer[];
   /** Early exits in network order (absent or empty: none). */
   exits?: FrozenExit[];
+  /** Input selection (absent: the whole input). */
+  mask?: FrozenMask;
 }
 
 /**
@@ -110,7 +132,19 @@ export function freeze(spec: ModelSpec, tensors: Map<string, Float32Array>): Fro
       ...(exit.threshold !== undefined ? { threshold: exit.threshold } : {}),
     };
   });
-  return { spec, layers, exits };
+  const maskSpec = spec.inputMask;
+  let mask: FrozenMask | undefined;
+  if (maskSpec?.kind === 'static') {
+    mask = { spec: maskSpec, features: featuresOf(maskLayout(spec.input.shape, maskSpec.granularity), maskSpec.kept) };
+  } else if (maskSpec?.kind === 'dynamic') {
+    const units = maskLayout(spec.input.shape, maskSpec.granularity).units;
+    const pooled = selectorFeatures(spec.input.shape, maskSpec.selectorPool);
+    mask = {
+      spec: maskSpec,
+      selector: { weight: get(SELECTOR_WEIGHT, pooled * units), bias: get(SELECTOR_BIAS, units) },
+    };
+  }
+  return { spec, layers, exits, ...(mask ? { mask } : {}) };
 }
 
 /** Transposes a row-major [rows, cols] matrix. */

@@ -43,8 +43,32 @@ export interface Manifest {
   stages?: number;
   /** In a stage file: which stage it is, its input and outputs. */
   stage?: { index: number; of: number; input: string; outputs: string[] };
+  /**
+   * Input selection. Static: the graph input is the compact vector of the kept features (`features` values, ascending
+   * NCHW order). Dynamic: the graph input is the whole [C, H, W] input with unsent features at zero, and the sender
+   * runs the selector file beside the model (`selector`). Frames between them are cmp-select/1 (link/codec.ts).
+   */
+  inputMask?: ManifestMask;
+  /** True in a dynamic mask's selector file: input -> per-unit scores, not a classifier. */
+  selector?: boolean;
   /** Where the model came from, when cmp trained it. */
   training?: { dataset: string; epochs: number; testAccuracy: number };
+}
+
+export interface ManifestMask {
+  kind: 'static' | 'dynamic';
+  granularity: string;
+  values: 'uint8' | 'float16' | 'float32';
+  units: number;
+  /** CRC-32 mask id every frame carries (see link/codec.ts maskId). */
+  maskId: number;
+  /** Static: the kept units, ascending, and how many features they cover (the graph input's length). */
+  kept?: number[];
+  features?: number;
+  /** Dynamic: the selector's pool window (its file lies beside the model, see selectorPath). */
+  selectorPool?: number;
+  /** Bytes of the whole input at the same value type: what the link would carry without a mask. */
+  fullInputBytes: number;
 }
 
 /** Parses the manifest text found in an ONNX file; a malformed one is one MODEL_INVALID line. */
@@ -68,6 +92,11 @@ export function parseManifest(text: string, source: string): Manifest {
   if (!Array.isArray(m.labels) || !m.labels.every((l) => typeof l === 'string')) throw bad('has no label list');
   if (!Array.isArray(m.layers)) throw bad('has no layer list');
   return m as Manifest;
+}
+
+/** Where a dynamic mask's selector lives, beside the model: fm-dyn.onnx -> fm-dyn.selector.onnx. */
+export function selectorPath(modelPath: string): string {
+  return modelPath.endsWith('.onnx') ? `${modelPath.slice(0, -5)}.selector.onnx` : `${modelPath}.selector.onnx`;
 }
 
 /** Where stage k (1-based) of a model with early exits lives, beside it: fm-exit.onnx -> fm-exit.stage1.onnx. */

@@ -11,6 +11,10 @@ export interface EpochRecord {
   loss: number;
   trainAccuracy: number;
   testAccuracy: number;
+  /** Mask training: accuracy on the held-out samples, share of input units kept, the mask loss weight. */
+  validationAccuracy?: number;
+  keptFraction?: number;
+  lambda?: number;
   durationMs: number;
 }
 
@@ -48,7 +52,41 @@ export interface RunRecord {
   pruning?: PruneSummary;
   /** Present when cmp calibrate chose exit thresholds (see compress/calibrate.ts). */
   calibration?: CalibrationSummary;
+  /** Present when the model has an input mask (see compress/mask.ts). */
+  masking?: MaskingSummary;
   tensors: TensorEntry[];
+}
+
+/** One saved point of a learned mask's accuracy/bandwidth trade-off: a run folder of its own, under the run. */
+export interface MaskCheckpointRecord {
+  /** Relative to the run folder, e.g. checkpoints/03. */
+  dir: string;
+  epoch: number;
+  lambda: number;
+  keptUnits: number;
+  keptFraction: number;
+  /** Mean cmp-select/1 frame bytes per instance on the validation data. */
+  frameBytes: number;
+  validationAccuracy: number;
+  testAccuracy: number;
+}
+
+/** How the input mask was made and, for learned masks, the checkpoints a user picks a trade-off from. */
+export interface MaskingSummary {
+  kind: 'static' | 'dynamic';
+  granularity: string;
+  source: 'learned' | 'importance' | 'random';
+  values: 'uint8' | 'float16' | 'float32';
+  units: number;
+  /** Bytes of the whole input at the same value type: the unmasked reference. */
+  fullInputBytes: number;
+  keptUnits: number;
+  keptFraction: number;
+  frameBytes: number;
+  schedule?: { start: number; growth: number; patience: number; tolerance: number; warmupEpochs: number };
+  /** The checkpoint or run this one fine-tuned with its mask fixed. */
+  finetunedFrom?: string;
+  checkpoints: MaskCheckpointRecord[];
 }
 
 /** One operating point of an early-exit model on validation data. */
@@ -163,4 +201,52 @@ export function loadRun(dir: string): Run {
     tensors.set(entry.name, data);
   }
   return { dir, record, tensors };
+}
+
+/** How a user picks a learned mask's trade-off: the most accurate within a kept share, or the leanest above an accuracy. */
+export type CheckpointChoice = { keep: number } | { minAccuracy: number };
+
+/**
+ * The folder of the mask checkpoint of `run` that `choice` picks: with `keep`, the best validation accuracy among those
+ * keeping at most that share of units; with `minAccuracy`, the fewest bytes per instance among those at least that
+ * accurate on validation data. Nothing qualifying is one BAD_FLAG line naming what the run offers.
+ */
+export function chooseMaskCheckpoint(
+  run: Run,
+  choice: CheckpointChoice,
+): { dir: string; checkpoint: MaskCheckpointRecord } {
+  const checkpoints = run.record.masking?.checkpoints ?? [];
+  if (checkpoints.length === 0) {
+    throw new CmpError(
+      'BAD_FLAG',
+      `Run ${run.dir} has no mask checkpoints to choose from. Train one with cmp train --mask static|dynamic, or drop --keep/--min-accuracy.`,
+    );
+  }
+  let best: MaskCheckpointRecord | undefined;
+  if ('keep' in choice) {
+    for (const c of checkpoints) {
+      if (c.keptFraction > choice.keep + 1e-9) continue;
+      if (!best || c.validationAccuracy > best.validationAccuracy) best = c;
+    }
+    if (!best) {
+      const least = Math.min(...checkpoints.map((c) => c.keptFraction));
+      throw new CmpError(
+        'BAD_FLAG',
+        `No checkpoint of ${run.dir} keeps at most ${(choice.keep * 100).toFixed(1)}% of the input (the leanest keeps ${(least * 100).toFixed(1)}%). Use --keep ${Math.ceil(least * 1000) / 1000} or more, or train longer.`,
+      );
+    }
+  } else {
+    for (const c of checkpoints) {
+      if (c.validationAccuracy < choice.minAccuracy) continue;
+      if (!best || c.frameBytes < best.frameBytes) best = c;
+    }
+    if (!best) {
+      const top = Math.max(...checkpoints.map((c) => c.validationAccuracy));
+      throw new CmpError(
+        'BAD_FLAG',
+        `No checkpoint of ${run.dir} reaches ${(choice.minAccuracy * 100).toFixed(2)}% validation accuracy (the best reaches ${(top * 100).toFixed(2)}%). Use a lower --min-accuracy.`,
+      );
+    }
+  }
+  return { dir: join(run.dir, best.dir), checkpoint: best };
 }

@@ -1,6 +1,7 @@
 // The model spec: a small JSON description of a cmp network that training, export and later passes extend.
 
 import { CmpError } from '../errors.js';
+import { checkMaskSpec, maskLayout, selectorFeatures, type MaskSpec } from './mask.js';
 
 /** How a tensor is binarized: `dab` fits two levels to the distribution, `xnor` uses +/-alpha, `none` keeps float. */
 export type BinarizeMode = 'none' | 'xnor' | 'dab';
@@ -82,6 +83,8 @@ export interface ModelSpec {
   layers: LayerSpec[];
   /** Early exits in network order (absent: none). */
   exits?: ExitSpec[];
+  /** Input selection (absent: the whole input is sent); see core/mask.ts. */
+  inputMask?: MaskSpec;
 }
 
 export function isWeightLayer(layer: LayerSpec): layer is WeightLayerSpec {
@@ -156,6 +159,7 @@ export function inferShapes(spec: ModelSpec): LayerShapes[] {
   if (last.units !== spec.labels.length) {
     throw invalid(`the last layer has ${last.units} units but there are ${spec.labels.length} labels`);
   }
+  if (spec.inputMask) checkMaskSpec(spec.inputMask, spec.input.shape);
   return out;
 }
 
@@ -174,8 +178,23 @@ export function tensorShapes(spec: ModelSpec): Map<string, number[]> {
     out.set(`${exit.name}.weight`, [exitFeatures(spec, exit), spec.labels.length]);
     out.set(`${exit.name}.bias`, [spec.labels.length]);
   }
+  const mask = spec.inputMask;
+  if (mask) {
+    const units = maskLayout(spec.input.shape, mask.granularity).units;
+    if (mask.kind === 'static' && mask.source === 'learned') out.set(MASK_LOGITS, [units]);
+    if (mask.kind === 'dynamic') {
+      out.set(SELECTOR_WEIGHT, [selectorFeatures(spec.input.shape, mask.selectorPool), units]);
+      out.set(SELECTOR_BIAS, [units]);
+    }
+  }
   return out;
 }
+
+/** Tensor of a learned static mask's unit logits (a unit is kept while its logit is positive). */
+export const MASK_LOGITS = 'mask.logits';
+/** Tensors of a dynamic mask's linear selector. */
+export const SELECTOR_WEIGHT = 'selector.weight';
+export const SELECTOR_BIAS = 'selector.bias';
 
 /** Features an exit head reads: the flattened output of its layer. */
 export function exitFeatures(spec: ModelSpec, exit: ExitSpec): number {

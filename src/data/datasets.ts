@@ -359,7 +359,9 @@ function mnistSplit(digits: MnistDigit[], labels: number[], order: [number, numb
     const [d, index] = order[i];
     const raw = digits[d].raw;
     const from = index * pixels;
-    for (let p = 0; p < pixels; p++) x[i * pixels + p] = raw[from + p];
+    // The package stores uint8/255 rounded to 3 decimals; rounding restores the exact uint8 grid every other set uses
+    // (and what a uint8 link carries).
+    for (let p = 0; p < pixels; p++) x[i * pixels + p] = Math.round(raw[from + p] * 255) / 255;
     y[i] = labels[d];
   }
   return { x, y, count };

@@ -1,9 +1,17 @@
 // Export of a frozen model to standard ONNX (opset 18): binary weights stored 1 bit each and unpacked in the graph.
 
-import { packedRowBytes } from '../core/bitpack.js';
+import { packBits, packedRowBytes, unpackBits } from '../core/bitpack.js';
 import { encodeFloat16 } from '../core/float16.js';
 import type { FrozenExit, FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
-import { MANIFEST_FORMAT, MANIFEST_KEY, type LayerManifest, type Manifest } from '../core/manifest.js';
+import {
+  MANIFEST_FORMAT,
+  MANIFEST_KEY,
+  type LayerManifest,
+  type Manifest,
+  type ManifestMask,
+} from '../core/manifest.js';
+import { granularityName, maskLayout } from '../core/mask.js';
+import { maskId } from '../link/codec.js';
 import {
   encodeModel,
   int64Attribute,
@@ -31,7 +39,12 @@ export interface ExportResult {
   manifest: Manifest;
   /** With early exits: each stage as its own ONNX model (stage 1 first); empty otherwise. */
   stages: Uint8Array[];
+  /** With a dynamic mask: the sender's selector model (input -> per-unit scores, > 0 means send). */
+  selector?: Uint8Array;
 }
+
+/** The selector model's output: one score per mask unit. */
+export const SCORES_NAME = 'scores';
 
 /** Initializer holding the exit thresholds (nats, one per exit): the calibrated ones. */
 export const THRESHOLDS_NAME = 'exit_thresholds';
@@ -46,7 +59,9 @@ export const NEVER_EXIT = -1;
  * the whole batch: all its samples must be confident) plus one file per stage, runnable separately: stage k takes
  * the previous stage's activation (`stage{k}_in`) and gives its own (`stage{k}_out`) and its exit's logits.
  */
-export function exportOnnx(frozen: FrozenModel, training?: Manifest['training']): ExportResult {
+export function exportOnnx(model: FrozenModel, training?: Manifest['training']): ExportResult {
+  const folded = foldStaticMask(model);
+  const frozen = folded ?? model;
   const { spec } = frozen;
   const shapes = inferShapes(spec);
   const exits = frozen.exits ?? [];
@@ -54,10 +69,11 @@ export function exportOnnx(frozen: FrozenModel, training?: Manifest['training'])
   const layers: LayerManifest[] = [];
   const g = new GraphBuilder();
   const classes = spec.labels.length;
-  const inputs = [valueInfo(INPUT_NAME, ['batch', ...spec.input.shape])];
+  const inputs = [valueInfo(INPUT_NAME, ['batch', ...modelInputDims(frozen)])];
   const outputs = [valueInfo(OUTPUT_NAME, ['batch', classes])];
+  const input = folded ? INPUT_NAME : emitMaskScatter(g, frozen, INPUT_NAME);
   if (exits.length === 0) {
-    const h = emitLayers(g, frozen, shapes, 0, frozen.layers.length, INPUT_NAME, layers);
+    const h = emitLayers(g, frozen, shapes, 0, frozen.layers.length, input, layers);
     g.nodes.push(node('Identity', [h], [OUTPUT_NAME]));
   } else {
     const thresholds = exits.map((e) => e.threshold ?? NEVER_EXIT);
@@ -65,8 +81,9 @@ export function exportOnnx(frozen: FrozenModel, training?: Manifest['training'])
     // runtime (src/runtime/early-exit.ts) takes thresholds at run time instead.
     g.init(floatTensor(THRESHOLDS_NAME, [exits.length], thresholds));
     outputs.push(valueInfo(EXIT_INDEX_NAME, [], ONNX_TYPE.int64));
-    emitStagedGraph(g, frozen, shapes, bounds, 0, INPUT_NAME, layers);
+    emitStagedGraph(g, frozen, shapes, bounds, 0, input, layers);
   }
+  const inputMask = manifestMask(frozen);
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
     cmpVersion: CMP_VERSION,
@@ -82,6 +99,7 @@ export function exportOnnx(frozen: FrozenModel, training?: Manifest['training'])
           stages: bounds.length,
         }
       : {}),
+    ...(inputMask ? { inputMask } : {}),
     ...(training ? { training } : {}),
   };
   const bytes = encodeModel({
@@ -94,8 +112,113 @@ export function exportOnnx(frozen: FrozenModel, training?: Manifest['training'])
     producerVersion: CMP_VERSION,
     metadata: { [MANIFEST_KEY]: JSON.stringify(manifest) },
   });
-  const stages = exits.length ? bounds.map((_, k) => exportStage(frozen, shapes, bounds, k, manifest)) : [];
-  return { bytes, manifest, stages };
+  const stages = exits.length
+    ? bounds.map((_, k) => exportStage(frozen, shapes, bounds, k, manifest, folded !== undefined))
+    : [];
+  const selector = frozen.mask?.selector ? exportSelector(frozen, manifest) : undefined;
+  return { bytes, manifest, stages, ...(selector ? { selector } : {}) };
+}
+
+/**
+ * A static mask folded into the first layer when that layer is a dense one reading the flattened float input (an
+ * MLP): it keeps only the weight rows of the kept features, so the file and the product shrink with the mask and the
+ * compact input feeds it directly. Undefined when the model does not have that shape.
+ */
+function foldStaticMask(frozen: FrozenModel): FrozenModel | undefined {
+  const features = frozen.mask?.features;
+  const [flatten, first] = frozen.layers;
+  if (!features || flatten?.kind !== 'flatten' || first?.kind !== 'dense' || first.inputs !== 'none') return undefined;
+  const [inputs, outputs] = first.weightShape;
+  const kept = features.length;
+  let weights: FrozenWeightLayer['weights'];
+  if (first.weights.kind === 'float') {
+    const source = first.weights.data;
+    const data = new Float32Array(kept * outputs);
+    features.forEach((f, k) => data.set(source.subarray(f * outputs, (f + 1) * outputs), k * outputs));
+    weights = { kind: 'float', data };
+  } else {
+    // Binary rows are output units over the inputs: keep the kept inputs' bits of every row, levels unchanged.
+    const { packed, rows, rowLength } = first.weights;
+    const bits = unpackBits(packed, rows, rowLength);
+    const chosen = new Uint8Array(rows * kept);
+    for (let r = 0; r < rows; r++) features.forEach((f, k) => (chosen[r * kept + k] = bits[r * inputs + f]));
+    weights = { ...first.weights, packed: packBits(chosen, rows, kept), rowLength: kept };
+  }
+  const layers = [...frozen.layers];
+  layers[1] = { ...first, weightShape: [kept, outputs], weights };
+  return { ...frozen, layers };
+}
+
+/** The graph input's dims without the batch: the compact kept features of a static mask, else [C, H, W]. */
+function modelInputDims(frozen: FrozenModel): number[] {
+  const features = frozen.mask?.features;
+  return features ? [features.length] : [...frozen.spec.input.shape];
+}
+
+/** What the manifest says of the input mask (absent without one). */
+function manifestMask(frozen: FrozenModel): ManifestMask | undefined {
+  const mask = frozen.mask;
+  if (!mask) return undefined;
+  const { spec } = mask;
+  const shape = frozen.spec.input.shape;
+  const layout = maskLayout(shape, spec.granularity);
+  const valueBytes = { uint8: 1, float16: 2, float32: 4 }[spec.values];
+  return {
+    kind: spec.kind,
+    granularity: granularityName(spec.granularity),
+    values: spec.values,
+    units: layout.units,
+    maskId: maskId(spec, shape, mask.selector?.weight),
+    ...(spec.kind === 'static'
+      ? { kept: spec.kept, features: (mask.features as Int32Array).length }
+      : { selectorPool: spec.selectorPool }),
+    fullInputBytes: layout.unitOf.length * valueBytes,
+  };
+}
+
+/**
+ * A static mask's input side: the compact vector [N, K] of kept features becomes the full [N, C, H, W] input with
+ * zeros elsewhere, by appending one zero column and gathering (each feature reads its compact slot, or the zero).
+ * Without a static mask the input passes unchanged.
+ */
+function emitMaskScatter(g: GraphBuilder, frozen: FrozenModel, input: string): string {
+  const features = frozen.mask?.features;
+  if (!features) return input;
+  const [c, h, w] = frozen.spec.input.shape;
+  const index = new Int32Array(c * h * w).fill(features.length);
+  features.forEach((f, i) => (index[f] = i));
+  const first = g.op('Slice', [input, g.constInt64([0]), g.constInt64([1]), g.constInt64([1])], 'mask.first');
+  const zero = g.op('Mul', [first, g.constScalar(0)], 'mask.zero');
+  const padded = g.op('Concat', [input, zero], 'mask.padded', { axis: 1 });
+  const slots = g.init(tensor('mask.slots', ONNX_TYPE.int32, [index.length], new Uint8Array(index.buffer)));
+  const full = g.op('Gather', [padded, slots], 'mask.full', { axis: 1 });
+  return g.op('Reshape', [full, g.constInt64([-1, c, h, w])], 'mask.input');
+}
+
+/** A dynamic mask's selector as its own model: AveragePool, Flatten, MatMul, Add -> `scores` [N, units]. */
+function exportSelector(frozen: FrozenModel, whole: Manifest): Uint8Array {
+  const mask = frozen.mask;
+  if (mask?.spec.kind !== 'dynamic' || !mask.selector) throw new Error('exportSelector needs a dynamic mask');
+  const g = new GraphBuilder();
+  const pool = mask.spec.selectorPool;
+  const units = mask.selector.bias.length;
+  let h = INPUT_NAME;
+  if (pool > 1) h = g.op('AveragePool', [h], 'selector.pool', { kernel_shape: [pool, pool], strides: [pool, pool] });
+  h = g.op('Flatten', [h], 'selector.flat', { axis: 1 });
+  const weight = g.constFloat('selector.weight', [mask.selector.weight.length / units, units], mask.selector.weight);
+  h = g.op('MatMul', [h, weight], 'selector.matmul');
+  h = g.op('Add', [h, g.constFloat('selector.bias', [units], mask.selector.bias)], 'selector.scores');
+  g.nodes.push(node('Identity', [h], [SCORES_NAME]));
+  return encodeModel({
+    name: `cmp-${frozen.spec.arch}-selector`,
+    nodes: g.nodes,
+    initializers: g.initializers,
+    inputs: [valueInfo(INPUT_NAME, ['batch', ...frozen.spec.input.shape])],
+    outputs: [valueInfo(SCORES_NAME, ['batch', units])],
+    opset: EXPORT_OPSET,
+    producerVersion: CMP_VERSION,
+    metadata: { [MANIFEST_KEY]: JSON.stringify({ ...whole, output: { name: SCORES_NAME }, selector: true }) },
+  });
 }
 
 /** [first, end) layer indices of each stage: a stage ends at the layer an exit reads; the last ends the network. */
@@ -112,7 +235,7 @@ function stageInput(
   bounds: [number, number][],
   k: number,
 ): { name: string; dims: number[] } {
-  if (k === 0) return { name: INPUT_NAME, dims: [...frozen.spec.input.shape] };
+  if (k === 0) return { name: INPUT_NAME, dims: modelInputDims(frozen) };
   const shape = shapes[bounds[k][0]].inputShape;
   const flat = frozen.layers.slice(0, bounds[k][0]).some((l) => l.kind === 'flatten' || l.kind === 'dense');
   return { name: `stage${k + 1}_in`, dims: flat ? [shape[0] * shape[1] * shape[2]] : shape };
@@ -125,11 +248,13 @@ function exportStage(
   bounds: [number, number][],
   k: number,
   whole: Manifest,
+  folded: boolean,
 ): Uint8Array {
   const g = new GraphBuilder();
   const input = stageInput(frozen, shapes, bounds, k);
   const classes = frozen.spec.labels.length;
-  const h = emitLayers(g, frozen, shapes, bounds[k][0], bounds[k][1], input.name, []);
+  const first = k === 0 && !folded ? emitMaskScatter(g, frozen, input.name) : input.name;
+  const h = emitLayers(g, frozen, shapes, bounds[k][0], bounds[k][1], first, []);
   const last = k === bounds.length - 1;
   const outputs = [];
   if (last) {

@@ -3,13 +3,26 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { CmpError } from '../errors.js';
 import { freeze } from '../core/frozen.js';
-import { loadRun } from '../core/run.js';
-import { stagePath } from '../core/manifest.js';
+import { chooseMaskCheckpoint, loadRun, type CheckpointChoice, type MaskCheckpointRecord } from '../core/run.js';
+import { selectorPath, stagePath } from '../core/manifest.js';
 import { exportOnnx, type ExportResult } from './export-onnx.js';
 
-/** Freezes the run in `dir` and writes its ONNX file to `out` (via a temporary file, so `out` is never half-written). */
-export function exportRun(dir: string, out: string): ExportResult {
-  const run = loadRun(dir);
+/**
+ * Freezes the run in `dir` (or the mask checkpoint of it that `choice` picks) and writes its ONNX file to `out`, with
+ * stage and selector files beside it; each is written to a temporary file first, so none is ever half-written.
+ */
+export function exportRun(
+  dir: string,
+  out: string,
+  choice?: CheckpointChoice,
+): ExportResult & { checkpoint?: MaskCheckpointRecord & { path: string } } {
+  let run = loadRun(dir);
+  let checkpoint: (MaskCheckpointRecord & { path: string }) | undefined;
+  if (choice) {
+    const chosen = chooseMaskCheckpoint(run, choice);
+    checkpoint = { ...chosen.checkpoint, path: chosen.dir };
+    run = loadRun(chosen.dir);
+  }
   const frozen = freeze(run.record.spec, run.tensors);
   const result = exportOnnx(frozen, {
     dataset: run.record.training.dataset,
@@ -19,6 +32,7 @@ export function exportRun(dir: string, out: string): ExportResult {
   const files: [string, Uint8Array][] = [
     [out, result.bytes],
     ...result.stages.map((bytes, k): [string, Uint8Array] => [stagePath(out, k + 1), bytes]),
+    ...(result.selector ? [[selectorPath(out), result.selector] as [string, Uint8Array]] : []),
   ];
   try {
     for (const [path, bytes] of files) writeFileSync(`${path}.tmp`, bytes);
@@ -26,5 +40,5 @@ export function exportRun(dir: string, out: string): ExportResult {
   } catch (err) {
     throw new CmpError('IO', `Cannot write ${out}: ${(err as Error).message}. Check the path.`, { cause: err });
   }
-  return result;
+  return { ...result, ...(checkpoint ? { checkpoint } : {}) };
 }

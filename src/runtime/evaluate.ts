@@ -4,6 +4,7 @@ import { CmpError } from '../errors.js';
 import { nowMs, percentile } from '../core/clock.js';
 import type { Dataset, Split } from '../data/datasets.js';
 import type { Backend } from './backend.js';
+import { MaskedInput, type LinkTally } from './masked-input.js';
 import type { ModelFile } from './model-file.js';
 
 export interface EvalOptions {
@@ -11,6 +12,8 @@ export interface EvalOptions {
   limit?: number;
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Backend of a dynamic mask's selector (default auto). */
+  selectorBackend?: string;
 }
 
 export interface EvalResult {
@@ -23,6 +26,8 @@ export interface EvalResult {
   batchLatencyMs: { p50: number; p90: number; p99: number; mean: number };
   /** Normalization applied to [0, 1] pixels: (x - mean) / std. */
   normalization: { mean: number; std: number; fromManifest: boolean };
+  /** Masked models: what the sender sent, frame by frame (cmp-select/1), against sending every input whole. */
+  link?: LinkTally & { meanFrameBytes: number; saving: number };
 }
 
 /** The concrete input dims for `batch` samples of `data`, or a one-line error when model and data disagree. */
@@ -54,14 +59,19 @@ export async function evaluate(
   const std = file.manifest?.input.std ?? 1;
   const latencies: number[] = [];
   let correct = 0;
-  for (let start = 0; start < count; start += batchSize) {
-    const size = Math.min(batchSize, count - start);
-    const input = batchInput(split, data, start, size, mean, std);
-    const began = nowMs();
-    const logits = await backend.run(input, inputDimsFor(file, data, size));
-    latencies.push(nowMs() - began);
-    for (let i = 0; i < size; i++) if (argmax(logits, i * classes, classes) === split.y[start + i]) correct++;
-    options.onProgress?.(start + size, count);
+  const link = await MaskedInput.open(file, options.selectorBackend);
+  try {
+    for (let start = 0; start < count; start += batchSize) {
+      const size = Math.min(batchSize, count - start);
+      const { input, dims } = await modelInput(link, file, data, start, size);
+      const began = nowMs();
+      const logits = await backend.run(input, dims);
+      latencies.push(nowMs() - began);
+      for (let i = 0; i < size; i++) if (argmax(logits, i * classes, classes) === split.y[start + i]) correct++;
+      options.onProgress?.(start + size, count);
+    }
+  } finally {
+    await link?.dispose();
   }
   return {
     backend: backend.name,
@@ -76,7 +86,38 @@ export async function evaluate(
       mean: latencies.reduce((a, b) => a + b, 0) / Math.max(latencies.length, 1),
     },
     normalization: { mean, std, fromManifest: file.manifest !== undefined },
+    ...(link ? { link: linkSummary(link.tally) } : {}),
   };
+}
+
+function linkSummary(t: LinkTally): LinkTally & { meanFrameBytes: number; saving: number } {
+  return { ...t, meanFrameBytes: t.frames ? t.bytes / t.frames : 0, saving: t.bytes ? t.fullBytes / t.bytes : 0 };
+}
+
+/**
+ * The model input for test samples [start, start + size): the normalized pixels, or for a masked model what the
+ * receiver decodes from the sender's frames.
+ */
+async function modelInput(
+  link: MaskedInput | undefined,
+  file: ModelFile,
+  data: Dataset,
+  start: number,
+  size: number,
+): Promise<{ input: Float32Array; dims: number[] }> {
+  if (link) {
+    const features = data.inputShape.reduce((a, b) => a * b, 1);
+    if (features !== link.codec.layout.unitOf.length) {
+      throw new CmpError(
+        'BAD_ARGUMENT',
+        `Model ${file.path} selects from a [${link.codec.layout.shape.join(', ')}] input but data set ${data.name} is [${data.inputShape.join(', ')}]. Use a data set of the model's input size.`,
+      );
+    }
+    return link.modelInput(data.test.x.subarray(start * features, (start + size) * features), size);
+  }
+  const mean = file.manifest?.input.mean ?? 0;
+  const std = file.manifest?.input.std ?? 1;
+  return { input: batchInput(data.test, data, start, size, mean, std), dims: inputDimsFor(file, data, size) };
 }
 
 /** Logits of the first `count` test samples (rows of `classes`), for comparisons across runtimes. */
@@ -89,15 +130,16 @@ export async function predict(
 ): Promise<Float32Array> {
   const classes = outputClasses(file, data);
   const out = new Float32Array(count * classes);
-  const mean = file.manifest?.input.mean ?? 0;
-  const std = file.manifest?.input.std ?? 1;
-  for (let start = 0; start < count; start += batchSize) {
-    const size = Math.min(batchSize, count - start);
-    const logits = await backend.run(
-      batchInput(data.test, data, start, size, mean, std),
-      inputDimsFor(file, data, size),
-    );
-    out.set(logits.subarray(0, size * classes), start * classes);
+  const link = await MaskedInput.open(file);
+  try {
+    for (let start = 0; start < count; start += batchSize) {
+      const size = Math.min(batchSize, count - start);
+      const { input, dims } = await modelInput(link, file, data, start, size);
+      const logits = await backend.run(input, dims);
+      out.set(logits.subarray(0, size * classes), start * classes);
+    }
+  } finally {
+    await link?.dispose();
   }
   return out;
 }

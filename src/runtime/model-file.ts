@@ -75,7 +75,12 @@ export function parseModelFile(bytes: Uint8Array, path: string): ModelFile {
     model,
     manifest,
     inputName: input.name as string,
-    inputDims: manifest && input.name === manifest.input.name ? [...manifest.input.shape] : dims(input),
+    inputDims:
+      manifest && input.name === manifest.input.name
+        ? manifest.inputMask?.kind === 'static' && !manifest.selector
+          ? [manifest.inputMask.features ?? -1]
+          : [...manifest.input.shape]
+        : dims(input),
     outputName: output.name as string,
     outputDims: dims(output),
     opset: defaultOpset ? toNumber(defaultOpset.version) : 0,

@@ -257,9 +257,12 @@ test('mnist interleaves digits so prefixes are balanced, taking package order wi
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
   );
   assert.deepEqual([...d.test.y], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  // Train image 13 is digit 3's second sample; test image 4 is digit 4's first sample after its train cut.
-  assert.deepEqual([...d.train.x.subarray(13 * 784, 14 * 784)], mnistPackage[3].get(1).map(Math.fround));
-  assert.deepEqual([...d.test.x.subarray(4 * 784, 5 * 784)], mnistPackage[4].get(trainPerDigit[4]).map(Math.fround));
+  // Train image 13 is digit 3's second sample; test image 4 is digit 4's first sample after its train cut. The
+  // package's 3-decimal values come back on the exact uint8/255 grid.
+  const grid = (v: number): number => Math.fround(Math.round(v * 255) / 255);
+  assert.deepEqual([...d.train.x.subarray(13 * 784, 14 * 784)], mnistPackage[3].get(1).map(grid));
+  assert.deepEqual([...d.test.x.subarray(4 * 784, 5 * 784)], mnistPackage[4].get(trainPerDigit[4]).map(grid));
+  for (const v of d.train.x) assert.equal(grid(v), v);
 });
 
 test('mnist train and test share no image, and both hold every digit', async () => {

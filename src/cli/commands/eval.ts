@@ -65,6 +65,12 @@ export const evalCommand: Command = {
             ],
           ),
         );
+        const link = result.link;
+        if (link) {
+          io.out(
+            `\nInput selection: ${link.meanFrameBytes.toFixed(1)} bytes per instance on the link (cmp-select/1 frames, ${link.frames} sent), ${link.saving.toFixed(1)}x fewer than the whole input (${(link.fullBytes / Math.max(link.frames, 1)).toFixed(0)} bytes).`,
+          );
+        }
       }
     } finally {
       await backend.dispose();

@@ -3,7 +3,8 @@
 import { nowMs, percentile } from '../../core/clock.js';
 import { CmpError } from '../../errors.js';
 import { backendNames, createBackend } from '../../runtime/backends.js';
-import { evaluate, inputDimsFor } from '../../runtime/evaluate.js';
+import { evaluate, inputDimsFor, type EvalResult } from '../../runtime/evaluate.js';
+import { MaskedInput } from '../../runtime/masked-input.js';
 import { readModelFile } from '../../runtime/model-file.js';
 import { StagedModel } from '../../runtime/early-exit.js';
 import type { Dataset } from '../../data/datasets.js';
@@ -27,6 +28,8 @@ export interface RunReport {
   latencyMs: { p50: number; p99: number; samples: number };
   /** Per-layer totals over the batch-1 runs (backends that profile: bitwasm). */
   profile?: ProfileRow[];
+  /** Masked models: the bytes the sender's frames took, against sending the whole input. */
+  link?: EvalResult['link'];
 }
 
 export const runCommand: Command = {
@@ -75,17 +78,21 @@ export const runCommand: Command = {
       const features = data.inputShape.reduce((a, b) => a * b, 1);
       const mean = file.manifest?.input.mean ?? 0;
       const std = file.manifest?.input.std ?? 1;
-      const dims = inputDimsFor(file, data, 1);
+      const link = await MaskedInput.open(file);
+      const dims = link ? [] : inputDimsFor(file, data, 1);
       const latencies: number[] = [];
       for (let i = 0; i < count; i++) {
-        const input = data.test.x.slice(i * features, (i + 1) * features);
-        if (mean !== 0 || std !== 1) for (let k = 0; k < features; k++) input[k] = (input[k] - mean) / std;
+        let input: Float32Array = data.test.x.slice(i * features, (i + 1) * features);
+        let sampleDims = dims;
+        if (link) ({ input, dims: sampleDims } = await link.modelInput(input, 1));
+        else if (mean !== 0 || std !== 1) for (let k = 0; k < features; k++) input[k] = (input[k] - mean) / std;
         const began = nowMs();
-        await backend.run(input, dims);
+        await backend.run(input, sampleDims);
         latencies.push(nowMs() - began);
         if (i % 50 === 0) io.progress.update(`latency ${i}/${count}`);
       }
       io.progress.done();
+      await link?.dispose();
       backend.setProfiler?.(undefined);
       const report: RunReport = {
         model: file.path,
@@ -95,6 +102,7 @@ export const runCommand: Command = {
         accuracy: result.accuracy,
         latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), samples: count },
         ...(profiler && backend.setProfiler ? { profile: profiler.summary() } : {}),
+        ...(result.link ? { link: result.link } : {}),
       };
       io.out(io.json ? JSON.stringify(report, null, 2) : formatReport(report));
     } finally {
@@ -121,6 +129,12 @@ function formatReport(r: RunReport): string {
       ],
     ),
   ];
+  if (r.link) {
+    lines.push(
+      '',
+      `Link: ${r.link.meanFrameBytes.toFixed(1)} bytes per instance (cmp-select/1), ${r.link.saving.toFixed(1)}x fewer than the whole input.`,
+    );
+  }
   if (r.profile) {
     lines.push(
       '',
@@ -147,11 +161,14 @@ export interface StagedRunReport {
   latencyMs: { mean: number; p50: number; p90: number; p99: number };
   /** Mean bytes handed from stage to stage per sample (float32 activations), what a split device would send. */
   meanHandoffBytes: number;
+  /** Masked models: mean bytes of the sender's cmp-select/1 frame per sample. */
+  meanLinkBytes?: number;
 }
 
 /** Runs a model with exits stage by stage on every test sample: exit shares, accuracy and latency per exit. */
 async function runStaged(path: string, data: Dataset, backend: string, io: CliIo): Promise<number> {
   const model = await StagedModel.load(path, backend === 'auto' ? 'ort-node' : backend);
+  const link = await MaskedInput.open(readModelFile(path));
   try {
     const features = data.inputShape.reduce((a, b) => a * b, 1);
     const n = model.exitCount;
@@ -159,7 +176,8 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
     const all: number[] = [];
     let handoff = 0;
     for (let i = 0; i < data.test.count; i++) {
-      const result = await model.run(data.test.x.slice(i * features, (i + 1) * features));
+      const sample = data.test.x.slice(i * features, (i + 1) * features);
+      const result = await model.run(link ? (await link.modelInput(sample, 1)).input : sample);
       const slot = taken[result.exit === 0 ? n : result.exit - 1];
       const ms = result.stageMs.reduce((a, b) => a + b, 0);
       slot.count++;
@@ -195,6 +213,7 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
         p99: percentile(all, 99),
       },
       meanHandoffBytes: handoff / count,
+      ...(link ? { meanLinkBytes: link.tally.bytes / Math.max(link.tally.frames, 1) } : {}),
     };
     if (io.json) {
       io.out(JSON.stringify(report, null, 2));

@@ -1,10 +1,18 @@
 // cmp train: train a (binarized) network on a data set and save a run folder.
 
 import { CmpError } from '../../errors.js';
-import { trainRun } from '../../compress/train-run.js';
+import { DEFAULT_MASK_TRAINING, trainRun, type MaskOptions } from '../../compress/train-run.js';
+import {
+  MASK_SOURCES,
+  MASK_VALUE_TYPES,
+  parseGranularity,
+  type MaskSource,
+  type MaskValueType,
+} from '../../core/mask.js';
 import { DEFAULT_GSS, type GroupSparsityOptions } from '../../compress/gss.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainProgress } from '../../compress/train.js';
-import { ARCHS, BINARIZE_MODES, type BinarizeMode } from '../../core/spec.js';
+import { chooseMaskCheckpoint, loadRun } from '../../core/run.js';
+import { ARCHS, BINARIZE_MODES, type BinarizeMode, type ModelSpec } from '../../core/spec.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
@@ -56,7 +64,113 @@ export const TRAIN_FLAGS = {
     help: 'gss: lasso strength, shrink per step in learning rates',
   },
   'group-size': { type: 'int', default: String(DEFAULT_GSS.groupSize), help: 'gss: neurons/filters per group' },
+  mask: {
+    type: 'string',
+    choices: ['static', 'dynamic'],
+    help: 'learn an input-selection mask: one for all instances, or chosen per instance by a selector',
+  },
+  granularity: { type: 'string', default: 'pixel', value: 'G', help: 'mask units: pixel, channel or block:N' },
+  'mask-source': {
+    type: 'string',
+    choices: MASK_SOURCES,
+    default: 'learned',
+    help: 'static masks: learned, or a fixed baseline (importance, random)',
+  },
+  keep: { type: 'number', value: 'F', help: 'importance/random masks: share of units kept, (0, 1]' },
+  values: { type: 'string', choices: MASK_VALUE_TYPES, default: 'uint8', help: 'how selected values travel' },
+  'lambda-start': {
+    type: 'number',
+    default: String(DEFAULT_MASK_TRAINING.schedule.start),
+    help: 'mask loss weight at the start',
+  },
+  'lambda-growth': {
+    type: 'number',
+    default: String(DEFAULT_MASK_TRAINING.schedule.growth),
+    help: 'factor lambda grows by once accuracy held for --mask-patience epochs',
+  },
+  'mask-patience': {
+    type: 'int',
+    default: String(DEFAULT_MASK_TRAINING.schedule.patience),
+    help: 'epochs without an accuracy drop before lambda grows',
+  },
+  'mask-warmup': {
+    type: 'int',
+    default: String(DEFAULT_MASK_TRAINING.warmupEpochs),
+    help: 'epochs of the unmasked network before the mask trains',
+  },
+  'checkpoint-step': {
+    type: 'number',
+    default: String(DEFAULT_MASK_TRAINING.checkpointStep * 100),
+    help: 'save a checkpoint at every accuracy drop of this many points (and every 20% fewer kept units)',
+  },
+  'min-keep': {
+    type: 'number',
+    default: String(DEFAULT_MASK_TRAINING.minKeep),
+    help: 'lambda stops growing once this share of units or less is kept',
+  },
+  from: { type: 'string', value: 'RUN', help: 'fine-tune this run (its network and mask) instead of a new network' },
+  'min-accuracy': {
+    type: 'number',
+    value: 'A',
+    help: 'with --from: the leanest mask checkpoint at least this accurate (validation, 0..1)',
+  },
+  'selector-pool': { type: 'int', help: 'dynamic masks: average-pool window of the selector input (default side/7)' },
 } as const;
+
+/** The input mask options from train's flags, or undefined without --mask. */
+export function maskFlags(f: Parsed['flags']): MaskOptions | undefined {
+  const kind = f.mask as 'static' | 'dynamic' | undefined;
+  if (f.from !== undefined) {
+    if (kind) throw new CmpError('BAD_FLAG', '--from fine-tunes a run with its mask fixed; drop --mask (or --from).');
+    return undefined;
+  }
+  if (f['min-accuracy'] !== undefined)
+    throw new CmpError(
+      'BAD_FLAG',
+      '--min-accuracy picks a mask checkpoint of --from RUN. Example: --from runs/fm-mask --min-accuracy 0.85',
+    );
+  const source = ((f['mask-source'] as string | undefined) ?? 'learned') as MaskSource;
+  if (!kind) {
+    for (const flag of ['keep', 'mask-source', 'granularity', 'selector-pool', 'lambda-start'])
+      if (f[flag] !== undefined)
+        throw new CmpError('BAD_FLAG', `--${flag} only applies with --mask. Example: --mask static --${flag} ...`);
+    return undefined;
+  }
+  if (kind === 'dynamic' && source !== 'learned')
+    throw new CmpError('BAD_FLAG', `--mask-source ${source} is a static baseline; use it with --mask static.`);
+  const keep = f.keep as number | undefined;
+  if (source !== 'learned' && (keep === undefined || keep <= 0 || keep > 1))
+    throw new CmpError(
+      'BAD_FLAG',
+      `--mask-source ${source} needs --keep F, the share of units kept in (0, 1]. Example: --keep 0.05`,
+    );
+  if (source === 'learned' && keep !== undefined)
+    throw new CmpError(
+      'BAD_FLAG',
+      '--keep fixes a baseline mask; a learned mask picks its trade-off at cmp export --keep.',
+    );
+  const growth = (f['lambda-growth'] as number | undefined) ?? DEFAULT_MASK_TRAINING.schedule.growth;
+  if (growth < 1) throw new CmpError('BAD_FLAG', `--lambda-growth must be at least 1 (got ${growth}). Example: 1.5`);
+  const step = (f['checkpoint-step'] as number | undefined) ?? DEFAULT_MASK_TRAINING.checkpointStep * 100;
+  return {
+    kind,
+    granularity: parseGranularity((f.granularity as string | undefined) ?? 'pixel'),
+    source,
+    values: ((f.values as string | undefined) ?? 'uint8') as MaskValueType,
+    ...(keep !== undefined ? { keep } : {}),
+    ...(f['selector-pool'] !== undefined ? { selectorPool: f['selector-pool'] as number } : {}),
+    schedule: {
+      ...DEFAULT_MASK_TRAINING.schedule,
+      start: (f['lambda-start'] as number | undefined) ?? DEFAULT_MASK_TRAINING.schedule.start,
+      growth,
+      patience: (f['mask-patience'] as number | undefined) ?? DEFAULT_MASK_TRAINING.schedule.patience,
+    },
+    warmupEpochs: (f['mask-warmup'] as number | undefined) ?? DEFAULT_MASK_TRAINING.warmupEpochs,
+    checkpointStep: step / 100,
+    checkpointKeptRatio: DEFAULT_MASK_TRAINING.checkpointKeptRatio,
+    minKeep: (f['min-keep'] as number | undefined) ?? DEFAULT_MASK_TRAINING.minKeep,
+  };
+}
 
 /** Reports training progress: a live status line, and a line per epoch. */
 export function trainProgress(progress: Progress, label: string): (p: TrainProgress) => void {
@@ -72,6 +186,38 @@ export function trainProgress(progress: Progress, label: string): (p: TrainProgr
       );
     }
   };
+}
+
+/** The run (or the mask checkpoint of it that --keep or --min-accuracy picks) that --from fine-tunes. */
+function fromFlags(
+  dir: string,
+  f: Parsed['flags'],
+): { dir: string; spec: ModelSpec; tensors: Map<string, Float32Array> } {
+  const keep = f.keep as number | undefined;
+  const minAccuracy = f['min-accuracy'] as number | undefined;
+  if (keep !== undefined && minAccuracy !== undefined)
+    throw new CmpError('BAD_FLAG', 'Give --keep or --min-accuracy, not both.');
+  for (const flag of [
+    'arch',
+    'widths',
+    'filters',
+    'exits',
+    'binarize',
+    'binarize-activations',
+    'keep-float',
+    'sparsity',
+  ])
+    if (f[flag] !== undefined)
+      throw new CmpError(
+        'BAD_FLAG',
+        `--${flag} describes a new network; --from ${dir} fine-tunes that run as it is. Drop --${flag}.`,
+      );
+  let run = loadRun(dir);
+  if (keep !== undefined || minAccuracy !== undefined) {
+    const choice = keep !== undefined ? { keep } : { minAccuracy: minAccuracy as number };
+    run = loadRun(chooseMaskCheckpoint(run, choice).dir);
+  }
+  return { dir: run.dir, spec: run.record.spec, tensors: run.tensors };
 }
 
 /** The GSS options from train's flags. */
@@ -99,6 +245,8 @@ export const trainCommand: Command = {
       'cmp train --data fashion-mnist --arch mlp --binarize dab --epochs 20 --out runs/fm-mlp',
       'cmp train --data mnist --arch lenet --binarize xnor --binarize-activations xnor --out runs/mn-lenet',
       'cmp train --data fashion-mnist --arch lenet --sparsity gss --keep-alive 0.1 --out runs/fm-lenet-gss',
+      'cmp train --data fashion-mnist --arch mlp --mask static --granularity pixel --out runs/fm-mask',
+      'cmp train --data mnist --arch lenet --mask dynamic --granularity block:4 --out runs/mn-dyn',
     ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
@@ -109,6 +257,8 @@ export const trainCommand: Command = {
         'cmp train needs --out DIR, the run folder to write. Example: cmp train --out runs/fm-mlp',
       );
     }
+    const mask = maskFlags(f);
+    const from = typeof f.from === 'string' ? fromFlags(f.from, f) : undefined;
     const data = await loadDataFlag(f.data, io, {
       limitTrain: f['limit-train'] as number,
       limitTest: f['limit-test'] as number,
@@ -131,6 +281,8 @@ export const trainCommand: Command = {
       out: f.out,
       onProgress: trainProgress(io.progress, 'train'),
       ...(f.sparsity === 'gss' ? { groupSparsity: gssFlags(f) } : {}),
+      ...(mask ? { mask } : {}),
+      ...(from ? { from } : {}),
     });
     io.progress.done();
     if (io.json) {
@@ -142,6 +294,7 @@ export const trainCommand: Command = {
             training: result.training,
             testAccuracy: result.testAccuracy,
             pruning: result.pruning,
+            masking: result.masking,
           },
           null,
           2,
@@ -170,6 +323,12 @@ export const trainCommand: Command = {
           .map(([layer, k]) => `${layer} ${k.kept}/${k.of}`)
           .join(', ');
         io.out(`\nGSS removed ${formatPercent(1 - p.weightsAfter / p.weightsBefore)} of the weights (${widths}).`);
+      }
+      if (result.masking) {
+        const m = result.masking;
+        io.out(
+          `\nInput mask (${m.kind}, ${m.granularity}, ${m.source}): ${formatPercent(m.keptFraction)} of ${m.units} units kept, ${m.frameBytes.toFixed(1)} bytes per instance vs ${m.fullInputBytes} for the whole input; ${m.checkpoints.length} checkpoints (cmp masks ${f.out}).`,
+        );
       }
       io.out(`\nNext: cmp export ${f.out} --out model.onnx`);
     }

@@ -1,0 +1,193 @@
+// Learning input-selection masks: hard gates with straight-through gradients, the paper's lambda schedule, and the
+// two baselines (feature-importance and random masks).
+
+import type * as tfTypes from '@tensorflow/tfjs';
+import type { FrozenMask } from '../core/frozen.js';
+import { featureMask, maskLayout, type MaskLayout, type MaskSpec } from '../core/mask.js';
+import type { Split } from '../data/datasets.js';
+import type { Tf } from './tf.js';
+
+type Tensor = tfTypes.Tensor;
+
+/** What a masked forward pass reports for the loss and the schedule. */
+export interface MaskTerms {
+  /** False during warm-up: the whole input passes and the mask is not trained. */
+  active: boolean;
+  /** Sum over units of sigmoid(logit), averaged over the batch: the mask loss before lambda. */
+  penalty?: Tensor;
+}
+
+/**
+ * The gate of each unit: 1 where its logit is positive, else 0 (as the frozen model and the runtime decide);
+ * backward, the gradient of sigmoid(logit), so closed units keep learning whether they should reopen.
+ */
+export function hardGate(tf: Tf, logits: Tensor): Tensor {
+  const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    const z = args[0] as Tensor;
+    (args[1] as tfTypes.GradSaveFunc)([z]);
+    return {
+      value: tf.step(z),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const s = tf.sigmoid(saved[0]);
+        return tf.mul(dy, tf.mul(s, tf.sub(1, s)));
+      },
+    };
+  });
+  return f(logits);
+}
+
+/** Unit gates [n, units] spread over the input: [n, C, H, W] for channels, [n, 1, H, W] otherwise (broadcast). */
+export function expandUnits(tf: Tf, gates: Tensor, layout: MaskLayout): Tensor {
+  const [c, h, w] = layout.shape;
+  const n = gates.shape[0];
+  const g = layout.granularity;
+  if (g.kind === 'channel') return gates.reshape([n, c, h, w]);
+  if (g.kind === 'pixel') return gates.reshape([n, 1, h, w]);
+  const [gh, gw] = layout.grid;
+  const b = g.size;
+  const spread = tf
+    .mul(gates.reshape([n, 1, gh, 1, gw, 1]), tf.ones([1, 1, 1, b, 1, b]))
+    .reshape([n, 1, gh * b, gw * b]);
+  return gh * b === h && gw * b === w ? spread : tf.slice(spread, [0, 0, 0, 0], [n, 1, h, w]);
+}
+
+/** Selector scores [n, units] of NCHW input `x`: average pool, flatten channel-major, linear. */
+export function selectorScores(tf: Tf, x: Tensor, pool: number, weight: Tensor, bias: Tensor): Tensor {
+  const nhwc = tf.transpose(x, [0, 2, 3, 1]) as tfTypes.Tensor4D;
+  const pooled = pool === 1 ? nhwc : tf.avgPool(nhwc, pool, pool, 'valid');
+  const flat = tf.transpose(pooled, [0, 3, 1, 2]).reshape([x.shape[0], -1]);
+  return tf.add(tf.matMul(flat, weight), bias);
+}
+
+/**
+ * Applies a spec's mask to NCHW input in training. A static mask gates by its `mask.logits` while it is being learned
+ * (`terms` given and active) and otherwise multiplies by its fixed kept units; a dynamic one gates each instance by
+ * its selector scores.
+ */
+export function maskInputTrain(
+  tf: Tf,
+  mask: MaskSpec,
+  shape: [number, number, number],
+  x: Tensor,
+  tensors: { logits?: Tensor; weight?: Tensor; bias?: Tensor },
+  terms: MaskTerms | undefined,
+): Tensor {
+  const layout = maskLayout(shape, mask.granularity);
+  if (terms && !terms.active) return x;
+  if (mask.kind === 'static' && (mask.source !== 'learned' || !terms)) {
+    return tf.mul(x, tf.tensor(featureMask(layout, mask.kept), [1, ...shape]));
+  }
+  let logits: Tensor;
+  if (mask.kind === 'static') logits = (tensors.logits as Tensor).reshape([1, layout.units]);
+  else logits = selectorScores(tf, x, mask.selectorPool, tensors.weight as Tensor, tensors.bias as Tensor);
+  if (terms) terms.penalty = tf.div(tf.sum(tf.sigmoid(logits)), logits.shape[0]);
+  return tf.mul(x, expandUnits(tf, hardGate(tf, logits), layout));
+}
+
+/** The frozen mask applied to NCHW input: zeros where the model receives nothing. */
+export function maskInputFrozen(tf: Tf, mask: FrozenMask, shape: [number, number, number], x: Tensor): Tensor {
+  const layout = maskLayout(shape, mask.spec.granularity);
+  if (mask.features) {
+    const m = new Float32Array(layout.unitOf.length);
+    for (const f of mask.features) m[f] = 1;
+    return tf.mul(x, tf.tensor(m, [1, ...shape]));
+  }
+  return tf.mul(x, expandUnits(tf, frozenGates(tf, mask, shape, x), layout));
+}
+
+/** Per-instance gates [n, units] (0/1) of a frozen dynamic mask. */
+export function frozenGates(tf: Tf, mask: FrozenMask, shape: [number, number, number], x: Tensor): Tensor {
+  const { spec, selector } = mask;
+  if (spec.kind !== 'dynamic' || !selector) throw new Error('frozenGates needs a dynamic mask');
+  const units = selector.bias.length;
+  const weight = tf.tensor2d(selector.weight, [selector.weight.length / units, units]);
+  return tf.step(selectorScores(tf, x, spec.selectorPool, weight, tf.tensor1d(selector.bias)));
+}
+
+/** The paper's lambda schedule: multiply lambda by `growth` once accuracy has not dropped for `patience` epochs. */
+export interface LambdaScheduleOptions {
+  start: number;
+  growth: number;
+  patience: number;
+  /** A drop smaller than this (accuracy as a fraction) does not count: validation accuracy is noisy. */
+  tolerance: number;
+}
+
+export const DEFAULT_LAMBDA_SCHEDULE: Readonly<LambdaScheduleOptions> = Object.freeze({
+  start: 0.0005,
+  growth: 1.5,
+  patience: 5,
+  tolerance: 0.002,
+});
+
+export class LambdaSchedule {
+  lambda: number;
+  private calm = 0;
+  private previous = -1;
+
+  constructor(private readonly options: LambdaScheduleOptions) {
+    this.lambda = options.start;
+  }
+
+  /** Records one epoch's validation accuracy; returns true when lambda grew. */
+  update(accuracy: number): boolean {
+    const dropped = this.previous >= 0 && accuracy < this.previous - this.options.tolerance;
+    this.previous = accuracy;
+    this.calm = dropped ? 0 : this.calm + 1;
+    if (this.calm < this.options.patience) return false;
+    this.calm = 0;
+    this.lambda *= this.options.growth;
+    return true;
+  }
+}
+
+/**
+ * Units ranked by importance, most important first: the mutual information between each unit's mean value
+ * (quantized to 8 levels) and the label on up to `limit` training samples. This stands in for the paper's
+ * random-forest importance ("given" mask): a per-unit relevance score from the data alone, no network involved.
+ */
+export function importanceRanking(split: Split, layout: MaskLayout, classes: number, limit = 10000): number[] {
+  const n = Math.min(split.count, limit);
+  const features = layout.unitOf.length;
+  const bins = 8;
+  const counts = new Float64Array(layout.units * bins * classes);
+  const sums = new Float64Array(layout.units);
+  const sizes = new Float64Array(layout.units);
+  for (let f = 0; f < features; f++) sizes[layout.unitOf[f]]++;
+  for (let i = 0; i < n; i++) {
+    sums.fill(0);
+    const base = i * features;
+    for (let f = 0; f < features; f++) sums[layout.unitOf[f]] += split.x[base + f];
+    const y = split.y[i];
+    for (let u = 0; u < layout.units; u++) {
+      const bin = Math.min(bins - 1, Math.floor((sums[u] / sizes[u]) * bins));
+      counts[(u * bins + bin) * classes + y]++;
+    }
+  }
+  const classTotals = new Float64Array(classes);
+  for (let i = 0; i < n; i++) classTotals[split.y[i]]++;
+  const score = new Float64Array(layout.units);
+  for (let u = 0; u < layout.units; u++) {
+    let mi = 0;
+    for (let b = 0; b < bins; b++) {
+      let binTotal = 0;
+      for (let c = 0; c < classes; c++) binTotal += counts[(u * bins + b) * classes + c];
+      for (let c = 0; c < classes; c++) {
+        const joint = counts[(u * bins + b) * classes + c];
+        if (joint > 0) mi += (joint / n) * Math.log((joint * n) / (binTotal * classTotals[c]));
+      }
+    }
+    score[u] = mi;
+  }
+  return Array.from({ length: layout.units }, (_, u) => u).sort((a, b) => score[b] - score[a] || a - b);
+}
+
+/** `count` distinct units drawn with `rng`, ascending. */
+export function randomUnits(units: number, count: number, rng: () => number): number[] {
+  const order = Array.from({ length: units }, (_, u) => u);
+  for (let i = units - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order.slice(0, count).sort((a, b) => a - b);
+}

@@ -1,0 +1,280 @@
+// The input-selection codec (cmp-select/1): what a sensor sends for one instance, only the features its mask selects.
+
+import { CmpError } from '../errors.js';
+import { fromFloat16Bits, toFloat16Bits } from '../core/float16.js';
+import { featuresOf, granularityName, maskLayout, type MaskLayout, type MaskSpec } from '../core/mask.js';
+import { crc32 } from './crc32.js';
+
+/**
+ * cmp-select/1, little-endian; documented in firmware-bridge/PROTOCOL.md ("Selected-input frames").
+ *
+ *   0  u8   version (1)
+ *   1  u8   flags: bit 0 dynamic; bits 1-2 value type (0 uint8, 1 float16, 2 float32);
+ *                  bits 3-4 selection coding (0 none: static mask, 1 bitmap, 2 index list, 3 gaps)
+ *   2  u32  mask id: CRC-32 of the mask's canonical description (see maskId); a receiver refuses other ids
+ *   6  u16  number of selected units
+ *   8  ...  selection, dynamic masks only, whichever coding is shortest for this instance:
+ *             bitmap     ceil(units / 8) bytes, unit u at bit u % 8 of byte u / 8 (LSB first)
+ *             index list one unit index per selected unit, ascending, u8 when units <= 256, else u16
+ *             gaps       per selected unit, its distance from the previous one (the first from -1) minus 1, in
+ *                        bytes: 255 adds 255 and continues, a byte below 255 ends the gap
+ *   ...     values: every feature of the selected units in ascending feature (NCHW) order, 1, 2 or 4 bytes each;
+ *           uint8 is round(value * 255) of inputs in [0, 1], float16 IEEE half, float32 IEEE single
+ *
+ * A static mask's frame has no selection: the receiver knows the kept units from the model.
+ */
+export const SELECT_CODEC_VERSION = 1;
+export const SELECT_HEADER_BYTES = 8;
+
+const VALUE_CODES = { uint8: 0, float16: 1, float32: 2 } as const;
+const VALUE_BYTES = { uint8: 1, float16: 2, float32: 4 } as const;
+type Coding = 'none' | 'bitmap' | 'indices' | 'gaps';
+const CODING_CODES: Record<Coding, number> = { none: 0, bitmap: 1, indices: 2, gaps: 3 };
+const CODINGS: Coding[] = ['none', 'bitmap', 'indices', 'gaps'];
+
+/**
+ * The mask id frames carry: CRC-32 of the mask's canonical JSON (kind, input shape, granularity, value type; the
+ * kept units of a static mask; the CRC of a dynamic selector's weights, so a retrained selector is another mask).
+ */
+export function maskId(mask: MaskSpec, shape: [number, number, number], selectorWeights?: Float32Array): number {
+  const canonical = {
+    kind: mask.kind,
+    shape,
+    granularity: granularityName(mask.granularity),
+    values: mask.values,
+    ...(mask.kind === 'static' ? { kept: mask.kept } : { pool: mask.selectorPool }),
+    ...(selectorWeights
+      ? {
+          selector: crc32(
+            new Uint8Array(selectorWeights.buffer, selectorWeights.byteOffset, selectorWeights.byteLength),
+          ),
+        }
+      : {}),
+  };
+  return crc32(new TextEncoder().encode(JSON.stringify(canonical)));
+}
+
+/** A decoded frame: the selected units, their features (ascending) and the values of those features. */
+export interface SelectedInput {
+  units: Int32Array;
+  features: Int32Array;
+  values: Float32Array;
+}
+
+/** Encodes and decodes one model's frames. Built once per model; frames are checked where they enter. */
+export class SelectionCodec {
+  readonly layout: MaskLayout;
+  /** Static masks: the kept features, the model's compact input order. */
+  readonly staticFeatures?: Int32Array;
+
+  constructor(
+    readonly mask: MaskSpec,
+    shape: [number, number, number],
+    readonly id: number,
+  ) {
+    this.layout = maskLayout(shape, mask.granularity);
+    if (mask.kind === 'static') this.staticFeatures = featuresOf(this.layout, mask.kept);
+  }
+
+  /** Bytes of a frame carrying `units` selected units covering `features` features (static: the mask's). */
+  frameBytes(units?: ArrayLike<number>): number {
+    const { mask } = this;
+    const chosen = mask.kind === 'static' ? mask.kept : (units ?? []);
+    const selection = mask.kind === 'static' ? 0 : this.selectionBytes(chosen).bytes;
+    return SELECT_HEADER_BYTES + selection + featuresOf(this.layout, chosen).length * VALUE_BYTES[mask.values];
+  }
+
+  /**
+   * The frame for one instance: `input` is its full feature vector (NCHW, [0, 1] for uint8); `units` the selected
+   * units, ascending (dynamic masks only; a static mask sends its kept units).
+   */
+  encode(input: Float32Array, units?: ArrayLike<number>): Uint8Array {
+    const { layout, mask } = this;
+    if (input.length !== layout.unitOf.length) {
+      throw new CmpError(
+        'BAD_ARGUMENT',
+        `Input has ${input.length} features, the mask expects ${layout.unitOf.length}.`,
+      );
+    }
+    const chosen = mask.kind === 'static' ? mask.kept : units;
+    if (!chosen) throw new CmpError('BAD_ARGUMENT', 'A dynamic mask frame needs the selected units.');
+    const features = mask.kind === 'static' ? (this.staticFeatures as Int32Array) : featuresOf(layout, chosen);
+    const selection = mask.kind === 'static' ? { coding: 'none' as Coding, bytes: 0 } : this.selectionBytes(chosen);
+    const size = VALUE_BYTES[mask.values];
+    const frame = new Uint8Array(SELECT_HEADER_BYTES + selection.bytes + features.length * size);
+    const view = new DataView(frame.buffer);
+    frame[0] = SELECT_CODEC_VERSION;
+    frame[1] =
+      (mask.kind === 'dynamic' ? 1 : 0) | (VALUE_CODES[mask.values] << 1) | (CODING_CODES[selection.coding] << 3);
+    view.setUint32(2, this.id, true);
+    view.setUint16(6, chosen.length, true);
+    let o = SELECT_HEADER_BYTES;
+    o = writeSelection(frame, o, chosen, selection.coding, layout.units);
+    for (let i = 0; i < features.length; i++) {
+      const v = input[features[i]];
+      if (mask.values === 'uint8') frame[o] = Math.max(0, Math.min(255, Math.round(v * 255)));
+      else if (mask.values === 'float16') view.setUint16(o, toFloat16Bits(v), true);
+      else view.setFloat32(o, v, true);
+      o += size;
+    }
+    return frame;
+  }
+
+  /** Decodes a frame; a truncated, foreign or inconsistent one is one FRAME_INVALID line. */
+  decode(frame: Uint8Array): SelectedInput {
+    const { layout, mask } = this;
+    const bad = (problem: string): CmpError =>
+      new CmpError('FRAME_INVALID', `Selected-input frame rejected: ${problem}.`);
+    if (frame.length < SELECT_HEADER_BYTES) throw bad(`${frame.length} bytes is shorter than the 8-byte header`);
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+    if (frame[0] !== SELECT_CODEC_VERSION)
+      throw bad(`codec version ${frame[0]}, this cmp reads version ${SELECT_CODEC_VERSION}; update the sender or cmp`);
+    const flags = frame[1];
+    const dynamic = (flags & 1) === 1;
+    const valueCode = (flags >> 1) & 3;
+    const coding = CODINGS[(flags >> 3) & 3];
+    if (flags >> 5 !== 0) throw bad(`unknown flag bits 0x${flags.toString(16)}`);
+    if (dynamic !== (mask.kind === 'dynamic'))
+      throw bad(`a ${dynamic ? 'dynamic' : 'static'} frame for a ${mask.kind} mask`);
+    const id = view.getUint32(2, true);
+    if (id !== this.id) {
+      throw bad(
+        `mask id 0x${id.toString(16).padStart(8, '0')} is not this model's 0x${this.id.toString(16).padStart(8, '0')} (a frame for another model version); deploy the same model to sender and receiver`,
+      );
+    }
+    if (valueCode !== VALUE_CODES[mask.values])
+      throw bad(`value type code ${valueCode}, the model expects ${mask.values}`);
+    const count = view.getUint16(6, true);
+    let units: Int32Array;
+    let o = SELECT_HEADER_BYTES;
+    if (mask.kind === 'static') {
+      if (coding !== 'none') throw bad('a static frame carries a selection');
+      if (count !== mask.kept.length) throw bad(`${count} units, the static mask keeps ${mask.kept.length}`);
+      units = Int32Array.from(mask.kept);
+    } else {
+      if (coding === 'none') throw bad('a dynamic frame without a selection');
+      if (count > layout.units) throw bad(`${count} units, the mask has ${layout.units}`);
+      const read = readSelection(frame, o, count, coding, layout.units);
+      if (typeof read === 'string') throw bad(read);
+      units = read.units;
+      o = read.end;
+    }
+    const features = mask.kind === 'static' ? (this.staticFeatures as Int32Array) : featuresOf(layout, units);
+    const size = VALUE_BYTES[mask.values];
+    const expected = o + features.length * size;
+    if (frame.length !== expected)
+      throw bad(`${frame.length} bytes, ${expected} expected for ${features.length} values (truncated or padded)`);
+    const values = new Float32Array(features.length);
+    for (let i = 0; i < features.length; i++, o += size) {
+      values[i] =
+        mask.values === 'uint8'
+          ? frame[o] / 255
+          : mask.values === 'float16'
+            ? fromFloat16Bits(view.getUint16(o, true))
+            : view.getFloat32(o, true);
+    }
+    return { units, features, values };
+  }
+
+  /** The shortest selection coding for `units` and its size in bytes. */
+  private selectionBytes(units: ArrayLike<number>): { coding: Coding; bytes: number } {
+    const total = this.layout.units;
+    const options: [Coding, number][] = [
+      ['bitmap', Math.ceil(total / 8)],
+      ['indices', units.length * (total <= 256 ? 1 : 2)],
+      ['gaps', gapBytes(units)],
+    ];
+    options.sort((a, b) => a[1] - b[1]);
+    return { coding: options[0][0], bytes: options[0][1] };
+  }
+}
+
+function gapBytes(units: ArrayLike<number>): number {
+  let bytes = 0;
+  let previous = -1;
+  for (let i = 0; i < units.length; i++) {
+    bytes += Math.floor((units[i] - previous - 1) / 255) + 1;
+    previous = units[i];
+  }
+  return bytes;
+}
+
+function writeSelection(frame: Uint8Array, o: number, units: ArrayLike<number>, coding: Coding, total: number): number {
+  if (coding === 'bitmap') {
+    for (let i = 0; i < units.length; i++) frame[o + (units[i] >> 3)] |= 1 << (units[i] & 7);
+    return o + Math.ceil(total / 8);
+  }
+  if (coding === 'indices') {
+    for (let i = 0; i < units.length; i++) {
+      if (total <= 256) frame[o++] = units[i];
+      else {
+        frame[o++] = units[i] & 0xff;
+        frame[o++] = units[i] >> 8;
+      }
+    }
+    return o;
+  }
+  if (coding === 'gaps') {
+    let previous = -1;
+    for (let i = 0; i < units.length; i++) {
+      let gap = units[i] - previous - 1;
+      while (gap >= 255) {
+        frame[o++] = 255;
+        gap -= 255;
+      }
+      frame[o++] = gap;
+      previous = units[i];
+    }
+  }
+  return o;
+}
+
+/** Reads `count` ascending units, or says what is wrong. */
+function readSelection(
+  frame: Uint8Array,
+  o: number,
+  count: number,
+  coding: Coding,
+  total: number,
+): { units: Int32Array; end: number } | string {
+  const units = new Int32Array(count);
+  if (coding === 'bitmap') {
+    const bytes = Math.ceil(total / 8);
+    if (frame.length < o + bytes) return 'truncated in its selection bitmap';
+    let n = 0;
+    for (let u = 0; u < total; u++) {
+      if (frame[o + (u >> 3)] & (1 << (u & 7))) {
+        if (n === count) return `the bitmap selects more than the ${count} units the header says`;
+        units[n++] = u;
+      }
+    }
+    for (let u = total; u < bytes * 8; u++)
+      if (frame[o + (u >> 3)] & (1 << (u & 7))) return 'padding bits set in the bitmap';
+    if (n !== count) return `the bitmap selects ${n} units, the header says ${count}`;
+    return { units, end: o + bytes };
+  }
+  if (coding === 'indices') {
+    const width = total <= 256 ? 1 : 2;
+    if (frame.length < o + count * width) return 'truncated in its index list';
+    for (let i = 0; i < count; i++) {
+      units[i] = width === 1 ? frame[o + i] : frame[o + 2 * i] | (frame[o + 2 * i + 1] << 8);
+      if (units[i] >= total) return `unit ${units[i]} is outside 0..${total - 1}`;
+      if (i > 0 && units[i] <= units[i - 1]) return 'index list not strictly ascending';
+    }
+    return { units, end: o + count * width };
+  }
+  let previous = -1;
+  for (let i = 0; i < count; i++) {
+    let gap = 0;
+    for (;;) {
+      if (o >= frame.length) return 'truncated in its gap list';
+      const b = frame[o++];
+      gap += b;
+      if (b < 255) break;
+    }
+    previous += gap + 1;
+    if (previous >= total) return `unit ${previous} is outside 0..${total - 1}`;
+    units[i] = previous;
+  }
+  return { units, end: o };
+}

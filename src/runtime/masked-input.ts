@@ -1,0 +1,120 @@
+// Both ends of a masked model's link: the sender selects and encodes (cmp-select/1 frames), the receiver decodes into
+// the model's input, and every frame's real bytes are counted.
+
+import { CmpError } from '../errors.js';
+import { selectorPath, type ManifestMask } from '../core/manifest.js';
+import { parseGranularity, type MaskSpec } from '../core/mask.js';
+import { SelectionCodec } from '../link/codec.js';
+import { createBackend, type Backend } from './backend.js';
+import { readModelFile, type ModelFile } from './model-file.js';
+
+/** Bytes that crossed the link so far. */
+export interface LinkTally {
+  frames: number;
+  /** Mask units sent, summed over frames. */
+  units: number;
+  bytes: number;
+  /** What the same instances would cost sent whole, at the mask's value type. */
+  fullBytes: number;
+}
+
+export class MaskedInput {
+  readonly tally: LinkTally = { frames: 0, units: 0, bytes: 0, fullBytes: 0 };
+
+  private constructor(
+    readonly mask: ManifestMask,
+    readonly codec: SelectionCodec,
+    private readonly shape: [number, number, number],
+    private readonly normalize: { mean: number; std: number },
+    private readonly selector?: Backend,
+  ) {}
+
+  /** The link of `file`, or undefined when the model has no input mask. A dynamic mask loads its selector file. */
+  static async open(file: ModelFile, backend = 'auto'): Promise<MaskedInput | undefined> {
+    const manifest = file.manifest;
+    const mask = manifest?.inputMask;
+    if (!manifest || !mask || manifest.selector) return undefined;
+    const shape = manifest.input.shape;
+    const spec = specOf(mask, file.path);
+    const codec = new SelectionCodec(spec, shape, mask.maskId);
+    let selector: Backend | undefined;
+    if (mask.kind === 'dynamic') {
+      const path = selectorPath(file.path);
+      const selectorFile = readModelFile(path);
+      if (!selectorFile.manifest?.selector || selectorFile.manifest.inputMask?.maskId !== mask.maskId) {
+        throw new CmpError(
+          'MODEL_INVALID',
+          `${path} is not the selector of ${file.path} (mask id differs). Export the model again: cmp export RUN --out ${file.path}`,
+        );
+      }
+      selector = await createBackend(backend === 'bitwasm' ? 'auto' : backend, selectorFile);
+    }
+    return new MaskedInput(mask, codec, shape, manifest.input, selector);
+  }
+
+  /** Sender: one frame per instance of `x` ([n, C, H, W] pixels in [0, 1]). */
+  async encode(x: Float32Array, n: number): Promise<Uint8Array[]> {
+    const features = x.length / n;
+    const frames: Uint8Array[] = [];
+    let scores: Float32Array | undefined;
+    if (this.selector) scores = await this.selector.run(this.normalized(x), [n, ...this.shape]);
+    const units = this.codec.layout.units;
+    for (let i = 0; i < n; i++) {
+      const sample = x.subarray(i * features, (i + 1) * features);
+      let chosen: number[] | undefined;
+      if (scores) {
+        chosen = [];
+        for (let u = 0; u < units; u++) if (scores[i * units + u] > 0) chosen.push(u);
+      }
+      const frame = this.codec.encode(sample, chosen);
+      this.tally.frames++;
+      this.tally.units += chosen ? chosen.length : (this.mask.kept?.length ?? 0);
+      this.tally.bytes += frame.length;
+      this.tally.fullBytes += this.mask.fullInputBytes;
+      frames.push(frame);
+    }
+    return frames;
+  }
+
+  /** Receiver: the model input for `frames`: static masks the compact kept features, dynamic the whole input. */
+  decode(frames: Uint8Array[]): { input: Float32Array; dims: number[] } {
+    const { mean, std } = this.normalize;
+    const staticFeatures = this.codec.staticFeatures;
+    const width = staticFeatures ? staticFeatures.length : this.codec.layout.unitOf.length;
+    const input = new Float32Array(frames.length * width);
+    frames.forEach((frame, i) => {
+      const { features, values } = this.codec.decode(frame);
+      const base = i * width;
+      if (staticFeatures) for (let k = 0; k < values.length; k++) input[base + k] = (values[k] - mean) / std;
+      else for (let k = 0; k < values.length; k++) input[base + features[k]] = (values[k] - mean) / std;
+    });
+    return { input, dims: staticFeatures ? [frames.length, width] : [frames.length, ...this.shape] };
+  }
+
+  /** Sender and receiver in one step, for local evaluation. */
+  async modelInput(x: Float32Array, n: number): Promise<{ input: Float32Array; dims: number[] }> {
+    return this.decode(await this.encode(x, n));
+  }
+
+  async dispose(): Promise<void> {
+    await this.selector?.dispose();
+  }
+
+  private normalized(x: Float32Array): Float32Array {
+    const { mean, std } = this.normalize;
+    if (mean === 0 && std === 1) return x;
+    return x.map((v) => (v - mean) / std);
+  }
+}
+
+/** The codec's view of a manifest's mask. */
+function specOf(mask: ManifestMask, source: string): MaskSpec {
+  const granularity = parseGranularity(mask.granularity);
+  if (mask.kind === 'static') {
+    if (!Array.isArray(mask.kept)) {
+      throw new CmpError('MODEL_INVALID', `The static mask in ${source} lists no kept units. Export the model again.`);
+    }
+    return { kind: 'static', granularity, source: 'learned', values: mask.values, kept: mask.kept };
+  }
+  return { kind: 'dynamic', granularity, values: mask.values, selectorPool: mask.selectorPool ?? 1 };
+}
