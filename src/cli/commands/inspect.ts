@@ -66,6 +66,16 @@ export const inspectCommand: Command = {
           `Early exits: ${exits.join('; ')}; ${m.stages} stages, also in ${m.stages} stage files beside this one.`,
         );
       }
+      const mask = m?.inputMask;
+      if (mask) {
+        const what =
+          mask.kind === 'static'
+            ? `keeps ${mask.kept?.length ?? 0} of ${mask.units} ${mask.granularity} units (${mask.features} values: the model input)`
+            : `chosen per instance by ${m?.selector ? 'this selector' : 'the selector file beside this one'} from ${mask.units} ${mask.granularity} units`;
+        io.out(
+          `Input mask (${mask.kind}): ${what}; values travel as ${mask.values} in cmp-select/1 frames, mask id 0x${mask.maskId.toString(16).padStart(8, '0')}.`,
+        );
+      }
       if (m?.stage)
         io.out(
           `Stage ${m.stage.index} of ${m.stage.of}: input ${m.stage.input}, outputs ${m.stage.outputs.join(', ')}.`,
