@@ -1,5 +1,6 @@
 // Shared test helpers: real data sets (failing loudly when absent) and running the real CLI.
 
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,4 +61,12 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let max = 0;
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
   return max;
+}
+
+/** Asserts a CLI run failed with exactly one line on stderr matching `pattern`. */
+export function assertOneLineError(result: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.notEqual(result.code, 0, 'exit code');
+  const lines = result.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+  assert.match(lines[0], pattern);
 }

@@ -3,7 +3,7 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { CmpError } from '../errors.js';
 import { freeze, type FrozenModel } from '../core/frozen.js';
-import type { EpochRecord, TrainingRecord } from '../core/run.js';
+import type { EpochRecord, MaskCheckpointRecord, TrainingRecord } from '../core/run.js';
 import { maskLayout } from '../core/mask.js';
 import { MASK_LOGITS, type ModelSpec } from '../core/spec.js';
 import type { Dataset, Split } from '../data/datasets.js';
@@ -57,17 +57,11 @@ export interface MaskTrainingOptions {
   onCheckpoint?: (checkpoint: MaskCheckpoint) => void;
 }
 
-/** One point of the accuracy/kept-fraction trade-off, saved during mask training. */
-export interface MaskCheckpoint {
-  epoch: number;
-  lambda: number;
-  /** Kept units (dynamic masks: the mean over validation instances) and the share of all units. */
-  keptUnits: number;
-  keptFraction: number;
-  /** Mean bytes per instance on the wire (cmp-select/1 frames). */
-  frameBytes: number;
-  validationAccuracy: number;
-  testAccuracy: number;
+/**
+ * One point of the accuracy/kept-fraction trade-off, saved during mask training: what the run records of it (dynamic
+ * masks: kept units are the mean over validation instances), and the model itself.
+ */
+export interface MaskCheckpoint extends Omit<MaskCheckpointRecord, 'dir'> {
   spec: ModelSpec;
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
   /** The training record as of this epoch. */

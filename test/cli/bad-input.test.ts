@@ -9,17 +9,10 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { freeze } from '../../src/core/frozen.js';
 import { buildSpec } from '../../src/core/spec.js';
 import { encodeModel, node, valueInfo } from '../../src/core/onnx.js';
-import { runCli, sharedFile, tempDir } from '../helpers.js';
+import { assertOneLineError, runCli, sharedFile, tempDir } from '../helpers.js';
 
 let dir: string;
 let goodModel: string;
-
-function assertOneLineError(result: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.notEqual(result.code, 0, 'exit code');
-  const lines = result.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0], pattern);
-}
 
 before(() => {
   dir = tempDir();

@@ -6,18 +6,11 @@ import { before, test } from 'node:test';
 import { checkMaskSpec, featuresOf, maskLayout, parseGranularity } from '../../src/core/mask.js';
 import { saveRun } from '../../src/core/run.js';
 import { buildSpec, tensorShapes } from '../../src/core/spec.js';
-import { runCli, tempDir } from '../helpers.js';
+import { assertOneLineError, runCli, tempDir } from '../helpers.js';
 
 let dir: string;
 let plainRun: string;
 let maskedRun: string;
-
-function assertOneLineError(result: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.notEqual(result.code, 0, 'exit code');
-  const lines = result.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0], pattern);
-}
 
 /** A tiny run folder (untrained tensors), with a static mask and one checkpoint keeping 30% when `masked`. */
 function tinyRun(out: string, masked: boolean): void {
