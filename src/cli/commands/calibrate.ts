@@ -63,9 +63,12 @@ export const calibrateCommand: Command = {
     const observations = await observeExits(frozen, data, split);
     io.progress.update('calibrate: timing each stage in onnxruntime-node');
     const features = data.inputShape.reduce((a, b) => a * b, 1);
-    const samples = Array.from({ length: Math.min(LATENCY_SAMPLES, split.count) }, (_, i) =>
-      split.x.slice(i * features, (i + 1) * features),
-    );
+    // Stage 1 of a static-mask model takes the compact kept features, as its receiver would.
+    const kept = frozen.mask?.features;
+    const samples = Array.from({ length: Math.min(LATENCY_SAMPLES, split.count) }, (_, i) => {
+      const sample = split.x.subarray(i * features, (i + 1) * features);
+      return kept ? Float32Array.from(kept, (f) => sample[f]) : sample.slice();
+    });
     const stageFiles = exportOnnx(frozen).stages.map((bytes, k) => parseModelFile(bytes, `stage${k + 1}`));
     const stageLatencyMs = await measureStageLatency(stageFiles, samples);
     const result = calibrate(observations, stageLatencyMs, goal, spec.labels.length);
