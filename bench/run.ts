@@ -5,6 +5,7 @@ import { accuracySize } from './accuracy-size.js';
 import { exit } from './exit.js';
 import { prune } from './prune.js';
 import { kernels } from './kernels.js';
+import { link } from './link.js';
 import { models } from './models.js';
 import { select } from './select.js';
 
@@ -14,7 +15,7 @@ export interface Benchmark {
   run(argv: string[], json: boolean): Promise<number>;
 }
 
-const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune, select, exit, kernels, models]);
+const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune, select, exit, link, kernels, models]);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

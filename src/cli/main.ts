@@ -14,6 +14,7 @@ import { firmwareCommand } from './commands/firmware.js';
 import { inspectCommand } from './commands/inspect.js';
 import { masksCommand } from './commands/masks.js';
 import { runCommand } from './commands/run.js';
+import { profileCommand } from './commands/profile.js';
 import { pruneCommand } from './commands/prune.js';
 import { trainCommand } from './commands/train.js';
 
@@ -29,6 +30,7 @@ const COMMANDS: readonly Command[] = Object.freeze([
   runCommand,
   firmwareCommand,
   deployCommand,
+  profileCommand,
 ]);
 
 function usage(): string {

@@ -4,8 +4,11 @@ import { CmpError } from '../errors.js';
 import { crc32 } from './crc32.js';
 import { encodeFrame, FrameDecoder, PROTOCOL_VERSION, type Frame, type FrameFault } from './frame.js';
 import {
+  INFER_HANDOFF,
   INFER_LOGITS,
   INFER_RUN,
+  parseHandoff,
+  type DeviceHandoff,
   INPUT_F32,
   INPUT_U8,
   MSG,
@@ -172,6 +175,25 @@ export class McuClient {
    * pixels the device normalizes with the model's mean and std. Inputs larger than one frame go in chunks.
    */
   async infer(input: Float32Array | Uint8Array, options: { logits?: boolean } = {}): Promise<DeviceResult> {
+    return (await this.inferFrames(input, options.logits ? INFER_LOGITS : 0, [MSG.result])) as DeviceResult;
+  }
+
+  /**
+   * Split inference on sensor pixels: the device applies its mask, runs up to its last exit, and answers a RESULT
+   * when an exit is confident, else a HANDOFF carrying the selected inputs (cmp-select/1) for the host to finish.
+   */
+  async inferSplit(pixels: Uint8Array): Promise<{ result: DeviceResult } | { handoff: DeviceHandoff }> {
+    const frame = await this.inferFrames(pixels, INFER_HANDOFF, [MSG.result, MSG.handoff], true);
+    return frame instanceof Uint8Array ? { handoff: parseHandoff(frame) } : { result: frame };
+  }
+
+  /** Sends an input in INFER chunks; the last (RUN) gets one of `answers`. */
+  private async inferFrames(
+    input: Float32Array | Uint8Array,
+    extraFlags: number,
+    answers: number[],
+    raw = false,
+  ): Promise<DeviceResult | Uint8Array> {
     const caps = this.requireCaps();
     const floats = input instanceof Float32Array;
     const elementBytes = floats ? 4 : 1;
@@ -179,11 +201,11 @@ export class McuClient {
     const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
     for (let offset = 0; ; offset += perChunk) {
       const last = offset + perChunk >= input.length;
-      const flags = last ? INFER_RUN | (options.logits ? INFER_LOGITS : 0) : 0;
+      const flags = last ? INFER_RUN | extraFlags : 0;
       const values = bytes.subarray(offset * elementBytes, Math.min(input.length, offset + perChunk) * elementBytes);
       const head = payload([floats ? INPUT_F32 : INPUT_U8, 'u8'], [flags, 'u8'], [0, 'u16'], [offset, 'u32']);
-      const frame = await this.request(MSG.infer, concat(head, values), last ? MSG.result : MSG.ack);
-      if (last) return parseResult(frame.payload);
+      const frame = await this.request(MSG.infer, concat(head, values), last ? answers : [MSG.ack]);
+      if (last) return raw && frame.type === MSG.handoff ? frame.payload : parseResult(frame.payload);
     }
   }
 
@@ -209,7 +231,8 @@ export class McuClient {
   }
 
   /** Sends a request and resolves with the answer of type `expect`, resending after NAKs, corruption or timeouts. */
-  async request(type: number, body: Uint8Array, expect: number): Promise<Frame> {
+  async request(type: number, body: Uint8Array, expected: number | number[]): Promise<Frame> {
+    const expect = Array.isArray(expected) ? expected : [expected];
     return this.exclusive(async () => {
       const seq = this.nextSeq();
       const wire = encodeFrame(type, seq, body);
@@ -226,10 +249,10 @@ export class McuClient {
             `The device refused ${name}: ${e.statusName} (detail ${e.detail}). ${advice(e.statusName, e.detail)}`,
           );
         }
-        if (outcome.type !== expect) {
+        if (!expect.includes(outcome.type)) {
           throw new CmpError(
             'IO',
-            `The device answered ${name} with ${TYPE_NAMES[outcome.type] ?? outcome.type}, expected ${TYPE_NAMES[expect]}. Rebuild the firmware to match this cmp.`,
+            `The device answered ${name} with ${TYPE_NAMES[outcome.type] ?? outcome.type}, expected ${expect.map((t) => TYPE_NAMES[t]).join(' or ')}. Rebuild the firmware to match this cmp.`,
           );
         }
         return outcome;

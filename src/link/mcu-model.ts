@@ -1,14 +1,19 @@
-// The device model blob ("CMPM" format 1, firmware-bridge/MODEL.md), converted from an ONNX file cmp exported.
+// The device model blob ("CMPM" formats 1 and 2, firmware-bridge/MODEL.md), converted from an ONNX file cmp exported.
 
 import { packedRowBytes } from '../core/bitpack.js';
 import type { Manifest } from '../core/manifest.js';
+import { featuresOf, maskLayout, parseGranularity } from '../core/mask.js';
 import type { OnnxModel, OnnxTensor } from '../core/onnx.js';
 import { inferShapes, type LayerSpec } from '../core/spec.js';
 import { CmpError } from '../errors.js';
 import { crc32 } from './crc32.js';
 
-/** The blob format this cmp writes (firmware CMP_MODEL_FORMAT_VERSION); 2 is reserved for input masks and exits. */
+/** The blob format of a plain model; a model with an input mask or exit heads is written as format 2. */
 export const MCU_MODEL_FORMAT_VERSION = 1;
+export const MCU_MODEL_FORMAT_VERSION_SPLIT = 2;
+/** Exit heads the firmware takes, and the bytes of one exit record. */
+export const MCU_MAX_EXITS = 4;
+export const MCU_EXIT_RECORD_BYTES = 16;
 export const MCU_MODEL_HEADER_BYTES = 48;
 export const MCU_MODEL_LAYER_BYTES = 64;
 export const MCU_MODEL_NAME_BYTES = 16;
@@ -41,6 +46,12 @@ export interface McuModel {
   workspaceBytes: number;
   /** What the device's arena must hold: the blob (rounded to 4) plus the workspace. */
   arenaBytes: number;
+  /** The blob's format: 1, or 2 with a mask or exits (the firmware must read it). */
+  formatVersion: number;
+  /** Format 2: the static input mask the device applies (its kept features, ascending) and its mask id. */
+  mask?: { id: number; units: number; features: Int32Array };
+  /** Format 2: exit heads (the layer each reads, its threshold in nats; negative: never taken). */
+  exits?: { after: number; threshold: number }[];
 }
 
 /** The parts of a read ONNX file the converter needs (runtime's ModelFile has them). */
@@ -62,9 +73,21 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
   if (!manifest) throw bad('has no cmp manifest');
   const spec = manifest.spec;
   if (!spec || !Array.isArray(spec.layers)) throw bad('has a manifest without the layer spec');
-  if (spec.exits?.length || manifest.stage)
-    throw bad('has early exits, which firmware model format 1 does not carry yet');
+  if (manifest.stage) throw bad('is one stage of a model; deploy the whole model file');
+  if (manifest.inputMask?.kind === 'dynamic')
+    throw bad(
+      "has a dynamic mask; the firmware applies static masks only (a dynamic selector runs on the sender's host)",
+    );
+  if ((spec.exits?.length ?? 0) > MCU_MAX_EXITS)
+    throw bad(`has ${spec.exits?.length} exits; the firmware takes ${MCU_MAX_EXITS}`);
   const shapes = inferShapes(spec);
+  const maskFeatures =
+    manifest.inputMask?.kind === 'static'
+      ? featuresOf(
+          maskLayout(spec.input.shape, parseGranularity(manifest.inputMask.granularity)),
+          manifest.inputMask.kept ?? [],
+        )
+      : undefined;
   if (spec.layers.length > MCU_MAX_LAYERS)
     throw bad(`has ${spec.layers.length} layers; the firmware takes ${MCU_MAX_LAYERS}`);
   const tensors = new Map((file.model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
@@ -105,16 +128,24 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
       if (layer.kind === 'conv') v.setUint16(16, layer.kernel, true);
       v.setUint32(20, rows, true);
       v.setUint32(24, rowLength, true);
+      // A static mask folded into an MLP's first layer left only the kept rows in the file; the device zeroes the
+      // other inputs, so it gets the full layer back with zero (float) or any (binary: unset) bits for them.
+      const folded =
+        maskFeatures && lm.weightShape[0] !== rowLength && layer.kind === 'dense' ? maskFeatures : undefined;
+      if (folded && lm.weightShape[0] !== folded.length)
+        throw bad(`has a first layer of ${lm.weightShape[0]} rows for a mask of ${folded.length}`);
       if (lm.weights === 'none') {
         weights = 'float32';
         rec[1] = WEIGHTS.f32;
-        const w = floats(tensor(lm.initializers.weight, 'weight'), rows * rowLength, bad);
+        let w = floats(tensor(lm.initializers.weight, 'weight'), (folded?.length ?? rowLength) * rows, bad);
+        if (folded) w = unfoldRows(w, folded, rowLength, rows);
         // ONNX MatMul stores dense weights [in, out]; the device reads rows [out, in], like the bit format.
         v.setUint32(28, place(bytesOf(layer.kind === 'dense' ? transpose(w, rowLength, rows) : w)), true);
       } else {
         weights = 'binary';
         rec[1] = WEIGHTS.binary;
-        v.setUint32(28, place(raw(tensor(lm.initializers.bits, 'bits'), rows * packedRowBytes(rowLength), bad)), true);
+        const bits = raw(tensor(lm.initializers.bits, 'bits'), rows * packedRowBytes(folded?.length ?? rowLength), bad);
+        v.setUint32(28, place(folded ? unfoldBits(bits, folded, rowLength, rows) : bits), true);
         v.setUint32(32, place(raw(tensor(lm.initializers.upper, 'upper'), rows * 2, bad)), true);
         v.setUint32(36, place(raw(tensor(lm.initializers.lower, 'lower'), rows * 2, bad)), true);
       }
@@ -128,21 +159,62 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
     layers.push({ name: layer.name, kind: layer.kind, weights, bytes: at - start });
   });
 
+  let maskOffset = 0;
+  let mask: McuModel['mask'];
+  if (maskFeatures && manifest.inputMask) {
+    const section = new Uint8Array(8 + 2 * maskFeatures.length);
+    const sv = new DataView(section.buffer);
+    sv.setUint32(0, manifest.inputMask.maskId >>> 0, true);
+    sv.setUint16(4, manifest.inputMask.kept?.length ?? 0, true);
+    sv.setUint16(6, maskFeatures.length, true);
+    maskFeatures.forEach((f, k) => sv.setUint16(8 + 2 * k, f, true));
+    maskOffset = place(section);
+    mask = { id: manifest.inputMask.maskId >>> 0, units: manifest.inputMask.kept?.length ?? 0, features: maskFeatures };
+  }
+  let exitOffset = 0;
+  let exits: McuModel['exits'];
+  if (spec.exits?.length) {
+    const classes = spec.labels.length;
+    const table = new Uint8Array(4 + MCU_EXIT_RECORD_BYTES * spec.exits.length);
+    const tv = new DataView(table.buffer);
+    tv.setUint16(0, spec.exits.length, true);
+    tv.setUint16(2, MCU_EXIT_RECORD_BYTES, true);
+    exits = spec.exits.map((exit, e) => {
+      const after = spec.layers.findIndex((l) => l.name === exit.after);
+      const features = count(shapes[after].outputShape);
+      const weight = floats(tensor(`${exit.name}.weight`, `${exit.name} weight`), features * classes, bad);
+      const bias = floats(tensor(`${exit.name}.bias`, `${exit.name} bias`), classes, bad);
+      const threshold = manifest.exits?.[e]?.threshold ?? -1;
+      const r = 4 + MCU_EXIT_RECORD_BYTES * e;
+      tv.setUint16(r, after, true);
+      tv.setUint16(r + 2, features, true);
+      // ONNX holds the head as MatMul [features, classes]; the device reads one row per class.
+      tv.setUint32(r + 4, place(bytesOf(transpose(weight, features, classes))), true);
+      tv.setUint32(r + 8, place(bytesOf(bias)), true);
+      tv.setFloat32(r + 12, threshold, true);
+      return { after, threshold };
+    });
+    exitOffset = place(table);
+  }
+  const split = maskOffset !== 0 || exitOffset !== 0;
+
   const total = at + 4;
   const blob = new Uint8Array(total);
   const view = new DataView(blob.buffer);
   blob.set(new TextEncoder().encode('CMPM'), 0);
-  view.setUint16(4, MCU_MODEL_FORMAT_VERSION, true);
+  view.setUint16(4, split ? MCU_MODEL_FORMAT_VERSION_SPLIT : MCU_MODEL_FORMAT_VERSION, true);
   view.setUint16(6, MCU_MODEL_HEADER_BYTES, true);
   view.setUint32(8, total, true);
   view.setUint16(12, spec.layers.length, true);
   view.setUint16(14, MCU_MODEL_LAYER_BYTES, true);
-  view.setUint32(16, 0, true); // flags: bit 0 input mask, bit 1 exit heads (format 2)
+  view.setUint32(16, (maskOffset ? 1 : 0) | (exitOffset ? 2 : 0), true); // flags: bit 0 input mask, bit 1 exit heads
   spec.input.shape.forEach((d, k) => view.setUint16(20 + 2 * k, d, true));
   view.setUint16(26, spec.labels.length, true);
   view.setFloat32(28, manifest.input.mean, true);
   view.setFloat32(32, manifest.input.std, true);
   view.setUint32(36, MCU_MODEL_HEADER_BYTES, true);
+  view.setUint32(40, maskOffset, true);
+  view.setUint32(44, exitOffset, true);
   records.forEach((rec, i) => blob.set(rec, MCU_MODEL_HEADER_BYTES + i * MCU_MODEL_LAYER_BYTES));
   let offset = MCU_MODEL_HEADER_BYTES + MCU_MODEL_LAYER_BYTES * records.length;
   for (const s of sections) {
@@ -157,7 +229,10 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
     2 * align4(maxActivation * 4) +
     align4(packedRowBytes(maxActivation)) +
     align4(maxRow * 4) +
-    align4(packedRowBytes(maxRow));
+    align4(packedRowBytes(maxRow)) +
+    // Format 2: the exit logits, and the hand-off frame (8 header bytes and the kept pixels).
+    (exits ? align4(4 * spec.labels.length) : 0) +
+    (mask ? align4(8 + mask.features.length) : 0);
   return {
     blob,
     crc: crc32(blob),
@@ -167,7 +242,29 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
     layers,
     workspaceBytes,
     arenaBytes: align4(total) + workspaceBytes,
+    formatVersion: split ? MCU_MODEL_FORMAT_VERSION_SPLIT : MCU_MODEL_FORMAT_VERSION,
+    ...(mask ? { mask } : {}),
+    ...(exits ? { exits } : {}),
   };
+}
+
+/** Float rows [kept, out] of a folded first layer back to [inputs, out], zero rows for the inputs the mask drops. */
+function unfoldRows(w: Float32Array, kept: Int32Array, inputs: number, out: number): Float32Array {
+  const full = new Float32Array(inputs * out);
+  kept.forEach((f, k) => full.set(w.subarray(k * out, (k + 1) * out), f * out));
+  return full;
+}
+
+/** Packed bits [rows, kept] of a folded first layer back to [rows, inputs]: dropped inputs get clear bits. */
+function unfoldBits(bits: Uint8Array, kept: Int32Array, inputs: number, rows: number): Uint8Array {
+  const from = packedRowBytes(kept.length);
+  const to = packedRowBytes(inputs);
+  const out = new Uint8Array(rows * to);
+  for (let r = 0; r < rows; r++)
+    kept.forEach((f, k) => {
+      if ((bits[r * from + (k >> 3)] >> (k & 7)) & 1) out[r * to + (f >> 3)] |= 1 << (f & 7);
+    });
+  return out;
 }
 
 function align4(n: number): number {

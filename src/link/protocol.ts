@@ -12,9 +12,9 @@ export const MSG = Object.freeze({
   modelInfo: 0x13,
   infer: 0x20,
   result: 0x21,
-  /** Reserved: the compact frame of the selected inputs (input-selection codec, issue 4). */
+  /** Reserved: the host sending a compact frame of selected inputs to the device. */
   inferMasked: 0x22,
-  /** Reserved: the device's stage-2 hand-off when no exit is confident. */
+  /** Device -> host when no exit is confident: the selected inputs as a cmp-select/1 frame, for the host to finish. */
   handoff: 0x23,
   profileGet: 0x30,
   profile: 0x31,
@@ -48,6 +48,12 @@ export const INPUT_U8 = 1;
 /** INFER flags. */
 export const INFER_RUN = 0x01;
 export const INFER_LOGITS = 0x02;
+/** Split inference: stop after the last exit's stage and hand the selected inputs off when no exit is confident. */
+export const INFER_HANDOFF = 0x04;
+/** CAPS feature bits. */
+export const FEATURE_MASK = 0x01;
+export const FEATURE_EXITS = 0x02;
+export const FEATURE_HANDOFF = 0x04;
 
 /** How the device counts time (CAPS byte 16). */
 export const COUNTER_KINDS: readonly string[] = Object.freeze(['none', 'systick', 'dwt', 'host']);
@@ -93,6 +99,26 @@ export interface DeviceResult {
   cycles: number;
   inputCount: number;
   logits?: Float32Array;
+}
+
+/** A HANDOFF: no exit was confident; the device sends the selected inputs (cmp-select/1) for the host to finish. */
+export interface DeviceHandoff {
+  /** Entropy of the last exit checked (NaN without exits). */
+  entropy: number;
+  cycles: number;
+  exitsChecked: number;
+  /** The cmp-select/1 frame (link/codec.ts). */
+  frame: Uint8Array;
+}
+
+export function parseHandoff(payload: Uint8Array): DeviceHandoff {
+  const v = reader(payload, 'HANDOFF', 12 + 8);
+  return {
+    entropy: v.getFloat32(0, true),
+    cycles: v.getUint32(4, true),
+    exitsChecked: payload[8],
+    frame: payload.slice(12),
+  };
 }
 
 /** Link and inference counters read by PROFILE_GET. */

@@ -3,7 +3,7 @@
 import { nowMs } from '../../core/clock.js';
 import { CmpError } from '../../errors.js';
 import { McuClient } from '../../link/mcu-client.js';
-import { convertToMcuModel, MCU_MODEL_FORMAT_VERSION, type McuModel } from '../../link/mcu-model.js';
+import { convertToMcuModel, type McuModel } from '../../link/mcu-model.js';
 import type { Capabilities } from '../../link/protocol.js';
 import { DEFAULT_BAUD_RATE, openSerialTransport } from '../../link/transport-serial.js';
 import { createBackend } from '../../runtime/backends.js';
@@ -140,10 +140,10 @@ function checkFits(path: string, mcu: McuModel, caps: Capabilities, port: string
       `${path} needs ${mcu.arenaBytes} bytes of device arena (model ${mcu.blob.length} + activations ${mcu.workspaceBytes}) but the board on ${port} has ${caps.arenaBytes}. Use a smaller or more binarized model, or rebuild the firmware with --arena-bytes.`,
     );
   }
-  if (caps.modelFormatVersion < MCU_MODEL_FORMAT_VERSION || mcu.layers.length > caps.maxLayers) {
+  if (caps.modelFormatVersion < mcu.formatVersion || mcu.layers.length > caps.maxLayers) {
     throw new CmpError(
       'MODEL_INVALID',
-      `The firmware on ${port} reads model format ${caps.modelFormatVersion} with ${caps.maxLayers} layers; ${path} needs format ${MCU_MODEL_FORMAT_VERSION} with ${mcu.layers.length}. Rebuild the firmware with cmp firmware build.`,
+      `The firmware on ${port} reads model format ${caps.modelFormatVersion} with ${caps.maxLayers} layers; ${path} needs format ${mcu.formatVersion} with ${mcu.layers.length}${mcu.formatVersion > 1 ? ' (input mask or exits)' : ''}. Rebuild the firmware with cmp firmware build.`,
     );
   }
 }

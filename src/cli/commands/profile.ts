@@ -1,0 +1,118 @@
+// cmp profile: runs a deployed model on its device over the link: split inference, bytes each way, latency.
+
+import { CmpError } from '../../errors.js';
+import { McuClient } from '../../link/mcu-client.js';
+import { convertToMcuModel } from '../../link/mcu-model.js';
+import { DEFAULT_BAUD_RATE, openSerialTransport } from '../../link/transport-serial.js';
+import { runSplit } from '../../profile/split.js';
+import { createBackend } from '../../runtime/backends.js';
+import { readModelFile } from '../../runtime/model-file.js';
+import type { Parsed } from '../args.js';
+import type { CliIo, Command } from '../command.js';
+import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { formatPercent, formatTable } from '../table.js';
+
+export const profileCommand: Command = {
+  def: {
+    name: 'profile',
+    summary: 'Profile a deployed model on its device: on-device exits, hand-offs, bytes each way, latency.',
+    positionals: ['MODEL'],
+    flags: {
+      target: { type: 'string', value: 'NAME', default: 'mcu', choices: ['mcu'], help: 'where the model runs' },
+      port: { type: 'string', value: 'PATH', help: 'mcu: serial port of the board (cmp firmware qemu prints it)' },
+      'baud-rate': { type: 'int', default: String(DEFAULT_BAUD_RATE), help: 'mcu: line speed the link time uses' },
+      data: DATA_FLAG,
+      limit: { type: 'int', default: '500', help: 'test images to run' },
+    },
+    examples: ['cmp profile fm-exit.onnx --target mcu --port /dev/pts/3 --data fashion-mnist --limit 500'],
+  },
+  async run(parsed: Parsed, io: CliIo): Promise<number> {
+    const f = parsed.flags;
+    const port = f.port as string | undefined;
+    if (!port) {
+      throw new CmpError(
+        'BAD_FLAG',
+        "cmp profile --target mcu needs --port PATH (cmp firmware qemu prints the emulated board's).",
+      );
+    }
+    const file = readModelFile(parsed.positionals[0]);
+    const mcu = convertToMcuModel(file);
+    const limit = (f.limit as number | undefined) ?? 500;
+    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, {
+      limitTest: limit,
+      limitTrain: 1,
+    });
+    const baudRate = (f['baud-rate'] as number | undefined) ?? DEFAULT_BAUD_RATE;
+    const transport = await openSerialTransport(port, { baudRate });
+    const client = new McuClient(transport);
+    const backend = await createBackend('ort-node', file);
+    try {
+      io.progress.update(`connecting to ${port}`);
+      const caps = await client.connect();
+      if (caps.model?.crc !== mcu.crc) {
+        throw new CmpError(
+          'BAD_ARGUMENT',
+          `The board on ${port} holds ${caps.model ? `another model (CRC-32 0x${caps.model.crc.toString(16)})` : 'no model'}. Deploy it first: cmp deploy ${file.path} --target mcu --port ${port}`,
+        );
+      }
+      await client.profile(true);
+      const { report } = await runSplit(client, file, backend, data.test, limit, {
+        baudRate,
+        onProgress: (done, total) => io.progress.update(`profile ${done}/${total}`),
+      });
+      const device = await client.profile();
+      io.progress.done();
+      const deviceMs = (device.totalCycles / Math.max(device.inferences, 1) / caps.clockHz) * 1000;
+      const result = {
+        model: file.path,
+        target: 'mcu',
+        port,
+        board: caps.board,
+        dataset: data.name,
+        ...report,
+        deviceMsMean: deviceMs,
+        link: client.stats,
+      };
+      if (io.json) io.out(JSON.stringify(result, null, 2));
+      else {
+        io.out(
+          formatTable(
+            [
+              'samples',
+              'accuracy',
+              'on device',
+              'up B/inf',
+              'down B/inf',
+              'hand-off B',
+              `uplink ms @${baudRate}`,
+              'device ms',
+              'p50 ms',
+              'p90 ms',
+              'p99 ms',
+            ],
+            [
+              [
+                report.samples,
+                formatPercent(report.accuracy),
+                formatPercent(report.deviceShare),
+                report.meanUpBytes.toFixed(1),
+                report.meanDownBytes.toFixed(1),
+                report.meanHandoffBytes.toFixed(1),
+                report.uplinkMsAtBaud.toFixed(2),
+                deviceMs.toFixed(2),
+                report.latencyMs.p50.toFixed(1),
+                report.latencyMs.p90.toFixed(1),
+                report.latencyMs.p99.toFixed(1),
+              ],
+            ],
+          ),
+        );
+      }
+      return 0;
+    } finally {
+      client.dispose();
+      await backend.dispose();
+      await transport.close();
+    }
+  },
+};
