@@ -101,9 +101,9 @@ static void handle_hello(cmp_link_t *link, uint16_t seq) {
   put32(p + 4, link->arena.size);
   put32(p + 8, link->io.counter_hz);
   put16(p + 12, CMP_MAX_PAYLOAD);
-  put16(p + 14, CMP_MODEL_FORMAT_VERSION);
+  put16(p + 14, CMP_MODEL_FORMAT_VERSION); /* the highest it reads */
   p[16] = link->io.counter_kind;
-  p[17] = 0u; /* features: no input mask, exits or hand-off yet */
+  p[17] = CMP_FEATURE_INPUT_MASK | CMP_FEATURE_EARLY_EXIT | CMP_FEATURE_HANDOFF;
   p[18] = link->model_ready ? 1u : 0u;
   p[19] = (uint8_t)CMP_MAX_LAYERS;
   put32(p + 20, link->model_ready ? link->model_crc : 0u);
@@ -211,22 +211,47 @@ static void handle_infer(cmp_link_t *link, uint16_t seq, const uint8_t *p, uint3
     respond_error(link, seq, CMP_MSG_INFER, CMP_ERR_RANGE, inputs);
     return;
   }
-  float *x = cmp_runtime_input(&link->rt) + offset;
-  if (encoding == CMP_INPUT_F32) {
-    memcpy(x, p + 8, bytes); /* both ends are little-endian IEEE 754 */
-  } else {
-    int plain = m->input_mean == 0.0f && m->input_std == 1.0f;
-    for (uint32_t k = 0u; k < count; k++) {
-      float v = (float)p[8u + k] / 255.0f;
-      x[k] = plain ? v : (v - m->input_mean) / m->input_std;
+  if (offset == 0u) link->input_f32 = 0; /* a new input starts at element 0 */
+  int run = (flags & CMP_INFER_RUN) != 0u;
+  int handoff = run && (flags & CMP_INFER_HANDOFF) != 0u;
+  if (handoff) {
+    /* the hand-off frame carries the received pixels: every chunk of this input must be uint8 */
+    if (encoding != CMP_INPUT_U8 || link->input_f32) {
+      respond_error(link, seq, CMP_MSG_INFER, CMP_ERR_UNSUPPORTED, encoding);
+      return;
+    }
+    uint32_t need = 12u + cmp_runtime_handoff_bytes(&link->rt);
+    if (need > CMP_MAX_PAYLOAD) {
+      respond_error(link, seq, CMP_MSG_INFER, CMP_ERR_RANGE, need);
+      return;
     }
   }
-  if ((flags & CMP_INFER_RUN) == 0u) {
+  if (encoding == CMP_INPUT_F32) {
+    memcpy(cmp_runtime_input(&link->rt) + offset, p + 8, bytes); /* both ends are little-endian IEEE 754 */
+    link->input_f32 = 1;
+  } else {
+    cmp_status_t w = cmp_runtime_write_pixels(&link->rt, offset, p + 8, count);
+    if (w != CMP_OK) {
+      respond_error(link, seq, CMP_MSG_INFER, w, 0u);
+      return;
+    }
+  }
+  if (!run) {
     respond_ack(link, seq, CMP_MSG_INFER, offset + count);
     return;
   }
+  link->input_f32 = 0;
+  uint8_t *o = out_payload(link);
+  uint32_t frame_bytes = 0u;
   cmp_result_t r;
-  cmp_status_t s = cmp_runtime_run(&link->rt, &r);
+  cmp_status_t s = CMP_OK;
+  if (handoff) {
+    /* the frame first, into the answer's payload: the run overwrites the input (and act_b) */
+    s = cmp_runtime_handoff_frame(&link->rt, o + 12, CMP_MAX_PAYLOAD - 12u, &frame_bytes);
+    if (s == CMP_OK) s = cmp_runtime_run_handoff(&link->rt, &r);
+  } else {
+    s = cmp_runtime_run(&link->rt, &r);
+  }
   if (s != CMP_OK) {
     respond_error(link, seq, CMP_MSG_INFER, s, 0u);
     return;
@@ -234,9 +259,17 @@ static void handle_infer(cmp_link_t *link, uint16_t seq, const uint8_t *p, uint3
   link->counters.inferences++;
   link->counters.last_cycles = r.cycles;
   link->counters.total_cycles += r.cycles;
+  if (r.handed_off) {
+    putf32(o, r.entropy);
+    put32(o + 4, r.cycles);
+    o[8] = (uint8_t)r.exits_checked;
+    o[9] = 0u;
+    put16(o + 10, 0u);
+    respond(link, CMP_MSG_HANDOFF, seq, 12u + frame_bytes);
+    return;
+  }
   uint32_t logits = (flags & CMP_INFER_LOGITS) != 0u ? m->classes : 0u;
   if (logits > (CMP_MAX_PAYLOAD - 20u) / 4u) logits = (CMP_MAX_PAYLOAD - 20u) / 4u;
-  uint8_t *o = out_payload(link);
   put16(o, r.label);
   o[2] = (uint8_t)r.exit;
   o[3] = 0u;
@@ -284,11 +317,13 @@ static void dispatch(cmp_link_t *link, uint8_t type, uint16_t seq, const uint8_t
     case CMP_MSG_RESET:
       link->model_ready = 0;
       link->uploading = 0;
+      link->input_f32 = 0;
       memset(&link->counters, 0, sizeof(link->counters));
       respond_ack(link, seq, CMP_MSG_RESET, 0u);
       break;
-    case CMP_MSG_INFER_MASKED:
-    case CMP_MSG_HANDOFF: respond_error(link, seq, type, CMP_ERR_UNSUPPORTED, 0u); break;
+    case CMP_MSG_INFER_MASKED: /* reserved: the compact frame of selected inputs */
+    case CMP_MSG_HANDOFF:      /* an answer, never a request */
+      respond_error(link, seq, type, CMP_ERR_UNSUPPORTED, 0u); break;
     default: respond_error(link, seq, type, CMP_ERR_TYPE, type); break;
   }
 }

@@ -140,6 +140,54 @@ static cmp_status_t parse_layer(const uint8_t *blob, uint32_t bytes, const uint8
   return CMP_OK;
 }
 
+/** The input mask section (format 2): mask id, kept units, K, then K strictly ascending feature indices. */
+static cmp_status_t parse_mask(const uint8_t *blob, uint32_t bytes, uint32_t offset, cmp_model_t *model) {
+  if (offset == 0u || !in_blob(offset, 8u, 4u, bytes)) return CMP_ERR_MODEL;
+  const uint8_t *sec = blob + offset;
+  uint32_t kept = le16(sec + 6);
+  uint32_t inputs = cmp_shape_count(model->input);
+  if (kept == 0u || kept > inputs || !in_blob(offset, 8u + 2u * (uint64_t)kept, 4u, bytes)) return CMP_ERR_MODEL;
+  for (uint32_t k = 0u; k < kept; k++) {
+    uint32_t f = le16(sec + 8u + 2u * k);
+    if (f >= inputs || (k > 0u && f <= le16(sec + 6u + 2u * k))) return CMP_ERR_MODEL;
+  }
+  model->mask_id = le32(sec);
+  model->mask_units = le16(sec + 4);
+  model->mask_count = kept;
+  model->mask_features = (const uint16_t *)(const void *)(sec + 8);
+  return CMP_OK;
+}
+
+/** The exit-head table (format 2): count, record bytes, then one 16-byte record per exit in network order. */
+static cmp_status_t parse_exits(const uint8_t *blob, uint32_t bytes, uint32_t offset, cmp_model_t *model) {
+  if (offset == 0u || !in_blob(offset, 4u, 4u, bytes)) return CMP_ERR_MODEL;
+  const uint8_t *table = blob + offset;
+  uint32_t count = le16(table);
+  if (count == 0u || count > CMP_MAX_EXITS || le16(table + 2) != CMP_MODEL_EXIT_BYTES) return CMP_ERR_MODEL;
+  if (!in_blob(offset, 4u + (uint64_t)count * CMP_MODEL_EXIT_BYTES, 4u, bytes)) return CMP_ERR_MODEL;
+  for (uint32_t e = 0u; e < count; e++) {
+    const uint8_t *rec = table + 4u + e * CMP_MODEL_EXIT_BYTES;
+    cmp_exit_t *head = &model->exits[e];
+    head->after = le16(rec);
+    head->features = le16(rec + 2);
+    uint32_t w_off = le32(rec + 4);
+    uint32_t b_off = le32(rec + 8);
+    head->threshold = lef32(rec + 12);
+    if (head->after + 1u >= model->layer_count || (e > 0u && head->after <= model->exits[e - 1u].after)) {
+      return CMP_ERR_MODEL;
+    }
+    if (head->features != cmp_shape_count(model->layers[head->after].out)) return CMP_ERR_MODEL;
+    if (!in_blob(w_off, (uint64_t)model->classes * head->features * 4u, 4u, bytes) ||
+        !in_blob(b_off, (uint64_t)model->classes * 4u, 4u, bytes)) {
+      return CMP_ERR_MODEL;
+    }
+    head->weights = (const float *)(const void *)(blob + w_off);
+    head->bias = (const float *)(const void *)(blob + b_off);
+  }
+  model->exit_count = count;
+  return CMP_OK;
+}
+
 cmp_status_t cmp_model_parse(const uint8_t *blob, uint32_t bytes, cmp_model_t *model) {
   if (blob == NULL || model == NULL || ((uintptr_t)blob & 3u) != 0u) return CMP_ERR_ARG;
   memset(model, 0, sizeof(*model));
@@ -148,7 +196,8 @@ cmp_status_t cmp_model_parse(const uint8_t *blob, uint32_t bytes, cmp_model_t *m
       blob[3] != CMP_MODEL_MAGIC3) {
     return CMP_ERR_MODEL;
   }
-  if (le16(blob + 4) != CMP_MODEL_FORMAT_VERSION) return CMP_ERR_MODEL_VERSION;
+  uint32_t version = le16(blob + 4);
+  if (version < CMP_MODEL_FORMAT_VERSION_MIN || version > CMP_MODEL_FORMAT_VERSION) return CMP_ERR_MODEL_VERSION;
   if (le16(blob + 6) != CMP_MODEL_HEADER_BYTES || le32(blob + 8) != bytes || (bytes & 3u) != 0u) return CMP_ERR_MODEL;
   uint32_t crc = le32(blob + bytes - 4u);
   if (cmp_crc32(blob, bytes - 4u) != crc) return CMP_ERR_CRC;
@@ -156,8 +205,17 @@ cmp_status_t cmp_model_parse(const uint8_t *blob, uint32_t bytes, cmp_model_t *m
   if (layer_count == 0u || layer_count > CMP_MAX_LAYERS || le16(blob + 14) != CMP_MODEL_LAYER_BYTES) {
     return CMP_ERR_MODEL;
   }
+  model->format_version = version;
   model->flags = le32(blob + 16);
-  if (model->flags != 0u) return CMP_ERR_UNSUPPORTED; /* input masks and exits arrive with format version 2 */
+  uint32_t known = version >= 2u ? CMP_MODEL_FLAG_MASK | CMP_MODEL_FLAG_EXITS : 0u; /* version 1: no flags */
+  if ((model->flags & ~known) != 0u) return CMP_ERR_UNSUPPORTED;
+  uint32_t mask_off = le32(blob + 40);
+  uint32_t exit_off = le32(blob + 44);
+  /* a section's offset is nonzero exactly when its flag is set (both 0 in version 1) */
+  if ((mask_off != 0u) != ((model->flags & CMP_MODEL_FLAG_MASK) != 0u) ||
+      (exit_off != 0u) != ((model->flags & CMP_MODEL_FLAG_EXITS) != 0u)) {
+    return CMP_ERR_MODEL;
+  }
   model->input = read_shape(blob + 20);
   model->classes = le16(blob + 26);
   model->input_mean = lef32(blob + 28);
@@ -176,16 +234,24 @@ cmp_status_t cmp_model_parse(const uint8_t *blob, uint32_t bytes, cmp_model_t *m
     if (layer->row_length > model->max_row_length) model->max_row_length = layer->row_length;
   }
   if (cmp_shape_count(cur) != model->classes) return CMP_ERR_MODEL;
+  model->layer_count = layer_count;
+  cmp_status_t s = CMP_OK;
+  if ((model->flags & CMP_MODEL_FLAG_MASK) != 0u && (s = parse_mask(blob, bytes, mask_off, model)) != CMP_OK) return s;
+  if ((model->flags & CMP_MODEL_FLAG_EXITS) != 0u && (s = parse_exits(blob, bytes, exit_off, model)) != CMP_OK) {
+    return s;
+  }
   model->blob = blob;
   model->blob_bytes = bytes;
   model->crc = crc;
-  model->layer_count = layer_count;
   model->max_activation = max_act;
   return CMP_OK;
 }
 
 uint32_t cmp_model_workspace_bytes(const cmp_model_t *model) {
   uint32_t act = cmp_align4(model->max_activation * 4u);
-  return 2u * act + cmp_align4(cmp_packed_row_bytes(model->max_activation)) +
-         cmp_align4(model->max_row_length * 4u) + cmp_align4(cmp_packed_row_bytes(model->max_row_length));
+  uint32_t bytes = 2u * act + cmp_align4(cmp_packed_row_bytes(model->max_activation)) +
+                   cmp_align4(model->max_row_length * 4u) + cmp_align4(cmp_packed_row_bytes(model->max_row_length));
+  if (model->exit_count > 0u) bytes += cmp_align4(4u * model->classes); /* the exit logits */
+  if (model->mask_count > 0u) bytes += cmp_align4(8u + model->mask_count); /* the hand-off frame */
+  return bytes;
 }

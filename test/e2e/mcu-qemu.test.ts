@@ -9,7 +9,7 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { buildFirmware, requireTool, type FirmwareBuild } from '../../src/link/firmware-build.js';
 import { McuClient } from '../../src/link/mcu-client.js';
 import { convertToMcuModel, type McuModel } from '../../src/link/mcu-model.js';
-import { MSG } from '../../src/link/protocol.js';
+import { FEATURE_EXITS, FEATURE_HANDOFF, FEATURE_MASK, MSG } from '../../src/link/protocol.js';
 import { bootQemu, type QemuSession } from '../../src/link/qemu.js';
 import type { Transport } from '../../src/link/transport.js';
 import { openSerialTransport } from '../../src/link/transport-serial.js';
@@ -144,8 +144,8 @@ test('HELLO answers the capabilities of the emulated board', () => {
   assert.equal(caps.arenaBytes, firmware.arenaBytes);
   assert.equal(caps.clockHz, 25_000_000);
   assert.equal(caps.counter, 'systick');
-  assert.equal(caps.modelFormatVersion, 1);
-  assert.equal(caps.features, 0, 'no masks or exits yet');
+  assert.equal(caps.modelFormatVersion, 2, 'reads model formats 1 and 2');
+  assert.equal(caps.features, FEATURE_MASK | FEATURE_EXITS | FEATURE_HANDOFF, 'masks, exits and hand-off');
   assert.equal(caps.model, undefined, 'no model before upload');
 });
 

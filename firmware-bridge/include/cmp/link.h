@@ -45,6 +45,7 @@ typedef struct {
   uint32_t upload_total;
   uint32_t upload_crc;
   uint32_t model_crc; /**< CRC-32 of the whole loaded blob, as UPLOAD_BEGIN announced it */
+  int input_f32;      /**< a float32 INFER chunk arrived since the last RUN (no hand-off frame for that input) */
   cmp_link_counters_t counters;
   uint8_t rx[CMP_LINK_WIRE_BYTES];
   uint32_t rx_len;

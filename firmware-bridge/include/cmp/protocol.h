@@ -26,7 +26,7 @@ typedef enum {
   CMP_MSG_INFER = 0x20,        /**< host: raw input values (f32 or u8 pixels), chunked by offset */
   CMP_MSG_RESULT = 0x21,       /**< device: label, exit, entropy, cycles, optional logits */
   CMP_MSG_INFER_MASKED = 0x22, /**< reserved: the compact frame of selected inputs (input-selection codec) */
-  CMP_MSG_HANDOFF = 0x23,      /**< reserved: device to host stage-2 hand-off when no exit is confident */
+  CMP_MSG_HANDOFF = 0x23,      /**< device: no exit confident; last exit's entropy, cycles, the cmp-select/1 frame */
   CMP_MSG_PROFILE_GET = 0x30,  /**< host: flags u8 (bit 0: reset after reading) */
   CMP_MSG_PROFILE = 0x31,      /**< device: link and inference counters, cycles per layer */
   CMP_MSG_RESET = 0x40,        /**< host: forget the model and the counters */
@@ -40,6 +40,7 @@ typedef enum {
 /** INFER flags (payload byte 1). */
 #define CMP_INFER_RUN 0x01u    /**< last chunk: run and answer RESULT (otherwise ACK) */
 #define CMP_INFER_LOGITS 0x02u /**< include the logits in RESULT */
+#define CMP_INFER_HANDOFF 0x04u /**< with RUN, uint8 only: run up to the last exit; HANDOFF when none is confident */
 
 /** CAPS counter kinds. */
 #define CMP_COUNTER_NONE 0u
@@ -47,7 +48,7 @@ typedef enum {
 #define CMP_COUNTER_DWT 2u
 #define CMP_COUNTER_HOST 3u
 
-/** CAPS feature bits: none is set by this firmware; they announce the mask/exit work when it lands. */
+/** CAPS feature bits (byte 17): this firmware sets all three. */
 #define CMP_FEATURE_INPUT_MASK 0x01u
 #define CMP_FEATURE_EARLY_EXIT 0x02u
 #define CMP_FEATURE_HANDOFF 0x04u
