@@ -161,7 +161,9 @@ static void handle_upload_end(cmp_link_t *link, uint16_t seq) {
     return;
   }
   link->uploading = 0;
-  uint32_t crc = cmp_crc32(link->arena.base, link->upload_total);
+  /* The CRC of the contents, which the trailer holds: a CRC over data and its own CRC is the same constant for every
+   * blob, so it could not tell models apart. */
+  uint32_t crc = cmp_crc32(link->arena.base, link->upload_total - 4u);
   if (crc != link->upload_crc) {
     respond_error(link, seq, CMP_MSG_UPLOAD_END, CMP_ERR_CRC, crc);
     return;

@@ -451,7 +451,7 @@ static int upload(void (*edit)(blob_t *)) {
   fix_crc(&b);
   uint8_t p[8 + 512];
   put32(p, b.total);
-  put32(p + 4, cmp_crc32(b.bytes, b.total));
+  put32(p + 4, cmp_crc32(b.bytes, b.total - 4u));
   if (!request(CMP_MSG_UPLOAD_BEGIN, p, 8u) || g_answer_type != CMP_MSG_ACK) return 0;
   put32(p, 0u);
   memcpy(p + 4, b.bytes, b.total);

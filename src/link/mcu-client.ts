@@ -1,7 +1,7 @@
 // The host side of the serial protocol: probe, upload, infer, profile, reset, with timeouts, resends and resync.
 
 import { CmpError } from '../errors.js';
-import { crc32 } from './crc32.js';
+import { modelCrc } from './mcu-model.js';
 import { encodeFrame, FrameDecoder, PROTOCOL_VERSION, type Frame, type FrameFault } from './frame.js';
 import {
   INFER_HANDOFF,
@@ -145,7 +145,7 @@ export class McuClient {
    */
   async uploadModel(blob: Uint8Array, onProgress?: (sent: number, total: number) => void): Promise<ModelInfo> {
     const caps = this.requireCaps();
-    const crc = crc32(blob);
+    const crc = modelCrc(blob);
     await this.request(MSG.uploadBegin, payload([blob.length, 'u32'], [crc, 'u32']), MSG.ack);
     const chunk = caps.maxPayload - 4;
     for (let offset = 0; offset < blob.length; offset += chunk) {

@@ -36,7 +36,7 @@ export interface McuLayer {
 /** A converted model. */
 export interface McuModel {
   blob: Uint8Array;
-  /** CRC-32 of the whole blob (what UPLOAD_BEGIN announces and MODEL_INFO must echo). */
+  /** The model's CRC-32 (its trailer: everything before it), what UPLOAD_BEGIN announces and MODEL_INFO echoes. */
   crc: number;
   inputShape: [number, number, number];
   classes: number;
@@ -235,7 +235,7 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
     (mask ? align4(8 + mask.features.length) : 0);
   return {
     blob,
-    crc: crc32(blob),
+    crc: modelCrc(blob),
     inputShape: [...spec.input.shape],
     classes: spec.labels.length,
     labels: [...spec.labels],
@@ -265,6 +265,14 @@ function unfoldBits(bits: Uint8Array, kept: Int32Array, inputs: number, rows: nu
       if ((bits[r * from + (k >> 3)] >> (k & 7)) & 1) out[r * to + (f >> 3)] |= 1 << (f & 7);
     });
   return out;
+}
+
+/**
+ * The CRC-32 that names a blob: of everything before its trailer (the trailer holds it). A CRC over the trailer too
+ * is the same constant, 0x2144DF1C, for every valid blob.
+ */
+export function modelCrc(blob: Uint8Array): number {
+  return crc32(blob.subarray(0, blob.length - 4));
 }
 
 function align4(n: number): number {

@@ -108,6 +108,51 @@ test('cmp firmware qemu serves the board; cmp deploy uploads, verifies and smoke
   assert.ok(r.smoke.maxLogitDiff <= 1e-4, `logit difference ${r.smoke.maxLogitDiff}`);
   assert.ok(r.smoke.cycles > 0);
 
+  // cmp profile runs the deployed model on test images; another model is refused with the deploy command to run.
+  const profiled = runCli([
+    'profile',
+    fitting,
+    '--target',
+    'mcu',
+    '--port',
+    served.port,
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    '20',
+    '--json',
+    '--quiet',
+  ]);
+  assert.equal(profiled.code, 0, profiled.stderr);
+  const p = JSON.parse(profiled.stdout) as {
+    samples: number;
+    accuracy: number;
+    deviceShare: number;
+    meanUpBytes: number;
+    meanHandoffBytes: number;
+  };
+  assert.equal(p.samples, 20);
+  assert.equal(p.deviceShare, 0, 'no exits: every image is handed off');
+  assert.equal(p.meanHandoffBytes, 8 + 784, 'a model without a mask hands off every pixel');
+  assert.ok(p.meanUpBytes > p.meanHandoffBytes, 'framing on top of the hand-off frame');
+  const other = runCli([
+    'profile',
+    tooBig,
+    '--target',
+    'mcu',
+    '--port',
+    served.port,
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    '5',
+  ]);
+  assert.equal(other.code, 2, other.stdout + other.stderr);
+  assert.match(other.stderr.trim(), /holds another model .* Deploy it first: cmp deploy/);
+  const noPort = runCli(['profile', fitting, '--target', 'mcu']);
+  assert.equal(noPort.code, 2);
+  assert.match(noPort.stderr, /needs --port PATH/);
+
   board.kill('SIGINT');
   assert.equal(await exited, 0, 'Ctrl-C stops the board cleanly');
   board = undefined;
