@@ -37,7 +37,8 @@ export const link: Benchmark = {
       dataset: { default: 'fashion-mnist' },
       images: { default: '300' },
       epochs: { default: '10' },
-      'mask-epochs': { default: '24' },
+      'mask-epochs': { default: '30' },
+      'lambda-start': { default: '0.001' },
       finetune: { default: '3' },
       'limit-train': { default: '20000' },
       save: {},
@@ -47,6 +48,9 @@ export const link: Benchmark = {
     const maskEpochs = positiveInt('mask-epochs', values['mask-epochs']) as number;
     const finetune = positiveInt('finetune', values.finetune) as number;
     const limitTrain = positiveInt('limit-train', values['limit-train']);
+    const lambdaStart = Number(values['lambda-start']);
+    if (!(lambdaStart > 0))
+      throw new CmpError('BAD_FLAG', `--lambda-start must be a positive number (got "${values['lambda-start']}").`);
     requireTool('qemu-system-arm');
     const dir = mkdtempSync(join(tmpdir(), 'cmp-bench-link-'));
     const log = (text: string): boolean => process.stderr.write(`link: ${text}\n`);
