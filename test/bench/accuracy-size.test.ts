@@ -56,3 +56,17 @@ test('an unknown benchmark is a one-line error listing the benchmarks', () => {
   assert.notEqual(result.status, 0);
   assert.match(result.stderr, /Unknown benchmark "speed-of-light"\. Use one of: accuracy-size/);
 });
+
+test('select and link check their flags before any training, one line each', () => {
+  const bench = (...args: string[]): { status: number | null; stderr: string } =>
+    spawnSync('npm', ['run', '--silent', 'bench', '--', ...args], { cwd: ROOT, encoding: 'utf8' });
+  const keeps = bench('select', '--keeps', '0,2');
+  assert.equal(keeps.status, 2);
+  assert.match(keeps.stderr.trim(), /^bench: --keeps must be shares in \(0, 1\] \(got "0,2"\)\.$/);
+  const granularity = bench('select', '--granularities', 'tile');
+  assert.equal(granularity.status, 2);
+  assert.match(granularity.stderr, /Unknown granularity "tile"/);
+  const images = bench('link', '--images', 'many');
+  assert.equal(images.status, 2);
+  assert.match(images.stderr.trim(), /^bench: --images must be a positive whole number \(got "many"\)\.$/);
+});
