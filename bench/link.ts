@@ -40,7 +40,7 @@ export const link: Benchmark = {
       'mask-epochs': { default: '30' },
       'lambda-start': { default: '0.001' },
       finetune: { default: '3' },
-      'limit-train': { default: '20000' },
+      'limit-train': {},
       save: {},
     });
     const images = positiveInt('images', values.images) as number;
