@@ -5,7 +5,7 @@ import { argmaxAt, softmaxEntropy } from '../core/entropy.js';
 import type { FrozenModel } from '../core/frozen.js';
 import type { CalibrationSummary, ExitOperatingPoint } from '../core/run.js';
 import type { Dataset, Split } from '../data/datasets.js';
-import { predictFrozenWithExits } from './train.js';
+import { heldOut, predictFrozenWithExits } from './train.js';
 
 /** Candidate thresholds per exit: these percentiles of the exit's entropies on validation data, plus "never". */
 const PERCENTILES: readonly number[] = Object.freeze(Array.from({ length: 21 }, (_, i) => i * 5));
@@ -29,9 +29,7 @@ export function validationSplit(data: Dataset, validationCount: number): Split {
       'The run held out no validation data. Retrain it with --exits (cmp train holds out a tenth).',
     );
   }
-  const features = data.inputShape.reduce((a, b) => a * b, 1);
-  const start = data.train.count - validationCount;
-  return { x: data.train.x.subarray(start * features), y: data.train.y.subarray(start), count: validationCount };
+  return heldOut(data, validationCount);
 }
 
 /** Runs the frozen model (all heads) over a split and records entropies and correctness. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { freeze } from '../core/frozen.js';
 import {
   granularityName,
+  MASK_VALUE_BYTES,
   maskLayout,
   type MaskGranularity,
   type MaskSource,
@@ -184,7 +185,7 @@ export async function trainRun(
   if (maskSpec) {
     const traffic = await maskTraffic(result.frozen, validationCount ? heldOut(data, validationCount) : data.test);
     const layout = maskLayout(data.inputShape, maskSpec.granularity);
-    const valueBytes = { uint8: 1, float16: 2, float32: 4 }[maskSpec.values];
+    const valueBytes = MASK_VALUE_BYTES[maskSpec.values];
     masking = {
       kind: maskSpec.kind,
       granularity: granularityName(maskSpec.granularity),

@@ -128,6 +128,8 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     [...params.trainable].filter(([name]) => name === MASK_LOGITS || name.startsWith('selector.')).map(([, v]) => v),
   );
   let lastCheckpoint: MaskCheckpoint | undefined;
+  const started = Date.now();
+  const history: EpochRecord[] = [];
   const recordSoFar = (epochs: number, testAccuracy: number): TrainingRecord => ({
     dataset: data.name,
     epochs,
@@ -143,8 +145,6 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     testAccuracy,
   });
   let currentSpec: ModelSpec;
-  const started = Date.now();
-  const history: EpochRecord[] = [];
   let step = 0;
   for (let epoch = 1; epoch <= options.epochs; epoch++) {
     const epochStart = Date.now();
@@ -301,24 +301,11 @@ export async function maskTraffic(
   const shape = frozen.spec.input.shape;
   const codec = new SelectionCodec(mask.spec, shape, 0);
   if (mask.spec.kind === 'static') return { keptUnits: mask.spec.kept.length, frameBytes: codec.frameBytes() };
-  const { tf } = await loadTf();
-  const [c, h, w] = shape;
-  const features = c * h * w;
   let units = 0;
   let bytes = 0;
-  for (let start = 0; start < split.count; start += 500) {
-    const size = Math.min(500, split.count - start);
-    const x = tf.tensor4d(split.x.subarray(start * features, (start + size) * features), [size, c, h, w]);
-    const gates = tf.tidy(() => frozenGates(tf, mask, shape, x));
-    const g = (await gates.data()) as Float32Array;
-    tf.dispose([x, gates]);
-    const per = g.length / size;
-    for (let i = 0; i < size; i++) {
-      const chosen: number[] = [];
-      for (let u = 0; u < per; u++) if (g[i * per + u] > 0) chosen.push(u);
-      units += chosen.length;
-      bytes += codec.frameBytes(chosen);
-    }
+  for (const chosen of await selectedUnits(frozen, split, split.count)) {
+    units += chosen.length;
+    bytes += codec.frameBytes(chosen);
   }
   return split.count
     ? { keptUnits: units / split.count, frameBytes: bytes / split.count }
@@ -494,14 +481,19 @@ export async function selectedUnits(frozen: FrozenModel, split: Split, count: nu
   const { tf } = await loadTf();
   const shape = frozen.spec.input.shape;
   const features = shape[0] * shape[1] * shape[2];
-  const x = tf.tensor4d(split.x.subarray(0, count * features), [count, ...shape]);
-  const gates = tf.tidy(() => frozenGates(tf, mask, shape, x));
-  const g = (await gates.data()) as Float32Array;
-  tf.dispose([x, gates]);
-  const units = g.length / count;
-  return Array.from({ length: count }, (_, i) => {
-    const chosen: number[] = [];
-    for (let u = 0; u < units; u++) if (g[i * units + u] > 0) chosen.push(u);
-    return chosen;
-  });
+  const out: number[][] = [];
+  for (let start = 0; start < count; start += 500) {
+    const size = Math.min(500, count - start);
+    const x = tf.tensor4d(split.x.subarray(start * features, (start + size) * features), [size, ...shape]);
+    const gates = tf.tidy(() => frozenGates(tf, mask, shape, x));
+    const g = (await gates.data()) as Float32Array;
+    tf.dispose([x, gates]);
+    const units = g.length / size;
+    for (let i = 0; i < size; i++) {
+      const chosen: number[] = [];
+      for (let u = 0; u < units; u++) if (g[i * units + u] > 0) chosen.push(u);
+      out.push(chosen);
+    }
+  }
+  return out;
 }

@@ -11,6 +11,12 @@ export type MaskGranularity = { kind: 'pixel' } | { kind: 'channel' } | { kind: 
 /** How selected values travel on the wire: uint8 is round(value * 255) of [0, 1] inputs. */
 export type MaskValueType = 'uint8' | 'float16' | 'float32';
 export const MASK_VALUE_TYPES: readonly MaskValueType[] = Object.freeze(['uint8', 'float16', 'float32']);
+/** Bytes one value takes on the wire. */
+export const MASK_VALUE_BYTES: Readonly<Record<MaskValueType, number>> = Object.freeze({
+  uint8: 1,
+  float16: 2,
+  float32: 4,
+});
 
 /** Where a static mask came from: learned jointly, a feature-importance ranking, or random (the two baselines). */
 export type MaskSource = 'learned' | 'importance' | 'random';

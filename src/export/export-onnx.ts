@@ -10,7 +10,7 @@ import {
   type Manifest,
   type ManifestMask,
 } from '../core/manifest.js';
-import { granularityName, maskLayout } from '../core/mask.js';
+import { granularityName, MASK_VALUE_BYTES, maskLayout } from '../core/mask.js';
 import { maskId } from '../link/codec.js';
 import {
   encodeModel,
@@ -162,7 +162,7 @@ function manifestMask(frozen: FrozenModel): ManifestMask | undefined {
   const { spec } = mask;
   const shape = frozen.spec.input.shape;
   const layout = maskLayout(shape, spec.granularity);
-  const valueBytes = { uint8: 1, float16: 2, float32: 4 }[spec.values];
+  const valueBytes = MASK_VALUE_BYTES[spec.values];
   return {
     kind: spec.kind,
     granularity: granularityName(spec.granularity),

@@ -2,7 +2,14 @@
 
 import { CmpError } from '../errors.js';
 import { fromFloat16Bits, toFloat16Bits } from '../core/float16.js';
-import { featuresOf, granularityName, maskLayout, type MaskLayout, type MaskSpec } from '../core/mask.js';
+import {
+  featuresOf,
+  granularityName,
+  MASK_VALUE_BYTES as VALUE_BYTES,
+  maskLayout,
+  type MaskLayout,
+  type MaskSpec,
+} from '../core/mask.js';
 import { crc32 } from './crc32.js';
 
 /**
@@ -27,7 +34,6 @@ export const SELECT_CODEC_VERSION = 1;
 export const SELECT_HEADER_BYTES = 8;
 
 const VALUE_CODES = { uint8: 0, float16: 1, float32: 2 } as const;
-const VALUE_BYTES = { uint8: 1, float16: 2, float32: 4 } as const;
 type Coding = 'none' | 'bitmap' | 'indices' | 'gaps';
 const CODING_CODES: Record<Coding, number> = { none: 0, bitmap: 1, indices: 2, gaps: 3 };
 const CODINGS: Coding[] = ['none', 'bitmap', 'indices', 'gaps'];

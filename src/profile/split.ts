@@ -2,12 +2,13 @@
 // hands the selected inputs to the host, which finishes with the whole model. Every byte is counted each way.
 
 import { nowMs, percentile } from '../core/clock.js';
-import { parseGranularity, type MaskSpec } from '../core/mask.js';
+import { argmaxAt } from '../core/entropy.js';
 import type { Split } from '../data/datasets.js';
 import { CmpError } from '../errors.js';
 import { SelectionCodec } from '../link/codec.js';
 import type { McuClient } from '../link/mcu-client.js';
 import type { Backend } from '../runtime/backend.js';
+import { maskSpecOf } from '../runtime/masked-input.js';
 import type { ModelFile } from '../runtime/model-file.js';
 
 /** Link speed the report converts bytes into time with: 10 bits per byte on a UART (start, 8 data, stop). */
@@ -57,7 +58,8 @@ export async function runSplit(
   const shape = manifest.input.shape;
   const features = shape[0] * shape[1] * shape[2];
   const mask = manifest.inputMask;
-  const codec = mask?.kind === 'static' ? new SelectionCodec(maskSpec(mask), shape, mask.maskId) : undefined;
+  const codec =
+    mask?.kind === 'static' ? new SelectionCodec(maskSpecOf(mask, file.path), shape, mask.maskId) : undefined;
   const classes = manifest.labels.length;
   const samples: SplitSample[] = [];
   const n = Math.min(count, split.count);
@@ -77,7 +79,7 @@ export async function runSplit(
       handoffBytes = answer.handoff.frame.length;
       const { input, dims } = modelInput(answer.handoff.frame, codec, features, shape, manifest.input);
       const logits = await backend.run(input, dims);
-      label = argmax(logits, classes);
+      label = argmaxAt(logits, 0, classes);
     }
     samples.push({
       label,
@@ -139,20 +141,4 @@ function modelInput(
   }
   const input = values.map((v) => (v - norm.mean) / norm.std);
   return { input, dims: codec ? [1, input.length] : [1, ...shape] };
-}
-
-function maskSpec(mask: NonNullable<ModelFile['manifest']>['inputMask'] & object): MaskSpec {
-  return {
-    kind: 'static',
-    granularity: parseGranularity(mask.granularity),
-    source: 'learned',
-    values: mask.values,
-    kept: mask.kept ?? [],
-  };
-}
-
-function argmax(values: Float32Array, length: number): number {
-  let best = 0;
-  for (let c = 1; c < length; c++) if (values[c] > values[best]) best = c;
-  return best;
 }

@@ -35,7 +35,7 @@ export class MaskedInput {
     const mask = manifest?.inputMask;
     if (!manifest || !mask || manifest.selector) return undefined;
     const shape = manifest.input.shape;
-    const spec = specOf(mask, file.path);
+    const spec = maskSpecOf(mask, file.path);
     const codec = new SelectionCodec(spec, shape, mask.maskId);
     let selector: Backend | undefined;
     if (mask.kind === 'dynamic') {
@@ -47,7 +47,7 @@ export class MaskedInput {
           `${path} is not the selector of ${file.path} (mask id differs). Export the model again: cmp export RUN --out ${file.path}`,
         );
       }
-      selector = await createBackend(backend === 'bitwasm' ? 'auto' : backend, selectorFile);
+      selector = await createBackend(backend, selectorFile);
     }
     return new MaskedInput(mask, codec, shape, manifest.input, selector);
   }
@@ -108,7 +108,7 @@ export class MaskedInput {
 }
 
 /** The codec's view of a manifest's mask. */
-function specOf(mask: ManifestMask, source: string): MaskSpec {
+export function maskSpecOf(mask: ManifestMask, source: string): MaskSpec {
   const granularity = parseGranularity(mask.granularity);
   if (mask.kind === 'static') {
     if (!Array.isArray(mask.kept)) {
