@@ -49,3 +49,4 @@ export { softmaxEntropy } from './core/entropy.js';
 export { stagePath } from './core/manifest.js';
 export { StagedModel, measureStageLatency, type StagedResult } from './runtime/early-exit.js';
 export { Profiler } from './runtime/profiler.js';
+export { Predictor, type Prediction, type PredictorOptions } from './runtime/predictor.js';

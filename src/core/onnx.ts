@@ -1,10 +1,10 @@
 // The ONNX protobuf adapter: the only file that imports onnx-proto; builds graphs and reads files of any producer.
 
-import { createRequire } from 'node:module';
-import type { onnx as OnnxNs } from 'onnx-proto';
+import onnxProto, { type onnx as OnnxNs } from 'onnx-proto';
 import { CmpError } from '../errors.js';
 
-const { onnx } = createRequire(import.meta.url)('onnx-proto') as { onnx: typeof OnnxNs };
+// onnx-proto is CommonJS: its default import is module.exports, which bundlers (esbuild) and browsers can follow.
+const { onnx } = onnxProto as { onnx: typeof OnnxNs };
 
 export type OnnxModel = OnnxNs.ModelProto;
 export type OnnxNode = OnnxNs.INodeProto;

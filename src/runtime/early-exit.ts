@@ -5,7 +5,7 @@ import { nowMs } from '../core/clock.js';
 import { argmaxAt, softmaxEntropy } from '../core/entropy.js';
 import { stagePath } from '../core/manifest.js';
 import { createBackend, type Backend } from './backends.js';
-import { readModelFile, type ModelFile } from './model-file.js';
+import { readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
 
 /** The outcome of one sample. `exit` is 1..n for an early exit, 0 for the final classifier. */
 export interface StagedResult {
@@ -29,9 +29,9 @@ export class StagedModel {
     public thresholds: number[],
   ) {}
 
-  /** Loads `path` (exported with exits) and its stage files on `backend`. */
-  static async load(path: string, backend = 'ort-node'): Promise<StagedModel> {
-    const file = readModelFile(path);
+  /** Loads `path` (exported with exits) and its stage files on `backend`; `read` fetches files (default: disk). */
+  static async load(path: string, backend = 'ort-node', read: ModelReader = readModelFileAsync): Promise<StagedModel> {
+    const file = await read(path);
     const manifest = file.manifest;
     if (!manifest?.exits?.length || !manifest.stages) {
       throw new CmpError('MODEL_INVALID', `${path} has no early exits. Train with --exits and export it again.`);
@@ -39,7 +39,7 @@ export class StagedModel {
     const stages: { file: ModelFile; backend: Backend }[] = [];
     try {
       for (let k = 1; k <= manifest.stages; k++) {
-        const stage = readModelFile(stagePath(path, k));
+        const stage = await read(stagePath(path, k));
         if (stage.manifest?.stage?.index !== k) {
           throw new CmpError('MODEL_INVALID', `${stage.path} is not stage ${k} of ${path}. Export the model again.`);
         }
@@ -51,6 +51,11 @@ export class StagedModel {
     }
     const thresholds = manifest.exits.map((e) => e.threshold ?? -1);
     return new StagedModel(file, stages, thresholds);
+  }
+
+  /** The backend the stages run on. */
+  get backendName(): string {
+    return this.stages[0].backend.name;
   }
 
   get exitCount(): number {

@@ -6,7 +6,7 @@ import { selectorPath, type ManifestMask } from '../core/manifest.js';
 import { parseGranularity, type MaskSpec } from '../core/mask.js';
 import { SelectionCodec } from '../link/codec.js';
 import { createBackend, type Backend } from './backend.js';
-import { readModelFile, type ModelFile } from './model-file.js';
+import { readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
 
 /** Bytes that crossed the link so far. */
 export interface LinkTally {
@@ -29,8 +29,15 @@ export class MaskedInput {
     private readonly selector?: Backend,
   ) {}
 
-  /** The link of `file`, or undefined when the model has no input mask. A dynamic mask loads its selector file. */
-  static async open(file: ModelFile, backend = 'auto'): Promise<MaskedInput | undefined> {
+  /**
+   * The link of `file`, or undefined when the model has no input mask. A dynamic mask loads its selector file with
+   * `read` (default: from disk).
+   */
+  static async open(
+    file: ModelFile,
+    backend = 'auto',
+    read: ModelReader = readModelFileAsync,
+  ): Promise<MaskedInput | undefined> {
     const manifest = file.manifest;
     const mask = manifest?.inputMask;
     if (!manifest || !mask || manifest.selector) return undefined;
@@ -40,7 +47,7 @@ export class MaskedInput {
     let selector: Backend | undefined;
     if (mask.kind === 'dynamic') {
       const path = selectorPath(file.path);
-      const selectorFile = readModelFile(path);
+      const selectorFile = await read(path);
       if (!selectorFile.manifest?.selector || selectorFile.manifest.inputMask?.maskId !== mask.maskId) {
         throw new CmpError(
           'MODEL_INVALID',

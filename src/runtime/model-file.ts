@@ -29,6 +29,12 @@ export interface ModelFile {
   producer: string;
 }
 
+/** Reads a model file by path: from disk in Node, by fetch in a browser (sibling files of stages and selectors). */
+export type ModelReader = (path: string) => Promise<ModelFile>;
+
+/** The ModelReader of Node: readModelFile. */
+export const readModelFileAsync: ModelReader = async (path) => readModelFile(path);
+
 /** Reads and checks an ONNX file; a missing, truncated or foreign file is one clear error. */
 export function readModelFile(path: string): ModelFile {
   let bytes: Uint8Array;

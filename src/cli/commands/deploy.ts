@@ -1,149 +1,72 @@
-// cmp deploy: converts an exported model for a target, uploads it, verifies it and smoke-tests one inference.
+// cmp deploy: puts an exported model on a target (mcu, rpi, browser) through that target's handler.
 
-import { nowMs } from '../../core/clock.js';
 import { CmpError } from '../../errors.js';
-import { McuClient } from '../../link/mcu-client.js';
-import { convertToMcuModel, type McuModel } from '../../link/mcu-model.js';
-import type { Capabilities } from '../../link/protocol.js';
-import { DEFAULT_BAUD_RATE, openSerialTransport } from '../../link/transport-serial.js';
-import { createBackend } from '../../runtime/backends.js';
-import { predict } from '../../runtime/evaluate.js';
-import { readModelFile } from '../../runtime/model-file.js';
-import type { Parsed } from '../args.js';
+import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
-import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
-import { formatTable } from '../table.js';
+import { DATA_FLAG } from '../data-flag.js';
+import { BROWSER_DEPLOY_FLAGS, browserDeploy } from './deploy-browser.js';
+import { MCU_DEPLOY_FLAGS, mcuDeploy } from './deploy-mcu.js';
+import { RPI_DEPLOY_FLAGS, rpiDeploy } from './deploy-rpi.js';
 
-const TARGETS: readonly string[] = Object.freeze(['mcu']);
-/** Largest |device logit - onnxruntime logit| the smoke test accepts (float32 sums in another order). */
-export const DEPLOY_LOGIT_TOLERANCE = 1e-3;
+/** One target's deploy action; it prints its own result and returns the exit code. */
+export interface TargetDeploy {
+  run(parsed: Parsed, io: CliIo): Promise<number>;
+}
+
+/** Targets by short lowercase name, with the flags only they read (the rest are refused for them). */
+const TARGETS: Readonly<Record<string, { deploy: TargetDeploy; flags: Record<string, FlagDef> }>> = Object.freeze({
+  browser: { deploy: browserDeploy, flags: BROWSER_DEPLOY_FLAGS },
+  mcu: { deploy: mcuDeploy, flags: MCU_DEPLOY_FLAGS },
+  rpi: { deploy: rpiDeploy, flags: RPI_DEPLOY_FLAGS },
+});
+
+/** Flags every target reads. --port is the serial port for mcu and the SSH port for rpi. */
+const SHARED_FLAGS: Record<string, FlagDef> = {
+  port: {
+    type: 'string',
+    value: 'PATH|N',
+    help: 'mcu: serial port of the board (/dev/ttyACM0, /dev/pts/N); rpi: SSH port',
+  },
+  data: { ...DATA_FLAG, help: `${DATA_FLAG.help}; the smoke test runs its first test image` },
+};
 
 export const deployCommand: Command = {
   def: {
     name: 'deploy',
-    summary: 'Convert a cmp ONNX model for a device, upload it, verify its CRC and smoke-test one inference.',
+    summary: 'Put an exported model on a device (mcu over serial, rpi over SSH) or into a static site (browser).',
     positionals: ['MODEL'],
     flags: {
-      target: { type: 'string', value: 'NAME', default: 'mcu', choices: TARGETS, help: 'where the model runs' },
-      port: { type: 'string', value: 'PATH', help: 'mcu: serial port of the board, e.g. /dev/ttyACM0 or /dev/pts/N' },
-      'baud-rate': { type: 'int', default: String(DEFAULT_BAUD_RATE), help: 'mcu: line speed (a PTY ignores it)' },
-      data: { ...DATA_FLAG, help: `${DATA_FLAG.help}; the smoke test runs its first test image` },
+      target: {
+        type: 'string',
+        value: 'NAME',
+        default: 'mcu',
+        choices: Object.keys(TARGETS),
+        help: 'where the model runs',
+      },
+      ...SHARED_FLAGS,
+      ...Object.fromEntries(Object.values(TARGETS).flatMap((t) => Object.entries(t.flags))),
     },
-    examples: ['cmp deploy fm-mlp.onnx --target mcu --port /dev/pts/3'],
+    examples: [
+      'cmp deploy fm-exit.onnx --target rpi --host pi@raspberrypi.local',
+      'cmp deploy fm-mlp.onnx --target mcu --port /dev/pts/3',
+      'cmp deploy fm-exit.onnx --target browser --out site/',
+    ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
-    const f = parsed.flags;
-    const port = f.port as string | undefined;
-    if (!port) {
-      throw new CmpError(
-        'BAD_FLAG',
-        "cmp deploy --target mcu needs --port PATH (cmp firmware qemu prints the emulated board's).",
-      );
-    }
-    const file = readModelFile(parsed.positionals[0]);
-    const mcu = convertToMcuModel(file);
-    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, { limitTest: 1, limitTrain: 1 });
-    const transport = await openSerialTransport(port, { baudRate: f['baud-rate'] as number | undefined });
-    const client = new McuClient(transport);
-    try {
-      io.progress.update(`connecting to ${port}`);
-      const caps = await client.connect();
-      checkFits(file.path, mcu, caps, port);
-      const began = nowMs();
-      const info = await client.uploadModel(mcu.blob, (sent, total) =>
-        io.progress.update(`upload ${sent}/${total} bytes`),
-      );
-      const uploadMs = nowMs() - began;
-      io.progress.update('smoke test');
-      const features = mcu.inputShape.reduce((a, b) => a * b, 1);
-      const pixels = Uint8Array.from(data.test.x.subarray(0, features), (v) => Math.round(v * 255));
-      const device = await client.infer(pixels, { logits: true });
-      const backend = await createBackend('ort-node', file);
-      const host = await predict(backend, file, data, 1).finally(() => backend.dispose());
-      io.progress.done();
-      const hostLabel = host.indexOf(Math.max(...host));
-      let logitDiff = 0;
-      device.logits?.forEach((v, c) => (logitDiff = Math.max(logitDiff, Math.abs(v - host[c]))));
-      if (device.label !== hostLabel || logitDiff > DEPLOY_LOGIT_TOLERANCE) {
-        throw new CmpError(
-          'IO',
-          `Smoke test failed on ${port}: the device answered label ${device.label}, onnxruntime ${hostLabel} (largest logit difference ${logitDiff.toExponential(2)}). Rebuild the firmware with this cmp and deploy again.`,
-        );
-      }
-      const result = {
-        model: file.path,
-        target: 'mcu',
-        port,
-        board: caps.board,
-        firmwareVersion: caps.firmwareVersion,
-        blobBytes: mcu.blob.length,
-        crc: `0x${info.crc.toString(16).padStart(8, '0')}`,
-        arenaUsed: info.arenaUsed,
-        arenaBytes: info.arenaBytes,
-        uploadMs: Math.round(uploadMs),
-        smoke: {
-          image: 0,
-          dataset: data.name,
-          deviceLabel: device.label,
-          hostLabel,
-          maxLogitDiff: logitDiff,
-          entropy: device.entropy,
-          cycles: device.cycles,
-          deviceMs: (device.cycles / caps.clockHz) * 1000,
-        },
-        link: client.stats,
-      };
-      if (io.json) io.out(JSON.stringify(result, null, 2));
-      else {
-        io.out(
-          formatTable(
-            [
-              'model',
-              'board',
-              'blob bytes',
-              'arena used',
-              'CRC-32',
-              'upload ms',
-              'label (device/host)',
-              'max logit diff',
-              'device ms',
-            ],
-            [
-              [
-                file.path,
-                caps.board,
-                mcu.blob.length,
-                `${info.arenaUsed}/${info.arenaBytes}`,
-                result.crc,
-                result.uploadMs,
-                `${device.label}/${hostLabel}`,
-                logitDiff.toExponential(1),
-                result.smoke.deviceMs.toFixed(2),
-              ],
-            ],
-          ),
-        );
-      }
-      return 0;
-    } finally {
-      client.dispose();
-      await transport.close();
-    }
+    const name = (parsed.flags.target as string | undefined) ?? 'mcu';
+    const target = TARGETS[name];
+    refuseForeignFlags(parsed, name, target.flags);
+    return target.deploy.run(parsed, io);
   },
 };
 
-/** Refuses, before uploading anything, a model the device cannot hold or read, with the sizes in the message. */
-function checkFits(path: string, mcu: McuModel, caps: Capabilities, port: string): void {
-  if (mcu.arenaBytes > caps.arenaBytes) {
-    throw new CmpError(
-      'MODEL_INVALID',
-      `${path} needs ${mcu.arenaBytes} bytes of device arena (model ${mcu.blob.length} + activations ${mcu.workspaceBytes}) but the board on ${port} has ${caps.arenaBytes}. Use a smaller or more binarized model, or rebuild the firmware with --arena-bytes.`,
-    );
-  }
-  if (caps.modelFormatVersion < mcu.formatVersion || mcu.layers.length > caps.maxLayers) {
-    throw new CmpError(
-      'MODEL_INVALID',
-      `The firmware on ${port} reads model format ${caps.modelFormatVersion} with ${caps.maxLayers} layers; ${path} needs format ${mcu.formatVersion} with ${mcu.layers.length}${mcu.formatVersion > 1 ? ' (input mask or exits)' : ''}. Rebuild the firmware with cmp firmware build.`,
-    );
+/** A flag that belongs to another target is a mistake worth naming (e.g. --out with --target rpi). */
+export function refuseForeignFlags(parsed: Parsed, name: string, own: Record<string, FlagDef>): void {
+  for (const [other, target] of Object.entries(TARGETS)) {
+    if (other === name) continue;
+    for (const flag of Object.keys(target.flags)) {
+      if (flag in own || parsed.flags[flag] === undefined) continue;
+      throw new CmpError('BAD_FLAG', `--${flag} is for --target ${other}, not ${name}. Drop it or change --target.`);
+    }
   }
 }

@@ -1,0 +1,141 @@
+// The profile a device brings back (cmp-profile/1): latency percentiles per stage, exit shares, accuracy, link bytes.
+// The rpi agent, the browser page and the dashboard's local device all measure through profilePredictor.
+
+import { nowMs, percentile } from '../core/clock.js';
+import type { Predictor } from '../runtime/predictor.js';
+
+/** What the device is: read on the device itself. */
+export interface DeviceFacts {
+  /** How the user named it: user@host, "browser", "this machine". */
+  name: string;
+  /** node: process.platform; browsers: navigator.platform. */
+  platform: string;
+  /** node: process.arch (x64, arm64, arm); browsers: "wasm". */
+  arch: string;
+  cpus: number;
+  /** Physical memory, bytes (browsers: navigator.deviceMemory when known, else 0). */
+  memoryBytes: number;
+  /** e.g. "node v20.20.2" or the browser's user agent. */
+  runtime: string;
+}
+
+/** Latency percentiles in milliseconds. */
+export interface LatencySummary {
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  min: number;
+  max: number;
+}
+
+/** A profile of one model on one device. */
+export interface DeviceProfile {
+  schema: 'cmp-profile/1';
+  device: DeviceFacts;
+  model: { path: string; release?: string };
+  backend: string;
+  dataset: string;
+  samples: number;
+  accuracy: number;
+  /** Whole-instance latency (selection, stages, classifier). */
+  latencyMs: LatencySummary;
+  /** Every instance's latency, milliseconds rounded to 0.1 µs, in run order (histograms). */
+  latenciesMs: number[];
+  /** Per stage (models with exits: stage1.., else one "model" stage), over the instances that reached it. */
+  stages: ({ name: string; runs: number } & LatencySummary)[];
+  /** Per exit then the final classifier: share of instances and their accuracy. */
+  exits: { exit: string; share: number; accuracy: number }[];
+  /** Instances per second over the measured run. */
+  throughputPerS: number;
+  /** Masked models: bytes per instance on the link against sending the whole input. */
+  link?: { meanBytes: number; fullBytes: number; saving: number };
+  /** Peak resident memory of the process, bytes, where the platform tells. */
+  rssBytes?: number;
+  startedAt: string;
+  durationMs: number;
+}
+
+/** The measurement part of a profile; the caller adds device, model and memory. */
+export type ProfileMeasurement = Omit<DeviceProfile, 'schema' | 'device' | 'model' | 'rssBytes'>;
+
+export interface ProfileOptions {
+  dataset: string;
+  /** Untimed instances run first (default 10, at most the count). */
+  warmup?: number;
+  /** Full-input bytes of one instance on the link, for the saving (default: the mask's, else 1 byte per value). */
+  fullInputBytes?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Runs `count` instances (`x` holds count x features values in [0, 1], `y` their labels) one at a time. */
+export async function profilePredictor(
+  predictor: Predictor,
+  x: Float32Array,
+  y: ArrayLike<number>,
+  count: number,
+  options: ProfileOptions,
+): Promise<ProfileMeasurement> {
+  const f = predictor.features;
+  const sample = (i: number): Float32Array => x.subarray(i * f, (i + 1) * f);
+  for (let i = 0; i < Math.min(options.warmup ?? 10, count); i++) await predictor.infer(sample(i));
+  const exits = predictor.thresholds.length;
+  const taken = Array.from({ length: exits + 1 }, () => ({ count: 0, correct: 0 }));
+  const stageTimes: number[][] = [];
+  const latencies: number[] = [];
+  let linkBytes = 0;
+  let correct = 0;
+  const startedAt = new Date().toISOString();
+  const began = nowMs();
+  for (let i = 0; i < count; i++) {
+    const p = await predictor.infer(sample(i));
+    latencies.push(p.latencyMs);
+    p.stageMs.forEach((ms, k) => (stageTimes[k] ??= []).push(ms));
+    const slot = taken[p.exit === 0 ? exits : p.exit - 1];
+    const right = Number(p.label === y[i]);
+    slot.count++;
+    slot.correct += right;
+    correct += right;
+    linkBytes += p.linkBytes ?? 0;
+    if (i % 25 === 0) options.onProgress?.(i, count);
+  }
+  const durationMs = nowMs() - began;
+  options.onProgress?.(count, count);
+  const fullBytes = options.fullInputBytes ?? predictor.fullInputBytes ?? f;
+  return {
+    backend: predictor.backendName,
+    dataset: options.dataset,
+    samples: count,
+    accuracy: count ? correct / count : 0,
+    latencyMs: summarize(latencies),
+    latenciesMs: latencies.map((ms) => Math.round(ms * 1e4) / 1e4),
+    stages: stageTimes.map((times, k) => ({
+      name: exits ? `stage${k + 1}` : 'model',
+      runs: times.length,
+      ...summarize(times),
+    })),
+    exits: taken.map((t, k) => ({
+      exit: k === exits ? 'final' : `exit${k + 1}`,
+      share: count ? t.count / count : 0,
+      accuracy: t.count ? t.correct / t.count : 0,
+    })),
+    throughputPerS: durationMs > 0 ? (count / durationMs) * 1000 : 0,
+    ...(predictor.masked && count
+      ? { link: { meanBytes: linkBytes / count, fullBytes, saving: linkBytes ? (fullBytes * count) / linkBytes : 0 } }
+      : {}),
+    startedAt,
+    durationMs,
+  };
+}
+
+/** Mean, percentiles and range of `values` (NaN when empty). */
+export function summarize(values: number[]): LatencySummary {
+  return {
+    mean: values.length ? values.reduce((a, b) => a + b, 0) / values.length : NaN,
+    p50: percentile(values, 50),
+    p90: percentile(values, 90),
+    p99: percentile(values, 99),
+    min: values.length ? Math.min(...values) : NaN,
+    max: values.length ? Math.max(...values) : NaN,
+  };
+}

@@ -1,0 +1,52 @@
+// Bundles each target's device program with esbuild into dist/targets/: one file per target, no trainer inside.
+// Run by `npm run build`; `node --import tsx targets/build.ts [NAME...]` builds some.
+
+import { build, type BuildOptions } from 'esbuild';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const WASM = join(ROOT, 'dist', 'runtime', 'bitwasm', 'bitwasm.wasm');
+
+/** Each target's bundle: options beyond the shared ones, and files copied beside the bundle. */
+export const BUNDLES: Readonly<Record<string, { options: BuildOptions; beside: string[] }>> = Object.freeze({
+  rpi: {
+    options: {
+      entryPoints: [join(ROOT, 'targets', 'rpi', 'agent.ts')],
+      outfile: join(ROOT, 'dist', 'targets', 'rpi', 'cmp-edge.mjs'),
+      platform: 'node',
+      target: 'node18',
+      // The native runtime and the wasm one ship beside the bundle in the release's node_modules, per platform.
+      external: ['onnxruntime-node', 'onnxruntime-web'],
+      // CommonJS dependencies (protobufjs) call require; an ES module has none of its own.
+      banner: {
+        js: "import { createRequire as cmpCreateRequire } from 'node:module'; const require = cmpCreateRequire(import.meta.url);",
+      },
+    },
+    beside: [WASM],
+  },
+});
+
+async function main(names: string[]): Promise<void> {
+  for (const name of names.length ? names : Object.keys(BUNDLES)) {
+    const bundle = BUNDLES[name];
+    if (!bundle) throw new Error(`Unknown bundle "${name}". Use one of: ${Object.keys(BUNDLES).join(', ')}.`);
+    const outfile = bundle.options.outfile as string;
+    mkdirSync(dirname(outfile), { recursive: true });
+    await build({
+      bundle: true,
+      format: 'esm',
+      minify: true,
+      sourcemap: false,
+      legalComments: 'eof',
+      logLevel: 'warning',
+      define: { __CMP_VERSION__: JSON.stringify(VERSION) },
+      ...bundle.options,
+    });
+    for (const file of bundle.beside) copyFileSync(file, join(dirname(outfile), file.split('/').pop() as string));
+  }
+}
+
+await main(process.argv.slice(2));
