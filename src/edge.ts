@@ -4,7 +4,7 @@
 export { CmpError, isCmpError, type CmpErrorCode } from './errors.js';
 export { nowMs, percentile } from './core/clock.js';
 export { argmaxAt, softmaxEntropy } from './core/entropy.js';
-export { selectorPath, stagePath, type Manifest } from './core/manifest.js';
+export { modelFilePaths, selectorPath, stagePath, type Manifest } from './core/manifest.js';
 export { CMP_VERSION } from './core/version.js';
 export { backendNames, createBackend, registerBackend, type Backend, type BackendFactory } from './runtime/backends.js';
 export { StagedModel, type StagedResult } from './runtime/early-exit.js';
@@ -26,3 +26,4 @@ export {
   type LatencySummary,
   type ProfileMeasurement,
 } from './profile/device-profile.js';
+export { RELEASE_ID, RELEASE_LAYOUT, type ReleaseConfig, type ReleaseFileEntry } from './core/release.js';

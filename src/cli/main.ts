@@ -16,6 +16,8 @@ import { masksCommand } from './commands/masks.js';
 import { runCommand } from './commands/run.js';
 import { profileCommand } from './commands/profile.js';
 import { pruneCommand } from './commands/prune.js';
+import { rollbackCommand } from './commands/rollback.js';
+import { statusCommand } from './commands/status.js';
 import { trainCommand } from './commands/train.js';
 
 const COMMANDS: readonly Command[] = Object.freeze([
@@ -30,6 +32,8 @@ const COMMANDS: readonly Command[] = Object.freeze([
   runCommand,
   firmwareCommand,
   deployCommand,
+  statusCommand,
+  rollbackCommand,
   profileCommand,
 ]);
 

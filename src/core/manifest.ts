@@ -103,3 +103,11 @@ export function selectorPath(modelPath: string): string {
 export function stagePath(modelPath: string, k: number): string {
   return modelPath.endsWith('.onnx') ? `${modelPath.slice(0, -5)}.stage${k}.onnx` : `${modelPath}.stage${k}.onnx`;
 }
+
+/** Every file a model needs at run time: itself, its stage files (exits) and its selector (dynamic mask). */
+export function modelFilePaths(modelPath: string, manifest: Manifest | undefined): string[] {
+  const paths = [modelPath];
+  for (let k = 1; k <= (manifest?.exits?.length ? (manifest.stages ?? 0) : 0); k++) paths.push(stagePath(modelPath, k));
+  if (manifest?.inputMask?.kind === 'dynamic' && !manifest.selector) paths.push(selectorPath(modelPath));
+  return paths;
+}

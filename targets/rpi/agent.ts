@@ -1,5 +1,596 @@
-// cmp-edge: the program a release runs on the device (bundled by targets/build.ts).
+// cmp-edge: the program a release runs on the device (bundled by targets/build.ts into releases/<id>/cmp-edge.mjs).
+// Each verb prints one JSON line on stdout ({ ok: true, ... } or { ok: false, error }) and exits 0 or 1; the host
+// (src/deploy/rpi.ts) runs verbs over SSH with fixed, quoted arguments. See src/core/release.ts for the layout.
 
-import { CMP_VERSION } from '../../src/edge.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { cpus, homedir, hostname, totalmem } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  CMP_VERSION,
+  CmpError,
+  isCmpError,
+  nowMs,
+  Predictor,
+  profilePredictor,
+  readModelFile,
+  RELEASE_ID,
+  RELEASE_LAYOUT as L,
+  summarize,
+  type DeviceProfile,
+  type ReleaseConfig,
+} from '../../src/edge.js';
 
-process.stdout.write(`cmp-edge ${CMP_VERSION}\n`);
+/** This release's folder (node resolves the `current` link to it) and the base folder above `releases/`. */
+const RELEASE_DIR = dirname(fileURLToPath(import.meta.url));
+const BASE = resolve(RELEASE_DIR, '..', '..');
+const at = (...parts: string[]): string => join(BASE, ...parts);
+/** How long start waits for the service's socket to answer, and stop for the supervisor to leave. */
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+/** Largest request body the service reads. */
+const MAX_BODY_BYTES = 1 << 20;
+/** Releases kept besides current and previous. */
+const KEEP_RELEASES = 3;
+
+type Json = Record<string, unknown>;
+
+const VERBS: Readonly<Record<string, (args: string[]) => Promise<Json>>> = Object.freeze({
+  verify: async () => ({ release: verify().id }),
+  smoke: async () => smoke(verify()),
+  activate: async () => activate(),
+  start: async () => start(),
+  stop: async () => ({ stopped: await stop() }),
+  status: async () => status(),
+  health: async () => health(false),
+  profile: async (args: string[]) => profile(args),
+  serve: async () => serve(),
+  supervise: async () => supervise(),
+});
+
+async function main(argv: string[]): Promise<number> {
+  const [verb, ...args] = argv;
+  const action = VERBS[verb ?? ''];
+  try {
+    if (!action) {
+      throw new CmpError('BAD_ARGUMENT', `Unknown verb "${verb ?? ''}". Use one of: ${Object.keys(VERBS).join(', ')}.`);
+    }
+    const result = await action(args);
+    if (verb !== 'serve' && verb !== 'supervise') emit({ ok: true, ...result });
+    return 0;
+  } catch (err) {
+    emit({ ok: false, code: isCmpError(err) ? err.code : 'INTERNAL', error: oneLine(err) });
+    return 1;
+  }
+}
+
+function emit(result: Json): void {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+function oneLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
+}
+
+/** release.json of this release, with every listed file present and unchanged (SHA-256). */
+function verify(): ReleaseConfig {
+  const config = JSON.parse(readFileSync(join(RELEASE_DIR, L.config), 'utf8')) as ReleaseConfig;
+  if (config.schema !== 'cmp-release/1' || !RELEASE_ID.test(config.id) || basename(RELEASE_DIR) !== config.id) {
+    throw new CmpError('RUN_INVALID', `${RELEASE_DIR} is not release ${config.id}. Deploy again.`);
+  }
+  for (const f of config.files) {
+    const path = join(RELEASE_DIR, f.path);
+    const sum = existsSync(path) ? createHash('sha256').update(readFileSync(path)).digest('hex') : 'missing';
+    if (sum !== f.sha256)
+      throw new CmpError(
+        'IO',
+        `Release ${config.id}: ${f.path} is ${sum === 'missing' ? 'missing' : 'damaged'}. Deploy again.`,
+      );
+  }
+  return config;
+}
+
+/** Loads the model in this process and checks the smoke instance against the host's answer. */
+async function smoke(config: ReleaseConfig): Promise<Json> {
+  const began = nowMs();
+  const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), { backend: config.backend });
+  try {
+    const loadMs = nowMs() - began;
+    const p = await predictor.infer(Float32Array.from(config.smoke.input));
+    return { ...compareSmoke(config, p), backend: predictor.backendName, loadMs };
+  } finally {
+    await predictor.dispose();
+  }
+}
+
+/** The device's answer against the host's; throws when they disagree. */
+function compareSmoke(config: ReleaseConfig, p: { label: number; logits: ArrayLike<number> }): Json {
+  let diff = 0;
+  config.smoke.logits.forEach((v, c) => (diff = Math.max(diff, Math.abs(v - (p.logits[c] ?? NaN)))));
+  if (p.label !== config.smoke.label || !(diff <= config.smoke.tolerance)) {
+    throw new CmpError(
+      'IO',
+      `Smoke test failed: the device answered label ${p.label}, the host ${config.smoke.label} (largest logit difference ${diff.toExponential(2)}).`,
+    );
+  }
+  return { label: p.label, maxLogitDiff: diff };
+}
+
+function readLink(name: string): string | undefined {
+  try {
+    return basename(readlinkSync(at(name)));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Points `name` at releases/<id> by renaming a fresh link over it, so readers see the old or the new, never none. */
+function pointAt(name: string, id: string): void {
+  const tmp = at(`.${name}.${process.pid}`);
+  rmSync(tmp, { force: true });
+  symlinkSync(join(L.releases, id), tmp);
+  renameSync(tmp, at(name));
+}
+
+/**
+ * Makes this release the running one: check it, stop the service, switch `current`, start, health-check with the
+ * smoke instance. On any failure the previous release is switched back and started again.
+ */
+async function activate(): Promise<Json> {
+  const config = verify();
+  const checked = await smoke(config);
+  const before = readLink(L.current);
+  await stop();
+  pointAt(L.current, config.id);
+  try {
+    await start();
+    const served = await health(true);
+    if (before && before !== config.id) pointAt(L.previous, before);
+    return { release: config.id, previous: before ?? null, smoke: checked, health: served, pruned: prune() };
+  } catch (err) {
+    await stop().catch(() => undefined);
+    let restored = 'nothing to restore';
+    if (before && before !== config.id) {
+      pointAt(L.current, before);
+      restored = await start().then(
+        () => `restored ${before}`,
+        (e: unknown) => `restoring ${before} failed too: ${oneLine(e)}`,
+      );
+    } else rmSync(at(L.current), { force: true });
+    throw new CmpError('IO', `Release ${config.id} failed its health check (${oneLine(err)}); ${restored}.`, {
+      cause: err,
+    });
+  }
+}
+
+/** Removes releases beyond the newest KEEP_RELEASES, never current or previous, and stale partial uploads. */
+function prune(): string[] {
+  const keep = new Set([readLink(L.current), readLink(L.previous)]);
+  const dir = at(L.releases);
+  const ids = readdirSync(dir)
+    .filter((n) => RELEASE_ID.test(n) && !keep.has(n))
+    .sort((a, b) => statSync(join(dir, b)).mtimeMs - statSync(join(dir, a)).mtimeMs);
+  const gone = ids.slice(KEEP_RELEASES);
+  for (const id of gone) rmSync(join(dir, id), { recursive: true, force: true });
+  for (const n of readdirSync(dir))
+    if (n.startsWith(L.partialPrefix)) rmSync(join(dir, n), { recursive: true, force: true });
+  return gone;
+}
+
+/** systemd's user manager when it runs (a Raspberry Pi OS login); otherwise a supervisor process with a pid file. */
+function serviceMode(): 'systemd' | 'process' {
+  if (process.env.CMP_EDGE_SERVICE === 'process') return 'process';
+  const r = spawnSync('systemctl', ['--user', 'is-system-running'], { encoding: 'utf8', timeout: 5000 });
+  return /^(running|degraded)/.test(r.stdout ?? '') ? 'systemd' : 'process';
+}
+
+/** The systemd unit of this base folder (one per base, so several bases can coexist). */
+function unitName(): string {
+  return `cmp-edge-${createHash('sha256').update(BASE).digest('hex').slice(0, 8)}.service`;
+}
+
+function systemctl(...args: string[]): void {
+  const r = spawnSync('systemctl', ['--user', ...args], { encoding: 'utf8', timeout: 30_000 });
+  if (r.status !== 0)
+    throw new CmpError('IO', `systemctl --user ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim()}`);
+}
+
+/** Starts the service of the `current` release and waits until it answers on its socket. */
+async function start(): Promise<Json> {
+  const mode = serviceMode();
+  const script = at(L.current, L.agent);
+  if (!existsSync(script)) throw new CmpError('IO', `No current release under ${BASE}. Deploy one first.`);
+  if (mode === 'systemd') {
+    const unitDir = join(homedir(), '.config', 'systemd', 'user');
+    mkdirSync(unitDir, { recursive: true });
+    writeFileSync(
+      join(unitDir, unitName()),
+      [
+        '[Unit]',
+        `Description=cmp edge runtime (${BASE})`,
+        '[Service]',
+        `ExecStart="${process.execPath}" "${script}" serve`,
+        'Restart=on-failure',
+        'RestartSec=1',
+        '[Install]',
+        'WantedBy=default.target',
+        '',
+      ].join('\n'),
+    );
+    systemctl('daemon-reload');
+    systemctl('enable', unitName());
+    systemctl('restart', unitName());
+  } else {
+    if (supervisorPid() !== undefined) throw new CmpError('IO', `The service under ${BASE} is already running.`);
+    const log = openSync(at(L.log), 'a');
+    const child = spawn(process.execPath, [script, 'supervise'], { detached: true, stdio: ['ignore', log, log] });
+    closeSync(log);
+    writeFileSync(at(L.pidFile), `${child.pid}\n`);
+    child.unref();
+  }
+  const deadline = nowMs() + START_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return { mode, ...(await call('GET', '/health')) };
+    } catch (err) {
+      if (mode === 'process' && supervisorPid() === undefined) {
+        throw new CmpError('IO', `The service exited at start: ${logTail()}`);
+      }
+      if (nowMs() > deadline)
+        throw new CmpError('IO', `The service did not answer within ${START_TIMEOUT_MS / 1000} s (${oneLine(err)}).`);
+      await sleep(100);
+    }
+  }
+}
+
+/** Stops the service; true when one was running. */
+async function stop(): Promise<boolean> {
+  if (serviceMode() === 'systemd') {
+    const was =
+      spawnSync('systemctl', ['--user', 'is-active', unitName()], { encoding: 'utf8' }).stdout?.trim() === 'active';
+    if (was) systemctl('stop', unitName());
+    return was;
+  }
+  const pid = supervisorPid();
+  if (pid === undefined) {
+    rmSync(at(L.pidFile), { force: true });
+    return false;
+  }
+  process.kill(pid, 'SIGTERM');
+  const deadline = nowMs() + STOP_TIMEOUT_MS;
+  while (alive(pid) && nowMs() < deadline) await sleep(50);
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  rmSync(at(L.pidFile), { force: true });
+  return true;
+}
+
+/** The supervisor's pid when the pid file names a live cmp-edge supervisor (not a recycled pid). */
+function supervisorPid(): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(at(L.pidFile), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes(L.agent) && cmdline.includes('supervise') ? pid : undefined;
+  } catch {
+    return pid; // no /proc (not Linux): trust the pid file
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function logTail(): string {
+  try {
+    const lines = readFileSync(at(L.log), 'utf8').trim().split('\n');
+    return lines.slice(-1)[0] ?? 'no log';
+  } catch {
+    return 'no log';
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Runs `serve` and starts it again when it crashes (at most 5 times a minute); SIGTERM stops both. */
+async function supervise(): Promise<Json> {
+  const restarts: number[] = [];
+  let stopping = false;
+  let child: ReturnType<typeof spawn> | undefined;
+  const shutdown = (): void => {
+    stopping = true;
+    child?.kill('SIGTERM');
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  for (;;) {
+    child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve'], { stdio: 'inherit' });
+    const code = await new Promise<number | null>((r) => child?.on('exit', (c) => r(c)));
+    if (stopping) return {};
+    const now = Date.now();
+    restarts.push(now);
+    while (restarts.length && restarts[0] < now - 60_000) restarts.shift();
+    log(
+      `service exited with ${code}; ${restarts.length > 5 ? 'giving up after 5 restarts in a minute' : 'restarting'}`,
+    );
+    if (restarts.length > 5) process.exit(1);
+    await sleep(1000);
+  }
+}
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+/** The service: HTTP on the base folder's Unix socket, answering one instance at a time. */
+async function serve(): Promise<Json> {
+  const config = verify();
+  const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), { backend: config.backend });
+  const startedAt = new Date().toISOString();
+  const latencies: number[] = [];
+  let queue = Promise.resolve();
+  const answer = (res: ServerResponse, status: number, body: Json): void => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+  };
+  const server = createServer((req, res) => {
+    const route = `${req.method} ${req.url}`;
+    if (route === 'GET /health') {
+      answer(res, 200, {
+        ok: true,
+        release: config.id,
+        model: config.model,
+        backend: predictor.backendName,
+        pid: process.pid,
+        startedAt,
+        inferences: latencies.length,
+        version: CMP_VERSION,
+      });
+    } else if (route === 'GET /stats') {
+      answer(res, 200, { ok: true, inferences: latencies.length, latencyMs: summarize(latencies.slice(-10_000)) });
+    } else if (route === 'POST /infer') {
+      readBody(req)
+        .then((body) => pixelsOf(req, body, predictor.features))
+        .then((pixels) => {
+          // One instance at a time: the backends' sessions are not re-entrant.
+          const next = queue.then(() => predictor.infer(pixels));
+          queue = next.then(
+            () => undefined,
+            () => undefined,
+          );
+          return next;
+        })
+        .then((p) => {
+          latencies.push(p.latencyMs);
+          answer(res, 200, {
+            ok: true,
+            label: p.label,
+            logits: [...p.logits],
+            exit: p.exit,
+            entropy: p.entropy,
+            latencyMs: p.latencyMs,
+          });
+        })
+        .catch((err: unknown) => answer(res, isCmpError(err) ? 400 : 500, { ok: false, error: oneLine(err) }));
+    } else answer(res, 404, { ok: false, error: `No route ${route}. Use GET /health, GET /stats or POST /infer.` });
+  });
+  const socket = at(L.socket);
+  rmSync(socket, { force: true });
+  await new Promise<void>((r, reject) => server.once('error', reject).listen(socket, r));
+  log(`release ${config.id} serving ${config.model} on ${socket} (${predictor.backendName})`);
+  const close = (): void => {
+    server.close();
+    rmSync(socket, { force: true });
+    process.exit(0);
+  };
+  process.on('SIGTERM', close);
+  process.on('SIGINT', close);
+  return new Promise<Json>(() => undefined);
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolveBody, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new CmpError('BAD_ARGUMENT', `Request body over ${MAX_BODY_BYTES} bytes. Send one instance.`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolveBody(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** An instance from a request: JSON {"input": [values in 0..1]}, or raw bytes (uint8 pixels, or float32 LE). */
+function pixelsOf(req: IncomingMessage, body: Buffer, features: number): Float32Array {
+  if ((req.headers['content-type'] ?? '').startsWith('application/json')) {
+    let input: unknown;
+    try {
+      input = (JSON.parse(body.toString('utf8')) as { input?: unknown }).input;
+    } catch {
+      throw new CmpError('BAD_ARGUMENT', 'Request body is not JSON. Send {"input": [...]}.');
+    }
+    if (
+      !Array.isArray(input) ||
+      input.length !== features ||
+      !input.every((v) => typeof v === 'number' && Number.isFinite(v))
+    ) {
+      throw new CmpError('BAD_ARGUMENT', `"input" must be an array of ${features} finite numbers in [0, 1].`);
+    }
+    return Float32Array.from(input as number[]);
+  }
+  if (body.length === features) return Float32Array.from(body, (v) => v / 255);
+  if (body.length === features * 4)
+    return new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.length));
+  throw new CmpError(
+    'BAD_ARGUMENT',
+    `Body of ${body.length} bytes: send ${features} uint8 pixels, ${features * 4} bytes of float32, or JSON {"input": [...]}.`,
+  );
+}
+
+/** One request to the running service over its socket. */
+function call(method: string, path: string, body?: Json): Promise<Json> {
+  return new Promise((resolveCall, reject) => {
+    const req = request(
+      {
+        socketPath: at(L.socket),
+        method,
+        path,
+        agent: false,
+        headers: { 'content-type': 'application/json' },
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Json;
+            if (json.ok === true) resolveCall(json);
+            else reject(new CmpError('IO', `The service answered ${res.statusCode}: ${String(json.error)}`));
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
+/** The running service's health; with `smokeCheck` it also answers the smoke instance of the current release. */
+async function health(smokeCheck: boolean): Promise<Json> {
+  const served = await call('GET', '/health');
+  if (!smokeCheck) return served;
+  const config = JSON.parse(readFileSync(at(L.current, L.config), 'utf8')) as ReleaseConfig;
+  if (served.release !== config.id)
+    throw new CmpError('IO', `The service runs release ${String(served.release)}, not ${config.id}.`);
+  const p = await call('POST', '/infer', { input: config.smoke.input });
+  return { ...served, smoke: compareSmoke(config, { label: p.label as number, logits: p.logits as number[] }) };
+}
+
+/** Releases, links, service state and health, for cmp status. */
+async function status(): Promise<Json> {
+  const dir = at(L.releases);
+  const releases = (existsSync(dir) ? readdirSync(dir) : [])
+    .filter((n) => RELEASE_ID.test(n))
+    .map((id) => {
+      try {
+        const c = JSON.parse(readFileSync(join(dir, id, L.config), 'utf8')) as ReleaseConfig;
+        return { id, createdAt: c.createdAt, model: c.model, backend: c.backend };
+      } catch {
+        return { id, createdAt: '', model: '?', backend: '?' };
+      }
+    })
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const mode = serviceMode();
+  let served: Json | { error: string };
+  try {
+    served = await health(true);
+  } catch (err) {
+    served = { error: oneLine(err) };
+  }
+  return {
+    base: BASE,
+    current: readLink(L.current) ?? null,
+    previous: readLink(L.previous) ?? null,
+    releases,
+    service: { mode, ...(mode === 'process' ? { pid: supervisorPid() ?? null } : { unit: unitName() }) },
+    health: served,
+    device: facts(),
+  };
+}
+
+/** What this device is, read here. */
+function facts(): DeviceProfile['device'] {
+  return {
+    name: hostname(),
+    platform: process.platform,
+    arch: process.arch,
+    cpus: cpus().length,
+    memoryBytes: totalmem(),
+    runtime: `node ${process.version}`,
+  };
+}
+
+/** `profile --data data/NAME [--limit N] [--backend B]`: runs the uploaded instances one at a time, in this process. */
+async function profile(args: string[]): Promise<Json> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i += 2) {
+    if (!['--data', '--limit', '--backend'].includes(args[i]) || args[i + 1] === undefined) {
+      throw new CmpError('BAD_FLAG', `profile takes --data NAME, --limit N and --backend B, not "${args[i]}".`);
+    }
+    flags.set(args[i], args[i + 1]);
+  }
+  const name = flags.get('--data') ?? '';
+  if (!/^[A-Za-z0-9._-]+$/.test(name))
+    throw new CmpError('BAD_FLAG', `--data "${name}" is not an uploaded data file name.`);
+  const meta = JSON.parse(readFileSync(at(L.data, `${name}.json`), 'utf8')) as {
+    dataset: string;
+    count: number;
+    features: number;
+  };
+  const pixels = readFileSync(at(L.data, `${name}.u8`));
+  const labels = readFileSync(at(L.data, `${name}.labels`));
+  const limit = Math.min(Number(flags.get('--limit') ?? meta.count), meta.count);
+  const config = verify();
+  const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), {
+    backend: flags.get('--backend') ?? config.backend,
+  });
+  try {
+    if (predictor.features !== meta.features) {
+      throw new CmpError(
+        'BAD_ARGUMENT',
+        `Data ${name} has ${meta.features} values per instance; the model takes ${predictor.features}.`,
+      );
+    }
+    const x = Float32Array.from(pixels.subarray(0, limit * meta.features), (v) => v / 255);
+    const measured = await profilePredictor(predictor, x, labels, limit, {
+      dataset: meta.dataset,
+      onProgress: (done, total) => process.stderr.write(`progress ${done}/${total}\n`),
+    });
+    const result: DeviceProfile = {
+      schema: 'cmp-profile/1',
+      device: facts(),
+      model: { path: config.model, release: config.id },
+      ...measured,
+      rssBytes: process.resourceUsage().maxRSS * 1024,
+    };
+    return { profile: result };
+  } finally {
+    await predictor.dispose();
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

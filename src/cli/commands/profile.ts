@@ -1,33 +1,55 @@
-// cmp profile: runs a deployed model on its device over the link: split inference, bytes each way, latency.
+// cmp profile: runs a deployed model on its device: mcu over the serial link (split inference, bytes each way),
+// rpi on the device itself over SSH (latency per stage, exits, accuracy, memory), as a cmp-profile/1 JSON.
 
 import { CmpError } from '../../errors.js';
 import { McuClient } from '../../link/mcu-client.js';
 import { convertToMcuModel } from '../../link/mcu-model.js';
 import { DEFAULT_BAUD_RATE, openSerialTransport } from '../../link/transport-serial.js';
+import { profileRpi } from '../../deploy/rpi.js';
+import type { DeviceProfile } from '../../profile/device-profile.js';
 import { runSplit } from '../../profile/split.js';
 import { createBackend } from '../../runtime/backends.js';
 import { readModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
-import { formatPercent, formatTable } from '../table.js';
+import { formatBytes, formatPercent, formatTable } from '../table.js';
+import { RPI_DEPLOY_FLAGS, rpiOptionsFrom } from './deploy-rpi.js';
+import { writeFileSync } from 'node:fs';
 
 export const profileCommand: Command = {
   def: {
     name: 'profile',
     summary: 'Profile a deployed model on its device: on-device exits, hand-offs, bytes each way, latency.',
-    positionals: ['MODEL'],
+    positionals: ['MODEL?'],
     flags: {
-      target: { type: 'string', value: 'NAME', default: 'mcu', choices: ['mcu'], help: 'where the model runs' },
-      port: { type: 'string', value: 'PATH', help: 'mcu: serial port of the board (cmp firmware qemu prints it)' },
+      target: { type: 'string', value: 'NAME', default: 'mcu', choices: ['mcu', 'rpi'], help: 'where the model runs' },
+      port: {
+        type: 'string',
+        value: 'PATH|N',
+        help: 'mcu: serial port of the board (cmp firmware qemu prints it); rpi: SSH port',
+      },
       'baud-rate': { type: 'int', default: String(DEFAULT_BAUD_RATE), help: 'mcu: line speed the link time uses' },
       data: DATA_FLAG,
       limit: { type: 'int', default: '500', help: 'test images to run' },
+      backend: { type: 'string', value: 'NAME', help: "rpi: backend on the device (default: the release's)" },
+      out: {
+        type: 'string',
+        value: 'FILE',
+        help: 'rpi: also write the cmp-profile/1 JSON here (the dashboard reads it)',
+      },
+      ...RPI_DEPLOY_FLAGS,
     },
-    examples: ['cmp profile fm-exit.onnx --target mcu --port /dev/pts/3 --data fashion-mnist --limit 500'],
+    examples: [
+      'cmp profile fm-exit.onnx --target mcu --port /dev/pts/3 --data fashion-mnist --limit 500',
+      'cmp profile --target rpi --host pi@raspberrypi.local --data fashion-mnist --limit 1000',
+    ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const f = parsed.flags;
+    if (f.target === 'rpi') return profileOnRpi(parsed, io);
+    if (!parsed.positionals[0])
+      throw new CmpError('BAD_FLAG', 'cmp profile --target mcu needs the MODEL the board runs.');
     const port = f.port as string | undefined;
     if (!port) {
       throw new CmpError(
@@ -116,3 +138,64 @@ export const profileCommand: Command = {
     }
   },
 };
+
+/** Profiles the release an rpi device runs, on the device; prints a table or the cmp-profile/1 JSON. */
+async function profileOnRpi(parsed: Parsed, io: CliIo): Promise<number> {
+  const f = parsed.flags;
+  const limit = (f.limit as number | undefined) ?? 500;
+  const profile = await profileRpi(
+    rpiOptionsFrom(parsed, io, 'profile'),
+    async (releaseDataset) => {
+      const data = await loadDataFlag(f.data ?? releaseDataset, io, { limitTest: limit, limitTrain: 1 });
+      return { name: data.name, split: data.test, features: data.inputShape.reduce((a, b) => a * b, 1) };
+    },
+    limit,
+    f.backend as string | undefined,
+  );
+  io.progress.done();
+  if (f.out) writeFileSync(f.out as string, `${JSON.stringify(profile, null, 2)}\n`);
+  io.out(io.json ? JSON.stringify(profile, null, 2) : formatDeviceProfile(profile));
+  return 0;
+}
+
+/** A device profile as tables: latency, stages, exits, device. */
+export function formatDeviceProfile(p: DeviceProfile): string {
+  const ms = (v: number): string => v.toFixed(3);
+  return [
+    formatTable(
+      ['device', 'release', 'backend', 'samples', 'accuracy', 'p50 ms', 'p90 ms', 'p99 ms', 'per s', 'peak RSS'],
+      [
+        [
+          p.device.name,
+          p.model.release ?? '-',
+          p.backend,
+          p.samples,
+          formatPercent(p.accuracy),
+          ms(p.latencyMs.p50),
+          ms(p.latencyMs.p90),
+          ms(p.latencyMs.p99),
+          p.throughputPerS.toFixed(1),
+          p.rssBytes ? formatBytes(p.rssBytes) : '-',
+        ],
+      ],
+    ),
+    '',
+    formatTable(
+      ['stage', 'runs', 'p50 ms', 'p90 ms', 'p99 ms'],
+      p.stages.map((s) => [s.name, s.runs, ms(s.p50), ms(s.p90), ms(s.p99)]),
+    ),
+    '',
+    formatTable(
+      ['exit', 'share', 'accuracy'],
+      p.exits.map((e) => [e.exit, formatPercent(e.share), formatPercent(e.accuracy)]),
+    ),
+    ...(p.link
+      ? [
+          '',
+          `Link: ${p.link.meanBytes.toFixed(1)} bytes per instance, ${p.link.saving.toFixed(1)}x fewer than the whole input.`,
+        ]
+      : []),
+    '',
+    `Device: ${p.device.platform}/${p.device.arch}, ${p.device.cpus} CPUs, ${formatBytes(p.device.memoryBytes)}, ${p.device.runtime}.`,
+  ].join('\n');
+}

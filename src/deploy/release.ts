@@ -1,0 +1,159 @@
+// Building a release for a device: the agent bundle, the model files, the runtime for the device's platform, and
+// release.json with every file's SHA-256 and the host's answer for the smoke instance.
+
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { modelFilePaths } from '../core/manifest.js';
+import { RELEASE_LAYOUT, type ReleaseConfig, type ReleaseFileEntry } from '../core/release.js';
+import { CMP_VERSION } from '../core/version.js';
+import { CmpError } from '../errors.js';
+import type { ModelFile } from '../runtime/model-file.js';
+import { Predictor } from '../runtime/predictor.js';
+
+/** The package root: src/deploy and dist/deploy both sit two levels below it. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The agent bundle and the kernels beside it, built by `npm run build` (targets/build.ts). */
+export const AGENT_BUNDLE_DIR = join(ROOT, 'dist', 'targets', 'rpi');
+/** Largest |device logit - host logit| the health check accepts (another CPU sums float32 in another order). */
+export const SMOKE_TOLERANCE = 1e-3;
+
+/** Node's names for the device: process.platform and process.arch read there. */
+export interface DevicePlatform {
+  os: string;
+  arch: string;
+}
+
+/** Which runtime a release carries for a platform, and why. */
+export interface RuntimeChoice {
+  backend: string;
+  /** Folder of onnxruntime-node's native files for the platform, when it ships them. */
+  nativeDir?: string;
+  reason: string;
+}
+
+/** A release ready to upload: its config and where each file's bytes come from. */
+export interface ReleasePlan {
+  config: ReleaseConfig;
+  /** Release-relative path -> local file, for every entry of config.files. */
+  sources: Map<string, string>;
+  bytes: number;
+}
+
+/** onnxruntime-node where the npm package ships a binary for the device, else cmp's own bitwasm (no native code). */
+export function chooseRuntime(platform: DevicePlatform): RuntimeChoice {
+  const ortRoot = packageRoot('onnxruntime-node');
+  const nativeDir = join(ortRoot, 'bin', 'napi-v6', platform.os, platform.arch);
+  if (existsSync(join(nativeDir, 'onnxruntime_binding.node'))) {
+    return { backend: 'auto', nativeDir, reason: `onnxruntime-node ships ${platform.os}/${platform.arch}` };
+  }
+  return {
+    backend: 'bitwasm',
+    reason: `onnxruntime-node has no ${platform.os}/${platform.arch} binary, so the release runs bitwasm (WebAssembly)`,
+  };
+}
+
+/**
+ * Plans the release of `model` for `platform`. The smoke instance (`smokePixels`, [0, 1] values of one whole input) is
+ * answered here by onnxruntime-node; the device must give the same label and logits within SMOKE_TOLERANCE.
+ */
+export async function buildRelease(
+  model: ModelFile,
+  platform: DevicePlatform,
+  smokePixels: Float32Array,
+): Promise<ReleasePlan> {
+  if (!existsSync(join(AGENT_BUNDLE_DIR, RELEASE_LAYOUT.agent))) {
+    throw new CmpError('INTERNAL', `The device agent is not built (${AGENT_BUNDLE_DIR}). Run npm run build.`);
+  }
+  const runtime = chooseRuntime(platform);
+  const sources = new Map<string, string>();
+  for (const name of readdirSync(AGENT_BUNDLE_DIR)) sources.set(name, join(AGENT_BUNDLE_DIR, name));
+  const modelPaths = modelFilePaths(model.path, model.manifest);
+  for (const path of modelPaths) {
+    if (!existsSync(path)) {
+      throw new CmpError(
+        'MODEL_INVALID',
+        `${model.path} needs ${path} beside it, which is missing. Export the model again.`,
+      );
+    }
+    sources.set(`model/${basename(path)}`, path);
+  }
+  if (runtime.nativeDir) for (const [to, from] of nativeRuntimeFiles(runtime.nativeDir)) sources.set(to, from);
+
+  const host = await Predictor.open(model, { backend: 'ort-node' });
+  let smoke: ReleaseConfig['smoke'];
+  try {
+    const p = await host.infer(smokePixels);
+    smoke = { input: [...smokePixels], label: p.label, logits: [...p.logits], tolerance: SMOKE_TOLERANCE };
+  } finally {
+    await host.dispose();
+  }
+  const files: ReleaseFileEntry[] = [...sources.entries()]
+    .map(([path, from]) => ({ path, bytes: statSync(from).size, sha256: sha256(readFileSync(from)) }))
+    .sort((a, b) => a.path.localeCompare(b.path));
+  const id = sha256(JSON.stringify({ files: files.map((f) => [f.path, f.sha256]), backend: runtime.backend })).slice(
+    0,
+    12,
+  );
+  const config: ReleaseConfig = {
+    schema: 'cmp-release/1',
+    id,
+    createdAt: new Date().toISOString(),
+    cmpVersion: CMP_VERSION,
+    model: `model/${basename(model.path)}`,
+    ...(model.manifest?.training?.dataset ? { dataset: model.manifest.training.dataset } : {}),
+    backend: runtime.backend,
+    backendReason: runtime.reason,
+    platform,
+    smoke,
+    files,
+  };
+  return { config, sources, bytes: files.reduce((a, f) => a + f.bytes, 0) };
+}
+
+/**
+ * The parts of onnxruntime-node (and onnxruntime-common) that run on the device: the CommonJS code and one
+ * platform's native files, as release-relative paths -> local files. About a fifth of the npm package.
+ */
+function nativeRuntimeFiles(nativeDir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const add = (pkg: string, pick: (rel: string) => boolean): void => {
+    const root = packageRoot(pkg);
+    for (const rel of walk(root))
+      if (rel === 'package.json' || pick(rel)) out.set(`node_modules/${pkg}/${rel}`, join(root, rel));
+  };
+  const nativeRel = relative(packageRoot('onnxruntime-node'), nativeDir);
+  add('onnxruntime-node', (rel) => /^dist\/[^/]+\.js$/.test(rel) || dirname(rel) === nativeRel);
+  add(
+    'onnxruntime-common',
+    (rel) => rel.startsWith('dist/cjs/') && (rel.endsWith('.js') || rel.endsWith('/package.json')),
+  );
+  return out;
+}
+
+/** The folder of an installed package (found from its entry point: some packages do not export package.json). */
+function packageRoot(name: string): string {
+  let dir = dirname(createRequire(import.meta.url).resolve(name));
+  while (!existsSync(join(dir, 'package.json')) || basename(dir) !== name) {
+    const up = dirname(dir);
+    if (up === dir)
+      throw new CmpError('INTERNAL', `Cannot find the folder of package ${name}. Reinstall with npm install.`);
+    dir = up;
+  }
+  return dir;
+}
+
+/** Every file under `root`, as relative paths with forward slashes. */
+function walk(root: string, sub = ''): string[] {
+  return readdirSync(join(root, sub), { withFileTypes: true }).flatMap((e) => {
+    const rel = sub ? `${sub}/${e.name}` : e.name;
+    if (e.isDirectory()) return rel === 'node_modules' ? [] : walk(root, rel);
+    return e.isFile() ? [rel] : [];
+  });
+}
+
+function sha256(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}

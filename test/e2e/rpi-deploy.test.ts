@@ -1,0 +1,344 @@
+// cmp deploy --target rpi against a real sshd on 127.0.0.1: deploy, health check, profile, redeploy, rollback, and
+// the faults: a cut connection mid-upload, a wrong or unknown host key, a device without Node.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { DeviceProfile } from '../../src/profile/device-profile.js';
+import { assertOneLineError, CLI, runCli, tempDir } from '../helpers.js';
+import { startSshd, type Sshd } from './sshd.js';
+
+let sshd: Sshd;
+let work: string;
+/** The device's cmp folder (the device is this machine, so the test can look at it directly). */
+let deviceDir: string;
+const models: Record<'exit' | 'masked', string> = { exit: '', masked: '' };
+const releases: Record<string, string> = {};
+
+/** The SSH flags of the test device. */
+function device(s: Sshd = sshd, dir = deviceDir): string[] {
+  return ['--host', s.host, '--identity', s.identity, '--known-hosts', s.knownHosts, '--remote-dir', dir];
+}
+
+function train(name: string, extra: string[]): string {
+  const run = join(work, 'runs', name);
+  const common = [
+    '--data',
+    'fashion-mnist',
+    '--epochs',
+    '1',
+    '--limit-train',
+    '1500',
+    '--limit-test',
+    '100',
+    '--quiet',
+  ];
+  const trained = runCli(['train', ...common, '--out', run, ...extra]);
+  assert.equal(trained.code, 0, trained.stderr);
+  const onnx = join(work, `${name}.onnx`);
+  const exported = runCli(['export', run, '--out', onnx, '--quiet']);
+  assert.equal(exported.code, 0, exported.stderr);
+  return onnx;
+}
+
+/** GET /health of the service on the device's socket, straight from the device side. */
+function serviceHealth(dir = deviceDir): Promise<{ ok: boolean; release: string }> {
+  return new Promise((resolve, reject) => {
+    // agent: false, a fresh connection each time: a kept-alive one would outlive the service it talked to.
+    const req = request({ socketPath: join(dir, 'agent.sock'), path: '/health', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(JSON.parse(body) as { ok: boolean; release: string }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function currentRelease(dir = deviceDir): string {
+  return readlinkSync(join(dir, 'current')).split('/').pop() as string;
+}
+
+before(async () => {
+  sshd = await startSshd();
+  work = tempDir('cmp-rpi-');
+  deviceDir = join(work, 'device');
+  models.exit = train('exit', [
+    '--arch',
+    'mlp',
+    '--widths',
+    '48,32',
+    '--exits',
+    '1',
+    '--binarize',
+    'dab',
+    '--seed',
+    '1',
+  ]);
+  models.masked = train('masked', [
+    '--arch',
+    'mlp',
+    '--widths',
+    '32',
+    '--mask',
+    'static',
+    '--mask-source',
+    'random',
+    '--keep',
+    '0.5',
+    '--seed',
+    '2',
+  ]);
+});
+
+after(() => {
+  // The service outlives SSH sessions by design; stop it so the test leaves nothing running.
+  for (const dir of [deviceDir]) {
+    if (existsSync(join(dir, 'current'))) spawnSync(process.execPath, [join(dir, 'current', 'cmp-edge.mjs'), 'stop']);
+  }
+  sshd?.kill();
+});
+
+test('deploy: the device runs the release, its service answers the smoke instance like the host', async () => {
+  const r = runCli(['deploy', models.exit, '--target', 'rpi', ...device(), '--json', '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as {
+    release: string;
+    unchanged: boolean;
+    backend: string;
+    facts: { arch: string };
+    uploadedBytes: number;
+  };
+  assert.match(report.release, /^[0-9a-f]{12}$/);
+  assert.equal(report.unchanged, false);
+  assert.equal(report.facts.arch, process.arch);
+  assert.ok(report.uploadedBytes > 1e6, 'the release carries the native onnxruntime for this platform');
+  assert.equal(currentRelease(), report.release);
+  assert.deepEqual(await serviceHealth(), { ...(await serviceHealth()), ok: true, release: report.release });
+  // No copy of the project's node_modules: only onnxruntime's runtime files.
+  const modules = readdirSync(join(deviceDir, 'releases', report.release, 'node_modules')).sort();
+  assert.deepEqual(modules, ['onnxruntime-common', 'onnxruntime-node']);
+  releases.exit = report.release;
+});
+
+test('deploy again: the same release is recognised and nothing is uploaded or restarted', async () => {
+  const before = await serviceHealth();
+  const r = runCli(['deploy', models.exit, '--target', 'rpi', ...device(), '--json', '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as { release: string; unchanged: boolean; uploadedBytes: number };
+  assert.equal(report.unchanged, true);
+  assert.equal(report.uploadedBytes, 0);
+  assert.equal(report.release, releases.exit);
+  assert.equal((await serviceHealth()).release, before.release);
+});
+
+test('status: release, previous, service and health', () => {
+  const r = runCli(['status', '--target', 'rpi', ...device(), '--json', '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const status = JSON.parse(r.stdout) as {
+    current: string;
+    health: { ok: boolean };
+    service: { mode: string; pid: number };
+    device: { arch: string };
+  };
+  assert.equal(status.current, releases.exit);
+  assert.equal(status.health.ok, true);
+  assert.equal(status.service.mode, 'process');
+  assert.ok(status.service.pid > 0);
+});
+
+test('redeploy another model, then profile it on the device', () => {
+  const r = runCli(['deploy', models.masked, '--target', 'rpi', ...device(), '--json', '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as { release: string; previous: string };
+  assert.notEqual(report.release, releases.exit);
+  assert.equal(report.previous, releases.exit);
+  assert.equal(currentRelease(), report.release);
+  releases.masked = report.release;
+
+  const limit = 60;
+  const p = runCli([
+    'profile',
+    '--target',
+    'rpi',
+    ...device(),
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    String(limit),
+    '--json',
+    '--quiet',
+  ]);
+  assert.equal(p.code, 0, p.stderr);
+  const profile = JSON.parse(p.stdout) as DeviceProfile;
+  assert.equal(profile.schema, 'cmp-profile/1');
+  assert.equal(profile.samples, limit);
+  assert.equal(profile.model.release, releases.masked);
+  assert.equal(profile.latenciesMs.length, limit);
+  assert.ok(profile.latencyMs.p50 > 0 && profile.latencyMs.p99 >= profile.latencyMs.p50);
+  assert.ok(profile.rssBytes !== undefined && profile.rssBytes > 1e6);
+  assert.ok(profile.link && profile.link.saving > 1.5, 'the masked model sends about half the input');
+  // The same images through the host's runtime give the same accuracy.
+  const host = runCli([
+    'run',
+    models.masked,
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    String(limit),
+    '--backend',
+    profile.backend,
+    '--json',
+    '--quiet',
+  ]);
+  assert.equal(host.code, 0, host.stderr);
+  assert.equal(profile.accuracy, (JSON.parse(host.stdout) as { accuracy: number }).accuracy);
+});
+
+test('rollback: the previous release runs again and passes its health check', async () => {
+  const r = runCli(['rollback', '--target', 'rpi', ...device(), '--json', '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(currentRelease(), releases.exit);
+  assert.equal((await serviceHealth()).release, releases.exit);
+  assert.equal(readlinkSync(join(deviceDir, 'previous')).split('/').pop(), releases.masked);
+});
+
+test('a release that answers differently from the host is refused on the device and the running one stays', async () => {
+  const running = currentRelease();
+  // A copy of the running release whose recorded host answer disagrees with what its model computes.
+  const bad = 'badbadbadbad';
+  const dir = join(deviceDir, 'releases', bad);
+  cpSync(join(deviceDir, 'releases', running), dir, { recursive: true });
+  const config = JSON.parse(readFileSync(join(dir, 'release.json'), 'utf8')) as {
+    id: string;
+    smoke: { label: number };
+  };
+  config.id = bad;
+  config.smoke.label = (config.smoke.label + 1) % 10;
+  writeFileSync(join(dir, 'release.json'), JSON.stringify(config));
+  const r = spawnSync(process.execPath, [join(dir, 'cmp-edge.mjs'), 'activate'], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match((JSON.parse(r.stdout) as { error: string }).error, /Smoke test failed/);
+  assert.equal(currentRelease(), running);
+  assert.equal((await serviceHealth()).release, running);
+  rmSync(dir, { recursive: true });
+});
+
+test('a connection cut during the upload leaves the previous release running', async () => {
+  const running = currentRelease();
+  // A model the device has never seen, so the upload is real work; the device is cut off once it has begun.
+  const fresh = train('fresh', ['--arch', 'mlp', '--widths', '16', '--seed', '3']);
+  const deploy = spawn(process.execPath, [CLI, 'deploy', fresh, '--target', 'rpi', ...device(), '--quiet'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  deploy.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => deploy.on('exit', r));
+  const releasesDir = join(deviceDir, 'releases');
+  const deadline = Date.now() + 60_000;
+  while (!readdirSync(releasesDir).some((n) => n.startsWith('.partial-')) && deploy.exitCode === null) {
+    assert.ok(Date.now() < deadline, 'the upload never began');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  sshd.kill();
+  const code = await exited;
+  assertOneLineError({ code: code ?? -1, stderr }, /Lost the SSH connection|SSH to .* failed/);
+  assert.equal(currentRelease(), running);
+  assert.equal((await serviceHealth()).release, running);
+  await sshd.restart();
+  // The next deploy clears the partial folder and completes.
+  const again = runCli(['deploy', fresh, '--target', 'rpi', ...device(), '--json', '--quiet']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.ok(!readdirSync(releasesDir).some((n) => n.startsWith('.partial-')));
+  const rolled = runCli(['rollback', '--target', 'rpi', ...device(), '--quiet']);
+  assert.equal(rolled.code, 0, rolled.stderr);
+  assert.equal(currentRelease(), running);
+});
+
+test('a wrong host key is refused before anything is sent', () => {
+  const other = join(work, 'wrong_known_hosts');
+  const key = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'impostor')]);
+  assert.equal(key.status, 0);
+  const pub = spawnSync('cat', [join(work, 'impostor.pub')], { encoding: 'utf8' })
+    .stdout.trim()
+    .split(' ');
+  writeFileSync(other, `[127.0.0.1]:${sshd.port} ${pub[0]} ${pub[1]}\n`);
+  const r = runCli([
+    'status',
+    '--target',
+    'rpi',
+    '--host',
+    sshd.host,
+    '--identity',
+    sshd.identity,
+    '--known-hosts',
+    other,
+    '--remote-dir',
+    deviceDir,
+  ]);
+  assertOneLineError(r, /does not match/);
+});
+
+test('an unknown host needs --accept-new-host-key, which remembers it', () => {
+  const empty = join(work, 'empty_known_hosts');
+  const args = [
+    'status',
+    '--target',
+    'rpi',
+    '--host',
+    sshd.host,
+    '--identity',
+    sshd.identity,
+    '--known-hosts',
+    empty,
+    '--remote-dir',
+    deviceDir,
+  ];
+  assertOneLineError(runCli(args), /is not in .*--accept-new-host-key/);
+  const accepted = runCli([...args, '--accept-new-host-key', '--json']);
+  assert.equal(accepted.code, 0, accepted.stderr);
+  assert.equal(runCli([...args, '--json']).code, 0, 'the key was remembered');
+});
+
+test('a device without Node gets a clear error naming what to install', async () => {
+  // The device's login PATH holds the shell tools the facts script uses, and no node.
+  const bin = join(work, 'bare-bin');
+  mkdirSync(bin);
+  for (const tool of ['sh', 'uname', 'nproc', 'sed', 'getconf', 'printf']) {
+    const path = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+    if (path.startsWith('/')) symlinkSync(path, join(bin, tool));
+  }
+  const bare = await startSshd({ path: bin });
+  try {
+    const r = runCli(['deploy', models.exit, '--target', 'rpi', ...device(bare, join(work, 'bare-device'))]);
+    assertOneLineError(r, /has no Node\.js .*Install Node 18 or newer/);
+  } finally {
+    bare.kill();
+  }
+});
+
+test('bad flags are one-line errors', () => {
+  assertOneLineError(runCli(['deploy', models.exit, '--target', 'rpi']), /needs --host/);
+  assertOneLineError(runCli(['deploy', models.exit, '--target', 'rpi', '--host', 'pi@bad host']), /is not user@host/);
+  assertOneLineError(
+    runCli(['deploy', models.exit, '--target', 'rpi', '--host', 'pi@x', '--remote-dir', '../etc']),
+    /plain path/,
+  );
+  assertOneLineError(
+    runCli(['deploy', models.exit, '--target', 'mcu', '--host', 'pi@x']),
+    /--host is for --target rpi/,
+  );
+});

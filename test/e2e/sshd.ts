@@ -1,0 +1,122 @@
+// A real OpenSSH server on 127.0.0.1 for the rpi target's tests: its own host key, a key-authenticated login as the
+// current user, started and stopped by the test. Missing sshd fails loudly with what to install.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { tempDir } from '../helpers.js';
+
+export const SSHD = '/usr/sbin/sshd';
+
+export interface Sshd {
+  port: number;
+  dir: string;
+  user: string;
+  /** The client's private key (authorized on this server). */
+  identity: string;
+  /** A known_hosts file that lists this server's key. */
+  knownHosts: string;
+  /** `user@127.0.0.1:port`. */
+  host: string;
+  /** Stops the server and every session it runs (what a cut connection or a powered-off device looks like). */
+  kill(): void;
+  /** Starts it again on the same port with the same keys. */
+  restart(): Promise<void>;
+}
+
+export interface SshdOptions {
+  /** PATH of the sessions (sshd's SetEnv), e.g. to make a device without Node. */
+  path?: string;
+}
+
+/** Starts sshd on a free port of 127.0.0.1. */
+export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
+  if (!existsSync(SSHD)) throw new Error(`${SSHD} is missing: run apt-get install openssh-server`);
+  mkdirSync('/run/sshd', { recursive: true });
+  const dir = tempDir('cmp-sshd-');
+  for (const key of ['host_key', 'client_key']) {
+    const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, key)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+  }
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')));
+  const port = await freePort();
+  const user = userInfo().username;
+  const config = join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(dir, 'host_key')}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'UsePAM no',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'StrictModes no',
+      `AllowUsers ${user}`,
+      'PermitRootLogin prohibit-password',
+      'Subsystem sftp internal-sftp',
+      'LogLevel ERROR',
+      ...(options.path ? [`SetEnv PATH=${options.path}`] : []),
+      '',
+    ].join('\n'),
+  );
+  const hostKey = readFileSync(join(dir, 'host_key.pub'), 'utf8').trim().split(/\s+/);
+  const knownHosts = join(dir, 'known_hosts');
+  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostKey[0]} ${hostKey[1]}\n`);
+  let child: ChildProcess | undefined;
+  const launch = async (): Promise<void> => {
+    child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const deadline = Date.now() + 10_000;
+    while (!(await accepts(port))) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sshd did not start: ${stderr.trim()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await launch();
+  return {
+    port,
+    dir,
+    user,
+    identity: join(dir, 'client_key'),
+    knownHosts,
+    host: `${user}@127.0.0.1:${port}`,
+    kill(): void {
+      const pid = child?.pid;
+      if (pid === undefined) return;
+      // Sessions are sshd's children: kill them too, as a cut link would end them.
+      spawnSync('pkill', ['-KILL', '-P', String(pid)]);
+      child?.kill('SIGKILL');
+      child = undefined;
+    },
+    restart: launch,
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
