@@ -2,6 +2,7 @@
 
 import { CmpError, isCmpError } from '../src/errors.js';
 import { accuracySize } from './accuracy-size.js';
+import { deploy } from './deploy.js';
 import { exit } from './exit.js';
 import { prune } from './prune.js';
 import { kernels } from './kernels.js';
@@ -15,7 +16,16 @@ export interface Benchmark {
   run(argv: string[], json: boolean): Promise<number>;
 }
 
-const BENCHMARKS: readonly Benchmark[] = Object.freeze([accuracySize, prune, select, exit, link, kernels, models]);
+const BENCHMARKS: readonly Benchmark[] = Object.freeze([
+  accuracySize,
+  prune,
+  select,
+  exit,
+  link,
+  kernels,
+  models,
+  deploy,
+]);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

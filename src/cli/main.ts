@@ -14,6 +14,7 @@ import { firmwareCommand } from './commands/firmware.js';
 import { inspectCommand } from './commands/inspect.js';
 import { masksCommand } from './commands/masks.js';
 import { runCommand } from './commands/run.js';
+import { serveCommand } from './commands/serve.js';
 import { profileCommand } from './commands/profile.js';
 import { pruneCommand } from './commands/prune.js';
 import { rollbackCommand } from './commands/rollback.js';
@@ -35,6 +36,7 @@ const COMMANDS: readonly Command[] = Object.freeze([
   statusCommand,
   rollbackCommand,
   profileCommand,
+  serveCommand,
 ]);
 
 function usage(): string {

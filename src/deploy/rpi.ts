@@ -46,6 +46,7 @@ export interface RpiDeployReport {
   previous: string | null;
   /** True when the device already ran this release and was healthy: nothing was uploaded or restarted. */
   unchanged: boolean;
+  /** The backend the service runs (what `auto` chose on the device). */
   backend: string;
   backendReason: string;
   releaseBytes: number;
@@ -129,6 +130,7 @@ export async function deployRpi(
       if (status?.ok === true) {
         return {
           ...report,
+          backend: typeof status.backend === 'string' ? status.backend : report.backend,
           previous: null,
           unchanged: true,
           uploadedBytes: 0,
@@ -148,15 +150,17 @@ export async function deployRpi(
     if (result.ok !== true) {
       throw new CmpError('IO', `Deploy to ${report.host} failed: ${String(result.error)}`);
     }
+    const health = result.health as Record<string, unknown>;
     return {
       ...report,
+      backend: typeof health.backend === 'string' ? health.backend : report.backend,
       previous: (result.previous as string | null) ?? null,
       unchanged: false,
       uploadedBytes,
       uploadMs,
       activateMs: nowMs() - activateBegan,
       totalMs: nowMs() - began,
-      health: result.health as Record<string, unknown>,
+      health,
     };
   } finally {
     remote.close();

@@ -53,7 +53,7 @@ type Json = Record<string, unknown>;
 
 const VERBS: Readonly<Record<string, (args: string[]) => Promise<Json>>> = Object.freeze({
   verify: async () => ({ release: verify().id }),
-  smoke: async () => smoke(verify()),
+  smoke: async () => smoke(readConfig()),
   activate: async () => activate(),
   start: async () => start(),
   stop: async () => ({ stopped: await stop() }),
@@ -88,20 +88,27 @@ function oneLine(err: unknown): string {
   return String((err as Error)?.message ?? err).split('\n')[0];
 }
 
-/** release.json of this release, with every listed file present and unchanged (SHA-256). */
-function verify(): ReleaseConfig {
+/** release.json of this release. */
+function readConfig(): ReleaseConfig {
   const config = JSON.parse(readFileSync(join(RELEASE_DIR, L.config), 'utf8')) as ReleaseConfig;
   if (config.schema !== 'cmp-release/1' || !RELEASE_ID.test(config.id) || basename(RELEASE_DIR) !== config.id) {
     throw new CmpError('RUN_INVALID', `${RELEASE_DIR} is not release ${config.id}. Deploy again.`);
   }
+  return config;
+}
+
+/** release.json, with every listed file present and unchanged (SHA-256): before a release is first switched to. */
+function verify(): ReleaseConfig {
+  const config = readConfig();
   for (const f of config.files) {
     const path = join(RELEASE_DIR, f.path);
     const sum = existsSync(path) ? createHash('sha256').update(readFileSync(path)).digest('hex') : 'missing';
-    if (sum !== f.sha256)
+    if (sum !== f.sha256) {
       throw new CmpError(
         'IO',
         `Release ${config.id}: ${f.path} is ${sum === 'missing' ? 'missing' : 'damaged'}. Deploy again.`,
       );
+    }
   }
   return config;
 }
@@ -113,7 +120,9 @@ async function smoke(config: ReleaseConfig): Promise<Json> {
   try {
     const loadMs = nowMs() - began;
     const p = await predictor.infer(Float32Array.from(config.smoke.input));
-    return { ...compareSmoke(config, p), backend: predictor.backendName, loadMs };
+    // The clock starts with the process, so this is the cold start: Node, the bundle, the model, one inference.
+    const coldStartMs = nowMs();
+    return { ...compareSmoke(config, p), backend: predictor.backendName, loadMs, coldStartMs };
   } finally {
     await predictor.dispose();
   }
@@ -351,7 +360,7 @@ function log(line: string): void {
 
 /** The service: HTTP on the base folder's Unix socket, answering one instance at a time. */
 async function serve(): Promise<Json> {
-  const config = verify();
+  const config = readConfig();
   const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), { backend: config.backend });
   const startedAt = new Date().toISOString();
   const latencies: number[] = [];
@@ -564,7 +573,7 @@ async function profile(args: string[]): Promise<Json> {
   const pixels = readFileSync(at(L.data, `${name}.u8`));
   const labels = readFileSync(at(L.data, `${name}.labels`));
   const limit = Math.min(Number(flags.get('--limit') ?? meta.count), meta.count);
-  const config = verify();
+  const config = readConfig();
   const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), {
     backend: flags.get('--backend') ?? config.backend,
   });
