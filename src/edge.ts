@@ -27,3 +27,4 @@ export {
   type ProfileMeasurement,
 } from './profile/device-profile.js';
 export { RELEASE_ID, RELEASE_LAYOUT, type ReleaseConfig, type ReleaseFileEntry } from './core/release.js';
+export { SITE_LAYOUT, SITE_LOGIT_TOLERANCE, SITE_SCHEMA, type SiteConfig, type SitePrediction } from './core/site.js';

@@ -27,6 +27,31 @@ export const BUNDLES: Readonly<Record<string, { options: BuildOptions; beside: s
     },
     beside: [WASM],
   },
+  browser: {
+    options: {
+      entryPoints: [join(ROOT, 'targets', 'browser', 'page.ts')],
+      outfile: join(ROOT, 'dist', 'targets', 'browser', 'cmp-page.js'),
+      platform: 'browser',
+      target: 'es2022',
+      // Only the wasm execution provider runs here: its build of onnxruntime-web fetches half the bytes of the default
+      // (WebGPU) one. onnxruntime-node never runs in a browser (backends.ts registers it only under Node).
+      // Node's built-ins that the edge API imports (readModelFile, the version's package.json fallback, the bitwasm
+      // loader's Node branch) become stubs that throw if reached: the page reads everything by fetch.
+      alias: {
+        'onnxruntime-web': 'onnxruntime-web/wasm',
+        'node:fs': join(ROOT, 'targets', 'browser', 'node-builtins.ts'),
+        'node:fs/promises': join(ROOT, 'targets', 'browser', 'node-builtins.ts'),
+        'node:module': join(ROOT, 'targets', 'browser', 'node-builtins.ts'),
+      },
+      external: ['onnxruntime-node'],
+    },
+    beside: [
+      WASM,
+      join(ROOT, 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.wasm'),
+      join(ROOT, 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.mjs'),
+      join(ROOT, 'targets', 'browser', 'index.html'),
+    ],
+  },
 });
 
 async function main(names: string[]): Promise<void> {

@@ -25,7 +25,8 @@ const bitwasmWithoutExits: BackendFactory = {
 };
 
 registerBackend(bitwasmWithoutExits);
-registerBackend(ortNodeBackend);
+// A native addon that only Node loads: in a browser `auto` never tries it, and the names on offer leave it out.
+if (typeof process !== 'undefined' && typeof process.versions?.node === 'string') registerBackend(ortNodeBackend);
 registerBackend(ortWebBackend);
 
 export { backendNames, createBackend, registerBackend, type Backend, type BackendFactory } from './backend.js';

@@ -1,17 +1,244 @@
 // cmp deploy --target browser: writes a static site that runs the model with onnxruntime-web or bitwasm.
 
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, isAbsolute, join, posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { modelFilePaths } from '../../core/manifest.js';
+import { SITE_LAYOUT, SITE_SCHEMA, type SiteConfig, type SitePrediction } from '../../core/site.js';
+import { CMP_VERSION } from '../../core/version.js';
 import { CmpError } from '../../errors.js';
+import { readModelFile } from '../../runtime/model-file.js';
+import { Predictor } from '../../runtime/predictor.js';
 import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo } from '../command.js';
+import { loadDataFlag } from '../data-flag.js';
+import { formatBytes, formatPercent, formatTable } from '../table.js';
+
+/** Backends a browser has: ort-node is a native addon and never runs there. */
+export const BROWSER_BACKENDS: readonly string[] = Object.freeze(['auto', 'ort-web', 'bitwasm']);
 
 /** Flags only this target reads. */
 export const BROWSER_DEPLOY_FLAGS: Record<string, FlagDef> = {
-  out: { type: 'string', value: 'DIR', help: 'browser: folder the static site is written to' },
+  out: {
+    type: 'string',
+    value: 'DIR',
+    help: 'browser: folder the static site is written to (new, empty, or an earlier cmp site)',
+  },
+  samples: { type: 'int', default: '100', help: 'browser: test images the page answers and profiles' },
+  backend: {
+    type: 'string',
+    value: 'NAME',
+    default: 'auto',
+    choices: BROWSER_BACKENDS,
+    help: 'browser: backend the page opens the model on (the address may override it: ?backend=NAME)',
+  },
 };
 
 /** Writes the static site. */
 export const browserDeploy = {
-  async run(_parsed: Parsed, _io: CliIo): Promise<number> {
-    throw new CmpError('BAD_ARGUMENT', 'cmp deploy --target browser is not built yet.');
+  async run(parsed: Parsed, io: CliIo): Promise<number> {
+    const f = parsed.flags;
+    const out = f.out as string | undefined;
+    if (!out) {
+      throw new CmpError('BAD_FLAG', 'cmp deploy --target browser needs --out DIR, the folder the site is written to.');
+    }
+    const backend = (f.backend as string | undefined) ?? 'auto';
+    // deploy merges every target's flags, so a --backend of another target could have passed the parser's choices.
+    if (!BROWSER_BACKENDS.includes(backend)) {
+      throw new CmpError(
+        'BAD_FLAG',
+        `--backend ${backend} does not run in a browser. Use one of: ${BROWSER_BACKENDS.join(', ')}.`,
+      );
+    }
+    const previous = checkOut(out);
+    const bundle = bundleDir();
+    const file = readModelFile(parsed.positionals[0]);
+    const modelFiles = modelFilePaths(file.path, file.manifest).map((path) => ({
+      site: posix.join(SITE_LAYOUT.modelDir, basename(path)),
+      bytes: path === file.path ? file.bytes : readSibling(path, file.path),
+    }));
+    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, {
+      limitTest: (f.samples as number | undefined) ?? 100,
+      limitTrain: 1,
+    });
+    const count = data.test.count;
+    const features = data.inputShape.reduce((a, b) => a * b, 1);
+    const pixels = data.test.x.subarray(0, count * features);
+
+    const host = await Predictor.open(file, { backend: 'ort-node' });
+    const predictions: SitePrediction[] = [];
+    try {
+      if (host.features !== features) {
+        throw new CmpError(
+          'BAD_FLAG',
+          `${file.path} takes ${host.features} values per instance but ${data.name} images have ${features}. Pass --data with the model's data set.`,
+        );
+      }
+      for (let i = 0; i < count; i++) {
+        io.progress.update(`host predictions ${i}/${count}`);
+        const p = await host.infer(pixels.subarray(i * features, (i + 1) * features));
+        predictions.push({ label: p.label, exit: p.exit, logits: Array.from(p.logits) });
+      }
+    } finally {
+      await host.dispose();
+    }
+    if (backend !== 'auto') {
+      // The page would fail later on a backend that cannot run this model (bitwasm and early exits): say so now.
+      io.progress.update(`opening ${file.path} on ${backend}`);
+      await (await Predictor.open(file, { backend })).dispose();
+    }
+    io.progress.done();
+
+    const bundleFiles = readdirSync(bundle).filter((name) => statSync(join(bundle, name)).isFile());
+    const config: SiteConfig = {
+      schema: SITE_SCHEMA,
+      createdAt: new Date().toISOString(),
+      cmpVersion: CMP_VERSION,
+      model: modelFiles[0].site,
+      backend,
+      samples: {
+        file: SITE_LAYOUT.samples,
+        dataset: data.name,
+        count,
+        features,
+        labels: Array.from(data.test.y),
+        classes: file.manifest?.labels ?? data.labels,
+        host: { backend: 'ort-node', predictions },
+      },
+      files: [...bundleFiles, ...modelFiles.map((m) => m.site), SITE_LAYOUT.samples],
+    };
+    let bytes = 0;
+    try {
+      if (previous) removeSite(out, previous);
+      mkdirSync(join(out, SITE_LAYOUT.modelDir), { recursive: true });
+      // site.json first: a deploy cut short still names every file it owns, so the next one can clear them.
+      writeFileSync(join(out, SITE_LAYOUT.config), `${JSON.stringify(config, null, 2)}\n`);
+      for (const name of bundleFiles) copyFileSync(join(bundle, name), join(out, name));
+      for (const m of modelFiles) writeFileSync(join(out, m.site), m.bytes);
+      writeFileSync(
+        join(out, SITE_LAYOUT.samples),
+        new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength),
+      );
+      for (const name of [SITE_LAYOUT.config, ...config.files]) bytes += statSync(join(out, name)).size;
+    } catch (err) {
+      throw new CmpError('IO', `Cannot write the site to ${out}: ${(err as Error).message}. Check the folder.`, {
+        cause: err,
+      });
+    }
+
+    const hostAccuracy = count ? predictions.filter((p, i) => p.label === data.test.y[i]).length / count : 0;
+    const result = {
+      model: file.path,
+      target: 'browser',
+      out,
+      dataset: data.name,
+      samples: count,
+      backend,
+      files: config.files.length + 1,
+      bytes,
+      host: { backend: 'ort-node', accuracy: hostAccuracy },
+      serve: `cmp serve ${out}`,
+    };
+    if (io.json) io.out(JSON.stringify(result, null, 2));
+    else {
+      io.out(
+        formatTable(
+          ['model', 'site', 'samples', 'backend', 'files', 'size', 'host accuracy'],
+          [
+            [
+              file.path,
+              out,
+              `${count} ${data.name}`,
+              backend,
+              result.files,
+              formatBytes(bytes),
+              formatPercent(hostAccuracy),
+            ],
+          ],
+        ),
+      );
+      io.out(`Serve it: cmp serve ${out}`);
+    }
+    return 0;
   },
 };
+
+/** Reads a site's config, or undefined when `dir` holds none (or a foreign file by that name). */
+export function readSiteConfig(dir: string): SiteConfig | undefined {
+  try {
+    const config = JSON.parse(readFileSync(join(dir, SITE_LAYOUT.config), 'utf8')) as Partial<SiteConfig>;
+    return config.schema === SITE_SCHEMA && Array.isArray(config.files) ? (config as SiteConfig) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The earlier site in `out`, if any; refuses a file, or a folder with files that cmp did not write. */
+function checkOut(out: string): SiteConfig | undefined {
+  if (!existsSync(out)) return undefined;
+  if (!statSync(out).isDirectory()) {
+    throw new CmpError('BAD_FLAG', `--out ${out} is a file, not a folder. Pass a folder for the site.`);
+  }
+  if (readdirSync(out).length === 0) return undefined;
+  const previous = readSiteConfig(out);
+  if (!previous) {
+    throw new CmpError(
+      'BAD_FLAG',
+      `--out ${out} holds files and is not a cmp site (no ${SITE_LAYOUT.config}). Pass a new or empty folder; cmp replaces only sites it wrote.`,
+    );
+  }
+  return previous;
+}
+
+/** Removes the files an earlier deploy wrote, never a path outside `out`, its config, or the profiles it gathered. */
+function removeSite(out: string, previous: SiteConfig): void {
+  for (const path of previous.files) {
+    const owned =
+      typeof path === 'string' &&
+      !isAbsolute(path) &&
+      posix.normalize(path) === path &&
+      !path.split('/').includes('..') &&
+      path !== SITE_LAYOUT.config &&
+      !path.startsWith(`${SITE_LAYOUT.profilesDir}/`);
+    if (owned) rmSync(join(out, path), { force: true });
+  }
+  try {
+    rmdirSync(join(out, SITE_LAYOUT.modelDir));
+  } catch {
+    // not empty or not there: left as it is
+  }
+}
+
+/** The page bundle (targets/build.ts): beside the compiled CLI in dist/, or dist/ itself when running from src/. */
+function bundleDir(): string {
+  for (const url of ['../../targets/browser/', '../../../dist/targets/browser/']) {
+    const dir = fileURLToPath(new URL(url, import.meta.url));
+    if (existsSync(join(dir, SITE_LAYOUT.bundle))) return dir;
+  }
+  throw new CmpError(
+    'IO',
+    `The browser page is not built (no dist/targets/browser/${SITE_LAYOUT.bundle}). Run npm run build.`,
+  );
+}
+
+function readSibling(path: string, model: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new CmpError(
+      'MODEL_INVALID',
+      `${model} needs ${path} beside it, which cannot be read (${(err as Error).message}). Export the model again.`,
+      { cause: err },
+    );
+  }
+}
