@@ -40,6 +40,9 @@ export function tempDir(prefix = 'cmp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** cmp's own state folder for every CLI run of this test process, so tests never touch the user's ~/.cmp. */
+export const TEST_CMP_HOME = process.env.CMP_HOME ?? mkdtempSync(join(tmpdir(), 'cmp-home-'));
+
 /** Runs the built CLI (dist/, built by npm test) and captures its output. */
 export function runCli(
   args: string[],
@@ -50,7 +53,7 @@ export function runCli(
     cwd,
     encoding: 'utf8',
     timeout: 600_000,
-    env: { ...process.env, ...env },
+    env: { ...process.env, CMP_HOME: TEST_CMP_HOME, ...env },
   });
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }

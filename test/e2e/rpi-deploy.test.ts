@@ -18,7 +18,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
-import { assertOneLineError, CLI, runCli, tempDir } from '../helpers.js';
+import { listDevices } from '../../src/deploy/devices.js';
+import { assertOneLineError, CLI, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
 
 let sshd: Sshd;
@@ -132,6 +133,11 @@ test('deploy: the device runs the release, its service answers the smoke instanc
   const modules = readdirSync(join(deviceDir, 'releases', report.release, 'node_modules')).sort();
   assert.deepEqual(modules, ['onnxruntime-common', 'onnxruntime-node']);
   releases.exit = report.release;
+  // The deploy is recorded for the dashboard and fleet commands, with how to reach the device (a key path, no secret).
+  const recorded = listDevices(join(TEST_CMP_HOME, 'devices.json')).find((d) => d.kind === 'rpi');
+  assert.equal(recorded?.release, report.release);
+  assert.equal(recorded?.ssh?.port, sshd.port);
+  assert.equal(recorded?.ssh?.identity, sshd.identity);
 });
 
 test('deploy again: the same release is recognised and nothing is uploaded or restarted', async () => {
@@ -243,6 +249,7 @@ test('a connection cut during the upload leaves the previous release running', a
   const fresh = train('fresh', ['--arch', 'mlp', '--widths', '16', '--seed', '3']);
   const deploy = spawn(process.execPath, [CLI, 'deploy', fresh, '--target', 'rpi', ...device(), '--quiet'], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, CMP_HOME: TEST_CMP_HOME },
   });
   let stderr = '';
   deploy.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

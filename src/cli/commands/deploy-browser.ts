@@ -11,11 +11,12 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, isAbsolute, join, posix } from 'node:path';
+import { basename, isAbsolute, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { modelFilePaths } from '../../core/manifest.js';
 import { SITE_LAYOUT, SITE_SCHEMA, type SiteConfig, type SitePrediction } from '../../core/site.js';
 import { CMP_VERSION } from '../../core/version.js';
+import { recordDevice } from '../../deploy/devices.js';
 import { CmpError } from '../../errors.js';
 import { readModelFile } from '../../runtime/model-file.js';
 import { Predictor } from '../../runtime/predictor.js';
@@ -149,6 +150,13 @@ export const browserDeploy = {
       host: { backend: 'ort-node', accuracy: hostAccuracy },
       serve: `cmp serve ${out}`,
     };
+    recordDevice({
+      kind: 'browser',
+      name: resolve(out),
+      path: resolve(out),
+      model: file.path,
+      deployedAt: new Date().toISOString(),
+    });
     if (io.json) io.out(JSON.stringify(result, null, 2));
     else {
       io.out(

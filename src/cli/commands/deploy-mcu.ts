@@ -1,6 +1,7 @@
 // cmp deploy --target mcu: converts an exported model for the firmware, uploads it, verifies its CRC, smoke-tests it.
 
 import { nowMs } from '../../core/clock.js';
+import { recordDevice } from '../../deploy/devices.js';
 import { CmpError } from '../../errors.js';
 import { McuClient } from '../../link/mcu-client.js';
 import { convertToMcuModel, type McuModel } from '../../link/mcu-model.js';
@@ -86,6 +87,7 @@ export const mcuDeploy = {
         },
         link: client.stats,
       };
+      recordDevice({ kind: 'mcu', name: port, path: port, model: file.path, deployedAt: new Date().toISOString() });
       if (io.json) io.out(JSON.stringify(result, null, 2));
       else {
         io.out(

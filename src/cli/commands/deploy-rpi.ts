@@ -2,6 +2,7 @@
 // Also the SSH flags that status, rollback and profile share.
 
 import { CmpError } from '../../errors.js';
+import { recordDevice } from '../../deploy/devices.js';
 import { deployRpi, type RpiDeployReport, type RpiOptions } from '../../deploy/rpi.js';
 import { parseRemoteAddress } from '../../deploy/remote.js';
 import { readModelFile } from '../../runtime/model-file.js';
@@ -58,6 +59,15 @@ export const rpiDeploy = {
     });
     const features = data.inputShape.reduce((a, b) => a * b, 1);
     const report = await deployRpi(file, data.test.x.slice(0, features), options);
+    const { address, identity, knownHosts, remoteDir, node } = options;
+    recordDevice({
+      kind: 'rpi',
+      name: report.host,
+      ssh: { ...address, identity, knownHosts, remoteDir, node },
+      model: file.path,
+      release: report.release,
+      deployedAt: new Date().toISOString(),
+    });
     io.progress.done();
     io.out(io.json ? JSON.stringify(report, null, 2) : formatDeploy(report));
     return 0;

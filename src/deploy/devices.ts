@@ -1,0 +1,66 @@
+// The devices this user has deployed to (~/.cmp/devices.json, or $CMP_HOME/devices.json): what the dashboard lists
+// and fleet commands start from. A deploy records its device; a damaged file is one clear error, never overwritten.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { CmpError } from '../errors.js';
+
+/** One device a deploy went to. `name` identifies it: user@host:port for rpi, the site folder for browser. */
+export interface DeviceRecord {
+  kind: 'rpi' | 'browser' | 'mcu';
+  name: string;
+  /** rpi: how to reach it again (never a secret: the key stays where it is, by path). */
+  ssh?: {
+    user: string;
+    host: string;
+    port: number;
+    identity?: string;
+    knownHosts?: string;
+    remoteDir?: string;
+    node?: string;
+  };
+  /** browser: the site folder (its profiles/ holds what browsers posted). mcu: the serial port. */
+  path?: string;
+  /** The model last deployed there, as given on the command line. */
+  model: string;
+  release?: string;
+  deployedAt: string;
+}
+
+interface DevicesFile {
+  schema: 'cmp-devices/1';
+  devices: DeviceRecord[];
+}
+
+/** Where cmp keeps its own state on this machine. */
+export function cmpHome(): string {
+  return process.env.CMP_HOME || join(homedir(), '.cmp');
+}
+
+/** The recorded devices, most recent deploy first. */
+export function listDevices(path = join(cmpHome(), 'devices.json')): DeviceRecord[] {
+  if (!existsSync(path)) return [];
+  let file: DevicesFile;
+  try {
+    file = JSON.parse(readFileSync(path, 'utf8')) as DevicesFile;
+  } catch (err) {
+    throw new CmpError('IO', `${path} is not valid JSON (${(err as Error).message}). Fix or remove it.`, {
+      cause: err,
+    });
+  }
+  if (file?.schema !== 'cmp-devices/1' || !Array.isArray(file.devices)) {
+    throw new CmpError('IO', `${path} is not a cmp device list (cmp-devices/1). Fix or remove it.`);
+  }
+  return [...file.devices].sort((a, b) => b.deployedAt.localeCompare(a.deployedAt));
+}
+
+/** Records a deploy: replaces the entry of the same kind and name. Written to a temporary file, then renamed. */
+export function recordDevice(record: DeviceRecord, path = join(cmpHome(), 'devices.json')): void {
+  const devices = listDevices(path).filter((d) => !(d.kind === record.kind && d.name === record.name));
+  devices.unshift(record);
+  mkdirSync(dirname(path), { recursive: true });
+  const body: DevicesFile = { schema: 'cmp-devices/1', devices };
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(body, null, 2)}\n`);
+  renameSync(`${path}.tmp`, path);
+}
