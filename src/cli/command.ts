@@ -7,6 +7,8 @@ export interface CliIo {
   out: (text: string) => void;
   progress: Progress;
   json: boolean;
+  /** One line on stderr that --quiet does not hide: what failed when a command still prints its results (fleets). */
+  warn: (text: string) => void;
 }
 
 export interface Command {

@@ -79,7 +79,12 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const progress = createProgress(process.stderr, parsed.flags.quiet === true);
-    return await command.run(parsed, { out: (text) => process.stdout.write(`${text}\n`), progress, json });
+    return await command.run(parsed, {
+      out: (text) => process.stdout.write(`${text}\n`),
+      progress,
+      json,
+      warn: (text) => process.stderr.write(`cmp: ${text}\n`),
+    });
   } catch (err) {
     const message = isCmpError(err)
       ? err.message

@@ -31,6 +31,8 @@ export interface RuntimeChoice {
   backend: string;
   /** Folder of onnxruntime-node's native files for the platform, when it ships them. */
   nativeDir?: string;
+  /** No native binary: the release carries onnxruntime-web's WebAssembly build for Node instead. */
+  wasm: boolean;
   reason: string;
 }
 
@@ -42,16 +44,24 @@ export interface ReleasePlan {
   bytes: number;
 }
 
-/** onnxruntime-node where the npm package ships a binary for the device, else cmp's own bitwasm (no native code). */
+/**
+ * onnxruntime-node where the npm package ships a binary for the device; otherwise no native code at all: bitwasm for
+ * binary layers and onnxruntime-web's WebAssembly build (in Node) for the rest. `auto` picks on the device.
+ */
 export function chooseRuntime(platform: DevicePlatform): RuntimeChoice {
-  const ortRoot = packageRoot('onnxruntime-node');
-  const nativeDir = join(ortRoot, 'bin', 'napi-v6', platform.os, platform.arch);
+  const nativeDir = join(packageRoot('onnxruntime-node'), 'bin', 'napi-v6', platform.os, platform.arch);
   if (existsSync(join(nativeDir, 'onnxruntime_binding.node'))) {
-    return { backend: 'auto', nativeDir, reason: `onnxruntime-node ships ${platform.os}/${platform.arch}` };
+    return {
+      backend: 'auto',
+      nativeDir,
+      wasm: false,
+      reason: `onnxruntime-node ships ${platform.os}/${platform.arch}`,
+    };
   }
   return {
-    backend: 'bitwasm',
-    reason: `onnxruntime-node has no ${platform.os}/${platform.arch} binary, so the release runs bitwasm (WebAssembly)`,
+    backend: 'auto',
+    wasm: true,
+    reason: `onnxruntime-node has no ${platform.os}/${platform.arch} binary, so the release carries no native code: bitwasm for binary layers, onnxruntime-web (WebAssembly) otherwise`,
   };
 }
 
@@ -80,7 +90,8 @@ export async function buildRelease(
     }
     sources.set(`model/${basename(path)}`, path);
   }
-  if (runtime.nativeDir) for (const [to, from] of nativeRuntimeFiles(runtime.nativeDir)) sources.set(to, from);
+  const runtimeFiles = runtime.nativeDir ? nativeRuntimeFiles(runtime.nativeDir) : wasmRuntimeFiles();
+  for (const [to, from] of runtimeFiles) sources.set(to, from);
 
   const host = await Predictor.open(model, { backend: 'ort-node' });
   let smoke: ReleaseConfig['smoke'];
@@ -118,18 +129,28 @@ export async function buildRelease(
  * platform's native files, as release-relative paths -> local files. About a fifth of the npm package.
  */
 function nativeRuntimeFiles(nativeDir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const add = (pkg: string, pick: (rel: string) => boolean): void => {
-    const root = packageRoot(pkg);
-    for (const rel of walk(root))
-      if (rel === 'package.json' || pick(rel)) out.set(`node_modules/${pkg}/${rel}`, join(root, rel));
-  };
   const nativeRel = relative(packageRoot('onnxruntime-node'), nativeDir);
-  add('onnxruntime-node', (rel) => /^dist\/[^/]+\.js$/.test(rel) || dirname(rel) === nativeRel);
-  add(
-    'onnxruntime-common',
-    (rel) => rel.startsWith('dist/cjs/') && (rel.endsWith('.js') || rel.endsWith('/package.json')),
-  );
+  return new Map([
+    ...packageFiles('onnxruntime-node', (rel) => /^dist\/[^/]+\.js$/.test(rel) || dirname(rel) === nativeRel),
+    ...packageFiles('onnxruntime-common', (rel) => rel.startsWith('dist/cjs/') && /(\.js|\/package\.json)$/.test(rel)),
+  ]);
+}
+
+/** onnxruntime-web's build for Node (ES module, single-threaded wasm) and the ES build of onnxruntime-common. */
+function wasmRuntimeFiles(): Map<string, string> {
+  const web = new Set(['dist/ort.node.min.mjs', 'dist/ort-wasm-simd-threaded.mjs', 'dist/ort-wasm-simd-threaded.wasm']);
+  return new Map([
+    ...packageFiles('onnxruntime-web', (rel) => web.has(rel)),
+    ...packageFiles('onnxruntime-common', (rel) => rel.startsWith('dist/esm/') && /(\.js|\/package\.json)$/.test(rel)),
+  ]);
+}
+
+/** Files of an installed package that `pick` keeps (and its package.json), as node_modules/<pkg>/<rel> -> file. */
+function packageFiles(pkg: string, pick: (rel: string) => boolean): Map<string, string> {
+  const root = packageRoot(pkg);
+  const out = new Map<string, string>();
+  for (const rel of walk(root))
+    if (rel === 'package.json' || pick(rel)) out.set(`node_modules/${pkg}/${rel}`, join(root, rel));
   return out;
 }
 

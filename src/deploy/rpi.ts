@@ -7,7 +7,7 @@ import type { Split } from '../data/datasets.js';
 import { CmpError } from '../errors.js';
 import type { DeviceProfile } from '../profile/device-profile.js';
 import type { ModelFile } from '../runtime/model-file.js';
-import { buildRelease } from './release.js';
+import { buildRelease, type ReleasePlan } from './release.js';
 import { formatAddress, shellQuote, type Remote, type RemoteAddress } from './remote.js';
 import { openSsh, type SshOptions } from './remote-ssh.js';
 
@@ -100,11 +100,18 @@ if command -v "$1" >/dev/null 2>&1; then "$1" -e 'console.log("node=" + process.
   };
 }
 
-/** Deploys `model`: upload (unless the device has the release), then the device switches and health-checks it. */
+/** Release plans by platform, shared by the devices of one fleet deploy (each plan hashes the whole release). */
+export type ReleasePlans = Map<string, Promise<ReleasePlan>>;
+
+/**
+ * Deploys `model`: upload (unless the device has the release), then the device switches and health-checks it.
+ * `plans` lets several devices of the same platform share one release plan.
+ */
 export async function deployRpi(
   model: ModelFile,
   smokePixels: Float32Array,
   options: RpiOptions,
+  plans: ReleasePlans = new Map(),
 ): Promise<RpiDeployReport> {
   const began = nowMs();
   const progress = options.onProgress ?? (() => undefined);
@@ -113,7 +120,9 @@ export async function deployRpi(
   const remote = await openSsh(options.address, options);
   try {
     const facts = await readFacts(remote, options.node);
-    const plan = await buildRelease(model, { os: facts.os, arch: facts.arch }, smokePixels);
+    const key = `${facts.os}/${facts.arch}`;
+    if (!plans.has(key)) plans.set(key, buildRelease(model, { os: facts.os, arch: facts.arch }, smokePixels));
+    const plan = await (plans.get(key) as Promise<ReleasePlan>);
     const id = plan.config.id;
     const current = await currentRelease(remote, base);
     const report = {
@@ -172,6 +181,8 @@ export interface RpiStatus {
   host: string;
   current: string | null;
   previous?: string | null;
+  /** Why the release runs the backend it does. */
+  backendReason?: string | null;
   releases?: { id: string; createdAt: string; model: string; backend: string }[];
   service?: { mode: 'systemd' | 'process'; pid?: number | null; unit?: string };
   health?: { ok?: boolean; release?: string; backend?: string; inferences?: number; error?: string };

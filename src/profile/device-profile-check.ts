@@ -18,6 +18,7 @@ const PROFILE_KEYS: ReadonlySet<string> = new Set([
   'throughputPerS',
   'link',
   'rssBytes',
+  'backendReason',
   'startedAt',
   'durationMs',
 ]);
@@ -97,6 +98,7 @@ export function checkDeviceProfile(value: unknown, where: string): DeviceProfile
     for (const key of ['meanBytes', 'fullBytes', 'saving']) finite(link[key], `link.${key}`, 0);
   }
   if (p.rssBytes !== undefined) count(p.rssBytes, 'rssBytes');
+  if (p.backendReason !== undefined) text(p.backendReason, 'backendReason');
   if (Number.isNaN(Date.parse(text(p.startedAt, 'startedAt'))))
     throw bad(`has startedAt ${JSON.stringify(p.startedAt)}`);
   finite(p.durationMs, 'durationMs', 0);

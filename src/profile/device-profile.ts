@@ -35,6 +35,8 @@ export interface DeviceProfile {
   device: DeviceFacts;
   model: { path: string; release?: string };
   backend: string;
+  /** Why the device runs this backend (deployed releases: e.g. no onnxruntime-node binary for linux/arm). */
+  backendReason?: string;
   dataset: string;
   samples: number;
   accuracy: number;

@@ -46,6 +46,8 @@ const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 /** Largest request body the service reads. */
 const MAX_BODY_BYTES = 1 << 20;
+/** Inferences the health check times through the service. */
+const HEALTH_LATENCY_RUNS = 20;
 /** Releases kept besides current and previous. */
 const KEEP_RELEASES = 3;
 
@@ -234,7 +236,7 @@ async function start(): Promise<Json> {
         '[Unit]',
         `Description=cmp edge runtime (${BASE})`,
         '[Service]',
-        `ExecStart="${process.execPath}" "${script}" serve`,
+        `ExecStart=${[process.execPath, ...process.execArgv, script, 'serve'].map((a) => `"${a}"`).join(' ')}`,
         'Restart=on-failure',
         'RestartSec=1',
         '[Install]',
@@ -248,7 +250,10 @@ async function start(): Promise<Json> {
   } else {
     if (supervisorPid() !== undefined) throw new CmpError('IO', `The service under ${BASE} is already running.`);
     const log = openSync(at(L.log), 'a');
-    const child = spawn(process.execPath, [script, 'supervise'], { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, [...process.execArgv, script, 'supervise'], {
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
     closeSync(log);
     writeFileSync(at(L.pidFile), `${child.pid}\n`);
     child.unref();
@@ -340,7 +345,9 @@ async function supervise(): Promise<Json> {
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
   for (;;) {
-    child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve'], { stdio: 'inherit' });
+    child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'serve'], {
+      stdio: 'inherit',
+    });
     const code = await new Promise<number | null>((r) => child?.on('exit', (c) => r(c)));
     if (stopping) return {};
     const now = Date.now();
@@ -506,7 +513,14 @@ async function health(smokeCheck: boolean): Promise<Json> {
   if (served.release !== config.id)
     throw new CmpError('IO', `The service runs release ${String(served.release)}, not ${config.id}.`);
   const p = await call('POST', '/infer', { input: config.smoke.input });
-  return { ...served, smoke: compareSmoke(config, { label: p.label as number, logits: p.logits as number[] }) };
+  const smoke = compareSmoke(config, { label: p.label as number, logits: p.logits as number[] });
+  // A short latency sample through the service, what a client on the device sees for one instance.
+  const latencies: number[] = [];
+  for (let i = 0; i < HEALTH_LATENCY_RUNS; i++) {
+    latencies.push((await call('POST', '/infer', { input: config.smoke.input })).latencyMs as number);
+  }
+  const { p50, p99 } = summarize(latencies);
+  return { ...served, smoke, latencyMs: { p50, p99, runs: latencies.length } };
 }
 
 /** Releases, links, service state and health, for cmp status. */
@@ -533,12 +547,22 @@ async function status(): Promise<Json> {
   return {
     base: BASE,
     current: readLink(L.current) ?? null,
+    backendReason: currentReason(),
     previous: readLink(L.previous) ?? null,
     releases,
     service: { mode, ...(mode === 'process' ? { pid: supervisorPid() ?? null } : { unit: unitName() }) },
     health: served,
     device: facts(),
   };
+}
+
+/** Why the current release runs the backend it does (release.json). */
+function currentReason(): string | null {
+  try {
+    return (JSON.parse(readFileSync(at(L.current, L.config), 'utf8')) as ReleaseConfig).backendReason;
+  } catch {
+    return null;
+  }
 }
 
 /** What this device is, read here. */
@@ -594,6 +618,7 @@ async function profile(args: string[]): Promise<Json> {
       device: facts(),
       model: { path: config.model, release: config.id },
       ...measured,
+      backendReason: config.backendReason,
       rssBytes: process.resourceUsage().maxRSS * 1024,
     };
     return { profile: result };

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import {
   cpSync,
-  existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -14,13 +13,12 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
 import { listDevices } from '../../src/deploy/devices.js';
-import { assertOneLineError, CLI, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
-import { startSshd, type Sshd } from './sshd.js';
+import { assertOneLineError, CLI, runCli, tempDir, TEST_CMP_HOME, trainAndExport } from '../helpers.js';
+import { deviceHealth, deviceRelease, startSshd, stopDeviceService, type Sshd } from './sshd.js';
 
 let sshd: Sshd;
 let work: string;
@@ -35,42 +33,15 @@ function device(s: Sshd = sshd, dir = deviceDir): string[] {
 }
 
 function train(name: string, extra: string[]): string {
-  const run = join(work, 'runs', name);
-  const common = [
-    '--data',
-    'fashion-mnist',
-    '--epochs',
-    '1',
-    '--limit-train',
-    '1500',
-    '--limit-test',
-    '100',
-    '--quiet',
-  ];
-  const trained = runCli(['train', ...common, '--out', run, ...extra]);
-  assert.equal(trained.code, 0, trained.stderr);
-  const onnx = join(work, `${name}.onnx`);
-  const exported = runCli(['export', run, '--out', onnx, '--quiet']);
-  assert.equal(exported.code, 0, exported.stderr);
-  return onnx;
+  return trainAndExport(work, name, extra);
 }
 
-/** GET /health of the service on the device's socket, straight from the device side. */
 function serviceHealth(dir = deviceDir): Promise<{ ok: boolean; release: string }> {
-  return new Promise((resolve, reject) => {
-    // agent: false, a fresh connection each time: a kept-alive one would outlive the service it talked to.
-    const req = request({ socketPath: join(dir, 'agent.sock'), path: '/health', agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(JSON.parse(body) as { ok: boolean; release: string }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return deviceHealth(dir);
 }
 
 function currentRelease(dir = deviceDir): string {
-  return readlinkSync(join(dir, 'current')).split('/').pop() as string;
+  return deviceRelease(dir);
 }
 
 before(async () => {
@@ -107,9 +78,7 @@ before(async () => {
 
 after(() => {
   // The service outlives SSH sessions by design; stop it so the test leaves nothing running.
-  for (const dir of [deviceDir]) {
-    if (existsSync(join(dir, 'current'))) spawnSync(process.execPath, [join(dir, 'current', 'cmp-edge.mjs'), 'stop']);
-  }
+  stopDeviceService(deviceDir);
   sshd?.kill();
 });
 

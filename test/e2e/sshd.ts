@@ -1,8 +1,10 @@
 // A real OpenSSH server on 127.0.0.1 for the rpi target's tests: its own host key, a key-authenticated login as the
-// current user, started and stopped by the test. Missing sshd fails loudly with what to install.
+// current user, started and stopped by the test. Missing sshd fails loudly with what to install. The device is this
+// machine, so the tests also look at its cmp folder directly (deviceRelease, deviceHealth).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { createConnection, createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -119,4 +121,28 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** The release a device folder's `current` link names. */
+export function deviceRelease(dir: string): string {
+  return readlinkSync(join(dir, 'current')).split('/').pop() as string;
+}
+
+/** GET /health of the service on a device folder's socket, straight from the device side. */
+export function deviceHealth(dir: string): Promise<{ ok: boolean; release: string; backend: string }> {
+  return new Promise((resolve, reject) => {
+    // agent: false, a fresh connection each time: a kept-alive one would outlive the service it talked to.
+    const req = request({ socketPath: join(dir, 'agent.sock'), path: '/health', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(JSON.parse(body) as { ok: boolean; release: string; backend: string }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Stops a device folder's service (it outlives SSH sessions by design), so a test leaves nothing running. */
+export function stopDeviceService(dir: string): void {
+  if (existsSync(join(dir, 'current'))) spawnSync(process.execPath, [join(dir, 'current', 'cmp-edge.mjs'), 'stop']);
 }

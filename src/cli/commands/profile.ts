@@ -14,7 +14,9 @@ import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
 import { formatBytes, formatPercent, formatTable } from '../table.js';
-import { RPI_DEPLOY_FLAGS, rpiOptionsFrom } from './deploy-rpi.js';
+import { finishFleet, named, RPI_DEPLOY_FLAGS, rpiDevicesFrom } from './deploy-rpi.js';
+import { forEachDevice } from '../../deploy/fleet.js';
+import type { Split } from '../../data/datasets.js';
 import { writeFileSync } from 'node:fs';
 
 export const profileCommand: Command = {
@@ -139,19 +141,49 @@ export const profileCommand: Command = {
   },
 };
 
-/** Profiles the release an rpi device runs, on the device; prints a table or the cmp-profile/1 JSON. */
+/**
+ * Profiles the release an rpi device (or each device of a fleet) runs, on the device; prints a table or the
+ * cmp-profile/1 JSON (a fleet: one entry per device).
+ */
 async function profileOnRpi(parsed: Parsed, io: CliIo): Promise<number> {
   const f = parsed.flags;
   const limit = (f.limit as number | undefined) ?? 500;
-  const profile = await profileRpi(
-    rpiOptionsFrom(parsed, io, 'profile'),
-    async (releaseDataset) => {
-      const data = await loadDataFlag(f.data ?? releaseDataset, io, { limitTest: limit, limitTrain: 1 });
-      return { name: data.name, split: data.test, features: data.inputShape.reduce((a, b) => a * b, 1) };
-    },
-    limit,
-    f.backend as string | undefined,
-  );
+  const { fleet, parallel, devices } = rpiDevicesFrom(parsed, io, 'profile');
+  const loadData = async (
+    releaseDataset: string | undefined,
+  ): Promise<{ name: string; split: Split; features: number }> => {
+    const data = await loadDataFlag(f.data ?? releaseDataset, io, { limitTest: limit, limitTrain: 1 });
+    return { name: data.name, split: data.test, features: data.inputShape.reduce((a, b) => a * b, 1) };
+  };
+  const backend = f.backend as string | undefined;
+  if (fleet) {
+    const results = await forEachDevice(named(devices), parallel, (d) =>
+      profileRpi(d.options, loadData, limit, backend),
+    );
+    if (f.out) {
+      const ok = results.flatMap((r) => (r.ok ? [r.value] : []));
+      writeFileSync(f.out as string, `${JSON.stringify(ok, null, 2)}\n`);
+    }
+    return finishFleet(
+      io,
+      results,
+      'Profile',
+      {
+        headers: ['backend', 'samples', 'accuracy', 'p50 ms', 'p99 ms', 'per s', 'peak RSS'],
+        row: (p) => [
+          p.backend,
+          p.samples,
+          formatPercent(p.accuracy),
+          p.latencyMs.p50.toFixed(3),
+          p.latencyMs.p99.toFixed(3),
+          p.throughputPerS.toFixed(1),
+          p.rssBytes ? formatBytes(p.rssBytes) : '-',
+        ],
+      },
+      (p) => p,
+    );
+  }
+  const profile = await profileRpi(devices[0], loadData, limit, backend);
   io.progress.done();
   if (f.out) writeFileSync(f.out as string, `${JSON.stringify(profile, null, 2)}\n`);
   io.out(io.json ? JSON.stringify(profile, null, 2) : formatDeviceProfile(profile));
@@ -196,6 +228,6 @@ export function formatDeviceProfile(p: DeviceProfile): string {
         ]
       : []),
     '',
-    `Device: ${p.device.platform}/${p.device.arch}, ${p.device.cpus} CPUs, ${formatBytes(p.device.memoryBytes)}, ${p.device.runtime}.`,
+    `Device: ${p.device.platform}/${p.device.arch}, ${p.device.cpus} CPUs, ${formatBytes(p.device.memoryBytes)}, ${p.device.runtime}. Backend: ${p.backend}${p.backendReason ? ` (${p.backendReason})` : ''}.`,
   ].join('\n');
 }
