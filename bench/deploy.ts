@@ -137,7 +137,7 @@ export const deploy: Benchmark = {
 };
 
 /** Trains and exports the small binarized MLP with one exit that the bench deploys when --model is not given. */
-function trainModel(work: string): string {
+export function trainModel(work: string): string {
   const cli = join(ROOT, 'bin', 'cmp.js');
   const run = join(work, 'run');
   const out = join(work, 'fm-exit.onnx');

@@ -3,6 +3,7 @@
 import { CmpError, isCmpError } from '../src/errors.js';
 import { accuracySize } from './accuracy-size.js';
 import { deploy } from './deploy.js';
+import { fleet } from './fleet.js';
 import { exit } from './exit.js';
 import { prune } from './prune.js';
 import { kernels } from './kernels.js';
@@ -25,6 +26,7 @@ const BENCHMARKS: readonly Benchmark[] = Object.freeze([
   kernels,
   models,
   deploy,
+  fleet,
 ]);
 
 async function main(argv: string[]): Promise<number> {
