@@ -28,8 +28,8 @@ const models: Record<'exit' | 'masked', string> = { exit: '', masked: '' };
 const releases: Record<string, string> = {};
 
 /** The SSH flags of the test device. */
-function device(s: Sshd = sshd, dir = deviceDir): string[] {
-  return ['--host', s.host, '--identity', s.identity, '--known-hosts', s.knownHosts, '--remote-dir', dir];
+function device(s: Sshd = sshd, dir = deviceDir, knownHosts = s.knownHosts): string[] {
+  return ['--host', s.host, '--identity', s.identity, '--known-hosts', knownHosts, '--remote-dir', dir];
 }
 
 function train(name: string, extra: string[]): string {
@@ -252,37 +252,13 @@ test('a wrong host key is refused before anything is sent', () => {
     .stdout.trim()
     .split(' ');
   writeFileSync(other, `[127.0.0.1]:${sshd.port} ${pub[0]} ${pub[1]}\n`);
-  const r = runCli([
-    'status',
-    '--target',
-    'rpi',
-    '--host',
-    sshd.host,
-    '--identity',
-    sshd.identity,
-    '--known-hosts',
-    other,
-    '--remote-dir',
-    deviceDir,
-  ]);
+  const r = runCli(['status', '--target', 'rpi', ...device(sshd, deviceDir, other)]);
   assertOneLineError(r, /does not match/);
 });
 
 test('an unknown host needs --accept-new-host-key, which remembers it', () => {
   const empty = join(work, 'empty_known_hosts');
-  const args = [
-    'status',
-    '--target',
-    'rpi',
-    '--host',
-    sshd.host,
-    '--identity',
-    sshd.identity,
-    '--known-hosts',
-    empty,
-    '--remote-dir',
-    deviceDir,
-  ];
+  const args = ['status', '--target', 'rpi', ...device(sshd, deviceDir, empty)];
   assertOneLineError(runCli(args), /is not in .*--accept-new-host-key/);
   const accepted = runCli([...args, '--accept-new-host-key', '--json']);
   assert.equal(accepted.code, 0, accepted.stderr);
