@@ -5,6 +5,7 @@ import { accuracySize } from './accuracy-size.js';
 import { deploy } from './deploy.js';
 import { fleet } from './fleet.js';
 import { exit } from './exit.js';
+import { importBench } from './import.js';
 import { prune } from './prune.js';
 import { kernels } from './kernels.js';
 import { link } from './link.js';
@@ -27,6 +28,7 @@ const BENCHMARKS: readonly Benchmark[] = Object.freeze([
   models,
   deploy,
   fleet,
+  importBench,
 ]);
 
 async function main(argv: string[]): Promise<number> {

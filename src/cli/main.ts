@@ -11,6 +11,7 @@ import { deployCommand } from './commands/deploy.js';
 import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
 import { firmwareCommand } from './commands/firmware.js';
+import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
 import { masksCommand } from './commands/masks.js';
 import { runCommand } from './commands/run.js';
@@ -24,6 +25,7 @@ import { trainCommand } from './commands/train.js';
 const COMMANDS: readonly Command[] = Object.freeze([
   demoCommand,
   trainCommand,
+  importCommand,
   pruneCommand,
   calibrateCommand,
   exportCommand,

@@ -115,7 +115,7 @@ export async function paramsToTensors(params: Params): Promise<Map<string, { sha
 const BN_MOMENTUM = 0.9;
 
 /**
- * The training forward pass. `x` is NCHW float input; returns logits [N, labels]. With `training`, batch norm uses
+ * The training forward pass. `x` is NCHW pixels in [0, 1]; returns logits [N, labels]. With `training`, batch norm uses
  * batch statistics and updates the running ones.
  */
 export function forwardTrain(
@@ -127,6 +127,7 @@ export function forwardTrain(
   exitsOut?: Tensor[],
   maskTerms?: MaskTerms,
 ): Tensor {
+  x = normalize(tf, spec, x);
   if (spec.inputMask) {
     const { trainable } = params;
     const tensors = {
@@ -145,6 +146,9 @@ export function forwardTrain(
       case 'maxpool':
         h = tf.maxPool(h as tfTypes.Tensor4D, layer.size, layer.size, 'valid');
         break;
+      case 'avgpool':
+        h = tf.avgPool(h as tfTypes.Tensor4D, layer.size, layer.size, 'valid');
+        break;
       case 'dense':
       case 'conv': {
         const w = params.trainable.get(`${layer.name}.weight`) as Variable;
@@ -157,7 +161,7 @@ export function forwardTrain(
           const binary = binarizeWeightRows(tf, rows, layer.binarize.weights);
           q = layer.kind === 'dense' ? binary.transpose() : binary.reshape(w.shape);
         }
-        h = layer.kind === 'dense' ? matMul(tf, input, q) : conv(tf, input, q);
+        h = layer.kind === 'dense' ? matMul(tf, input, q) : conv(tf, input, q, layer.padding);
         if (layer.batchNorm) {
           const axes = layer.kind === 'dense' ? [0] : [0, 1, 2];
           const gamma = params.trainable.get(`${layer.name}.bn.gamma`) as Variable;
@@ -191,9 +195,10 @@ export function forwardTrain(
 }
 
 /**
- * Inference with a frozen model, computing exactly what the exported ONNX graph computes. `tap` sees every weight
- * layer's output (after its activation, NHWC for conv) while it is alive; read it synchronously there. `exitsOut`
- * receives each early exit's logits (kept; the caller disposes them).
+ * Inference with a frozen model on pixels in [0, 1], computing exactly what the exported ONNX graph computes on them
+ * normalized (runtimes normalize before the graph). `tap` sees every weight layer's output (after its activation, NHWC
+ * for conv) while it is alive; read it synchronously there. `exitsOut` receives each early exit's logits (kept; the
+ * caller disposes them).
  */
 export function forwardFrozen(
   tf: Tf,
@@ -203,15 +208,17 @@ export function forwardFrozen(
   exitsOut?: Tensor[],
 ): Tensor {
   return tf.tidy(() => {
-    const masked = frozen.mask ? maskInputFrozen(tf, frozen.mask, frozen.spec.input.shape, x) : x;
+    const normalized = normalize(tf, frozen.spec, x);
+    const masked = frozen.mask ? maskInputFrozen(tf, frozen.mask, frozen.spec.input.shape, normalized) : normalized;
     let h: Tensor = toNhwc(tf, masked);
     for (const layer of frozen.layers) {
       if (layer.kind === 'flatten') h = flattenNchw(tf, h);
       else if (layer.kind === 'maxpool') h = tf.maxPool(h as tfTypes.Tensor4D, layer.size, layer.size, 'valid');
+      else if (layer.kind === 'avgpool') h = tf.avgPool(h as tfTypes.Tensor4D, layer.size, layer.size, 'valid');
       else {
         const input = binarizeInputs(tf, h, layer.inputs, layer.kind === 'conv', false);
         const w = frozenWeights(tf, layer);
-        h = layer.kind === 'dense' ? tf.matMul(input, w) : conv(tf, input, w);
+        h = layer.kind === 'dense' ? tf.matMul(input, w) : conv(tf, input, w, layer.padding);
         h = tf.add(tf.mul(h, tf.tensor1d(layer.scale)), tf.tensor1d(layer.shift));
         if (layer.activation === 'relu') h = tf.relu(h);
         tap?.(layer.name, h);
@@ -267,9 +274,26 @@ function flattenNchw(tf: Tf, h: Tensor): Tensor {
   return h.rank === 4 ? tf.transpose(h, [0, 3, 1, 2]).reshape([h.shape[0], -1]) : h;
 }
 
-/** Convolution of NHWC input with OIHW weights, no padding, stride 1. */
-function conv(tf: Tf, input: Tensor, oihw: Tensor): Tensor {
-  return convValid(tf, input, tf.transpose(oihw, [2, 3, 1, 0]));
+/** Convolution of NHWC input with OIHW weights, stride 1, `padding` zeros on every side (none when absent). */
+function conv(tf: Tf, input: Tensor, oihw: Tensor, padding = 0): Tensor {
+  const padded = padding
+    ? tf.pad(input as tfTypes.Tensor4D, [
+        [0, 0],
+        [padding, padding],
+        [padding, padding],
+        [0, 0],
+      ])
+    : input;
+  return convValid(tf, padded, tf.transpose(oihw, [2, 3, 1, 0]));
+}
+
+/**
+ * The network's input from pixels in [0, 1]: (x - mean) / std per the spec, as every runtime feeds the exported
+ * model. cmp's own models use mean 0 and std 1, and get no op at all; imported ones may expect another range.
+ */
+function normalize(tf: Tf, spec: ModelSpec, x: Tensor): Tensor {
+  const { mean, std } = spec.input;
+  return mean === 0 && std === 1 ? x : tf.div(tf.sub(x, mean), std);
 }
 
 /**

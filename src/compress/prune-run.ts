@@ -39,7 +39,7 @@ export interface PruneRunResult extends TrainResult {
 /** Prunes the run in `dir` (or an already loaded run) and fine-tunes it; with `out`, saves the pruned run. */
 export async function pruneRun(source: string | Run, data: Dataset, options: PruneRunOptions): Promise<PruneRunResult> {
   const run = typeof source === 'string' ? loadRun(source) : source;
-  if (run.record.training.history.length === 0 && !run.record.pruning) {
+  if (run.record.training.history.length === 0 && !run.record.pruning && !run.record.imported) {
     throw new CmpError(
       'RUN_INVALID',
       `Run ${run.dir} was never trained (no epochs recorded). Train it first with cmp train.`,

@@ -30,6 +30,8 @@ export interface FrozenWeightLayer {
   name: string;
   /** Dense [in, out]; conv [out, in, k, k]. */
   weightShape: number[];
+  /** Conv: zeros added on every side of the (binarized) input; absent: none. */
+  padding?: number;
   weights: FloatWeights | BinaryWeights;
   /** Per output channel; batch norm folded (or all ones without it). */
   scale: Float32Array;
@@ -41,7 +43,10 @@ export interface FrozenWeightLayer {
 }
 
 export type FrozenLayer =
-  FrozenWeightLayer | { kind: 'maxpool'; name: string; size: number } | { kind: 'flatten'; name: string };
+  | FrozenWeightLayer
+  | { kind: 'maxpool'; name: string; size: number }
+  | { kind: 'avgpool'; name: string; size: number }
+  | { kind: 'flatten'; name: string };
 
 /** An early-exit head: logits = flatten(output of `after`) * weight [features, classes] + bias. */
 export interface FrozenExit {
@@ -86,7 +91,7 @@ export function freeze(spec: ModelSpec, tensors: Map<string, Float32Array>): Fro
     return t;
   };
   const layers = spec.layers.map((layer, i): FrozenLayer => {
-    if (layer.kind === 'maxpool' || layer.kind === 'flatten') return { ...layer };
+    if (layer.kind === 'maxpool' || layer.kind === 'avgpool' || layer.kind === 'flatten') return { ...layer };
     const { weightShape, weightCount, rowLength } = shapes[i];
     const out = layer.kind === 'dense' ? layer.units : layer.filters;
     const raw = get(`${layer.name}.weight`, weightCount);
@@ -115,6 +120,7 @@ export function freeze(spec: ModelSpec, tensors: Map<string, Float32Array>): Fro
       kind: layer.kind,
       name: layer.name,
       weightShape,
+      ...(layer.kind === 'conv' && layer.padding ? { padding: layer.padding } : {}),
       weights,
       scale,
       shift,

@@ -158,6 +158,17 @@ export function encodeModel(parts: GraphParts): Uint8Array {
   return onnx.ModelProto.encode(model).finish();
 }
 
+/** Serialises a decoded (possibly edited) model back to bytes. */
+export function encodeOnnxModel(model: OnnxModel, source: string): Uint8Array {
+  try {
+    return onnx.ModelProto.encode(model).finish();
+  } catch (err) {
+    throw new CmpError('MODEL_INVALID', `Cannot re-encode ${source} (${firstLine(err)}). Pass a valid .onnx model.`, {
+      cause: err,
+    });
+  }
+}
+
 /** Parses ONNX bytes; anything that is not a model with a graph is one MODEL_INVALID line naming `source`. */
 export function decodeModel(bytes: Uint8Array, source: string): OnnxModel {
   let model: OnnxModel;

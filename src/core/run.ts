@@ -54,7 +54,40 @@ export interface RunRecord {
   calibration?: CalibrationSummary;
   /** Present when the model has an input mask (see compress/mask.ts). */
   masking?: MaskingSummary;
+  /** Present when cmp import made the run from another framework's model (see import/import-run.ts). */
+  imported?: ImportSummary;
   tensors: TensorEntry[];
+}
+
+/** Where an imported run came from, and how it compared with its source on test data. */
+export interface ImportSummary {
+  /** The model file as given to cmp import. */
+  source: string;
+  format: 'onnx' | 'tfjs-layers' | 'tfjs-graph';
+  /** The producer the file names (e.g. "pytorch 2.0.0"). */
+  producer: string;
+  /** ONNX: the default-domain opset. */
+  opset?: number;
+  /** Source nodes (or layers) read. */
+  nodes: number;
+  /** The source nodes each cmp layer was built from. */
+  layers: Record<string, string[]>;
+  /** Source ops left out on purpose, and why. */
+  notes: string[];
+  /** With --data: the source model (in its own runtime) and the imported one on the same test images. */
+  check?: ImportCheck;
+}
+
+/** An imported model and its source on the same test images. */
+export interface ImportCheck {
+  dataset: string;
+  samples: number;
+  /** The runtime that ran the source model: onnxruntime-node or TensorFlow.js. */
+  sourceRuntime: string;
+  sourceAccuracy: number;
+  importedAccuracy: number;
+  /** Largest difference between the source's outputs and the imported model's (softmax applied where the source did). */
+  maxAbsDiff: number;
 }
 
 /** One saved point of a learned mask's accuracy/bandwidth trade-off: a run folder of its own, under the run. */

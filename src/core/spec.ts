@@ -25,12 +25,14 @@ export interface DenseSpec {
   binarize: LayerBinarize;
 }
 
-/** A 2-D convolution, square kernel, stride 1, no padding ('valid'), NCHW. */
+/** A 2-D convolution, square kernel, stride 1, NCHW; no padding ('valid') unless `padding` says otherwise. */
 export interface ConvSpec {
   kind: 'conv';
   name: string;
   filters: number;
   kernel: number;
+  /** Zeros added on every side of the input (after its binarization), 0 to kernel - 1; absent: none. */
+  padding?: number;
   batchNorm: boolean;
   activation: Activation;
   binarize: LayerBinarize;
@@ -43,13 +45,20 @@ export interface MaxPoolSpec {
   size: number;
 }
 
+/** Average pooling with a square window and the same stride (imported models; cmp's own architectures use max). */
+export interface AvgPoolSpec {
+  kind: 'avgpool';
+  name: string;
+  size: number;
+}
+
 /** Flattens [C, H, W] to [C*H*W] in C-major order (as ONNX Flatten on NCHW). */
 export interface FlattenSpec {
   kind: 'flatten';
   name: string;
 }
 
-export type LayerSpec = DenseSpec | ConvSpec | MaxPoolSpec | FlattenSpec;
+export type LayerSpec = DenseSpec | ConvSpec | MaxPoolSpec | AvgPoolSpec | FlattenSpec;
 export type WeightLayerSpec = DenseSpec | ConvSpec;
 
 /**
@@ -123,15 +132,19 @@ export function inferShapes(spec: ModelSpec): LayerShapes[] {
       }
       case 'conv': {
         if (flat || shape[1] === 1) throw invalid(`layer "${layer.name}" is a conv after a flatten or dense layer`);
+        const pad = layer.padding ?? 0;
+        if (!Number.isInteger(pad) || pad < 0 || pad >= layer.kernel)
+          throw invalid(`layer "${layer.name}" pads by ${pad}, not 0 to ${layer.kernel - 1}`);
         const [c, h, w] = shape;
-        if (h < layer.kernel || w < layer.kernel)
+        if (h + 2 * pad < layer.kernel || w + 2 * pad < layer.kernel)
           throw invalid(`layer "${layer.name}" kernel is larger than its input`);
         weightShape = [layer.filters, c, layer.kernel, layer.kernel];
         rowLength = c * layer.kernel * layer.kernel;
-        shape = [layer.filters, h - layer.kernel + 1, w - layer.kernel + 1];
+        shape = [layer.filters, h + 2 * pad - layer.kernel + 1, w + 2 * pad - layer.kernel + 1];
         break;
       }
-      case 'maxpool': {
+      case 'maxpool':
+      case 'avgpool': {
         const [c, h, w] = shape;
         if (h < layer.size || w < layer.size)
           throw invalid(`layer "${layer.name}" pools a ${h}x${w} input by ${layer.size}`);
@@ -207,20 +220,24 @@ function invalid(problem: string): CmpError {
   return new CmpError('MODEL_INVALID', `Invalid model spec: ${problem}. Fix the spec or retrain with cmp train.`);
 }
 
-/** Options shared by the architectures cmp can build. */
-export interface ArchOptions {
-  inputShape: [number, number, number];
-  labels: string[];
-  /** Hidden widths of the dense layers (before the output layer). */
-  widths?: number[];
-  /** Conv filters per stage (lenet only). */
-  filters?: number[];
+/** What a network binarizes: one mode for weights and one for inputs, except in the layers kept float. */
+export interface BinarizeOptions {
   binarizeWeights: BinarizeMode;
   binarizeInputs: BinarizeMode;
   /** Weight layers (by 'first', 'last' or 0-based index among weight layers) whose weights stay float. */
   keepFloatWeights: string[];
   /** Weight layers whose inputs stay float. */
   keepFloatInputs: string[];
+}
+
+/** Options shared by the architectures cmp can build. */
+export interface ArchOptions extends BinarizeOptions {
+  inputShape: [number, number, number];
+  labels: string[];
+  /** Hidden widths of the dense layers (before the output layer). */
+  widths?: number[];
+  /** Conv filters per stage (lenet only). */
+  filters?: number[];
   /** Early exits after these hidden weight layers (1-based, before the classifier); see exitsAfter. */
   exits?: number[];
 }
@@ -262,7 +279,6 @@ export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
   } else {
     throw new CmpError('BAD_ARGUMENT', `Unknown architecture "${arch}". Use one of: ${ARCHS.join(', ')}.`);
   }
-  const count = layers.filter(isWeightLayer).length + 1;
   layers.push({
     kind: 'dense',
     name: 'logits',
@@ -271,17 +287,7 @@ export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
     activation: 'none',
     binarize: { weights: 'none', inputs: 'none' },
   });
-  let index = 0;
-  for (const layer of layers) {
-    if (!isWeightLayer(layer)) continue;
-    const keepWeights = matchesLayer(options.keepFloatWeights, index, count);
-    const keepInputs = matchesLayer(options.keepFloatInputs, index, count);
-    layer.binarize = {
-      weights: keepWeights ? 'none' : options.binarizeWeights,
-      inputs: keepInputs ? 'none' : options.binarizeInputs,
-    };
-    index++;
-  }
+  binarizeLayers(layers, options);
   // A layer whose successor binarizes its input ends at batch norm: the binarization is the non-linearity (BNN
   // style); a ReLU before it would leave XNOR nothing but ones.
   const weightLayers = layers.filter(isWeightLayer);
@@ -303,7 +309,7 @@ export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
 
 /**
  * Exit heads after the given hidden weight layers (1-based). A head reads the end of that layer's block: the layer
- * itself, or the max pool right after it.
+ * itself, or the pooling layer right after it.
  */
 export function exitsAfter(layers: LayerSpec[], positions: number[]): ExitSpec[] {
   const hidden = layers.filter(isWeightLayer).slice(0, -1);
@@ -318,9 +324,50 @@ export function exitsAfter(layers: LayerSpec[], positions: number[]): ExitSpec[]
         );
       }
       const at = layers.indexOf(layer);
-      const after = layers[at + 1]?.kind === 'maxpool' ? layers[at + 1].name : layer.name;
+      const next = layers[at + 1];
+      const after = next?.kind === 'maxpool' || next?.kind === 'avgpool' ? next.name : layer.name;
       return { name: `exit${i + 1}`, after, lossWeight: 1 };
     });
+}
+
+/** Sets the binarization of every weight layer of `layers` (in place) per `options`. */
+export function binarizeLayers(layers: LayerSpec[], options: BinarizeOptions): void {
+  const weightLayers = layers.filter(isWeightLayer);
+  weightLayers.forEach((layer, index) => {
+    const keepWeights = matchesLayer(options.keepFloatWeights, index, weightLayers.length);
+    const keepInputs = matchesLayer(options.keepFloatInputs, index, weightLayers.length);
+    layer.binarize = {
+      weights: keepWeights ? 'none' : options.binarizeWeights,
+      inputs: keepInputs ? 'none' : options.binarizeInputs,
+    };
+  });
+}
+
+/**
+ * A copy of `spec` with the weights (when `binarizeWeights` is given) or inputs (when `binarizeInputs` is) of its
+ * weight layers binarized per `options`, everything else kept: how a trained or imported network is fine-tuned
+ * compressed. Activations stay as they are (buildSpec ends a layer at batch norm before binarized inputs): the trained
+ * weights expect them.
+ */
+export function withBinarization(
+  spec: ModelSpec,
+  options: Partial<Pick<BinarizeOptions, 'binarizeWeights' | 'binarizeInputs'>> &
+    Pick<BinarizeOptions, 'keepFloatWeights' | 'keepFloatInputs'>,
+): ModelSpec {
+  const count = spec.layers.filter(isWeightLayer).length;
+  let index = 0;
+  const layers = spec.layers.map((l): LayerSpec => {
+    if (!isWeightLayer(l)) return { ...l };
+    const mode = (chosen: BinarizeMode | undefined, current: BinarizeMode, keepFloat: string[]): BinarizeMode =>
+      chosen === undefined ? current : matchesLayer(keepFloat, index, count) ? 'none' : chosen;
+    const binarize = {
+      weights: mode(options.binarizeWeights, l.binarize.weights, options.keepFloatWeights),
+      inputs: mode(options.binarizeInputs, l.binarize.inputs, options.keepFloatInputs),
+    };
+    index++;
+    return { ...l, binarize };
+  });
+  return { ...spec, layers };
 }
 
 function matchesLayer(selectors: string[], index: number, count: number): boolean {

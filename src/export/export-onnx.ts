@@ -371,8 +371,8 @@ function emitLayers(
   for (let i = from; i < to; i++) {
     const layer = frozen.layers[i];
     if (layer.kind === 'flatten') h = g.op('Flatten', [h], layer.name, { axis: 1 });
-    else if (layer.kind === 'maxpool') {
-      h = g.op('MaxPool', [h], layer.name, {
+    else if (layer.kind === 'maxpool' || layer.kind === 'avgpool') {
+      h = g.op(layer.kind === 'maxpool' ? 'MaxPool' : 'AveragePool', [h], layer.name, {
         kernel_shape: [layer.size, layer.size],
         strides: [layer.size, layer.size],
       });
@@ -383,7 +383,10 @@ function emitLayers(
       h =
         layer.kind === 'dense'
           ? g.op('MatMul', [binarized, weight], `${layer.name}.matmul`)
-          : g.op('Conv', [binarized, weight], `${layer.name}.conv`, { kernel_shape: layer.weightShape.slice(2) });
+          : g.op('Conv', [binarized, weight], `${layer.name}.conv`, {
+              kernel_shape: layer.weightShape.slice(2),
+              ...(layer.padding ? { pads: [layer.padding, layer.padding, layer.padding, layer.padding] } : {}),
+            });
       const channelShape = layer.kind === 'dense' ? [layer.scale.length] : [layer.scale.length, 1, 1];
       if (layer.scale.some((v) => v !== 1)) {
         const scale = g.constFloat(`${layer.name}.scale`, channelShape, layer.scale);

@@ -3,7 +3,13 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { CmpError } from '../errors.js';
 import { freeze } from '../core/frozen.js';
-import { chooseMaskCheckpoint, loadRun, type CheckpointChoice, type MaskCheckpointRecord } from '../core/run.js';
+import {
+  chooseMaskCheckpoint,
+  loadRun,
+  type CheckpointChoice,
+  type MaskCheckpointRecord,
+  type Run,
+} from '../core/run.js';
 import { selectorPath, stagePath } from '../core/manifest.js';
 import { exportOnnx, type ExportResult } from './export-onnx.js';
 
@@ -23,12 +29,7 @@ export function exportRun(
     checkpoint = { ...chosen.checkpoint, path: chosen.dir };
     run = loadRun(chosen.dir);
   }
-  const frozen = freeze(run.record.spec, run.tensors);
-  const result = exportOnnx(frozen, {
-    dataset: run.record.training.dataset,
-    epochs: run.record.training.epochs,
-    testAccuracy: run.record.training.testAccuracy,
-  });
+  const result = exportLoadedRun(run);
   const files: [string, Uint8Array][] = [
     [out, result.bytes],
     ...result.stages.map((bytes, k): [string, Uint8Array] => [stagePath(out, k + 1), bytes]),
@@ -41,4 +42,18 @@ export function exportRun(
     throw new CmpError('IO', `Cannot write ${out}: ${(err as Error).message}. Check the path.`, { cause: err });
   }
   return { ...result, ...(checkpoint ? { checkpoint } : {}) };
+}
+
+/** The ONNX file of the run in `dir`, in memory: what cmp export writes, for commands that take a run folder. */
+export function exportRunInMemory(dir: string): ExportResult {
+  return exportLoadedRun(loadRun(dir));
+}
+
+function exportLoadedRun(run: Run): ExportResult {
+  const frozen = freeze(run.record.spec, run.tensors);
+  return exportOnnx(frozen, {
+    dataset: run.record.training.dataset,
+    epochs: run.record.training.epochs,
+    testAccuracy: run.record.training.testAccuracy,
+  });
 }

@@ -90,6 +90,20 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
       : undefined;
   if (spec.layers.length > MCU_MAX_LAYERS)
     throw bad(`has ${spec.layers.length} layers; the firmware takes ${MCU_MAX_LAYERS}`);
+  // The firmware's kernels run unpadded convolutions and max pooling only (imported models may have more).
+  for (const layer of spec.layers) {
+    const problem =
+      layer.kind === 'avgpool'
+        ? `average pooling layer "${layer.name}" (the firmware pools by max only)`
+        : layer.kind === 'conv' && layer.padding
+          ? `padded conv layer "${layer.name}" (the firmware runs unpadded convolutions only)`
+          : undefined;
+    if (problem)
+      throw new CmpError(
+        'MODEL_INVALID',
+        `${file.path} has a ${problem}. Deploy it to a target that runs ONNX (rpi, browser) instead.`,
+      );
+  }
   const tensors = new Map((file.model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
   const tensor = (name: string | undefined, what: string): OnnxTensor => {
     const t = name ? tensors.get(name) : undefined;
@@ -113,7 +127,7 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
       if (d > 0xffff) throw bad(`layer "${layer.name}" has a dimension over 65535`);
     const rec = new Uint8Array(MCU_MODEL_LAYER_BYTES);
     const v = new DataView(rec.buffer);
-    rec[0] = KIND[layer.kind];
+    rec[0] = KIND[layer.kind as keyof typeof KIND];
     inputShape.forEach((d, k) => v.setUint16(4 + 2 * k, d, true));
     outputShape.forEach((d, k) => v.setUint16(10 + 2 * k, d, true));
     const start = at;

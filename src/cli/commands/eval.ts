@@ -1,8 +1,10 @@
-// cmp eval: accuracy of any ONNX classifier on a labelled data set, run by onnxruntime.
+// cmp eval: accuracy of any ONNX classifier, or of a run folder as cmp export writes it, on a labelled data set.
 
+import { statSync } from 'node:fs';
+import { exportRunInMemory } from '../../export/export-run.js';
 import { backendNames, createBackend } from '../../runtime/backends.js';
 import { evaluate } from '../../runtime/evaluate.js';
-import { readModelFile } from '../../runtime/model-file.js';
+import { parseModelFile, readModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
@@ -11,8 +13,8 @@ import { formatPercent, formatTable } from '../table.js';
 export const evalCommand: Command = {
   def: {
     name: 'eval',
-    summary: 'Evaluate an ONNX classifier (cmp-made or not) on the test split of a data set.',
-    positionals: ['MODEL'],
+    summary: 'Evaluate an ONNX classifier (cmp-made or not) or a run folder on the test split of a data set.',
+    positionals: ['MODEL|RUN'],
     flags: {
       data: DATA_FLAG,
       backend: {
@@ -24,11 +26,17 @@ export const evalCommand: Command = {
       limit: { type: 'int', help: 'evaluate the first N test samples only' },
       'batch-size': { type: 'int', default: '100', help: 'samples per inference call' },
     },
-    examples: ['cmp eval fm-mlp.onnx --data fashion-mnist', 'cmp eval lenet.onnx --data mnist --backend ort-web'],
+    examples: [
+      'cmp eval fm-mlp.onnx --data fashion-mnist',
+      'cmp eval lenet.onnx --data mnist --backend ort-web',
+      'cmp eval runs/lenet --data mnist',
+    ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const f = parsed.flags;
-    const file = readModelFile(parsed.positionals[0]);
+    const path = parsed.positionals[0];
+    // A run folder is evaluated as cmp export would write it.
+    const file = isDirectory(path) ? parseModelFile(exportRunInMemory(path).bytes, path) : readModelFile(path);
     const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, {
       limitTest: f.limit as number | undefined,
       limitTrain: 1,
@@ -78,3 +86,11 @@ export const evalCommand: Command = {
     return 0;
   },
 };
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

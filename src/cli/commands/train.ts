@@ -1,7 +1,12 @@
 // cmp train: train a (binarized) network on a data set and save a run folder.
 
 import { CmpError } from '../../errors.js';
-import { DEFAULT_MASK_TRAINING, trainRun, type MaskOptions } from '../../compress/train-run.js';
+import {
+  DEFAULT_KEEP_FLOAT_ACTIVATIONS,
+  DEFAULT_MASK_TRAINING,
+  trainRun,
+  type MaskOptions,
+} from '../../compress/train-run.js';
 import {
   MASK_SOURCES,
   MASK_VALUE_TYPES,
@@ -12,7 +17,7 @@ import {
 import { DEFAULT_GSS, type GroupSparsityOptions } from '../../compress/gss.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainProgress } from '../../compress/train.js';
 import { chooseMaskCheckpoint, loadRun } from '../../core/run.js';
-import { ARCHS, BINARIZE_MODES, type BinarizeMode, type ModelSpec } from '../../core/spec.js';
+import { ARCHS, BINARIZE_MODES, withBinarization, type BinarizeMode, type ModelSpec } from '../../core/spec.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
@@ -108,7 +113,11 @@ export const TRAIN_FLAGS = {
     default: String(DEFAULT_MASK_TRAINING.minKeep),
     help: 'lambda stops growing once this share of units or less is kept',
   },
-  from: { type: 'string', value: 'RUN', help: 'fine-tune this run (its network and mask) instead of a new network' },
+  from: {
+    type: 'string',
+    value: 'RUN',
+    help: 'fine-tune this run (its network and mask) instead of a new network; --binarize compresses it',
+  },
   'min-accuracy': {
     type: 'number',
     value: 'A',
@@ -197,27 +206,36 @@ function fromFlags(
   const minAccuracy = f['min-accuracy'] as number | undefined;
   if (keep !== undefined && minAccuracy !== undefined)
     throw new CmpError('BAD_FLAG', 'Give --keep or --min-accuracy, not both.');
-  for (const flag of [
-    'arch',
-    'widths',
-    'filters',
-    'exits',
-    'binarize',
-    'binarize-activations',
-    'keep-float',
-    'sparsity',
-  ])
+  for (const flag of ['arch', 'widths', 'filters', 'exits', 'sparsity'])
     if (f[flag] !== undefined)
       throw new CmpError(
         'BAD_FLAG',
         `--${flag} describes a new network; --from ${dir} fine-tunes that run as it is. Drop --${flag}.`,
       );
+  const weights = f.binarize as BinarizeMode | undefined;
+  const inputs = f['binarize-activations'] as BinarizeMode | undefined;
+  const keepFloat = f['keep-float'] as string[] | undefined;
+  if (keepFloat && !weights && !inputs)
+    throw new CmpError(
+      'BAD_FLAG',
+      `--keep-float picks layers to leave out of --binarize or --binarize-activations; with --from ${dir} give one of them.`,
+    );
   let run = loadRun(dir);
   if (keep !== undefined || minAccuracy !== undefined) {
     const choice = keep !== undefined ? { keep } : { minAccuracy: minAccuracy as number };
     run = loadRun(chooseMaskCheckpoint(run, choice).dir);
   }
-  return { dir: run.dir, spec: run.record.spec, tensors: run.tensors };
+  // --binarize and --binarize-activations compress the run's network while it fine-tunes (e.g. an imported one).
+  const spec =
+    weights || inputs
+      ? withBinarization(run.record.spec, {
+          ...(weights ? { binarizeWeights: weights } : {}),
+          ...(inputs ? { binarizeInputs: inputs } : {}),
+          keepFloatWeights: keepFloat ?? [],
+          keepFloatInputs: keepFloat ?? [...DEFAULT_KEEP_FLOAT_ACTIVATIONS],
+        })
+      : run.record.spec;
+  return { dir: run.dir, spec, tensors: run.tensors };
 }
 
 /** The GSS options from train's flags. */
@@ -247,6 +265,7 @@ export const trainCommand: Command = {
       'cmp train --data fashion-mnist --arch lenet --sparsity gss --keep-alive 0.1 --out runs/fm-lenet-gss',
       'cmp train --data fashion-mnist --arch mlp --mask static --granularity pixel --out runs/fm-mask',
       'cmp train --data mnist --arch lenet --mask dynamic --granularity block:4 --out runs/mn-dyn',
+      'cmp train --from runs/lenet --data mnist --binarize dab --epochs 5 --out runs/lenet-bin',
     ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {

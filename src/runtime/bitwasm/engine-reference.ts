@@ -3,7 +3,7 @@
 import { expandBinary } from '../../core/bitpack.js';
 import { ACTIVATION_LLOYD_STEPS, type BinarizeMode } from '../../core/spec.js';
 import type { Profiler } from '../profiler.js';
-import { features, layerTag, type Engine } from './engine.js';
+import { features, layerTag, padPlanes, type Engine } from './engine.js';
 import type { Plan, PlanWeightLayer } from './plan.js';
 
 const f32 = Math.fround;
@@ -34,7 +34,12 @@ export function createReferenceEngine(plan: Plan): Engine {
         for (const layer of plan.layers) {
           const event = profiler?.begin(layer.name, layerTag(layer));
           if (layer.kind === 'maxpool') h = maxPool(h, layer.inputShape, layer.size);
-          else if (layer.kind !== 'flatten') {
+          else if (layer.kind === 'pad') {
+            const [c, height, width] = layer.inputShape;
+            const padded = new Float32Array(features(layer.outputShape));
+            padPlanes(h, 0, padded, 0, c, height, width, layer.size);
+            h = padded;
+          } else if (layer.kind !== 'flatten') {
             const x = binarizeSample(h, layer.inputShape, layer.kind === 'conv', layer.inputs);
             h = layer.kind === 'dense' ? dense(x, layer, expanded.get(layer)!) : conv(x, layer, expanded.get(layer)!);
           }

@@ -3,7 +3,7 @@
 import { packedRowBytes } from '../../core/bitpack.js';
 import { ACTIVATION_LLOYD_STEPS } from '../../core/spec.js';
 import type { Profiler } from '../profiler.js';
-import { features, layerTag, type Engine } from './engine.js';
+import { features, layerTag, padPlanes, type Engine } from './engine.js';
 import { instantiateKernels, type KernelExports } from './loader.js';
 import type { Plan, PlanWeightLayer } from './plan.js';
 
@@ -117,6 +117,9 @@ export async function createWasmEngine(plan: Plan): Promise<Engine> {
         if (layer.kind === 'maxpool') {
           const [c, h, w] = layer.inputShape;
           k.maxPool(cur, batch * c, h, w, layer.size, other);
+        } else if (layer.kind === 'pad') {
+          const [c, h, w] = layer.inputShape;
+          padPlanes(f32, cur >> 2, f32, other >> 2, batch * c, h, w, layer.size);
         } else {
           runLayer(k, i32, layers.get(layer) as WasmLayer, buffers, cur, other, batch);
         }

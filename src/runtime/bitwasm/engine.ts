@@ -18,12 +18,37 @@ export interface Engine {
 
 /** What runs for a layer, as the profiler reports it (the same words for both modes). */
 export function layerTag(layer: PlanLayer): string {
-  if (layer.kind === 'flatten' || layer.kind === 'maxpool') return layer.kind;
+  if (layer.kind === 'flatten' || layer.kind === 'maxpool' || layer.kind === 'pad') return layer.kind;
   const inputs = layer.inputs === 'none' ? 'float in' : `${layer.inputs} in`;
   if (layer.weights.kind === 'float') return `${layer.kind} float w, ${inputs}`;
   return layer.inputs === 'none'
     ? `${layer.kind} 1-bit w, float in (masked sum)`
     : `${layer.kind} 1-bit w, ${inputs} (popcount)`;
+}
+
+/**
+ * Copies `planes` planes of h x w floats from `from` (at element `source`) into planes `size` wider on every side in
+ * `to` (at element `target`), zeros around them: a padded convolution's input.
+ */
+export function padPlanes(
+  from: Float32Array,
+  source: number,
+  to: Float32Array,
+  target: number,
+  planes: number,
+  h: number,
+  w: number,
+  size: number,
+): void {
+  const pw = w + 2 * size;
+  const ph = h + 2 * size;
+  to.fill(0, target, target + planes * ph * pw);
+  for (let p = 0; p < planes; p++) {
+    for (let y = 0; y < h; y++) {
+      const row = source + (p * h + y) * w;
+      to.set(from.subarray(row, row + w), target + (p * ph + y + size) * pw + size);
+    }
+  }
 }
 
 /** Float elements of a shape [C, H, W]. */

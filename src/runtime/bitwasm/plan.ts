@@ -77,7 +77,15 @@ export type PlanLayer =
       inputShape: [number, number, number];
       outputShape: [number, number, number];
     }
-  | { kind: 'flatten'; name: string; inputShape: [number, number, number]; outputShape: [number, number, number] };
+  | { kind: 'flatten'; name: string; inputShape: [number, number, number]; outputShape: [number, number, number] }
+  | {
+      /** Zeros around every plane, `size` on each side: a padded conv's input, the conv itself then unpadded. */
+      kind: 'pad';
+      name: string;
+      size: number;
+      inputShape: [number, number, number];
+      outputShape: [number, number, number];
+    };
 
 export interface Plan {
   inputShape: [number, number, number];
@@ -141,6 +149,19 @@ export function planModel(file: ModelFile): Plan {
         `${file.path}: dense layer "${layer.name}" takes a [C, H, W] input without a flatten, which bitwasm does not support; use --backend ort-node.`,
       );
     }
+    let convInput = inputShape;
+    if (layer.kind === 'conv' && layer.padding) {
+      // Zeros are not one of a binarized input's two levels, so the popcount kernels cannot take them.
+      if (layer.binarize.inputs !== 'none') {
+        throw new CmpError(
+          'BACKEND_UNAVAILABLE',
+          `${file.path}: conv layer "${layer.name}" pads its binarized input, which bitwasm does not support; use --backend ort-node.`,
+        );
+      }
+      const p = layer.padding;
+      convInput = [inputShape[0], inputShape[1] + 2 * p, inputShape[2] + 2 * p];
+      layers.push({ kind: 'pad', name: `${layer.name}.pad`, size: p, inputShape, outputShape: convInput });
+    }
     if (layer.kind === 'conv') flat = false;
     const entry = manifest.layers.find((l) => l.name === layer.name);
     if (!entry) throw bad(`its manifest lists no initializers for layer "${layer.name}"`);
@@ -169,7 +190,7 @@ export function planModel(file: ModelFile): Plan {
     layers.push({
       kind: layer.kind,
       name: layer.name,
-      inputShape,
+      inputShape: convInput,
       outputShape,
       kernel: layer.kind === 'conv' ? layer.kernel : 1,
       rows,
