@@ -50,3 +50,42 @@ export { stagePath } from './core/manifest.js';
 export { StagedModel, measureStageLatency, type StagedResult } from './runtime/early-exit.js';
 export { Profiler } from './runtime/profiler.js';
 export { Predictor, type Prediction, type PredictorOptions } from './runtime/predictor.js';
+export { type DeviceFacts, type DeviceProfile, type LatencySummary } from './profile/device-profile.js';
+export { DashboardSession, type DashboardSessionOptions } from './dashboard/session.js';
+export {
+  rendererDir,
+  RENDERER_FILES,
+  startDashboardServer,
+  WEBSOCKET_PATH,
+  type DashboardServer,
+  type DashboardServerOptions,
+} from './dashboard/server.js';
+export { contentSecurityPolicy, DASHBOARD_HEADERS } from './dashboard/security.js';
+export {
+  checkClientMessage,
+  DASHBOARD_DATASETS,
+  DASHBOARD_PROTOCOL,
+  MAX_MESSAGE_BYTES,
+  MAX_PROFILE_COUNT,
+  type ClientMessage,
+  type DashboardDataset,
+  type DashboardDevice,
+  type DashboardReport,
+  type DashboardState,
+  type JobState,
+  type LatencyHistogram,
+  type McuDetails,
+  type ModelView,
+  type ProfileEntry,
+  type ReplyResults,
+  type ServerMessage,
+} from './dashboard/messages.js';
+export {
+  ELECTRON_APP_LAYOUT,
+  ELECTRON_APP_SCHEMA,
+  readElectronAppConfig,
+  writeElectronApp,
+  type ElectronAppConfig,
+  type ElectronAppReport,
+  type ElectronAppSettings,
+} from './dashboard/electron-app.js';

@@ -52,6 +52,53 @@ export const BUNDLES: Readonly<Record<string, { options: BuildOptions; beside: s
       join(ROOT, 'targets', 'browser', 'index.html'),
     ],
   },
+  dashboard: {
+    options: {
+      entryPoints: [join(ROOT, 'app', 'renderer', 'main.ts')],
+      outfile: join(ROOT, 'dist', 'targets', 'dashboard', 'dashboard.js'),
+      platform: 'browser',
+      target: 'es2022',
+      // A classic script, the same file from Electron's app scheme and over HTTP; its CSS lands in dashboard.css.
+      format: 'iife',
+    },
+    beside: [join(ROOT, 'app', 'renderer', 'index.html')],
+  },
+  electron: {
+    options: {
+      entryPoints: [join(ROOT, 'app', 'main.ts')],
+      outfile: join(ROOT, 'dist', 'targets', 'electron', 'main.mjs'),
+      platform: 'node',
+      target: 'node20',
+      // Electron comes from the app's host at run time; native runtimes and the data set package ship beside the
+      // bundle in the app's node_modules (cmp deploy --target electron); TensorFlow.js only where it is installed.
+      // ssh2's optional native crypto is left out: it falls back to its JavaScript, as it does wherever it is absent.
+      external: ['electron', 'onnxruntime-node', 'onnxruntime-web', 'serialport', 'mnist', '@tensorflow/*', '*.node'],
+      // CommonJS dependencies (protobufjs, ssh2) call require and read __dirname; an ES module has neither.
+      banner: {
+        js: [
+          "import { createRequire as cmpCreateRequire } from 'node:module';",
+          "import { dirname as cmpDirname } from 'node:path';",
+          "import { fileURLToPath as cmpFileURLToPath } from 'node:url';",
+          'const require = cmpCreateRequire(import.meta.url);',
+          'const __filename = cmpFileURLToPath(import.meta.url);',
+          'const __dirname = cmpDirname(__filename);',
+        ].join(' '),
+      },
+    },
+    beside: [WASM],
+  },
+  // The preload is its own bundle: a sandboxed preload must be CommonJS, the main process is an ES module.
+  'electron-preload': {
+    options: {
+      entryPoints: [join(ROOT, 'app', 'preload.ts')],
+      outfile: join(ROOT, 'dist', 'targets', 'electron', 'preload.cjs'),
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      external: ['electron'],
+    },
+    beside: [],
+  },
 });
 
 async function main(names: string[]): Promise<void> {

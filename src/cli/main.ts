@@ -6,6 +6,7 @@ import { commandHelp, parseCommand } from './args.js';
 import type { Command } from './command.js';
 import { createProgress } from './progress.js';
 import { calibrateCommand } from './commands/calibrate.js';
+import { dashboardCommand } from './commands/dashboard.js';
 import { demoCommand } from './commands/demo.js';
 import { deployCommand } from './commands/deploy.js';
 import { evalCommand } from './commands/eval.js';
@@ -39,6 +40,7 @@ const COMMANDS: readonly Command[] = Object.freeze([
   rollbackCommand,
   profileCommand,
   serveCommand,
+  dashboardCommand,
 ]);
 
 function usage(): string {

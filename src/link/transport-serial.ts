@@ -60,3 +60,28 @@ export async function openSerialTransport(path: string, options: SerialOptions =
       }),
   };
 }
+
+/** A serial port the system lists (USB boards, UARTs); pseudo-terminals such as QEMU's are never listed. */
+export interface ListedSerialPort {
+  path: string;
+  manufacturer?: string;
+  serialNumber?: string;
+}
+
+/** The ports the system lists. On Linux this needs udevadm (apt-get install udev); without it, a CmpError. */
+export async function listSerialPorts(): Promise<ListedSerialPort[]> {
+  try {
+    const ports = await SerialPort.list();
+    return ports.map((p) => ({
+      path: p.path,
+      ...(p.manufacturer ? { manufacturer: p.manufacturer } : {}),
+      ...(p.serialNumber ? { serialNumber: p.serialNumber } : {}),
+    }));
+  } catch (err) {
+    throw new CmpError(
+      'IO',
+      `Cannot list serial ports: ${(err as Error).message.split('\n')[0]}. On Linux install udev (apt-get install udev), or name the port.`,
+      { cause: err },
+    );
+  }
+}

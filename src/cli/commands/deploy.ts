@@ -5,6 +5,7 @@ import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG } from '../data-flag.js';
 import { BROWSER_DEPLOY_FLAGS, browserDeploy } from './deploy-browser.js';
+import { ELECTRON_DEPLOY_FLAGS, electronDeploy } from './deploy-electron.js';
 import { MCU_DEPLOY_FLAGS, mcuDeploy } from './deploy-mcu.js';
 import { RPI_DEPLOY_FLAGS, rpiDeploy } from './deploy-rpi.js';
 
@@ -16,6 +17,7 @@ export interface TargetDeploy {
 /** Targets by short lowercase name, with the flags only they read (the rest are refused for them). */
 const TARGETS: Readonly<Record<string, { deploy: TargetDeploy; flags: Record<string, FlagDef> }>> = Object.freeze({
   browser: { deploy: browserDeploy, flags: BROWSER_DEPLOY_FLAGS },
+  electron: { deploy: electronDeploy, flags: ELECTRON_DEPLOY_FLAGS },
   mcu: { deploy: mcuDeploy, flags: MCU_DEPLOY_FLAGS },
   rpi: { deploy: rpiDeploy, flags: RPI_DEPLOY_FLAGS },
 });

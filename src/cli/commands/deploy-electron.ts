@@ -1,0 +1,68 @@
+// cmp deploy --target electron: writes the dashboard as an Electron app folder that carries the model as this
+// machine's device (run it with `electron DIR`, or package it with electron-builder or electron-forge).
+
+import { resolve } from 'node:path';
+import { DASHBOARD_DATASETS } from '../../dashboard/messages.js';
+import { writeElectronApp } from '../../dashboard/electron-app.js';
+import { CmpError } from '../../errors.js';
+import { readModelFile } from '../../runtime/model-file.js';
+import { Predictor } from '../../runtime/predictor.js';
+import type { FlagDef, Parsed } from '../args.js';
+import type { CliIo } from '../command.js';
+import { formatBytes, formatTable } from '../table.js';
+
+/** Flags only this target reads (--out is shared with browser: both write a folder). */
+export const ELECTRON_DEPLOY_FLAGS: Record<string, FlagDef> = {
+  out: {
+    type: 'string',
+    value: 'DIR',
+    help: 'browser, electron: folder the site or app is written to (new, empty, or one cmp wrote before)',
+  },
+};
+
+/** Writes the app folder. */
+export const electronDeploy = {
+  async run(parsed: Parsed, io: CliIo): Promise<number> {
+    const f = parsed.flags;
+    const out = f.out as string | undefined;
+    if (!out) {
+      throw new CmpError('BAD_FLAG', 'cmp deploy --target electron needs --out DIR, the folder the app is written to.');
+    }
+    const dataset = f.data as string | undefined;
+    if (dataset !== undefined && !DASHBOARD_DATASETS.includes(dataset)) {
+      throw new CmpError(
+        'BAD_FLAG',
+        `--data ${dataset} is not one the app offers. Use one of: ${DASHBOARD_DATASETS.filter((d) => d !== 'auto').join(', ')}.`,
+      );
+    }
+    const file = readModelFile(parsed.positionals[0]);
+    // The app's local device runs the model on onnxruntime-node: a model it cannot open is refused here, not there.
+    io.progress.update(`opening ${file.path} on ort-node`);
+    await (await Predictor.open(file, { backend: 'ort-node' })).dispose();
+    io.progress.update(`writing ${out}`);
+    const report = writeElectronApp(file, out, dataset);
+    io.progress.done();
+    const result = {
+      model: file.path,
+      target: 'electron',
+      out,
+      appModel: report.model,
+      platform: `${report.platform.os}/${report.platform.arch}`,
+      files: report.files,
+      bytes: report.bytes,
+      packages: report.packages,
+      run: `npx electron ${resolve(out)}`,
+    };
+    if (io.json) io.out(JSON.stringify(result, null, 2));
+    else {
+      io.out(
+        formatTable(
+          ['model', 'app', 'platform', 'files', 'size', 'runtime packages'],
+          [[file.path, out, result.platform, report.files, formatBytes(report.bytes), report.packages.length]],
+        ),
+      );
+      io.out(`Run it: ${result.run} (Electron is not bundled: install it where the app runs, or package the folder).`);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,300 @@
+// The dashboard's messages (cmp-dashboard/1): what the renderer sends over the WebSocket or Electron IPC, what the
+// server answers, and the one check every incoming message passes before anything acts on it.
+
+import { CmpError } from '../errors.js';
+import type { DeviceProfile } from '../profile/device-profile.js';
+
+/** The protocol name `hello` answers with; a change to the messages below changes it. */
+export const DASHBOARD_PROTOCOL = 'cmp-dashboard/1';
+
+/** Largest message the server reads, bytes (a request is a few paths and numbers). */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Most instances one profiling request may run. */
+export const MAX_PROFILE_COUNT = 10_000;
+/** Longest path a message may carry, characters. */
+export const MAX_PATH_LENGTH = 4096;
+
+/** Data sets the profile form offers; `auto` is the model's own (its manifest), else Fashion-MNIST, else MNIST. */
+export const DASHBOARD_DATASETS: readonly string[] = Object.freeze(['auto', 'fashion-mnist', 'mnist']);
+/** One of DASHBOARD_DATASETS. */
+export type DashboardDataset = 'auto' | 'fashion-mnist' | 'mnist';
+
+/*
+ * Requests, renderer -> server. Each carries `id`, a whole number the reply repeats:
+ *   hello                              the whole state: devices, profiles, jobs, models, data sets
+ *   devices [serialPath]               list the devices again; serialPath adds a port the system does not list
+ *   profile device model dataset count start a profiling job (the reply names it; `job` events follow)
+ *   load-profile path                  add a saved cmp-profile/1 JSON file (e.g. from cmp profile --target rpi --out)
+ *   remove-profile key                 drop a profile from the comparison
+ *   model path                         the model view of an ONNX file or a run folder
+ *   report                             the report: one self-contained HTML file and the JSON behind it
+ * Unknown types and unknown keys are refused.
+ */
+export type ClientMessage =
+  | { id: number; type: 'hello' }
+  | { id: number; type: 'devices'; serialPath?: string }
+  | { id: number; type: 'profile'; device: string; model?: string; dataset: DashboardDataset; count: number }
+  | { id: number; type: 'load-profile'; path: string }
+  | { id: number; type: 'remove-profile'; key: string }
+  | { id: number; type: 'model'; path: string }
+  | { id: number; type: 'report' };
+
+/** The request types, which name the reply each gets (ReplyResults). */
+export type ClientMessageType = ClientMessage['type'];
+
+/** A device the dashboard can show or profile. `id` is `<kind>:<name>`. */
+export interface DashboardDevice {
+  id: string;
+  kind: 'local' | 'serial' | 'rpi' | 'browser';
+  name: string;
+  /** One line for the list: backend, port, host, site folder. */
+  detail: string;
+  /** Whether the dashboard can run a profile on it (browsers profile themselves, in their page). */
+  profilable: boolean;
+  /** Whether a profile needs a model path (rpi devices run the release they hold). */
+  needsModel: boolean;
+  /** The model last deployed there, as devices.json records it. */
+  model?: string;
+}
+
+/** A latency histogram: `counts[i]` instances took from `edgesMs[i]` up to `edgesMs[i + 1]` milliseconds. */
+export interface LatencyHistogram {
+  edgesMs: number[];
+  counts: number[];
+}
+
+/** What a split inference over a serial link adds to a profile: the device's share and the bytes each way. */
+export interface McuDetails {
+  port: string;
+  board: string;
+  firmwareVersion: string;
+  clockHz: number;
+  /** The board's model + activation arena, bytes. */
+  arenaBytes: number;
+  baudRate: number;
+  /** Share of instances an exit on the device answered. */
+  deviceShare: number;
+  /** Wire bytes per inference, device -> host (answers, hand-offs) and host -> device (sensor feed, requests). */
+  meanUpBytes: number;
+  meanDownBytes: number;
+  meanHandoffBytes: number;
+  uplinkMsAtBaud: number;
+  /** Mean time the device computed per inference (its cycle counter), milliseconds. */
+  deviceMsMean: number;
+  resends: number;
+}
+
+/** One profile in the comparison. */
+export interface ProfileEntry {
+  /** Unique within the session, e.g. p3. */
+  key: string;
+  /** measured: a job of this dashboard; file: a saved JSON file; browser: posted by a page to cmp serve. */
+  source: 'measured' | 'file' | 'browser';
+  /** The device id (measured), or the file the profile came from. */
+  origin: string;
+  title: string;
+  profile: DeviceProfile;
+  histogram: LatencyHistogram;
+  mcu?: McuDetails;
+}
+
+/** A profiling job's state; `job` events carry it whenever it changes. */
+export interface JobState {
+  job: number;
+  device: string;
+  deviceName: string;
+  model?: string;
+  state: 'queued' | 'running' | 'done' | 'failed';
+  done: number;
+  total: number;
+  /** What it is doing now, or why it failed (one line). */
+  message: string;
+  /** The profile it produced (done). */
+  profileKey?: string;
+}
+
+/** The model view: what the file holds, per layer, and what training recorded about its mask and exits. */
+export interface ModelView {
+  path: string;
+  kind: 'onnx' | 'run';
+  /** ONNX file size, bytes (for a run folder: the size its export would have). */
+  fileBytes: number;
+  arch: string;
+  dataset?: string;
+  labels: number;
+  layers: {
+    name: string;
+    kind: string;
+    weights: string;
+    inputs: string;
+    weightCount: number;
+    weightBytes: number;
+    bitsPerWeight: number;
+  }[];
+  /** Over the binarized layers: bits stored per weight (levels and padding included). */
+  binaryBitsPerWeight?: number;
+  exits: { name: string; after: string; threshold: number | null }[];
+  mask?: {
+    kind: 'static' | 'dynamic';
+    granularity: string;
+    values: string;
+    units: number;
+    /** Units kept (static masks; for a run's dynamic mask, the mean over validation instances). */
+    keptUnits?: number;
+    fullInputBytes: number;
+    /** Static masks and runs' dynamic masks (averaged over test images); none for a dynamic mask's ONNX file. */
+    picture?: {
+      /** [channels, height, width]; `sent` holds one value in [0, 1] per feature: the share of instances sending it. */
+      shape: [number, number, number];
+      sent: number[];
+      /** The picture as a PNG data URL (white: sent). */
+      png: string;
+    };
+    /** Why there is no picture, when one was expected. */
+    note?: string;
+  };
+  /** Run folders: the learned mask's checkpoints (accuracy against the share of the input kept). */
+  checkpoints: {
+    dir: string;
+    epoch: number;
+    keptFraction: number;
+    frameBytes: number;
+    validationAccuracy: number;
+    testAccuracy: number;
+  }[];
+  /** Run folders: exit calibration's operating points (accuracy against mean latency). */
+  calibration?: {
+    pareto: { thresholds: number[]; accuracy: number; meanLatencyMs: number; exitShares: number[] }[];
+    chosen: { thresholds: number[]; accuracy: number; meanLatencyMs: number; exitShares: number[] };
+    full: { thresholds: number[]; accuracy: number; meanLatencyMs: number; exitShares: number[] };
+  };
+}
+
+/** The answer to `hello`. */
+export interface DashboardState {
+  protocol: typeof DASHBOARD_PROTOCOL;
+  cmpVersion: string;
+  /** http: a browser against `cmp dashboard`; electron: the desktop app. */
+  mode: 'http' | 'electron';
+  devices: DashboardDevice[];
+  profiles: ProfileEntry[];
+  jobs: JobState[];
+  /** Models to offer in the form (the Electron app's own model first). */
+  models: string[];
+  datasets: readonly string[];
+  /** The data set the profile form starts with (the Electron app's, when its deploy named one). */
+  dataset: DashboardDataset;
+  /** One line each: what could not be read (a damaged devices.json, a site's bad profile, no serial listing). */
+  notes: string[];
+}
+
+/** The report an export writes: one HTML file with its charts inline, and the JSON it shows. */
+export interface DashboardReport {
+  html: string;
+  json: string;
+}
+
+/** Results by request type. */
+export interface ReplyResults {
+  hello: DashboardState;
+  devices: { devices: DashboardDevice[]; notes: string[] };
+  profile: { job: number };
+  'load-profile': { profile: ProfileEntry };
+  'remove-profile': { removed: string };
+  model: ModelView;
+  report: DashboardReport;
+}
+
+/*
+ * Server -> renderer: a reply or an error for each request (same id; id null when the request had no readable id),
+ * and events: `job` when a job changes, `profiles` when the comparison changes.
+ */
+export type ServerMessage =
+  | { type: 'reply'; id: number; result: ReplyResults[ClientMessageType] }
+  | { type: 'error'; id: number | null; message: string }
+  | { type: 'job'; job: JobState }
+  | { type: 'profiles'; profiles: ProfileEntry[] };
+
+const KEYS: Readonly<Record<ClientMessageType, { required: readonly string[]; optional: readonly string[] }>> =
+  Object.freeze({
+    hello: { required: [], optional: [] },
+    devices: { required: [], optional: ['serialPath'] },
+    profile: { required: ['device', 'dataset', 'count'], optional: ['model'] },
+    'load-profile': { required: ['path'], optional: [] },
+    'remove-profile': { required: ['key'], optional: [] },
+    model: { required: ['path'], optional: [] },
+    report: { required: [], optional: [] },
+  });
+
+/** The request id of `value` when it has a usable one, for the error reply to a message that fails the check. */
+export function messageId(value: unknown): number | null {
+  const id = (value as { id?: unknown } | null)?.id;
+  return typeof value === 'object' && value !== null && Number.isSafeInteger(id) && (id as number) >= 0
+    ? (id as number)
+    : null;
+}
+
+/** Returns `value` as a ClientMessage, or throws one CmpError naming the first thing wrong with it. */
+export function checkClientMessage(value: unknown): ClientMessage {
+  const bad = (problem: string): CmpError =>
+    new CmpError('BAD_ARGUMENT', `Dashboard message ${problem}. See src/dashboard/messages.ts for the requests.`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('is not a JSON object');
+  const m = value as Record<string, unknown>;
+  if (!Object.prototype.hasOwnProperty.call(m, 'type') || typeof m.type !== 'string') throw bad('has no string "type"');
+  const type = m.type;
+  const keys = Object.prototype.hasOwnProperty.call(KEYS, type) ? KEYS[type as ClientMessageType] : undefined;
+  if (!keys)
+    throw bad(`has unknown type ${JSON.stringify(type.slice(0, 40))}; use one of ${Object.keys(KEYS).join(', ')}`);
+  if (messageId(m) === null) throw bad(`"${type}" has no "id" (a whole number >= 0)`);
+  const allowed = new Set(['id', 'type', ...keys.required, ...keys.optional]);
+  const unknown = Object.keys(m).find((k) => !allowed.has(k));
+  if (unknown !== undefined) throw bad(`"${type}" has unknown key ${JSON.stringify(unknown.slice(0, 40))}`);
+  const missing = keys.required.find((k) => !Object.prototype.hasOwnProperty.call(m, k));
+  if (missing !== undefined) throw bad(`"${type}" has no "${missing}"`);
+  const text = (key: string, max = MAX_PATH_LENGTH): void => {
+    const v = m[key];
+    if (v === undefined && !keys.required.includes(key)) return;
+    if (typeof v !== 'string' || v.length === 0 || v.length > max || /[\0\r\n]/.test(v)) {
+      throw bad(`"${type}" has ${key} ${describe(v)}; send a non-empty one-line string of at most ${max} characters`);
+    }
+  };
+  switch (type as ClientMessageType) {
+    case 'devices':
+      text('serialPath');
+      break;
+    case 'profile': {
+      text('device', 512);
+      text('model');
+      if (!DASHBOARD_DATASETS.includes(m.dataset as string)) {
+        throw bad(`"profile" has dataset ${describe(m.dataset)}; use one of ${DASHBOARD_DATASETS.join(', ')}`);
+      }
+      const count = m.count;
+      if (!Number.isSafeInteger(count) || (count as number) < 1 || (count as number) > MAX_PROFILE_COUNT) {
+        throw bad(`"profile" has count ${describe(count)}; use a whole number from 1 to ${MAX_PROFILE_COUNT}`);
+      }
+      break;
+    }
+    case 'load-profile':
+    case 'model':
+      text('path');
+      break;
+    case 'remove-profile':
+      text('key', 64);
+      break;
+    default:
+      break;
+  }
+  return m as unknown as ClientMessage;
+}
+
+/** A received value in a message, short enough for one line. */
+function describe(value: unknown): string {
+  if (value === undefined) return 'missing';
+  let json: string;
+  try {
+    json = JSON.stringify(value) ?? typeof value;
+  } catch {
+    json = typeof value; // a BigInt or a cycle, which IPC's structured clone can carry
+  }
+  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
+}

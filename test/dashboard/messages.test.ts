@@ -1,0 +1,102 @@
+// The dashboard's message check, its one-line error replies (what both the WebSocket and Electron IPC answer), the
+// token a request presents, and the latency histogram.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { latencyHistogram } from '../../src/dashboard/histogram.js';
+import { checkClientMessage, MAX_PROFILE_COUNT } from '../../src/dashboard/messages.js';
+import { contentSecurityPolicy, presentedToken, sameToken } from '../../src/dashboard/security.js';
+import { DashboardSession } from '../../src/dashboard/session.js';
+
+test('every request type passes the check as sent', () => {
+  const good = [
+    { id: 0, type: 'hello' },
+    { id: 1, type: 'devices' },
+    { id: 2, type: 'devices', serialPath: '/dev/pts/3' },
+    { id: 3, type: 'profile', device: 'local:ort-node', model: 'fm.onnx', dataset: 'auto', count: 1 },
+    { id: 4, type: 'profile', device: 'rpi:pi@host', dataset: 'mnist', count: MAX_PROFILE_COUNT },
+    { id: 5, type: 'load-profile', path: 'pi.json' },
+    { id: 6, type: 'remove-profile', key: 'p1' },
+    { id: 7, type: 'model', path: 'runs/fm' },
+    { id: 8, type: 'report' },
+  ];
+  for (const message of good) assert.equal(checkClientMessage(message), message);
+});
+
+test('the check refuses what is not a request, naming the first thing wrong in one line', () => {
+  const bad: [unknown, RegExp][] = [
+    [null, /is not a JSON object/],
+    [[{ id: 1, type: 'hello' }], /is not a JSON object/],
+    [{ id: 1 }, /has no string "type"/],
+    [{ id: 1, type: 'toString' }, /has unknown type "toString"/],
+    [{ id: 1, type: 'constructor' }, /has unknown type "constructor"/],
+    [{ id: -1, type: 'hello' }, /"hello" has no "id"/],
+    [{ id: 1.5, type: 'hello' }, /"hello" has no "id"/],
+    [{ id: 1, type: 'report', path: 'x' }, /"report" has unknown key "path"/],
+    [{ id: 1, type: 'model' }, /"model" has no "path"/],
+    [{ id: 1, type: 'model', path: '' }, /"model" has path ""; send a non-empty one-line string/],
+    [{ id: 1, type: 'model', path: 'a\0b' }, /"model" has path "a\\u0000b"/],
+    [{ id: 1, type: 'model', path: 7 }, /"model" has path 7/],
+    [{ id: 1, type: 'devices', serialPath: 'x'.repeat(5000) }, /serialPath "x{56}\.\.\.;/],
+    [{ id: 1, type: 'profile', device: 'd', dataset: 'auto', count: MAX_PROFILE_COUNT + 1 }, /count 10001/],
+    [{ id: 1, type: 'profile', device: 'd', dataset: 'auto', count: '5' }, /count "5"/],
+    [{ id: 1, type: 'profile', device: 'd', dataset: 'auto' }, /"profile" has no "count"/],
+  ];
+  for (const [value, pattern] of bad) {
+    assert.throws(
+      () => checkClientMessage(value),
+      (err: Error) => {
+        assert.equal(err.message.split('\n').length, 1);
+        assert.match(err.message, /^Dashboard message .+\. See src\/dashboard\/messages\.ts for the requests\.$/);
+        assert.match(err.message, pattern);
+        return true;
+      },
+      JSON.stringify(value)?.slice(0, 60),
+    );
+  }
+});
+
+test('a session answers bad messages with an error reply carrying the id it could read (the IPC path)', async () => {
+  const session = new DashboardSession({ mode: 'electron' });
+  // IPC's structured clone carries more than JSON: a BigInt, a Map.
+  assert.deepEqual(await session.handle({ id: 3, type: 'model', path: 10n }), {
+    type: 'error',
+    id: 3,
+    message:
+      'Dashboard message "model" has path bigint; send a non-empty one-line string of at most 4096 characters. See src/dashboard/messages.ts for the requests.',
+  });
+  const unreadable = await session.handle(new Map([['type', 'hello']]));
+  assert.equal(unreadable.type, 'error');
+  assert.equal(unreadable.type === 'error' ? unreadable.id : 0, null);
+  const missing = await session.handle({ id: 4, type: 'remove-profile', key: 'p1' });
+  assert.deepEqual(missing, { type: 'error', id: 4, message: 'There is no profile "p1". Use one of: (none).' });
+});
+
+test('a request presents its token as a bearer, a header or the cookie of its port; tokens compare exactly', () => {
+  assert.equal(presentedToken({ authorization: 'Bearer abc' }, 80), 'abc');
+  assert.equal(presentedToken({ 'x-cmp-token': 'abc' }, 80), 'abc');
+  assert.equal(presentedToken({ cookie: 'a=1; cmp-dashboard-80=abc=; b=2' }, 80), 'abc=');
+  assert.equal(presentedToken({ cookie: 'cmp-dashboard-81=abc' }, 80), undefined, "another port's cookie");
+  assert.equal(presentedToken({}, 80), undefined);
+  assert.equal(sameToken('abc', 'abc'), true);
+  assert.equal(sameToken('abd', 'abc'), false);
+  assert.equal(sameToken('ab', 'abc'), false);
+  assert.match(contentSecurityPolicy(), /connect-src 'none'/);
+  assert.match(contentSecurityPolicy(['ws://127.0.0.1:1']), /connect-src ws:\/\/127\.0\.0\.1:1;/);
+});
+
+test('the latency histogram puts every instance in one bin between ascending edges', () => {
+  const latencies = Array.from({ length: 1000 }, (_, i) => 0.1 + (i % 97) * 0.013 + (i === 999 ? 5 : 0));
+  const h = latencyHistogram(latencies);
+  assert.equal(h.counts.length, 32, 'about the square root of the count');
+  assert.equal(h.edgesMs.length, h.counts.length + 1);
+  assert.equal(
+    h.counts.reduce((a, b) => a + b, 0),
+    latencies.length,
+  );
+  assert.equal(h.edgesMs[0], Math.min(...latencies));
+  assert.ok(Math.abs(h.edgesMs[h.edgesMs.length - 1] - Math.max(...latencies)) < 1e-9);
+  assert.equal(h.counts[h.counts.length - 1], 1, 'the slowest instance sits in the last bin');
+  assert.deepEqual(latencyHistogram([2, 2, 2]).counts, [3]);
+  assert.deepEqual(latencyHistogram([]), { edgesMs: [], counts: [] });
+});
