@@ -78,6 +78,25 @@ test('a learned static mask closes units; the exported MLP takes only the kept p
   await backend.dispose();
 });
 
+test('bitwasm runs a masked DAB MLP whose mask is folded into its first layer, as onnxruntime does', async () => {
+  const trained = await trainRun(data, {
+    ...base,
+    binarizeWeights: 'dab',
+    binarizeActivations: 'dab',
+    arch: 'mlp',
+    widths: [64, 32],
+    epochs: 1,
+    mask: quickMask({ source: 'random', keep: 0.25 }),
+  });
+  const file = parseModelFile(exportOnnx(trained.frozen).bytes, 'dab-mask.onnx');
+  const ort = await createBackend('ort-node', file);
+  const bitwasm = await createBackend('bitwasm', file);
+  const expected = await predict(ort, file, data, SAMPLES);
+  const got = await predict(bitwasm, file, data, SAMPLES);
+  assert.ok(maxAbsDiff(got, expected) <= 1e-3, `max abs diff ${maxAbsDiff(got, expected)}`);
+  await Promise.all([ort.dispose(), bitwasm.dispose()]);
+});
+
 test('a conv net with a fixed block mask and an exit: whole model, stages and training agree on compact input', async () => {
   const trained = await trainRun(data, {
     ...base,

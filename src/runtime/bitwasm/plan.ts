@@ -122,6 +122,21 @@ export function planModel(file: ModelFile): Plan {
   } catch (err) {
     throw bad(`its manifest spec is invalid (${(err as Error).message})`);
   }
+  // A static input mask is folded into the first dense layer (export-onnx.ts foldStaticMask): the file takes the
+  // compact kept features, and that layer's rows span only them.
+  let inputShape: [number, number, number] = [...spec.input.shape];
+  const mask = manifest.inputMask;
+  if (mask?.kind === 'static' && !manifest.selector && mask.features !== undefined) {
+    if (spec.layers[0]?.kind !== 'flatten' || spec.layers[1]?.kind !== 'dense') {
+      throw new CmpError(
+        'BACKEND_UNAVAILABLE',
+        `${file.path}: its static input mask is not folded into a first dense layer, which bitwasm needs; use --backend ort-node.`,
+      );
+    }
+    inputShape = [mask.features, 1, 1];
+    shapes[0] = { ...shapes[0], inputShape, outputShape: inputShape };
+    shapes[1] = { ...shapes[1], inputShape, rowLength: mask.features };
+  }
   const initializers = new Map<string, OnnxTensor>();
   for (const t of file.model.graph?.initializer ?? []) initializers.set(t.name ?? '', t);
   const layers: PlanLayer[] = [];
@@ -202,7 +217,7 @@ export function planModel(file: ModelFile): Plan {
       inputs: layer.binarize.inputs,
     });
   });
-  return { inputShape: [...spec.input.shape], classes: spec.labels.length, layers };
+  return { inputShape, classes: spec.labels.length, layers };
 }
 
 type Bad = (problem: string) => CmpError;
