@@ -35,7 +35,8 @@ const SHARED_FLAGS: Record<string, FlagDef> = {
 export const deployCommand: Command = {
   def: {
     name: 'deploy',
-    summary: 'Put an exported model on a device (mcu over serial, rpi over SSH) or into a static site (browser).',
+    summary:
+      'Put an exported model on a device (mcu over serial, rpi over SSH), into a static site (browser) or into the dashboard app (electron).',
     positionals: ['MODEL'],
     flags: {
       target: {
@@ -52,6 +53,7 @@ export const deployCommand: Command = {
       'cmp deploy fm-exit.onnx --target rpi --host pi@raspberrypi.local',
       'cmp deploy fm-mlp.onnx --target mcu --port /dev/pts/3',
       'cmp deploy fm-exit.onnx --target browser --out site/',
+      'cmp deploy fm-exit.onnx --target electron --out app-dist/',
     ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
