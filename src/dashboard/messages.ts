@@ -199,7 +199,8 @@ export interface ReplyResults {
   hello: DashboardState;
   devices: { devices: DashboardDevice[]; notes: string[] };
   profile: { job: number };
-  'load-profile': { profile: ProfileEntry };
+  /** `profile` is the first of `profiles` (a fleet's file holds one per device). */
+  'load-profile': { profile: ProfileEntry; profiles: ProfileEntry[] };
   'remove-profile': { removed: string };
   model: ModelView;
   report: DashboardReport;

@@ -237,8 +237,11 @@ export async function profileSsh(record: DeviceRecord, request: ProfileJobReques
   return { profile: checkDeviceProfile(profile, record.name) };
 }
 
-/** Reads a saved cmp-profile/1 JSON file (cmp profile --out, a browser site's profiles/), checked. */
-export async function readProfileFile(path: string): Promise<DeviceProfile> {
+/**
+ * The profiles in a saved file: one cmp-profile/1 (cmp profile --out), a fleet's array of them
+ * (cmp profile --hosts --out), or a fleet's --json rows ({ device, ok, result }); failed rows are skipped.
+ */
+export async function readProfileFile(path: string): Promise<DeviceProfile[]> {
   let text: string;
   try {
     const bytes = await readFile(path);
@@ -263,7 +266,17 @@ export async function readProfileFile(path: string): Promise<DeviceProfile> {
       { cause: err },
     );
   }
-  return checkDeviceProfile(value, path);
+  if (!Array.isArray(value)) return [checkDeviceProfile(value, path)];
+  const profiles = value.flatMap((item: unknown, i) => {
+    const row = item as { ok?: unknown; result?: unknown };
+    if (row && typeof row === 'object' && 'ok' in row)
+      return row.ok === true ? [checkDeviceProfile(row.result, `${path}[${i}]`)] : [];
+    return [checkDeviceProfile(item, `${path}[${i}]`)];
+  });
+  if (profiles.length === 0) {
+    throw new CmpError('BAD_ARGUMENT', `${path} holds no successful profile. Load a cmp-profile/1 file or a fleet's.`);
+  }
+  return profiles;
 }
 
 function readModel(path: string | undefined): ModelFile {

@@ -109,14 +109,16 @@ export class DashboardSession {
       case 'profile':
         return { job: await this.startJob(message) };
       case 'load-profile': {
-        const profile = await readProfileFile(message.path);
-        const entry = this.addProfile(
-          'file',
-          message.path,
-          `${profile.device.name} · ${profile.backend} · ${basename(message.path)}`,
-          profile,
+        // A fleet's file holds one profile per device: each gets its own card, side by side.
+        const entries = (await readProfileFile(message.path)).map((profile, i, all) =>
+          this.addProfile(
+            'file',
+            all.length === 1 ? message.path : `${message.path}#${i}`,
+            `${profile.device.name} · ${profile.backend} · ${basename(message.path)}`,
+            profile,
+          ),
         );
-        return { profile: entry };
+        return { profile: entries[0], profiles: entries };
       }
       case 'remove-profile': {
         const at = this.profiles.findIndex((p) => p.key === message.key);
@@ -178,7 +180,8 @@ export class DashboardSession {
         const path = join(dir, name);
         if (this.siteFiles.has(path)) continue;
         try {
-          const profile = await readProfileFile(path);
+          // cmp serve stores one profile per file.
+          const [profile] = await readProfileFile(path);
           this.addProfile(
             'browser',
             path,

@@ -2,11 +2,15 @@
 // token a request presents, and the latency histogram.
 
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { latencyHistogram } from '../../src/dashboard/histogram.js';
 import { checkClientMessage, MAX_PROFILE_COUNT } from '../../src/dashboard/messages.js';
 import { contentSecurityPolicy, presentedToken, sameToken } from '../../src/dashboard/security.js';
 import { DashboardSession } from '../../src/dashboard/session.js';
+import type { DeviceProfile } from '../../src/profile/device-profile.js';
+import { tempDir } from '../helpers.js';
 
 test('every request type passes the check as sent', () => {
   const good = [
@@ -99,4 +103,54 @@ test('the latency histogram puts every instance in one bin between ascending edg
   assert.equal(h.counts[h.counts.length - 1], 1, 'the slowest instance sits in the last bin');
   assert.deepEqual(latencyHistogram([2, 2, 2]).counts, [3]);
   assert.deepEqual(latencyHistogram([]), { edgesMs: [], counts: [] });
+});
+
+test('a fleet profile file (cmp profile --hosts) loads as one card per device; failed rows are skipped', async () => {
+  const profile = (name: string): DeviceProfile => ({
+    schema: 'cmp-profile/1',
+    device: { name, platform: 'linux', arch: 'arm64', cpus: 4, memoryBytes: 4e9, runtime: 'node v20.0.0' },
+    model: { path: 'model/fm.onnx', release: 'abcdefabcdef' },
+    backend: 'ort-node',
+    dataset: 'fashion-mnist',
+    samples: 2,
+    accuracy: 0.5,
+    latencyMs: { mean: 1, p50: 1, p90: 1, p99: 1, min: 1, max: 1 },
+    latenciesMs: [1, 1],
+    stages: [{ name: 'model', runs: 2, mean: 1, p50: 1, p90: 1, p99: 1, min: 1, max: 1 }],
+    exits: [{ exit: 'final', share: 1, accuracy: 0.5 }],
+    throughputPerS: 1000,
+    startedAt: new Date().toISOString(),
+    durationMs: 2,
+  });
+  const dir = tempDir();
+  const rows = join(dir, 'fleet-rows.json');
+  writeFileSync(
+    rows,
+    JSON.stringify([
+      { device: 'pi@a', ok: true, result: profile('pi@a') },
+      { device: 'pi@b', ok: false, error: 'Lost the SSH connection' },
+      { device: 'pi@c', ok: true, result: profile('pi@c') },
+    ]),
+  );
+  const array = join(dir, 'fleet-out.json');
+  writeFileSync(array, JSON.stringify([profile('pi@d'), profile('pi@e')]));
+  const session = new DashboardSession({ mode: 'http' });
+  const first = (await session.handle({ id: 1, type: 'load-profile', path: rows })) as {
+    result: { profiles: { title: string }[] };
+  };
+  assert.deepEqual(
+    first.result.profiles.map((p) => p.title.split(' · ')[0]),
+    ['pi@a', 'pi@c'],
+  );
+  const second = (await session.handle({ id: 2, type: 'load-profile', path: array })) as {
+    result: { profiles: unknown[] };
+  };
+  assert.equal(second.result.profiles.length, 2);
+  writeFileSync(array, JSON.stringify([{ device: 'pi@f', ok: false, error: 'x' }]));
+  const none = (await session.handle({ id: 3, type: 'load-profile', path: array })) as {
+    type: string;
+    message?: string;
+  };
+  assert.equal(none.type, 'error');
+  assert.match(none.message ?? '', /holds no successful profile/);
 });
