@@ -35,6 +35,7 @@ export { evaluate, predict, type EvalResult } from './runtime/evaluate.js';
 export { inspectModel, type ModelReport } from './runtime/inspect.js';
 export { parseModelFile, readModelFile, type ModelFile } from './runtime/model-file.js';
 export { pruneRun, removeDeadGroups, type PruneRunOptions, type PruneRunResult } from './compress/prune-run.js';
+export { importRun, type ImportRunOptions, type ImportRunResult } from './import/import-run.js';
 export {
   applyPruning,
   planPruning,

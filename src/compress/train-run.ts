@@ -129,10 +129,17 @@ export async function trainRun(
   data: Dataset,
   runOptions: TrainRunOptions,
 ): Promise<TrainResult & { pruning?: PruneSummary; masking?: MaskingSummary }> {
-  const options: TrainRunOptions = runOptions.from
-    ? { ...runOptions, initial: runOptions.from.tensors, mask: undefined }
+  const from = runOptions.from;
+  // Fine-tuning keeps the run's mask, or adds one to a run without (then its logits, like new exit heads, start fresh).
+  const addsMask = from !== undefined && runOptions.mask !== undefined && !from.spec.inputMask;
+  const options: TrainRunOptions = from
+    ? { ...runOptions, initial: from.tensors, mask: addsMask ? runOptions.mask : undefined }
     : runOptions;
-  let spec = options.from ? options.from.spec : specFor(data, options);
+  let spec = from
+    ? addsMask
+      ? { ...from.spec, inputMask: maskSpecFor(data, runOptions.mask as MaskOptions) }
+      : from.spec
+    : specFor(data, options);
   const mask = options.mask;
   const learnsMask = mask !== undefined && (mask.kind === 'dynamic' || mask.source === 'learned');
   // Models with exits or a mask hold out a tenth of the training split: cmp calibrate chooses thresholds on it, and

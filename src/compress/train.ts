@@ -84,6 +84,12 @@ export const DEFAULT_TRAIN_OPTIONS: Readonly<Omit<TrainOptions, 'onProgress' | '
   seed: 1,
 });
 
+/** Whether tensor `name` belongs to an exit head or the input mask, which fine-tuning may add to a run. */
+function isAddedPart(spec: ModelSpec, name: string): boolean {
+  const owner = name.split('.')[0];
+  return (spec.exits ?? []).some((e) => e.name === owner) || name === MASK_LOGITS || name.startsWith('selector.');
+}
+
 /** Trains `spec` on `data`; every epoch ends with the frozen (deployable) model evaluated on the test split. */
 export async function train(spec: ModelSpec, data: Dataset, options: TrainOptions): Promise<TrainResult> {
   const { tf, backend } = await loadTf();
@@ -92,6 +98,8 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
   if (options.initial) {
     for (const [name, v] of [...params.trainable, ...params.running]) {
       const t = options.initial.get(name);
+      // Parts the fine-tuned run did not have (new exit heads, a new mask) keep their fresh initialisation.
+      if (!t && isAddedPart(spec, name)) continue;
       if (!t || t.length !== v.size) {
         throw new CmpError(
           'RUN_INVALID',

@@ -18,7 +18,7 @@ import { convertToMcuModel } from '../../src/link/mcu-model.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile, readModelFile } from '../../src/runtime/model-file.js';
-import { maxAbsDiff, runCli, sharedFile, tempDir } from '../helpers.js';
+import { assertOneLineError, maxAbsDiff, runCli, sharedFile, tempDir } from '../helpers.js';
 
 const LENET = sharedFile('models', 'lenet5-mnist-pytorch.onnx');
 const SAMPLES = 500;
@@ -115,6 +115,46 @@ test('cmp import -> train --from --binarize dab -> export (bit-packed) -> eval o
   });
   assert.equal(accuracies[0], accuracies[1], 'bitwasm agrees with onnxruntime-node');
   assert.ok(accuracies[0] > 0.8, `binarized accuracy ${accuracies[0]}`);
+});
+
+test('an imported LeNet-5 fine-tunes with an exit head and an input mask added, exports both, and runs stage by stage', () => {
+  const dir = tempDir();
+  const run = join(dir, 'lenet');
+  assert.equal(runCli(['import', LENET, '--out', run, '--quiet']).code, 0);
+  const tuned = join(dir, 'lenet-exit-mask');
+  const common = ['--data', 'mnist', '--epochs', '1', '--limit-train', '600', '--limit-test', '200', '--quiet'];
+  const trained = runCli([
+    'train',
+    '--from',
+    run,
+    '--exits',
+    '1',
+    '--mask',
+    'static',
+    '--mask-source',
+    'random',
+    '--keep',
+    '0.5',
+    ...common,
+    '--out',
+    tuned,
+  ]);
+  assert.equal(trained.code, 0, trained.stderr);
+  const spec = loadRun(tuned).record.spec;
+  assert.equal(spec.exits?.length, 1);
+  assert.equal(spec.inputMask?.kind === 'static' ? spec.inputMask.kept.length : 0, 392);
+  const onnx = join(dir, 'lenet-exit-mask.onnx');
+  assert.equal(runCli(['export', tuned, '--out', onnx, '--quiet']).code, 0);
+  const result = runCli(['run', onnx, '--data', 'mnist', '--limit', '200', '--json', '--quiet']);
+  assert.equal(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout) as { accuracy: number; exits: unknown[]; meanLinkBytes: number };
+  assert.equal(report.exits.length, 2, 'one exit and the final classifier');
+  assert.equal(report.meanLinkBytes, 8 + 392, 'the sender sends the kept half of the pixels');
+  assert.ok(report.accuracy > 0.6, `accuracy ${report.accuracy}`);
+  assertOneLineError(
+    runCli(['train', '--from', tuned, '--exits', '1', ...common, '--out', join(dir, 'again')]),
+    /already has exits/,
+  );
 });
 
 test('the firmware converter refuses a padded conv in one line instead of mis-running it', () => {

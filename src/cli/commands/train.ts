@@ -17,7 +17,14 @@ import {
 import { DEFAULT_GSS, type GroupSparsityOptions } from '../../compress/gss.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainProgress } from '../../compress/train.js';
 import { chooseMaskCheckpoint, loadRun } from '../../core/run.js';
-import { ARCHS, BINARIZE_MODES, withBinarization, type BinarizeMode, type ModelSpec } from '../../core/spec.js';
+import {
+  ARCHS,
+  BINARIZE_MODES,
+  exitsAfter,
+  withBinarization,
+  type BinarizeMode,
+  type ModelSpec,
+} from '../../core/spec.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
@@ -129,11 +136,8 @@ export const TRAIN_FLAGS = {
 /** The input mask options from train's flags, or undefined without --mask. */
 export function maskFlags(f: Parsed['flags']): MaskOptions | undefined {
   const kind = f.mask as 'static' | 'dynamic' | undefined;
-  if (f.from !== undefined) {
-    if (kind) throw new CmpError('BAD_FLAG', '--from fine-tunes a run with its mask fixed; drop --mask (or --from).');
-    return undefined;
-  }
-  if (f['min-accuracy'] !== undefined)
+  if (f.from !== undefined && !kind) return undefined;
+  if (f['min-accuracy'] !== undefined && f.from === undefined)
     throw new CmpError(
       'BAD_FLAG',
       '--min-accuracy picks a mask checkpoint of --from RUN. Example: --from runs/fm-mask --min-accuracy 0.85',
@@ -202,11 +206,12 @@ function fromFlags(
   dir: string,
   f: Parsed['flags'],
 ): { dir: string; spec: ModelSpec; tensors: Map<string, Float32Array> } {
-  const keep = f.keep as number | undefined;
+  // With --mask, --keep is the new mask's share of units; otherwise it picks a mask checkpoint of the run.
+  const keep = f.mask === undefined ? (f.keep as number | undefined) : undefined;
   const minAccuracy = f['min-accuracy'] as number | undefined;
   if (keep !== undefined && minAccuracy !== undefined)
     throw new CmpError('BAD_FLAG', 'Give --keep or --min-accuracy, not both.');
-  for (const flag of ['arch', 'widths', 'filters', 'exits', 'sparsity'])
+  for (const flag of ['arch', 'widths', 'filters', 'sparsity'])
     if (f[flag] !== undefined)
       throw new CmpError(
         'BAD_FLAG',
@@ -235,7 +240,19 @@ function fromFlags(
           keepFloatInputs: keepFloat ?? [...DEFAULT_KEEP_FLOAT_ACTIVATIONS],
         })
       : run.record.spec;
-  return { dir: run.dir, spec, tensors: run.tensors };
+  // --exits adds heads to a run without them (an imported one, say); the new heads start fresh, the rest as trained.
+  const exits = f.exits as number[] | undefined;
+  if (exits && spec.exits?.length) {
+    throw new CmpError('BAD_FLAG', `${dir} already has exits; --from fine-tunes them as they are. Drop --exits.`);
+  }
+  if (f.mask !== undefined && spec.inputMask) {
+    throw new CmpError('BAD_FLAG', `${dir} already has an input mask; --from fine-tunes it as it is. Drop --mask.`);
+  }
+  return {
+    dir: run.dir,
+    spec: exits ? { ...spec, exits: exitsAfter(spec.layers, exits) } : spec,
+    tensors: run.tensors,
+  };
 }
 
 /** The GSS options from train's flags. */
