@@ -154,10 +154,23 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
   const lower = put(w.lower);
   const step = put(w.step);
   if (layer.inputs === 'none') {
-    return { ...base, path: 'masked', weights: put(w.packed), rowStride: packedRowBytes(layer.rowLength), lower, step };
+    return {
+      ...base,
+      path: 'masked',
+      weights: put(groupMajor(w.packed, layer.rows, packedRowBytes(layer.rowLength))),
+      lower,
+      step,
+    };
   }
   const { rows: repacked, rowStride, chunkBytes, popcounts } = repackForPopcount(layer, w.packed);
   return { ...base, path: 'pop', weights: put(repacked), rowStride, lower, step, wpop: put(popcounts), chunkBytes };
+}
+
+/** Packed rows [rows, groups] as [groups, rows], the masked-sum kernel's layout (byte g of every row together). */
+export function groupMajor(packed: Uint8Array, rows: number, groups: number): Uint8Array {
+  const out = new Uint8Array(rows * groups);
+  for (let r = 0; r < rows; r++) for (let g = 0; g < groups; g++) out[g * rows + r] = packed[r * groups + g];
+  return out;
 }
 
 /**
@@ -210,7 +223,8 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
     }
     if (isConv) grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 4 * positions * layer.rowLength);
     grow('apop', 4 * (isConv ? positions : 1));
-    if (wl.path === 'masked') grow('lut', (packedRowBytes(layer.rowLength) << 10) + 128);
+    // Eight 1 KiB subset-sum tables, 32 nibble sums, and the rows' running sums (kernels.as.ts maskedRows).
+    if (wl.path === 'masked') grow('lut', (8 << 10) + 128 + 4 * layer.rows);
   }
   return n;
 }
@@ -350,24 +364,7 @@ function runLayer(
   }
   if (!isConv) {
     if (l.path === 'f32') k.f32Rows(input, batch, len, l.weights, rows, l.scale, l.shift, relu, y, 1, rows);
-    else
-      k.maskedRows(
-        input,
-        batch,
-        len,
-        l.weights,
-        l.rowStride,
-        rows,
-        l.lower,
-        l.step,
-        l.scale,
-        l.shift,
-        relu,
-        y,
-        1,
-        rows,
-        buf.lut,
-      );
+    else k.maskedRows(input, batch, len, l.weights, rows, l.lower, l.step, l.scale, l.shift, relu, y, 1, rows, buf.lut);
     return;
   }
   for (let s = 0; s < batch; s++) {
@@ -381,7 +378,6 @@ function runLayer(
         positions,
         len,
         l.weights,
-        l.rowStride,
         rows,
         l.lower,
         l.step,

@@ -70,17 +70,21 @@ export function f32Rows(
   }
 }
 
+/** Groups of 8 inputs whose subset-sum tables are built together: 8 KiB of tables, which stay in L1. */
+const TABLE_GROUPS = 8;
+
 /**
  * Binary weights, float inputs (a masked sum): dot = lower[r] * sum(a) + step[r] * sum(a_k where bit k of row r).
- * Per input, a table of the 256 subset sums of every 8 consecutive inputs (`lut`, 1 KiB per byte of a row) turns
- * each weight byte into one lookup: cost len*32 adds once per input, then len/8 lookups per row.
+ * For every 8 consecutive inputs a table of their 256 subset sums (1 KiB) turns each weight byte into one lookup.
+ * Weight bytes are group-major (`bits[g * rows + r]` is byte g of row r), so the tables of TABLE_GROUPS groups are
+ * built, then every row adds its lookups in them while they sit in L1. `lut` holds the tables, 32 floats of nibble
+ * sums, then `rows` floats of running sums.
  */
 export function maskedRows(
   a: usize,
   items: i32,
   len: i32,
   bits: usize,
-  rowStride: i32,
   rows: i32,
   lower: usize,
   step: usize,
@@ -93,53 +97,82 @@ export function maskedRows(
   lut: usize,
 ): void {
   const groups = (len + 7) >> 3;
-  const nib = lut + ((<usize>groups) << 10); // 2 x 16 floats of nibble sums after the table
+  const nib = lut + (TABLE_GROUPS << 10);
+  const acc = nib + 128;
+  const rs = <usize>rows;
   for (let i = 0; i < items; i++) {
     const ai = a + ((<usize>i * <usize>len) << 2);
     let total: f64 = 0;
-    for (let g = 0; g < groups; g++) {
-      // Subset sums of the low four (A) and high four (B) inputs of this byte; inputs past len count as 0.
-      for (let half = 0; half < 2; half++) {
-        const t = nib + ((<usize>half) << 6);
-        store<f32>(t, 0);
-        for (let m = 1; m < 16; m++) {
-          const bit = ctz<i32>(m);
-          const k = (g << 3) + (half << 2) + bit;
-          const x: f32 = k < len ? load<f32>(ai + ((<usize>k) << 2)) : 0;
-          store<f32>(t + ((<usize>m) << 2), load<f32>(t + ((<usize>(m & (m - 1))) << 2)) + x);
+    memory.fill(acc, 0, rs << 2);
+    for (let g0 = 0; g0 < groups; g0 += TABLE_GROUPS) {
+      const n = min(TABLE_GROUPS, groups - g0);
+      for (let t = 0; t < n; t++) total += <f64>subsetSums(ai, len, g0 + t, nib, lut + ((<usize>t) << 10));
+      const b = bits + <usize>g0 * rs;
+      if (n == TABLE_GROUPS) {
+        for (let r: usize = 0; r < rs; r++) {
+          const br = b + r;
+          const s0 =
+            load<f32>(lut + ((<usize>load<u8>(br)) << 2)) + load<f32>(lut + 1024 + ((<usize>load<u8>(br + rs)) << 2));
+          const s1 =
+            load<f32>(lut + 2048 + ((<usize>load<u8>(br + 2 * rs)) << 2)) +
+            load<f32>(lut + 3072 + ((<usize>load<u8>(br + 3 * rs)) << 2));
+          const s2 =
+            load<f32>(lut + 4096 + ((<usize>load<u8>(br + 4 * rs)) << 2)) +
+            load<f32>(lut + 5120 + ((<usize>load<u8>(br + 5 * rs)) << 2));
+          const s3 =
+            load<f32>(lut + 6144 + ((<usize>load<u8>(br + 6 * rs)) << 2)) +
+            load<f32>(lut + 7168 + ((<usize>load<u8>(br + 7 * rs)) << 2));
+          const o = acc + (r << 2);
+          store<f32>(o, load<f32>(o) + (s0 + s1 + (s2 + s3)));
+        }
+      } else {
+        for (let r: usize = 0; r < rs; r++) {
+          let s: f32 = 0;
+          for (let t = 0; t < n; t++)
+            s += load<f32>(lut + ((<usize>t) << 10) + ((<usize>load<u8>(b + <usize>t * rs + r)) << 2));
+          const o = acc + (r << 2);
+          store<f32>(o, load<f32>(o) + s);
         }
       }
-      const tg = lut + ((<usize>g) << 10);
-      const a0 = v128.load(nib);
-      const a1 = v128.load(nib, 16);
-      const a2 = v128.load(nib, 32);
-      const a3 = v128.load(nib, 48);
-      for (let h = 0; h < 16; h++) {
-        const b = f32x4.splat(load<f32>(nib + 64 + ((<usize>h) << 2)));
-        const o = tg + ((<usize>h) << 6);
-        v128.store(o, f32x4.add(a0, b));
-        v128.store(o, f32x4.add(a1, b), 16);
-        v128.store(o, f32x4.add(a2, b), 32);
-        v128.store(o, f32x4.add(a3, b), 48);
-      }
-      total += <f64>load<f32>(tg + (255 << 2));
     }
     for (let r = 0; r < rows; r++) {
-      const wr = bits + <usize>r * <usize>rowStride;
-      let s0: f32 = 0;
-      let s1: f32 = 0;
-      let g = 0;
-      for (; g + 2 <= groups; g += 2) {
-        s0 += load<f32>(lut + ((<usize>g) << 10) + ((<usize>load<u8>(wr + g)) << 2));
-        s1 += load<f32>(lut + ((<usize>(g + 1)) << 10) + ((<usize>load<u8>(wr + g + 1)) << 2));
-      }
-      if (g < groups) s0 += load<f32>(lut + ((<usize>g) << 10) + ((<usize>load<u8>(wr + g)) << 2));
       const lo = <f64>load<f32>(lower + ((<usize>r) << 2));
       const st = <f64>load<f32>(step + ((<usize>r) << 2));
-      const v = <f32>(lo * total + st * <f64>(s0 + s1));
+      const v = <f32>(lo * total + st * <f64>load<f32>(acc + ((<usize>r) << 2)));
       store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), epilogue(v, r, scale, shift, relu));
     }
   }
+}
+
+/**
+ * Writes the 256 subset sums of inputs 8g..8g+7 of `ai` (inputs past len count as 0) to `table` and returns the sum
+ * of all eight. `nib` is scratch for 2 x 16 nibble sums.
+ */
+function subsetSums(ai: usize, len: i32, g: i32, nib: usize, table: usize): f32 {
+  // Subset sums of the low four (A) and high four (B) inputs of this byte.
+  for (let half = 0; half < 2; half++) {
+    const t = nib + ((<usize>half) << 6);
+    store<f32>(t, 0);
+    for (let m = 1; m < 16; m++) {
+      const bit = ctz<i32>(m);
+      const k = (g << 3) + (half << 2) + bit;
+      const x: f32 = k < len ? load<f32>(ai + ((<usize>k) << 2)) : 0;
+      store<f32>(t + ((<usize>m) << 2), load<f32>(t + ((<usize>(m & (m - 1))) << 2)) + x);
+    }
+  }
+  const a0 = v128.load(nib);
+  const a1 = v128.load(nib, 16);
+  const a2 = v128.load(nib, 32);
+  const a3 = v128.load(nib, 48);
+  for (let h = 0; h < 16; h++) {
+    const b = f32x4.splat(load<f32>(nib + 64 + ((<usize>h) << 2)));
+    const o = table + ((<usize>h) << 6);
+    v128.store(o, f32x4.add(a0, b));
+    v128.store(o, f32x4.add(a1, b), 16);
+    v128.store(o, f32x4.add(a2, b), 32);
+    v128.store(o, f32x4.add(a3, b), 48);
+  }
+  return load<f32>(table + (255 << 2));
 }
 
 /**

@@ -24,7 +24,6 @@ export interface KernelExports {
     items: number,
     len: number,
     bits: number,
-    rowStride: number,
     rows: number,
     lower: number,
     step: number,
