@@ -181,6 +181,13 @@ for (const binary of [true, false]) {
     });
   }
 }
+for (const features of [64, 65, 150]) {
+  // Float inputs on 1-bit rows: up to 8 bytes per row all tables at once; longer, blocked by 8 with a tail block.
+  SINGLE_LAYERS.push({
+    name: `dense ${features}->11 1-bit w, float in (masked sum, ${Math.ceil(features / 8)} row bytes)`,
+    options: { kind: 'dense', inputShape: [features, 1, 1], rows: 11, binary: true, inputs: 'none', relu: true },
+  });
+}
 SINGLE_LAYERS.push({
   name: 'dense 4100->9 1-bit w, dab in (rows longer than 31 v128 words)',
   options: { kind: 'dense', inputShape: [4100, 1, 1], rows: 9, binary: true, inputs: 'dab' },

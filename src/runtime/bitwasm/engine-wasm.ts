@@ -154,16 +154,68 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
   const lower = put(w.lower);
   const step = put(w.step);
   if (layer.inputs === 'none') {
-    return {
-      ...base,
-      path: 'masked',
-      weights: put(groupMajor(w.packed, layer.rows, packedRowBytes(layer.rowLength))),
-      lower,
-      step,
-    };
+    // Long rows keep their bytes group-major for the blocked kernel; short ones stay as the file packs them.
+    const groups = packedRowBytes(layer.rowLength);
+    const blocked = groups > MASKED_TABLE_GROUPS;
+    const weights = put(blocked ? groupMajor(w.packed, layer.rows, groups) : w.packed);
+    return { ...base, path: 'masked', weights, rowStride: blocked ? 0 : groups, lower, step };
   }
   const { rows: repacked, rowStride, chunkBytes, popcounts } = repackForPopcount(layer, w.packed);
   return { ...base, path: 'pop', weights: put(repacked), rowStride, lower, step, wpop: put(popcounts), chunkBytes };
+}
+
+/** Rows longer than this many bytes run the blocked masked-sum kernel (kernels.as.ts TABLE_GROUPS). */
+const MASKED_TABLE_GROUPS = 8;
+
+/** Binary weights on float inputs: the masked-sum kernel for the layer's row length (see placeLayer). */
+function maskedRows(
+  k: KernelExports,
+  l: WasmLayer,
+  a: number,
+  items: number,
+  y: number,
+  strideRow: number,
+  strideItem: number,
+  lut: number,
+): void {
+  const { rows, rowLength: len, relu } = l.plan;
+  const r = relu ? 1 : 0;
+  if (l.rowStride === 0) {
+    k.maskedRowsBlocked(
+      a,
+      items,
+      len,
+      l.weights,
+      rows,
+      l.lower,
+      l.step,
+      l.scale,
+      l.shift,
+      r,
+      y,
+      strideRow,
+      strideItem,
+      lut,
+    );
+  } else {
+    k.maskedRows(
+      a,
+      items,
+      len,
+      l.weights,
+      l.rowStride,
+      rows,
+      l.lower,
+      l.step,
+      l.scale,
+      l.shift,
+      r,
+      y,
+      strideRow,
+      strideItem,
+      lut,
+    );
+  }
 }
 
 /** Packed rows [rows, groups] as [groups, rows], the masked-sum kernel's layout (byte g of every row together). */
@@ -223,8 +275,15 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
     }
     if (isConv) grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 4 * positions * layer.rowLength);
     grow('apop', 4 * (isConv ? positions : 1));
-    // Eight 1 KiB subset-sum tables, 32 nibble sums, and the rows' running sums (kernels.as.ts maskedRows).
-    if (wl.path === 'masked') grow('lut', (8 << 10) + 128 + 4 * layer.rows);
+    // 1 KiB subset-sum tables (one per row byte, or MASKED_TABLE_GROUPS at a time and the rows' running sums when
+    // blocked) and 32 nibble sums (kernels.as.ts maskedRows, maskedRowsBlocked).
+    if (wl.path === 'masked') {
+      const groups = packedRowBytes(layer.rowLength);
+      grow(
+        'lut',
+        groups > MASKED_TABLE_GROUPS ? (MASKED_TABLE_GROUPS << 10) + 128 + 4 * layer.rows : (groups << 10) + 128,
+      );
+    }
   }
   return n;
 }
@@ -364,7 +423,7 @@ function runLayer(
   }
   if (!isConv) {
     if (l.path === 'f32') k.f32Rows(input, batch, len, l.weights, rows, l.scale, l.shift, relu, y, 1, rows);
-    else k.maskedRows(input, batch, len, l.weights, rows, l.lower, l.step, l.scale, l.shift, relu, y, 1, rows, buf.lut);
+    else maskedRows(k, l, input, batch, y, 1, rows, buf.lut);
     return;
   }
   for (let s = 0; s < batch; s++) {
@@ -372,22 +431,6 @@ function runLayer(
     const out = y + s * outBytes;
     if (l.path === 'f32')
       k.f32Rows(buf.patches, positions, len, l.weights, rows, l.scale, l.shift, relu, out, positions, 1);
-    else
-      k.maskedRows(
-        buf.patches,
-        positions,
-        len,
-        l.weights,
-        rows,
-        l.lower,
-        l.step,
-        l.scale,
-        l.shift,
-        relu,
-        out,
-        positions,
-        1,
-        buf.lut,
-      );
+    else maskedRows(k, l, buf.patches, positions, out, positions, 1, buf.lut);
   }
 }

@@ -70,17 +70,89 @@ export function f32Rows(
   }
 }
 
+/**
+ * Binary weights, float inputs (a masked sum): dot = lower[r] * sum(a) + step[r] * sum(a_k where bit k of row r).
+ * Per input, a table of the 256 subset sums of every 8 consecutive inputs (`lut`, 1 KiB per byte of a row) turns
+ * each weight byte into one lookup: cost len*32 adds once per input, then len/8 lookups per row. For rows of up to
+ * TABLE_GROUPS bytes (conv patches, small layers), whose tables stay in L1; longer rows go to maskedRowsBlocked.
+ */
+export function maskedRows(
+  a: usize,
+  items: i32,
+  len: i32,
+  bits: usize,
+  rowStride: i32,
+  rows: i32,
+  lower: usize,
+  step: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideRow: i32,
+  strideItem: i32,
+  lut: usize,
+): void {
+  const groups = (len + 7) >> 3;
+  const nib = lut + ((<usize>groups) << 10); // 2 x 16 floats of nibble sums after the table
+  for (let i = 0; i < items; i++) {
+    const ai = a + ((<usize>i * <usize>len) << 2);
+    let total: f64 = 0;
+    for (let g = 0; g < groups; g++) {
+      // Subset sums of the low four (A) and high four (B) inputs of this byte; inputs past len count as 0.
+      for (let half = 0; half < 2; half++) {
+        const t = nib + ((<usize>half) << 6);
+        store<f32>(t, 0);
+        for (let m = 1; m < 16; m++) {
+          const bit = ctz<i32>(m);
+          const k = (g << 3) + (half << 2) + bit;
+          const x: f32 = k < len ? load<f32>(ai + ((<usize>k) << 2)) : 0;
+          store<f32>(t + ((<usize>m) << 2), load<f32>(t + ((<usize>(m & (m - 1))) << 2)) + x);
+        }
+      }
+      const tg = lut + ((<usize>g) << 10);
+      const a0 = v128.load(nib);
+      const a1 = v128.load(nib, 16);
+      const a2 = v128.load(nib, 32);
+      const a3 = v128.load(nib, 48);
+      for (let h = 0; h < 16; h++) {
+        const b = f32x4.splat(load<f32>(nib + 64 + ((<usize>h) << 2)));
+        const o = tg + ((<usize>h) << 6);
+        v128.store(o, f32x4.add(a0, b));
+        v128.store(o, f32x4.add(a1, b), 16);
+        v128.store(o, f32x4.add(a2, b), 32);
+        v128.store(o, f32x4.add(a3, b), 48);
+      }
+      total += <f64>load<f32>(tg + (255 << 2));
+    }
+    for (let r = 0; r < rows; r++) {
+      const wr = bits + <usize>r * <usize>rowStride;
+      let s0: f32 = 0;
+      let s1: f32 = 0;
+      let g = 0;
+      for (; g + 2 <= groups; g += 2) {
+        s0 += load<f32>(lut + ((<usize>g) << 10) + ((<usize>load<u8>(wr + g)) << 2));
+        s1 += load<f32>(lut + ((<usize>(g + 1)) << 10) + ((<usize>load<u8>(wr + g + 1)) << 2));
+      }
+      if (g < groups) s0 += load<f32>(lut + ((<usize>g) << 10) + ((<usize>load<u8>(wr + g)) << 2));
+      const lo = <f64>load<f32>(lower + ((<usize>r) << 2));
+      const st = <f64>load<f32>(step + ((<usize>r) << 2));
+      const v = <f32>(lo * total + st * <f64>(s0 + s1));
+      store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), epilogue(v, r, scale, shift, relu));
+    }
+  }
+}
+
 /** Groups of 8 inputs whose subset-sum tables are built together: 8 KiB of tables, which stay in L1. */
 const TABLE_GROUPS = 8;
 
 /**
- * Binary weights, float inputs (a masked sum): dot = lower[r] * sum(a) + step[r] * sum(a_k where bit k of row r).
- * For every 8 consecutive inputs a table of their 256 subset sums (1 KiB) turns each weight byte into one lookup.
- * Weight bytes are group-major (`bits[g * rows + r]` is byte g of row r), so the tables of TABLE_GROUPS groups are
+ * maskedRows for long rows (more than TABLE_GROUPS bytes): all the tables of a long row do not fit in L1. Weight
+ * bytes are group-major (`bits[g * rows + r]` is byte g of row r), so the tables of TABLE_GROUPS groups are
  * built, then every row adds its lookups in them while they sit in L1. `lut` holds the tables, 32 floats of nibble
  * sums, then `rows` floats of running sums.
  */
-export function maskedRows(
+export function maskedRowsBlocked(
   a: usize,
   items: i32,
   len: i32,
