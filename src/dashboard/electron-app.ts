@@ -27,10 +27,9 @@ import {
 } from 'node:fs';
 import { basename, dirname, isAbsolute, join, posix, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { modelFilePaths } from '../core/manifest.js';
 import { CMP_VERSION } from '../core/version.js';
 import { CmpError } from '../errors.js';
-import type { ModelFile } from '../runtime/model-file.js';
+import { modelFilesOf, type ModelFile } from '../runtime/model-file.js';
 
 /** The app folder's format, in cmp-app.json and in package.json's "cmp" field. */
 export const ELECTRON_APP_SCHEMA = 'cmp-electron-app/1';
@@ -100,16 +99,7 @@ export function writeElectronApp(model: ModelFile, out: string, dataset?: string
     }
     for (const name of readdirSync(dir)) if (statSync(join(dir, name)).isFile()) sources.set(name, join(dir, name));
   }
-  const modelPaths = modelFilePaths(model.path, model.manifest);
-  for (const path of modelPaths) {
-    if (!existsSync(path)) {
-      throw new CmpError(
-        'MODEL_INVALID',
-        `${model.path} needs ${path} beside it, which is missing. Export the model again.`,
-      );
-    }
-    sources.set(posix.join(ELECTRON_APP_LAYOUT.modelDir, basename(path)), path);
-  }
+  for (const path of modelFilesOf(model)) sources.set(posix.join(ELECTRON_APP_LAYOUT.modelDir, basename(path)), path);
   const platform = { os: process.platform, arch: process.arch };
   const packages = new Set<string>();
   for (const name of ELECTRON_RUNTIME_PACKAGES) {

@@ -6,11 +6,10 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { modelFilePaths } from '../core/manifest.js';
 import { RELEASE_LAYOUT, type ReleaseConfig, type ReleaseFileEntry } from '../core/release.js';
 import { CMP_VERSION } from '../core/version.js';
 import { CmpError } from '../errors.js';
-import type { ModelFile } from '../runtime/model-file.js';
+import { modelFilesOf, type ModelFile } from '../runtime/model-file.js';
 import { Predictor } from '../runtime/predictor.js';
 
 /** The package root: src/deploy and dist/deploy both sit two levels below it. */
@@ -80,16 +79,7 @@ export async function buildRelease(
   const runtime = chooseRuntime(platform);
   const sources = new Map<string, string>();
   for (const name of readdirSync(AGENT_BUNDLE_DIR)) sources.set(name, join(AGENT_BUNDLE_DIR, name));
-  const modelPaths = modelFilePaths(model.path, model.manifest);
-  for (const path of modelPaths) {
-    if (!existsSync(path)) {
-      throw new CmpError(
-        'MODEL_INVALID',
-        `${model.path} needs ${path} beside it, which is missing. Export the model again.`,
-      );
-    }
-    sources.set(`model/${basename(path)}`, path);
-  }
+  for (const path of modelFilesOf(model)) sources.set(`model/${basename(path)}`, path);
   const runtimeFiles = runtime.nativeDir ? nativeRuntimeFiles(runtime.nativeDir) : wasmRuntimeFiles();
   for (const [to, from] of runtimeFiles) sources.set(to, from);
 

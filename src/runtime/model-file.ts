@@ -1,8 +1,8 @@
 // Reading any ONNX file for running: its input and output, its cmp manifest when it has one, and its sizes.
 
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { CmpError } from '../errors.js';
-import { MANIFEST_KEY, parseManifest, type Manifest } from '../core/manifest.js';
+import { MANIFEST_KEY, modelFilePaths, parseManifest, type Manifest } from '../core/manifest.js';
 import {
   decodeModel,
   onnxTypeName,
@@ -102,4 +102,17 @@ export function initializerSizes(file: ModelFile): { name: string; type: string;
     dims: (t.dims ?? []).map(Number),
     bytes: tensorBytes(t).bytes,
   }));
+}
+
+/** Every file `file` needs at run time (itself, its stage files, its selector), each checked to be beside it. */
+export function modelFilesOf(file: ModelFile): string[] {
+  const paths = modelFilePaths(file.path, file.manifest);
+  const missing = paths.find((p) => !existsSync(p));
+  if (missing) {
+    throw new CmpError(
+      'MODEL_INVALID',
+      `${file.path} needs ${missing} beside it, which is missing. Export the model again.`,
+    );
+  }
+  return paths;
 }

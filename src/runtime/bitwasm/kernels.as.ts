@@ -98,33 +98,7 @@ export function maskedRows(
   for (let i = 0; i < items; i++) {
     const ai = a + ((<usize>i * <usize>len) << 2);
     let total: f64 = 0;
-    for (let g = 0; g < groups; g++) {
-      // Subset sums of the low four (A) and high four (B) inputs of this byte; inputs past len count as 0.
-      for (let half = 0; half < 2; half++) {
-        const t = nib + ((<usize>half) << 6);
-        store<f32>(t, 0);
-        for (let m = 1; m < 16; m++) {
-          const bit = ctz<i32>(m);
-          const k = (g << 3) + (half << 2) + bit;
-          const x: f32 = k < len ? load<f32>(ai + ((<usize>k) << 2)) : 0;
-          store<f32>(t + ((<usize>m) << 2), load<f32>(t + ((<usize>(m & (m - 1))) << 2)) + x);
-        }
-      }
-      const tg = lut + ((<usize>g) << 10);
-      const a0 = v128.load(nib);
-      const a1 = v128.load(nib, 16);
-      const a2 = v128.load(nib, 32);
-      const a3 = v128.load(nib, 48);
-      for (let h = 0; h < 16; h++) {
-        const b = f32x4.splat(load<f32>(nib + 64 + ((<usize>h) << 2)));
-        const o = tg + ((<usize>h) << 6);
-        v128.store(o, f32x4.add(a0, b));
-        v128.store(o, f32x4.add(a1, b), 16);
-        v128.store(o, f32x4.add(a2, b), 32);
-        v128.store(o, f32x4.add(a3, b), 48);
-      }
-      total += <f64>load<f32>(tg + (255 << 2));
-    }
+    for (let g = 0; g < groups; g++) total += <f64>subsetSums(ai, len, g, nib, lut + ((<usize>g) << 10));
     for (let r = 0; r < rows; r++) {
       const wr = bits + <usize>r * <usize>rowStride;
       let s0: f32 = 0;
