@@ -3,7 +3,7 @@
 // machine, so the tests also look at its cmp folder directly (deviceRelease, deviceHealth).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createConnection, createServer } from 'node:net';
 import { userInfo } from 'node:os';
@@ -93,12 +93,28 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       const pid = child?.pid;
       if (pid === undefined) return;
       // Sessions are sshd's children: kill them too, as a cut link would end them.
-      spawnSync('pkill', ['-KILL', '-P', String(pid)]);
+      for (const session of childrenOf(pid)) process.kill(session, 'SIGKILL');
       child?.kill('SIGKILL');
       child = undefined;
     },
     restart: launch,
   };
+}
+
+/** Pids whose parent is `pid`, read from /proc (no procps needed). */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        // Field 4 of /proc/PID/stat is the parent pid; the command name before it may hold spaces, so split after ')'.
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false; // it ended meanwhile
+      }
+    })
+    .map(Number);
 }
 
 function freePort(): Promise<number> {
