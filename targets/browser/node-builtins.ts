@@ -14,6 +14,10 @@ export function readFileSync(): never {
   return nodeOnly('fs.readFileSync');
 }
 
+export function existsSync(): never {
+  return nodeOnly('fs.existsSync');
+}
+
 export function statSync(): never {
   return nodeOnly('fs.statSync');
 }
