@@ -95,3 +95,22 @@ export function trainAndExport(dir: string, name: string, extra: string[]): stri
   assert.equal(exported.code, 0, exported.stderr);
   return onnx;
 }
+
+/** Debian's Chromium, which the browser-side tests drive through playwright-core. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Headless Chromium; a missing one fails with the install command, never a skip. */
+export async function launchChromium(): Promise<import('playwright-core').Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: run apt-get install chromium`);
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+}

@@ -14,7 +14,6 @@
  * The folder is what `electron .` runs, or what electron-builder / electron-forge package.
  */
 
-import { createHash } from 'node:crypto';
 import {
   copyFileSync,
   existsSync,
@@ -30,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { CMP_VERSION } from '../core/version.js';
 import { CmpError } from '../errors.js';
 import { modelFilesOf, type ModelFile } from '../runtime/model-file.js';
+import { isOrtNodeRuntimeFile, sha256Hex, walkFiles } from '../deploy/package-files.js';
 
 /** The app folder's format, in cmp-app.json and in package.json's "cmp" field. */
 export const ELECTRON_APP_SCHEMA = 'cmp-electron-app/1';
@@ -127,12 +127,12 @@ export function writeElectronApp(model: ModelFile, out: string, dataset?: string
     const write = (path: string, bytes: Uint8Array): void => {
       mkdirSync(dirname(join(out, path)), { recursive: true });
       writeFileSync(join(out, path), bytes);
-      files.push({ path, bytes: bytes.length, sha256: sha256(bytes) });
+      files.push({ path, bytes: bytes.length, sha256: sha256Hex(bytes) });
     };
     for (const [to, from] of [...sources.entries()].sort(([a], [b]) => a.localeCompare(b))) {
       mkdirSync(dirname(join(out, to)), { recursive: true });
       copyFileSync(from, join(out, to));
-      files.push({ path: to, bytes: statSync(from).size, sha256: sha256(readFileSync(from)) });
+      files.push({ path: to, bytes: statSync(from).size, sha256: sha256Hex(readFileSync(from)) });
     }
     write(ELECTRON_APP_LAYOUT.packageJson, new TextEncoder().encode(`${JSON.stringify(packageJson, null, 2)}\n`));
     const config: ElectronAppConfig = {
@@ -230,10 +230,8 @@ function packageFiles(
   const rel = parts.slice(parts.indexOf('node_modules')).join('/');
   if (seen.has(rel)) return out;
   seen.add(rel);
-  const native = `bin/napi-v6/${platform.os}/${platform.arch}/`;
-  const keep = (file: string): boolean =>
-    name !== 'onnxruntime-node' || file === 'package.json' || /^dist\/[^/]+\.js$/.test(file) || file.startsWith(native);
-  for (const file of walk(dir)) if (keep(file)) out.set(`${rel}/${file}`, join(dir, file));
+  const keep = (file: string): boolean => name !== 'onnxruntime-node' || isOrtNodeRuntimeFile(file, platform);
+  for (const file of walkFiles(dir)) if (keep(file)) out.set(`${rel}/${file}`, join(dir, file));
   const meta = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
   for (const dep of RUN_TIME_DEPENDENCIES[name] ?? Object.keys(meta.dependencies ?? {})) {
     for (const [to, file] of packageFiles(dep, dir, seen, platform)) out.set(to, file);
@@ -250,17 +248,4 @@ function findPackage(name: string, from: string): string {
       throw new CmpError('INTERNAL', `Cannot find the package ${name} the app needs. Reinstall with npm install.`);
     }
   }
-}
-
-/** Every file under `root` outside nested node_modules (their packages are copied as dependencies), forward slashes. */
-function walk(root: string, sub = ''): string[] {
-  return readdirSync(join(root, sub), { withFileTypes: true }).flatMap((e) => {
-    const rel = sub ? `${sub}/${e.name}` : e.name;
-    if (e.isDirectory()) return e.name === 'node_modules' ? [] : walk(root, rel);
-    return e.isFile() ? [rel] : [];
-  });
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }

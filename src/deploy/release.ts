@@ -1,16 +1,16 @@
 // Building a release for a device: the agent bundle, the model files, the runtime for the device's platform, and
 // release.json with every file's SHA-256 and the host's answer for the smoke instance.
 
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RELEASE_LAYOUT, type ReleaseConfig, type ReleaseFileEntry } from '../core/release.js';
 import { CMP_VERSION } from '../core/version.js';
 import { CmpError } from '../errors.js';
 import { modelFilesOf, type ModelFile } from '../runtime/model-file.js';
 import { Predictor } from '../runtime/predictor.js';
+import { isOrtNodeRuntimeFile, sha256Hex, walkFiles } from './package-files.js';
 
 /** The package root: src/deploy and dist/deploy both sit two levels below it. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -80,7 +80,7 @@ export async function buildRelease(
   const sources = new Map<string, string>();
   for (const name of readdirSync(AGENT_BUNDLE_DIR)) sources.set(name, join(AGENT_BUNDLE_DIR, name));
   for (const path of modelFilesOf(model)) sources.set(`model/${basename(path)}`, path);
-  const runtimeFiles = runtime.nativeDir ? nativeRuntimeFiles(runtime.nativeDir) : wasmRuntimeFiles();
+  const runtimeFiles = runtime.nativeDir ? nativeRuntimeFiles(platform) : wasmRuntimeFiles();
   for (const [to, from] of runtimeFiles) sources.set(to, from);
 
   const host = await Predictor.open(model, { backend: 'ort-node' });
@@ -92,9 +92,9 @@ export async function buildRelease(
     await host.dispose();
   }
   const files: ReleaseFileEntry[] = [...sources.entries()]
-    .map(([path, from]) => ({ path, bytes: statSync(from).size, sha256: sha256(readFileSync(from)) }))
+    .map(([path, from]) => ({ path, bytes: statSync(from).size, sha256: sha256Hex(readFileSync(from)) }))
     .sort((a, b) => a.path.localeCompare(b.path));
-  const id = sha256(JSON.stringify({ files: files.map((f) => [f.path, f.sha256]), backend: runtime.backend })).slice(
+  const id = sha256Hex(JSON.stringify({ files: files.map((f) => [f.path, f.sha256]), backend: runtime.backend })).slice(
     0,
     12,
   );
@@ -114,14 +114,10 @@ export async function buildRelease(
   return { config, sources, bytes: files.reduce((a, f) => a + f.bytes, 0) };
 }
 
-/**
- * The parts of onnxruntime-node (and onnxruntime-common) that run on the device: the CommonJS code and one
- * platform's native files, as release-relative paths -> local files. About a fifth of the npm package.
- */
-function nativeRuntimeFiles(nativeDir: string): Map<string, string> {
-  const nativeRel = relative(packageRoot('onnxruntime-node'), nativeDir);
+/** onnxruntime-node's files for one platform and the CommonJS build of onnxruntime-common. */
+function nativeRuntimeFiles(platform: DevicePlatform): Map<string, string> {
   return new Map([
-    ...packageFiles('onnxruntime-node', (rel) => /^dist\/[^/]+\.js$/.test(rel) || dirname(rel) === nativeRel),
+    ...packageFiles('onnxruntime-node', (rel) => isOrtNodeRuntimeFile(rel, platform)),
     ...packageFiles('onnxruntime-common', (rel) => rel.startsWith('dist/cjs/') && /(\.js|\/package\.json)$/.test(rel)),
   ]);
 }
@@ -139,7 +135,7 @@ function wasmRuntimeFiles(): Map<string, string> {
 function packageFiles(pkg: string, pick: (rel: string) => boolean): Map<string, string> {
   const root = packageRoot(pkg);
   const out = new Map<string, string>();
-  for (const rel of walk(root))
+  for (const rel of walkFiles(root))
     if (rel === 'package.json' || pick(rel)) out.set(`node_modules/${pkg}/${rel}`, join(root, rel));
   return out;
 }
@@ -154,17 +150,4 @@ function packageRoot(name: string): string {
     dir = up;
   }
   return dir;
-}
-
-/** Every file under `root`, as relative paths with forward slashes. */
-function walk(root: string, sub = ''): string[] {
-  return readdirSync(join(root, sub), { withFileTypes: true }).flatMap((e) => {
-    const rel = sub ? `${sub}/${e.name}` : e.name;
-    if (e.isDirectory()) return rel === 'node_modules' ? [] : walk(root, rel);
-    return e.isFile() ? [rel] : [];
-  });
-}
-
-function sha256(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
 }

@@ -4,7 +4,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { fromFloat16Bits } from '../core/float16.js';
-import { onnxTypeName, toNumber, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../core/onnx.js';
+import {
+  onnxTypeBytes,
+  onnxTypeName,
+  toNumber,
+  type OnnxAttribute,
+  type OnnxNode,
+  type OnnxTensor,
+} from '../core/onnx.js';
 import { CmpError } from '../errors.js';
 import { vector, type Constant } from './chain.js';
 
@@ -64,7 +71,7 @@ export function readTensor(t: OnnxTensor, external: ExternalData, source: string
   const bad = (problem: string): CmpError =>
     new CmpError('MODEL_INVALID', `${source}: tensor "${name}" ${problem}. Re-export the model.`);
   if (raw) {
-    const size = ELEMENT_BYTES[type];
+    const size = elementBytes(type);
     if (!size) throw bad(`is of type ${onnxTypeName(type)}, which cmp cannot import`);
     if (raw.length !== count * size) throw bad(`has ${raw.length} bytes for ${count} ${onnxTypeName(type)} values`);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -81,7 +88,7 @@ export function readTensor(t: OnnxTensor, external: ExternalData, source: string
           : type === TYPE.uint32 || type === TYPE.uint64
             ? (t.uint64Data ?? [])
             : (t.int32Data ?? []);
-  if (!ELEMENT_BYTES[type]) throw bad(`is of type ${onnxTypeName(type)}, which cmp cannot import`);
+  if (!elementBytes(type)) throw bad(`is of type ${onnxTypeName(type)}, which cmp cannot import`);
   if (typed.length !== count) throw bad(`has ${typed.length} values for its ${count} elements`);
   for (let i = 0; i < count; i++) {
     const v = toNumber(typed[i]);
@@ -107,21 +114,13 @@ const TYPE = Object.freeze({
   bfloat16: 16,
 } as const);
 
-const ELEMENT_BYTES: Readonly<Record<number, number>> = Object.freeze({
-  1: 4,
-  2: 1,
-  3: 1,
-  4: 2,
-  5: 2,
-  6: 4,
-  7: 8,
-  9: 1,
-  10: 2,
-  11: 8,
-  12: 4,
-  13: 8,
-  16: 2,
-});
+/** The element types whose values cmp reads (readElement): whole bytes per element; onnxTypeBytes gives the size. */
+const READABLE_TYPES: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16]);
+
+/** Bytes per element of a type cmp reads, or 0 for one it does not. */
+function elementBytes(type: number): number {
+  return READABLE_TYPES.has(type) ? onnxTypeBytes(type) : 0;
+}
 
 function readElement(view: DataView, type: number, at: number): number {
   switch (type) {

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { trainRun } from '../../src/compress/train-run.js';
 import { predictFrozenWithExits } from '../../src/compress/train.js';
 import { softmaxEntropy } from '../../src/core/entropy.js';
@@ -18,9 +18,8 @@ import { checkDeviceProfile } from '../../src/profile/device-profile-check.js';
 import { readModelFile } from '../../src/runtime/model-file.js';
 import { Predictor } from '../../src/runtime/predictor.js';
 import type { PageState } from '../../targets/browser/page.js';
-import { assertOneLineError, CLI, fashionMnist, maxAbsDiff, runCli, tempDir } from '../helpers.js';
+import { assertOneLineError, CLI, fashionMnist, launchChromium, maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SAMPLES = 40;
 
 let dir: string;
@@ -32,7 +31,6 @@ let browser: Browser;
 let page: Page;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: run apt-get install chromium`);
   dir = tempDir('cmp-browser-');
   site = join(dir, 'site');
   const data = await fashionMnist(1000, SAMPLES);
@@ -64,16 +62,7 @@ before(async () => {
   const deployed = runCli(['deploy', exitModel, '--target', 'browser', '--out', site, '--samples', String(SAMPLES)]);
   assert.equal(deployed.code, 0, deployed.stderr);
   server = await startServe(site);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
   page = await browser.newPage();
 });
 

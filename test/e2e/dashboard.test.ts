@@ -4,12 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { trainRun } from '../../src/compress/train-run.js';
 import { predictFrozenWithExits } from '../../src/compress/train.js';
@@ -27,9 +27,8 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { buildFirmware, requireTool } from '../../src/link/firmware-build.js';
 import { startQemu, type QemuBoard } from '../../src/link/qemu.js';
 import { FORMAT } from '../../app/renderer/format.js';
-import { CLI, fashionMnist, ROOT, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
+import { CLI, fashionMnist, launchChromium, ROOT, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const LOCAL_COUNT = 300;
 const MCU_COUNT = 60;
@@ -46,7 +45,6 @@ let page: Page;
 const pageErrors: string[] = [];
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: run apt-get install chromium`);
   requireTool('qemu-system-arm');
   const firmware = await buildFirmware({ board: 'mps2-an385', outDir: join(dir, 'fw') });
   // A DAB MLP with one exit and a learned static input mask, saved as a run folder with its mask checkpoints.
@@ -108,16 +106,7 @@ before(async () => {
   assert.equal(written.code, 0, written.stderr);
 
   dashboard = await startDashboard(['--model', exitModel]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
   // A policy violation or a script error shows up here: the page must run clean under its CSP.
   page.on('console', (m) => {

@@ -10,6 +10,7 @@ import { startDashboardServer } from '../../dashboard/server.js';
 import { CmpError } from '../../errors.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
+import { stopSignal } from '../stop-signal.js';
 
 export const dashboardCommand: Command = {
   def: {
@@ -40,16 +41,7 @@ export const dashboardCommand: Command = {
       io.progress.log('Electron is not installed (npm install electron); serving the dashboard to a browser instead.');
     }
     const server = await startDashboardServer({ port, models });
-    // Listening for the signals before the address goes out: whoever reads it may stop the server at once.
-    const stopped = new Promise<void>((done) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        done();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    const stopped = stopSignal();
     if (io.json) io.out(JSON.stringify({ url: server.url, port: server.port, mode: 'http' }));
     else io.out(`Dashboard at ${server.url} (open it in a browser on this machine; Ctrl-C stops)`);
     await stopped;

@@ -12,6 +12,7 @@ import type { DeviceProfile } from '../../profile/device-profile.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { readSiteConfig } from './deploy-browser.js';
+import { stopSignal } from '../stop-signal.js';
 
 export const DEFAULT_SERVE_PORT = 8080;
 
@@ -81,16 +82,7 @@ export const serveCommand: Command = {
     });
     const bound = await listen(server, port);
     for (const host of [`127.0.0.1:${bound}`, `localhost:${bound}`]) hosts.add(host);
-    // Listening for the signals before the address goes out: whoever reads it may stop the server at once.
-    const stopped = new Promise<void>((done) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        done();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    const stopped = stopSignal();
     const url = `http://127.0.0.1:${bound}/`;
     if (io.json) io.out(JSON.stringify({ url, dir }));
     else io.out(`Serving ${dir} at ${url} (Ctrl-C stops)`);
