@@ -2,6 +2,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { nowMs, percentile } from '../src/core/clock.js';
 import { CmpError } from '../src/errors.js';
 import { describeMachine, type Machine } from './machine.js';
 
@@ -71,4 +72,43 @@ export function benchRecord(benchmark: string, fields: Record<string, unknown>, 
   const record = JSON.stringify({ benchmark, machine, ...fields }, null, 2);
   if (save) writeFileSync(save, `${record}\n`);
   return record;
+}
+
+/** Latency of one contender, in milliseconds. */
+export interface Timing {
+  p50Ms: number;
+  p99Ms: number;
+  runs: number;
+}
+
+/**
+ * Times several contenders in alternating blocks: each round gives every contender (the first one rotates) a block of
+ * calls, the first three of which warm its caches and are not counted. A machine that slows down or speeds up
+ * part-way (CPU steal on a shared VM, a neighbour's memory traffic) then weighs on every side alike and the ratios
+ * stay fair, while each block still measures a warm contender, as a user calling it in a loop sees it. Call by call
+ * alternation would not: every call would find its weights evicted by the others and onnxruntime's spinning pool
+ * threads still busy. Each contender gets `budgetMs` in all, over `rounds` blocks, and at least `minRuns` samples.
+ */
+export async function timeInterleaved(
+  contenders: (() => Promise<unknown>)[],
+  budgetMs: number,
+  rounds = 8,
+  minRuns = 20,
+): Promise<Timing[]> {
+  const samples = contenders.map((): number[] => []);
+  const blockMs = budgetMs / rounds;
+  const blockRuns = Math.ceil(minRuns / rounds);
+  for (let round = 0; round < rounds; round++) {
+    for (let j = 0; j < contenders.length; j++) {
+      const k = (round + j) % contenders.length;
+      for (let i = 0; i < 3; i++) await contenders[k]();
+      const began = nowMs();
+      for (let n = 0; n < blockRuns || (nowMs() - began < blockMs && n < 5000); n++) {
+        const t = nowMs();
+        await contenders[k]();
+        samples[k].push(nowMs() - t);
+      }
+    }
+  }
+  return samples.map((s) => ({ p50Ms: percentile(s, 50), p99Ms: percentile(s, 99), runs: s.length }));
 }

@@ -1,9 +1,7 @@
 // kernels: one binary dense (1024x1024) and one binary conv (3x3, 64->64, 16x16) layer on bitwasm against
 // onnxruntime-node (float, 1 and 2 threads) and onnxruntime-web (wasm): latency, ratio and resident weight bytes.
 
-import { parseArgs } from 'node:util';
 import { binarizeRows } from '../src/core/binarize.js';
-import { nowMs, percentile } from '../src/core/clock.js';
 import type { FrozenModel, FrozenWeightLayer } from '../src/core/frozen.js';
 import { encodeModel, valueInfo } from '../src/core/onnx.js';
 import type { BinarizeMode, LayerSpec, ModelSpec } from '../src/core/spec.js';
@@ -18,6 +16,7 @@ import { createWasmEngine } from '../src/runtime/bitwasm/engine-wasm.js';
 import { planModel, type Plan } from '../src/runtime/bitwasm/plan.js';
 import { parseModelFile, type ModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
+import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt, timeInterleaved, type Goal } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
@@ -195,154 +194,96 @@ function convCase(inputs: BinarizeMode, channels: number, filters: number, size:
   };
 }
 
-/** Median and p99 of one call's wall time, after warm-up, over at least `minMs` and `minRuns`. */
-async function time(
-  run: () => Promise<unknown>,
-  minMs: number,
-  minRuns: number,
-): Promise<{ p50: number; p99: number; runs: number }> {
-  for (let i = 0; i < 5; i++) await run();
-  const samples: number[] = [];
-  const began = nowMs();
-  while ((nowMs() - began < minMs || samples.length < minRuns) && samples.length < 20000) {
-    const t = nowMs();
-    await run();
-    samples.push(nowMs() - t);
-  }
-  return { p50: percentile(samples, 50) * 1000, p99: percentile(samples, 99) * 1000, runs: samples.length };
-}
-
 export const kernels: Benchmark = {
   name: 'kernels',
   summary: 'binary dense and conv layers: bitwasm vs onnxruntime-node (1, 2 threads) and onnxruntime-web',
   async run(argv: string[], json: boolean): Promise<number> {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: {
-          'min-ms': { type: 'string', default: '400' },
-          batches: { type: 'string', default: '1,64' },
-          backends: { type: 'string', default: 'bitwasm,ort-node-1,ort-node-2,ort-web' },
-        },
-      }));
-    } catch (err) {
-      throw new CmpError(
-        'BAD_FLAG',
-        `${String((err as Error).message).split('\n')[0]} Flags: --min-ms N --batches 1,64 --backends LIST --json.`,
-      );
-    }
-    const minMs = Number(values['min-ms']);
-    const batches = values.batches.split(',').map(Number);
-    if (!Number.isFinite(minMs) || minMs <= 0 || batches.some((b) => !Number.isInteger(b) || b <= 0)) {
-      throw new CmpError(
-        'BAD_FLAG',
-        `--min-ms and --batches take positive numbers (got "${values['min-ms']}", "${values.batches}").`,
-      );
-    }
-    const backendNames = values.backends.split(',');
-    const cases = [
-      denseCase('dab', 1024, 1024),
-      denseCase('none', 1024, 1024),
-      convCase('dab', 64, 64, 16, 3),
-      convCase('none', 64, 64, 16, 3),
+    const flags = parseBenchFlags(argv, {
+      'min-ms': { default: '400' },
+      batches: { default: '1,64' },
+      backends: { default: 'bitwasm,ort-node-1,ort-node-2,ort-web' },
+      save: {},
+    });
+    const minMs = positiveInt('min-ms', flags['min-ms']) ?? 400;
+    const batches = (flags.batches ?? '').split(',').map((b) => positiveInt('batches', b) ?? 0);
+    const backendNames = (flags.backends ?? '').split(',');
+    // Layers that are compared with each other are timed in one interleaved group (goal 1 sets the dense layer with
+    // binarized inputs on bitwasm against the float-input layer on onnxruntime).
+    const groups = [
+      [denseCase('dab', 1024, 1024), denseCase('none', 1024, 1024)],
+      [convCase('dab', 64, 64, 16, 3), convCase('none', 64, 64, 16, 3)],
     ];
-    const machine = describeMachine();
     const rows: Row[] = [];
-    for (const c of cases) {
-      const perSample = c.inputShape[0] * c.inputShape[1] * c.inputShape[2];
-      const backends: { name: string; backend: Backend; weightBytes: number }[] = [];
-      for (const name of backendNames) {
-        if (name === 'bitwasm') {
-          const engine = await createWasmEngine(c.plan);
-          backends.push({
-            name,
-            weightBytes: engine.weightBytes,
-            backend: {
-              name,
-              run: async (input, dims) => engine.run(input, dims[0]),
-              dispose: async () => engine.dispose(),
-            },
-          });
-          // The backend registry path (manifest checks, same kernels) is what users get; the plan is the layer alone.
-          if (c.file.manifest) await (await createBitwasmBackend(c.file)).dispose();
-        } else if (name.startsWith('ort-node-')) {
-          const threads = Number(name.slice('ort-node-'.length));
-          backends.push({
-            name,
-            weightBytes: c.floatWeightBytes,
-            backend: await createOrtNodeBackend(c.file, { intraOpNumThreads: threads }),
-          });
-        } else if (name === 'ort-web') {
-          backends.push({ name, weightBytes: c.floatWeightBytes, backend: await ortWebBackend.create(c.file) });
-        } else {
-          throw new CmpError(
-            'BAD_FLAG',
-            `Unknown backend "${name}" in --backends. Use bitwasm, ort-node-1, ort-node-2, ort-web.`,
-          );
-        }
+    for (const group of groups) {
+      const contenders: { layer: LayerCase; name: string; backend: Backend; weightBytes: number }[] = [];
+      for (const c of group) {
+        for (const name of backendNames) contenders.push({ layer: c, name, ...(await createContender(name, c)) });
       }
       for (const batch of batches) {
-        const input = randomArray(batch * perSample, rng(3));
-        const dims = [batch, ...c.inputShape];
-        const measured: { name: string; p50: number; p99: number; runs: number; weightBytes: number }[] = [];
-        for (const b of backends) {
-          const t = await time(() => b.backend.run(input, dims), minMs, 20);
-          measured.push({ name: b.name, ...t, weightBytes: b.weightBytes });
-          process.stderr.write(`${c.name} batch ${batch} ${b.name}: ${t.p50.toFixed(1)} us\n`);
-        }
-        const base = measured.find((m) => m.name === 'ort-node-1');
-        for (const m of measured) {
-          rows.push({
-            layer: c.name,
-            batch,
-            backend: m.name,
-            p50Us: m.p50,
-            p99Us: m.p99,
-            runs: m.runs,
-            speedupVsOrtNode1: base ? base.p50 / m.p50 : Number.NaN,
-            weightBytes: m.weightBytes,
+        const inputs = new Map(group.map((c) => [c, randomArray(batch * features(c), rng(3))]));
+        const timings = await timeInterleaved(
+          contenders.map(
+            (k) => () => k.backend.run(inputs.get(k.layer) as Float32Array, [batch, ...k.layer.inputShape]),
+          ),
+          minMs,
+        );
+        const us = (ms: number): number => ms * 1000;
+        for (const c of group) {
+          const base = contenders.findIndex((k) => k.layer === c && k.name === 'ort-node-1');
+          contenders.forEach((k, i) => {
+            if (k.layer !== c) return;
+            const t = timings[i];
+            process.stderr.write(`${c.name} batch ${batch} ${k.name}: ${us(t.p50Ms).toFixed(1)} us\n`);
+            rows.push({
+              layer: c.name,
+              batch,
+              backend: k.name,
+              p50Us: us(t.p50Ms),
+              p99Us: us(t.p99Ms),
+              runs: t.runs,
+              speedupVsOrtNode1: base >= 0 ? timings[base].p50Ms / t.p50Ms : Number.NaN,
+              weightBytes: k.weightBytes,
+            });
           });
         }
       }
-      for (const b of backends) await b.backend.dispose();
+      for (const k of contenders) await k.backend.dispose();
     }
     const goals = evaluateGoals(rows);
     const inputs = {
       minMs,
       batches,
       backends: backendNames,
+      timing: 'interleaved: every backend on both layers of a group, one call each in turn',
       weights: 'dab, random, seed 1/2',
       inputs: 'uniform [-1, 1]',
     };
+    const record = benchRecord('kernels', { inputs, rows, goals }, flags.save);
     if (json) {
-      process.stdout.write(`${JSON.stringify({ benchmark: 'kernels', machine, inputs, rows, goals }, null, 2)}\n`);
+      process.stdout.write(`${record}\n`);
       return 0;
     }
     const out = [
       'kernels: one layer, p50 of one call (µs); ratio = onnxruntime-node 1 thread on the same file / this backend',
-      `machine: ${machineLine(machine)}`,
+      `machine: ${machineLine(describeMachine())}`,
       `inputs: ${JSON.stringify(inputs)}`,
       '',
       formatTable(
-        ['layer', 'batch', 'backend', 'p50 µs', 'p99 µs', 'vs ort-node 1t', 'weight bytes'],
+        ['layer', 'batch', 'backend', 'p50 µs', 'p99 µs', 'runs', 'vs ort-node 1t', 'weight bytes'],
         rows.map((r) => [
           r.layer,
           r.batch,
           r.backend,
           r.p50Us.toFixed(1),
           r.p99Us.toFixed(1),
+          r.runs,
           `${r.speedupVsOrtNode1.toFixed(2)}x`,
           formatBytes(r.weightBytes),
         ]),
       ),
       '',
       'Goals (issue 5):',
-      ...goals.map(
-        (g) =>
-          `  ${g.met ? 'MET   ' : 'MISSED'} ${g.goal}: ${g.value.toFixed(2)}x vs ${g.target}x (${g.met ? 'by' : 'short by'} ${Math.abs(g.value - g.target).toFixed(2)}x)`,
-      ),
+      ...goalLines(goals),
       '  (weight bytes for onnxruntime: float32 weights plus scale and shift, which it holds after folding the unpacking)',
     ];
     process.stdout.write(`${out.join('\n')}\n`);
@@ -350,11 +291,33 @@ export const kernels: Benchmark = {
   },
 };
 
-interface Goal {
-  goal: string;
-  met: boolean;
-  value: number;
-  target: number;
+function features(c: LayerCase): number {
+  return c.inputShape[0] * c.inputShape[1] * c.inputShape[2];
+}
+
+/** One backend on one layer, as the benchmark times it. */
+async function createContender(name: string, c: LayerCase): Promise<{ backend: Backend; weightBytes: number }> {
+  if (name === 'bitwasm') {
+    const engine = await createWasmEngine(c.plan);
+    // The backend registry path (manifest checks, same kernels) is what users get; the plan is the layer alone.
+    if (c.file.manifest) await (await createBitwasmBackend(c.file)).dispose();
+    return {
+      weightBytes: engine.weightBytes,
+      backend: { name, run: async (input, dims) => engine.run(input, dims[0]), dispose: async () => engine.dispose() },
+    };
+  }
+  if (name.startsWith('ort-node-')) {
+    const threads = Number(name.slice('ort-node-'.length));
+    return {
+      weightBytes: c.floatWeightBytes,
+      backend: await createOrtNodeBackend(c.file, { intraOpNumThreads: threads }),
+    };
+  }
+  if (name === 'ort-web') return { weightBytes: c.floatWeightBytes, backend: await ortWebBackend.create(c.file) };
+  throw new CmpError(
+    'BAD_FLAG',
+    `Unknown backend "${name}" in --backends. Use bitwasm, ort-node-1, ort-node-2, ort-web.`,
+  );
 }
 
 function evaluateGoals(rows: Row[]): Goal[] {
@@ -365,31 +328,30 @@ function evaluateGoals(rows: Row[]): Goal[] {
   const ortFloat = find('dense 1024x1024, float in', 'ort-node-1');
   const ortSame = find('dense 1024x1024, dab in', 'ort-node-1');
   if (bit && ortFloat) {
-    const v = ortFloat.p50Us / bit.p50Us;
-    goals.push({
-      goal: 'batch 1 dense 1024x1024: bitwasm (dab in, popcount) >= 5x faster than ort-node 1 thread float MatMul (float in)',
-      met: v >= GOALS.denseSpeedup,
-      value: v,
-      target: GOALS.denseSpeedup,
-    });
+    goals.push(
+      atLeast(
+        'batch 1 dense 1024x1024: bitwasm (dab in, popcount) >= 5x faster than ort-node 1 thread float MatMul (float in)',
+        ortFloat.p50Us / bit.p50Us,
+        GOALS.denseSpeedup,
+        'x',
+      ),
+    );
   }
   if (bit && ortSame) {
-    const v = ortSame.p50Us / bit.p50Us;
-    goals.push({
-      goal: 'same, against ort-node 1 thread on the same file (its DAB subgraph included)',
-      met: v >= GOALS.denseSpeedup,
-      value: v,
-      target: GOALS.denseSpeedup,
-    });
-  }
-  if (bit && ortSame) {
-    const v = ortSame.weightBytes / bit.weightBytes;
-    goals.push({
-      goal: 'dense 1024x1024 resident weight memory >= 25x smaller',
-      met: v >= GOALS.weightMemoryRatio,
-      value: v,
-      target: GOALS.weightMemoryRatio,
-    });
+    goals.push(
+      atLeast(
+        'same, against ort-node 1 thread on the same file (its DAB subgraph included)',
+        ortSame.p50Us / bit.p50Us,
+        GOALS.denseSpeedup,
+        'x',
+      ),
+      atLeast(
+        'dense 1024x1024 resident weight memory >= 25x smaller',
+        ortSame.weightBytes / bit.weightBytes,
+        GOALS.weightMemoryRatio,
+        'x',
+      ),
+    );
   }
   return goals;
 }

@@ -1,12 +1,11 @@
 // models: whole-model batch-1 latency (p50, p99) and peak RSS of the binarized MLP and LeNet on each backend, each
-// backend in its own process so peak RSS is its own.
+// backend in its own process so peak RSS is its own, the backends taking turns over several rounds.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { trainRun } from '../src/compress/train-run.js';
 import { nowMs, percentile } from '../src/core/clock.js';
 import { loadDataset } from '../src/data/datasets.js';
@@ -16,6 +15,7 @@ import { createBackend } from '../src/runtime/backends.js';
 import { inputDimsFor } from '../src/runtime/evaluate.js';
 import { readModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
+import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
@@ -28,16 +28,20 @@ interface ChildResult {
   backend: string;
   samples: number;
   accuracy: number;
-  p50Ms: number;
-  p99Ms: number;
+  /** Batch-1 latency of every timed call. */
+  latenciesMs: number[];
   /** RSS once node, the data and the model file are loaded, before the backend is created. */
   rssBeforeBytes: number;
   /** Peak RSS of the whole process (process.resourceUsage().maxRSS). */
   peakRssBytes: number;
 }
 
-interface Row extends ChildResult {
+interface Row extends Omit<ChildResult, 'latenciesMs'> {
   model: string;
+  p50Ms: number;
+  p99Ms: number;
+  /** Timed calls, over all rounds. */
+  runs: number;
   speedupVsOrtNode: number;
 }
 
@@ -71,8 +75,7 @@ async function child(model: string, backendName: string, samples: number): Promi
     backend: backend.name,
     samples: data.test.count,
     accuracy: correct / data.test.count,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
+    latenciesMs: latencies.map((ms) => Math.round(ms * 1e6) / 1e6),
     rssBeforeBytes,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
@@ -83,47 +86,32 @@ export const models: Benchmark = {
   name: 'models',
   summary: 'whole-model batch-1 latency and peak RSS of the binarized MLP and LeNet on every backend',
   async run(argv: string[], json: boolean): Promise<number> {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: {
-          child: { type: 'boolean' },
-          model: { type: 'string' },
-          backend: { type: 'string' },
-          samples: { type: 'string', default: '1000' },
-          epochs: { type: 'string', default: '1' },
-          'limit-train': { type: 'string', default: '5000' },
-          backends: { type: 'string', default: 'bitwasm,ort-node,ort-web' },
-        },
-      }));
-    } catch (err) {
-      throw new CmpError(
-        'BAD_FLAG',
-        `${String((err as Error).message).split('\n')[0]} Flags: --samples N --epochs N --limit-train N --backends LIST --json.`,
-      );
-    }
-    const int = (name: string, v: string): number => {
-      if (!/^\d+$/.test(v) || Number(v) <= 0)
-        throw new CmpError('BAD_FLAG', `--${name} must be a positive whole number (got "${v}").`);
-      return Number(v);
-    };
-    const samples = int('samples', values.samples);
-    if (values.child) {
-      await child(values.model ?? '', values.backend ?? '', samples);
+    const flags = parseBenchFlags(argv, {
+      child: {},
+      model: {},
+      backend: {},
+      samples: { default: '1000' },
+      rounds: { default: '3' },
+      epochs: { default: '1' },
+      'limit-train': { default: '5000' },
+      backends: { default: 'bitwasm,ort-node,ort-web' },
+      save: {},
+    });
+    const samples = positiveInt('samples', flags.samples) ?? 1000;
+    if (flags.child === 'yes') {
+      await child(flags.model ?? '', flags.backend ?? '', samples);
       return 0;
     }
-    const epochs = int('epochs', values.epochs);
-    const limitTrain = int('limit-train', values['limit-train']);
-    const backends = values.backends.split(',');
+    const rounds = positiveInt('rounds', flags.rounds) ?? 3;
+    const epochs = positiveInt('epochs', flags.epochs) ?? 1;
+    const limitTrain = positiveInt('limit-train', flags['limit-train']) ?? 5000;
+    const backends = (flags.backends ?? '').split(',');
     const data = await loadDataset('fashion-mnist', { limitTrain, limitTest: 1000 });
     const dir = mkdtempSync(join(tmpdir(), 'cmp-bench-models-'));
     const specs = [
       { name: 'MLP 784-512-512-10 dab w+act', arch: 'mlp', widths: [512, 512] },
       { name: 'LeNet dab w+act', arch: 'lenet', widths: [256] },
     ];
-    const machine = describeMachine();
     const rows: Row[] = [];
     for (const spec of specs) {
       process.stderr.write(`training ${spec.name} (${epochs} epoch on ${limitTrain} images)\n`);
@@ -139,55 +127,78 @@ export const models: Benchmark = {
       });
       const path = join(dir, `${spec.arch}.onnx`);
       writeFileSync(path, exportOnnx(trained.frozen).bytes);
-      const results: ChildResult[] = [];
-      for (const backend of backends) {
-        const args = ['--import', './test/register.js', 'bench/run.ts', 'models', '--child'];
-        args.push('--model', path, '--backend', backend, '--samples', String(samples));
-        const run = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
-        if (run.status !== 0) {
-          throw new CmpError(
-            'INTERNAL',
-            `models: ${backend} on ${spec.name} failed: ${run.stderr.trim().split('\n').pop()}`,
+      // The backends take turns, one process each per round, so that a machine whose speed drifts (CPU steal on a
+      // shared VM) weighs on all of them alike; the rounds' timed calls are pooled.
+      const runs = new Map<string, ChildResult[]>(backends.map((b) => [b, []]));
+      for (let round = 0; round < rounds; round++) {
+        for (let j = 0; j < backends.length; j++) {
+          const backend = backends[(round + j) % backends.length];
+          const args = ['--import', './test/register.js', 'bench/run.ts', 'models', '--child', 'yes'];
+          args.push('--model', path, '--backend', backend, '--samples', String(samples));
+          const run = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
+          if (run.status !== 0) {
+            throw new CmpError(
+              'INTERNAL',
+              `models: ${backend} on ${spec.name} failed: ${run.stderr.trim().split('\n').pop()}`,
+            );
+          }
+          const result = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as ChildResult;
+          process.stderr.write(
+            `${spec.name} ${backend} round ${round + 1}: p50 ${percentile(result.latenciesMs, 50).toFixed(3)} ms\n`,
           );
+          runs.get(backend)?.push(result);
         }
-        const result = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as ChildResult;
-        process.stderr.write(`${spec.name} ${backend}: p50 ${result.p50Ms.toFixed(3)} ms\n`);
-        results.push(result);
       }
-      const base = results.find((r) => r.backend === 'ort-node');
-      for (const r of results) {
+      const pooled = backends.map((backend) => {
+        const results = runs.get(backend) ?? [];
+        const latencies = results.flatMap((r) => r.latenciesMs);
+        return {
+          backend,
+          samples: results[0].samples,
+          accuracy: results[0].accuracy,
+          p50Ms: percentile(latencies, 50),
+          p99Ms: percentile(latencies, 99),
+          runs: latencies.length,
+          rssBeforeBytes: Math.max(...results.map((r) => r.rssBeforeBytes)),
+          peakRssBytes: Math.max(...results.map((r) => r.peakRssBytes)),
+        };
+      });
+      const base = pooled.find((r) => r.backend === 'ort-node');
+      for (const r of pooled) {
         rows.push({ model: spec.name, ...r, speedupVsOrtNode: base ? base.p50Ms / r.p50Ms : Number.NaN });
       }
     }
     const mlpBit = rows.find((r) => r.model.startsWith('MLP') && r.backend === 'bitwasm');
     const goals = mlpBit
       ? [
-          {
-            goal: 'binarized MLP: bitwasm batch-1 p50 >= 3x faster than onnxruntime-node',
-            met: mlpBit.speedupVsOrtNode >= GOAL_MLP_SPEEDUP,
-            value: mlpBit.speedupVsOrtNode,
-            target: GOAL_MLP_SPEEDUP,
-          },
+          atLeast(
+            'binarized MLP: bitwasm batch-1 p50 >= 3x faster than onnxruntime-node',
+            mlpBit.speedupVsOrtNode,
+            GOAL_MLP_SPEEDUP,
+            'x',
+          ),
         ]
       : [];
-    const inputs = { samples, epochs, limitTrain, backends, dataset: 'fashion-mnist', seed: 1 };
+    const inputs = { samples, rounds, epochs, limitTrain, backends, dataset: 'fashion-mnist', seed: 1 };
+    const record = benchRecord('models', { inputs, rows, goals }, flags.save);
     if (json) {
-      process.stdout.write(`${JSON.stringify({ benchmark: 'models', machine, inputs, rows, goals }, null, 2)}\n`);
+      process.stdout.write(`${record}\n`);
       return 0;
     }
     const out = [
-      'models: batch 1, one process per backend; ratio = onnxruntime-node p50 / this p50',
-      `machine: ${machineLine(machine)}`,
+      'models: batch 1, one process per backend and round, backends in turn; ratio = onnxruntime-node p50 / this p50',
+      `machine: ${machineLine(describeMachine())}`,
       `inputs: ${JSON.stringify(inputs)}`,
       '',
       formatTable(
-        ['model', 'backend', 'accuracy', 'p50 ms', 'p99 ms', 'vs ort-node', 'RSS before load', 'peak RSS'],
+        ['model', 'backend', 'accuracy', 'p50 ms', 'p99 ms', 'runs', 'vs ort-node', 'RSS before load', 'peak RSS'],
         rows.map((r) => [
           r.model,
           r.backend,
           `${(r.accuracy * 100).toFixed(2)}%`,
           r.p50Ms.toFixed(3),
           r.p99Ms.toFixed(3),
+          r.runs,
           `${r.speedupVsOrtNode.toFixed(2)}x`,
           formatBytes(r.rssBeforeBytes),
           formatBytes(r.peakRssBytes),
@@ -195,10 +206,7 @@ export const models: Benchmark = {
       ),
       '',
       'Goals (issue 5):',
-      ...goals.map(
-        (g) =>
-          `  ${g.met ? 'MET   ' : 'MISSED'} ${g.goal}: ${g.value.toFixed(2)}x vs ${g.target}x (${g.met ? 'by' : 'short by'} ${Math.abs(g.value - g.target).toFixed(2)}x)`,
-      ),
+      ...goalLines(goals),
     ];
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
