@@ -72,9 +72,12 @@ export function f32Rows(
 
 /**
  * Binary weights, float inputs (a masked sum): dot = lower[r] * sum(a) + step[r] * sum(a_k where bit k of row r).
- * Per input, a table of the 256 subset sums of every 8 consecutive inputs (`lut`, 1 KiB per byte of a row) turns
- * each weight byte into one lookup: cost len*32 adds once per input, then len/8 lookups per row. For rows of up to
- * TABLE_GROUPS bytes (conv patches, small layers), whose tables stay in L1; longer rows go to maskedRowsBlocked.
+ * Per input, the subset sums of every 8 consecutive inputs (one weight byte's worth) turn each weight byte into
+ * lookups. They are kept as one table of all 256 sums (1 KiB per byte of a row, one lookup per weight byte) or, when
+ * few rows share them (`nibbles`), as the two tables of 16 sums of its low and high four inputs (128 bytes, two
+ * lookups and an add per weight byte). The 256-entry table holds exactly those two sums added, so both give the same
+ * floats. For rows of up to TABLE_GROUPS bytes (conv patches, small layers), whose tables stay in L1; longer rows go
+ * to maskedRowsBlocked.
  */
 export function maskedRows(
   a: usize,
@@ -92,23 +95,46 @@ export function maskedRows(
   strideRow: i32,
   strideItem: i32,
   lut: usize,
+  nibbles: i32,
+): void {
+  if (nibbles != 0) maskedRowsOf<Nibbles>(a, items, len, bits, rowStride, rows, lower, step, scale, shift, relu, y, strideRow, strideItem, lut);
+  else maskedRowsOf<Bytes>(a, items, len, bits, rowStride, rows, lower, step, scale, shift, relu, y, strideRow, strideItem, lut);
+}
+
+function maskedRowsOf<T>(
+  a: usize,
+  items: i32,
+  len: i32,
+  bits: usize,
+  rowStride: i32,
+  rows: i32,
+  lower: usize,
+  step: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideRow: i32,
+  strideItem: i32,
+  lut: usize,
 ): void {
   const groups = (len + 7) >> 3;
-  const nib = lut + ((<usize>groups) << 10); // 2 x 16 floats of nibble sums after the table
+  const tb = tableBytes<T>();
+  const nib = lut + <usize>groups * tb; // 2 x 16 floats of nibble sums after the tables
   for (let i = 0; i < items; i++) {
     const ai = a + ((<usize>i * <usize>len) << 2);
     let total: f64 = 0;
-    for (let g = 0; g < groups; g++) total += <f64>subsetSums(ai, len, g, nib, lut + ((<usize>g) << 10));
+    for (let g = 0; g < groups; g++) total += <f64>groupTables(ai, len, g, nib, lut + <usize>g * tb, isNibbles<T>());
     for (let r = 0; r < rows; r++) {
       const wr = bits + <usize>r * <usize>rowStride;
       let s0: f32 = 0;
       let s1: f32 = 0;
       let g = 0;
       for (; g + 2 <= groups; g += 2) {
-        s0 += load<f32>(lut + ((<usize>g) << 10) + ((<usize>load<u8>(wr + g)) << 2));
-        s1 += load<f32>(lut + ((<usize>(g + 1)) << 10) + ((<usize>load<u8>(wr + g + 1)) << 2));
+        s0 += lookup<T>(lut + <usize>g * tb, load<u8>(wr + g));
+        s1 += lookup<T>(lut + <usize>(g + 1) * tb, load<u8>(wr + g + 1));
       }
-      if (g < groups) s0 += load<f32>(lut + ((<usize>g) << 10) + ((<usize>load<u8>(wr + g)) << 2));
+      if (g < groups) s0 += lookup<T>(lut + <usize>g * tb, load<u8>(wr + g));
       const lo = <f64>load<f32>(lower + ((<usize>r) << 2));
       const st = <f64>load<f32>(step + ((<usize>r) << 2));
       const v = <f32>(lo * total + st * <f64>(s0 + s1));
@@ -117,14 +143,15 @@ export function maskedRows(
   }
 }
 
-/** Groups of 8 inputs whose subset-sum tables are built together: 8 KiB of tables, which stay in L1. */
+/** Groups of 8 inputs whose subset-sum tables are built together: at most 8 KiB of tables, which stay in L1. */
 const TABLE_GROUPS = 8;
 
 /**
  * maskedRows for long rows (more than TABLE_GROUPS bytes): all the tables of a long row do not fit in L1. Weight
  * bytes are group-major (`bits[g * rows + r]` is byte g of row r), so the tables of TABLE_GROUPS groups are
- * built, then every row adds its lookups in them while they sit in L1. `lut` holds the tables, 32 floats of nibble
- * sums, then `rows` floats of running sums.
+ * built, then every row adds its lookups in them while they sit in L1. Groups whose eight inputs are all zero add
+ * nothing and are skipped (a quarter to a half of an image's pixels). `lut` holds the tables, 32 floats of nibble
+ * sums, `rows` floats of running sums, then TABLE_GROUPS * rows bytes for gathered weight bytes.
  */
 export function maskedRowsBlocked(
   a: usize,
@@ -141,41 +168,73 @@ export function maskedRowsBlocked(
   strideRow: i32,
   strideItem: i32,
   lut: usize,
+  nibbles: i32,
+): void {
+  if (nibbles != 0) blockedOf<Nibbles>(a, items, len, bits, rows, lower, step, scale, shift, relu, y, strideRow, strideItem, lut);
+  else blockedOf<Bytes>(a, items, len, bits, rows, lower, step, scale, shift, relu, y, strideRow, strideItem, lut);
+}
+
+function blockedOf<T>(
+  a: usize,
+  items: i32,
+  len: i32,
+  bits: usize,
+  rows: i32,
+  lower: usize,
+  step: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideRow: i32,
+  strideItem: i32,
+  lut: usize,
 ): void {
   const groups = (len + 7) >> 3;
-  const nib = lut + (TABLE_GROUPS << 10);
-  const acc = nib + 128;
+  const tb = tableBytes<T>();
+  const nib = lut + <usize>TABLE_GROUPS * tb;
   const rs = <usize>rows;
+  const acc = nib + 128;
+  const gathered = acc + (rs << 2);
   for (let i = 0; i < items; i++) {
     const ai = a + ((<usize>i * <usize>len) << 2);
     let total: f64 = 0;
     memory.fill(acc, 0, rs << 2);
-    for (let g0 = 0; g0 < groups; g0 += TABLE_GROUPS) {
-      const n = min(TABLE_GROUPS, groups - g0);
-      for (let t = 0; t < n; t++) total += <f64>subsetSums(ai, len, g0 + t, nib, lut + ((<usize>t) << 10));
-      const b = bits + <usize>g0 * rs;
+    let g = 0;
+    while (g < groups) {
+      // Tables for the next TABLE_GROUPS groups with a nonzero input. Where a group of zeros was passed over, the
+      // weight bytes of the chosen groups are gathered into one block so the lookups below stay as they are.
+      let n = 0;
+      let b = bits + <usize>g * rs;
+      for (; g < groups && n < TABLE_GROUPS; g++) {
+        if (groupIsZero(ai, len, g)) {
+          if (b != gathered) {
+            memory.copy(gathered, b, <usize>n * rs);
+            b = gathered;
+          }
+          continue;
+        }
+        total += <f64>groupTables(ai, len, g, nib, lut + <usize>n * tb, isNibbles<T>());
+        if (b == gathered) memory.copy(gathered + <usize>n * rs, bits + <usize>g * rs, rs);
+        n++;
+      }
       if (n == TABLE_GROUPS) {
         for (let r: usize = 0; r < rs; r++) {
           const br = b + r;
-          const s0 =
-            load<f32>(lut + ((<usize>load<u8>(br)) << 2)) + load<f32>(lut + 1024 + ((<usize>load<u8>(br + rs)) << 2));
+          const s0 = lookup<T>(lut, load<u8>(br)) + lookup<T>(lut + tb, load<u8>(br + rs));
           const s1 =
-            load<f32>(lut + 2048 + ((<usize>load<u8>(br + 2 * rs)) << 2)) +
-            load<f32>(lut + 3072 + ((<usize>load<u8>(br + 3 * rs)) << 2));
+            lookup<T>(lut + 2 * tb, load<u8>(br + 2 * rs)) + lookup<T>(lut + 3 * tb, load<u8>(br + 3 * rs));
           const s2 =
-            load<f32>(lut + 4096 + ((<usize>load<u8>(br + 4 * rs)) << 2)) +
-            load<f32>(lut + 5120 + ((<usize>load<u8>(br + 5 * rs)) << 2));
+            lookup<T>(lut + 4 * tb, load<u8>(br + 4 * rs)) + lookup<T>(lut + 5 * tb, load<u8>(br + 5 * rs));
           const s3 =
-            load<f32>(lut + 6144 + ((<usize>load<u8>(br + 6 * rs)) << 2)) +
-            load<f32>(lut + 7168 + ((<usize>load<u8>(br + 7 * rs)) << 2));
+            lookup<T>(lut + 6 * tb, load<u8>(br + 6 * rs)) + lookup<T>(lut + 7 * tb, load<u8>(br + 7 * rs));
           const o = acc + (r << 2);
           store<f32>(o, load<f32>(o) + (s0 + s1 + (s2 + s3)));
         }
-      } else {
+      } else if (n > 0) {
         for (let r: usize = 0; r < rs; r++) {
           let s: f32 = 0;
-          for (let t = 0; t < n; t++)
-            s += load<f32>(lut + ((<usize>t) << 10) + ((<usize>load<u8>(b + <usize>t * rs + r)) << 2));
+          for (let t = 0; t < n; t++) s += lookup<T>(lut + <usize>t * tb, load<u8>(b + <usize>t * rs + r));
           const o = acc + (r << 2);
           store<f32>(o, load<f32>(o) + s);
         }
@@ -191,34 +250,82 @@ export function maskedRowsBlocked(
 }
 
 /**
- * Writes the 256 subset sums of inputs 8g..8g+7 of `ai` (inputs past len count as 0) to `table` and returns the sum
- * of all eight. `nib` is scratch for 2 x 16 nibble sums.
+ * The two table kinds, as type arguments so that each kernel is compiled once per kind with its lookups inlined:
+ * Bytes (256 sums per group) and Nibbles (2 x 16 sums per group).
  */
-function subsetSums(ai: usize, len: i32, g: i32, nib: usize, table: usize): f32 {
-  // Subset sums of the low four (A) and high four (B) inputs of this byte.
+class Bytes {}
+class Nibbles {}
+
+@inline
+function isNibbles<T>(): bool {
+  return idof<T>() == idof<Nibbles>();
+}
+
+/** Bytes of one group's tables. */
+@inline
+function tableBytes<T>(): usize {
+  return isNibbles<T>() ? 128 : 1024;
+}
+
+/** The sum of the inputs of one group that weight byte `byte` selects, from that group's tables at t. */
+@inline
+function lookup<T>(t: usize, byte: u32): f32 {
+  if (isNibbles<T>()) return load<f32>(t + ((<usize>(byte & 15)) << 2)) + load<f32>(t + 64 + ((<usize>(byte >> 4)) << 2));
+  return load<f32>(t + ((<usize>byte) << 2));
+}
+
+/** Whether inputs 8g..8g+7 of `ai` (those before len) are all zero (a NaN is not). */
+function groupIsZero(ai: usize, len: i32, g: i32): bool {
+  const k0 = g << 3;
+  const p = ai + ((<usize>k0) << 2);
+  const zero = f32x4.splat(0);
+  if (k0 + 8 <= len) return !v128.any_true(v128.or(f32x4.ne(v128.load(p), zero), f32x4.ne(v128.load(p, 16), zero)));
+  for (let k = k0; k < len; k++) if (load<f32>(ai + ((<usize>k) << 2)) != 0) return false;
+  return true;
+}
+
+/**
+ * Writes the subset-sum tables of inputs 8g..8g+7 of `ai` (inputs past len count as 0) to `table`, and returns the
+ * sum of all eight. The nibble sums go to `table` itself when `nibbles`, else to `nib` (scratch for 2 x 16 floats) and
+ * from there into the 256 sums.
+ */
+function groupTables(ai: usize, len: i32, g: i32, nib: usize, table: usize, nibbles: bool): f32 {
+  const ns = nibbles ? table : nib;
+  // Subset sums of the low four (A) and high four (B) inputs x0..x3 of this byte: entry m is the sum of the x_j whose
+  // bit j is set in m, added from the highest bit down (((x3 + x2) + x1) + x0), four entries per v128.
   for (let half = 0; half < 2; half++) {
-    const t = nib + ((<usize>half) << 6);
-    store<f32>(t, 0);
-    for (let m = 1; m < 16; m++) {
-      const bit = ctz<i32>(m);
-      const k = (g << 3) + (half << 2) + bit;
-      const x: f32 = k < len ? load<f32>(ai + ((<usize>k) << 2)) : 0;
-      store<f32>(t + ((<usize>m) << 2), load<f32>(t + ((<usize>(m & (m - 1))) << 2)) + x);
+    const k = (g << 3) + (half << 2);
+    const t = ns + ((<usize>half) << 6);
+    let x: v128;
+    if (k + 4 <= len) x = v128.load(ai + ((<usize>k) << 2));
+    else {
+      for (let j = 0; j < 4; j++) store<f32>(t + ((<usize>j) << 2), k + j < len ? load<f32>(ai + ((<usize>(k + j)) << 2)) : 0);
+      x = v128.load(t);
+    }
+    const x2 = f32x4.extract_lane(x, 2);
+    const x3 = f32x4.extract_lane(x, 3);
+    const low1 = v128.and(i32x4.shuffle(x, x, 1, 1, 1, 1), i32x4(0, 0, -1, -1));
+    const low0 = v128.and(i32x4.shuffle(x, x, 0, 0, 0, 0), i32x4(0, -1, 0, -1));
+    v128.store(t, f32x4.add(f32x4.add(f32x4.splat(0), low1), low0));
+    v128.store(t, f32x4.add(f32x4.add(f32x4.splat(x2), low1), low0), 16);
+    v128.store(t, f32x4.add(f32x4.add(f32x4.splat(x3), low1), low0), 32);
+    v128.store(t, f32x4.add(f32x4.add(f32x4.splat(x3 + x2), low1), low0), 48);
+  }
+  if (!nibbles) {
+    const a0 = v128.load(ns);
+    const a1 = v128.load(ns, 16);
+    const a2 = v128.load(ns, 32);
+    const a3 = v128.load(ns, 48);
+    for (let h = 0; h < 16; h++) {
+      const b = f32x4.splat(load<f32>(ns + 64 + ((<usize>h) << 2)));
+      const o = table + ((<usize>h) << 6);
+      v128.store(o, f32x4.add(a0, b));
+      v128.store(o, f32x4.add(a1, b), 16);
+      v128.store(o, f32x4.add(a2, b), 32);
+      v128.store(o, f32x4.add(a3, b), 48);
     }
   }
-  const a0 = v128.load(nib);
-  const a1 = v128.load(nib, 16);
-  const a2 = v128.load(nib, 32);
-  const a3 = v128.load(nib, 48);
-  for (let h = 0; h < 16; h++) {
-    const b = f32x4.splat(load<f32>(nib + 64 + ((<usize>h) << 2)));
-    const o = table + ((<usize>h) << 6);
-    v128.store(o, f32x4.add(a0, b));
-    v128.store(o, f32x4.add(a1, b), 16);
-    v128.store(o, f32x4.add(a2, b), 32);
-    v128.store(o, f32x4.add(a3, b), 48);
-  }
-  return load<f32>(table + (255 << 2));
+  return load<f32>(ns + 60) + load<f32>(ns + 124);
 }
 
 /**

@@ -35,6 +35,7 @@ export interface KernelExports {
     strideRow: number,
     strideItem: number,
     lut: number,
+    nibbles: number,
   ): void;
   maskedRowsBlocked(
     a: number,
@@ -51,6 +52,7 @@ export interface KernelExports {
     strideRow: number,
     strideItem: number,
     lut: number,
+    nibbles: number,
   ): void;
   popRows(
     a: number,
