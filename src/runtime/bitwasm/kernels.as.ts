@@ -97,8 +97,42 @@ export function maskedRows(
   lut: usize,
   nibbles: i32,
 ): void {
-  if (nibbles != 0) maskedRowsOf<Nibbles>(a, items, len, bits, rowStride, rows, lower, step, scale, shift, relu, y, strideRow, strideItem, lut);
-  else maskedRowsOf<Bytes>(a, items, len, bits, rowStride, rows, lower, step, scale, shift, relu, y, strideRow, strideItem, lut);
+  if (nibbles != 0)
+    maskedRowsOf<Nibbles>(
+      a,
+      items,
+      len,
+      bits,
+      rowStride,
+      rows,
+      lower,
+      step,
+      scale,
+      shift,
+      relu,
+      y,
+      strideRow,
+      strideItem,
+      lut,
+    );
+  else
+    maskedRowsOf<Bytes>(
+      a,
+      items,
+      len,
+      bits,
+      rowStride,
+      rows,
+      lower,
+      step,
+      scale,
+      shift,
+      relu,
+      y,
+      strideRow,
+      strideItem,
+      lut,
+    );
 }
 
 function maskedRowsOf<T>(
@@ -170,7 +204,8 @@ export function maskedRowsBlocked(
   lut: usize,
   nibbles: i32,
 ): void {
-  if (nibbles != 0) blockedOf<Nibbles>(a, items, len, bits, rows, lower, step, scale, shift, relu, y, strideRow, strideItem, lut);
+  if (nibbles != 0)
+    blockedOf<Nibbles>(a, items, len, bits, rows, lower, step, scale, shift, relu, y, strideRow, strideItem, lut);
   else blockedOf<Bytes>(a, items, len, bits, rows, lower, step, scale, shift, relu, y, strideRow, strideItem, lut);
 }
 
@@ -222,12 +257,9 @@ function blockedOf<T>(
         for (let r: usize = 0; r < rs; r++) {
           const br = b + r;
           const s0 = lookup<T>(lut, load<u8>(br)) + lookup<T>(lut + tb, load<u8>(br + rs));
-          const s1 =
-            lookup<T>(lut + 2 * tb, load<u8>(br + 2 * rs)) + lookup<T>(lut + 3 * tb, load<u8>(br + 3 * rs));
-          const s2 =
-            lookup<T>(lut + 4 * tb, load<u8>(br + 4 * rs)) + lookup<T>(lut + 5 * tb, load<u8>(br + 5 * rs));
-          const s3 =
-            lookup<T>(lut + 6 * tb, load<u8>(br + 6 * rs)) + lookup<T>(lut + 7 * tb, load<u8>(br + 7 * rs));
+          const s1 = lookup<T>(lut + 2 * tb, load<u8>(br + 2 * rs)) + lookup<T>(lut + 3 * tb, load<u8>(br + 3 * rs));
+          const s2 = lookup<T>(lut + 4 * tb, load<u8>(br + 4 * rs)) + lookup<T>(lut + 5 * tb, load<u8>(br + 5 * rs));
+          const s3 = lookup<T>(lut + 6 * tb, load<u8>(br + 6 * rs)) + lookup<T>(lut + 7 * tb, load<u8>(br + 7 * rs));
           const o = acc + (r << 2);
           store<f32>(o, load<f32>(o) + (s0 + s1 + (s2 + s3)));
         }
@@ -256,21 +288,19 @@ function blockedOf<T>(
 class Bytes {}
 class Nibbles {}
 
-@inline
 function isNibbles<T>(): bool {
   return idof<T>() == idof<Nibbles>();
 }
 
 /** Bytes of one group's tables. */
-@inline
 function tableBytes<T>(): usize {
   return isNibbles<T>() ? 128 : 1024;
 }
 
 /** The sum of the inputs of one group that weight byte `byte` selects, from that group's tables at t. */
-@inline
 function lookup<T>(t: usize, byte: u32): f32 {
-  if (isNibbles<T>()) return load<f32>(t + ((<usize>(byte & 15)) << 2)) + load<f32>(t + 64 + ((<usize>(byte >> 4)) << 2));
+  if (isNibbles<T>())
+    return load<f32>(t + ((<usize>(byte & 15)) << 2)) + load<f32>(t + 64 + ((<usize>(byte >> 4)) << 2));
   return load<f32>(t + ((<usize>byte) << 2));
 }
 
@@ -299,7 +329,8 @@ function groupTables(ai: usize, len: i32, g: i32, nib: usize, table: usize, nibb
     let x: v128;
     if (k + 4 <= len) x = v128.load(ai + ((<usize>k) << 2));
     else {
-      for (let j = 0; j < 4; j++) store<f32>(t + ((<usize>j) << 2), k + j < len ? load<f32>(ai + ((<usize>(k + j)) << 2)) : 0);
+      for (let j = 0; j < 4; j++)
+        store<f32>(t + ((<usize>j) << 2), k + j < len ? load<f32>(ai + ((<usize>(k + j)) << 2)) : 0);
       x = v128.load(t);
     }
     const x2 = f32x4.extract_lane(x, 2);
