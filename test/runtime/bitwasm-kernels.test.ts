@@ -246,3 +246,46 @@ test('wasm equals reference on a whole awkward network (conv, odd pool, conv, fl
   );
   assert.ok(profiler.events.every((e) => e.endMs >= e.startMs));
 });
+
+test('masked sum skips input groups of zeros (blocked byte tables and nibble tables) and matches the reference', async () => {
+  const next = rng(5);
+  // 203 inputs = 26 row bytes: groups 0, 3-12 and the partial tail group 25 are all zeros, so blocks gather.
+  const zeros = new Set([0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 25]);
+  for (const rows of [40, 11]) {
+    const layer = weightLayer(
+      'fc',
+      { kind: 'dense', inputShape: [203, 1, 1], rows, binary: true, inputs: 'none', relu: false },
+      next,
+    );
+    const plan = planOf([layer]);
+    const batch = 3;
+    const input = uniform(batch * 203, next, 2);
+    for (let i = 0; i < batch * 203; i++) if (zeros.has((i % 203) >> 3) || (i % 203) % 13 === 1) input[i] = 0;
+    const actual = (await createWasmEngine(plan)).run(input, batch);
+    const expected = createReferenceEngine(plan).run(input, batch);
+    const diff = relativeDiff(actual, expected);
+    assert.ok(diff <= TOLERANCE, `${rows} rows: relative difference ${diff}`);
+    // All-zero samples leave only the shift: the skipped groups really add nothing.
+    const empty = (await createWasmEngine(plan)).run(new Float32Array(203), 1);
+    assert.deepEqual(empty, createReferenceEngine(plan).run(new Float32Array(203), 1));
+  }
+});
+
+test('max pooling: 2x2 windows four at a time with a tail column, 3x3 windows, odd sizes, NaN propagates', async () => {
+  for (const [size, h, w] of [
+    [2, 7, 11],
+    [2, 8, 18],
+    [3, 10, 7],
+  ]) {
+    const [oh, ow] = [Math.floor(h / size), Math.floor(w / size)];
+    const pool: PlanLayer = { kind: 'maxpool', name: 'pool', size, inputShape: [3, h, w], outputShape: [3, oh, ow] };
+    const plan = planOf([pool]);
+    const input = uniform(3 * h * w, rng(h * w));
+    input[w + size] = Number.NaN; // plane 0, row 1, column size: window (0, 1)
+    const actual = (await createWasmEngine(plan)).run(input, 1);
+    const expected = createReferenceEngine(plan).run(input, 1);
+    assert.ok(Number.isNaN(actual[1]) && Number.isNaN(expected[1]), `${size}x${size} on ${h}x${w}: NaN window`);
+    actual[1] = expected[1] = 0;
+    assert.deepEqual(actual, expected, `${size}x${size} on ${h}x${w}`);
+  }
+});

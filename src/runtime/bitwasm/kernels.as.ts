@@ -763,23 +763,40 @@ export function im2colF32(x: usize, C: i32, H: i32, W: i32, K: i32, out: usize):
   }
 }
 
-/** Max pooling of `planes` planes [H, W] by size x size windows with the same stride (floor). */
+/**
+ * Max pooling of `planes` planes [H, W] by size x size windows with the same stride (floor); a NaN in a window gives
+ * NaN. 2 x 2 windows, the common case, take four outputs per step in SIMD.
+ */
 export function maxPool(x: usize, planes: i32, H: i32, W: i32, size: i32, y: usize): void {
   const OH = H / size;
   const OW = W / size;
+  const ow4 = size == 2 ? OW & ~3 : 0;
   for (let pl = 0; pl < planes; pl++) {
     const xp = x + ((<usize>pl * <usize>(H * W)) << 2);
     const yp = y + ((<usize>pl * <usize>(OH * OW)) << 2);
     for (let oy = 0; oy < OH; oy++) {
-      for (let ox = 0; ox < OW; ox++) {
-        let m = load<f32>(xp + ((<usize>(oy * size * W + ox * size)) << 2));
+      const r0 = xp + ((<usize>(oy * size * W)) << 2);
+      const yr = yp + ((<usize>(oy * OW)) << 2);
+      let ox = 0;
+      for (; ox < ow4; ox += 4) {
+        const p0 = r0 + ((<usize>ox) << 3);
+        const p1 = p0 + ((<usize>W) << 2);
+        const a = f32x4.max(v128.load(p0), v128.load(p1));
+        const b = f32x4.max(v128.load(p0, 16), v128.load(p1, 16));
+        v128.store(
+          yr + ((<usize>ox) << 2),
+          f32x4.max(i32x4.shuffle(a, b, 0, 2, 4, 6), i32x4.shuffle(a, b, 1, 3, 5, 7)),
+        );
+      }
+      for (; ox < OW; ox++) {
+        let m = load<f32>(r0 + ((<usize>(ox * size)) << 2));
         for (let ky = 0; ky < size; ky++) {
           for (let kx = 0; kx < size; kx++) {
-            const v = load<f32>(xp + ((<usize>((oy * size + ky) * W + ox * size + kx)) << 2));
+            const v = load<f32>(r0 + ((<usize>(ky * W + ox * size + kx)) << 2));
             if (v > m || v != v) m = v;
           }
         }
-        store<f32>(yp + ((<usize>(oy * OW + ox)) << 2), m);
+        store<f32>(yr + ((<usize>ox) << 2), m);
       }
     }
   }
