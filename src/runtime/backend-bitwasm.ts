@@ -43,10 +43,14 @@ export async function createBitwasmBackend(
   };
 }
 
-/** Registered as `bitwasm`; `auto` ranks it first only for cmp models with at least one binary layer. */
+/**
+ * Registered as `bitwasm`; `auto` ranks it first only for cmp models with at least one binary layer, and then keeps it
+ * only if it runs the model faster than the next backend here.
+ */
 export const bitwasmBackend: BackendFactory = {
   name: 'bitwasm',
   priority: BITWASM_PRIORITY,
+  raced: true,
   rank(file: ModelFile): number {
     return file.manifest?.layers?.some((l) => l.weights !== 'none') ? BITWASM_PRIORITY : 0;
   },

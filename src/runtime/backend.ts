@@ -1,5 +1,6 @@
 // The Backend interface every runtime adapter implements, and the registry that picks one by name with fallback.
 
+import { nowMs } from '../core/clock.js';
 import { CmpError } from '../errors.js';
 import type { ModelFile } from './model-file.js';
 import type { Profiler } from './profiler.js';
@@ -14,6 +15,15 @@ export interface Backend {
   /** Backends that time their layers (bitwasm) record begin/end events into `profiler` while one is set. */
   setProfiler?(profiler: Profiler | undefined): void;
   dispose(): Promise<void>;
+  /** Set by `auto` when it timed this backend against another and kept the faster: what it measured. */
+  readonly choice?: BackendChoice;
+}
+
+/** The timing race `auto` ran at load: median batch-1 milliseconds of each backend on the same probe input. */
+export interface BackendChoice {
+  medianMs: Record<string, number>;
+  /** One line: which backend won, by how much. */
+  reason: string;
 }
 
 /** Creates a Backend for a model; registered by short lowercase name. */
@@ -23,6 +33,12 @@ export interface BackendFactory {
   readonly priority: number;
   /** The priority for this model, when it depends on the model (bitwasm is fastest only on binary layers). */
   rank?(file: ModelFile): number;
+  /**
+   * Whether its speed against the others depends on the model and the machine (bitwasm: binary layers with binarized
+   * inputs are far faster than onnxruntime, float-input convolutions slower). When it ranks first, `auto` also loads
+   * the next backend and keeps whichever runs the model faster here.
+   */
+  readonly raced?: boolean;
   create(file: ModelFile): Promise<Backend>;
 }
 
@@ -39,27 +55,100 @@ export function backendNames(): string[] {
 }
 
 /**
- * Creates the named backend, or with 'auto' the highest-ranked one for this model that loads. When none loads, one error lists
- * every failure.
+ * Creates the named backend, or with 'auto' the highest-ranked one for this model that loads; a raced backend that
+ * ranks first is timed against the next one that loads and the faster is kept. When none loads, one error lists every
+ * failure.
  */
 export async function createBackend(name: string, file: ModelFile): Promise<Backend> {
   if (name !== 'auto' && !registry.has(name)) {
     throw new CmpError('BAD_ARGUMENT', `Unknown backend "${name}". Use one of: auto, ${backendNames().join(', ')}.`);
   }
   const rank = (f: BackendFactory): number => f.rank?.(file) ?? f.priority;
-  const candidates =
-    name === 'auto' ? [...registry.values()].sort((a, b) => rank(b) - rank(a)).map((f) => f.name) : [name];
+  const candidates = name === 'auto' ? [...registry.values()].sort((a, b) => rank(b) - rank(a)) : [registry.get(name)];
   const failures: string[] = [];
-  for (const candidate of candidates) {
+  let first: Backend | undefined;
+  for (const factory of candidates as BackendFactory[]) {
+    let backend: Backend;
     try {
-      return await (registry.get(candidate) as BackendFactory).create(file);
+      backend = await factory.create(file);
     } catch (err) {
       failures.push(
-        `${candidate}: ${String((err as Error).message ?? err)
+        `${factory.name}: ${String((err as Error).message ?? err)
           .split('\n')[0]
           .replace(/\.$/, '')}`,
       );
+      continue;
     }
+    if (first) return race(first, backend, file);
+    const probe = probeInput(file);
+    if (name !== 'auto' || !factory.raced || rank(factory) <= 0 || !probe) return backend;
+    first = backend;
   }
+  if (first) return first;
   throw new CmpError('BACKEND_UNAVAILABLE', `No backend could load ${file.path} (${failures.join('; ')}).`);
+}
+
+/**
+ * Calls per backend in a race: warm-up calls (onnxruntime sizes its arenas, V8 moves hot wasm from its baseline
+ * compiler to the optimizing one), timed calls, and the time after which a race of big models stops early.
+ */
+const RACE_WARMUP = 5;
+const RACE_CALLS = 15;
+const RACE_BUDGET_MS = 60;
+
+/**
+ * Times two loaded backends call by call on one probe input (batch 1) and keeps the faster, with the race recorded in
+ * its `choice`; the other is disposed. A backend that fails on the probe loses.
+ */
+async function race(a: Backend, b: Backend, file: ModelFile): Promise<Backend> {
+  const { input, dims } = probeInput(file) as { input: Float32Array; dims: number[] };
+  const samples = new Map<Backend, number[]>([
+    [a, []],
+    [b, []],
+  ]);
+  const failed = new Set<Backend>();
+  const began = nowMs();
+  for (let i = 0; i < RACE_WARMUP + RACE_CALLS && failed.size === 0; i++) {
+    for (const backend of i % 2 === 0 ? [a, b] : [b, a]) {
+      const t = nowMs();
+      try {
+        await backend.run(input, dims);
+      } catch {
+        failed.add(backend);
+        break;
+      }
+      if (i >= RACE_WARMUP) samples.get(backend)?.push(nowMs() - t);
+    }
+    if (i >= RACE_WARMUP + 2 && nowMs() - began > 2 * RACE_BUDGET_MS) break;
+  }
+  const median = (backend: Backend): number => {
+    const s = [...(samples.get(backend) ?? [])].sort((x, y) => x - y);
+    return failed.has(backend) || s.length === 0 ? Infinity : s[s.length >> 1];
+  };
+  const [winner, loser] = failed.has(a) || (!failed.has(b) && median(b) < median(a)) ? [b, a] : [a, b];
+  await loser.dispose();
+  const said = (backend: Backend): string => {
+    if (failed.has(backend)) return `${backend.name} failed on the probe input`;
+    const ms = median(backend);
+    return Number.isFinite(ms) ? `${backend.name} ${ms.toFixed(3)} ms` : `${backend.name} (not timed)`;
+  };
+  const choice: BackendChoice = {
+    medianMs: { [a.name]: median(a), [b.name]: median(b) },
+    reason: `auto: ${said(winner)} per batch-1 call against ${said(loser)}, timed here at load`,
+  };
+  return Object.assign(winner, { choice });
+}
+
+/** A fixed pseudo-random batch-1 input in the model's input range, or undefined when its input dims are open. */
+function probeInput(file: ModelFile): { input: Float32Array; dims: number[] } | undefined {
+  if (file.inputDims.length === 0 || file.inputDims.some((d) => d <= 0)) return undefined;
+  const mean = file.manifest?.input.mean ?? 0;
+  const std = file.manifest?.input.std ?? 1;
+  const input = new Float32Array(file.inputDims.reduce((x, y) => x * y, 1));
+  let state = 12345;
+  for (let i = 0; i < input.length; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    input[i] = (state / 2 ** 32 - mean) / std;
+  }
+  return { input, dims: [1, ...file.inputDims] };
 }

@@ -70,6 +70,11 @@ export class Predictor {
     }
   }
 
+  /** With backend 'auto' on a binary model: the load-time race that chose the backend, as one line. */
+  get backendChoice(): string | undefined {
+    return this.backend?.choice?.reason;
+  }
+
   /** Whether inputs cross a link as cmp-select/1 frames (the model has an input mask). */
   get masked(): boolean {
     return this.link !== undefined;

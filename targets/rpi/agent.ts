@@ -618,7 +618,7 @@ async function profile(args: string[]): Promise<Json> {
       device: facts(),
       model: { path: config.model, release: config.id },
       ...measured,
-      backendReason: config.backendReason,
+      backendReason: [config.backendReason, measured.backendReason].filter(Boolean).join('; '),
       rssBytes: process.resourceUsage().maxRSS * 1024,
     };
     return { profile: result };

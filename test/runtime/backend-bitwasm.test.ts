@@ -96,10 +96,19 @@ test('bitwasm keeps binary weights packed: resident weight bytes far below float
   await backend.dispose();
 });
 
-test('auto picks bitwasm for a binary cmp model and ort-node for a float one or a third-party file', async () => {
-  const binary = files.get('lenet dab weights+activations (binary conv)');
-  assert.ok(binary, 'the model test ran first');
-  assert.equal((await createBackend('auto', binary)).name, 'bitwasm');
+test('auto races bitwasm against ort-node on binary cmp models and keeps the faster; float and third-party files go to ort-node', async () => {
+  for (const name of ['mlp dab weights+activations', 'lenet dab weights+activations (binary conv)']) {
+    const binary = files.get(name);
+    assert.ok(binary, 'the model test ran first');
+    const chosen = await createBackend('auto', binary);
+    const medians = chosen.choice?.medianMs ?? {};
+    assert.deepEqual(Object.keys(medians).sort(), ['bitwasm', 'ort-node'], name);
+    assert.equal(chosen.name, medians.bitwasm <= medians['ort-node'] ? 'bitwasm' : 'ort-node', name);
+    assert.match(chosen.choice?.reason ?? '', new RegExp(`^auto: ${chosen.name} [0-9.]+ ms per batch-1 call against`));
+    // A binarized MLP is several times faster on bitwasm (npm run bench -- models), wherever it runs.
+    if (name.startsWith('mlp')) assert.equal(chosen.name, 'bitwasm');
+    await chosen.dispose();
+  }
   const trained = await trainRun(data, {
     arch: 'mlp',
     binarizeWeights: 'none',
@@ -111,7 +120,9 @@ test('auto picks bitwasm for a binary cmp model and ort-node for a float one or 
     seed: 1,
   });
   const float = parseModelFile(exportOnnx(trained.frozen).bytes, 'float.onnx');
-  assert.equal((await createBackend('auto', float)).name, 'ort-node');
+  const auto = await createBackend('auto', float);
+  assert.equal(auto.name, 'ort-node');
+  assert.equal(auto.choice, undefined, 'nothing to race: bitwasm ranks last for a float model');
   assert.equal(
     (await createBackend('bitwasm', float)).name,
     'bitwasm',

@@ -2,6 +2,7 @@
 
 import { nowMs, percentile } from '../../core/clock.js';
 import { CmpError } from '../../errors.js';
+import type { BackendChoice } from '../../runtime/backend.js';
 import { backendNames, createBackend } from '../../runtime/backends.js';
 import { evaluate, inputDimsFor, type EvalResult } from '../../runtime/evaluate.js';
 import { MaskedInput } from '../../runtime/masked-input.js';
@@ -22,6 +23,8 @@ export interface RunReport {
   model: string;
   dataset: string;
   backend: string;
+  /** With --backend auto on a binary model: the load-time race that chose the backend. */
+  backendChoice?: BackendChoice;
   samples: number;
   accuracy: number;
   /** Wall time of one backend call with one sample, milliseconds. */
@@ -98,6 +101,7 @@ export const runCommand: Command = {
         model: file.path,
         dataset: data.name,
         backend: backend.name,
+        ...(backend.choice ? { backendChoice: backend.choice } : {}),
         samples: result.count,
         accuracy: result.accuracy,
         latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), samples: count },
@@ -129,6 +133,7 @@ function formatReport(r: RunReport): string {
       ],
     ),
   ];
+  if (r.backendChoice) lines.push('', `Backend: ${r.backendChoice.reason}.`);
   if (r.link) {
     lines.push(
       '',
