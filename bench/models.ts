@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { trainRun } from '../src/compress/train-run.js';
 import { nowMs, percentile } from '../src/core/clock.js';
-import { loadDataset } from '../src/data/datasets.js';
+import { loadDataset, type Dataset } from '../src/data/datasets.js';
 import { CmpError } from '../src/errors.js';
 import { exportOnnx } from '../src/export/export-onnx.js';
 import { createBackend } from '../src/runtime/backends.js';
-import { inputDimsFor } from '../src/runtime/evaluate.js';
-import { readModelFile } from '../src/runtime/model-file.js';
+import { inputDimsFor, predict } from '../src/runtime/evaluate.js';
+import { readModelFile, type ModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
 import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
@@ -34,6 +34,44 @@ interface ChildResult {
   rssBeforeBytes: number;
   /** Peak RSS of the whole process (process.resourceUsage().maxRSS). */
   peakRssBytes: number;
+}
+
+/** bitwasm against onnxruntime-node on every test image of the data set. */
+interface Agreement {
+  model: string;
+  images: number;
+  labelsEqual: number;
+  /** Images whose logits all agree within LOGITS_TOLERANCE. */
+  logitsWithin: number;
+  maxLogitDiff: number;
+}
+
+/** The tolerance the bitwasm tests state for logits (test/runtime/backend-bitwasm.test.ts). */
+const LOGITS_TOLERANCE = 1e-4;
+
+async function agreement(model: string, file: ModelFile, data: Dataset): Promise<Agreement> {
+  const outputs: Float32Array[] = [];
+  for (const name of ['ort-node', 'bitwasm']) {
+    const backend = await createBackend(name, file);
+    outputs.push(await predict(backend, file, data, data.test.count, 100));
+    await backend.dispose();
+  }
+  const [ort, bit] = outputs;
+  const classes = data.labels.length;
+  const result: Agreement = { model, images: data.test.count, labelsEqual: 0, logitsWithin: 0, maxLogitDiff: 0 };
+  for (let i = 0; i < data.test.count; i++) {
+    let [a, b, diff] = [0, 0, 0];
+    for (let c = 0; c < classes; c++) {
+      const k = i * classes + c;
+      if (ort[k] > ort[i * classes + a]) a = c;
+      if (bit[k] > bit[i * classes + b]) b = c;
+      diff = Math.max(diff, Math.abs(ort[k] - bit[k]));
+    }
+    result.labelsEqual += Number(a === b);
+    result.logitsWithin += Number(diff <= LOGITS_TOLERANCE);
+    result.maxLogitDiff = Math.max(result.maxLogitDiff, diff);
+  }
+  return result;
 }
 
 interface Row extends Omit<ChildResult, 'latenciesMs'> {
@@ -106,13 +144,15 @@ export const models: Benchmark = {
     const epochs = positiveInt('epochs', flags.epochs) ?? 1;
     const limitTrain = positiveInt('limit-train', flags['limit-train']) ?? 5000;
     const backends = (flags.backends ?? '').split(',');
-    const data = await loadDataset('fashion-mnist', { limitTrain, limitTest: 1000 });
+    // The whole test split: the agreement check runs every image; latency runs the first `samples`.
+    const data = await loadDataset('fashion-mnist', { limitTrain });
     const dir = mkdtempSync(join(tmpdir(), 'cmp-bench-models-'));
     const specs = [
       { name: 'MLP 784-512-512-10 dab w+act', arch: 'mlp', widths: [512, 512] },
       { name: 'LeNet dab w+act', arch: 'lenet', widths: [256] },
     ];
     const rows: Row[] = [];
+    const agreements: Agreement[] = [];
     for (const spec of specs) {
       process.stderr.write(`training ${spec.name} (${epochs} epoch on ${limitTrain} images)\n`);
       const trained = await trainRun(data, {
@@ -127,6 +167,7 @@ export const models: Benchmark = {
       });
       const path = join(dir, `${spec.arch}.onnx`);
       writeFileSync(path, exportOnnx(trained.frozen).bytes);
+      if (backends.includes('bitwasm')) agreements.push(await agreement(spec.name, readModelFile(path), data));
       // The backends take turns, one process each per round, so that a machine whose speed drifts (CPU steal on a
       // shared VM) weighs on all of them alike; the rounds' timed calls are pooled.
       const runs = new Map<string, ChildResult[]>(backends.map((b) => [b, []]));
@@ -179,8 +220,17 @@ export const models: Benchmark = {
           ),
         ]
       : [];
-    const inputs = { samples, rounds, epochs, limitTrain, backends, dataset: 'fashion-mnist', seed: 1 };
-    const record = benchRecord('models', { inputs, rows, goals }, flags.save);
+    const inputs = {
+      samples,
+      rounds,
+      epochs,
+      limitTrain,
+      backends,
+      dataset: data.name,
+      testImages: data.test.count,
+      seed: 1,
+    };
+    const record = benchRecord('models', { inputs, rows, agreements, goals }, flags.save);
     if (json) {
       process.stdout.write(`${record}\n`);
       return 0;
@@ -203,6 +253,12 @@ export const models: Benchmark = {
           formatBytes(r.rssBeforeBytes),
           formatBytes(r.peakRssBytes),
         ]),
+      ),
+      '',
+      ...agreements.map(
+        (a) =>
+          `${a.model}: bitwasm against ort-node on all ${a.images} test images: labels equal on ${a.labelsEqual}, ` +
+          `logits within ${LOGITS_TOLERANCE} on ${a.logitsWithin} (largest difference ${a.maxLogitDiff.toExponential(2)})`,
       ),
       '',
       'Goals (issue 5):',

@@ -17,6 +17,12 @@ import { fashionMnist, maxAbsDiff, runCli, sharedFile, tempDir } from '../helper
 const SAMPLES = 300;
 /** Logits of these models are O(1..10); bitwasm and onnxruntime sum in different orders (measured ~1e-5 at most). */
 const LOGITS_TOLERANCE = 1e-4;
+/**
+ * Except for the rare image where an activation lies within float rounding of its binarization threshold: there the
+ * two orders may binarize it differently, and logits move by ~0.1 (labels have not changed). npm run bench -- models
+ * counts them over 1,000 test images; on all 10,000 it was 1 to 2 per model. At most 1% of the images here.
+ */
+const FLIPPED_IMAGES_ALLOWED = 0.01;
 const THIRD_PARTY = sharedFile('models', 'lenet5-mnist-pytorch.onnx');
 
 let data: Dataset;
@@ -50,8 +56,18 @@ function argmaxRows(logits: Float32Array, classes: number): number[] {
   return out;
 }
 
+/** Images whose logits differ somewhere by more than LOGITS_TOLERANCE. */
+function imagesOff(a: Float32Array, b: Float32Array, classes: number): number {
+  let off = 0;
+  for (let i = 0; i < a.length / classes; i++) {
+    const row = (x: Float32Array) => x.subarray(i * classes, (i + 1) * classes);
+    if (maxAbsDiff(row(a), row(b)) > LOGITS_TOLERANCE) off++;
+  }
+  return off;
+}
+
 for (const c of CASES) {
-  test(`${c.name}: bitwasm predictions equal onnxruntime-node's on ${SAMPLES} images, logits within ${LOGITS_TOLERANCE}`, async () => {
+  test(`${c.name}: bitwasm predictions equal onnxruntime-node's on ${SAMPLES} images, logits within ${LOGITS_TOLERANCE} on all but 1%`, async () => {
     const trained = await trainRun(data, {
       arch: c.arch,
       binarizeWeights: c.weights,
@@ -75,13 +91,16 @@ for (const c of CASES) {
     await bitwasm.dispose();
     const classes = data.labels.length;
     assert.deepEqual(argmaxRows(batched, classes), argmaxRows(expected, classes));
-    const diff = maxAbsDiff(batched, expected);
-    assert.ok(diff <= LOGITS_TOLERANCE, `max abs logit difference ${diff}`);
+    const off = imagesOff(batched, expected, classes);
+    assert.ok(
+      off <= FLIPPED_IMAGES_ALLOWED * SAMPLES,
+      `${off} of ${SAMPLES} images with a logit off by more than ${LOGITS_TOLERANCE}`,
+    );
     assert.deepEqual(single, batched.subarray(0, 40 * classes), 'batch 1 gives the batched logits exactly');
     // The reference engine agrees too, and the model learned something (chance is 0.1).
     const reference = await createBitwasmBackend(file, 'reference');
     const ref = await predict(reference, file, data, 50, 50);
-    assert.ok(maxAbsDiff(ref, expected.subarray(0, 50 * classes)) <= LOGITS_TOLERANCE);
+    assert.ok(imagesOff(ref, expected.subarray(0, 50 * classes), classes) <= 1);
     assert.ok(trained.testAccuracy > 0.3, `test accuracy ${trained.testAccuracy}`);
   });
 }

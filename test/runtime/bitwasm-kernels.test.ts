@@ -7,7 +7,7 @@ import { packBits } from '../../src/core/bitpack.js';
 import { roundToFloat16 } from '../../src/core/float16.js';
 import type { BinarizeMode } from '../../src/core/spec.js';
 import { binarizeSample, createReferenceEngine } from '../../src/runtime/bitwasm/engine-reference.js';
-import { createWasmEngine, repackForPopcount } from '../../src/runtime/bitwasm/engine-wasm.js';
+import { createWasmEngine, directConvIsCheaper, repackForPopcount } from '../../src/runtime/bitwasm/engine-wasm.js';
 import type { Plan, PlanLayer, PlanWeightLayer } from '../../src/runtime/bitwasm/plan.js';
 import { Profiler } from '../../src/runtime/profiler.js';
 import { maxAbsDiff } from '../helpers.js';
@@ -188,6 +188,16 @@ for (const features of [64, 65, 150]) {
     options: { kind: 'dense', inputShape: [features, 1, 1], rows: 11, binary: true, inputs: 'none', relu: true },
   });
 }
+// Float inputs into 1-bit convs: few channels add the set taps straight from the input (maskedConv), many build
+// patches and subset-sum tables (blocked: 45 row bytes); odd output widths exercise the kernels' tails.
+SINGLE_LAYERS.push({
+  name: 'conv 5x5 1->16 on 12x13 1-bit w, float in (direct)',
+  options: { kind: 'conv', inputShape: [1, 12, 13], rows: 16, kernel: 5, binary: true, inputs: 'none', relu: true },
+});
+SINGLE_LAYERS.push({
+  name: 'conv 3x3 40->64 on 6x7 1-bit w, float in (patches and tables)',
+  options: { kind: 'conv', inputShape: [40, 6, 7], rows: 64, kernel: 3, binary: true, inputs: 'none' },
+});
 SINGLE_LAYERS.push({
   name: 'dense 4100->9 1-bit w, dab in (rows longer than 31 v128 words)',
   options: { kind: 'dense', inputShape: [4100, 1, 1], rows: 9, binary: true, inputs: 'dab' },
@@ -199,7 +209,10 @@ SINGLE_LAYERS.push({
 
 for (const { name, options } of SINGLE_LAYERS) {
   test(`wasm equals reference: ${name}, batch 1 and 3`, async () => {
-    const plan = planOf([weightLayer('layer', options, rng(name.length))]);
+    const layer = weightLayer('layer', options, rng(name.length));
+    if (name.includes('(direct)')) assert.ok(directConvIsCheaper(layer));
+    if (name.includes('(patches and tables)')) assert.ok(!directConvIsCheaper(layer));
+    const plan = planOf([layer]);
     for (const batch of [1, 3]) {
       const diff = await compare(plan, batch, batch + 17);
       assert.ok(diff <= TOLERANCE, `batch ${batch}: relative difference ${diff}`);

@@ -29,6 +29,8 @@ interface WasmLayer {
   chunkBytes: number;
   /** Masked path: subset sums as two 16-entry tables per weight byte instead of one of 256 (few rows). */
   nibbles: boolean;
+  /** Masked conv path: set taps added straight from the input (maskedConv) instead of patches and tables. */
+  direct: boolean;
 }
 
 /** Scratch sizes in bytes for a batch of one (`perSample`) or shared across the batch. */
@@ -149,6 +151,7 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
     wpop: 0,
     chunkBytes: 0,
     nibbles: false,
+    direct: false,
     scale: layer.scale ? put(layer.scale) : 0,
     shift: put(layer.shift),
   };
@@ -157,12 +160,14 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
   const lower = put(w.lower);
   const step = put(w.step);
   if (layer.inputs === 'none') {
-    // Long rows keep their bytes group-major for the blocked kernel; short ones stay as the file packs them.
+    // Long rows keep their bytes group-major for the blocked kernel; short ones, and direct convs, stay as the file
+    // packs them.
     const groups = packedRowBytes(layer.rowLength);
-    const blocked = groups > MASKED_TABLE_GROUPS;
+    const direct = layer.kind === 'conv' && directConvIsCheaper(layer);
+    const blocked = groups > MASKED_TABLE_GROUPS && !direct;
     const weights = put(blocked ? groupMajor(w.packed, layer.rows, groups) : w.packed);
     const nibbles = layer.rows <= NIBBLE_MAX_ROWS;
-    return { ...base, path: 'masked', weights, rowStride: blocked ? 0 : groups, lower, step, nibbles };
+    return { ...base, path: 'masked', weights, rowStride: blocked ? 0 : groups, lower, step, nibbles, direct };
   }
   const { rows: repacked, rowStride, chunkBytes, popcounts } = repackForPopcount(layer, w.packed);
   return { ...base, path: 'pop', weights: put(repacked), rowStride, lower, step, wpop: put(popcounts), chunkBytes };
@@ -177,6 +182,22 @@ const MASKED_TABLE_GROUPS = 8;
  * nibbles were 20%, 12%, 0% faster and 15% slower.
  */
 const NIBBLE_MAX_ROWS = 24;
+
+/**
+ * Whether a binary conv on float inputs runs faster as maskedConv (per filter, the input under each set tap added up:
+ * work ~ positions * (taps + rows * taps / 2)) than as patches and subset-sum tables (work ~ positions * (taps +
+ * 16 * groups + rows * (2 * groups + 10))). Timed on x64 (V8), a unit of the first costs about half one of the
+ * second; direct won 6x on 1 -> 16 channels 5x5 (LeNet's conv1), 2.8x on 3 -> 32 3x3, 1.7x on 16 -> 32 5x5 and lost
+ * 1.2x on 64 -> 64 3x3, hence the 1.5 below.
+ */
+export function directConvIsCheaper(layer: PlanWeightLayer): boolean {
+  const positions = layer.outputShape[1] * layer.outputShape[2];
+  const taps = layer.rowLength;
+  const groups = packedRowBytes(taps);
+  const direct = positions * (taps + (layer.rows * taps) / 2);
+  const tables = positions * (taps + 16 * groups + layer.rows * (2 * groups + 10));
+  return direct < 1.5 * tables;
+}
 
 /** Binary weights on float inputs: the masked-sum kernel for the layer's row length (see placeLayer). */
 function maskedRows(
@@ -287,12 +308,17 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
       grow('bits', isConv ? h * w * packedRowBytes(c) : wl.path === 'pop' ? wl.rowStride : packedRowBytes(c));
       if (wl.path === 'f32') grow('quantized', 4 * features(layer.inputShape));
     }
-    if (isConv) grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 4 * positions * layer.rowLength);
+    if (isConv && !wl.direct) {
+      grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 4 * positions * layer.rowLength);
+    }
     grow('apop', 4 * (isConv ? positions : 1));
     // Subset-sum tables (1 KiB, or 128 bytes with nibbles) for every row byte and 32 nibble sums; when blocked,
     // tables for MASKED_TABLE_GROUPS bytes, the nibble sums, the rows' running sums and MASKED_TABLE_GROUPS gathered
     // weight bytes per row (kernels.as.ts maskedRows, maskedRowsBlocked).
-    if (wl.path === 'masked') {
+    if (wl.path === 'masked' && wl.direct) {
+      // maskedConv: the input and the window sums as f64, then the set taps' offsets.
+      grow('lut', 8 * (c * h * w + positions) + 4 * layer.rowLength);
+    } else if (wl.path === 'masked') {
       const groups = packedRowBytes(layer.rowLength);
       const table = wl.nibbles ? 128 : 1024;
       grow(
@@ -445,8 +471,29 @@ function runLayer(
     return;
   }
   for (let s = 0; s < batch; s++) {
-    k.im2colF32(input + s * inBytes, c, h, w, layer.kernel, buf.patches);
     const out = y + s * outBytes;
+    if (l.direct) {
+      const { lower, step, scale, shift, weights, rowStride } = l;
+      k.maskedConv(
+        input + s * inBytes,
+        c,
+        h,
+        w,
+        layer.kernel,
+        weights,
+        rowStride,
+        rows,
+        lower,
+        step,
+        scale,
+        shift,
+        relu,
+        out,
+        buf.lut,
+      );
+      continue;
+    }
+    k.im2colF32(input + s * inBytes, c, h, w, layer.kernel, buf.patches);
     if (l.path === 'f32')
       k.f32Rows(buf.patches, positions, len, l.weights, rows, l.scale, l.shift, relu, out, positions, 1);
     else maskedRows(k, l, buf.patches, positions, out, positions, 1, buf.lut);

@@ -54,6 +54,23 @@ export interface KernelExports {
     lut: number,
     nibbles: number,
   ): void;
+  maskedConv(
+    x: number,
+    C: number,
+    H: number,
+    W: number,
+    K: number,
+    bits: number,
+    rowStride: number,
+    rows: number,
+    lower: number,
+    step: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+    scratch: number,
+  ): void;
   popRows(
     a: number,
     items: number,
