@@ -254,7 +254,7 @@ export const kernels: Benchmark = {
       minMs,
       batches,
       backends: backendNames,
-      timing: 'interleaved: every backend on both layers of a group, one call each in turn',
+      timing: 'both layers of a group on every backend take turns: 8 rounds of warm blocks',
       weights: 'dab, random, seed 1/2',
       inputs: 'uniform [-1, 1]',
     };
