@@ -117,7 +117,7 @@ export async function createWasmEngine(plan: Plan): Promise<Engine> {
       let other = buffers.b;
       for (const layer of plan.layers) {
         if (layer.kind === 'flatten') continue;
-        const event = profiler?.begin(layer.name, layerTag(layer));
+        const event = profiler?.begin(layer.name, layers.get(layer as PlanWeightLayer)?.tag ?? layerTag(layer));
         if (layer.kind === 'maxpool') {
           const [c, h, w] = layer.inputShape;
           k.maxPool(cur, batch * c, h, w, layer.size, other);
@@ -167,7 +167,10 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
     const blocked = groups > MASKED_TABLE_GROUPS && !direct;
     const weights = put(blocked ? groupMajor(w.packed, layer.rows, groups) : w.packed);
     const nibbles = layer.rows <= NIBBLE_MAX_ROWS;
-    return { ...base, path: 'masked', weights, rowStride: blocked ? 0 : groups, lower, step, nibbles, direct };
+    // The profile names the masked-sum variant: tables of 256 or of 2 x 16 sums, or the direct conv.
+    const variant = direct ? 'direct' : nibbles ? 'nibble tables' : 'byte tables';
+    const tag = base.tag.replace('(masked sum)', `(masked sum, ${variant})`);
+    return { ...base, tag, path: 'masked', weights, rowStride: blocked ? 0 : groups, lower, step, nibbles, direct };
   }
   const { rows: repacked, rowStride, chunkBytes, popcounts } = repackForPopcount(layer, w.packed);
   return { ...base, path: 'pop', weights: put(repacked), rowStride, lower, step, wpop: put(popcounts), chunkBytes };
