@@ -115,7 +115,7 @@ async function race(a: Backend, b: Backend, file: ModelFile): Promise<Backend> {
         await backend.run(input, dims);
       } catch {
         failed.add(backend);
-        break;
+        continue;
       }
       if (i >= RACE_WARMUP) samples.get(backend)?.push(nowMs() - t);
     }
@@ -125,6 +125,11 @@ async function race(a: Backend, b: Backend, file: ModelFile): Promise<Backend> {
     const s = [...(samples.get(backend) ?? [])].sort((x, y) => x - y);
     return failed.has(backend) || s.length === 0 ? Infinity : s[s.length >> 1];
   };
+  if (failed.has(a) && failed.has(b)) {
+    // The probe does not suit this model (both failed on it): keep the ranking's choice, untimed.
+    await b.dispose();
+    return a;
+  }
   const [winner, loser] = failed.has(a) || (!failed.has(b) && median(b) < median(a)) ? [b, a] : [a, b];
   await loser.dispose();
   const said = (backend: Backend): string => {

@@ -64,6 +64,23 @@ test('auto keeps the faster of a raced backend and the next one that loads, and 
   assert.equal(failing.name, 'ort-node');
   assert.match(failing.choice?.reason ?? '', /against slow failed on the probe input/);
   await failing.dispose();
+  // When both fail on the probe, it does not suit the model: the ranking's choice stays, untimed.
+  registerBackend({
+    name: 'also-failing',
+    priority: 90,
+    create: async () =>
+      standIn(
+        'also-failing',
+        () => {
+          throw new Error('wrong dims');
+        },
+        disposed,
+      ),
+  });
+  const untimed = await createBackend('auto', FILE);
+  assert.equal(untimed.name, 'slow');
+  assert.equal(untimed.choice, undefined);
+  assert.equal(disposed[disposed.length - 1], 'also-failing');
   // Asked for by name, a raced backend is not raced.
   assert.equal((await createBackend('slow', FILE)).choice, undefined);
 });
