@@ -5,7 +5,7 @@ import type { Backend, BackendFactory } from './backend.js';
 import type { Engine, EngineMode } from './bitwasm/engine.js';
 import { createReferenceEngine } from './bitwasm/engine-reference.js';
 import { createWasmEngine } from './bitwasm/engine-wasm.js';
-import { planModel } from './bitwasm/plan.js';
+import { planExit, planModel, type Plan } from './bitwasm/plan.js';
 import type { ModelFile } from './model-file.js';
 import type { Profiler } from './profiler.js';
 
@@ -18,27 +18,42 @@ export async function createBitwasmBackend(
   mode: EngineMode = 'wasm',
 ): Promise<Backend & { engine: Engine }> {
   const plan = planModel(file);
-  const engine = mode === 'wasm' ? await createWasmEngine(plan) : createReferenceEngine(plan);
+  const create = async (p: Plan): Promise<Engine> =>
+    mode === 'wasm' ? await createWasmEngine(p) : createReferenceEngine(p);
+  const engine = await create(plan);
+  // A stage file with an exit: the exit head runs as a second engine on the stage's output.
+  const exitPlan = planExit(file);
+  const exit = exitPlan ? await create(exitPlan) : undefined;
   const perSample = plan.inputShape[0] * plan.inputShape[1] * plan.inputShape[2];
   let profiler: Profiler | undefined;
+  const run = (input: Float32Array, dims: number[]): Float32Array => {
+    const batch = dims[0];
+    if (input.length !== batch * perSample) {
+      throw new CmpError(
+        'BAD_ARGUMENT',
+        `bitwasm got input [${dims.join(', ')}] but ${file.path} takes [batch, ${plan.inputShape.join(', ')}]. Feed the model's input shape.`,
+      );
+    }
+    return engine.run(input, batch, profiler);
+  };
   return {
     name: mode === 'wasm' ? 'bitwasm' : 'bitwasm-reference',
     engine,
     async run(input: Float32Array, dims: number[]): Promise<Float32Array> {
-      const batch = dims[0];
-      if (input.length !== batch * perSample) {
-        throw new CmpError(
-          'BAD_ARGUMENT',
-          `bitwasm got input [${dims.join(', ')}] but ${file.path} takes [batch, ${plan.inputShape.join(', ')}]. Feed the model's input shape.`,
-        );
-      }
-      return engine.run(input, batch, profiler);
+      return run(input, dims);
+    },
+    async runAll(input: Float32Array, dims: number[]): Promise<Record<string, Float32Array>> {
+      const out = run(input, dims);
+      const names = file.manifest?.stage?.outputs ?? [file.outputName];
+      if (!exit) return { [names[0]]: out };
+      return { [names[0]]: out, [names[1]]: exit.run(out, dims[0], profiler) };
     },
     setProfiler(p: Profiler | undefined): void {
       profiler = p;
     },
     async dispose(): Promise<void> {
       engine.dispose();
+      exit?.dispose();
     },
   };
 }

@@ -6,17 +6,20 @@ import { bitwasmBackend } from './backend-bitwasm.js';
 import { ortNodeBackend } from './backend-ort-node.js';
 import { ortWebBackend } from './backend-ort-web.js';
 
-/** bitwasm runs whole networks only: models with early exits (If control flow) go to onnxruntime. */
+/**
+ * bitwasm runs a model with early exits stage by stage, from its stage files (the whole file's If control flow is not
+ * one of its ops). `auto` does not race it on stage files yet: they stay on onnxruntime unless asked for by name.
+ */
 const bitwasmWithoutExits: BackendFactory = {
   ...bitwasmBackend,
   rank: (file) =>
     file.manifest?.exits?.length || file.manifest?.stage ? 0 : (bitwasmBackend.rank?.(file) ?? bitwasmBackend.priority),
   create: (file) => {
-    if (file.manifest?.exits?.length || file.manifest?.stage) {
+    if (file.manifest?.exits?.length && !file.manifest.stage) {
       return Promise.reject(
         new CmpError(
           'BACKEND_UNAVAILABLE',
-          `bitwasm does not run early exits yet (${file.path}); use --backend ort-node`,
+          `bitwasm runs ${file.path} stage by stage, from its stage files; cmp run and the device runtimes do that with --backend bitwasm`,
         ),
       );
     }

@@ -122,11 +122,20 @@ export function planModel(file: ModelFile): Plan {
   } catch (err) {
     throw bad(`its manifest spec is invalid (${(err as Error).message})`);
   }
+  // A stage file of a model with early exits holds the layers [from, to) (export-onnx.ts stageBounds) and takes the
+  // previous stage's activation, flattened once a flatten or dense layer came before.
+  const [from, to] = stageLayers(file, bad);
+  let inputShape: [number, number, number] = [...spec.input.shape];
+  let flat = false;
+  if (from > 0) {
+    const [c, h, w] = shapes[from].inputShape;
+    flat = spec.layers.slice(0, from).some((l) => l.kind === 'flatten' || l.kind === 'dense');
+    inputShape = flat ? [c * h * w, 1, 1] : [c, h, w];
+  }
   // A static input mask is folded into the first dense layer (export-onnx.ts foldStaticMask): the file takes the
   // compact kept features, and that layer's rows span only them.
-  let inputShape: [number, number, number] = [...spec.input.shape];
   const mask = manifest.inputMask;
-  if (mask?.kind === 'static' && !manifest.selector && mask.features !== undefined) {
+  if (from === 0 && mask?.kind === 'static' && !manifest.selector && mask.features !== undefined) {
     if (spec.layers[0]?.kind !== 'flatten' || spec.layers[1]?.kind !== 'dense') {
       throw new CmpError(
         'BACKEND_UNAVAILABLE',
@@ -140,8 +149,9 @@ export function planModel(file: ModelFile): Plan {
   const initializers = new Map<string, OnnxTensor>();
   for (const t of file.model.graph?.initializer ?? []) initializers.set(t.name ?? '', t);
   const layers: PlanLayer[] = [];
-  let flat = false;
-  spec.layers.forEach((layer, i) => {
+  if (from > 0 && flat) shapes[from] = { ...shapes[from], inputShape };
+  spec.layers.slice(from, to).forEach((layer, j) => {
+    const i = from + j;
     const { inputShape, outputShape, rowLength } = shapes[i];
     if (layer.kind === 'flatten') {
       flat = true;
@@ -217,7 +227,68 @@ export function planModel(file: ModelFile): Plan {
       inputs: layer.binarize.inputs,
     });
   });
-  return { inputShape, classes: spec.labels.length, layers };
+  const last = shapes[to - 1].outputShape;
+  const classes = to === spec.layers.length ? spec.labels.length : last[0] * last[1] * last[2];
+  return { inputShape, classes, layers };
+}
+
+/** The spec's layers [from, to) that `file` holds: all of them, or one stage's. */
+function stageLayers(file: ModelFile, bad: Bad): [number, number] {
+  const manifest = file.manifest as NonNullable<ModelFile['manifest']>;
+  const layers = manifest.spec.layers;
+  const stage = manifest.stage;
+  if (!stage) return [0, layers.length];
+  const ends = (manifest.exits ?? []).map((e) => layers.findIndex((l) => l.name === e.after) + 1);
+  ends.push(layers.length);
+  if (ends.length !== stage.of || stage.index < 1 || stage.index > stage.of || ends.some((e) => e <= 0)) {
+    throw bad(`its stage ${stage.index} of ${stage.of} does not match the manifest's exits`);
+  }
+  return [stage.index === 1 ? 0 : ends[stage.index - 2], ends[stage.index - 1]];
+}
+
+/**
+ * The exit head of a stage file that has one (every stage but the last): a float dense layer on the stage's output,
+ * flattened, as export-onnx.ts emitExitHead writes it. Its plan takes the stage's output; its classes are the labels.
+ */
+export function planExit(file: ModelFile): Plan | undefined {
+  const manifest = file.manifest;
+  const stage = manifest?.stage;
+  if (!manifest || !stage || stage.index === stage.of) return undefined;
+  const bad = (problem: string): CmpError =>
+    new CmpError('MODEL_INVALID', `${file.path}: ${problem}. Re-export the model with cmp export.`);
+  const exit = manifest.exits?.[stage.index - 1];
+  if (!exit) throw bad(`stage ${stage.index} has no exit in the manifest`);
+  const classes = manifest.spec.labels.length;
+  const initializers = new Map<string, OnnxTensor>();
+  for (const t of file.model.graph?.initializer ?? []) initializers.set(t.name ?? '', t);
+  const tensor = (name: string): OnnxTensor => {
+    const t = initializers.get(name);
+    if (!t) throw bad(`exit "${exit.name}" has no initializer ${name}`);
+    return t;
+  };
+  const weight = tensor(`${exit.name}.weight`);
+  const features = (weight.dims ?? []).map(toNumber)[0] ?? 0;
+  const inputShape: [number, number, number] = [features, 1, 1];
+  const w = float32Of(weight, features * classes, exit.name, bad);
+  return {
+    inputShape,
+    classes,
+    layers: [
+      {
+        kind: 'dense',
+        name: exit.name,
+        inputShape,
+        outputShape: [classes, 1, 1],
+        kernel: 1,
+        rows: classes,
+        rowLength: features,
+        weights: { kind: 'float', rows: transposeToRows(w, features, classes) },
+        shift: float32Of(tensor(`${exit.name}.bias`), classes, exit.name, bad),
+        relu: false,
+        inputs: 'none',
+      },
+    ],
+  };
 }
 
 type Bad = (problem: string) => CmpError;
