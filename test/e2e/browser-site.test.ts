@@ -151,7 +151,7 @@ test(`the page answers ${SAMPLES} samples as Node does (same labels and exits, l
   assert.equal(state.state, 'done', state.error);
   assert.equal(state.crossOriginIsolated, true);
   assert.equal(await page.evaluate(() => crossOriginIsolated), true);
-  // auto in a browser: bitwasm does not run exits and ort-node is not there, so onnxruntime-web.
+  // auto in a browser: stage files stay on onnxruntime (auto does not race them) and ort-node is not there.
   assert.equal(state.backend, 'ort-web');
   const results = state.results ?? [];
   assert.equal(results.length, SAMPLES);

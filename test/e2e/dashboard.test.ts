@@ -84,7 +84,7 @@ before(async () => {
   exitModel = join(dir, 'fm-mask-exit.onnx');
   const exported = runCli(['export', runDir, '--out', exitModel, '--quiet']);
   assert.equal(exported.code, 0, exported.stderr);
-  // bitwasm runs whole networks without exits or a folded input mask: a plain DAB MLP of the same width.
+  // The bitwasm card profiles a plain DAB MLP of the same width (auto keeps stage files on onnxruntime).
   const plain = await trainRun(data, {
     arch: 'mlp',
     widths: [64, 32],
