@@ -8,12 +8,12 @@ import { ortWebBackend } from './backend-ort-web.js';
 
 /**
  * bitwasm runs a model with early exits stage by stage, from its stage files (the whole file's If control flow is not
- * one of its ops). `auto` does not race it on stage files yet: they stay on onnxruntime unless asked for by name.
+ * one of its ops), so `auto` ranks the whole file last and its stage files as any other.
  */
 const bitwasmWithoutExits: BackendFactory = {
   ...bitwasmBackend,
   rank: (file) =>
-    file.manifest?.exits?.length || file.manifest?.stage ? 0 : (bitwasmBackend.rank?.(file) ?? bitwasmBackend.priority),
+    file.manifest?.exits?.length && !file.manifest.stage ? 0 : (bitwasmBackend.rank?.(file) ?? bitwasmBackend.priority),
   create: (file) => {
     if (file.manifest?.exits?.length && !file.manifest.stage) {
       return Promise.reject(

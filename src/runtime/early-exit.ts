@@ -4,6 +4,7 @@ import { CmpError } from '../errors.js';
 import { nowMs } from '../core/clock.js';
 import { argmaxAt, softmaxEntropy } from '../core/entropy.js';
 import { stagePath } from '../core/manifest.js';
+import type { BackendChoice } from './backend.js';
 import { createBackend, type Backend } from './backends.js';
 import { readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
 
@@ -38,12 +39,16 @@ export class StagedModel {
     }
     const stages: { file: ModelFile; backend: Backend }[] = [];
     try {
+      // With 'auto', stage 1 chooses (bitwasm races the next backend on it) and the later stages follow its choice.
+      let name = backend;
       for (let k = 1; k <= manifest.stages; k++) {
         const stage = await read(stagePath(path, k));
         if (stage.manifest?.stage?.index !== k) {
           throw new CmpError('MODEL_INVALID', `${stage.path} is not stage ${k} of ${path}. Export the model again.`);
         }
-        stages.push({ file: stage, backend: await createBackend(backend, stage) });
+        const loaded = await createBackend(name, stage);
+        name = loaded.name;
+        stages.push({ file: stage, backend: loaded });
       }
     } catch (err) {
       await Promise.all(stages.map((s) => s.backend.dispose()));
@@ -56,6 +61,11 @@ export class StagedModel {
   /** The backend the stages run on. */
   get backendName(): string {
     return this.stages[0].backend.name;
+  }
+
+  /** With 'auto': the race on stage 1 that chose the backend. */
+  get backendChoice(): BackendChoice | undefined {
+    return this.stages[0].backend.choice;
   }
 
   get exitCount(): number {

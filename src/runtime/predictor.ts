@@ -72,7 +72,7 @@ export class Predictor {
 
   /** With backend 'auto' on a binary model: the load-time race that chose the backend, as one line. */
   get backendChoice(): string | undefined {
-    return this.backend?.choice?.reason;
+    return (this.backend?.choice ?? this.staged?.backendChoice)?.reason;
   }
 
   /** Whether inputs cross a link as cmp-select/1 frames (the model has an input mask). */

@@ -97,26 +97,25 @@ test('a 32-bit ARM device gets a release without native code that runs on WebAss
     assert.equal(report.facts.arch, 'arm');
     assert.equal(report.facts.uname, 'Linux armv7l');
     assert.match(report.backendReason, /no linux\/arm binary/);
-    // The model has early exits, which bitwasm does not run: onnxruntime-web's WebAssembly build serves it.
-    assert.equal(report.backend, 'ort-web');
+    // No native onnxruntime: bitwasm and onnxruntime-web's WebAssembly build race on stage 1 of the exit model.
+    const wasmOnly = /^(bitwasm|ort-web)$/;
+    assert.match(report.backend, wasmOnly);
     const release = join(dir, 'releases', report.release);
     const files = spawnSync('find', [release, '-name', '*.node', '-o', '-name', '*.so*'], {
       encoding: 'utf8',
     }).stdout.trim();
     assert.equal(files, '', 'no native code in the release');
     assert.ok(!existsSync(join(release, 'node_modules', 'onnxruntime-node')));
-    assert.deepEqual(await deviceHealth(dir).then((h) => [h.ok, h.release, h.backend]), [
-      true,
-      report.release,
-      'ort-web',
-    ]);
+    const health = await deviceHealth(dir);
+    assert.deepEqual([health.ok, health.release], [true, report.release]);
+    assert.match(health.backend, wasmOnly);
     const status = runCli(['status', ...args, '--json']);
     assert.equal(status.code, 0, status.stderr);
     assert.match((JSON.parse(status.stdout) as { backendReason: string }).backendReason, /no linux\/arm binary/);
     const profile = runCli(['profile', ...args, '--data', 'fashion-mnist', '--limit', '30', '--json', '--quiet']);
     assert.equal(profile.code, 0, profile.stderr);
     const p = JSON.parse(profile.stdout) as DeviceProfile;
-    assert.equal(p.backend, 'ort-web');
+    assert.match(p.backend, wasmOnly);
     assert.equal(p.device.arch, 'arm');
   } finally {
     pi.kill();

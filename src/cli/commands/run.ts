@@ -158,6 +158,8 @@ export interface StagedRunReport {
   model: string;
   dataset: string;
   backend: string;
+  /** With --backend auto: the race on stage 1 that chose the backend for every stage. */
+  backendChoice?: BackendChoice;
   samples: number;
   accuracy: number;
   thresholds: number[];
@@ -172,7 +174,7 @@ export interface StagedRunReport {
 
 /** Runs a model with exits stage by stage on every test sample: exit shares, accuracy and latency per exit. */
 async function runStaged(path: string, data: Dataset, backend: string, io: CliIo): Promise<number> {
-  const model = await StagedModel.load(path, backend === 'auto' ? 'ort-node' : backend);
+  const model = await StagedModel.load(path, backend);
   const link = await MaskedInput.open(readModelFile(path));
   try {
     const features = data.inputShape.reduce((a, b) => a * b, 1);
@@ -197,7 +199,8 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
     const report: StagedRunReport = {
       model: path,
       dataset: data.name,
-      backend: backend === 'auto' ? 'ort-node' : backend,
+      backend: model.backendName,
+      ...(model.backendChoice ? { backendChoice: model.backendChoice } : {}),
       samples: count,
       accuracy: taken.reduce((a, t) => a + t.correct, 0) / count,
       thresholds: model.thresholds,
@@ -241,6 +244,7 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
       `\n${report.model} on ${report.dataset} (${count} samples, ${report.backend}, stage by stage): accuracy ${formatPercent(report.accuracy)}, ` +
         `mean ${report.latencyMs.mean.toFixed(3)} ms, p99 ${report.latencyMs.p99.toFixed(3)} ms, ${report.meanHandoffBytes.toFixed(0)} bytes handed on per sample.`,
     );
+    if (report.backendChoice) io.out(`Backend, chosen on stage 1: ${report.backendChoice.reason}.`);
     return 0;
   } finally {
     await model.dispose();
