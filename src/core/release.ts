@@ -56,4 +56,6 @@ export const RELEASE_LAYOUT = Object.freeze({
   data: 'data',
   agent: 'cmp-edge.mjs',
   config: 'release.json',
+  /** Written on the device at activation: the backend `auto` chose there, which the service then loads directly. */
+  pinned: 'backend.json',
 });

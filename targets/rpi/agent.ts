@@ -124,10 +124,41 @@ async function smoke(config: ReleaseConfig): Promise<Json> {
     const p = await predictor.infer(Float32Array.from(config.smoke.input));
     // The clock starts with the process, so this is the cold start: Node, the bundle, the model, one inference.
     const coldStartMs = nowMs();
-    return { ...compareSmoke(config, p), backend: predictor.backendName, loadMs, coldStartMs };
+    const reason = predictor.backendChoice;
+    return {
+      ...compareSmoke(config, p),
+      backend: predictor.backendName,
+      ...(reason ? { backendReason: reason } : {}),
+      loadMs,
+      coldStartMs,
+    };
   } finally {
     await predictor.dispose();
   }
+}
+
+/** The backend a release's service loads: the one `auto` chose at activation (backend.json), else the config's. */
+function pinnedBackend(config: ReleaseConfig, dir = RELEASE_DIR): { backend: string; reason?: string } {
+  try {
+    const pinned = JSON.parse(readFileSync(join(dir, L.pinned), 'utf8')) as { backend?: unknown; reason?: unknown };
+    if (typeof pinned.backend === 'string' && /^[a-z0-9-]+$/.test(pinned.backend)) {
+      return { backend: pinned.backend, ...(typeof pinned.reason === 'string' ? { reason: pinned.reason } : {}) };
+    }
+  } catch {
+    // Not pinned (the config names a backend, or activation has not run): the config decides.
+  }
+  return { backend: config.backend };
+}
+
+/**
+ * Keeps what `auto` chose in the smoke test, so that the service, which starts right after, loads that backend
+ * directly instead of racing again (and cannot pick another one on a close race).
+ */
+function pinBackend(config: ReleaseConfig, checked: Json): void {
+  const c = checked as { backend?: string; backendReason?: string };
+  if (config.backend !== 'auto' || !c.backend) return;
+  const pinned = { backend: c.backend, ...(c.backendReason ? { reason: c.backendReason } : {}) };
+  writeFileSync(join(RELEASE_DIR, L.pinned), `${JSON.stringify(pinned)}\n`);
 }
 
 /** The device's answer against the host's; throws when they disagree. */
@@ -166,6 +197,7 @@ function pointAt(name: string, id: string): void {
 async function activate(): Promise<Json> {
   const config = verify();
   const checked = await smoke(config);
+  pinBackend(config, checked);
   const before = readLink(L.current);
   await stop();
   pointAt(L.current, config.id);
@@ -368,7 +400,9 @@ function log(line: string): void {
 /** The service: HTTP on the base folder's Unix socket, answering one instance at a time. */
 async function serve(): Promise<Json> {
   const config = readConfig();
-  const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), { backend: config.backend });
+  const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), {
+    backend: pinnedBackend(config).backend,
+  });
   const startedAt = new Date().toISOString();
   const latencies: number[] = [];
   let queue = Promise.resolve();
@@ -559,7 +593,9 @@ async function status(): Promise<Json> {
 /** Why the current release runs the backend it does (release.json). */
 function currentReason(): string | null {
   try {
-    return (JSON.parse(readFileSync(at(L.current, L.config), 'utf8')) as ReleaseConfig).backendReason;
+    const config = JSON.parse(readFileSync(at(L.current, L.config), 'utf8')) as ReleaseConfig;
+    const pinned = pinnedBackend(config, at(L.current)).reason;
+    return pinned ? `${config.backendReason}; ${pinned}` : config.backendReason;
   } catch {
     return null;
   }
@@ -599,7 +635,7 @@ async function profile(args: string[]): Promise<Json> {
   const limit = Math.min(Number(flags.get('--limit') ?? meta.count), meta.count);
   const config = readConfig();
   const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), {
-    backend: flags.get('--backend') ?? config.backend,
+    backend: flags.get('--backend') ?? pinnedBackend(config).backend,
   });
   try {
     if (predictor.features !== meta.features) {
@@ -618,7 +654,9 @@ async function profile(args: string[]): Promise<Json> {
       device: facts(),
       model: { path: config.model, release: config.id },
       ...measured,
-      backendReason: [config.backendReason, measured.backendReason].filter(Boolean).join('; '),
+      backendReason: [config.backendReason, measured.backendReason ?? pinnedBackend(config).reason]
+        .filter(Boolean)
+        .join('; '),
       rssBytes: process.resourceUsage().maxRSS * 1024,
     };
     return { profile: result };

@@ -36,7 +36,7 @@ function train(name: string, extra: string[]): string {
   return trainAndExport(work, name, extra);
 }
 
-function serviceHealth(dir = deviceDir): Promise<{ ok: boolean; release: string }> {
+function serviceHealth(dir = deviceDir): Promise<{ ok: boolean; release: string; backend: string }> {
   return deviceHealth(dir);
 }
 
@@ -97,7 +97,16 @@ test('deploy: the device runs the release, its service answers the smoke instanc
   assert.equal(report.facts.arch, process.arch);
   assert.ok(report.uploadedBytes > 1e6, 'the release carries the native onnxruntime for this platform');
   assert.equal(currentRelease(), report.release);
-  assert.deepEqual(await serviceHealth(), { ...(await serviceHealth()), ok: true, release: report.release });
+  const health = await serviceHealth();
+  assert.deepEqual(health, { ...health, ok: true, release: report.release });
+  // auto raced bitwasm against onnxruntime-node on stage 1 at activation; the service loads the winner directly.
+  const pinned = JSON.parse(readFileSync(join(deviceDir, 'releases', report.release, 'backend.json'), 'utf8')) as {
+    backend: string;
+    reason: string;
+  };
+  assert.match(pinned.backend, /^(bitwasm|ort-node)$/);
+  assert.equal(health.backend, pinned.backend);
+  assert.match(pinned.reason, new RegExp(`^auto: ${pinned.backend} [0-9.]+ ms per batch-1 call against`));
   // No copy of the project's node_modules: only onnxruntime's runtime files.
   const modules = readdirSync(join(deviceDir, 'releases', report.release, 'node_modules')).sort();
   assert.deepEqual(modules, ['onnxruntime-common', 'onnxruntime-node']);
