@@ -92,8 +92,15 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     kill(): void {
       const pid = child?.pid;
       if (pid === undefined) return;
-      // Sessions are sshd's children: kill them too, as a cut link would end them.
-      for (const session of childrenOf(pid)) process.kill(session, 'SIGKILL');
+      // Sessions are sshd's descendants (a privileged monitor, its unprivileged session, sftp-server or the shell
+      // below it): kill them all at once, as a cut link would end them, so none finishes the transfer it was in.
+      for (const session of descendantsOf(pid)) {
+        try {
+          process.kill(session, 'SIGKILL');
+        } catch {
+          // it ended meanwhile
+        }
+      }
       child?.kill('SIGKILL');
       child = undefined;
     },
@@ -101,20 +108,25 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   };
 }
 
-/** Pids whose parent is `pid`, read from /proc (no procps needed). */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .filter((name) => {
-      try {
-        // Field 4 of /proc/PID/stat is the parent pid; the command name before it may hold spaces, so split after ')'.
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false; // it ended meanwhile
-      }
-    })
-    .map(Number);
+/** Pids below `pid` in the process tree, children first, read from /proc (no procps needed). */
+function descendantsOf(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // Field 4 of /proc/PID/stat is the parent pid; the command name before it may hold spaces, so split after ')'.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // it ended meanwhile
+    }
+  }
+  const found: number[] = [];
+  for (let i = -1; i < found.length; i++) {
+    const parent = i < 0 ? pid : found[i];
+    for (const [child, p] of parents) if (p === parent) found.push(child);
+  }
+  return found;
 }
 
 function freePort(): Promise<number> {
