@@ -106,7 +106,7 @@ export async function profilePredictor(
   const fullBytes = options.fullInputBytes ?? predictor.fullInputBytes ?? f;
   return {
     backend: predictor.backendName,
-    ...(predictor.backendChoice ? { backendReason: predictor.backendChoice } : {}),
+    ...(predictor.backendReason ? { backendReason: predictor.backendReason } : {}),
     dataset: options.dataset,
     samples: count,
     accuracy: count ? correct / count : 0,

@@ -66,6 +66,7 @@ export async function createBackend(name: string, file: ModelFile): Promise<Back
   const rank = (f: BackendFactory): number => f.rank?.(file) ?? f.priority;
   const candidates = name === 'auto' ? [...registry.values()].sort((a, b) => rank(b) - rank(a)) : [registry.get(name)];
   const failures: string[] = [];
+  const probe = name === 'auto' ? probeInput(file) : undefined;
   let first: Backend | undefined;
   for (const factory of candidates as BackendFactory[]) {
     let backend: Backend;
@@ -79,8 +80,7 @@ export async function createBackend(name: string, file: ModelFile): Promise<Back
       );
       continue;
     }
-    if (first) return race(first, backend, file);
-    const probe = probeInput(file);
+    if (first && probe) return race(first, backend, probe);
     if (name !== 'auto' || !factory.raced || rank(factory) <= 0 || !probe) return backend;
     first = backend;
   }
@@ -100,8 +100,8 @@ const RACE_BUDGET_MS = 60;
  * Times two loaded backends call by call on one probe input (batch 1) and keeps the faster, with the race recorded in
  * its `choice`; the other is disposed. A backend that fails on the probe loses.
  */
-async function race(a: Backend, b: Backend, file: ModelFile): Promise<Backend> {
-  const { input, dims } = probeInput(file) as { input: Float32Array; dims: number[] };
+async function race(a: Backend, b: Backend, probe: Probe): Promise<Backend> {
+  const { input, dims } = probe;
   const samples = new Map<Backend, number[]>([
     [a, []],
     [b, []],
@@ -144,8 +144,14 @@ async function race(a: Backend, b: Backend, file: ModelFile): Promise<Backend> {
   return Object.assign(winner, { choice });
 }
 
+/** A fixed batch-1 input the race times both backends on. */
+interface Probe {
+  input: Float32Array;
+  dims: number[];
+}
+
 /** A fixed pseudo-random batch-1 input in the model's input range, or undefined when its input dims are open. */
-function probeInput(file: ModelFile): { input: Float32Array; dims: number[] } | undefined {
+function probeInput(file: ModelFile): Probe | undefined {
   if (file.inputDims.length === 0 || file.inputDims.some((d) => d <= 0)) return undefined;
   const mean = file.manifest?.input.mean ?? 0;
   const std = file.manifest?.input.std ?? 1;

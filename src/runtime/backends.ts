@@ -19,7 +19,7 @@ const bitwasmWithoutExits: BackendFactory = {
       return Promise.reject(
         new CmpError(
           'BACKEND_UNAVAILABLE',
-          `bitwasm runs ${file.path} stage by stage, from its stage files; cmp run and the device runtimes do that with --backend bitwasm`,
+          `bitwasm runs ${file.path} stage by stage, from its stage files, as cmp run and the device runtimes load it; give it a stage file, not the whole model`,
         ),
       );
     }

@@ -71,7 +71,7 @@ export class Predictor {
   }
 
   /** With backend 'auto' on a binary model: the load-time race that chose the backend, as one line. */
-  get backendChoice(): string | undefined {
+  get backendReason(): string | undefined {
     return (this.backend?.choice ?? this.staged?.backendChoice)?.reason;
   }
 

@@ -124,7 +124,7 @@ async function smoke(config: ReleaseConfig): Promise<Json> {
     const p = await predictor.infer(Float32Array.from(config.smoke.input));
     // The clock starts with the process, so this is the cold start: Node, the bundle, the model, one inference.
     const coldStartMs = nowMs();
-    const reason = predictor.backendChoice;
+    const reason = predictor.backendReason;
     return {
       ...compareSmoke(config, p),
       backend: predictor.backendName,
