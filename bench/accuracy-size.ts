@@ -9,7 +9,16 @@ import { createBackend } from '../src/runtime/backends.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { parseModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
-import { atLeast, atMost, benchRecord, goalLines, parseBenchFlags, positiveInt, type Goal } from './common.js';
+import {
+  atLeast,
+  atMost,
+  benchRecord,
+  goalLines,
+  parseBenchFlags,
+  positiveInt,
+  RowCache,
+  type Goal,
+} from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
@@ -60,10 +69,17 @@ export const accuracySize: Benchmark = {
     const machine = describeMachine();
     const rows: Row[] = [];
     const datasets = (values.datasets as string).split(',');
+    const cache = new RowCache<Row>('accuracy-size', { widths, epochs, seed, limitTrain, limitTest });
+    if (cache.size) process.stderr.write(`accuracy-size: resuming, ${cache.size} rows already in ${cache.path}\n`);
     for (const name of datasets) {
       const data = await loadDataset(name, { limitTrain, limitTest });
       for (const m of MODELS) {
         const label = `${data.name} ${m.name}`;
+        const done = cache.get(label);
+        if (done) {
+          rows.push(done);
+          continue;
+        }
         const trained = await trainRun(data, {
           arch: 'mlp',
           widths,
@@ -87,7 +103,7 @@ export const accuracySize: Benchmark = {
         const result = await evaluate(backend, file, data).finally(() => backend.dispose());
         const binary = manifest.layers.filter((l) => l.weights !== 'none');
         const layers = binary.length ? binary : manifest.layers;
-        rows.push({
+        const row: Row = {
           dataset: data.name,
           model: m.name,
           weights: m.weights,
@@ -98,7 +114,9 @@ export const accuracySize: Benchmark = {
             (layers.reduce((a, l) => a + l.weightBytes, 0) * 8) / layers.reduce((a, l) => a + l.weightCount, 0),
           maxLayerBitsPerWeight: Math.max(...layers.map((l) => l.bitsPerWeight)),
           trainSeconds: trained.training.durationMs / 1000,
-        });
+        };
+        cache.put(label, row);
+        rows.push(row);
       }
     }
     const goals = evaluateGoals(rows);

@@ -1,6 +1,8 @@
 // What every benchmark shares: flag parsing with one-line errors, goals reported met or missed, saving the record.
 
-import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nowMs, percentile } from '../src/core/clock.js';
 import { CmpError } from '../src/errors.js';
@@ -72,6 +74,47 @@ export function benchRecord(benchmark: string, fields: Record<string, unknown>, 
   const record = JSON.stringify({ benchmark, machine, ...fields }, null, 2);
   if (save) writeFileSync(save, `${record}\n`);
   return record;
+}
+
+/**
+ * Finished rows of a long benchmark, kept in `.bench/` under a hash of its inputs, so a run that stops (a session's
+ * end, a crash) resumes where it stopped: rerun the same command and the rows already measured are not measured
+ * again. Other inputs (epochs, seed, a limit) start a file of their own; delete `.bench/` to measure everything anew.
+ * CMP_BENCH_DIR moves the folder (the tests point it at a temporary one).
+ */
+export class RowCache<Row> {
+  readonly path: string;
+  private readonly rows: Record<string, Row>;
+
+  constructor(benchmark: string, inputs: unknown, dir = process.env.CMP_BENCH_DIR || '.bench') {
+    const key = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 12);
+    mkdirSync(dir, { recursive: true });
+    this.path = join(dir, `${benchmark}-${key}.json`);
+    let saved: Record<string, Row> = {};
+    try {
+      saved = (JSON.parse(readFileSync(this.path, 'utf8')) as { rows: Record<string, Row> }).rows;
+    } catch {
+      // No file yet (or one cut short before its rename, which cannot happen): start empty.
+    }
+    this.rows = saved;
+  }
+
+  /** The row measured earlier under `key`, if any. */
+  get(key: string): Row | undefined {
+    return this.rows[key];
+  }
+
+  /** How many rows were measured earlier. */
+  get size(): number {
+    return Object.keys(this.rows).length;
+  }
+
+  /** Keeps a finished row; written to a temporary name and renamed, so the file is never half-written. */
+  put(key: string, row: Row): void {
+    this.rows[key] = row;
+    writeFileSync(`${this.path}.tmp`, JSON.stringify({ rows: this.rows }, null, 2));
+    renameSync(`${this.path}.tmp`, this.path);
+  }
 }
 
 /** Latency of one contender, in milliseconds. */

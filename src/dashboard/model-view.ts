@@ -91,7 +91,16 @@ async function runView(dir: string): Promise<ModelView> {
     else {
       // The selector runs in TensorFlow.js, which the Electron app does not carry: there the picture is left out.
       try {
-        const data = await loadProfileData('auto', record.training.dataset, DYNAMIC_MASK_EXAMPLES);
+        const data = await loadProfileData(
+          'auto',
+          {
+            name: 'the run',
+            recorded: record.training.dataset,
+            inputShape: record.spec.input.shape,
+            classes: record.spec.labels.length,
+          },
+          DYNAMIC_MASK_EXAMPLES,
+        );
         selections = await selectedUnits(frozen, data.test, Math.min(DYNAMIC_MASK_EXAMPLES, data.test.count));
       } catch (err) {
         note = `No picture of the dynamic mask: ${String((err as Error)?.message ?? err).split('\n')[0]}`;

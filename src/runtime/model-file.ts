@@ -2,6 +2,7 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { CmpError } from '../errors.js';
+import type { DatasetConsumer } from '../data/datasets.js';
 import { MANIFEST_KEY, modelFilePaths, parseManifest, type Manifest } from '../core/manifest.js';
 import {
   decodeModel,
@@ -27,6 +28,16 @@ export interface ModelFile {
   outputDims: number[];
   opset: number;
   producer: string;
+}
+
+/**
+ * What a data set must fit to feed this file: its input (the manifest's whole input, which a masked file's compact
+ * graph input is selected from), its classes and the data set its manifest records.
+ */
+export function datasetConsumer(file: ModelFile): DatasetConsumer {
+  const classes = file.manifest?.labels.length ?? file.outputDims[file.outputDims.length - 1];
+  const inputShape = file.manifest?.input.shape ?? file.inputDims;
+  return { name: file.path, recorded: file.manifest?.training?.dataset, inputShape, classes };
 }
 
 /** Reads a model file by path: from disk in Node, by fetch in a browser (sibling files of stages and selectors). */

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { ROOT } from '../helpers.js';
+import { ROOT, tempDir } from '../helpers.js';
 
 interface Report {
   machine: { cores: number };
@@ -31,9 +31,16 @@ test('npm run bench -- accuracy-size --json prints every model and each goal wit
     '--widths',
     '32',
   ];
-  const result = spawnSync('npm', args, { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+  // Finished rows go to a cache of this test's own, so a rerun resumes instead of training again.
+  const env = { ...process.env, CMP_BENCH_DIR: tempDir('cmp-bench-rows-') };
+  const result = spawnSync('npm', args, { cwd: ROOT, encoding: 'utf8', timeout: 300_000, env });
   assert.equal(result.status, 0, result.stderr);
   const report = JSON.parse(result.stdout) as Report;
+  const resumed = spawnSync('npm', args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env });
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resuming, 5 rows already in/);
+  assert.doesNotMatch(resumed.stderr, /epoch 1\/1/, 'no model is trained again');
+  assert.deepEqual((JSON.parse(resumed.stdout) as Report).rows, report.rows);
   assert.equal(report.inputs.epochs, 1);
   assert.ok(report.machine.cores >= 1);
   assert.deepEqual(

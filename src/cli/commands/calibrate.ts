@@ -10,7 +10,7 @@ import { measureStageLatency } from '../../runtime/early-exit.js';
 import { parseModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
-import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { DATA_FLAG, loadDataFlag, runConsumer } from '../data-flag.js';
 import { formatPercent, formatTable } from '../table.js';
 
 /** Validation samples whose batch-1 stage latency is measured. */
@@ -56,7 +56,7 @@ export const calibrateCommand: Command = {
     const spec = run.record.spec;
     if (!spec.exits?.length)
       throw new CmpError('RUN_INVALID', `Run ${run.dir} has no early exits. Train one with --exits 1,2.`);
-    const data = await loadDataFlag(f.data ?? run.record.training.dataset, io);
+    const data = await loadDataFlag(f.data, io, runConsumer(run.dir, spec, run.record.training.dataset));
     const split = validationSplit(data, run.record.training.validationCount ?? 0);
     io.progress.update(`calibrate: running ${split.count} validation samples through every exit`);
     const frozen = freeze(spec, run.tensors);

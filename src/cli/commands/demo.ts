@@ -40,10 +40,8 @@ export const demoCommand: Command = {
     const f = parsed.flags;
     const out = (f.out as string) ?? 'cmp-demo';
     const epochs = (f.epochs as number) ?? 3;
-    const data = await loadDataFlag(f.data, io, { limitTrain: (f['limit-train'] as number) ?? 30000 });
-    io.progress.log(
-      `cmp demo on ${data.name}: ${data.train.count} train / ${data.test.count} test samples, ${epochs} epochs per model`,
-    );
+    const data = await loadDataFlag(f.data, io, undefined, { limitTrain: (f['limit-train'] as number) ?? 30000 });
+    io.progress.log(`cmp demo: a float and a DAB MLP, ${epochs} epochs each.`);
     mkdirSync(out, { recursive: true });
     const rows = [];
     for (const model of DEMO_MODELS) {

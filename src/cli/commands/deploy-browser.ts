@@ -18,7 +18,7 @@ import { SITE_LAYOUT, SITE_SCHEMA, type SiteConfig, type SitePrediction } from '
 import { CMP_VERSION } from '../../core/version.js';
 import { recordDevice } from '../../deploy/devices.js';
 import { CmpError } from '../../errors.js';
-import { readModelFile } from '../../runtime/model-file.js';
+import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
 import { Predictor } from '../../runtime/predictor.js';
 import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo } from '../command.js';
@@ -68,9 +68,10 @@ export const browserDeploy = {
       site: posix.join(SITE_LAYOUT.modelDir, basename(path)),
       bytes: path === file.path ? file.bytes : readSibling(path, file.path),
     }));
-    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, {
+    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
       limitTest: (f.samples as number | undefined) ?? 100,
       limitTrain: 1,
+      use: 'test',
     });
     const count = data.test.count;
     const features = data.inputShape.reduce((a, b) => a * b, 1);

@@ -9,7 +9,7 @@ import type { Capabilities } from '../../link/protocol.js';
 import { DEFAULT_BAUD_RATE, openSerialTransport } from '../../link/transport-serial.js';
 import { createBackend } from '../../runtime/backends.js';
 import { predict } from '../../runtime/evaluate.js';
-import { readModelFile } from '../../runtime/model-file.js';
+import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
 import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo } from '../command.js';
 import { loadDataFlag } from '../data-flag.js';
@@ -36,7 +36,7 @@ export const mcuDeploy = {
     }
     const file = readModelFile(parsed.positionals[0]);
     const mcu = convertToMcuModel(file);
-    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, { limitTest: 1, limitTrain: 1 });
+    const data = await loadDataFlag(f.data, io, datasetConsumer(file), { limitTest: 1, limitTrain: 1, use: 'test' });
     const transport = await openSerialTransport(port, { baudRate: f['baud-rate'] as number | undefined });
     const client = new McuClient(transport);
     try {

@@ -6,7 +6,7 @@ import { recordDevice } from '../../deploy/devices.js';
 import { forEachDevice, readHostsFile, type FleetResult } from '../../deploy/fleet.js';
 import { deployRpi, type ReleasePlans, type RpiDeployReport, type RpiOptions } from '../../deploy/rpi.js';
 import { formatAddress, parseRemoteAddress } from '../../deploy/remote.js';
-import { readModelFile } from '../../runtime/model-file.js';
+import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
 import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo } from '../command.js';
 import { loadDataFlag } from '../data-flag.js';
@@ -149,9 +149,10 @@ export const rpiDeploy = {
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const { fleet, parallel, devices } = rpiDevicesFrom(parsed, io, 'deploy');
     const file = readModelFile(parsed.positionals[0]);
-    const data = await loadDataFlag(parsed.flags.data ?? file.manifest?.training?.dataset, io, {
+    const data = await loadDataFlag(parsed.flags.data, io, datasetConsumer(file), {
       limitTest: 1,
       limitTrain: 1,
+      use: 'test',
     });
     const features = data.inputShape.reduce((a, b) => a * b, 1);
     const smoke = data.test.x.slice(0, features);

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import { exportRunInMemory } from '../../export/export-run.js';
 import { backendNames, createBackend } from '../../runtime/backends.js';
 import { evaluate } from '../../runtime/evaluate.js';
-import { parseModelFile, readModelFile } from '../../runtime/model-file.js';
+import { datasetConsumer, parseModelFile, readModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
@@ -37,9 +37,10 @@ export const evalCommand: Command = {
     const path = parsed.positionals[0];
     // A run folder is evaluated as cmp export would write it.
     const file = isDirectory(path) ? parseModelFile(exportRunInMemory(path).bytes, path) : readModelFile(path);
-    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, {
+    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
       limitTest: f.limit as number | undefined,
       limitTrain: 1,
+      use: 'test',
     });
     const backend = await createBackend((f.backend as string) ?? 'ort-node', file);
     try {

@@ -64,7 +64,8 @@ export const exportCommand: Command = {
       ),
     );
     io.out(
-      `\nWrote ${out} (${formatBytes(statSync(out).size)}). Next: cmp eval ${out} --data ${manifest.training?.dataset ?? 'fashion-mnist'}`,
+      // The file records its data set, so eval needs --data only when it records none (an import without --data).
+      `\nWrote ${out} (${formatBytes(statSync(out).size)}). Next: cmp eval ${out}${manifest.training?.dataset ? '' : ' --data NAME'}`,
     );
     return 0;
   },

@@ -61,7 +61,10 @@ export const importCommand: Command = {
         'BAD_FLAG',
         `--input-shape takes C,H,W (got ${shape.join(',')}). Example: --input-shape 1,28,28`,
       );
-    const data = typeof f.data === 'string' ? await loadDataFlag(f.data, io, { limitTrain: 1 }) : undefined;
+    const data =
+      typeof f.data === 'string'
+        ? await loadDataFlag(f.data, io, undefined, { limitTrain: 1, use: 'test' })
+        : undefined;
     io.progress.update(`import ${path}`);
     const result = await importRun(path, {
       ...parseInputRange((f['input-range'] as string | undefined) ?? '0,1'),

@@ -9,7 +9,7 @@ import { encodePng, paint, rgbImage } from '../../export/png.js';
 import { CmpError } from '../../errors.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
-import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { DATA_FLAG, loadDataFlag, runConsumer } from '../data-flag.js';
 import { formatPercent, formatTable } from '../table.js';
 
 /** Examples drawn beside the mask in --png. */
@@ -101,10 +101,16 @@ export const masksCommand: Command = {
     }
     if (typeof f.png === 'string') {
       const target = chosen ? loadRun(chosen.dir) : run;
-      const data = await loadDataFlag(f.data ?? run.record.training.dataset, io, {
-        limitTrain: 1,
-        limitTest: PNG_EXAMPLES,
-      });
+      const data = await loadDataFlag(
+        f.data,
+        io,
+        runConsumer(run.dir, target.record.spec, run.record.training.dataset),
+        {
+          limitTrain: 1,
+          limitTest: PNG_EXAMPLES,
+          use: 'test',
+        },
+      );
       const bytes = await maskPicture(target, data.test.x, Math.min(PNG_EXAMPLES, data.test.count));
       try {
         writeFileSync(f.png, bytes);

@@ -9,7 +9,7 @@ import { profileRpi } from '../../deploy/rpi.js';
 import type { DeviceProfile } from '../../profile/device-profile.js';
 import { runSplit } from '../../profile/split.js';
 import { createBackend } from '../../runtime/backends.js';
-import { readModelFile } from '../../runtime/model-file.js';
+import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
@@ -62,9 +62,10 @@ export const profileCommand: Command = {
     const file = readModelFile(parsed.positionals[0]);
     const mcu = convertToMcuModel(file);
     const limit = (f.limit as number | undefined) ?? 500;
-    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, {
+    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
       limitTest: limit,
       limitTrain: 1,
+      use: 'test',
     });
     const baudRate = (f['baud-rate'] as number | undefined) ?? DEFAULT_BAUD_RATE;
     const transport = await openSerialTransport(port, { baudRate });
@@ -152,7 +153,16 @@ async function profileOnRpi(parsed: Parsed, io: CliIo): Promise<number> {
   const loadData = async (
     releaseDataset: string | undefined,
   ): Promise<{ name: string; split: Split; features: number }> => {
-    const data = await loadDataFlag(f.data ?? releaseDataset, io, { limitTest: limit, limitTrain: 1 });
+    const data = await loadDataFlag(
+      f.data,
+      io,
+      { name: 'the release', recorded: releaseDataset },
+      {
+        limitTest: limit,
+        limitTrain: 1,
+        use: 'test',
+      },
+    );
     return { name: data.name, split: data.test, features: data.inputShape.reduce((a, b) => a * b, 1) };
   };
   const backend = f.backend as string | undefined;

@@ -8,7 +8,7 @@ import { BINARIZE_MODES, type BinarizeMode } from '../../core/spec.js';
 import { CmpError } from '../../errors.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
-import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { DATA_FLAG, loadDataFlag, runConsumer } from '../data-flag.js';
 import { formatPercent, formatTable } from '../table.js';
 import { trainProgress } from './train.js';
 
@@ -63,7 +63,7 @@ export const pruneCommand: Command = {
         'cmp prune needs --sparsity S, the share of weights to remove, e.g. --sparsity 0.9',
       );
     const run = loadRun(parsed.positionals[0]);
-    const data = await loadDataFlag(f.data ?? run.record.training.dataset, io);
+    const data = await loadDataFlag(f.data, io, runConsumer(run.dir, run.record.spec, run.record.training.dataset));
     const result = await pruneRun(run, data, {
       method: ((f.method as string) ?? 'mint') as PruneMethod,
       sparsity: f.sparsity,

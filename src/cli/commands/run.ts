@@ -6,7 +6,7 @@ import type { BackendChoice } from '../../runtime/backend.js';
 import { backendNames, createBackend } from '../../runtime/backends.js';
 import { evaluate, inputDimsFor, type EvalResult } from '../../runtime/evaluate.js';
 import { MaskedInput } from '../../runtime/masked-input.js';
-import { readModelFile } from '../../runtime/model-file.js';
+import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
 import { StagedModel } from '../../runtime/early-exit.js';
 import type { Dataset } from '../../data/datasets.js';
 import { Profiler, type ProfileRow } from '../../runtime/profiler.js';
@@ -59,9 +59,10 @@ export const runCommand: Command = {
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const f = parsed.flags;
     const file = readModelFile(parsed.positionals[0]);
-    const data = await loadDataFlag(f.data ?? file.manifest?.training?.dataset, io, {
+    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
       limitTest: f.limit as number | undefined,
       limitTrain: 1,
+      use: 'test',
     });
     if (file.manifest?.exits?.length)
       return runStaged(file.path, data, (f.backend as string | undefined) ?? 'auto', io);

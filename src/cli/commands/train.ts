@@ -27,7 +27,7 @@ import {
 } from '../../core/spec.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
-import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { DATA_FLAG, loadDataFlag, runConsumer } from '../data-flag.js';
 import { formatDuration, type Progress } from '../progress.js';
 import { formatPercent, formatTable } from '../table.js';
 
@@ -205,7 +205,7 @@ export function trainProgress(progress: Progress, label: string): (p: TrainProgr
 function fromFlags(
   dir: string,
   f: Parsed['flags'],
-): { dir: string; spec: ModelSpec; tensors: Map<string, Float32Array> } {
+): { dir: string; spec: ModelSpec; tensors: Map<string, Float32Array>; dataset: string } {
   // With --mask, --keep is the new mask's share of units; otherwise it picks a mask checkpoint of the run.
   const keep = f.mask === undefined ? (f.keep as number | undefined) : undefined;
   const minAccuracy = f['min-accuracy'] as number | undefined;
@@ -252,6 +252,7 @@ function fromFlags(
     dir: run.dir,
     spec: exits ? { ...spec, exits: exitsAfter(spec.layers, exits) } : spec,
     tensors: run.tensors,
+    dataset: run.record.training.dataset,
   };
 }
 
@@ -295,13 +296,11 @@ export const trainCommand: Command = {
     }
     const mask = maskFlags(f);
     const from = typeof f.from === 'string' ? fromFlags(f.from, f) : undefined;
-    const data = await loadDataFlag(f.data, io, {
-      limitTrain: f['limit-train'] as number,
-      limitTest: f['limit-test'] as number,
+    // --from fine-tunes on the data set the run was trained on unless --data says otherwise.
+    const data = await loadDataFlag(f.data, io, from ? runConsumer(from.dir, from.spec, from.dataset) : undefined, {
+      limitTrain: f['limit-train'] as number | undefined,
+      limitTest: f['limit-test'] as number | undefined,
     });
-    io.progress.log(
-      `Training on ${data.name}: ${data.train.count} train / ${data.test.count} test samples (${data.source})`,
-    );
     const result = await trainRun(data, {
       arch: (f.arch as string) ?? 'mlp',
       binarizeWeights: ((f.binarize as string) ?? 'none') as BinarizeMode,
@@ -318,7 +317,7 @@ export const trainCommand: Command = {
       onProgress: trainProgress(io.progress, 'train'),
       ...(f.sparsity === 'gss' ? { groupSparsity: gssFlags(f) } : {}),
       ...(mask ? { mask } : {}),
-      ...(from ? { from } : {}),
+      ...(from ? { from: { dir: from.dir, spec: from.spec, tensors: from.tensors } } : {}),
     });
     io.progress.done();
     if (io.json) {
