@@ -35,6 +35,18 @@ export function sharedFile(...parts: string[]): string {
   );
 }
 
+/**
+ * How long a test waits for something that must happen (an answer, a page, a job) before it calls it a hang and
+ * fails. A guard against waiting forever, never a speed check: under load everything is slower, and speed is
+ * measured in bench/.
+ */
+export const HANG_MS = 300_000;
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** A fresh temporary folder. */
 export function tempDir(prefix = 'cmp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
