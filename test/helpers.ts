@@ -86,28 +86,6 @@ export function assertOneLineError(result: { code: number; stderr: string }, pat
   assert.match(lines[0], pattern);
 }
 
-/** Trains a small model on 1,500 Fashion-MNIST images for one epoch with the CLI and exports it to DIR/NAME.onnx. */
-export function trainAndExport(dir: string, name: string, extra: string[]): string {
-  const run = join(dir, 'runs', name);
-  const common = [
-    '--data',
-    'fashion-mnist',
-    '--epochs',
-    '1',
-    '--limit-train',
-    '1500',
-    '--limit-test',
-    '100',
-    '--quiet',
-  ];
-  const trained = runCli(['train', ...common, '--out', run, ...extra]);
-  assert.equal(trained.code, 0, trained.stderr);
-  const onnx = join(dir, `${name}.onnx`);
-  const exported = runCli(['export', run, '--out', onnx, '--quiet']);
-  assert.equal(exported.code, 0, exported.stderr);
-  return onnx;
-}
-
 /** Debian's Chromium, which the browser-side tests drive through playwright-core. */
 export const CHROMIUM = '/usr/bin/chromium';
 
