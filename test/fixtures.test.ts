@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { trainRun } from '../src/compress/train-run.js';
@@ -40,11 +40,12 @@ test('a cached fixture is the model training gives: spec, tensors, frozen model 
 
 test('an entry without its completion mark, or locked by a process that died, is built again, not read', async () => {
   const [entry] = readdirSync(root).filter((n) => n.startsWith('model-') && !n.includes('.'));
-  // What a build killed midway leaves: weights cut short, no completion mark, and its lock.
+  // What a build killed midway leaves: weights cut short, no completion mark, its lock and its temporary folder.
   truncateSync(join(root, entry, 'run', 'weights.bin'), 10);
   rmSync(join(root, entry, 'complete'));
   const dead = spawnSync(process.execPath, ['-e', '']).pid;
   writeFileSync(join(root, `${entry}.lock`), String(dead));
+  mkdirSync(join(root, `${entry}.tmp-${dead}`));
   const rebuilt = await new FixtureCache(root).model(TINY);
   assert.deepEqual(rebuilt.frozen, direct.frozen);
   assert.deepEqual(readdirSync(root).sort(), [entry], 'no lock or temporary folder left behind');

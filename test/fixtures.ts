@@ -226,10 +226,12 @@ export class FixtureCache {
         writeSync(fd, String(process.pid));
         closeSync(fd);
         if (existsSync(done)) return dir;
-        // Whatever is there without its completion mark was left half-built by a process that died.
-        rmSync(dir, { recursive: true, force: true });
+        // Whatever is there without its completion mark was left half-built by a process that died, and so was any
+        // temporary folder of this key: only the lock holder builds.
+        for (const name of readdirSync(this.root))
+          if (name === key || name.startsWith(`${key}.tmp-`))
+            rmSync(join(this.root, name), { recursive: true, force: true });
         const tmp = `${dir}.tmp-${process.pid}`;
-        rmSync(tmp, { recursive: true, force: true });
         mkdirSync(tmp);
         await build(tmp);
         closeSync(openSync(join(tmp, 'complete'), 'w'));
