@@ -142,8 +142,22 @@ test('cmp train --exits, calibrate, export, run: the CLI path and its bad input'
   const dir = tempDir();
   const run = join(dir, 'run');
   assert.equal(
-    runCli(['train', '--data', 'mnist', '--widths', '32,32', '--exits', '1', '--epochs', '2', '--out', run, '--quiet'])
-      .code,
+    runCli([
+      'train',
+      '--data',
+      'mnist',
+      '--limit-train',
+      '8000',
+      '--widths',
+      '32,32',
+      '--exits',
+      '1',
+      '--epochs',
+      '2',
+      '--out',
+      run,
+      '--quiet',
+    ]).code,
     0,
   );
   const bad = runCli(['calibrate', run, '--thresholds', '9']);
