@@ -13,6 +13,8 @@ export interface FlagDef {
   choices?: readonly string[];
   /** Placeholder in help, e.g. DIR. */
   value?: string;
+  /** One-letter alias, e.g. 'h' for -h. */
+  short?: string;
 }
 
 export interface CommandDef {
@@ -35,7 +37,7 @@ export interface Parsed {
 export const COMMON_FLAGS: Record<string, FlagDef> = {
   json: { type: 'boolean', help: 'print the result as JSON on stdout' },
   quiet: { type: 'boolean', help: 'no progress on stderr' },
-  help: { type: 'boolean', help: 'show this help' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
 /** Parses `argv` (after the command name) against `def`. */
@@ -44,7 +46,10 @@ export function parseCommand(def: CommandDef, argv: string[]): Parsed {
   const options = Object.fromEntries(
     Object.entries(all).map(([name, f]) => [
       name,
-      { type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const) },
+      {
+        type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const),
+        ...(f.short ? { short: f.short } : {}),
+      },
     ]),
   );
   let raw: ReturnType<typeof parseArgs>;
@@ -146,7 +151,8 @@ export function commandHelp(def: CommandDef): string {
 }
 
 function flagLabel(name: string, f: FlagDef): string {
+  const flag = f.short ? `-${f.short}, --${name}` : `--${name}`;
   return f.type === 'boolean'
-    ? `--${name}`
-    : `--${name} ${f.value ?? (f.type === 'int' || f.type === 'count' || f.type === 'number' ? 'N' : 'VALUE')}`;
+    ? flag
+    : `${flag} ${f.value ?? (f.type === 'int' || f.type === 'count' || f.type === 'number' ? 'N' : 'VALUE')}`;
 }
