@@ -1,8 +1,9 @@
 // What a user expects of any command line: -h wherever --help works, usage on stdout only when asked for.
 
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { assertOneLineError, runCli } from '../helpers.js';
+import { assertOneLineError, runCli, sharedFile, tempDir } from '../helpers.js';
 
 test('cmp --help, cmp -h and cmp help print the usage on stdout and exit 0', () => {
   for (const args of [['--help'], ['-h'], ['help']]) {
@@ -41,4 +42,27 @@ test('a flag before the command is one line on stderr with exit 2', () => {
   assertOneLineError(result, /Unknown flag "--bogus" before the command.*cmp --help/);
   assert.equal(result.code, 2);
   assert.equal(result.stdout, '');
+});
+
+test('--input-range -1,1 is accepted: the imported model takes pixels in [-1, 1]', () => {
+  const out = join(tempDir(), 'run');
+  const result = runCli([
+    'import',
+    sharedFile('models', 'lenet5-mnist-pytorch.onnx'),
+    '--input-range',
+    '-1,1',
+    '--out',
+    out,
+    '--json',
+    '--quiet',
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const { spec } = JSON.parse(result.stdout) as { spec: { input: { mean: number; std: number } } };
+  assert.deepEqual([-spec.input.mean / spec.input.std, (1 - spec.input.mean) / spec.input.std], [-1, 1]);
+});
+
+test('a value starting with "-" that is not a number says to write --flag=VALUE', () => {
+  const result = runCli(['import', 'model.onnx', '--out', '-runs', '--input-range', '0,1']);
+  assertOneLineError(result, /Flag --out is followed by "-runs", not a value.*write --out=-runs.*cmp import --help/);
+  assert.equal(result.code, 2);
 });
