@@ -25,7 +25,7 @@ export const importCommand: Command = {
         type: 'string',
         value: 'LO,HI',
         default: '0,1',
-        help: 'the values the model expects for black and white pixels (negative: --input-range=-1,1)',
+        help: 'the values the model expects for black and white pixels, e.g. 0,255 or -1,1',
       },
       'input-shape': { type: 'ints', value: 'C,H,W', help: 'the image shape of a model with a flat or open input' },
       labels: {
