@@ -5,6 +5,7 @@ import { CmpError } from '../errors.js';
 import { MANIFEST_KEY, modelFilePaths, parseManifest, type Manifest } from '../core/manifest.js';
 import {
   decodeModel,
+  encodeOnnxModel,
   onnxTypeName,
   tensorBytes,
   toNumber,
@@ -12,12 +13,19 @@ import {
   type OnnxModel,
   type OnnxValueInfo,
 } from '../core/onnx.js';
+import { embedExternalData, ExternalData } from './external-data.js';
 
 /** What a runtime needs to know about a model file. */
 export interface ModelFile {
   path: string;
+  /** The model as runtimes load it from memory: tensors kept in external data files are embedded. */
   bytes: Uint8Array;
+  /** The decoded model, external data embedded. */
   model: OnnxModel;
+  /** Bytes of the ONNX file itself, without its external data. */
+  fileBytes: number;
+  /** Side files that held tensors of the model (external data), read from the model's folder. */
+  externalData?: { path: string; bytes: number }[];
   /** Present when cmp exported the file. */
   manifest?: Manifest;
   inputName: string;
@@ -49,9 +57,15 @@ export function readModelFile(path: string): ModelFile {
   return parseModelFile(bytes, path);
 }
 
-/** Parses ONNX bytes read from `path`. */
+/**
+ * Parses ONNX bytes read from `path`. Tensors the file keeps in external data files are read from `path`'s folder
+ * (never outside it) and embedded, so every runtime loads the model from memory wherever the process runs.
+ */
 export function parseModelFile(bytes: Uint8Array, path: string): ModelFile {
   const model = decodeModel(bytes, path);
+  const fileBytes = bytes.length;
+  const external = new ExternalData(path);
+  if (embedExternalData(model, external)) bytes = encodeOnnxModel(model, path);
   const graph = model.graph as NonNullable<OnnxModel['graph']>;
   const stored = new Set((graph.initializer ?? []).map((t) => t.name));
   const inputs = (graph.input ?? []).filter((i) => !stored.has(i.name));
@@ -79,6 +93,8 @@ export function parseModelFile(bytes: Uint8Array, path: string): ModelFile {
     path,
     bytes,
     model,
+    fileBytes,
+    ...(external.used ? { externalData: external.sources } : {}),
     manifest,
     inputName: input.name as string,
     inputDims:

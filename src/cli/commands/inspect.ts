@@ -21,8 +21,9 @@ export const inspectCommand: Command = {
       return 0;
     }
     const m = report.manifest;
+    const external = (report.externalData ?? []).map((e) => ` + ${formatBytes(e.bytes)} in ${e.path}`).join('');
     io.out(
-      `${report.path}: ${formatBytes(report.fileBytes)}, opset ${report.opset}, producer ${report.producer || 'unknown'}`,
+      `${report.path}: ${formatBytes(report.fileBytes)}${external}, opset ${report.opset}, producer ${report.producer || 'unknown'}`,
     );
     io.out(
       `input  ${report.input.name} [batch, ${report.input.dims.join(', ')}]${m ? `, (pixel/255 - ${m.input.mean}) / ${m.input.std}` : ''}`,
