@@ -2,7 +2,7 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { CmpError } from '../errors.js';
-import { MANIFEST_KEY, modelFilePaths, parseManifest, type Manifest } from '../core/manifest.js';
+import { MANIFEST_KEY, modelFilePaths, parseManifest, PIXEL_FEED, type Manifest } from '../core/manifest.js';
 import {
   decodeModel,
   encodeOnnxModel,
@@ -28,6 +28,12 @@ export interface ModelFile {
   externalData?: { path: string; bytes: number }[];
   /** Present when cmp exported the file. */
   manifest?: Manifest;
+  /**
+   * The normalization the network wants on pixel / 255, (x - mean) / std, and who applies it: the graph itself (cmp
+   * files with input.feed 'pixel/255'), or the caller before each call (older cmp files; foreign files, with the range
+   * eval and run take from --input-range, else the identity). `callerNormalization` gives what a caller applies.
+   */
+  normalization: { mean: number; std: number; by: 'graph' | 'caller' };
   inputName: string;
   /** Input dims without the batch dim; -1 where the file leaves a dim open. */
   inputDims: number[];
@@ -96,6 +102,13 @@ export function parseModelFile(bytes: Uint8Array, path: string): ModelFile {
     fileBytes,
     ...(external.used ? { externalData: external.sources } : {}),
     manifest,
+    normalization: manifest
+      ? {
+          mean: manifest.input.mean,
+          std: manifest.input.std,
+          by: manifest.input.feed === PIXEL_FEED ? 'graph' : 'caller',
+        }
+      : { mean: 0, std: 1, by: 'caller' },
     inputName: input.name as string,
     inputDims:
       manifest && input.name === manifest.input.name
@@ -108,6 +121,27 @@ export function parseModelFile(bytes: Uint8Array, path: string): ModelFile {
     opset: defaultOpset ? toNumber(defaultOpset.version) : 0,
     producer: `${model.producerName ?? ''} ${model.producerVersion ?? ''}`.trim(),
   };
+}
+
+/** What a caller applies to pixel / 255 before feeding `file`, (x - mean) / std: the identity when its graph does it. */
+export function callerNormalization(file: ModelFile): { mean: number; std: number } {
+  return file.normalization.by === 'graph' ? { mean: 0, std: 1 } : file.normalization;
+}
+
+/**
+ * `file` fed as a model expecting pixels mapped by `range` ((x - mean) / std, from --input-range). A cmp file says
+ * what it takes in its manifest: a range that differs from it is one BAD_FLAG line.
+ */
+export function withInputRange(file: ModelFile, range: { mean: number; std: number }): ModelFile {
+  const { mean, std } = file.normalization;
+  if (!file.manifest) return { ...file, normalization: { ...range, by: 'caller' } };
+  const close = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b));
+  if (close(range.mean, mean) && close(range.std, std)) return file;
+  const said = (m: number, s: number): string => `[${[-m / s, (1 - m) / s].map((v) => +v.toPrecision(6)).join(', ')}]`;
+  throw new CmpError(
+    'BAD_FLAG',
+    `${file.path} is a cmp file whose manifest says its network takes pixels in ${said(mean, std)}, not ${said(range.mean, range.std)}; --input-range is for files without a cmp manifest. Drop the flag.`,
+  );
 }
 
 /** Sizes of a model's stored tensors, for inspect and benchmarks. */
