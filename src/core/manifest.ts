@@ -96,10 +96,9 @@ export function parseManifest(text: string, source: string): Manifest {
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) {
     throw bad('has no valid input shape [C, H, W]');
   }
-  if (m.input?.feed !== undefined && m.input.feed !== PIXEL_FEED) {
-    throw bad(
-      `says its input takes ${JSON.stringify(m.input.feed)}, which this cmp does not know (it knows "${PIXEL_FEED}")`,
-    );
+  const feed: unknown = m.input?.feed;
+  if (feed !== undefined && feed !== PIXEL_FEED) {
+    throw bad(`says its input takes ${JSON.stringify(feed)}, which this cmp does not know (it knows "${PIXEL_FEED}")`);
   }
   if (typeof m.input?.name !== 'string' || typeof m.output?.name !== 'string') throw bad('names no input or output');
   if (!Array.isArray(m.labels) || !m.labels.every((l) => typeof l === 'string')) throw bad('has no label list');
