@@ -25,9 +25,10 @@ export class ExternalData {
 
   constructor(private readonly modelPath: string) {}
 
-  /** The side files read so far (paths as opened) and their sizes. */
-  get sources(): { path: string; bytes: number }[] {
-    return [...this.files].map(([path, data]) => ({ path, bytes: data.length }));
+  /** The side files read so far: paths as opened, locations relative to the model's folder ('/'), sizes. */
+  get sources(): { path: string; location: string; bytes: number }[] {
+    const folder = folderOf(this.modelPath).length;
+    return [...this.files].map(([path, data]) => ({ path, location: path.slice(folder), bytes: data.length }));
   }
 
   /** `length` bytes at `offset` of `location` (relative to the model's folder, inside it), or the rest with no length. */

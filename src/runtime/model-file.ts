@@ -24,8 +24,8 @@ export interface ModelFile {
   model: OnnxModel;
   /** Bytes of the ONNX file itself, without its external data. */
   fileBytes: number;
-  /** Side files that held tensors of the model (external data), read from the model's folder. */
-  externalData?: { path: string; bytes: number }[];
+  /** Side files that held tensors of the model (external data): path as read, location in the model's folder. */
+  externalData?: { path: string; location: string; bytes: number }[];
   /** Present when cmp exported the file. */
   manifest?: Manifest;
   /**
@@ -154,8 +154,11 @@ export function initializerSizes(file: ModelFile): { name: string; type: string;
   }));
 }
 
-/** Every file `file` needs at run time (itself, its stage files, its selector), each checked to be beside it. */
-export function modelFilesOf(file: ModelFile): string[] {
+/**
+ * Every file `file` needs at run time (itself, its stage files, its selector, its external data), each checked to be
+ * there, with its name relative to the model's folder ('/'-separated): where it goes beside the model on a device.
+ */
+export function modelFilesOf(file: ModelFile): { path: string; name: string }[] {
   const paths = modelFilePaths(file.path, file.manifest);
   const missing = paths.find((p) => !existsSync(p));
   if (missing) {
@@ -164,5 +167,9 @@ export function modelFilesOf(file: ModelFile): string[] {
       `${file.path} needs ${missing} beside it, which is missing. Export the model again.`,
     );
   }
-  return paths;
+  const beside = paths.map((path) => ({
+    path,
+    name: path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1),
+  }));
+  return [...beside, ...(file.externalData ?? []).map((e) => ({ path: e.path, name: e.location }))];
 }

@@ -9,7 +9,7 @@ import { encodeModel, floatTensor, node, valueInfo, type OnnxTensor } from '../.
 import { loadDataset, type Dataset } from '../../src/data/datasets.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
-import { parseModelFile, readModelFile } from '../../src/runtime/model-file.js';
+import { modelFilesOf, parseModelFile, readModelFile } from '../../src/runtime/model-file.js';
 import { assertOneLineError, maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
 const SAMPLES = 50;
@@ -94,6 +94,11 @@ test('a model with external data gives the embedded model outputs in ort-node an
   assert.deepEqual(
     file.externalData?.map((e) => e.bytes),
     [(784 * 16 + 160) * 4],
+  );
+  // What a deploy ships beside the model: the side file too, at its place relative to the model.
+  assert.deepEqual(
+    modelFilesOf(file).map((f) => f.name),
+    ['mlp.onnx', 'mlp.onnx.data'],
   );
   for (const name of ['ort-node', 'ort-web']) {
     const backend = await createBackend(name, file);
