@@ -144,7 +144,7 @@ interface GraphNode {
   attr?: { shape?: { shape?: { dim?: { size?: string | number }[] } }; dtype?: { type?: string } };
 }
 
-/** A graph model from its GraphDef: op counts, its placeholders and its outputs (the signature's, else unread nodes). */
+/** A graph model from its GraphDef: op counts, placeholders and outputs (the signature's, else unread nodes). */
 function describeGraph(files: TfjsFiles): Described {
   const nodes = (files.json.modelTopology as { node: GraphNode[] }).node;
   const ops: Record<string, number> = {};

@@ -31,7 +31,7 @@ export class ExternalData {
     return [...this.files].map(([path, data]) => ({ path, location: path.slice(folder), bytes: data.length }));
   }
 
-  /** `length` bytes at `offset` of `location` (relative to the model's folder, inside it), or the rest with no length. */
+  /** `length` bytes at `offset` of `location` (relative to the model's folder, inside it), or all after `offset`. */
   read(tensor: string, location: string, offset: number, length: number | undefined): Uint8Array {
     const bad = (problem: string): CmpError =>
       new CmpError(

@@ -59,7 +59,8 @@ export class MaskedInput {
       }
       selector = await createBackend(backend, selectorFile);
     }
-    // A graph that normalizes maps `mean` to 0, the value training gave unsent features; a caller-normalized input has 0.
+    // A graph that normalizes maps `mean` to 0, the value training gave unsent features; a caller-normalized input
+    // has 0.
     const unsent = file.normalization.by === 'graph' ? manifest.input.mean : 0;
     return new MaskedInput(mask, codec, shape, callerNormalization(file), unsent, selector);
   }

@@ -123,7 +123,7 @@ export function parseModelFile(bytes: Uint8Array, path: string): ModelFile {
   };
 }
 
-/** What a caller applies to pixel / 255 before feeding `file`, (x - mean) / std: the identity when its graph does it. */
+/** What a caller applies to pixel / 255 before feeding `file`, (x - mean) / std: the identity when its graph does. */
 export function callerNormalization(file: ModelFile): { mean: number; std: number } {
   return file.normalization.by === 'graph' ? { mean: 0, std: 1 } : file.normalization;
 }

@@ -139,7 +139,8 @@ export class Predictor {
   }
 
   private normalized(pixels: Float32Array): { input: Float32Array; dims: number[] } {
-    // Files whose graph normalizes take the pixels as they are; older cmp files and --input-range ones are normalized here.
+    // Files whose graph normalizes take the pixels as they are; older cmp files and --input-range ones are normalized
+    // here.
     const { mean, std } = callerNormalization(this.file);
     const input = mean === 0 && std === 1 ? pixels.slice() : pixels.map((v) => (v - mean) / std);
     const known = this.file.inputDims.filter((d) => d > 0).reduce((a, b) => a * b, 1);
