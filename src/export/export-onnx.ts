@@ -55,10 +55,11 @@ export const EXIT_INDEX_NAME = 'exit_index';
 export const NEVER_EXIT = -1;
 
 /**
- * Builds the ONNX file of a frozen model; `training` is recorded in the manifest when given. A model with early exits
- * becomes one graph with nested `If` nodes (stop at the first exit whose entropy is below its threshold, judged on
- * the whole batch: all its samples must be confident) plus one file per stage, runnable separately: stage k takes
- * the previous stage's activation (`stage{k}_in`) and gives its own (`stage{k}_out`) and its exit's logits.
+ * Builds the ONNX file of a frozen model; `training` is recorded in the manifest when given. The file takes pixel / 255
+ * and applies the spec's input normalization itself (manifest input.feed). A model with early exits becomes one graph
+ * with nested `If` nodes (stop at the first exit whose entropy is below its threshold, judged on the whole batch: all
+ * its samples must be confident) plus one file per stage, runnable separately: stage k takes the previous stage's
+ * activation (`stage{k}_in`) and gives its own (`stage{k}_out`) and its exit's logits.
  */
 export function exportOnnx(model: FrozenModel, training?: Manifest['training']): ExportResult {
   const folded = foldStaticMask(model);
