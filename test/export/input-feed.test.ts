@@ -89,6 +89,11 @@ test('a binary MLP with mean 0.5, std 0.25 takes pixel/255: plain onnxruntime-no
   const result = await evaluate(backend, file, data);
   await backend.dispose();
   assert.deepEqual(result.normalization, { mean: 0.5, std: 0.25, by: 'graph', fromManifest: true });
+  // A device's Predictor (the rpi agent, the browser page) hands the pixels on as they are.
+  const predictor = await Predictor.open(file, { backend: 'bitwasm' });
+  const one = await predictor.infer(pixels(1));
+  await predictor.dispose();
+  assert.ok(maxAbsDiff(one.logits, expected.subarray(0, 10)) <= TOLERANCE);
 });
 
 test('a file exported before input.feed is normalized by cmp as before, in onnxruntime, bitwasm and Predictor', async () => {
