@@ -17,7 +17,7 @@ import { exportOnnx } from '../src/export/export-onnx.js';
 import { importRun } from '../src/import/import-run.js';
 import { createBackend } from '../src/runtime/backends.js';
 import { evaluate, inputDimsFor } from '../src/runtime/evaluate.js';
-import { parseModelFile, type ModelFile } from '../src/runtime/model-file.js';
+import { callerNormalization, parseModelFile, type ModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
 import { benchRecord, parseBenchFlags, positiveInt } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
@@ -206,8 +206,7 @@ async function measure(
   await reference.dispose();
   const features = data.inputShape.reduce((a, b) => a * b, 1);
   const dims = inputDimsFor(file, data, 1);
-  const mean = file.manifest?.input.mean ?? 0;
-  const std = file.manifest?.input.std ?? 1;
+  const { mean, std } = callerNormalization(file);
   const latency: Latency[] = [];
   for (const backendName of backends) {
     let backend;

@@ -4,12 +4,13 @@
 export { CmpError, isCmpError, type CmpErrorCode } from './errors.js';
 export { nowMs, percentile } from './core/clock.js';
 export { argmaxAt, softmaxEntropy } from './core/entropy.js';
-export { modelFilePaths, selectorPath, stagePath, type Manifest } from './core/manifest.js';
+export { modelFilePaths, PIXEL_FEED, selectorPath, stagePath, type Manifest } from './core/manifest.js';
 export { CMP_VERSION } from './core/version.js';
 export { backendNames, createBackend, registerBackend, type Backend, type BackendFactory } from './runtime/backends.js';
 export { StagedModel, type StagedResult } from './runtime/early-exit.js';
 export { MaskedInput, type LinkTally } from './runtime/masked-input.js';
 export {
+  callerNormalization,
   parseModelFile,
   readModelFile,
   readModelFileAsync,

@@ -5,7 +5,7 @@ export { expandBinary, packBits, packedRowBytes, unpackBits } from './core/bitpa
 export { bestSplit, binarizeRows, type BinaryRows } from './core/binarize.js';
 export { nowMs, percentile } from './core/clock.js';
 export { freeze, type FrozenLayer, type FrozenModel, type FrozenWeightLayer } from './core/frozen.js';
-export { MANIFEST_KEY, parseManifest, type LayerManifest, type Manifest } from './core/manifest.js';
+export { MANIFEST_KEY, parseManifest, PIXEL_FEED, type LayerManifest, type Manifest } from './core/manifest.js';
 export { loadRun, saveRun, type Run, type RunRecord, type TrainingRecord } from './core/run.js';
 export {
   ACTIVATION_LLOYD_STEPS,
@@ -33,9 +33,16 @@ export { exportRun } from './export/export-run.js';
 export { backendNames, createBackend, registerBackend, type Backend, type BackendFactory } from './runtime/backends.js';
 export { evaluate, predict, type EvalResult } from './runtime/evaluate.js';
 export { inspectModel, type ModelReport } from './runtime/inspect.js';
-export { parseModelFile, readModelFile, type ModelFile } from './runtime/model-file.js';
+export {
+  callerNormalization,
+  parseModelFile,
+  readModelFile,
+  withInputRange,
+  type ModelFile,
+} from './runtime/model-file.js';
 export { pruneRun, removeDeadGroups, type PruneRunOptions, type PruneRunResult } from './compress/prune-run.js';
-export { importRun, type ImportRunOptions, type ImportRunResult } from './import/import-run.js';
+export { importRun, parseInputRange, type ImportRunOptions, type ImportRunResult } from './import/import-run.js';
+export { inspectTfjs, type TfjsReport } from './import/inspect-tfjs.js';
 export {
   applyPruning,
   planPruning,

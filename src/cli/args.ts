@@ -13,6 +13,8 @@ export interface FlagDef {
   choices?: readonly string[];
   /** Placeholder in help, e.g. DIR. */
   value?: string;
+  /** One-letter alias, e.g. 'h' for -h. */
+  short?: string;
 }
 
 export interface CommandDef {
@@ -35,7 +37,7 @@ export interface Parsed {
 export const COMMON_FLAGS: Record<string, FlagDef> = {
   json: { type: 'boolean', help: 'print the result as JSON on stdout' },
   quiet: { type: 'boolean', help: 'no progress on stderr' },
-  help: { type: 'boolean', help: 'show this help' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
 /** Parses `argv` (after the command name) against `def`. */
@@ -44,12 +46,16 @@ export function parseCommand(def: CommandDef, argv: string[]): Parsed {
   const options = Object.fromEntries(
     Object.entries(all).map(([name, f]) => [
       name,
-      { type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const) },
+      {
+        type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const),
+        ...(f.short ? { short: f.short } : {}),
+      },
     ]),
   );
+  const args = joinDashValues(def.name, all, argv);
   let raw: ReturnType<typeof parseArgs>;
   try {
-    raw = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    raw = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (err) {
     throw new CmpError(
       'BAD_FLAG',
@@ -78,12 +84,45 @@ export function parseCommand(def: CommandDef, argv: string[]): Parsed {
   return { positionals: raw.positionals, flags };
 }
 
+/** A negative number or a comma-separated list that starts with one: `-1`, `-0.5`, `-1,1`, `-1e-3,2`. */
+const NEGATIVE_VALUE = /^-(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?(?:,\s*-?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)*$/i;
+
+/**
+ * Rewrites `--flag -1,1` as `--flag=-1,1` for flags that take a value: parseArgs refuses any value starting with '-'
+ * as ambiguous, but a negative number cannot be a flag. Any other such value is refused here with the way to pass it.
+ */
+function joinDashValues(command: string, all: Record<string, FlagDef>, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') return [...out, ...argv.slice(i)];
+    const name = arg.startsWith('--') ? arg.slice(2) : '';
+    const def = Object.hasOwn(all, name) ? all[name] : undefined;
+    const next = argv[i + 1];
+    if (!def || def.type === 'boolean' || next === undefined || next.length < 2 || !next.startsWith('-')) {
+      out.push(arg);
+    } else if (NEGATIVE_VALUE.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      throw new CmpError(
+        'BAD_FLAG',
+        `Flag ${arg} is followed by "${next}", not a value: give ${arg} a value, or write ${arg}=${next} if that is its value. Run cmp ${command} --help.`,
+      );
+    }
+  }
+  return out;
+}
+
 function flagProblem(err: unknown): string {
   const message = String((err as Error).message ?? err).split('\n')[0];
   const unknown = /Unknown option '([^']+)'/.exec(message);
   if (unknown) return `Unknown flag "${unknown[1]}"`;
   const missing = /Option '([^']+)' argument missing/.exec(message);
   if (missing) return `Flag "${missing[1].split(',').pop()?.trim().split(' ')[0]}" needs a value`;
+  // parseArgs' hint on the following lines names the long form: "use '--out=-XYZ'".
+  const ambiguous = /Option '([^']+)' argument is ambiguous[\s\S]*?'(--[^=']+)=/.exec(String((err as Error).message));
+  if (ambiguous) return `Flag "${ambiguous[1]}" needs a value; for one starting with "-", write ${ambiguous[2]}=VALUE`;
   return message.replace(/\.$/, '');
 }
 
@@ -146,7 +185,8 @@ export function commandHelp(def: CommandDef): string {
 }
 
 function flagLabel(name: string, f: FlagDef): string {
+  const flag = f.short ? `-${f.short}, --${name}` : `--${name}`;
   return f.type === 'boolean'
-    ? `--${name}`
-    : `--${name} ${f.value ?? (f.type === 'int' || f.type === 'count' || f.type === 'number' ? 'N' : 'VALUE')}`;
+    ? flag
+    : `${flag} ${f.value ?? (f.type === 'int' || f.type === 'count' || f.type === 'number' ? 'N' : 'VALUE')}`;
 }

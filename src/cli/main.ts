@@ -53,29 +53,46 @@ function usage(): string {
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.def.name.padEnd(width)}  ${c.def.summary}`),
     '',
-    'Run cmp <command> --help for its flags. Every command takes --json.',
+    'Run cmp <command> --help (or -h) for its flags. Every command takes --json.',
   ].join('\n');
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === 'help' || name === '--help' || name === '-h') {
+  // Like git and npm: asked for, the usage goes to stdout with 0; a bare `cmp` did not ask, so stderr and 1.
+  if (!name) {
+    process.stderr.write(`${usage()}\n`);
+    return 1;
+  }
+  if ((name === 'help' && rest.length === 0) || name === '--help' || name === '-h') {
     process.stdout.write(`${usage()}\n`);
-    return name ? 0 : 2;
+    return 0;
   }
   if (name === '--version' || name === 'version') {
     process.stdout.write(`${CMP_VERSION}\n`);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.def.name === name);
+  // `cmp help train` is `cmp train --help`.
+  const commandName = name === 'help' ? rest[0] : name;
+  const command = COMMANDS.find((c) => c.def.name === commandName);
   const json = rest.includes('--json');
   try {
+    if (commandName.startsWith('-')) {
+      throw new CmpError(
+        'BAD_FLAG',
+        `Unknown flag "${commandName}" before the command. Usage: cmp <command> [arguments] [flags]; run cmp --help.`,
+      );
+    }
     if (!command) {
       throw new CmpError(
         'BAD_ARGUMENT',
-        `Unknown command "${name}". Use one of: ${COMMANDS.map((c) => c.def.name).join(', ')}.`,
+        `Unknown command "${commandName}". Use one of: ${COMMANDS.map((c) => c.def.name).join(', ')}.`,
       );
+    }
+    if (name === 'help') {
+      process.stdout.write(`${commandHelp(command.def)}\n`);
+      return 0;
     }
     const parsed = parseCommand(command.def, rest);
     if (parsed.flags.help) {

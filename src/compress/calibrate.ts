@@ -115,21 +115,17 @@ export function paretoSet(
   };
 }
 
-/** Chooses thresholds for `goal` from the observations; entropy thresholds must lie in [0, ln(classes)]. */
-export function calibrate(
-  obs: ExitObservations,
-  stageLatencyMs: number[],
-  goal: CalibrationGoal,
-  classes: number,
-): Omit<CalibrationSummary, 'validationCount' | 'stageLatencyMs'> {
-  const { pareto, full } = paretoSet(obs, stageLatencyMs);
-  let chosen: ExitOperatingPoint | undefined;
+/**
+ * Checks a calibration goal against the model before any work: one threshold per exit, each in [0, ln(classes)];
+ * a target accuracy in (0, 1].
+ */
+export function checkCalibrationGoal(goal: CalibrationGoal, exits: number, classes: number): void {
   if ('thresholds' in goal) {
     const max = Math.log(classes);
-    if (goal.thresholds.length !== obs.entropies.length) {
+    if (goal.thresholds.length !== exits) {
       throw new CmpError(
         'BAD_FLAG',
-        `--thresholds needs ${obs.entropies.length} values, one per exit (got ${goal.thresholds.length}).`,
+        `--thresholds needs ${exits} values, one per exit (got ${goal.thresholds.length}).`,
       );
     }
     const bad = goal.thresholds.find((t) => !(t >= 0 && t <= max));
@@ -139,14 +135,24 @@ export function calibrate(
         `Threshold ${bad} is outside the entropy range [0, ${max.toFixed(4)}] nats of ${classes} classes. Pick values in it.`,
       );
     }
+  } else if ('targetAccuracy' in goal && !(goal.targetAccuracy > 0 && goal.targetAccuracy <= 1)) {
+    throw new CmpError('BAD_FLAG', `--target-accuracy is a share in (0, 1], got ${goal.targetAccuracy}. Example: 0.88`);
+  }
+}
+
+/** Chooses thresholds for `goal` from the observations (checked by {@link checkCalibrationGoal}). */
+export function calibrate(
+  obs: ExitObservations,
+  stageLatencyMs: number[],
+  goal: CalibrationGoal,
+  classes: number,
+): Omit<CalibrationSummary, 'validationCount' | 'stageLatencyMs'> {
+  checkCalibrationGoal(goal, obs.entropies.length, classes);
+  const { pareto, full } = paretoSet(obs, stageLatencyMs);
+  let chosen: ExitOperatingPoint | undefined;
+  if ('thresholds' in goal) {
     chosen = operatingPoint(obs, goal.thresholds, stageLatencyMs);
   } else if ('targetAccuracy' in goal) {
-    if (!(goal.targetAccuracy > 0 && goal.targetAccuracy <= 1)) {
-      throw new CmpError(
-        'BAD_FLAG',
-        `--target-accuracy is a share in (0, 1], got ${goal.targetAccuracy}. Example: 0.88`,
-      );
-    }
     chosen = pareto.find((p) => p.accuracy >= goal.targetAccuracy) ?? pareto[pareto.length - 1];
   } else {
     chosen = [...pareto].reverse().find((p) => p.meanLatencyMs <= goal.latencyBudgetMs) ?? pareto[0];

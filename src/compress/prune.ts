@@ -346,6 +346,16 @@ function selectBlocks(m: Float32Array, size: number, keep: number[]): Float32Arr
   return out;
 }
 
+/** A sparsity target is a share of the weights strictly between 0 and 1; the CLI checks it before loading data. */
+export function checkSparsity(sparsity: number): void {
+  if (!(sparsity > 0 && sparsity < 1)) {
+    throw new CmpError(
+      'BAD_FLAG',
+      `Sparsity must be between 0 and 1 (exclusive), got ${sparsity}. Example: --sparsity 0.9`,
+    );
+  }
+}
+
 /** What a prune did, recorded in the pruned run (kept: units kept per layer out of its original width). */
 export type PruneRecord = PruneSummary;
 
@@ -358,12 +368,7 @@ export async function pruneTensors(
   data: Dataset,
   options: ScoreOptions & { sparsity: number; scope: PruneScope },
 ): Promise<{ spec: ModelSpec; tensors: Tensors; record: PruneRecord }> {
-  if (!(options.sparsity > 0 && options.sparsity < 1)) {
-    throw new CmpError(
-      'BAD_FLAG',
-      `Sparsity must be between 0 and 1 (exclusive), got ${options.sparsity}. Example: --sparsity 0.9`,
-    );
-  }
+  checkSparsity(options.sparsity);
   const spec = run.record.spec;
   const scores = await scoreGroups(spec, run.tensors, data, options);
   const plan = planPruning(spec, scores, options.sparsity, options.scope);

@@ -5,6 +5,8 @@ import type { BinarizeMode, InputSpec, ModelSpec } from './spec.js';
 
 export const MANIFEST_KEY = 'cmp';
 export const MANIFEST_FORMAT = 'cmp-manifest/1';
+/** What the graph input of a file written by this cmp takes: pixel / 255 in [0, 1] (see Manifest.input.feed). */
+export const PIXEL_FEED = 'pixel/255';
 
 /** Compression of one weight layer as stored in the file. */
 export interface LayerManifest {
@@ -29,8 +31,14 @@ export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   cmpVersion: string;
   arch: string;
-  /** Graph input name and layout: NCHW float32, values (pixel/255 - mean) / std. */
-  input: InputSpec & { name: string; layout: 'NCHW' };
+  /**
+   * Graph input name and layout (NCHW float32) and the network's input normalization, (pixel/255 - mean) / std.
+   * `feed` says who applies it. 'pixel/255': callers feed pixel / 255 in [0, 1] and the graph normalizes (a Sub and a
+   * Div on the input, absent when mean is 0 and std 1). Absent, in files exported before it existed: callers feed the
+   * normalized values. In both cases a dynamic mask's unsent features are those that normalize to 0 (`mean` with
+   * 'pixel/255', else 0).
+   */
+  input: InputSpec & { name: string; layout: 'NCHW'; feed?: typeof PIXEL_FEED };
   output: { name: string };
   labels: string[];
   /** The whole network as trained (every layer in order), so runtimes other than onnxruntime can rebuild it. */
@@ -87,6 +95,10 @@ export function parseManifest(text: string, source: string): Manifest {
   const shape = m.input?.shape;
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) {
     throw bad('has no valid input shape [C, H, W]');
+  }
+  const feed: unknown = m.input?.feed;
+  if (feed !== undefined && feed !== PIXEL_FEED) {
+    throw bad(`says its input takes ${JSON.stringify(feed)}, which this cmp does not know (it knows "${PIXEL_FEED}")`);
   }
   if (typeof m.input?.name !== 'string' || typeof m.output?.name !== 'string') throw bad('names no input or output');
   if (!Array.isArray(m.labels) || !m.labels.every((l) => typeof l === 'string')) throw bad('has no label list');

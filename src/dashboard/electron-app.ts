@@ -103,7 +103,7 @@ export function writeElectronApp(model: ModelFile, out: string, dataset?: string
     }
     for (const name of readdirSync(dir)) if (statSync(join(dir, name)).isFile()) sources.set(name, join(dir, name));
   }
-  for (const path of modelFilesOf(model)) sources.set(posix.join(ELECTRON_APP_LAYOUT.modelDir, basename(path)), path);
+  for (const { path, name } of modelFilesOf(model)) sources.set(posix.join(ELECTRON_APP_LAYOUT.modelDir, name), path);
   const platform = { os: process.platform, arch: process.arch };
   const packages = new Set<string>();
   for (const name of ELECTRON_RUNTIME_PACKAGES) {

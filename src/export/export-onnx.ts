@@ -6,6 +6,7 @@ import type { FrozenExit, FrozenModel, FrozenWeightLayer } from '../core/frozen.
 import {
   MANIFEST_FORMAT,
   MANIFEST_KEY,
+  PIXEL_FEED,
   type LayerManifest,
   type Manifest,
   type ManifestMask,
@@ -54,10 +55,11 @@ export const EXIT_INDEX_NAME = 'exit_index';
 export const NEVER_EXIT = -1;
 
 /**
- * Builds the ONNX file of a frozen model; `training` is recorded in the manifest when given. A model with early exits
- * becomes one graph with nested `If` nodes (stop at the first exit whose entropy is below its threshold, judged on
- * the whole batch: all its samples must be confident) plus one file per stage, runnable separately: stage k takes
- * the previous stage's activation (`stage{k}_in`) and gives its own (`stage{k}_out`) and its exit's logits.
+ * Builds the ONNX file of a frozen model; `training` is recorded in the manifest when given. The file takes pixel / 255
+ * and applies the spec's input normalization itself (manifest input.feed). A model with early exits becomes one graph
+ * with nested `If` nodes (stop at the first exit whose entropy is below its threshold, judged on the whole batch: all
+ * its samples must be confident) plus one file per stage, runnable separately: stage k takes the previous stage's
+ * activation (`stage{k}_in`) and gives its own (`stage{k}_out`) and its exit's logits.
  */
 export function exportOnnx(model: FrozenModel, training?: Manifest['training']): ExportResult {
   const folded = foldStaticMask(model);
@@ -71,7 +73,8 @@ export function exportOnnx(model: FrozenModel, training?: Manifest['training']):
   const classes = spec.labels.length;
   const inputs = [valueInfo(INPUT_NAME, ['batch', ...modelInputDims(frozen)])];
   const outputs = [valueInfo(OUTPUT_NAME, ['batch', classes])];
-  const input = folded ? INPUT_NAME : emitMaskScatter(g, frozen, INPUT_NAME);
+  const normalized = emitInputNormalization(g, frozen, INPUT_NAME);
+  const input = folded ? normalized : emitMaskScatter(g, frozen, normalized);
   if (exits.length === 0) {
     const h = emitLayers(g, frozen, shapes, 0, frozen.layers.length, input, layers);
     g.nodes.push(node('Identity', [h], [OUTPUT_NAME]));
@@ -88,7 +91,7 @@ export function exportOnnx(model: FrozenModel, training?: Manifest['training']):
     format: MANIFEST_FORMAT,
     cmpVersion: CMP_VERSION,
     arch: spec.arch,
-    input: { ...spec.input, name: INPUT_NAME, layout: 'NCHW' },
+    input: { ...spec.input, name: INPUT_NAME, layout: 'NCHW', feed: PIXEL_FEED },
     output: { name: OUTPUT_NAME },
     labels: spec.labels,
     spec,
@@ -177,6 +180,19 @@ function manifestMask(frozen: FrozenModel): ManifestMask | undefined {
 }
 
 /**
+ * The input normalization in the graph, so that the file takes pixel / 255 as a sensor gives it (manifest input.feed):
+ * (x - mean) / std as a Sub and a Div, the ops and order training uses (compress/network.ts normalize). Elementwise,
+ * so it applies as well to a static mask's compact kept features, before they are scattered or reach the folded first
+ * layer: unsent features stay 0 after normalization, as in training. No op when mean is 0 and std 1.
+ */
+function emitInputNormalization(g: GraphBuilder, frozen: FrozenModel, input: string): string {
+  const { mean, std } = frozen.spec.input;
+  if (mean === 0 && std === 1) return input;
+  const centred = g.op('Sub', [input, g.constScalar(mean)], 'input.centred');
+  return g.op('Div', [centred, g.constScalar(std)], 'input.normalized');
+}
+
+/**
  * A static mask's input side: the compact vector [N, K] of kept features becomes the full [N, C, H, W] input with
  * zeros elsewhere, by appending one zero column and gathering (each feature reads its compact slot, or the zero).
  * Without a static mask the input passes unchanged.
@@ -202,7 +218,7 @@ function exportSelector(frozen: FrozenModel, whole: Manifest): Uint8Array {
   const g = new GraphBuilder();
   const pool = mask.spec.selectorPool;
   const units = mask.selector.bias.length;
-  let h = INPUT_NAME;
+  let h = emitInputNormalization(g, frozen, INPUT_NAME);
   if (pool > 1) h = g.op('AveragePool', [h], 'selector.pool', { kernel_shape: [pool, pool], strides: [pool, pool] });
   h = g.op('Flatten', [h], 'selector.flat', { axis: 1 });
   const weight = g.constFloat('selector.weight', [mask.selector.weight.length / units, units], mask.selector.weight);
@@ -253,7 +269,9 @@ function exportStage(
   const g = new GraphBuilder();
   const input = stageInput(frozen, shapes, bounds, k);
   const classes = frozen.spec.labels.length;
-  const first = k === 0 && !folded ? emitMaskScatter(g, frozen, input.name) : input.name;
+  // Only stage 1 takes the pixels; later stages take the previous stage's activation.
+  const normalized = k === 0 ? emitInputNormalization(g, frozen, input.name) : input.name;
+  const first = k === 0 && !folded ? emitMaskScatter(g, frozen, normalized) : normalized;
   const h = emitLayers(g, frozen, shapes, bounds[k][0], bounds[k][1], first, []);
   const last = k === bounds.length - 1;
   const outputs = [];

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { decodeModel, encodeOnnxModel, toNumber, valueDims, type OnnxModel, type OnnxNode } from '../core/onnx.js';
 import { CmpError } from '../errors.js';
 import { BATCH, ChainBuilder, vector, type Constant, type ImportedNetwork, type SourceOp } from './chain.js';
+import { ExternalData, embedExternalData } from '../runtime/external-data.js';
 import {
-  ExternalData,
   floatAttribute,
   foldConstants,
   intAttribute,
@@ -142,7 +142,7 @@ export function importOnnx(path: string, options: ImportInputOptions): OnnxImpor
     opset,
     producer: `${model.producerName ?? ''} ${model.producerVersion ?? ''}`.trim() || 'unknown',
     nodes: nodes.length,
-    bytes: external.used ? embedExternalData(model, external, path) : bytes,
+    bytes: embedExternalData(model, external) ? encodeOnnxModel(model, path) : bytes,
     inputName,
     outputName: outputs[0].name ?? '',
     inputDims: dims.map((d) => (typeof d === 'number' ? d : -1)),
@@ -526,25 +526,4 @@ function reshape(
   if (dims.length === 1 && dims[0] === features) chain.flatten(at);
   else if (dims.join() !== current.join())
     chain.fail(at, `reshapes [${current.join(', ')}] to [${dims.join(', ')}]; cmp reshapes only to flatten`);
-}
-
-/** The model with every externally stored tensor embedded, for runtimes that load a model from memory. */
-function embedExternalData(model: OnnxModel, external: ExternalData, path: string): Uint8Array {
-  for (const t of model.graph?.initializer ?? []) {
-    if (Number(t.dataLocation) !== 1) continue;
-    const entry = (key: string): string | undefined =>
-      (t.externalData ?? []).find((e) => e.key === key)?.value ?? undefined;
-    const length = entry('length');
-    t.rawData = Uint8Array.from(
-      external.read(
-        t.name ?? '',
-        entry('location') ?? '',
-        Number(entry('offset') ?? 0),
-        length ? Number(length) : undefined,
-      ),
-    );
-    t.dataLocation = 0;
-    t.externalData = [];
-  }
-  return encodeOnnxModel(model, path);
 }

@@ -70,7 +70,7 @@ export interface TfjsImport {
 }
 
 /** The files of a TF.js model as written by model.save or tensorflowjs_converter. */
-interface TfjsFiles {
+export interface TfjsFiles {
   json: {
     format?: string;
     generatedBy?: string;
@@ -79,6 +79,10 @@ interface TfjsFiles {
     weightsManifest?: { paths: string[]; weights: tfTypes.io.WeightsManifestEntry[] }[];
     signature?: { outputs?: Record<string, unknown> };
   };
+  /** Bytes of model.json. */
+  jsonBytes: number;
+  /** The weight shards in order, as read. */
+  weightFiles: { path: string; bytes: number }[];
   weightSpecs: tfTypes.io.WeightsManifestEntry[];
   weightData: ArrayBuffer;
 }
@@ -97,7 +101,8 @@ export async function importTfjs(path: string, options: ImportInputOptions): Pro
   return { ...(await importLayersModel(tf, path, files, options)), format: 'layers-model', producer };
 }
 
-function readTfjsFiles(path: string): TfjsFiles {
+/** Reads model.json and its weight shards (beside it, never outside its folder); a bad file is one error. */
+export function readTfjsFiles(path: string): TfjsFiles {
   const bad = (problem: string, cause?: unknown): CmpError =>
     new CmpError(
       'MODEL_INVALID',
@@ -107,21 +112,26 @@ function readTfjsFiles(path: string): TfjsFiles {
       },
     );
   let json: TfjsFiles['json'];
+  let text: string;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8')) as TfjsFiles['json'];
+    text = readFileSync(path, 'utf8');
+    json = JSON.parse(text) as TfjsFiles['json'];
   } catch (err) {
     throw bad(`cannot be read as JSON (${(err as Error).message.split('\n')[0]})`, err);
   }
   if (typeof json !== 'object' || json === null || !json.modelTopology) throw bad('has no modelTopology');
   const parts: Uint8Array[] = [];
+  const weightFiles: TfjsFiles['weightFiles'] = [];
   const weightSpecs: tfTypes.io.WeightsManifestEntry[] = [];
   for (const group of json.weightsManifest ?? []) {
     for (const shard of group.paths ?? []) {
       const relative = normalize(shard);
       if (isAbsolute(relative) || relative.split(sep).includes('..'))
         throw bad(`names weight file "${shard}" outside its folder`);
+      const shardPath = join(dirname(path), relative);
       try {
-        parts.push(readFileSync(join(dirname(path), relative)));
+        parts.push(readFileSync(shardPath));
+        weightFiles.push({ path: shardPath, bytes: parts[parts.length - 1].length });
       } catch (err) {
         throw bad(`names weight file "${shard}", which cannot be read (${(err as Error).message})`, err);
       }
@@ -135,7 +145,7 @@ function readTfjsFiles(path: string): TfjsFiles {
     weightData.set(p, at);
     at += p.length;
   }
-  return { json, weightSpecs, weightData: weightData.buffer };
+  return { json, jsonBytes: Buffer.byteLength(text), weightFiles, weightSpecs, weightData: weightData.buffer };
 }
 
 /** The cmp input of a TF.js input of dims `dims` (without the batch dim; NHWC images or flat vectors). */

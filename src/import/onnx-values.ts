@@ -1,8 +1,6 @@
 // Values of a foreign ONNX graph: stored tensors (embedded or external data) as numbers, attributes, and the folding
 // of shape-only subgraphs (Shape, Gather, Concat, Reshape ... of constants) that exporters emit around a flatten.
 
-import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { fromFloat16Bits } from '../core/float16.js';
 import {
   onnxTypeBytes,
@@ -13,41 +11,8 @@ import {
   type OnnxTensor,
 } from '../core/onnx.js';
 import { CmpError } from '../errors.js';
+import { isExternal, type ExternalData } from '../runtime/external-data.js';
 import { vector, type Constant } from './chain.js';
-
-/** Reads the external data files of a model in `modelPath`'s folder, each file once. */
-export class ExternalData {
-  private readonly files = new Map<string, Uint8Array>();
-  /** True once any tensor was read from outside the model file. */
-  used = false;
-
-  constructor(private readonly modelPath: string) {}
-
-  /** `length` bytes at `offset` of `location` (relative to the model's folder, inside it), or the rest with no length. */
-  read(tensor: string, location: string, offset: number, length: number | undefined): Uint8Array {
-    const bad = (problem: string): CmpError =>
-      new CmpError(
-        'MODEL_INVALID',
-        `${this.modelPath} keeps tensor "${tensor}" in "${location}", ${problem}. Keep the data file beside the model as the exporter wrote it.`,
-      );
-    const relative = normalize(location);
-    if (isAbsolute(relative) || relative.split(sep).includes('..')) throw bad("a path outside the model's folder");
-    const path = join(dirname(this.modelPath), relative);
-    let file = this.files.get(path);
-    if (!file) {
-      try {
-        file = readFileSync(path);
-      } catch (err) {
-        throw bad(`which cannot be read (${(err as Error).message})`);
-      }
-      this.files.set(path, file);
-    }
-    const end = length === undefined ? file.length : offset + length;
-    if (offset < 0 || end > file.length) throw bad(`whose ${file.length} bytes end before byte ${end}`);
-    this.used = true;
-    return file.subarray(offset, end);
-  }
-}
 
 /** A stored tensor's values as numbers; external data is read through `external`. */
 export function readTensor(t: OnnxTensor, external: ExternalData, source: string): Constant {
@@ -56,17 +21,8 @@ export function readTensor(t: OnnxTensor, external: ExternalData, source: string
   const type = t.dataType ?? 0;
   const name = t.name ?? '';
   let raw: Uint8Array | undefined;
-  if (Number(t.dataLocation) === 1) {
-    const entry = (key: string): string | undefined =>
-      (t.externalData ?? []).find((e) => e.key === key)?.value ?? undefined;
-    const length = entry('length');
-    raw = external.read(
-      name,
-      entry('location') ?? '',
-      Number(entry('offset') ?? 0),
-      length ? Number(length) : undefined,
-    );
-  } else if (t.rawData && t.rawData.length) raw = t.rawData;
+  if (isExternal(t)) raw = external.readTensor(t);
+  else if (t.rawData && t.rawData.length) raw = t.rawData;
   const values = new Float64Array(count);
   const bad = (problem: string): CmpError =>
     new CmpError('MODEL_INVALID', `${source}: tensor "${name}" ${problem}. Re-export the model.`);

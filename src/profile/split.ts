@@ -9,7 +9,7 @@ import { SelectionCodec } from '../link/codec.js';
 import type { McuClient } from '../link/mcu-client.js';
 import type { Backend } from '../runtime/backend.js';
 import { maskSpecOf } from '../runtime/masked-input.js';
-import type { ModelFile } from '../runtime/model-file.js';
+import { callerNormalization, type ModelFile } from '../runtime/model-file.js';
 
 /** Link speed the report converts bytes into time with: 10 bits per byte on a UART (start, 8 data, stop). */
 export const UART_BITS_PER_BYTE = 10;
@@ -77,7 +77,7 @@ export async function runSplit(
       exit = answer.result.exit;
     } else {
       handoffBytes = answer.handoff.frame.length;
-      const { input, dims } = modelInput(answer.handoff.frame, codec, features, shape, manifest.input);
+      const { input, dims } = modelInput(answer.handoff.frame, codec, features, shape, callerNormalization(file));
       const logits = await backend.run(input, dims);
       label = argmaxAt(logits, 0, classes);
     }
@@ -118,7 +118,8 @@ export async function runSplit(
 
 /**
  * The host model's input from a hand-off frame: a static mask's compact kept values; a model without a mask gets
- * the whole image, which the device sends as a static frame with mask id 0 and every pixel.
+ * the whole image, which the device sends as a static frame with mask id 0 and every pixel. The frame carries
+ * pixels; `norm` is what the host applies to them (the identity when the model's graph normalizes).
  */
 function modelInput(
   frame: Uint8Array,

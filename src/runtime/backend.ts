@@ -2,7 +2,7 @@
 
 import { nowMs } from '../core/clock.js';
 import { CmpError } from '../errors.js';
-import type { ModelFile } from './model-file.js';
+import { callerNormalization, type ModelFile } from './model-file.js';
 import type { Profiler } from './profiler.js';
 
 /** A loaded model on one runtime. */
@@ -153,8 +153,7 @@ interface Probe {
 /** A fixed pseudo-random batch-1 input in the model's input range, or undefined when its input dims are open. */
 function probeInput(file: ModelFile): Probe | undefined {
   if (file.inputDims.length === 0 || file.inputDims.some((d) => d <= 0)) return undefined;
-  const mean = file.manifest?.input.mean ?? 0;
-  const std = file.manifest?.input.std ?? 1;
+  const { mean, std } = callerNormalization(file);
   const input = new Float32Array(file.inputDims.reduce((x, y) => x * y, 1));
   let state = 12345;
   for (let i = 0; i < input.length; i++) {

@@ -72,7 +72,9 @@ export class StagedModel {
     return this.stages.length - 1;
   }
 
-  /** Runs one sample (NCHW float32, already normalised) stage by stage. */
+  /**
+   * Runs one sample stage by stage, as stage 1 takes it: pixels / 255 when its graph normalizes (callerNormalization).
+   */
   async run(input: Float32Array): Promise<StagedResult> {
     const classes = this.file.manifest?.labels.length ?? 0;
     const entropies: number[] = [];

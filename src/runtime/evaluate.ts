@@ -5,7 +5,7 @@ import { nowMs, percentile } from '../core/clock.js';
 import type { Dataset, Split } from '../data/datasets.js';
 import type { Backend } from './backend.js';
 import { MaskedInput, type LinkTally } from './masked-input.js';
-import type { ModelFile } from './model-file.js';
+import { callerNormalization, type ModelFile } from './model-file.js';
 
 export interface EvalOptions {
   /** Evaluate only the first `limit` test samples. */
@@ -24,8 +24,11 @@ export interface EvalResult {
   batchSize: number;
   /** Wall time of one backend call per batch, milliseconds. */
   batchLatencyMs: { p50: number; p90: number; p99: number; mean: number };
-  /** Normalization applied to [0, 1] pixels: (x - mean) / std. */
-  normalization: { mean: number; std: number; fromManifest: boolean };
+  /**
+   * The network's input normalization of pixels in [0, 1], (x - mean) / std, where it came from (the cmp manifest,
+   * else --input-range or none) and who applied it (the graph, or this evaluation before each call).
+   */
+  normalization: { mean: number; std: number; fromManifest: boolean; by: 'graph' | 'caller' };
   /** Masked models: what the sender sent, frame by frame (cmp-select/1), against sending every input whole. */
   link?: LinkTally & { meanFrameBytes: number; saving: number };
 }
@@ -55,8 +58,6 @@ export async function evaluate(
   const count = Math.min(options.limit ?? split.count, split.count);
   const batchSize = options.batchSize ?? 100;
   const classes = outputClasses(file, data);
-  const mean = file.manifest?.input.mean ?? 0;
-  const std = file.manifest?.input.std ?? 1;
   const latencies: number[] = [];
   let correct = 0;
   const link = await MaskedInput.open(file, options.selectorBackend);
@@ -85,7 +86,7 @@ export async function evaluate(
       p99: percentile(latencies, 99),
       mean: latencies.reduce((a, b) => a + b, 0) / Math.max(latencies.length, 1),
     },
-    normalization: { mean, std, fromManifest: file.manifest !== undefined },
+    normalization: { ...file.normalization, fromManifest: file.manifest !== undefined },
     ...(link ? { link: linkSummary(link.tally) } : {}),
   };
 }
@@ -95,8 +96,8 @@ function linkSummary(t: LinkTally): LinkTally & { meanFrameBytes: number; saving
 }
 
 /**
- * The model input for test samples [start, start + size): the normalized pixels, or for a masked model what the
- * receiver decodes from the sender's frames.
+ * The model input for test samples [start, start + size): the pixels as the model takes them (normalized here only
+ * when its graph does not), or for a masked model what the receiver decodes from the sender's frames.
  */
 async function modelInput(
   link: MaskedInput | undefined,
@@ -115,8 +116,7 @@ async function modelInput(
     }
     return link.modelInput(data.test.x.subarray(start * features, (start + size) * features), size);
   }
-  const mean = file.manifest?.input.mean ?? 0;
-  const std = file.manifest?.input.std ?? 1;
+  const { mean, std } = callerNormalization(file);
   return { input: batchInput(data.test, data, start, size, mean, std), dims: inputDimsFor(file, data, size) };
 }
 

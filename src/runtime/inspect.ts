@@ -5,7 +5,10 @@ import { initializerSizes, type ModelFile } from './model-file.js';
 
 export interface ModelReport {
   path: string;
+  /** Bytes of the ONNX file itself. */
   fileBytes: number;
+  /** Side files holding some of its tensors (external data), with their sizes. */
+  externalData?: { path: string; bytes: number }[];
   producer: string;
   opset: number;
   input: { name: string; dims: number[] };
@@ -31,7 +34,8 @@ export function inspectModel(file: ModelFile): ModelReport {
   const binaryWeights = binary.reduce((a, l) => a + l.weightCount, 0);
   return {
     path: file.path,
-    fileBytes: file.bytes.length,
+    fileBytes: file.fileBytes,
+    ...(file.externalData ? { externalData: file.externalData } : {}),
     producer: file.producer,
     opset: file.opset,
     input: { name: file.inputName, dims: file.inputDims },

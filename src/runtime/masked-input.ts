@@ -6,7 +6,7 @@ import { selectorPath, type ManifestMask } from '../core/manifest.js';
 import { parseGranularity, type MaskSpec } from '../core/mask.js';
 import { SelectionCodec } from '../link/codec.js';
 import { createBackend, type Backend } from './backend.js';
-import { readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
+import { callerNormalization, readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
 
 /** Bytes that crossed the link so far. */
 export interface LinkTally {
@@ -25,7 +25,10 @@ export class MaskedInput {
     readonly mask: ManifestMask,
     readonly codec: SelectionCodec,
     private readonly shape: [number, number, number],
+    /** What the receiver applies to the values it decodes (pixel / 255): the identity when the graph normalizes. */
     private readonly normalize: { mean: number; std: number },
+    /** The value of an unsent feature in the model input: the one the network's normalization takes to 0. */
+    private readonly unsent: number,
     private readonly selector?: Backend,
   ) {}
 
@@ -56,7 +59,10 @@ export class MaskedInput {
       }
       selector = await createBackend(backend, selectorFile);
     }
-    return new MaskedInput(mask, codec, shape, manifest.input, selector);
+    // A graph that normalizes maps `mean` to 0, the value training gave unsent features; a caller-normalized input
+    // has 0.
+    const unsent = file.normalization.by === 'graph' ? manifest.input.mean : 0;
+    return new MaskedInput(mask, codec, shape, callerNormalization(file), unsent, selector);
   }
 
   /** Sender: one frame per instance of `x` ([n, C, H, W] pixels in [0, 1]). */
@@ -89,6 +95,7 @@ export class MaskedInput {
     const staticFeatures = this.codec.staticFeatures;
     const width = staticFeatures ? staticFeatures.length : this.codec.layout.unitOf.length;
     const input = new Float32Array(frames.length * width);
+    if (!staticFeatures && this.unsent !== 0) input.fill(this.unsent);
     frames.forEach((frame, i) => {
       const { features, values } = this.codec.decode(frame);
       const base = i * width;

@@ -6,7 +6,7 @@ import { argmaxAt, softmaxEntropy } from '../core/entropy.js';
 import { createBackend, type Backend } from './backends.js';
 import { StagedModel } from './early-exit.js';
 import { MaskedInput } from './masked-input.js';
-import { readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
+import { callerNormalization, readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
 
 /** The answer for one instance. */
 export interface Prediction {
@@ -139,8 +139,9 @@ export class Predictor {
   }
 
   private normalized(pixels: Float32Array): { input: Float32Array; dims: number[] } {
-    const mean = this.file.manifest?.input.mean ?? 0;
-    const std = this.file.manifest?.input.std ?? 1;
+    // Files whose graph normalizes take the pixels as they are; older cmp files and --input-range ones are normalized
+    // here.
+    const { mean, std } = callerNormalization(this.file);
     const input = mean === 0 && std === 1 ? pixels.slice() : pixels.map((v) => (v - mean) / std);
     const known = this.file.inputDims.filter((d) => d > 0).reduce((a, b) => a * b, 1);
     return { input, dims: [1, ...this.file.inputDims.map((d) => (d > 0 ? d : this.features / known))] };

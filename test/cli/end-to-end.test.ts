@@ -79,7 +79,7 @@ test('eval with --backend ort-web gives the same accuracy as ort-node', () => {
       '--epochs',
       '1',
       '--limit-train',
-      '1000',
+      '3000',
       '--out',
       run,
       '--quiet',

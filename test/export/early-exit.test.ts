@@ -153,7 +153,7 @@ test('cmp train --exits, calibrate, export, run: the CLI path and its bad input'
       '--data',
       'mnist',
       '--limit-train',
-      '5000',
+      '8000',
       '--widths',
       '32,32',
       '--exits',

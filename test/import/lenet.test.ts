@@ -25,7 +25,7 @@ const SAMPLES = 500;
 let data: Dataset;
 
 before(async () => {
-  data = await loadDataset('mnist', { limitTrain: 1000, limitTest: SAMPLES });
+  data = await loadDataset('mnist', { limitTrain: 3000, limitTest: SAMPLES });
 });
 
 test('LeNet-5: the imported frozen model and its cmp export give the original outputs (onnxruntime-node) on MNIST', async () => {

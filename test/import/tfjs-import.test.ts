@@ -285,3 +285,35 @@ test('layers cmp cannot import are named in one error; cmp import of a layers mo
   assert.ok(summary.check.maxAbsDiff <= 1e-5, `max abs diff ${summary.check.maxAbsDiff}`);
   assert.equal(summary.check.importedAccuracy, summary.check.sourceAccuracy);
 });
+
+test('cmp inspect model.json: layers with output shapes, parameters and bytes; a graph model with its ops', async () => {
+  const model = tf.sequential();
+  model.add(tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' }));
+  model.add(tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }));
+  model.add(tf.layers.flatten({ name: 'flat' }));
+  model.add(tf.layers.dense({ units: 10, activation: 'sigmoid', name: 'out' }));
+  const layersPath = await saveToFiles(model, tempDir());
+  const text = runCli(['inspect', layersPath]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /model\.json: TF\.js layers-model, .* in 2 weight files/);
+  assert.match(text.stdout, /^c1 +Conv2D +\[batch, 26, 26, 4\] +relu +40 +160 *$/m);
+  assert.match(text.stdout, /^out +Dense +\[batch, 10\] +sigmoid +6770 +27080 *$/m);
+  assert.match(text.stdout, /6,810 parameters, 26\.6 KiB of weights \(float32\)\./);
+  assert.match(text.stdout, /cmp import cannot read it as it is: .*Dense \(layer "out": activation sigmoid\)/);
+  const json = runCli(['inspect', layersPath, '--json']);
+  const report = JSON.parse(json.stdout) as { params: number; layers: { params: number }[]; inputs: unknown };
+  assert.equal(report.params, 6810);
+  assert.equal(
+    report.layers.reduce((a, l) => a + l.params, 0),
+    6810,
+  );
+  assert.deepEqual(report.inputs, [{ name: 'c1_input', dims: [null, 28, 28, 1] }]);
+
+  const graphPath = writeGraphModel(tempDir());
+  const graph = runCli(['inspect', graphPath]);
+  assert.equal(graph.code, 0, graph.stderr);
+  assert.match(graph.stdout, /TF\.js graph-model/);
+  assert.match(graph.stdout, /ops +.*_FusedConv2D x\d/);
+  assert.match(graph.stdout, /^conv1\/filter +float32 +3x3x1x4 +144 *$/m);
+  assert.match(graph.stdout, /cmp import reads it: cmp import .*model\.json --out DIR/);
+});

@@ -1,6 +1,12 @@
 // cmp calibrate: choose early-exit entropy thresholds on held-out data for a target accuracy or a latency budget.
 
-import { calibrate, observeExits, validationSplit, type CalibrationGoal } from '../../compress/calibrate.js';
+import {
+  calibrate,
+  checkCalibrationGoal,
+  observeExits,
+  validationSplit,
+  type CalibrationGoal,
+} from '../../compress/calibrate.js';
 import { freeze } from '../../core/frozen.js';
 import { loadRun, saveRun } from '../../core/run.js';
 import { tensorShapes } from '../../core/spec.js';
@@ -56,6 +62,7 @@ export const calibrateCommand: Command = {
     const spec = run.record.spec;
     if (!spec.exits?.length)
       throw new CmpError('RUN_INVALID', `Run ${run.dir} has no early exits. Train one with --exits 1,2.`);
+    checkCalibrationGoal(goal, spec.exits.length, spec.labels.length);
     const data = await loadDataFlag(f.data, io, runConsumer(run.dir, spec, run.record.training.dataset));
     const split = validationSplit(data, run.record.training.validationCount ?? 0);
     io.progress.update(`calibrate: running ${split.count} validation samples through every exit`);

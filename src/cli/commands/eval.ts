@@ -8,6 +8,7 @@ import { datasetConsumer, parseModelFile, readModelFile } from '../../runtime/mo
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { applyInputRangeFlag, foreignInputNote, RUN_INPUT_RANGE_FLAG } from '../input-range-flag.js';
 import { formatPercent, formatTable } from '../table.js';
 
 export const evalCommand: Command = {
@@ -25,18 +26,21 @@ export const evalCommand: Command = {
       },
       limit: { type: 'int', help: 'evaluate the first N test samples only' },
       'batch-size': { type: 'int', default: '100', help: 'samples per inference call' },
+      'input-range': RUN_INPUT_RANGE_FLAG,
     },
     examples: [
       'cmp eval fm-mlp.onnx --data fashion-mnist',
       'cmp eval lenet.onnx --data mnist --backend ort-web',
       'cmp eval runs/lenet --data mnist',
+      'cmp eval mnist-tanh.onnx --data mnist --input-range=-1,1',
     ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const f = parsed.flags;
     const path = parsed.positionals[0];
     // A run folder is evaluated as cmp export would write it.
-    const file = isDirectory(path) ? parseModelFile(exportRunInMemory(path).bytes, path) : readModelFile(path);
+    const read = isDirectory(path) ? parseModelFile(exportRunInMemory(path).bytes, path) : readModelFile(path);
+    const file = applyInputRangeFlag(read, f['input-range']);
     const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
       limitTest: f.limit as number | undefined,
       limitTrain: 1,
@@ -49,7 +53,7 @@ export const evalCommand: Command = {
         onProgress: (done, total) => io.progress.update(`eval ${done}/${total}`),
       });
       io.progress.done();
-      if (!file.manifest) io.progress.log(`${file.path} has no cmp manifest: feeding pixels in [0, 1] as is.`);
+      if (!file.manifest) io.progress.log(foreignInputNote(file));
       else if (file.manifest.labels.join('\n') !== data.labels.join('\n')) {
         io.progress.log(
           `Warning: the model's labels (${file.manifest.labels.slice(0, 3).join(', ')}, ...) are not ${data.name}'s; accuracy compares class indices.`,

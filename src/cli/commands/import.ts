@@ -6,6 +6,7 @@ import { IMPORT_FORMATS, importRun, parseInputRange, type ImportFormat } from '.
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { loadDataFlag } from '../data-flag.js';
+import { INPUT_RANGE_FLAG } from '../input-range-flag.js';
 import { formatDuration } from '../progress.js';
 import { formatPercent, formatTable } from '../table.js';
 
@@ -21,12 +22,7 @@ export const importCommand: Command = {
         choices: IMPORT_FORMATS,
         help: 'model format (default: tfjs for a .json file, else onnx)',
       },
-      'input-range': {
-        type: 'string',
-        value: 'LO,HI',
-        default: '0,1',
-        help: 'the values the model expects for black and white pixels (negative: --input-range=-1,1)',
-      },
+      'input-range': INPUT_RANGE_FLAG,
       'input-shape': { type: 'ints', value: 'C,H,W', help: 'the image shape of a model with a flat or open input' },
       labels: {
         type: 'list',

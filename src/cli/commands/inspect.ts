@@ -1,5 +1,7 @@
 // cmp inspect: layers, bits per weight, bytes and manifest of an ONNX file.
 
+import { PIXEL_FEED, type Manifest } from '../../core/manifest.js';
+import { inspectTfjs } from '../../import/inspect-tfjs.js';
 import { inspectModel } from '../../runtime/inspect.js';
 import { readModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
@@ -9,24 +11,26 @@ import { formatBytes, formatTable } from '../table.js';
 export const inspectCommand: Command = {
   def: {
     name: 'inspect',
-    summary: 'Show what an ONNX file holds: input, output, operators, weights, and cmp compression per layer.',
+    summary:
+      'Show what an ONNX file or TF.js model.json holds: input, output, layers or operators, weights, and cmp compression per layer.',
     positionals: ['MODEL'],
     flags: {},
-    examples: ['cmp inspect fm-mlp.onnx', 'cmp inspect fm-mlp.onnx --json'],
+    examples: ['cmp inspect fm-mlp.onnx', 'cmp inspect fm-mlp.onnx --json', 'cmp inspect tfjs_model/model.json'],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
-    const report = inspectModel(readModelFile(parsed.positionals[0]));
+    const path = parsed.positionals[0];
+    if (path.toLowerCase().endsWith('.json')) return inspectTfjsCommand(path, io);
+    const report = inspectModel(readModelFile(path));
     if (io.json) {
       io.out(JSON.stringify(report, null, 2));
       return 0;
     }
     const m = report.manifest;
+    const external = (report.externalData ?? []).map((e) => ` + ${formatBytes(e.bytes)} in ${e.path}`).join('');
     io.out(
-      `${report.path}: ${formatBytes(report.fileBytes)}, opset ${report.opset}, producer ${report.producer || 'unknown'}`,
+      `${report.path}: ${formatBytes(report.fileBytes)}${external}, opset ${report.opset}, producer ${report.producer || 'unknown'}`,
     );
-    io.out(
-      `input  ${report.input.name} [batch, ${report.input.dims.join(', ')}]${m ? `, (pixel/255 - ${m.input.mean}) / ${m.input.std}` : ''}`,
-    );
+    io.out(`input  ${report.input.name} [batch, ${report.input.dims.join(', ')}]${m ? `, ${feedOf(m)}` : ''}`);
     io.out(
       `output ${report.output.name} [batch, ${report.output.dims.join(', ')}]${m ? `, labels: ${m.labels.join(', ')}` : ''}`,
     );
@@ -97,3 +101,60 @@ export const inspectCommand: Command = {
     return 0;
   },
 };
+
+/** What a cmp file's input takes, and who normalizes it. */
+function feedOf(m: Manifest): string {
+  const { mean, std } = m.input;
+  if (m.input.feed !== PIXEL_FEED)
+    return `takes (pixel/255 - ${mean}) / ${std} (the caller normalizes; an older cmp file)`;
+  return mean === 0 && std === 1 ? 'takes pixel/255' : `takes pixel/255; the graph applies (x - ${mean}) / ${std}`;
+}
+
+/** cmp inspect of a TF.js model.json. */
+async function inspectTfjsCommand(path: string, io: CliIo): Promise<number> {
+  const report = await inspectTfjs(path);
+  if (io.json) {
+    io.out(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const shards = report.weightFiles.length;
+  const dims = (d: (number | null)[]): string => `[${d.map((v) => v ?? 'batch').join(', ')}]`;
+  io.out(
+    `${report.path}: TF.js ${report.format}, ${formatBytes(report.fileBytes)} + ${formatBytes(report.weightFiles.reduce((a, f) => a + f.bytes, 0))} in ${shards} weight file${shards === 1 ? '' : 's'}, producer ${report.producer}`,
+  );
+  for (const t of report.inputs) io.out(`input  ${t.name} ${dims(t.dims)}`);
+  for (const t of report.outputs) io.out(`output ${t.name} ${t.dims.length ? dims(t.dims) : '(shape not recorded)'}`);
+  if (report.ops) {
+    io.out(
+      `ops    ${Object.entries(report.ops)
+        .map(([op, n]) => `${op} x${n}`)
+        .join(', ')}`,
+    );
+  }
+  io.out('');
+  if (report.layers) {
+    io.out(
+      formatTable(
+        ['layer', 'class', 'output shape', 'activation', 'params', 'bytes'],
+        report.layers.map((l) => [l.name, l.className, dims(l.outputShape), l.activation ?? '', l.params, l.bytes]),
+      ),
+    );
+  } else {
+    io.out(
+      formatTable(
+        ['weight', 'dtype', 'dims', 'bytes'],
+        report.weights.map((w) => [w.name, w.dtype, w.dims.join('x') || 'scalar', w.bytes]),
+      ),
+    );
+  }
+  const dtypes = [...new Set(report.weights.map((w) => w.dtype))].join(', ');
+  io.out(
+    `\n${report.params.toLocaleString('en-US')} parameters, ${formatBytes(report.weightBytes)} of weights${dtypes ? ` (${dtypes})` : ''}.`,
+  );
+  io.out(
+    report.importable === true
+      ? `cmp import reads it: cmp import ${path} --out DIR`
+      : `cmp import cannot read it as it is: ${report.importable}`,
+  );
+  return 0;
+}

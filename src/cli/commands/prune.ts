@@ -1,7 +1,7 @@
 // cmp prune: remove neurons/filters from a trained run by mutual information (MINT), group norm (GSS) or magnitude.
 
 import { pruneRun } from '../../compress/prune-run.js';
-import { PRUNE_METHODS, type PruneMethod, type PruneScope } from '../../compress/prune.js';
+import { checkSparsity, PRUNE_METHODS, type PruneMethod, type PruneScope } from '../../compress/prune.js';
 import { DEFAULT_TRAIN_OPTIONS } from '../../compress/train.js';
 import { loadRun } from '../../core/run.js';
 import { BINARIZE_MODES, type BinarizeMode } from '../../core/spec.js';
@@ -63,6 +63,7 @@ export const pruneCommand: Command = {
         'cmp prune needs --sparsity S, the share of weights to remove, e.g. --sparsity 0.9',
       );
     const run = loadRun(parsed.positionals[0]);
+    checkSparsity(f.sparsity);
     const data = await loadDataFlag(f.data, io, runConsumer(run.dir, run.record.spec, run.record.training.dataset));
     const result = await pruneRun(run, data, {
       method: ((f.method as string) ?? 'mint') as PruneMethod,

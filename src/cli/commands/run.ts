@@ -6,13 +6,14 @@ import type { BackendChoice } from '../../runtime/backend.js';
 import { backendNames, createBackend } from '../../runtime/backends.js';
 import { evaluate, inputDimsFor, type EvalResult } from '../../runtime/evaluate.js';
 import { MaskedInput } from '../../runtime/masked-input.js';
-import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
+import { callerNormalization, datasetConsumer, readModelFile } from '../../runtime/model-file.js';
 import { StagedModel } from '../../runtime/early-exit.js';
 import type { Dataset } from '../../data/datasets.js';
 import { Profiler, type ProfileRow } from '../../runtime/profiler.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { applyInputRangeFlag, foreignInputNote, RUN_INPUT_RANGE_FLAG } from '../input-range-flag.js';
 import { formatPercent, formatTable } from '../table.js';
 
 /** Batch-1 latency is measured on at most this many samples (after the accuracy pass, which warms the backend up). */
@@ -50,6 +51,7 @@ export const runCommand: Command = {
       },
       limit: { type: 'int', help: 'use the first N test samples only' },
       profile: { type: 'boolean', help: 'print the per-layer time table (backends that profile: bitwasm)' },
+      'input-range': RUN_INPUT_RANGE_FLAG,
     },
     examples: [
       'cmp run fm-mlp.onnx --data fashion-mnist --limit 2000',
@@ -58,7 +60,7 @@ export const runCommand: Command = {
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const f = parsed.flags;
-    const file = readModelFile(parsed.positionals[0]);
+    const file = applyInputRangeFlag(readModelFile(parsed.positionals[0]), f['input-range']);
     const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
       limitTest: f.limit as number | undefined,
       limitTrain: 1,
@@ -80,8 +82,7 @@ export const runCommand: Command = {
       if (count === 0)
         throw new CmpError('BAD_ARGUMENT', `Data set ${data.name} has no test samples. Use another data set.`);
       const features = data.inputShape.reduce((a, b) => a * b, 1);
-      const mean = file.manifest?.input.mean ?? 0;
-      const std = file.manifest?.input.std ?? 1;
+      const { mean, std } = callerNormalization(file);
       const link = await MaskedInput.open(file);
       const dims = link ? [] : inputDimsFor(file, data, 1);
       const latencies: number[] = [];
@@ -96,6 +97,7 @@ export const runCommand: Command = {
         if (i % 50 === 0) io.progress.update(`latency ${i}/${count}`);
       }
       io.progress.done();
+      if (!file.manifest) io.progress.log(foreignInputNote(file));
       await link?.dispose();
       backend.setProfiler?.(undefined);
       const report: RunReport = {

@@ -3,7 +3,7 @@
 import { expandBinary } from '../../core/bitpack.js';
 import { ACTIVATION_LLOYD_STEPS, type BinarizeMode } from '../../core/spec.js';
 import type { Profiler } from '../profiler.js';
-import { features, layerTag, padPlanes, type Engine } from './engine.js';
+import { features, layerTag, normalizeInput, padPlanes, type Engine } from './engine.js';
 import type { Plan, PlanWeightLayer } from './plan.js';
 
 const f32 = Math.fround;
@@ -31,6 +31,7 @@ export function createReferenceEngine(plan: Plan): Engine {
       const inF = features(plan.inputShape);
       for (let s = 0; s < batch; s++) {
         let h: Float32Array = input.slice(s * inF, (s + 1) * inF);
+        normalizeInput(h, 0, inF, plan);
         for (const layer of plan.layers) {
           const event = profiler?.begin(layer.name, layerTag(layer));
           if (layer.kind === 'maxpool') h = maxPool(h, layer.inputShape, layer.size);

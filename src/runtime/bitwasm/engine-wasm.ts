@@ -3,7 +3,7 @@
 import { packedRowBytes } from '../../core/bitpack.js';
 import { ACTIVATION_LLOYD_STEPS } from '../../core/spec.js';
 import type { Profiler } from '../profiler.js';
-import { features, layerTag, padPlanes, type Engine } from './engine.js';
+import { features, layerTag, normalizeInput, padPlanes, type Engine } from './engine.js';
 import { instantiateKernels, type KernelExports } from './loader.js';
 import type { Plan, PlanWeightLayer } from './plan.js';
 
@@ -113,6 +113,7 @@ export async function createWasmEngine(plan: Plan): Promise<Engine> {
       views();
       const inF = features(plan.inputShape);
       f32.set(input.subarray(0, batch * inF), buffers.a >> 2);
+      normalizeInput(f32, buffers.a >> 2, batch * inF, plan);
       let cur = buffers.a;
       let other = buffers.b;
       for (const layer of plan.layers) {

@@ -51,6 +51,18 @@ export function padPlanes(
   }
 }
 
+/**
+ * Applies a plan's input normalization to `count` values of `x` from element `offset`, in place, rounding as the
+ * graph's Sub and Div do in float32. It stays a pass of its own rather than being folded into the first layer's
+ * weights: folding changes the rounding, and the pass costs one operation per input value against a layer's rows.
+ */
+export function normalizeInput(x: Float32Array, offset: number, count: number, plan: Plan): void {
+  if (!plan.normalize) return;
+  const mean = Math.fround(plan.normalize.mean);
+  const std = Math.fround(plan.normalize.std);
+  for (let i = offset; i < offset + count; i++) x[i] = Math.fround(x[i] - mean) / std;
+}
+
 /** Float elements of a shape [C, H, W]. */
 export function features(shape: readonly number[]): number {
   return shape[0] * shape[1] * shape[2];

@@ -2,6 +2,7 @@
 
 import { packedRowBytes } from '../../core/bitpack.js';
 import { fromFloat16Bits } from '../../core/float16.js';
+import { PIXEL_FEED } from '../../core/manifest.js';
 import { inferShapes, type BinarizeMode } from '../../core/spec.js';
 import { ONNX_TYPE, onnxTypeName, toNumber, type OnnxTensor } from '../../core/onnx.js';
 import { CmpError } from '../../errors.js';
@@ -89,6 +90,11 @@ export type PlanLayer =
 
 export interface Plan {
   inputShape: [number, number, number];
+  /**
+   * (x - mean) / std on every input value before the first layer, as the file's graph does (manifest input.feed
+   * 'pixel/255', stage 1 or a whole model); absent when the caller feeds normalized values or there is none.
+   */
+  normalize?: { mean: number; std: number };
   classes: number;
   layers: PlanLayer[];
 }
@@ -229,7 +235,9 @@ export function planModel(file: ModelFile): Plan {
   });
   const last = shapes[to - 1].outputShape;
   const classes = to === spec.layers.length ? spec.labels.length : last[0] * last[1] * last[2];
-  return { inputShape, classes, layers };
+  const { mean, std } = spec.input;
+  const normalize = from === 0 && manifest.input.feed === PIXEL_FEED && (mean !== 0 || std !== 1);
+  return { inputShape, ...(normalize ? { normalize: { mean, std } } : {}), classes, layers };
 }
 
 /** The spec's layers [from, to) that `file` holds: all of them, or one stage's. */
