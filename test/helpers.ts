@@ -35,6 +35,18 @@ export function sharedFile(...parts: string[]): string {
   );
 }
 
+/**
+ * How long a test waits for something that must happen (an answer, a page, a job) before it calls it a hang and
+ * fails. A guard against waiting forever, never a speed check: under load everything is slower, and speed is
+ * measured in bench/.
+ */
+export const HANG_MS = 300_000;
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** A fresh temporary folder. */
 export function tempDir(prefix = 'cmp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -72,28 +84,6 @@ export function assertOneLineError(result: { code: number; stderr: string }, pat
   const lines = result.stderr.trim().split('\n');
   assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
   assert.match(lines[0], pattern);
-}
-
-/** Trains a small model on 1,500 Fashion-MNIST images for one epoch with the CLI and exports it to DIR/NAME.onnx. */
-export function trainAndExport(dir: string, name: string, extra: string[]): string {
-  const run = join(dir, 'runs', name);
-  const common = [
-    '--data',
-    'fashion-mnist',
-    '--epochs',
-    '1',
-    '--limit-train',
-    '1500',
-    '--limit-test',
-    '100',
-    '--quiet',
-  ];
-  const trained = runCli(['train', ...common, '--out', run, ...extra]);
-  assert.equal(trained.code, 0, trained.stderr);
-  const onnx = join(dir, `${name}.onnx`);
-  const exported = runCli(['export', run, '--out', onnx, '--quiet']);
-  assert.equal(exported.code, 0, exported.stderr);
-  return onnx;
 }
 
 /** Debian's Chromium, which the browser-side tests drive through playwright-core. */

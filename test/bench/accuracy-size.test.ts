@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { ROOT, tempDir } from '../helpers.js';
+import { HANG_MS, ROOT, tempDir } from '../helpers.js';
 
 interface Report {
   machine: { cores: number };
@@ -33,10 +33,10 @@ test('npm run bench -- accuracy-size --json prints every model and each goal wit
   ];
   // Finished rows go to a cache of this test's own, so a rerun resumes instead of training again.
   const env = { ...process.env, CMP_BENCH_DIR: tempDir('cmp-bench-rows-') };
-  const result = spawnSync('npm', args, { cwd: ROOT, encoding: 'utf8', timeout: 300_000, env });
+  const result = spawnSync('npm', args, { cwd: ROOT, encoding: 'utf8', timeout: HANG_MS, env });
   assert.equal(result.status, 0, result.stderr);
   const report = JSON.parse(result.stdout) as Report;
-  const resumed = spawnSync('npm', args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env });
+  const resumed = spawnSync('npm', args, { cwd: ROOT, encoding: 'utf8', timeout: HANG_MS, env });
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, /resuming, 5 rows already in/);
   assert.doesNotMatch(resumed.stderr, /epoch 1\/1/, 'no model is trained again');

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { build, type Metafile } from 'esbuild';
-import { ROOT, tempDir } from '../helpers.js';
+import { HANG_MS, ROOT, tempDir } from '../helpers.js';
 
 interface Condition {
   types: string;
@@ -74,7 +74,7 @@ test('import("<name>/edge") in a device app loads the runtime', () => {
     `const edge = await import('${PKG.name}/edge');\n` +
       `console.log(JSON.stringify({ version: edge.CMP_VERSION, predictor: typeof edge.Predictor, backends: edge.backendNames() }));\n`,
   );
-  const result = spawnSync(process.execPath, ['main.mjs'], { cwd: app, encoding: 'utf8', timeout: 120_000 });
+  const result = spawnSync(process.execPath, ['main.mjs'], { cwd: app, encoding: 'utf8', timeout: HANG_MS });
   assert.equal(result.status, 0, result.stderr);
   const loaded = JSON.parse(result.stdout) as { version: string; predictor: string; backends: string[] };
   assert.equal(loaded.version, PKG.version);

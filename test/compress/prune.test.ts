@@ -21,12 +21,15 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
-import { fashionMnist, maxAbsDiff, runCli, tempDir } from '../helpers.js';
+import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
+import { maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
+const DATA = { dataset: 'fashion-mnist', limitTrain: 1000, limitTest: 200 } as const;
+const ONE_EPOCH = { epochs: 1, batchSize: 50, learningRate: 0.002 } as const;
 let data: Dataset;
 
 before(async () => {
-  data = await fashionMnist(1000, 200);
+  data = await fixtureData(DATA);
 });
 
 /** The same network with the planned units silenced instead of removed: their outgoing weights are zeroed. */
@@ -55,16 +58,17 @@ function silenced(spec: ModelSpec, tensors: Map<string, Float32Array>, plan: Kee
 
 for (const arch of ['mlp', 'lenet']) {
   test(`${arch}: removing units gives the same logits as silencing exactly those units`, async () => {
-    const trained = await trainRun(data, {
-      arch,
-      widths: arch === 'mlp' ? [40, 30] : [24],
-      filters: [6, 8],
-      binarizeWeights: 'none',
-      binarizeActivations: 'none',
-      epochs: 1,
-      batchSize: 50,
-      learningRate: 0.002,
-      seed: 2,
+    const trained = await fixtures.model({
+      data: DATA,
+      train: {
+        arch,
+        widths: arch === 'mlp' ? [40, 30] : [24],
+        filters: [6, 8],
+        binarizeWeights: 'none',
+        binarizeActivations: 'none',
+        ...ONE_EPOCH,
+        seed: 2,
+      },
     });
     const tensors = new Map([...trained.tensors].map(([k, t]) => [k, t.data]));
     const plan: KeepPlan =
@@ -144,17 +148,18 @@ test('mutual information is high for dependent and near zero for independent act
 
 test('a DAB-binarized run prunes, fine-tunes, exports and runs in onnxruntime-node as the pruned model does', async () => {
   const dir = tempDir();
-  await trainRun(data, {
-    arch: 'mlp',
-    widths: [64, 64],
-    binarizeWeights: 'dab',
-    binarizeActivations: 'none',
-    epochs: 1,
-    batchSize: 50,
-    learningRate: 0.002,
-    seed: 3,
-    out: `${dir}/dab`,
-  });
+  const dab: ModelFixture = {
+    data: DATA,
+    train: {
+      arch: 'mlp',
+      widths: [64, 64],
+      binarizeWeights: 'dab',
+      binarizeActivations: 'none',
+      ...ONE_EPOCH,
+      seed: 3,
+    },
+  };
+  await fixtures.runFolder(dab, `${dir}/dab`);
   for (const method of ['mint', 'magnitude'] as const) {
     const result = await pruneRun(loadRun(`${dir}/dab`), data, {
       method,
@@ -238,17 +243,11 @@ test('bad prune input: sparsity outside (0, 1), an untrained folder, a model wit
 
 test('prune, then binarize: a float run pruned with --binarize dab fine-tunes into binary layers', async () => {
   const dir = tempDir();
-  await trainRun(data, {
-    arch: 'mlp',
-    widths: [48],
-    binarizeWeights: 'none',
-    binarizeActivations: 'none',
-    epochs: 1,
-    batchSize: 50,
-    learningRate: 0.002,
-    seed: 5,
-    out: `${dir}/float`,
-  });
+  const float: ModelFixture = {
+    data: DATA,
+    train: { arch: 'mlp', widths: [48], binarizeWeights: 'none', binarizeActivations: 'none', ...ONE_EPOCH, seed: 5 },
+  };
+  await fixtures.runFolder(float, `${dir}/float`);
   const result = await pruneRun(loadRun(`${dir}/float`), data, {
     method: 'magnitude',
     sparsity: 0.5,

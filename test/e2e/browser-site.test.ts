@@ -8,7 +8,6 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { trainRun } from '../../src/compress/train-run.js';
 import { predictFrozenWithExits } from '../../src/compress/train.js';
 import { softmaxEntropy } from '../../src/core/entropy.js';
 import { stagePath } from '../../src/core/manifest.js';
@@ -18,7 +17,8 @@ import { checkDeviceProfile } from '../../src/profile/device-profile-check.js';
 import { readModelFile } from '../../src/runtime/model-file.js';
 import { Predictor } from '../../src/runtime/predictor.js';
 import type { PageState } from '../../targets/browser/page.js';
-import { assertOneLineError, CLI, fashionMnist, launchChromium, maxAbsDiff, runCli, tempDir } from '../helpers.js';
+import { EXIT_MLP, fixtureData, fixtures } from '../fixtures.js';
+import { assertOneLineError, CLI, HANG_MS, launchChromium, maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
 const SAMPLES = 40;
 
@@ -33,18 +33,8 @@ let page: Page;
 before(async () => {
   dir = tempDir('cmp-browser-');
   site = join(dir, 'site');
-  const data = await fashionMnist(1000, SAMPLES);
-  const { frozen } = await trainRun(data, {
-    arch: 'mlp',
-    widths: [32, 32],
-    exits: [1],
-    binarizeWeights: 'dab',
-    binarizeActivations: 'dab',
-    epochs: 1,
-    batchSize: 50,
-    learningRate: 0.002,
-    seed: 3,
-  });
+  const data = await fixtureData(EXIT_MLP.data);
+  const { frozen } = await fixtures.model(EXIT_MLP);
   // The exit's median entropy on the samples as its threshold, so samples leave at the exit and at the end.
   const exitLogits = (await predictFrozenWithExits(frozen, data, data.test, SAMPLES)).exits[0];
   const entropies = Array.from({ length: SAMPLES }, (_, i) => softmaxEntropy(exitLogits, i * 10, 10)).sort(
@@ -64,6 +54,7 @@ before(async () => {
   server = await startServe(site);
   browser = await launchChromium();
   page = await browser.newPage();
+  page.setDefaultTimeout(HANG_MS);
 });
 
 after(async () => {
@@ -100,9 +91,7 @@ async function startServe(root: string): Promise<typeof server> {
 /** Opens the page (with `query`) and waits until it has answered every sample or failed. */
 async function openPage(query = ''): Promise<PageState> {
   await page.goto(`${server.url}${query}`);
-  await page.waitForFunction(() => window.cmp !== undefined && window.cmp.state !== 'running', undefined, {
-    timeout: 30_000,
-  });
+  await page.waitForFunction(() => window.cmp !== undefined && window.cmp.state !== 'running');
   return page.evaluate(() => window.cmp);
 }
 

@@ -11,7 +11,6 @@ import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
-import { trainRun } from '../../src/compress/train-run.js';
 import { predictFrozenWithExits } from '../../src/compress/train.js';
 import { softmaxEntropy } from '../../src/core/entropy.js';
 import { parseGranularity } from '../../src/core/mask.js';
@@ -23,15 +22,16 @@ import type {
   ServerMessage,
 } from '../../src/dashboard/messages.js';
 import { recordDevice } from '../../src/deploy/devices.js';
-import { exportOnnx } from '../../src/export/export-onnx.js';
-import { buildFirmware, requireTool } from '../../src/link/firmware-build.js';
+import { requireTool } from '../../src/link/firmware-build.js';
 import { startQemu, type QemuBoard } from '../../src/link/qemu.js';
 import { FORMAT } from '../../app/renderer/format.js';
-import { CLI, fashionMnist, launchChromium, ROOT, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
+import { DAB_MLP, fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
+import { CLI, HANG_MS, launchChromium, ROOT, runCli, sleep, tempDir, TEST_CMP_HOME } from '../helpers.js';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const LOCAL_COUNT = 300;
-const MCU_COUNT = 60;
+/** Each image crosses the emulated UART: enough for both exits and for progress between start and end. */
+const MCU_COUNT = 30;
 
 const dir = tempDir('cmp-dashboard-');
 let runDir: string;
@@ -44,13 +44,10 @@ let browser: Browser;
 let page: Page;
 const pageErrors: string[] = [];
 
-before(async () => {
-  requireTool('qemu-system-arm');
-  const firmware = await buildFirmware({ board: 'mps2-an385', outDir: join(dir, 'fw') });
-  // A DAB MLP with one exit and a learned static input mask, saved as a run folder with its mask checkpoints.
-  const data = await fashionMnist(2000, 200);
-  runDir = join(dir, 'runs', 'fm-mask-exit');
-  const trained = await trainRun(data, {
+/** A DAB MLP with one exit and a learned static input mask, saved as a run folder with its mask checkpoints. */
+const MASK_EXIT_MLP: ModelFixture = {
+  data: { dataset: 'fashion-mnist', limitTrain: 2000, limitTest: 200 },
+  train: {
     arch: 'mlp',
     widths: [64, 32],
     exits: [1],
@@ -60,7 +57,6 @@ before(async () => {
     batchSize: 50,
     learningRate: 0.003,
     seed: 4,
-    out: runDir,
     mask: {
       kind: 'static',
       granularity: parseGranularity('pixel'),
@@ -72,7 +68,16 @@ before(async () => {
       checkpointKeptRatio: 0.8,
       minKeep: 0.05,
     },
-  });
+  },
+};
+
+before(async () => {
+  requireTool('qemu-system-arm');
+  const firmware = await fixtures.firmware('mps2-an385');
+  const data = await fixtureData(MASK_EXIT_MLP.data);
+  // A copy of the cached run: cmp calibrate writes into it.
+  runDir = await fixtures.runFolder(MASK_EXIT_MLP, join(dir, 'runs', 'fm-mask-exit'));
+  const trained = await fixtures.model(MASK_EXIT_MLP);
   // The exit's median entropy on test images as its threshold: about half leave on the device, half are handed off.
   const probe = await predictFrozenWithExits(trained.frozen, data, data.test, 200);
   const entropies = Array.from({ length: 200 }, (_, i) => softmaxEntropy(probe.exits[0], i * 10, 10)).sort(
@@ -84,19 +89,8 @@ before(async () => {
   exitModel = join(dir, 'fm-mask-exit.onnx');
   const exported = runCli(['export', runDir, '--out', exitModel, '--quiet']);
   assert.equal(exported.code, 0, exported.stderr);
-  // The bitwasm card profiles a plain DAB MLP of the same width (auto keeps stage files on onnxruntime).
-  const plain = await trainRun(data, {
-    arch: 'mlp',
-    widths: [64, 32],
-    binarizeWeights: 'dab',
-    binarizeActivations: 'dab',
-    epochs: 2,
-    batchSize: 50,
-    learningRate: 0.003,
-    seed: 5,
-  });
-  plainModel = join(dir, 'fm-dab.onnx');
-  writeFileSync(plainModel, exportOnnx(plain.frozen).bytes);
+  // The bitwasm card profiles a plain DAB MLP (auto keeps stage files on onnxruntime).
+  plainModel = await fixtures.onnx(DAB_MLP, join(dir, 'fm-dab.onnx'));
 
   board = await startQemu({ elfPath: firmware.elfPath });
   const deployed = runCli(['deploy', exitModel, '--target', 'mcu', '--port', board.port, '--data', 'fashion-mnist']);
@@ -108,6 +102,7 @@ before(async () => {
   dashboard = await startDashboard(['--model', exitModel]);
   browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
+  page.setDefaultTimeout(HANG_MS);
   // A policy violation or a script error shows up here: the page must run clean under its CSP.
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(m.text());
@@ -205,10 +200,9 @@ class Client {
   async exchange(text: string, id: number | null): Promise<ServerMessage> {
     const seen = this.messages.length;
     this.ws.send(text);
-    for (let waited = 0; waited < 30_000; waited += 20) {
+    for (const deadline = Date.now() + HANG_MS; Date.now() < deadline; await sleep(20)) {
       const answer = this.messages.slice(seen).find((m) => (m.type === 'reply' || m.type === 'error') && m.id === id);
       if (answer) return answer;
-      await new Promise((r) => setTimeout(r, 20));
     }
     throw new Error(`no answer to ${text.slice(0, 80)}`);
   }
@@ -357,7 +351,7 @@ test('the page profiles this machine on ort-node and bitwasm and the board under
       return jobs.length === 3 && jobs.every((j) => ['done', 'failed'].includes(j.getAttribute('data-state') ?? ''));
     },
     undefined,
-    { timeout: 60_000 },
+    { timeout: HANG_MS },
   );
   const failed = await page.$$eval('#jobs li[data-state="failed"]', (l) => l.map((j) => j.textContent));
   assert.deepEqual(failed, []);
@@ -600,8 +594,11 @@ test('SSH devices from earlier deploys are listed; a profile of one that does no
     count: 10,
   });
   let last: JobState | undefined;
-  for (let waited = 0; waited < 30_000 && !['done', 'failed'].includes(last?.state ?? ''); waited += 50) {
-    await new Promise((r) => setTimeout(r, 50));
+  for (
+    const deadline = Date.now() + HANG_MS;
+    Date.now() < deadline && !['done', 'failed'].includes(last?.state ?? '');
+  ) {
+    await sleep(50);
     last = client.messages
       .filter((m) => m.type === 'job' && m.job.job === job)
       .map((m) => (m.type === 'job' ? m.job : undefined))

@@ -9,30 +9,19 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { runInNewContext } from 'node:vm';
-import { trainRun } from '../../src/compress/train-run.js';
 import { stagePath } from '../../src/core/manifest.js';
 import type { ElectronAppConfig } from '../../src/dashboard/electron-app.js';
 import type { ServerMessage } from '../../src/dashboard/messages.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
-import { assertOneLineError, fashionMnist, runCli, tempDir } from '../helpers.js';
+import { EXIT_MLP, fixtures } from '../fixtures.js';
+import { assertOneLineError, HANG_MS, runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir('cmp-electron-');
 const app = join(dir, 'app-dist');
 let model: string;
 
 before(async () => {
-  const data = await fashionMnist(600, 20);
-  const { frozen } = await trainRun(data, {
-    arch: 'mlp',
-    widths: [32],
-    exits: [1],
-    binarizeWeights: 'dab',
-    binarizeActivations: 'dab',
-    epochs: 1,
-    batchSize: 50,
-    learningRate: 0.003,
-    seed: 6,
-  });
+  const { frozen } = await fixtures.model(EXIT_MLP);
   const exported = exportOnnx(
     { ...frozen, exits: (frozen.exits ?? []).map((e) => ({ ...e, threshold: 0.5 })) },
     { dataset: 'fashion-mnist', epochs: 1, testAccuracy: 0 },
@@ -196,7 +185,7 @@ async function scenario() {
   const started = await ipcHandler(trusted, {
     id: 4, type: 'profile', device: 'local:ort-node', model: hello.result.models[0], dataset: 'fashion-mnist', count: 20,
   });
-  for (let waited = 0; waited < 60000; waited += 50) {
+  for (const deadline = Date.now() + ${HANG_MS}; Date.now() < deadline; ) {
     if (seen.events.some((e) => e.message.type === 'job' && ['done', 'failed'].includes(e.message.job.state))) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -221,7 +210,7 @@ test('the bundled main process, against a stand-in for Electron: sandboxed windo
   const run = spawnSync(process.execPath, [join(app, 'main.mjs')], {
     cwd: dir,
     encoding: 'utf8',
-    timeout: 90_000,
+    timeout: HANG_MS,
     env: { ...process.env, NODE_PATH: join(dir, 'fake-electron') },
   });
   assert.equal(run.status, 0, run.stderr.slice(-2000));

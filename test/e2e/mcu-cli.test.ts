@@ -2,13 +2,11 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
-import { trainRun } from '../../src/compress/train-run.js';
-import { exportOnnx } from '../../src/export/export-onnx.js';
-import { CLI, fashionMnist, runCli, tempDir } from '../helpers.js';
+import { DAB_MLP, fixtures, type ModelFixture } from '../fixtures.js';
+import { CLI, runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir('cmp-mcu-cli-');
 const buildDir = join(dir, 'fw');
@@ -16,16 +14,15 @@ let fitting: string;
 let tooBig: string;
 let board: ChildProcess | undefined;
 
+/** A float first layer (784 x 256 x 4 bytes = 784 KiB) cannot fit a 128 KiB arena. */
+const TOO_BIG_MLP: ModelFixture = {
+  data: DAB_MLP.data,
+  train: { ...DAB_MLP.train, widths: [256], keepFloat: ['first'], seed: 2 },
+};
+
 before(async () => {
-  const data = await fashionMnist(1000, 10);
-  const base = { arch: 'mlp', binarizeWeights: 'dab', binarizeActivations: 'dab', epochs: 1, batchSize: 50 } as const;
-  const small = await trainRun(data, { ...base, widths: [64], learningRate: 0.002, seed: 2 });
-  // A float first layer (784 x 256 x 4 bytes = 784 KiB) cannot fit a 128 KiB arena.
-  const big = await trainRun(data, { ...base, widths: [256], keepFloat: ['first'], learningRate: 0.002, seed: 2 });
-  fitting = join(dir, 'fits.onnx');
-  tooBig = join(dir, 'too-big.onnx');
-  writeFileSync(fitting, exportOnnx(small.frozen).bytes);
-  writeFileSync(tooBig, exportOnnx(big.frozen).bytes);
+  fitting = await fixtures.onnx(DAB_MLP, join(dir, 'fits.onnx'));
+  tooBig = await fixtures.onnx(TOO_BIG_MLP, join(dir, 'too-big.onnx'));
 });
 
 after(() => {

@@ -3,10 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { trainRun } from '../../src/compress/train-run.js';
 import type { Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
-import { buildFirmware, requireTool, type FirmwareBuild } from '../../src/link/firmware-build.js';
+import { requireTool, type FirmwareBuild } from '../../src/link/firmware-build.js';
 import { McuClient } from '../../src/link/mcu-client.js';
 import { convertToMcuModel, type McuModel } from '../../src/link/mcu-model.js';
 import { FEATURE_EXITS, FEATURE_HANDOFF, FEATURE_MASK, MSG } from '../../src/link/protocol.js';
@@ -16,9 +15,9 @@ import { openSerialTransport } from '../../src/link/transport-serial.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
-import { fashionMnist, tempDir } from '../helpers.js';
+import { DAB_MLP, fixtureData, fixtures } from '../fixtures.js';
 
-const IMAGES = 50;
+const IMAGES = 30;
 const CLASSES = 10;
 const FEATURES = 784;
 /** Device float32 sums run in another order than onnxruntime's: logits and entropy agree to this, labels exactly. */
@@ -29,8 +28,8 @@ class FaultRelay implements Transport {
   readonly name: string;
   damageNextWrite = false;
   damageNextRead = false;
-  /** Writes before this time (Date.now() ms) are lost, as QEMU loses them before it notices a new client. */
-  dropWritesUntil = 0;
+  /** This many next writes are lost, as QEMU loses what a new client sends before it notices the client. */
+  dropWrites = 0;
   droppedWrites = 0;
 
   constructor(private readonly inner: Transport) {
@@ -38,7 +37,8 @@ class FaultRelay implements Transport {
   }
 
   write(bytes: Uint8Array): Promise<void> {
-    if (Date.now() < this.dropWritesUntil) {
+    if (this.dropWrites > 0) {
+      this.dropWrites--;
       this.droppedWrites++;
       return Promise.resolve();
     }
@@ -103,18 +103,9 @@ function entropy(row: ArrayLike<number>): number {
 before(async () => {
   // Fails with the apt-get line when arm-none-eabi-gcc or qemu-system-arm is missing.
   requireTool('qemu-system-arm');
-  firmware = await buildFirmware({ board: 'mps2-an385', outDir: tempDir('cmp-fw-') });
-  data = await fashionMnist(2000, IMAGES);
-  const trained = await trainRun(data, {
-    arch: 'mlp',
-    binarizeWeights: 'dab',
-    binarizeActivations: 'dab',
-    widths: [64, 64],
-    epochs: 1,
-    batchSize: 50,
-    learningRate: 0.002,
-    seed: 11,
-  });
+  firmware = await fixtures.firmware('mps2-an385');
+  data = await fixtureData(DAB_MLP.data);
+  const trained = await fixtures.model(DAB_MLP);
   const file = parseModelFile(exportOnnx(trained.frozen).bytes, 'fm-mlp64.onnx');
   mcu = convertToMcuModel(file);
   const backend = await createBackend('ort-node', file);
@@ -190,29 +181,36 @@ test('float32 input sent in chunks gives the same result as uint8 pixels', async
   assert.deepEqual(r.logits, r8.logits);
 });
 
+// How many resends a fault costs depends on timing too (a slow answer also runs into the host's timeout, and each
+// resend is answered again from the device's cache), so these tests count what the protocol promises instead: one
+// bad frame makes exactly one NAK, the device runs the model once per request however often it is sent, and the
+// answer is right.
 test('a request damaged on the way is NAKed by the device (CRC) and resent; the result is unchanged', async () => {
   const stats = session.client.stats;
   const naks = stats.naks;
   const resends = stats.resends;
-  const badBefore = (await session.client.profile()).framesBad;
+  const before = await session.client.profile();
   relay.damageNextWrite = true;
   const r = await session.client.infer(pixels(5), { logits: true });
   assert.equal(r.label, argmax(hostRow(5)));
-  assert.equal(stats.naks, naks + 1, 'one NAK');
-  assert.equal(stats.resends, resends + 1, 'one resend');
-  assert.equal((await session.client.profile()).framesBad, badBefore + 1, 'the device counted the bad frame');
+  assert.equal(stats.naks, naks + 1, 'the device NAKed the one damaged frame');
+  assert.ok(stats.resends > resends, 'the host sent the request again');
+  const after = await session.client.profile();
+  assert.equal(after.framesBad, before.framesBad + 1, 'the device counted the bad frame');
+  assert.equal(after.inferences, before.inferences + 1, 'the device ran the model once');
 });
 
 test('an answer damaged on the way is dropped by the host and sent again from the device cache', async () => {
   const stats = session.client.stats;
   const bad = stats.badFrames;
-  const dupsBefore = (await session.client.profile()).duplicates;
+  const before = await session.client.profile();
   relay.damageNextRead = true;
   const r = await session.client.infer(pixels(6), { logits: true });
   assert.equal(r.label, argmax(hostRow(6)));
   assert.ok(stats.badFrames > bad, 'the host rejected the damaged answer');
-  const profile = await session.client.profile();
-  assert.equal(profile.duplicates, dupsBefore + 1, 'the device resent its answer without running again');
+  const after = await session.client.profile();
+  assert.ok(after.duplicates > before.duplicates, 'the device answered the resent request from its cache');
+  assert.equal(after.inferences, before.inferences + 1, 'without running the model again');
 });
 
 test('garbage on the line (noise with zeros, an over-long run) is survived', async () => {
@@ -233,21 +231,19 @@ test('reserved and unknown message types are refused with a status, not ignored'
   await assert.rejects(session.client.request(0x55, new Uint8Array(0), MSG.ack), /TYPE/);
 });
 
-test('a new connection whose first second of bytes is lost connects by probing, and finds the model loaded', async () => {
+test('a new connection whose first bytes are lost connects by probing, and finds the model loaded', async () => {
   // serialport locks the port: like a real UART it takes one client at a time, so the first one goes first.
   session.client.dispose();
   await session.transport.close();
   const transport = new FaultRelay(await openSerialTransport(session.qemu.port));
-  // Whether or not this QEMU drops the first bytes of a new client, make the first second's bytes vanish.
-  transport.dropWritesUntil = Date.now() + 1000;
+  // Whether or not this QEMU drops the first bytes of a new client, make the first three probes vanish.
+  transport.dropWrites = 3;
   const client = new McuClient(transport, { timeoutMs: 1500 });
   session.transport = transport;
   session.client = client;
-  const caps = await client.connect({ deadlineMs: 10000, probeIntervalMs: 250 });
-  assert.ok(
-    transport.droppedWrites >= 2 && client.stats.probes > transport.droppedWrites,
-    `probes ${client.stats.probes}`,
-  );
+  const caps = await client.connect({ deadlineMs: 60_000, probeIntervalMs: 250 });
+  assert.equal(transport.droppedWrites, 3);
+  assert.ok(client.stats.probes > 3, `probes ${client.stats.probes}: HELLO went again until one arrived`);
   assert.deepEqual(caps.model, { crc: mcu.crc, bytes: mcu.blob.length });
   const r = await client.infer(pixels(8));
   assert.equal(r.label, argmax(hostRow(8)));

@@ -4,13 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { trainRun } from '../../src/compress/train-run.js';
 import { predictFrozenWithExits } from '../../src/compress/train.js';
 import { softmaxEntropy } from '../../src/core/entropy.js';
 import type { FrozenModel } from '../../src/core/frozen.js';
 import type { Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
-import { buildFirmware, requireTool } from '../../src/link/firmware-build.js';
+import { requireTool } from '../../src/link/firmware-build.js';
 import { SelectionCodec } from '../../src/link/codec.js';
 import { convertToMcuModel } from '../../src/link/mcu-model.js';
 import { bootQemu, type QemuSession } from '../../src/link/qemu.js';
@@ -18,9 +17,10 @@ import { parseGranularity } from '../../src/core/mask.js';
 import { runSplit } from '../../src/profile/split.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
-import { fashionMnist, tempDir } from '../helpers.js';
+import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
 
-const IMAGES = 200;
+/** Enough for dozens of answers on each side of the exit threshold; each image crosses the emulated UART twice. */
+const IMAGES = 80;
 const CLASSES = 10;
 const FEATURES = 784;
 /** Device float sums run in another order than TensorFlow.js's: entropies agree to this. */
@@ -32,11 +32,10 @@ let threshold: number;
 let expected: { logits: Float32Array; exits: Float32Array[] };
 let session: QemuSession;
 
-before(async () => {
-  requireTool('qemu-system-arm');
-  const firmware = await buildFirmware({ board: 'mps2-an385', outDir: tempDir('cmp-fw-split-') });
-  data = await fashionMnist(2000, IMAGES);
-  const trained = await trainRun(data, {
+/** A DAB MLP with an exit after its first layer and a static mask of the 15% most informative pixels. */
+const SPLIT_MLP: ModelFixture = {
+  data: { dataset: 'fashion-mnist', limitTrain: 2000, limitTest: IMAGES },
+  train: {
     arch: 'mlp',
     widths: [64, 32],
     exits: [1],
@@ -58,7 +57,14 @@ before(async () => {
       checkpointKeptRatio: 0.8,
       minKeep: 0.01,
     },
-  });
+  },
+};
+
+before(async () => {
+  requireTool('qemu-system-arm');
+  const firmware = await fixtures.firmware('mps2-an385');
+  data = await fixtureData(SPLIT_MLP.data);
+  const trained = await fixtures.model(SPLIT_MLP);
   const probe = await predictFrozenWithExits(trained.frozen, data, data.test, IMAGES);
   // The median exit entropy: about half the images leave on the device.
   const entropies = Array.from({ length: IMAGES }, (_, i) => softmaxEntropy(probe.exits[0], i * CLASSES, CLASSES)).sort(

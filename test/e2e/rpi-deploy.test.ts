@@ -17,8 +17,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
 import { listDevices } from '../../src/deploy/devices.js';
-import { assertOneLineError, CLI, runCli, tempDir, TEST_CMP_HOME, trainAndExport } from '../helpers.js';
-import { deviceHealth, deviceRelease, startSshd, stopDeviceService, type Sshd } from './sshd.js';
+import { EXIT_MLP, FLOAT_MLP, fixtures, MASKED_MLP } from '../fixtures.js';
+import { assertOneLineError, CLI, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
+import { cutMidUpload, deviceHealth, deviceRelease, startSshd, stopDeviceService, type Sshd } from './sshd.js';
 
 let sshd: Sshd;
 let work: string;
@@ -30,10 +31,6 @@ const releases: Record<string, string> = {};
 /** The SSH flags of the test device. */
 function device(s: Sshd = sshd, dir = deviceDir, knownHosts = s.knownHosts): string[] {
   return ['--host', s.host, '--identity', s.identity, '--known-hosts', knownHosts, '--remote-dir', dir];
-}
-
-function train(name: string, extra: string[]): string {
-  return trainAndExport(work, name, extra);
 }
 
 function serviceHealth(dir = deviceDir): Promise<{ ok: boolean; release: string; backend: string }> {
@@ -48,32 +45,8 @@ before(async () => {
   sshd = await startSshd();
   work = tempDir('cmp-rpi-');
   deviceDir = join(work, 'device');
-  models.exit = train('exit', [
-    '--arch',
-    'mlp',
-    '--widths',
-    '48,32',
-    '--exits',
-    '1',
-    '--binarize',
-    'dab',
-    '--seed',
-    '1',
-  ]);
-  models.masked = train('masked', [
-    '--arch',
-    'mlp',
-    '--widths',
-    '32',
-    '--mask',
-    'static',
-    '--mask-source',
-    'random',
-    '--keep',
-    '0.5',
-    '--seed',
-    '2',
-  ]);
+  models.exit = await fixtures.onnx(EXIT_MLP, join(work, 'exit.onnx'));
+  models.masked = await fixtures.onnx(MASKED_MLP, join(work, 'masked.onnx'));
 });
 
 after(() => {
@@ -224,7 +197,7 @@ test('a release that answers differently from the host is refused on the device 
 test('a connection cut during the upload leaves the previous release running', async () => {
   const running = currentRelease();
   // A model the device has never seen, so the upload is real work; the device is cut off once it has begun.
-  const fresh = train('fresh', ['--arch', 'mlp', '--widths', '16', '--seed', '3']);
+  const fresh = await fixtures.onnx(FLOAT_MLP, join(work, 'fresh.onnx'));
   const deploy = spawn(process.execPath, [CLI, 'deploy', fresh, '--target', 'rpi', ...device(), '--quiet'], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, CMP_HOME: TEST_CMP_HOME },
@@ -233,12 +206,7 @@ test('a connection cut during the upload leaves the previous release running', a
   deploy.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => deploy.on('exit', r));
   const releasesDir = join(deviceDir, 'releases');
-  const deadline = Date.now() + 60_000;
-  while (!readdirSync(releasesDir).some((n) => n.startsWith('.partial-')) && deploy.exitCode === null) {
-    assert.ok(Date.now() < deadline, 'the upload never began');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  sshd.kill();
+  await cutMidUpload(deploy, releasesDir, sshd);
   const code = await exited;
   assertOneLineError({ code: code ?? -1, stderr }, /Lost the SSH connection|SSH to .* failed/);
   assert.equal(currentRelease(), running);

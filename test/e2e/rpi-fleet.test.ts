@@ -3,12 +3,13 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
-import { assertOneLineError, CLI, runCli, tempDir, TEST_CMP_HOME, trainAndExport } from '../helpers.js';
-import { deviceHealth, deviceRelease, startSshd, stopDeviceService, type Sshd } from './sshd.js';
+import { EXIT_MLP, fixtures, MASKED_MLP } from '../fixtures.js';
+import { assertOneLineError, CLI, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
+import { cutMidUpload, deviceHealth, deviceRelease, startSshd, stopDeviceService, type Sshd } from './sshd.js';
 
 let work: string;
 let exitModel: string;
@@ -19,19 +20,8 @@ let knownHosts: string;
 
 before(async () => {
   work = tempDir('cmp-fleet-');
-  exitModel = trainAndExport(work, 'exit', [
-    '--arch',
-    'mlp',
-    '--widths',
-    '32',
-    '--exits',
-    '1',
-    '--binarize',
-    'dab',
-    '--seed',
-    '1',
-  ]);
-  maskedModel = trainAndExport(work, 'masked', ['--arch', 'mlp', '--widths', '24', '--seed', '2']);
+  exitModel = await fixtures.onnx(EXIT_MLP, join(work, 'exit.onnx'));
+  maskedModel = await fixtures.onnx(MASKED_MLP, join(work, 'masked.onnx'));
   for (let i = 0; i < 3; i++) fleet.push({ sshd: await startSshd(), dir: join(work, `device${i + 1}`) });
   // One known_hosts for the fleet; each device has its own key and folder on its line of the hosts file.
   knownHosts = join(work, 'known_hosts');
@@ -150,12 +140,7 @@ test('fleet: three devices in parallel, then one cut off mid-deploy keeps its re
   deploy.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((r) => deploy.on('exit', r));
   const releases = join(victim.dir, 'releases');
-  const deadline = Date.now() + 60_000;
-  while (!readdirSync(releases).some((n) => n.startsWith('.partial-')) && deploy.exitCode === null) {
-    assert.ok(Date.now() < deadline, 'the upload never began');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  victim.sshd.kill();
+  await cutMidUpload(deploy, releases, victim.sshd);
   const code = await exited;
   assertOneLineError(
     { code: code ?? -1, stderr },

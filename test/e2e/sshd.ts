@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { createConnection, createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { tempDir } from '../helpers.js';
+import { HANG_MS, sleep, tempDir } from '../helpers.js';
 
 export const SSHD = '/usr/sbin/sshd';
 
@@ -75,10 +75,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + HANG_MS;
     while (!(await accepts(port))) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sshd did not start: ${stderr.trim()}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   };
   await launch();
@@ -149,6 +149,24 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/**
+ * Cuts `device` off while `deploy` (a running cmp deploy) uploads to it: once a partial release folder appears in
+ * `releasesDir`, the deploy is paused (SIGSTOP), the server and its sessions are killed, and the deploy resumes to find
+ * its connection gone. The pause makes the cut land mid-upload however loaded the machine is: the rename that ends an
+ * upload needs the paused client's next request, where a plain kill could come after an upload that finished first.
+ */
+export async function cutMidUpload(deploy: ChildProcess, releasesDir: string, device: Sshd): Promise<void> {
+  const uploading = (): boolean =>
+    existsSync(releasesDir) && readdirSync(releasesDir).some((n) => n.startsWith('.partial-'));
+  for (const deadline = Date.now() + HANG_MS; !uploading(); await sleep(5)) {
+    if (deploy.exitCode !== null) throw new Error(`the deploy ended (code ${deploy.exitCode}) before its upload began`);
+    if (Date.now() > deadline) throw new Error('the upload never began');
+  }
+  deploy.kill('SIGSTOP');
+  device.kill();
+  deploy.kill('SIGCONT');
 }
 
 /** The release a device folder's `current` link names. */

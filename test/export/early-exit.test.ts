@@ -5,7 +5,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { calibrate, operatingPoint, paretoSet, type ExitObservations } from '../../src/compress/calibrate.js';
-import { trainRun } from '../../src/compress/train-run.js';
 import { predictFrozenWithExits } from '../../src/compress/train.js';
 import { softmaxEntropy } from '../../src/core/entropy.js';
 import type { FrozenModel } from '../../src/core/frozen.js';
@@ -15,16 +14,18 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { StagedModel } from '../../src/runtime/early-exit.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
-import { fashionMnist, maxAbsDiff, runCli, tempDir } from '../helpers.js';
+import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
+import { maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
 const SAMPLES = 60;
 let data: Dataset;
 let frozen: FrozenModel;
 let expected: { logits: Float32Array; exits: Float32Array[] };
 
-before(async () => {
-  data = await fashionMnist(1500, SAMPLES);
-  const trained = await trainRun(data, {
+/** A DAB LeNet with two exits, so samples can leave at each of three places. */
+const TWO_EXIT_LENET: ModelFixture = {
+  data: { dataset: 'fashion-mnist', limitTrain: 1500, limitTest: SAMPLES },
+  train: {
     arch: 'lenet',
     filters: [6, 8],
     widths: [32],
@@ -35,7 +36,12 @@ before(async () => {
     batchSize: 50,
     learningRate: 0.002,
     seed: 3,
-  });
+  },
+};
+
+before(async () => {
+  data = await fixtureData(TWO_EXIT_LENET.data);
+  const trained = await fixtures.model(TWO_EXIT_LENET);
   frozen = trained.frozen;
   expected = await predictFrozenWithExits(frozen, data, data.test, SAMPLES);
 });

@@ -2,7 +2,6 @@
 
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { trainRun } from '../../src/compress/train-run.js';
 import { predictFrozen } from '../../src/compress/train.js';
 import type { BinarizeMode } from '../../src/core/spec.js';
 import type { Dataset } from '../../src/data/datasets.js';
@@ -10,16 +9,17 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
-import { fashionMnist, maxAbsDiff } from '../helpers.js';
+import { binarizedCase, fixtureData, fixtures } from '../fixtures.js';
+import { maxAbsDiff } from '../helpers.js';
 
 const SAMPLES = 200;
 let data: Dataset;
 
 before(async () => {
-  data = await fashionMnist(1000, SAMPLES);
+  data = await fixtureData(binarizedCase('mlp', 'dab', 'dab').data);
 });
 
-const CASES: { arch: string; weights: BinarizeMode; activations: BinarizeMode }[] = [
+const CASES: { arch: 'mlp' | 'lenet'; weights: BinarizeMode; activations: BinarizeMode }[] = [
   { arch: 'mlp', weights: 'none', activations: 'none' },
   { arch: 'mlp', weights: 'dab', activations: 'none' },
   { arch: 'mlp', weights: 'xnor', activations: 'none' },
@@ -30,16 +30,8 @@ const CASES: { arch: string; weights: BinarizeMode; activations: BinarizeMode }[
 
 for (const c of CASES) {
   test(`${c.arch} weights=${c.weights} activations=${c.activations}: ONNX logits equal the trained model's (ort-node, ort-web)`, async () => {
-    const trained = await trainRun(data, {
-      arch: c.arch,
-      binarizeWeights: c.weights,
-      binarizeActivations: c.activations,
-      widths: c.arch === 'mlp' ? [96, 64] : [64],
-      epochs: 1,
-      batchSize: 50,
-      learningRate: 0.002,
-      seed: 7,
-    });
+    // The same models as bitwasm's tests (test/runtime/backend-bitwasm.test.ts): trained once for both.
+    const trained = await fixtures.model(binarizedCase(c.arch, c.weights, c.activations));
     const expected = await predictFrozen(trained.frozen, data, data.test, SAMPLES);
     const file = parseModelFile(exportOnnx(trained.frozen).bytes, `${c.arch}-${c.weights}-${c.activations}.onnx`);
     for (const name of ['ort-node', 'ort-web']) {
@@ -55,15 +47,18 @@ for (const c of CASES) {
 }
 
 test('binary layers are stored 1 bit per weight plus float16 levels', async () => {
-  const trained = await trainRun(data, {
-    arch: 'mlp',
-    binarizeWeights: 'dab',
-    binarizeActivations: 'none',
-    widths: [512],
-    epochs: 1,
-    batchSize: 100,
-    learningRate: 0.002,
-    seed: 1,
+  const trained = await fixtures.model({
+    data: binarizedCase('mlp', 'dab', 'none').data,
+    train: {
+      arch: 'mlp',
+      binarizeWeights: 'dab',
+      binarizeActivations: 'none',
+      widths: [512],
+      epochs: 1,
+      batchSize: 100,
+      learningRate: 0.002,
+      seed: 1,
+    },
   });
   const { manifest, bytes } = exportOnnx(trained.frozen);
   const file = parseModelFile(bytes, 'dab.onnx');

@@ -10,7 +10,7 @@ import { predictFrozen, predictFrozenWithExits } from '../../src/compress/train.
 import type { FrozenModel } from '../../src/core/frozen.js';
 import { MANIFEST_KEY, PIXEL_FEED, selectorPath, stagePath, type Manifest } from '../../src/core/manifest.js';
 import { decodeModel, encodeOnnxModel } from '../../src/core/onnx.js';
-import { loadDataset, type Dataset } from '../../src/data/datasets.js';
+import type { Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { createBitwasmBackend } from '../../src/runtime/backend-bitwasm.js';
 import { createBackend } from '../../src/runtime/backends.js';
@@ -19,6 +19,7 @@ import { evaluate, predict } from '../../src/runtime/evaluate.js';
 import { MaskedInput } from '../../src/runtime/masked-input.js';
 import { parseModelFile, readModelFile } from '../../src/runtime/model-file.js';
 import { Predictor } from '../../src/runtime/predictor.js';
+import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
 import { maxAbsDiff, tempDir } from '../helpers.js';
 
 const SAMPLES = 100;
@@ -26,8 +27,10 @@ const SAMPLES = 100;
 const TOLERANCE = 1e-4;
 let data: Dataset;
 
+const DATA = { dataset: 'mnist', limitTrain: 800, limitTest: SAMPLES } as const;
+
 before(async () => {
-  data = await loadDataset('mnist', { limitTrain: 800, limitTest: SAMPLES });
+  data = await fixtureData(DATA);
 });
 
 const base = {
@@ -38,6 +41,9 @@ const base = {
   seed: 3,
   epochs: 1,
 } as const;
+
+/** A DAB MLP that two tests give other input normalizations: trained once (fixture cache). */
+const DAB_MLP_32: ModelFixture = { data: DATA, train: { ...base, arch: 'mlp', widths: [32] } };
 
 /** The model with another input normalization, as an imported [-1, 1] or [0, 255] model has one. */
 function withInput(frozen: FrozenModel, mean: number, std: number): FrozenModel {
@@ -62,7 +68,7 @@ function pixels(count: number): Float32Array {
 }
 
 test('a binary MLP with mean 0.5, std 0.25 takes pixel/255: plain onnxruntime-node, bitwasm and training agree', async () => {
-  const trained = await trainRun(data, { ...base, arch: 'mlp', widths: [32] });
+  const trained = await fixtures.model(DAB_MLP_32);
   const frozen = withInput(trained.frozen, 0.5, 0.25);
   const exported = exportOnnx(frozen);
   assert.equal(exported.manifest.input.feed, PIXEL_FEED);
@@ -97,7 +103,7 @@ test('a binary MLP with mean 0.5, std 0.25 takes pixel/255: plain onnxruntime-no
 });
 
 test('a file exported before input.feed is normalized by cmp as before, in onnxruntime, bitwasm and Predictor', async () => {
-  const trained = await trainRun(data, { ...base, arch: 'mlp', widths: [32] });
+  const trained = await fixtures.model(DAB_MLP_32);
   const frozen = withInput(trained.frozen, 0.5, 0.5);
   const expected = await predictFrozen(frozen, data, data.test, SAMPLES);
   const file = parseModelFile(asOldFile(exportOnnx(frozen).bytes), 'old.onnx');

@@ -5,7 +5,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { trainRun } from '../../src/compress/train-run.js';
 import { toFloat16Bits } from '../../src/core/float16.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { firmwareRoot, requireTool } from '../../src/link/firmware-build.js';
@@ -13,7 +12,8 @@ import { convertToMcuModel } from '../../src/link/mcu-model.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
-import { fashionMnist, maxAbsDiff, ROOT, tempDir } from '../helpers.js';
+import { binarizedCase, fixtureData, fixtures } from '../fixtures.js';
+import { maxAbsDiff, ROOT, tempDir } from '../helpers.js';
 
 interface GoldenCase {
   name: string;
@@ -84,18 +84,10 @@ test('host-built kernels pass on every golden vector (pack, unpack, float16, exp
 
 test('host-built runtime runs a binarized LeNet blob as onnxruntime-node runs the ONNX file', async () => {
   const samples = 40;
-  const data = await fashionMnist(1000, samples);
-  const trained = await trainRun(data, {
-    arch: 'lenet',
-    binarizeWeights: 'dab',
-    binarizeActivations: 'dab',
-    filters: [4, 8],
-    widths: [32],
-    epochs: 1,
-    batchSize: 50,
-    learningRate: 0.002,
-    seed: 5,
-  });
+  // The binarized LeNet that export and bitwasm check against onnxruntime too.
+  const lenet = binarizedCase('lenet', 'dab', 'dab');
+  const data = await fixtureData(lenet.data);
+  const trained = await fixtures.model(lenet);
   const file = parseModelFile(exportOnnx(trained.frozen).bytes, 'lenet.onnx');
   const mcu = convertToMcuModel(file);
   // conv1 (float input), conv2 (DAB input: the popcount conv), pools, fc1 and logits all binary weights.

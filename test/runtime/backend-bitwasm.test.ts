@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { trainRun } from '../../src/compress/train-run.js';
 import type { BinarizeMode } from '../../src/core/spec.js';
 import type { Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
@@ -12,7 +11,8 @@ import { createBitwasmBackend } from '../../src/runtime/backend-bitwasm.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile, readModelFile, type ModelFile } from '../../src/runtime/model-file.js';
-import { fashionMnist, maxAbsDiff, runCli, sharedFile, tempDir } from '../helpers.js';
+import { binarizedCase, fixtureData, fixtures, FLOAT_MLP } from '../fixtures.js';
+import { maxAbsDiff, runCli, sharedFile, tempDir } from '../helpers.js';
 
 const SAMPLES = 300;
 /** Logits of these models are O(1..10); bitwasm and onnxruntime sum in different orders (measured ~1e-5 at most). */
@@ -28,22 +28,27 @@ const THIRD_PARTY = sharedFile('models', 'lenet5-mnist-pytorch.onnx');
 let data: Dataset;
 const files = new Map<string, ModelFile>();
 
-const CASES: { name: string; arch: string; weights: BinarizeMode; activations: BinarizeMode; keepFloat?: string[] }[] =
-  [
-    {
-      name: 'mlp dab weights, float first/last',
-      arch: 'mlp',
-      weights: 'dab',
-      activations: 'none',
-      keepFloat: ['first', 'last'],
-    },
-    { name: 'mlp dab weights+activations', arch: 'mlp', weights: 'dab', activations: 'dab' },
-    { name: 'mlp xnor weights+activations', arch: 'mlp', weights: 'xnor', activations: 'xnor' },
-    { name: 'lenet dab weights+activations (binary conv)', arch: 'lenet', weights: 'dab', activations: 'dab' },
-  ];
+const CASES: {
+  name: string;
+  arch: 'mlp' | 'lenet';
+  weights: BinarizeMode;
+  activations: BinarizeMode;
+  keepFloat?: string[];
+}[] = [
+  {
+    name: 'mlp dab weights, float first/last',
+    arch: 'mlp',
+    weights: 'dab',
+    activations: 'none',
+    keepFloat: ['first', 'last'],
+  },
+  { name: 'mlp dab weights+activations', arch: 'mlp', weights: 'dab', activations: 'dab' },
+  { name: 'mlp xnor weights+activations', arch: 'mlp', weights: 'xnor', activations: 'xnor' },
+  { name: 'lenet dab weights+activations (binary conv)', arch: 'lenet', weights: 'dab', activations: 'dab' },
+];
 
 before(async () => {
-  data = await fashionMnist(600, SAMPLES);
+  data = await fixtureData(binarizedCase('mlp', 'dab', 'dab').data);
 });
 
 function argmaxRows(logits: Float32Array, classes: number): number[] {
@@ -68,17 +73,7 @@ function imagesOff(a: Float32Array, b: Float32Array, classes: number): number {
 
 for (const c of CASES) {
   test(`${c.name}: bitwasm predictions equal onnxruntime-node's on ${SAMPLES} images, logits within ${LOGITS_TOLERANCE} on all but 1%`, async () => {
-    const trained = await trainRun(data, {
-      arch: c.arch,
-      binarizeWeights: c.weights,
-      binarizeActivations: c.activations,
-      keepFloat: c.keepFloat,
-      widths: c.arch === 'mlp' ? [96, 64] : [64],
-      epochs: 1,
-      batchSize: 50,
-      learningRate: 0.002,
-      seed: 7,
-    });
+    const trained = await fixtures.model(binarizedCase(c.arch, c.weights, c.activations, c.keepFloat));
     const file = parseModelFile(exportOnnx(trained.frozen).bytes, `${c.name}.onnx`);
     files.set(c.name, file);
     const ort = await createBackend('ort-node', file);
@@ -124,20 +119,11 @@ test('auto races bitwasm against ort-node on binary cmp models and keeps the fas
     assert.deepEqual(Object.keys(medians).sort(), ['bitwasm', 'ort-node'], name);
     assert.equal(chosen.name, medians.bitwasm <= medians['ort-node'] ? 'bitwasm' : 'ort-node', name);
     assert.match(chosen.choice?.reason ?? '', new RegExp(`^auto: ${chosen.name} [0-9.]+ ms per batch-1 call against`));
-    // A binarized MLP is several times faster on bitwasm (npm run bench -- models), wherever it runs.
-    if (name.startsWith('mlp')) assert.equal(chosen.name, 'bitwasm');
+    // Which one wins is a speed question, which a loaded machine can turn around: npm run bench -- models holds the
+    // goal that a binarized MLP is several times faster on bitwasm.
     await chosen.dispose();
   }
-  const trained = await trainRun(data, {
-    arch: 'mlp',
-    binarizeWeights: 'none',
-    binarizeActivations: 'none',
-    widths: [16],
-    epochs: 1,
-    batchSize: 100,
-    learningRate: 0.002,
-    seed: 1,
-  });
+  const trained = await fixtures.model(FLOAT_MLP);
   const float = parseModelFile(exportOnnx(trained.frozen).bytes, 'float.onnx');
   const auto = await createBackend('auto', float);
   assert.equal(auto.name, 'ort-node');

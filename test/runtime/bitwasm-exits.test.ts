@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { trainRun } from '../../src/compress/train-run.js';
 import { stagePath } from '../../src/core/manifest.js';
 import type { Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
@@ -12,28 +11,28 @@ import { createBitwasmBackend } from '../../src/runtime/backend-bitwasm.js';
 import { createBackend, type Backend } from '../../src/runtime/backends.js';
 import { StagedModel } from '../../src/runtime/early-exit.js';
 import { readModelFile } from '../../src/runtime/model-file.js';
-import { fashionMnist, maxAbsDiff, runCli, tempDir } from '../helpers.js';
+import { EXIT_MLP, fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
+import { maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
 const SAMPLES = 300;
 let data: Dataset;
 /** Exported models with one exit: LeNet hands a [C, H, W] activation from stage 1 to 2, the MLP a flat one. */
 const models = new Map<string, string>();
 
+/** A DAB LeNet with an exit after its first conv stage (the MLP is the one the browser and devices run). */
+const EXIT_LENET: ModelFixture = {
+  data: EXIT_MLP.data,
+  train: { ...EXIT_MLP.train, arch: 'lenet', widths: [64] },
+};
+
 before(async () => {
-  data = await fashionMnist(1500, SAMPLES);
+  data = await fixtureData(EXIT_MLP.data);
   const dir = tempDir('bitwasm-exits');
-  for (const arch of ['lenet', 'mlp']) {
-    const trained = await trainRun(data, {
-      arch,
-      binarizeWeights: 'dab',
-      binarizeActivations: 'dab',
-      widths: arch === 'lenet' ? [64] : [128, 64],
-      exits: [1],
-      epochs: 1,
-      batchSize: 50,
-      learningRate: 0.002,
-      seed: 3,
-    });
+  for (const [arch, fixture] of [
+    ['lenet', EXIT_LENET],
+    ['mlp', EXIT_MLP],
+  ] as const) {
+    const trained = await fixtures.model(fixture);
     // A threshold that some samples pass and some do not, so both ends of the exit decision run.
     (trained.frozen.exits ?? [])[0].threshold = 1.2;
     const exported = exportOnnx(trained.frozen);
