@@ -18,6 +18,8 @@ export interface DataFlagOptions {
   limitTest?: number;
   /** Default 'train+test'. */
   use?: SplitUse;
+  /** False: no line naming the data set (a deploy's smoke test reads one image; the data set is not its point). */
+  announce?: boolean;
 }
 
 /**
@@ -48,6 +50,7 @@ export async function loadDataFlag(
     options.use === 'test'
       ? `${count(data.test.count)} test images`
       : `${count(data.train.count)} train / ${count(data.test.count)} test images`;
+  if (options.announce === false) return data;
   io.progress.log(`Data: ${data.name}, ${splits} (${data.source})${model?.name ? `; model: ${model.name}` : ''}.`);
   return data;
 }

@@ -188,15 +188,10 @@ function toSourceLayout(tf: Tf, x: Float32Array, count: number, input: ImportedI
 type LayerConfig = Record<string, unknown>;
 type Layer = tfTypes.LayersModel['layers'][number];
 
-async function importLayersModel(
-  tf: Tf,
-  path: string,
-  files: TfjsFiles,
-  options: ImportInputOptions,
-): Promise<Omit<TfjsImport, 'format' | 'producer'>> {
-  let model: tfTypes.LayersModel;
+/** Loads a layers model from its files in TF.js; one that TF.js cannot load is one MODEL_INVALID line. */
+export async function loadLayersModel(tf: Tf, path: string, files: TfjsFiles): Promise<tfTypes.LayersModel> {
   try {
-    model = await tf.loadLayersModel(
+    return await tf.loadLayersModel(
       tf.io.fromMemory({
         modelTopology: files.json.modelTopology as tfTypes.io.ModelArtifacts['modelTopology'],
         weightSpecs: files.weightSpecs,
@@ -210,6 +205,15 @@ async function importLayersModel(
       { cause: err },
     );
   }
+}
+
+async function importLayersModel(
+  tf: Tf,
+  path: string,
+  files: TfjsFiles,
+  options: ImportInputOptions,
+): Promise<Omit<TfjsImport, 'format' | 'producer'>> {
+  const model = await loadLayersModel(tf, path, files);
   const layers = model.layers;
   checkLayers(path, layers);
   const input = chainInput(path, model.inputs[0].shape.slice(1), options);

@@ -3,8 +3,8 @@
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadTf } from '../compress/tf.js';
-import { CmpError, isCmpError } from '../errors.js';
-import { importTfjs, readTfjsFiles, type TfjsFiles } from './import-tfjs.js';
+import { isCmpError } from '../errors.js';
+import { importTfjs, loadLayersModel, readTfjsFiles, type TfjsFiles } from './import-tfjs.js';
 
 /** One layer of a layers model. */
 export interface TfjsLayerReport {
@@ -94,22 +94,7 @@ async function describeLayers(
   weights: { name: string; bytes: number }[],
 ): Promise<Described> {
   const { tf } = await loadTf();
-  let model: tfTypes.LayersModel;
-  try {
-    model = await tf.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: files.json.modelTopology as tfTypes.io.ModelArtifacts['modelTopology'],
-        weightSpecs: files.weightSpecs,
-        weightData: files.weightData,
-      }),
-    );
-  } catch (err) {
-    throw new CmpError(
-      'MODEL_INVALID',
-      `${path} is not a layers model TF.js can load (${String((err as Error).message).split('\n')[0]}). Save it with model.save or tensorflowjs_converter.`,
-      { cause: err },
-    );
-  }
+  const model = await loadLayersModel(tf, path, files);
   const stored = new Map(weights.map((w) => [w.name, w.bytes]));
   const shape = (s: tfTypes.Shape | tfTypes.Shape[]): (number | null)[] =>
     Array.isArray(s[0]) ? s[0] : (s as tfTypes.Shape);

@@ -36,7 +36,12 @@ export const mcuDeploy = {
     }
     const file = readModelFile(parsed.positionals[0]);
     const mcu = convertToMcuModel(file);
-    const data = await loadDataFlag(f.data, io, datasetConsumer(file), { limitTest: 1, limitTrain: 1, use: 'test' });
+    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
+      limitTest: 1,
+      limitTrain: 1,
+      use: 'test',
+      announce: false,
+    });
     const transport = await openSerialTransport(port, { baudRate: f['baud-rate'] as number | undefined });
     const client = new McuClient(transport);
     try {

@@ -153,6 +153,7 @@ export const rpiDeploy = {
       limitTest: 1,
       limitTrain: 1,
       use: 'test',
+      announce: false,
     });
     const features = data.inputShape.reduce((a, b) => a * b, 1);
     const smoke = data.test.x.slice(0, features);

@@ -34,11 +34,7 @@ export const inspectCommand: Command = {
     io.out(
       `output ${report.output.name} [batch, ${report.output.dims.join(', ')}]${m ? `, labels: ${m.labels.join(', ')}` : ''}`,
     );
-    io.out(
-      `ops    ${Object.entries(report.ops)
-        .map(([op, n]) => `${op} x${n}`)
-        .join(', ')}`,
-    );
+    io.out(opsLine(report.ops));
     io.out('');
     if (report.layers) {
       io.out(
@@ -125,11 +121,7 @@ async function inspectTfjsCommand(path: string, io: CliIo): Promise<number> {
   for (const t of report.inputs) io.out(`input  ${t.name} ${dims(t.dims)}`);
   for (const t of report.outputs) io.out(`output ${t.name} ${t.dims.length ? dims(t.dims) : '(shape not recorded)'}`);
   if (report.ops) {
-    io.out(
-      `ops    ${Object.entries(report.ops)
-        .map(([op, n]) => `${op} x${n}`)
-        .join(', ')}`,
-    );
+    io.out(opsLine(report.ops));
   }
   io.out('');
   if (report.layers) {
@@ -157,4 +149,11 @@ async function inspectTfjsCommand(path: string, io: CliIo): Promise<number> {
       : `cmp import cannot read it as it is: ${report.importable}`,
   );
   return 0;
+}
+
+/** The ops line: each op with how often the graph uses it. */
+function opsLine(ops: Record<string, number>): string {
+  return `ops    ${Object.entries(ops)
+    .map(([op, n]) => `${op} x${n}`)
+    .join(', ')}`;
 }

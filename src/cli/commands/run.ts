@@ -61,15 +61,18 @@ export const runCommand: Command = {
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const f = parsed.flags;
     const file = applyInputRangeFlag(readModelFile(parsed.positionals[0]), f['input-range']);
-    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
-      limitTest: f.limit as number | undefined,
-      limitTrain: 1,
-      use: 'test',
-    });
+    const loadData = (): Promise<Dataset> =>
+      loadDataFlag(f.data, io, datasetConsumer(file), {
+        limitTest: f.limit as number | undefined,
+        limitTrain: 1,
+        use: 'test',
+      });
     if (file.manifest?.exits?.length)
-      return runStaged(file.path, data, (f.backend as string | undefined) ?? 'auto', io);
+      return runStaged(file.path, await loadData(), (f.backend as string | undefined) ?? 'auto', io);
+    // The backend loads first: a model it cannot run is refused in one line before the data set is read.
     const backend = await createBackend((f.backend as string | undefined) ?? 'auto', file);
     try {
+      const data = await loadData();
       const result = await evaluate(backend, file, data, {
         onProgress: (done, total) => io.progress.update(`accuracy ${done}/${total}`),
       });
