@@ -5,53 +5,47 @@ import { CMP_VERSION } from '../core/version.js';
 import { commandHelp, parseCommand } from './args.js';
 import type { Command } from './command.js';
 import { createProgress } from './progress.js';
-import { calibrateCommand } from './commands/calibrate.js';
-import { dashboardCommand } from './commands/dashboard.js';
-import { demoCommand } from './commands/demo.js';
-import { deployCommand } from './commands/deploy.js';
-import { evalCommand } from './commands/eval.js';
-import { exportCommand } from './commands/export.js';
-import { firmwareCommand } from './commands/firmware.js';
-import { importCommand } from './commands/import.js';
-import { inspectCommand } from './commands/inspect.js';
-import { masksCommand } from './commands/masks.js';
-import { runCommand } from './commands/run.js';
-import { serveCommand } from './commands/serve.js';
-import { profileCommand } from './commands/profile.js';
-import { pruneCommand } from './commands/prune.js';
-import { rollbackCommand } from './commands/rollback.js';
-import { statusCommand } from './commands/status.js';
-import { trainCommand } from './commands/train.js';
-
-const COMMANDS: readonly Command[] = Object.freeze([
-  demoCommand,
-  trainCommand,
-  importCommand,
-  pruneCommand,
-  calibrateCommand,
-  exportCommand,
-  evalCommand,
-  inspectCommand,
-  masksCommand,
-  runCommand,
-  firmwareCommand,
-  deployCommand,
-  statusCommand,
-  rollbackCommand,
-  profileCommand,
-  serveCommand,
-  dashboardCommand,
+/**
+ * The commands by name, each module imported only when its command runs: a command starts without loading every other
+ * command's dependencies (onnxruntime, ssh2, serialport, TensorFlow.js...), which took most of a short command's time.
+ */
+const COMMANDS: readonly { name: string; load: () => Promise<Command> }[] = Object.freeze([
+  { name: 'demo', load: async () => (await import('./commands/demo.js')).demoCommand },
+  { name: 'train', load: async () => (await import('./commands/train.js')).trainCommand },
+  { name: 'import', load: async () => (await import('./commands/import.js')).importCommand },
+  { name: 'prune', load: async () => (await import('./commands/prune.js')).pruneCommand },
+  { name: 'calibrate', load: async () => (await import('./commands/calibrate.js')).calibrateCommand },
+  { name: 'export', load: async () => (await import('./commands/export.js')).exportCommand },
+  { name: 'eval', load: async () => (await import('./commands/eval.js')).evalCommand },
+  { name: 'inspect', load: async () => (await import('./commands/inspect.js')).inspectCommand },
+  { name: 'masks', load: async () => (await import('./commands/masks.js')).masksCommand },
+  { name: 'run', load: async () => (await import('./commands/run.js')).runCommand },
+  { name: 'firmware', load: async () => (await import('./commands/firmware.js')).firmwareCommand },
+  { name: 'deploy', load: async () => (await import('./commands/deploy.js')).deployCommand },
+  { name: 'status', load: async () => (await import('./commands/status.js')).statusCommand },
+  { name: 'rollback', load: async () => (await import('./commands/rollback.js')).rollbackCommand },
+  { name: 'profile', load: async () => (await import('./commands/profile.js')).profileCommand },
+  { name: 'serve', load: async () => (await import('./commands/serve.js')).serveCommand },
+  { name: 'dashboard', load: async () => (await import('./commands/dashboard.js')).dashboardCommand },
 ]);
 
-function usage(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.def.name.length));
+async function loadCommand(entry: (typeof COMMANDS)[number]): Promise<Command> {
+  const command = await entry.load();
+  if (command.def.name !== entry.name)
+    throw new CmpError('INTERNAL', `Command "${entry.name}" declares the name "${command.def.name}".`);
+  return command;
+}
+
+async function usage(): Promise<string> {
+  const defs = (await Promise.all(COMMANDS.map(loadCommand))).map((c) => c.def);
+  const width = Math.max(...defs.map((d) => d.name.length));
   return [
     `cmp ${CMP_VERSION}: compress neural networks and take them to edge devices.`,
     '',
     'Usage: cmp <command> [arguments] [flags]',
     '',
     'Commands:',
-    ...COMMANDS.map((c) => `  ${c.def.name.padEnd(width)}  ${c.def.summary}`),
+    ...defs.map((d) => `  ${d.name.padEnd(width)}  ${d.summary}`),
     '',
     'Run cmp <command> --help (or -h) for its flags. Every command takes --json.',
   ].join('\n');
@@ -62,11 +56,11 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   // Like git and npm: asked for, the usage goes to stdout with 0; a bare `cmp` did not ask, so stderr and 1.
   if (!name) {
-    process.stderr.write(`${usage()}\n`);
+    process.stderr.write(`${await usage()}\n`);
     return 1;
   }
   if ((name === 'help' && rest.length === 0) || name === '--help' || name === '-h') {
-    process.stdout.write(`${usage()}\n`);
+    process.stdout.write(`${await usage()}\n`);
     return 0;
   }
   if (name === '--version' || name === 'version') {
@@ -75,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   // `cmp help train` is `cmp train --help`.
   const commandName = name === 'help' ? rest[0] : name;
-  const command = COMMANDS.find((c) => c.def.name === commandName);
+  const entry = COMMANDS.find((c) => c.name === commandName);
   const json = rest.includes('--json');
   try {
     if (commandName.startsWith('-')) {
@@ -84,12 +78,13 @@ export async function main(argv: string[]): Promise<number> {
         `Unknown flag "${commandName}" before the command. Usage: cmp <command> [arguments] [flags]; run cmp --help.`,
       );
     }
-    if (!command) {
+    if (!entry) {
       throw new CmpError(
         'BAD_ARGUMENT',
-        `Unknown command "${commandName}". Use one of: ${COMMANDS.map((c) => c.def.name).join(', ')}.`,
+        `Unknown command "${commandName}". Use one of: ${COMMANDS.map((c) => c.name).join(', ')}.`,
       );
     }
+    const command = await loadCommand(entry);
     if (name === 'help') {
       process.stdout.write(`${commandHelp(command.def)}\n`);
       return 0;
