@@ -228,7 +228,7 @@ test('mnist is the standard 60,000 / 10,000 split with its published class count
   for (let i = 0; i < 784 * 100; i++) assert.equal(grid(d.train.x[i]), d.train.x[i]);
 });
 
-test('mnist keeps the files\' order, so a prefix is the same images in every run', async () => {
+test("mnist keeps the files' order, so a prefix is the same images in every run", async () => {
   const d = await loadDataset('mnist', { limitTrain: 10, limitTest: 10 });
   assert.equal(d.train.count, 10);
   assert.equal(d.test.count, 10);
