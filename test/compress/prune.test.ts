@@ -238,7 +238,53 @@ test('bad prune input: sparsity outside (0, 1), an untrained folder, a model wit
   assert.notEqual(r.code, 0);
   assert.match(r.stderr.trim(), /^cmp: Sparsity must be between 0 and 1 \(exclusive\), got 1\.5/);
   r = runCli(['prune', `${dir}/run`, '--sparsity', '0.5', '--method', 'random', '--out', `${dir}/o`]);
-  assert.match(r.stderr.trim(), /--method must be one of: mint, gss, magnitude/);
+  assert.match(r.stderr.trim(), /--method must be one of: mint, mint-pairwise, gss, magnitude/);
+});
+
+test('cmp prune --method mint runs end to end on a small slice and writes a smaller run that exports', async () => {
+  const dir = tempDir();
+  const float: ModelFixture = {
+    data: DATA,
+    train: {
+      arch: 'mlp',
+      widths: [40, 30],
+      binarizeWeights: 'none',
+      binarizeActivations: 'none',
+      ...ONE_EPOCH,
+      seed: 6,
+    },
+  };
+  await fixtures.runFolder(float, `${dir}/float`);
+  const r = runCli([
+    'prune',
+    `${dir}/float`,
+    '--data',
+    'fashion-mnist',
+    '--limit-train',
+    '1000',
+    '--limit-test',
+    '200',
+    '--method',
+    'mint',
+    '--sparsity',
+    '0.8',
+    '--group-size',
+    '5',
+    '--samples-per-class',
+    '30',
+    '--retrain',
+    '1',
+    '--json',
+    '--out',
+    `${dir}/mint`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { pruning: { method: string; weightsBefore: number; weightsAfter: number } };
+  assert.equal(out.pruning.method, 'mint');
+  assert.ok(out.pruning.weightsAfter <= 0.2 * out.pruning.weightsBefore, `${out.pruning.weightsAfter} weights left`);
+  const pruned = loadRun(`${dir}/mint`);
+  assert.equal(weightCount(pruned.record.spec), out.pruning.weightsAfter);
+  assert.equal(runCli(['export', `${dir}/mint`, '--out', `${dir}/mint.onnx`]).code, 0);
 });
 
 test('prune, then binarize: a float run pruned with --binarize dab fine-tunes into binary layers', async () => {
