@@ -241,7 +241,16 @@ export const prune: Benchmark = {
         for (const method of methods) {
           let scores: GroupScores[] | undefined;
           for (const target of setup.targets) {
-            const key = `${setup.name}|${seed}|${method}|${target.measure}|${target.share}`;
+            // MINT removes groups of units, so it lands a little past the target; the other methods (one unit at a
+            // time) are then pruned to the share MINT reached, for an equal pruned share.
+            const mintKey = `${setup.name}|${seed}|mint|${target.measure}|${target.share}`;
+            const mintRow = method === 'mint' ? undefined : cache.get(mintKey);
+            const share = !mintRow
+              ? target.share
+              : target.measure === 'layer 2'
+                ? mintRow.layer2Pruned
+                : mintRow.weightsPruned;
+            const key = method === 'mint' ? mintKey : `${mintKey.replace('|mint|', `|${method}|`)}|${share.toFixed(5)}`;
             let r = cache.get(key);
             if (!r) {
               const d = await dataset();
@@ -249,7 +258,7 @@ export const prune: Benchmark = {
               const began = nowMs();
               const result = await pruneRun(source, d, {
                 method,
-                sparsity: target.share,
+                sparsity: share,
                 scope: 'per-layer',
                 counted: target.measure === 'layer 2' ? ['fc2'] : undefined,
                 groupSize: method.startsWith('mint') ? setup.mintGroupSize : 1,
@@ -296,7 +305,7 @@ export const prune: Benchmark = {
     }
     const machine = describeMachine();
     const out = [
-      `prune: one-shot structural pruning at a per-layer threshold, then equal retraining; means over seeds ${seeds.join(',')} ` +
+      `prune: one-shot structural pruning at a per-layer threshold (the other methods at the share MINT reached), then equal retraining; means over seeds ${seeds.join(',')} ` +
         `(± sample standard deviation); ${VALIDATION} training samples held out for validation; latency: batch 1, p50`,
       `machine: ${machineLine(machine)}`,
       '',
