@@ -136,6 +136,34 @@ test('planPruning reaches the asked share of weights and keeps the best-scored g
   for (const u of keep) assert.ok(scores[u] >= 90, `unit ${u} scored ${scores[u]}`);
 });
 
+test("planPruning can count one layer's weights: 96% of fc2 as the MINT paper measures it", () => {
+  const dense = (name: string, units: number, last = false): ModelSpec['layers'][number] => ({
+    kind: 'dense',
+    name,
+    units,
+    batchNorm: false,
+    activation: last ? 'none' : 'relu',
+    binarize: { weights: 'none', inputs: 'none' },
+  });
+  const spec = {
+    format: 'cmp-model/1',
+    arch: 'mlp',
+    input: { shape: [1, 28, 28], mean: 0, std: 1 },
+    labels: Array.from({ length: 10 }, (_, i) => String(i)),
+    layers: [{ kind: 'flatten', name: 'flatten' }, dense('fc1', 500), dense('fc2', 300), dense('logits', 10, true)],
+  } as ModelSpec;
+  const scores = [
+    { layer: 'fc1', units: 500, groupSize: 10, scores: Float64Array.from({ length: 50 }, (_, i) => i) },
+    { layer: 'fc2', units: 300, groupSize: 10, scores: Float64Array.from({ length: 30 }, (_, i) => i) },
+  ];
+  const plan = planPruning(spec, scores, 0.96, 'per-layer', ['fc2']);
+  const [fc1, fc2] = ['fc1', 'fc2'].map((l) => (plan.get(l) as number[]).length);
+  assert.ok(fc1 * fc2 <= 0.04 * 500 * 300, `fc2 keeps ${fc1} x ${fc2}`);
+  assert.ok(fc1 * fc2 > 0.02 * 500 * 300, `not much past the target: ${fc1} x ${fc2}`);
+  assert.deepEqual(plan.get('fc1')?.slice(0, 2), [400, 401], 'the best-scored groups stay');
+  assert.equal(weightCount(spec, ['fc2']), 150000);
+});
+
 test('mutual information is high for dependent and near zero for independent activations', () => {
   const n = 4000;
   const x = Float64Array.from({ length: n }, (_, i) => (Math.sin(i * 12.9898) * 43758.5453) % 1);
