@@ -70,7 +70,7 @@ interface Row {
   validationFullAccuracy: number;
   /** Mean batch-1 latency of each stage file per backend (held-out samples), milliseconds. */
   stageLatencyMs: Record<string, number[]>;
-  /** bitwasm's profiler on stage 1: the exit head's and the entropy check's share of the stage they end. */
+  /** bitwasm's profiler on stage 1 (medians per call): the exit head's and the entropy check's share of the stage. */
   exitCost: { stageMs: number; headMs: number; entropyMs: number; headShare: number; entropyShare: number };
   /** Per backend: the Pareto set calibrated with that backend's stage latencies, and the two points chosen. */
   calibration: Record<string, { pareto: ParetoRow[]; chosen: number[]; noLoss: number[] }>;
@@ -140,16 +140,17 @@ async function measureDataset(
   const data = await loadDataset(name, { limitTrain: options.limitTrain, limitTest: options.limitTest });
   // The trained run sits beside the row cache, so a bench stopped while timing does not train again.
   const runDir = `${cachePath.replace(/\.json$/, '')}-run`;
-  const trainBegan = nowMs();
   let frozen: FrozenModel;
   let validationCount: number;
   let trainCount: number;
+  let trainMinutes: number;
   if (existsSync(join(runDir, 'model.json'))) {
     process.stderr.write(`exit: ${name}: reusing the trained run in ${runDir}\n`);
     const run = loadRun(runDir);
     frozen = freeze(run.record.spec, run.tensors);
     validationCount = run.record.training.validationCount ?? 0;
     trainCount = run.record.training.trainCount;
+    trainMinutes = run.record.training.durationMs / 60000;
   } else {
     process.stderr.write(`exit: ${name}: training B-LeNet with an exit after block 1 (${options.epochs} epochs)\n`);
     const trained = await trainRun(data, {
@@ -166,8 +167,8 @@ async function measureDataset(
     frozen = trained.frozen;
     validationCount = trained.training.validationCount ?? 0;
     trainCount = trained.training.trainCount;
+    trainMinutes = trained.training.durationMs / 60000;
   }
-  const trainMinutes = (nowMs() - trainBegan) / 60000;
   const measureBegan = nowMs();
   const validation = validationSplit(data, validationCount);
   const features = data.inputShape.reduce((a, b) => a * b, 1);
@@ -225,7 +226,8 @@ async function measureDataset(
 
 /**
  * What the exit costs next to the stage it ends, on bitwasm: the profiler's events of the exit head against the
- * stage's layers, and the entropy check (softmax entropy of the head's logits, in JavaScript) timed on its own.
+ * stage's layers (medians per call), and the entropy check (softmax entropy of the head's logits, in JavaScript)
+ * timed on its own.
  */
 async function measureExitCost(stage1: ModelFile, samples: Float32Array[], classes: number): Promise<Row['exitCost']> {
   const backend = await createBitwasmBackend(stage1);
@@ -245,14 +247,27 @@ async function measureExitCost(stage1: ModelFile, samples: Float32Array[], class
   } finally {
     await backend.dispose();
   }
-  const rows = profiler.summary();
-  const runs = logits.length;
-  const headMs = rows.filter((r) => r.name === exitName).reduce((a, r) => a + r.totalMs, 0) / runs;
-  const stageMs = rows.reduce((a, r) => a + r.totalMs, 0) / runs;
+  // Medians over the calls: on a shared machine a call now and then waits milliseconds for the CPU, and a mean would
+  // charge that to whichever layer it fell in.
+  const events = profiler.events;
+  const perCall = events.length / logits.length;
+  const heads: number[] = [];
+  const stagesMs: number[] = [];
+  for (let i = 0; i < events.length; i += perCall) {
+    const call = events.slice(i, i + perCall);
+    heads.push(call.filter((e) => e.name === exitName).reduce((a, e) => a + e.endMs - e.startMs, 0));
+    stagesMs.push(call.reduce((a, e) => a + e.endMs - e.startMs, 0));
+  }
+  const headMs = percentile(heads, 50);
+  const stageMs = percentile(stagesMs, 50);
   let sink = 0;
-  const began = nowMs();
-  for (let k = 0; k < 20; k++) for (const l of logits) sink += softmaxEntropy(l, 0, classes);
-  const entropyMs = (nowMs() - began) / (20 * runs) + (sink > Infinity ? 1 : 0);
+  const entropyTimes: number[] = [];
+  for (let k = 0; k < 20; k++) {
+    const began = nowMs();
+    for (const l of logits) sink += softmaxEntropy(l, 0, classes);
+    entropyTimes.push((nowMs() - began) / logits.length);
+  }
+  const entropyMs = percentile(entropyTimes, 50) + (sink > Infinity ? 1 : 0);
   return { stageMs, headMs, entropyMs, headShare: headMs / stageMs, entropyShare: entropyMs / stageMs };
 }
 
