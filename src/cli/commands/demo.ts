@@ -13,7 +13,7 @@ import type { BinarizeMode } from '../../core/spec.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
-import { formatDuration } from '../progress.js';
+import { formatDuration, plural } from '../progress.js';
 import { formatBytes, formatPercent, formatTable } from '../table.js';
 import { trainProgress } from './train.js';
 
@@ -41,7 +41,7 @@ export const demoCommand: Command = {
     const out = (f.out as string) ?? 'cmp-demo';
     const epochs = (f.epochs as number) ?? 3;
     const data = await loadDataFlag(f.data, io, undefined, { limitTrain: (f['limit-train'] as number) ?? 30000 });
-    io.progress.log(`cmp demo: a float and a DAB MLP, ${epochs} epochs each.`);
+    io.progress.log(`cmp demo: a float and a DAB MLP, ${plural(epochs, 'epoch')} each.`);
     mkdirSync(out, { recursive: true });
     const rows = [];
     for (const model of DEMO_MODELS) {
