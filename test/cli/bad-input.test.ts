@@ -154,3 +154,12 @@ test('inspect reads a model it did not make (the third-party PyTorch LeNet)', ()
   assert.ok(report.ops.Conv >= 2);
   assert.equal(report.manifest, undefined);
 });
+
+test('deploy without --target assumes none: it lists the targets and how to reach each', () => {
+  const result = runCli(['deploy', join(dir, 'x.onnx')]);
+  assert.equal(result.code, 2);
+  assertOneLineError(
+    result,
+    /^cmp: npx cmp deploy needs --target NAME, where the model goes: browser \(a static site, with --out DIR\); electron .*; mcu .*; rpi \(a Linux device over SSH, with --host USER@HOST\)\. Example: npx cmp deploy .*x\.onnx --target browser --out site\/$/,
+  );
+});
