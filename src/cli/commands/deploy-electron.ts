@@ -71,7 +71,7 @@ export const electronDeploy = {
       if (here) io.out(`Run it: ${result.run} (it needs ${needs}; this machine has it).`);
       else {
         io.out(
-          `It needs ${needs}, which this machine lacks: Electron is not in the folder. Run it where Electron is installed (${result.run}), package it with electron-builder or electron-forge, or install Electron here (npm install electron, a download of about 100 MB). Without Electron, the same dashboard runs in a browser: cmp dashboard --http --model ${file.path}`,
+          `It needs ${needs}, which this machine lacks: Electron is not in the folder. Run it where Electron is installed (${result.run}), package it with electron-builder or electron-forge, or install Electron here (npm install electron, which downloads its binary). Without Electron, the same dashboard runs in a browser: cmp dashboard --http --model ${file.path}`,
         );
       }
     }
