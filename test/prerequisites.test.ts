@@ -1,5 +1,5 @@
 // npm test checks the machine before anything else: every Debian package the tests need, named in one line when
-// missing (as root it installs them first, as CI does); .ci/run runs exactly npm test.
+// missing (as root it installs them first); .ci/run installs the same list, then runs exactly npm test.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -33,12 +33,15 @@ test('this machine has every package the tests need (else this fails, as the sui
   assert.deepEqual(check(), { code: 0, stderr: '' });
 });
 
-test('npm test checks first; .ci/run installs nothing itself and runs exactly npm test', () => {
+test('npm test checks first; .ci/run installs exactly these packages, then runs exactly npm test', () => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { test: string } };
   assert.match(pkg.scripts.test, /^node --import tsx test\/prerequisites\.ts && npm run build && /);
   const ci = readFileSync(join(ROOT, '.ci', 'run'), 'utf8')
     .split('\n')
     .filter((l) => l.trim() && !l.trim().startsWith('#'));
   assert.equal(ci[ci.length - 1], 'npm test');
-  assert.ok(!ci.some((l) => l.includes('apt-get')), ci.join('\n'));
+  const install = ci.find((l) => l.startsWith('apt-get install '));
+  assert.ok(install, ci.join('\n'));
+  const packages = install.split(/\s+/).filter((w) => !w.startsWith('-') && w !== 'apt-get' && w !== 'install');
+  assert.deepEqual(packages.sort(), PREREQUISITES.map((p) => p.debian).sort());
 });

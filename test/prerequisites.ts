@@ -15,7 +15,7 @@ export interface Prerequisite {
   provides: string;
 }
 
-/** Every package the tests need; .ci/run gets them through `npm test` too. */
+/** Every package the tests need; .ci/run installs the same list (test/prerequisites.test.ts keeps them equal). */
 export const PREREQUISITES: readonly Prerequisite[] = Object.freeze([
   {
     debian: 'dataset-fashion-mnist',
