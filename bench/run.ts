@@ -9,9 +9,8 @@ export interface Benchmark {
 }
 
 /**
- * Each benchmark's module, loaded only when that benchmark runs: deploy and fleet load the test sshd and helpers,
- * which refuse to load outside a test process (test/helpers.ts gives every test its own HOME), and would otherwise
- * stop every benchmark at import.
+ * Each benchmark's module, loaded only when that benchmark runs, so one that cannot load (deploy and fleet need the
+ * test sshd and helpers) does not stop the others.
  */
 const BENCHMARKS: readonly { name: string; load: () => Promise<Benchmark> }[] = Object.freeze([
   { name: 'accuracy-size', load: async () => (await import('./accuracy-size.js')).accuracySize },
