@@ -1,7 +1,8 @@
 // Every CLI entry point answers bad input with one clear line on stderr and a non-zero exit.
 
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -9,7 +10,7 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { freeze } from '../../src/core/frozen.js';
 import { buildSpec } from '../../src/core/spec.js';
 import { encodeModel, node, valueInfo } from '../../src/core/onnx.js';
-import { assertOneLineError, runCli, sharedFile, tempDir } from '../helpers.js';
+import { assertOneLineError, CLI, runCli, sharedFile, tempDir, TEST_CMP_HOME } from '../helpers.js';
 
 let dir: string;
 let goodModel: string;
@@ -139,4 +140,47 @@ test('inspect reads a model it did not make (the third-party PyTorch LeNet)', ()
   assert.equal(report.opset, 10);
   assert.ok(report.ops.Conv >= 2);
   assert.equal(report.manifest, undefined);
+});
+
+test('--out is checked before any work: empty, uncreatable, a folder of other files, or a run without --force', () => {
+  const small = ['--data', 'mnist', '--epochs', '1', '--limit-train', '200', '--limit-test', '50', '--widths', '8'];
+  const hang = { timeout: 120_000 };
+  assertOneLineError(runCli(['train', ...small, '--out', '']), /^cmp: --out is empty: give the run folder to write/);
+  // Node's own recursive mkdir never returns on /proc/x: the check must, and before training.
+  const proc = spawnSync(process.execPath, [CLI, 'train', ...small, '--out', '/proc/cmp-x/run'], {
+    ...hang,
+    encoding: 'utf8',
+    env: { ...process.env, CMP_HOME: TEST_CMP_HOME },
+  });
+  assertOneLineError(
+    { code: proc.status ?? -1, stderr: proc.stderr },
+    /--out \/proc\/cmp-x\/run cannot be created \(ENOENT\)/,
+  );
+  // A folder of someone else's files (as /etc would be) is never written into, by train or import.
+  const foreign = join(dir, 'foreign');
+  mkdirSync(foreign);
+  writeFileSync(join(foreign, 'notes.txt'), 'mine');
+  for (const args of [
+    ['train', ...small],
+    ['import', goodModel, '--force'],
+  ]) {
+    assertOneLineError(runCli([...args, '--out', foreign]), /holds files that are not a cmp run \(1 entries\)/);
+  }
+  assert.deepEqual(readdirSync(foreign), ['notes.txt']);
+  // A run is replaced only when asked.
+  const run = join(dir, 'out-run');
+  assert.equal(runCli(['train', ...small, '--out', run, '--quiet']).code, 0);
+  const first = readFileSync(join(run, 'model.json'), 'utf8');
+  assertOneLineError(
+    runCli(['train', ...small, '--seed', '2', '--out', run]),
+    /already holds a cmp run\. Pass --force/,
+  );
+  assert.equal(readFileSync(join(run, 'model.json'), 'utf8'), first);
+  const forced = runCli(['train', ...small, '--seed', '2', '--out', run, '--force', '--quiet']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.notEqual(readFileSync(join(run, 'model.json'), 'utf8'), first);
+  // A failed command leaves no folder behind.
+  const never = join(dir, 'never', 'run');
+  assertOneLineError(runCli(['train', ...small, '--data', 'cifar', '--out', never]), /Unknown data set "cifar"/);
+  assert.ok(!existsSync(join(dir, 'never')));
 });
