@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { freeze } from '../../src/core/frozen.js';
 import { buildSpec } from '../../src/core/spec.js';
-import { encodeModel, node, valueInfo } from '../../src/core/onnx.js';
+import { decodeModel, encodeModel, encodeOnnxModel, node, tensor, valueInfo } from '../../src/core/onnx.js';
 import { assertOneLineError, CLI, runCli, sharedFile, tempDir, TEST_CMP_HOME } from '../helpers.js';
 
 let dir: string;
@@ -183,4 +183,61 @@ test('--out is checked before any work: empty, uncreatable, a folder of other fi
   const never = join(dir, 'never', 'run');
   assertOneLineError(runCli(['train', ...small, '--data', 'cifar', '--out', never]), /Unknown data set "cifar"/);
   assert.ok(!existsSync(join(dir, 'never')));
+});
+
+test('sizes and fields are checked before use: a manifest layer without a field, huge or negative dims, huge widths', () => {
+  // The good model with one field of its first layer entry removed, field by field.
+  const model = decodeModel(readFileSync(goodModel), goodModel);
+  const entry = (model.metadataProps ?? []).find((p) => p.key === 'cmp') as { value: string };
+  const manifest = JSON.parse(entry.value) as { layers: Record<string, unknown>[] };
+  for (const field of Object.keys(manifest.layers[0])) {
+    const { [field]: _gone, ...rest } = manifest.layers[0];
+    entry.value = JSON.stringify({ ...manifest, layers: [rest, ...manifest.layers.slice(1)] });
+    const path = join(dir, `no-${field}.onnx`);
+    writeFileSync(path, encodeOnnxModel(model, path));
+    assertOneLineError(
+      runCli(['inspect', path]),
+      new RegExp(`manifest in .* has a missing or malformed layers\\[0\\]\\.${field}\\. Re-export`),
+    );
+  }
+  // A foreign model whose weight tensor declares dims no array can hold, or negative ones, with 8 bytes of data.
+  for (const dims of [
+    [1e9, 1e9],
+    [-1, 2],
+    [2, -4],
+  ]) {
+    const path = join(dir, `dims-${dims.join('x')}.onnx`);
+    writeFileSync(
+      path,
+      encodeModel({
+        name: 'g',
+        nodes: [node('Flatten', ['input'], ['flat'], { axis: 1 }), node('MatMul', ['flat', 'w'], ['logits'])],
+        initializers: [tensor('w', 1, dims, new Uint8Array(8))],
+        inputs: [valueInfo('input', ['batch', 1, 28, 28])],
+        outputs: [valueInfo('logits', ['batch', 10])],
+        opset: 17,
+        producerVersion: 'test',
+        metadata: {},
+      }),
+    );
+    assertOneLineError(
+      runCli(['import', path, '--out', join(dir, `run-${dims.join('x')}`)]),
+      /tensor "w" (has dims|has 8 bytes for)/,
+    );
+  }
+  assertOneLineError(
+    runCli([
+      'train',
+      '--data',
+      'mnist',
+      '--limit-train',
+      '100',
+      '--widths',
+      '99999999',
+      '--out',
+      join(dir, 'wide'),
+      '--quiet',
+    ]),
+    /--widths 99999999 and --filters \(default\) make a network of 7\.94e\+10 weights, over the 1e\+8 cmp trains/,
+  );
 });
