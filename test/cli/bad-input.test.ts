@@ -191,7 +191,8 @@ test('sizes and fields are checked before use: a manifest layer without a field,
   const entry = (model.metadataProps ?? []).find((p) => p.key === 'cmp') as { value: string };
   const manifest = JSON.parse(entry.value) as { layers: Record<string, unknown>[] };
   for (const field of Object.keys(manifest.layers[0])) {
-    const { [field]: _gone, ...rest } = manifest.layers[0];
+    const rest = { ...manifest.layers[0] };
+    delete rest[field];
     entry.value = JSON.stringify({ ...manifest, layers: [rest, ...manifest.layers.slice(1)] });
     const path = join(dir, `no-${field}.onnx`);
     writeFileSync(path, encodeOnnxModel(model, path));
