@@ -4,6 +4,7 @@ import { CmpError, isCmpError } from '../src/errors.js';
 import { accuracySize } from './accuracy-size.js';
 import { deploy } from './deploy.js';
 import { fleet } from './fleet.js';
+import { fuzz } from './fuzz.js';
 import { exit } from './exit.js';
 import { importBench } from './import.js';
 import { prune } from './prune.js';
@@ -29,6 +30,7 @@ const BENCHMARKS: readonly Benchmark[] = Object.freeze([
   deploy,
   fleet,
   importBench,
+  fuzz,
 ]);
 
 async function main(argv: string[]): Promise<number> {
