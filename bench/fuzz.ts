@@ -249,7 +249,7 @@ export function runFuzz(options: { seed: number; scale: number }): FuzzRow[] {
   const manifest = JSON.parse(entry.value) as unknown;
   rows.push(
     fuzzKind('cmp manifest, damaged', n(3_000), () => {
-      const copy = structuredClone(decoded) as OnnxModel;
+      const copy = structuredClone<OnnxModel>(decoded);
       const e = (copy.metadataProps ?? []).find((p) => p.key === 'cmp') as { value: string };
       e.value = JSON.stringify(mutateJson(manifest, r, 'FUZZ'));
       inspectModel(parseModelFile(encodeOnnxModel(copy, 'fuzz.onnx'), join(dir, 'fuzz.onnx')));
@@ -312,7 +312,8 @@ export function runFuzz(options: { seed: number; scale: number }): FuzzRow[] {
       try {
         checkDeviceProfile(value, 'fuzz.json', { quote: false });
       } catch (err) {
-        if (isCmpError(err) && err.message.includes(marker)) throw new Error(`quoted the file: ${err.message}`);
+        if (isCmpError(err) && err.message.includes(marker))
+          throw new Error(`quoted the file: ${err.message}`, { cause: err });
         throw err;
       }
       return 'accepted';
