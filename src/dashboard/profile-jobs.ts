@@ -271,8 +271,8 @@ export async function readProfileFile(path: string): Promise<DeviceProfile[]> {
     }
   } catch (err) {
     if (err instanceof CmpError) throw err;
-    const code = (err as NodeJS.ErrnoException).code ?? 'an error';
-    throw new CmpError('IO', `Cannot read ${path} (${code}). Check the path.`, { cause: err });
+    // Node's own message names the code, the call and the path, never the content.
+    throw new CmpError('IO', `Cannot read ${path}: ${(err as Error).message}. Check the path.`, { cause: err });
   }
   let value: unknown;
   try {
