@@ -213,16 +213,19 @@ const RUN_ENTRIES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Checks a command's --out run folder before any work, and creates it: it must be a new or empty folder, or one cmp
- * wrote as a run, which is replaced only with `force`. A folder holding anything else is never written into.
+ * Checks a command's --out run folder before any work: it must be a new folder that can be made, an empty one, or
+ * one cmp wrote as a run, which is replaced only with `force`. A folder holding anything else is never written into.
  */
-export function prepareRunOut(dir: string, force: boolean, command: string): void {
-  const example = `Example: cmp ${command} ... --out runs/new-run`;
-  if (dir.trim() === '') throw new CmpError('BAD_FLAG', `--out is empty: give the run folder to write. ${example}`);
+export function prepareRunOut(dir: string, force: boolean): void {
+  if (dir.trim() === '')
+    throw new CmpError('BAD_FLAG', `--out is empty: give the run folder to write, e.g. --out runs/new-run.`);
   let entries: string[] | undefined;
   try {
     if (!statSync(dir).isDirectory()) {
-      throw new CmpError('BAD_FLAG', `--out ${dir} is a file, not a folder. Give a new folder for the run. ${example}`);
+      throw new CmpError(
+        'BAD_FLAG',
+        `--out ${dir} is a file, not a folder. Give a new folder for the run, e.g. --out runs/new-run.`,
+      );
     }
     entries = readdirSync(dir);
   } catch (err) {
@@ -230,7 +233,7 @@ export function prepareRunOut(dir: string, force: boolean, command: string): voi
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new CmpError(
         'BAD_FLAG',
-        `--out ${dir} cannot be read (${(err as NodeJS.ErrnoException).code}). ${example}`,
+        `--out ${dir} cannot be read (${(err as NodeJS.ErrnoException).code}). Give a folder you can read and write.`,
       );
     }
   }
@@ -238,13 +241,13 @@ export function prepareRunOut(dir: string, force: boolean, command: string): voi
     if (!entries.every((e) => RUN_ENTRIES.has(e))) {
       throw new CmpError(
         'BAD_FLAG',
-        `--out ${dir} holds files that are not a cmp run (${entries.length} entries); cmp writes a run only into a new or empty folder, or over a run. Choose another folder.`,
+        `--out ${dir} holds files other than a run's (${entries.length} entries); cmp writes a run only into a new or empty folder, or over a run. Choose another folder.`,
       );
     }
     if (!force) {
       throw new CmpError(
         'BAD_FLAG',
-        `--out ${dir} already holds a cmp run. Pass --force to replace it, or choose another folder.`,
+        `--out ${dir} already holds a run. Pass --force to replace it, or choose another folder.`,
       );
     }
   }
@@ -257,7 +260,7 @@ export function prepareRunOut(dir: string, force: boolean, command: string): voi
   } catch (err) {
     throw new CmpError(
       'BAD_FLAG',
-      `--out ${dir} cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Give a folder you can write. ${example}`,
+      `--out ${dir} cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Give a folder you can write.`,
       { cause: err },
     );
   }

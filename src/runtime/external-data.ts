@@ -2,7 +2,6 @@
 // relative to the model file's folder, never outside it, and embedded for runtimes that load a model from memory.
 
 import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
-import { sep } from 'node:path';
 import { onnxTypeBytes, toNumber, type OnnxModel, type OnnxTensor } from '../core/onnx.js';
 import { CmpError } from '../errors.js';
 
@@ -49,8 +48,7 @@ export class ExternalData {
     try {
       real = realpathSync(path);
       const folder = realpathSync(folderOf(this.modelPath) || '.');
-      if (!real.startsWith(folder.endsWith(sep) ? folder : folder + sep))
-        throw bad("a link to a file outside the model's folder");
+      if (!isInside(real, folder)) throw bad("a link to a file outside the model's folder");
       // Non-blocking: a FIFO put in the file's place must not stall the open.
       fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
@@ -130,4 +128,10 @@ function insideFolder(location: string): string | undefined {
 function folderOf(path: string): string {
   const end = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
   return end < 0 ? '' : path.slice(0, end + 1);
+}
+
+/** Whether the real path `path` lies below the real folder `folder` (either separator: no node:path in browsers). */
+function isInside(path: string, folder: string): boolean {
+  if (path.length <= folder.length || !path.startsWith(folder)) return false;
+  return /[\\/]$/.test(folder) || /[\\/]/.test(path[folder.length]);
 }

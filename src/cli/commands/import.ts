@@ -59,7 +59,7 @@ export const importCommand: Command = {
         'BAD_FLAG',
         `--input-shape takes C,H,W (got ${shape.join(',')}). Example: --input-shape 1,28,28`,
       );
-    prepareRunOut(f.out, f.force === true, 'import');
+    prepareRunOut(f.out, f.force === true);
     const data =
       typeof f.data === 'string'
         ? await loadDataFlag(f.data, io, undefined, { limitTrain: 1, use: 'test' })

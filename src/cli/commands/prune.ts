@@ -65,7 +65,7 @@ export const pruneCommand: Command = {
       );
     const run = loadRun(parsed.positionals[0]);
     checkSparsity(f.sparsity);
-    prepareRunOut(f.out, f.force === true, 'prune');
+    prepareRunOut(f.out, f.force === true);
     const data = await loadDataFlag(f.data, io, runConsumer(run.dir, run.record.spec, run.record.training.dataset));
     const result = await pruneRun(run, data, {
       method: ((f.method as string) ?? 'mint') as PruneMethod,

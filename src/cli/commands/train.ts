@@ -190,7 +190,8 @@ export function trainProgress(progress: Progress, label: string): (p: TrainProgr
   return (p) => {
     if (p.phase === 'batch') {
       progress.update(
-        `${label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ETA ${formatDuration(p.etaMs)}`,
+        // The time left (with its unit) before the loss: a narrow terminal cuts the end of the line.
+        `${label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches}, ETA ${formatDuration(p.etaMs)}, loss ${p.loss.toFixed(4)}`,
       );
     } else {
       const r = p.record;
@@ -300,7 +301,7 @@ export const trainCommand: Command = {
     }
     const mask = maskFlags(f);
     const from = typeof f.from === 'string' ? fromFlags(f.from, f) : undefined;
-    prepareRunOut(f.out, f.force === true, 'train');
+    prepareRunOut(f.out, f.force === true);
     // --from fine-tunes on the data set the run was trained on unless --data says otherwise.
     const data = await loadDataFlag(f.data, io, from ? runConsumer(from.dir, from.spec, from.dataset) : undefined, {
       limitTrain: f['limit-train'] as number | undefined,
