@@ -23,6 +23,7 @@ const BENCHMARKS: readonly { name: string; load: () => Promise<Benchmark> }[] = 
   { name: 'deploy', load: async () => (await import('./deploy.js')).deploy },
   { name: 'fleet', load: async () => (await import('./fleet.js')).fleet },
   { name: 'import', load: async () => (await import('./import.js')).importBench },
+  { name: 'fuzz', load: async () => (await import('./fuzz.js')).fuzz },
 ]);
 
 async function main(argv: string[]): Promise<number> {
