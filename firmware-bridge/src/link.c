@@ -175,6 +175,7 @@ static void handle_upload_end(cmp_link_t *link, uint16_t seq) {
     return;
   }
   link->model_ready = 1;
+  link->input_received = 0u;
   link->model_crc = crc;
   const cmp_model_t *m = &link->rt.model;
   uint8_t *p = out_payload(link);
@@ -206,6 +207,10 @@ static void handle_infer(cmp_link_t *link, uint16_t seq, const uint8_t *p, uint3
     respond_error(link, seq, CMP_MSG_INFER, CMP_ERR_ARG, encoding);
     return;
   }
+  if ((flags & ~CMP_INFER_FLAGS) != 0u) { /* reserved bits: a later protocol's meaning, not ours to guess */
+    respond_error(link, seq, CMP_MSG_INFER, CMP_ERR_ARG, flags);
+    return;
+  }
   const cmp_model_t *m = &link->rt.model;
   uint32_t count = bytes / size;
   uint32_t inputs = cmp_shape_count(m->input);
@@ -213,7 +218,14 @@ static void handle_infer(cmp_link_t *link, uint16_t seq, const uint8_t *p, uint3
     respond_error(link, seq, CMP_MSG_INFER, CMP_ERR_RANGE, inputs);
     return;
   }
-  if (offset == 0u) link->input_f32 = 0; /* a new input starts at element 0 */
+  if (offset == 0u) { /* a new input starts at element 0 */
+    link->input_f32 = 0;
+    link->input_received = 0u;
+  }
+  if (offset != link->input_received) { /* chunks come in order: a gap would run on what an older input left */
+    respond_error(link, seq, CMP_MSG_INFER, CMP_ERR_STATE, link->input_received);
+    return;
+  }
   int run = (flags & CMP_INFER_RUN) != 0u;
   int handoff = run && (flags & CMP_INFER_HANDOFF) != 0u;
   if (handoff) {
@@ -238,11 +250,17 @@ static void handle_infer(cmp_link_t *link, uint16_t seq, const uint8_t *p, uint3
       return;
     }
   }
+  link->input_received = offset + count;
   if (!run) {
     respond_ack(link, seq, CMP_MSG_INFER, offset + count);
     return;
   }
+  if (link->input_received != inputs) { /* RUN before every input arrived would answer from a stale buffer */
+    respond_error(link, seq, CMP_MSG_INFER, CMP_ERR_STATE, link->input_received);
+    return;
+  }
   link->input_f32 = 0;
+  link->input_received = 0u;
   uint8_t *o = out_payload(link);
   uint32_t frame_bytes = 0u;
   cmp_result_t r;
@@ -320,6 +338,7 @@ static void dispatch(cmp_link_t *link, uint8_t type, uint16_t seq, const uint8_t
       link->model_ready = 0;
       link->uploading = 0;
       link->input_f32 = 0;
+      link->input_received = 0u;
       memset(&link->counters, 0, sizeof(link->counters));
       respond_ack(link, seq, CMP_MSG_RESET, 0u);
       break;

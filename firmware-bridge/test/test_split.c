@@ -511,6 +511,23 @@ static void test_link(void) {
   ok = infer(CMP_INPUT_U8, CMP_INFER_RUN | CMP_INFER_HANDOFF, 0u, pixels, 4u) && g_answer_type == CMP_MSG_HANDOFF;
   check(ok, "INFER HANDOFF: a new input from element 0 is accepted again");
 
+  /* RUN before every input arrived, a chunk past a gap, reserved flag bits: refused, nothing runs on a stale buffer */
+  ok = infer(CMP_INPUT_U8, CMP_INFER_RUN, 0u, pixels, 3u) && g_answer_type == CMP_MSG_ERROR &&
+       g_answer[0] == CMP_ERR_STATE && get32(g_answer + 4) == 3u;
+  check(ok, "INFER RUN after 3 of 4 inputs: ERROR STATE, detail = inputs received");
+  ok = infer(CMP_INPUT_U8, 0u, 0u, pixels, 1u) && g_answer_type == CMP_MSG_ACK &&
+       infer(CMP_INPUT_U8, CMP_INFER_RUN, 2u, pixels + 2, 2u) && g_answer_type == CMP_MSG_ERROR &&
+       g_answer[0] == CMP_ERR_STATE && get32(g_answer + 4) == 1u;
+  check(ok, "INFER chunk after a gap (element 1 missing): ERROR STATE, detail = inputs received");
+  for (uint32_t bit = 3u; bit < 8u; bit++) {
+    uint8_t flags = (uint8_t)(CMP_INFER_RUN | (1u << bit));
+    ok = infer(CMP_INPUT_U8, flags, 0u, pixels, 4u) && g_answer_type == CMP_MSG_ERROR && g_answer[0] == CMP_ERR_ARG &&
+         get32(g_answer + 4) == flags;
+    check(ok, "INFER with a reserved flag bit (3-7): ERROR ARG, detail = the flags");
+  }
+  ok = infer(CMP_INPUT_U8, CMP_INFER_RUN, 0u, pixels, 4u) && g_answer_type == CMP_MSG_RESULT;
+  check(ok, "INFER after the refusals: a whole input runs");
+
   ok = request(CMP_MSG_INFER_MASKED, pixels, 4u) && g_answer_type == CMP_MSG_ERROR &&
        g_answer[0] == CMP_ERR_UNSUPPORTED && request(CMP_MSG_HANDOFF, pixels, 0u) && g_answer_type == CMP_MSG_ERROR &&
        g_answer[0] == CMP_ERR_UNSUPPORTED;

@@ -18,7 +18,15 @@ import {
   type PruneSummary,
   type RunRecord,
 } from '../core/run.js';
-import { buildSpec, tensorShapes, type ArchOptions, type BinarizeMode, type ModelSpec } from '../core/spec.js';
+import {
+  buildSpec,
+  inferShapes,
+  tensorShapes,
+  type ArchOptions,
+  type BinarizeMode,
+  type ModelSpec,
+} from '../core/spec.js';
+import { CmpError } from '../errors.js';
 import { CMP_VERSION } from '../core/version.js';
 import type { Dataset } from '../data/datasets.js';
 import { DEFAULT_LAMBDA_SCHEDULE, importanceRanking, randomUnits, type LambdaScheduleOptions } from './mask.js';
@@ -100,8 +108,19 @@ export function specFor(data: Dataset, options: Omit<TrainRunOptions, keyof Trai
     keepFloatInputs: options.keepFloat ?? [...DEFAULT_KEEP_FLOAT_ACTIVATIONS],
   };
   const spec = buildSpec(options.arch, arch);
+  // Checked before any tensor is made: a width such as 99999999 would ask for an array no runtime can hold.
+  const weights = inferShapes(spec).reduce((a, l) => a + l.weightCount, 0);
+  if (weights > MAX_TRAIN_WEIGHTS) {
+    throw new CmpError(
+      'BAD_FLAG',
+      `--widths ${(options.widths ?? []).join(',') || '(default)'} and --filters ${(options.filters ?? []).join(',') || '(default)'} make a network of ${weights.toExponential(2)} weights, over the ${MAX_TRAIN_WEIGHTS.toExponential(0)} cmp trains. Give smaller widths or filters.`,
+    );
+  }
   return options.mask ? { ...spec, inputMask: maskSpecFor(data, options.mask) } : spec;
 }
+
+/** Most weights a trained network may have: float32 weights, gradients and Adam's two moments fit the wasm heap. */
+const MAX_TRAIN_WEIGHTS = 100_000_000;
 
 /** The initial mask spec: learned masks start with every unit kept, baselines with their fixed choice. */
 function maskSpecFor(data: Dataset, mask: MaskOptions): MaskSpec {

@@ -103,7 +103,33 @@ export function parseManifest(text: string, source: string): Manifest {
   if (typeof m.input?.name !== 'string' || typeof m.output?.name !== 'string') throw bad('names no input or output');
   if (!Array.isArray(m.labels) || !m.labels.every((l) => typeof l === 'string')) throw bad('has no label list');
   if (!Array.isArray(m.layers)) throw bad('has no layer list');
+  m.layers.forEach((layer: unknown, i) => checkLayer(layer, `layers[${i}]`, bad));
   return m as Manifest;
+}
+
+/** Checks one layer entry field by field, so a damaged one is a line naming the field, not a crash where it is read. */
+function checkLayer(value: unknown, where: string, bad: (problem: string) => CmpError): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(`has no object ${where}`);
+  const l = value as Record<string, unknown>;
+  const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+  const checks: [string, boolean][] = [
+    ['name', typeof l.name === 'string'],
+    ['kind', l.kind === 'dense' || l.kind === 'conv'],
+    ['weightShape', Array.isArray(l.weightShape) && l.weightShape.every(count)],
+    ['weightCount', count(l.weightCount)],
+    ['weights', typeof l.weights === 'string'],
+    ['inputs', typeof l.inputs === 'string'],
+    ['weightBytes', count(l.weightBytes)],
+    ['bitsPerWeight', typeof l.bitsPerWeight === 'number' && Number.isFinite(l.bitsPerWeight)],
+    [
+      'initializers',
+      typeof l.initializers === 'object' &&
+        l.initializers !== null &&
+        Object.values(l.initializers).every((n) => typeof n === 'string'),
+    ],
+  ];
+  const wrong = checks.find(([, ok]) => !ok);
+  if (wrong) throw bad(`has a missing or malformed ${where}.${wrong[0]}`);
 }
 
 /** Where a dynamic mask's selector lives, beside the model: fm-dyn.onnx -> fm-dyn.selector.onnx. */

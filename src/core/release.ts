@@ -9,6 +9,8 @@
  *   previous -> releases/<id> the release before it, what rollback returns to
  *   agent.sock                the service: HTTP over this Unix socket (GET /health, POST /infer, GET /stats)
  *   agent.pid, agent.log      the supervisor's pid and log when systemd is not available
+ *   agent.lock                held while an agent activates a release or starts or stops the service: JSON
+ *                             {pid, what, since}; a lock whose pid is not a live cmp-edge is stale and taken over
  *   data/<name>.*             profiling inputs uploaded by cmp profile
  * A release id is the first 12 hex digits of a SHA-256 over its files, so deploying the same thing twice is a no-op.
  */
@@ -52,6 +54,7 @@ export const RELEASE_LAYOUT = Object.freeze({
   partialPrefix: '.partial-',
   socket: 'agent.sock',
   pidFile: 'agent.pid',
+  lock: 'agent.lock',
   log: 'agent.log',
   data: 'data',
   agent: 'cmp-edge.mjs',

@@ -1,7 +1,7 @@
 // A run folder: what training writes and export reads (model.json with spec and history, weights.bin with tensors).
 
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { CmpError } from '../errors.js';
 import { parseSpec, type ModelSpec } from './spec.js';
 
@@ -187,7 +187,7 @@ export function saveRun(
   }
   const full: RunRecord = { format: 'cmp-run/1', ...record, tensors: entries };
   try {
-    mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     writeFileSync(join(dir, `${RUN_WEIGHTS_FILE}.tmp`), blob);
     writeFileSync(join(dir, `${RUN_MODEL_FILE}.tmp`), JSON.stringify(full, null, 2) + '\n');
     renameSync(join(dir, `${RUN_WEIGHTS_FILE}.tmp`), join(dir, RUN_WEIGHTS_FILE));
@@ -200,6 +200,87 @@ export function saveRun(
         cause: err,
       },
     );
+  }
+}
+
+/** What a folder cmp wrote as a run may hold: the run, its unfinished writes, mask checkpoints. */
+const RUN_ENTRIES: ReadonlySet<string> = new Set([
+  RUN_MODEL_FILE,
+  RUN_WEIGHTS_FILE,
+  `${RUN_MODEL_FILE}.tmp`,
+  `${RUN_WEIGHTS_FILE}.tmp`,
+  'checkpoints',
+]);
+
+/**
+ * Checks a command's --out run folder before any work: it must be a new folder that can be made, an empty one, or
+ * one cmp wrote as a run, which is replaced only with `force`. A folder holding anything else is never written into.
+ */
+export function prepareRunOut(dir: string, force: boolean): void {
+  if (dir.trim() === '')
+    throw new CmpError('BAD_FLAG', `--out is empty: give the run folder to write, e.g. --out runs/new-run.`);
+  let entries: string[] | undefined;
+  try {
+    if (!statSync(dir).isDirectory()) {
+      throw new CmpError(
+        'BAD_FLAG',
+        `--out ${dir} is a file, not a folder. Give a new folder for the run, e.g. --out runs/new-run.`,
+      );
+    }
+    entries = readdirSync(dir);
+  } catch (err) {
+    if (err instanceof CmpError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new CmpError(
+        'BAD_FLAG',
+        `--out ${dir} cannot be read (${(err as NodeJS.ErrnoException).code}). Give a folder you can read and write.`,
+      );
+    }
+  }
+  if (entries && entries.length > 0) {
+    if (!entries.every((e) => RUN_ENTRIES.has(e))) {
+      throw new CmpError(
+        'BAD_FLAG',
+        `--out ${dir} holds files other than a run's (${entries.length} entries); cmp writes a run only into a new or empty folder, or over a run. Choose another folder.`,
+      );
+    }
+    if (!force) {
+      throw new CmpError(
+        'BAD_FLAG',
+        `--out ${dir} already holds a run. Pass --force to replace it, or choose another folder.`,
+      );
+    }
+  }
+  if (entries) return;
+  // A new folder: made and removed again now, so that a path that cannot be made fails before the work, and a
+  // command that fails later leaves nothing behind.
+  try {
+    const made = makeFolder(dir);
+    if (made !== undefined) rmSync(made, { recursive: true });
+  } catch (err) {
+    throw new CmpError(
+      'BAD_FLAG',
+      `--out ${dir} cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Give a folder you can write.`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * mkdir -p, one level at a time (Node's recursive mkdirSync never returns on some paths: /proc/x loops on ENOENT);
+ * returns the topmost folder it made, undefined when `dir` was there.
+ */
+function makeFolder(dir: string): string | undefined {
+  try {
+    mkdirSync(dir);
+    return dir;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && statSync(dir).isDirectory()) return undefined;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
+    const made = makeFolder(dirname(dir));
+    mkdirSync(dir);
+    return made ?? dir;
   }
 }
 

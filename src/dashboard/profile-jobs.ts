@@ -1,7 +1,8 @@
 // Profiling one device for the dashboard: this machine (Predictor on a backend), a microcontroller over a serial port
 // (split inference, turned into a cmp-profile/1 view), an SSH host (its agent), or a saved profile file.
 
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import { nowMs } from '../core/clock.js';
 import { checkDatasetFits, chooseDataset, loadDataset, type Dataset, type DatasetConsumer } from '../data/datasets.js';
@@ -245,36 +246,49 @@ export async function profileSsh(record: DeviceRecord, request: ProfileJobReques
  * (cmp profile --hosts --out), or a fleet's --json rows ({ device, ok, result }); failed rows are skipped.
  */
 export async function readProfileFile(path: string): Promise<DeviceProfile[]> {
+  // No message below quotes the file: the path is whatever the page sent, and the file may be a secret.
   let text: string;
   try {
-    const bytes = await readFile(path);
-    if (bytes.length > MAX_PROFILE_FILE_BYTES) {
-      throw new CmpError(
-        'BAD_ARGUMENT',
-        `${path} is ${bytes.length} bytes, more than a profile's ${MAX_PROFILE_FILE_BYTES}. Load a cmp-profile/1 file.`,
-      );
+    // Non-blocking, regular files only, and no more than the size limit: /dev/zero or a FIFO must not fill memory or
+    // stall the dashboard.
+    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const stat = await file.stat();
+      if (!stat.isFile()) {
+        throw new CmpError('BAD_ARGUMENT', `${path} is not a regular file. Load a cmp-profile/1 file.`);
+      }
+      if (stat.size > MAX_PROFILE_FILE_BYTES) {
+        throw new CmpError(
+          'BAD_ARGUMENT',
+          `${path} is ${stat.size} bytes, more than a profile's ${MAX_PROFILE_FILE_BYTES}. Load a cmp-profile/1 file.`,
+        );
+      }
+      const bytes = Buffer.alloc(stat.size);
+      const { bytesRead } = await file.read(bytes, 0, bytes.length, 0);
+      text = bytes.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await file.close();
     }
-    text = bytes.toString('utf8');
   } catch (err) {
     if (err instanceof CmpError) throw err;
+    // Node's own message names the code, the call and the path, never the content.
     throw new CmpError('IO', `Cannot read ${path}: ${(err as Error).message}. Check the path.`, { cause: err });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new CmpError(
-      'BAD_ARGUMENT',
-      `${path} is not JSON (${(err as Error).message.split('\n')[0]}). Load a cmp-profile/1 file (cmp profile --out FILE).`,
-      { cause: err },
-    );
+    throw new CmpError('BAD_ARGUMENT', `${path} is not JSON. Load a cmp-profile/1 file (cmp profile --out FILE).`, {
+      cause: err,
+    });
   }
-  if (!Array.isArray(value)) return [checkDeviceProfile(value, path)];
+  const check = (v: unknown, where: string): DeviceProfile => checkDeviceProfile(v, where, { quote: false });
+  if (!Array.isArray(value)) return [check(value, path)];
   const profiles = value.flatMap((item: unknown, i) => {
     const row = item as { ok?: unknown; result?: unknown };
     if (row && typeof row === 'object' && 'ok' in row)
-      return row.ok === true ? [checkDeviceProfile(row.result, `${path}[${i}]`)] : [];
-    return [checkDeviceProfile(item, `${path}[${i}]`)];
+      return row.ok === true ? [check(row.result, `${path}[${i}]`)] : [];
+    return [check(item, `${path}[${i}]`)];
   });
   if (profiles.length === 0) {
     throw new CmpError('BAD_ARGUMENT', `${path} holds no successful profile. Load a cmp-profile/1 file or a fleet's.`);

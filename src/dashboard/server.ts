@@ -88,7 +88,8 @@ export async function startDashboardServer(options: DashboardServerOptions = {})
       res.writeHead(303, {
         ...DASHBOARD_HEADERS,
         'set-cookie': `${tokenCookie(port)}=${token}; HttpOnly; SameSite=Strict; Path=/`,
-        location: url.pathname,
+        // Only to a page of ours: a path such as /a/..//evil.com normalizes to //evil.com, another site.
+        location: Object.prototype.hasOwnProperty.call(RENDERER_FILES, url.pathname) ? url.pathname : '/',
       });
       return void res.end();
     }

@@ -1,5 +1,6 @@
 // OpenSSH's known_hosts, read the way ssh reads it: plain and hashed (|1|salt|hmac) host names, [host]:port entries,
-// comma-separated patterns; @revoked lines refuse a key. New hosts are appended only when the user accepts them.
+// comma-separated patterns, host names in any letter case; the user's file and the global ones together; @revoked
+// lines refuse a key. New hosts are appended (to the user's file) only when the user accepts them.
 
 import { createHmac } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -9,30 +10,52 @@ import { CmpError } from '../errors.js';
 /** What known_hosts says about a host's key. */
 export type HostKeyVerdict = 'known' | 'unknown' | 'mismatch' | 'revoked';
 
-/** The name known_hosts uses for a host: `host` on port 22, `[host]:port` otherwise. */
+/** The system-wide known_hosts files ssh reads after the user's (GlobalKnownHostsFile's default). */
+export const GLOBAL_KNOWN_HOSTS: readonly string[] = Object.freeze([
+  '/etc/ssh/ssh_known_hosts',
+  '/etc/ssh/ssh_known_hosts2',
+]);
+
+/**
+ * The name known_hosts uses for a host: `host` on port 22, `[host]:port` otherwise, in lower case (ssh lowercases the
+ * host name before it looks it up or writes it, so `PI.local` and `pi.local` are one host).
+ */
 export function knownHostName(host: string, port: number): string {
-  return port === 22 ? host : `[${host}]:${port}`;
+  const name = host.toLowerCase();
+  return port === 22 ? name : `[${name}]:${port}`;
 }
 
-/** Checks `key` (the raw SSH host key blob) of `host`:`port` against the file at `path`. */
-export function checkHostKey(path: string, host: string, port: number, key: Buffer): HostKeyVerdict {
-  if (!existsSync(path)) return 'unknown';
+/**
+ * Checks `key` (the raw SSH host key blob) of `host`:`port` against the known_hosts files at `paths` (the user's,
+ * then the global ones), as ssh does: a @revoked key in any file is refused, a key listed in any file is known, and
+ * another key listed for the host in any file is a mismatch.
+ */
+export function checkHostKey(
+  paths: string | readonly string[],
+  host: string,
+  port: number,
+  key: Buffer,
+): HostKeyVerdict {
   const name = knownHostName(host, port);
   const blob = key.toString('base64');
+  let known = false;
   let seen = false;
-  for (const raw of readFileSync(path, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const fields = line.split(/\s+/);
-    const marker = fields[0].startsWith('@') ? fields.shift() : undefined;
-    if (fields.length < 3 || marker === '@cert-authority') continue;
-    if (!matchesHost(fields[0], name)) continue;
-    if (marker === '@revoked' && fields[2] === blob) return 'revoked';
-    if (marker) continue;
-    if (fields[2] === blob) return 'known';
-    seen = true;
+  for (const path of typeof paths === 'string' ? [paths] : paths) {
+    if (!existsSync(path)) continue;
+    for (const raw of readFileSync(path, 'utf8').split('\n')) {
+      const line = raw.trim();
+      if (!line || line.startsWith('#')) continue;
+      const fields = line.split(/\s+/);
+      const marker = fields[0].startsWith('@') ? fields.shift() : undefined;
+      if (fields.length < 3 || marker === '@cert-authority') continue;
+      if (!matchesHost(fields[0], name)) continue;
+      if (marker === '@revoked' && fields[2] === blob) return 'revoked';
+      if (marker) continue;
+      if (fields[2] === blob) known = true;
+      else seen = true;
+    }
   }
-  return seen ? 'mismatch' : 'unknown';
+  return known ? 'known' : seen ? 'mismatch' : 'unknown';
 }
 
 /** Appends `host`'s key as a plain entry (what `ssh -o StrictHostKeyChecking=accept-new` does). */
@@ -64,13 +87,14 @@ function matchesHost(patterns: string, name: string): boolean {
   return match;
 }
 
-/** known_hosts wildcards: `*` any run, `?` one character. */
+/** known_hosts wildcards: `*` any run, `?` one character; letters match in either case, as in ssh's match.c. */
 function globMatch(pattern: string, name: string): boolean {
   const re = new RegExp(
     `^${pattern
       .replace(/[.+^${}()|[\]\\]/g, '\\$&')
       .replace(/\*/g, '.*')
       .replace(/\?/g, '.')}$`,
+    'i',
   );
   return re.test(name);
 }

@@ -7,7 +7,14 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import ssh2, { type AgentAuthMethod, type PublicKeyAuthMethod, type SFTPWrapper } from 'ssh2';
 import { CmpError } from '../errors.js';
-import { addHostKey, checkHostKey, keyTypeOf, knownHostName, type HostKeyVerdict } from './known-hosts.js';
+import {
+  addHostKey,
+  checkHostKey,
+  GLOBAL_KNOWN_HOSTS,
+  keyTypeOf,
+  knownHostName,
+  type HostKeyVerdict,
+} from './known-hosts.js';
 import { formatAddress, shellQuote, type ExecResult, type Remote, type RemoteAddress } from './remote.js';
 
 // ssh2 is CommonJS: Node gives an ES module its exports only as the default import.
@@ -18,8 +25,10 @@ export interface SshOptions {
   identity?: string;
   /** Trust and remember a host that known_hosts does not list yet. */
   acceptNewHostKey?: boolean;
-  /** known_hosts file (default ~/.ssh/known_hosts). */
+  /** known_hosts file (default ~/.ssh/known_hosts); the global files (GLOBAL_KNOWN_HOSTS) are read after it. */
   knownHosts?: string;
+  /** The system-wide known_hosts files (default GLOBAL_KNOWN_HOSTS, as ssh reads them). */
+  globalKnownHosts?: readonly string[];
   /** Connect and handshake timeout (default 15 s). */
   timeoutMs?: number;
 }
@@ -49,7 +58,12 @@ export async function openSsh(address: RemoteAddress, options: SshOptions = {}):
       hostVerifier: (key: Buffer): boolean => {
         const name = knownHostName(address.host, address.port);
         const fingerprint = `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
-        let v = checkHostKey(knownHosts, address.host, address.port, key);
+        let v = checkHostKey(
+          [knownHosts, ...(options.globalKnownHosts ?? GLOBAL_KNOWN_HOSTS)],
+          address.host,
+          address.port,
+          key,
+        );
         if (v === 'unknown' && options.acceptNewHostKey) {
           addHostKey(knownHosts, address.host, address.port, keyTypeOf(key), key);
           v = 'known';

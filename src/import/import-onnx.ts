@@ -1,7 +1,7 @@
 // Importing a foreign ONNX classifier (PyTorch, tf2onnx, ...): its single-path graph becomes a cmp network.
 
-import { readFileSync } from 'node:fs';
 import { decodeModel, encodeOnnxModel, toNumber, valueDims, type OnnxModel, type OnnxNode } from '../core/onnx.js';
+import { readRegularFile } from '../core/regular-file.js';
 import { CmpError } from '../errors.js';
 import { BATCH, ChainBuilder, vector, type Constant, type ImportedNetwork, type SourceOp } from './chain.js';
 import { ExternalData, embedExternalData } from '../runtime/external-data.js';
@@ -82,7 +82,7 @@ const FIX = 'cmp imports single-path conv/dense classifiers (see cmp import --he
 export function importOnnx(path: string, options: ImportInputOptions): OnnxImport {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readRegularFile(path);
   } catch (err) {
     throw new CmpError('MODEL_INVALID', `Cannot read ${path}: ${(err as Error).message}. Check the path.`, {
       cause: err,

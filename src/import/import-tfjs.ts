@@ -1,11 +1,11 @@
 // Importing a TensorFlow.js model from local files (model.json and its weight shards): layers models through
 // tfjs-layers, graph models from their GraphDef JSON; both become a cmp network (NHWC turned into cmp's NCHW).
 
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadTf, type Tf } from '../compress/tf.js';
 import { transpose } from '../core/frozen.js';
+import { readRegularFile } from '../core/regular-file.js';
 import { CmpError } from '../errors.js';
 import { ChainBuilder, type Constant, type ImportedNetwork, type SourceOp } from './chain.js';
 import type { ImportInputOptions } from './import-onnx.js';
@@ -101,6 +101,9 @@ export async function importTfjs(path: string, options: ImportInputOptions): Pro
   return { ...(await importLayersModel(tf, path, files, options)), format: 'layers-model', producer };
 }
 
+/** Largest model.json read: its topology and weights manifest, not weights (those are in the shards). */
+const MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024;
+
 /** Reads model.json and its weight shards (beside it, never outside its folder); a bad file is one error. */
 export function readTfjsFiles(path: string): TfjsFiles {
   const bad = (problem: string, cause?: unknown): CmpError =>
@@ -114,10 +117,15 @@ export function readTfjsFiles(path: string): TfjsFiles {
   let json: TfjsFiles['json'];
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = Buffer.from(readRegularFile(path, { maxBytes: MAX_MODEL_JSON_BYTES })).toString('utf8');
+  } catch (err) {
+    throw bad(`cannot be read (${(err as Error).message.split('\n')[0]})`, err);
+  }
+  try {
     json = JSON.parse(text) as TfjsFiles['json'];
   } catch (err) {
-    throw bad(`cannot be read as JSON (${(err as Error).message.split('\n')[0]})`, err);
+    // Never the parser's message: it quotes the file.
+    throw bad('is not JSON', err);
   }
   if (typeof json !== 'object' || json === null || !json.modelTopology) throw bad('has no modelTopology');
   const parts: Uint8Array[] = [];
@@ -130,7 +138,7 @@ export function readTfjsFiles(path: string): TfjsFiles {
         throw bad(`names weight file "${shard}" outside its folder`);
       const shardPath = join(dirname(path), relative);
       try {
-        parts.push(readFileSync(shardPath));
+        parts.push(readRegularFile(shardPath, { inside: dirname(path) }));
         weightFiles.push({ path: shardPath, bytes: parts[parts.length - 1].length });
       } catch (err) {
         throw bad(`names weight file "${shard}", which cannot be read (${(err as Error).message})`, err);

@@ -23,13 +23,15 @@ export function readTensor(t: OnnxTensor, external: ExternalData, source: string
   let raw: Uint8Array | undefined;
   if (isExternal(t)) raw = external.readTensor(t);
   else if (t.rawData && t.rawData.length) raw = t.rawData;
-  const values = new Float64Array(count);
   const bad = (problem: string): CmpError =>
     new CmpError('MODEL_INVALID', `${source}: tensor "${name}" ${problem}. Re-export the model.`);
+  // Dims are checked against the data before anything is allocated: [1e9, 1e9] or [-1] must not reach an array.
+  if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`has dims [${dims.join(', ')}]`);
   if (raw) {
     const size = elementBytes(type);
     if (!size) throw bad(`is of type ${onnxTypeName(type)}, which cmp cannot import`);
     if (raw.length !== count * size) throw bad(`has ${raw.length} bytes for ${count} ${onnxTypeName(type)} values`);
+    const values = new Float64Array(count);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     for (let i = 0; i < count; i++) values[i] = readElement(view, type, i * size);
     return { dims, values };
@@ -46,6 +48,7 @@ export function readTensor(t: OnnxTensor, external: ExternalData, source: string
             : (t.int32Data ?? []);
   if (!elementBytes(type)) throw bad(`is of type ${onnxTypeName(type)}, which cmp cannot import`);
   if (typed.length !== count) throw bad(`has ${typed.length} values for its ${count} elements`);
+  const values = new Float64Array(count);
   for (let i = 0; i < count; i++) {
     const v = toNumber(typed[i]);
     // float16 and bfloat16 values travel as their bits in int32_data.

@@ -93,6 +93,8 @@ export function decodeFrame(encoded: Uint8Array): Frame | FrameFault {
   const body = cobsDecode(encoded);
   if (!body) return 'cobs';
   if (body.length < FRAME_HEADER_BYTES + FRAME_CRC_BYTES) return 'short';
+  // PROTOCOL.md: a receiver drops a frame longer than the largest payload, whatever its CRC says.
+  if (body.length > FRAME_HEADER_BYTES + MAX_PAYLOAD + FRAME_CRC_BYTES) return 'overflow';
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   const end = body.length - FRAME_CRC_BYTES;
   if (crc32(body.subarray(0, end)) !== view.getUint32(end, true)) return 'crc';

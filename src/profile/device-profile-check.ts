@@ -19,14 +19,22 @@ const PROFILE_KEYS: ReadonlySet<string> = new Set([
   'link',
   'rssBytes',
   'backendReason',
+  'exitsReason',
   'startedAt',
   'durationMs',
 ]);
 const DEVICE_KEYS: readonly string[] = ['name', 'platform', 'arch', 'cpus', 'memoryBytes', 'runtime'];
 const SUMMARY_KEYS: readonly string[] = ['mean', 'p50', 'p90', 'p99', 'min', 'max'];
 
-/** Returns `value` as a DeviceProfile, or throws one CmpError naming the first field that is wrong; `where` names the sender. */
-export function checkDeviceProfile(value: unknown, where: string): DeviceProfile {
+/**
+ * Returns `value` as a DeviceProfile, or throws one CmpError naming the first field that is wrong; `where` names the
+ * sender. With `quote: false` (a file a user named, which may hold anything) the error names the field and the kind of
+ * its value, and never quotes the value or an unknown key.
+ */
+export function checkDeviceProfile(value: unknown, where: string, options: { quote?: boolean } = {}): DeviceProfile {
+  const quote = options.quote ?? true;
+  const show = (v: unknown): string =>
+    quote ? JSON.stringify(v) : v === null ? 'null' : Array.isArray(v) ? 'a list' : `a ${typeof v}`;
   const bad = (problem: string): CmpError =>
     new CmpError(
       'BAD_ARGUMENT',
@@ -37,11 +45,11 @@ export function checkDeviceProfile(value: unknown, where: string): DeviceProfile
     return v as Record<string, unknown>;
   };
   const finite = (v: unknown, name: string, min = -Infinity): number => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw bad(`has ${name} ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw bad(`has ${name} ${show(v)}`);
     return v;
   };
   const count = (v: unknown, name: string): number => {
-    if (!Number.isSafeInteger(v) || (v as number) < 0) throw bad(`has ${name} ${JSON.stringify(v)}`);
+    if (!Number.isSafeInteger(v) || (v as number) < 0) throw bad(`has ${name} ${show(v)}`);
     return v as number;
   };
   const text = (v: unknown, name: string): string => {
@@ -49,7 +57,7 @@ export function checkDeviceProfile(value: unknown, where: string): DeviceProfile
     return v;
   };
   const share = (v: unknown, name: string): void => {
-    if (finite(v, name, 0) > 1) throw bad(`has ${name} ${JSON.stringify(v)} outside [0, 1]`);
+    if (finite(v, name, 0) > 1) throw bad(`has ${name} ${show(v)} outside [0, 1]`);
   };
   const summary = (v: unknown, name: string): void => {
     const s = object(v, name);
@@ -61,12 +69,19 @@ export function checkDeviceProfile(value: unknown, where: string): DeviceProfile
   };
 
   const p = object(value, 'at its top');
-  const unknown = Object.keys(p).find((k) => !PROFILE_KEYS.has(k));
-  if (unknown !== undefined) throw bad(`has unknown field "${unknown}"`);
-  if (p.schema !== 'cmp-profile/1') throw bad(`has schema ${JSON.stringify(p.schema)}, not "cmp-profile/1"`);
+  const unknownField = (keys: string[], known: (k: string) => boolean, prefix: string): void => {
+    const at = keys.findIndex((k) => !known(k));
+    if (at < 0) return;
+    throw bad(
+      quote
+        ? `has unknown field "${prefix}${keys[at]}"`
+        : `has an unknown field (key ${at + 1} of ${prefix ? prefix.slice(0, -1) : 'the profile'})`,
+    );
+  };
+  unknownField(Object.keys(p), (k) => PROFILE_KEYS.has(k), '');
+  if (p.schema !== 'cmp-profile/1') throw bad(`has schema ${show(p.schema)}, not "cmp-profile/1"`);
   const device = object(p.device, 'device');
-  const unknownDevice = Object.keys(device).find((k) => !DEVICE_KEYS.includes(k));
-  if (unknownDevice !== undefined) throw bad(`has unknown field "device.${unknownDevice}"`);
+  unknownField(Object.keys(device), (k) => DEVICE_KEYS.includes(k), 'device.');
   for (const key of ['name', 'platform', 'arch', 'runtime']) text(device[key], `device.${key}`);
   count(device.cpus, 'device.cpus');
   count(device.memoryBytes, 'device.memoryBytes');
@@ -99,8 +114,8 @@ export function checkDeviceProfile(value: unknown, where: string): DeviceProfile
   }
   if (p.rssBytes !== undefined) count(p.rssBytes, 'rssBytes');
   if (p.backendReason !== undefined) text(p.backendReason, 'backendReason');
-  if (Number.isNaN(Date.parse(text(p.startedAt, 'startedAt'))))
-    throw bad(`has startedAt ${JSON.stringify(p.startedAt)}`);
+  if (p.exitsReason !== undefined) text(p.exitsReason, 'exitsReason');
+  if (Number.isNaN(Date.parse(text(p.startedAt, 'startedAt')))) throw bad(`has startedAt ${show(p.startedAt)}`);
   finite(p.durationMs, 'durationMs', 0);
   return p as unknown as DeviceProfile;
 }

@@ -22,6 +22,29 @@ export function statSync(): never {
   return nodeOnly('fs.statSync');
 }
 
+export function openSync(): never {
+  return nodeOnly('fs.openSync');
+}
+
+export function fstatSync(): never {
+  return nodeOnly('fs.fstatSync');
+}
+
+export function readSync(): never {
+  return nodeOnly('fs.readSync');
+}
+
+export function closeSync(): never {
+  return nodeOnly('fs.closeSync');
+}
+
+export function realpathSync(): never {
+  return nodeOnly('fs.realpathSync');
+}
+
+/** The open flags external data reads with; their values never reach a browser call. */
+export const constants = Object.freeze({ O_RDONLY: 0, O_NONBLOCK: 0 });
+
 export async function readFile(): Promise<never> {
   return nodeOnly('fs/promises.readFile');
 }

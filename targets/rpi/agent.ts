@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
+  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -56,9 +57,9 @@ type Json = Record<string, unknown>;
 const VERBS: Readonly<Record<string, (args: string[]) => Promise<Json>>> = Object.freeze({
   verify: async () => ({ release: verify().id }),
   smoke: async () => smoke(readConfig()),
-  activate: async () => activate(),
-  start: async () => start(),
-  stop: async () => ({ stopped: await stop() }),
+  activate: async () => locked(`activating release ${basename(RELEASE_DIR)}`, activate),
+  start: async () => locked('starting the service', start),
+  stop: async () => locked('stopping the service', async () => ({ stopped: await stop() })),
   status: async () => status(),
   health: async () => health(false),
   profile: async (args: string[]) => profile(args),
@@ -88,6 +89,70 @@ function emit(result: Json): void {
 
 function oneLine(err: unknown): string {
   return String((err as Error)?.message ?? err).split('\n')[0];
+}
+
+/**
+ * Runs `action` holding the device's lock (agent.lock under the base folder), so that one deploy, rollback, start or
+ * stop at a time changes the links and the service. A lock left by a process that is gone is taken over; a live
+ * holder is one line naming it.
+ */
+async function locked(what: string, action: () => Promise<Json>): Promise<Json> {
+  const path = at(L.lock);
+  const mine = { pid: process.pid, what, since: new Date().toISOString() };
+  const tmp = at(`.${L.lock}.${process.pid}`);
+  mkdirSync(BASE, { recursive: true });
+  // Written whole beside it, then linked into place: link fails when the lock exists, so taking it is atomic and a
+  // reader never sees a half-written lock.
+  writeFileSync(tmp, `${JSON.stringify(mine)}\n`);
+  try {
+    for (let tries = 0; ; tries++) {
+      try {
+        linkSync(tmp, path);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw err;
+      }
+      const holder = lockHolder(path);
+      if (holder) {
+        throw new CmpError(
+          'IO',
+          `The device is busy: pid ${holder.pid} is ${holder.what} since ${holder.since} (${path}). Wait for it to finish, then run the command again.`,
+        );
+      }
+      rmSync(path, { force: true }); // stale: its process is gone
+    }
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  try {
+    return await action();
+  } finally {
+    if (lockHolder(path)?.pid === process.pid) rmSync(path, { force: true });
+  }
+}
+
+/** Who holds the lock at `path`: undefined when none does, or when its pid is not a live cmp-edge (stale). */
+function lockHolder(path: string): { pid: number; what: string; since: string } | undefined {
+  let lock: { pid?: unknown; what?: unknown; since?: unknown };
+  try {
+    lock = JSON.parse(readFileSync(path, 'utf8')) as typeof lock;
+  } catch {
+    return undefined;
+  }
+  const pid = Number(lock.pid);
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
+  if (pid !== process.pid && !isAgent(pid)) return undefined;
+  return { pid, what: String(lock.what), since: String(lock.since) };
+}
+
+/** Whether `pid` runs a cmp-edge agent (a pid can be reused by another program once its process is gone). */
+function isAgent(pid: number, verb?: string): boolean {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes(L.agent) && (verb === undefined || cmdline.includes(verb));
+  } catch {
+    return true; // no /proc (not Linux): trust the pid
+  }
 }
 
 /** release.json of this release. */
@@ -192,33 +257,46 @@ function pointAt(name: string, id: string): void {
 
 /**
  * Makes this release the running one: check it, stop the service, switch `current`, start, health-check with the
- * smoke instance. On any failure the previous release is switched back and started again.
+ * smoke instance. A failure at any step after the old service stops (the switch included) switches the previous
+ * release back and starts it again.
  */
 async function activate(): Promise<Json> {
   const config = verify();
   const checked = await smoke(config);
   pinBackend(config, checked);
   const before = readLink(L.current);
-  await stop();
-  pointAt(L.current, config.id);
   try {
+    await stop();
+    pointAt(L.current, config.id);
     await start();
     const served = await health(true);
     if (before && before !== config.id) pointAt(L.previous, before);
     return { release: config.id, previous: before ?? null, smoke: checked, health: served, pruned: prune() };
   } catch (err) {
-    await stop().catch(() => undefined);
-    let restored = 'nothing to restore';
-    if (before && before !== config.id) {
-      pointAt(L.current, before);
-      restored = await start().then(
-        () => `restored ${before}`,
-        (e: unknown) => `restoring ${before} failed too: ${oneLine(e)}`,
-      );
-    } else rmSync(at(L.current), { force: true });
-    throw new CmpError('IO', `Release ${config.id} failed its health check (${oneLine(err)}); ${restored}.`, {
-      cause: err,
-    });
+    throw new CmpError(
+      'IO',
+      `Release ${config.id} failed its health check (${oneLine(err)}); ${await restore(before, config.id)}.`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** After a failed activation of `id`: the service of `before` (the release current was on) running again. */
+async function restore(before: string | undefined, id: string): Promise<string> {
+  await stop().catch(() => undefined);
+  if (!before || before === id) {
+    rmSync(at(L.current), { force: true });
+    return 'nothing to restore';
+  }
+  try {
+    // The switch may have failed, leaving current where it was: then there is nothing to switch back.
+    if (readLink(L.current) !== before) pointAt(L.current, before);
+    await start();
+    return `restored ${before}`;
+  } catch (e) {
+    return `restoring ${before} failed too: ${oneLine(e)}`;
   }
 }
 
@@ -335,12 +413,7 @@ function supervisorPid(): number | undefined {
     return undefined;
   }
   if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
-  try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.includes(L.agent) && cmdline.includes('supervise') ? pid : undefined;
-  } catch {
-    return pid; // no /proc (not Linux): trust the pid file
-  }
+  return isAgent(pid, 'supervise') ? pid : undefined;
 }
 
 function alive(pid: number): boolean {

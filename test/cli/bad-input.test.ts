@@ -1,15 +1,16 @@
 // Every CLI entry point answers bad input with one clear line on stderr and a non-zero exit.
 
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { freeze } from '../../src/core/frozen.js';
 import { buildSpec } from '../../src/core/spec.js';
-import { encodeModel, node, valueInfo } from '../../src/core/onnx.js';
-import { assertOneLineError, runCli, sharedFile, tempDir } from '../helpers.js';
+import { decodeModel, encodeModel, encodeOnnxModel, node, tensor, valueInfo } from '../../src/core/onnx.js';
+import { assertOneLineError, CLI, runCli, sharedFile, tempDir, TEST_CMP_HOME } from '../helpers.js';
 
 let dir: string;
 let goodModel: string;
@@ -60,8 +61,13 @@ test('a value outside the choices lists them', () => {
   );
 });
 
-test('an unknown command lists the commands', () => {
-  assertOneLineError(runCli(['trian']), /Unknown command "trian"\. Use one of: demo, train/);
+test('an unknown command or flag suggests the nearest and lists the commands', () => {
+  assertOneLineError(
+    runCli(['trian']),
+    /Unknown command "trian"\. Did you mean npx cmp train\? Use one of: demo, train/,
+  );
+  assertOneLineError(runCli(['qwerty']), /Unknown command "qwerty"\. Use one of: demo, train/);
+  assertOneLineError(runCli(['train', '--epochz', '3']), /Unknown flag "--epochz" \(did you mean --epochs\?\)/);
 });
 
 test('an unknown data set names it and the choices', () => {
@@ -117,8 +123,17 @@ test('a malformed cmp manifest is refused with what to do', () => {
   assertOneLineError(runCli(['inspect', bad]), /manifest .* is not valid JSON\. Re-export/);
 });
 
-test('a missing model file is named', () => {
-  assertOneLineError(runCli(['inspect', join(dir, 'absent.onnx')]), /Cannot read model file .*absent\.onnx/);
+test('a missing model file is named in a plain sentence, with its own code', () => {
+  const missing = runCli(['inspect', join(dir, 'absent.onnx')]);
+  assertOneLineError(
+    missing,
+    /^cmp: There is no model file .*absent\.onnx\. Check the path, or export one: npx cmp export RUN --out FILE\.$/,
+  );
+  assert.doesNotMatch(missing.stderr, /ENOENT|stat/);
+  assertOneLineError(
+    runCli(['inspect', dir]),
+    /^cmp: Cannot read model file .*: it is a folder; pass the \.onnx file in it\./,
+  );
 });
 
 test('a run folder that is not a run is named', () => {
@@ -129,7 +144,7 @@ test('--json errors are JSON with a stable code', () => {
   const result = runCli(['inspect', join(dir, 'absent.onnx'), '--json']);
   assert.notEqual(result.code, 0);
   const parsed = JSON.parse(result.stdout) as { error: { code: string } };
-  assert.equal(parsed.error.code, 'MODEL_INVALID');
+  assert.equal(parsed.error.code, 'MODEL_MISSING');
 });
 
 test('inspect reads a model it did not make (the third-party PyTorch LeNet)', () => {
@@ -139,4 +154,120 @@ test('inspect reads a model it did not make (the third-party PyTorch LeNet)', ()
   assert.equal(report.opset, 10);
   assert.ok(report.ops.Conv >= 2);
   assert.equal(report.manifest, undefined);
+});
+
+test('--out is checked before any work: empty, uncreatable, a folder of other files, or a run without --force', () => {
+  const small = ['--data', 'mnist', '--epochs', '1', '--limit-train', '200', '--limit-test', '50', '--widths', '8'];
+  const hang = { timeout: 120_000 };
+  assertOneLineError(runCli(['train', ...small, '--out', '']), /^cmp: --out is empty: give the run folder to write/);
+  // Node's own recursive mkdir never returns on /proc/x: the check must, and before training.
+  const proc = spawnSync(process.execPath, [CLI, 'train', ...small, '--out', '/proc/cmp-x/run'], {
+    ...hang,
+    encoding: 'utf8',
+    env: { ...process.env, CMP_HOME: TEST_CMP_HOME },
+  });
+  assertOneLineError(
+    { code: proc.status ?? -1, stderr: proc.stderr },
+    /--out \/proc\/cmp-x\/run cannot be created \(ENOENT\)/,
+  );
+  // A folder of someone else's files (as /etc would be) is never written into, by train or import.
+  const foreign = join(dir, 'foreign');
+  mkdirSync(foreign);
+  writeFileSync(join(foreign, 'notes.txt'), 'mine');
+  for (const args of [
+    ['train', ...small],
+    ['import', goodModel, '--force'],
+  ]) {
+    assertOneLineError(runCli([...args, '--out', foreign]), /holds files other than a run's \(1 entries\)/);
+  }
+  assert.deepEqual(readdirSync(foreign), ['notes.txt']);
+  // A run is replaced only when asked.
+  const run = join(dir, 'out-run');
+  assert.equal(runCli(['train', ...small, '--out', run, '--quiet']).code, 0);
+  const first = readFileSync(join(run, 'model.json'), 'utf8');
+  assertOneLineError(runCli(['train', ...small, '--seed', '2', '--out', run]), /already holds a run\. Pass --force/);
+  assert.equal(readFileSync(join(run, 'model.json'), 'utf8'), first);
+  const forced = runCli(['train', ...small, '--seed', '2', '--out', run, '--force', '--quiet']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.notEqual(readFileSync(join(run, 'model.json'), 'utf8'), first);
+  // A failed command leaves no folder behind.
+  const never = join(dir, 'never', 'run');
+  assertOneLineError(runCli(['train', ...small, '--data', 'cifar', '--out', never]), /Unknown data set "cifar"/);
+  assert.ok(!existsSync(join(dir, 'never')));
+});
+
+test('sizes and fields are checked before use: a manifest layer without a field, huge or negative dims, huge widths', () => {
+  // The good model with one field of its first layer entry removed, field by field.
+  const model = decodeModel(readFileSync(goodModel), goodModel);
+  const entry = (model.metadataProps ?? []).find((p) => p.key === 'cmp') as { value: string };
+  const manifest = JSON.parse(entry.value) as { layers: Record<string, unknown>[] };
+  for (const field of Object.keys(manifest.layers[0])) {
+    const rest = { ...manifest.layers[0] };
+    delete rest[field];
+    entry.value = JSON.stringify({ ...manifest, layers: [rest, ...manifest.layers.slice(1)] });
+    const path = join(dir, `no-${field}.onnx`);
+    writeFileSync(path, encodeOnnxModel(model, path));
+    assertOneLineError(
+      runCli(['inspect', path]),
+      new RegExp(`manifest in .* has a missing or malformed layers\\[0\\]\\.${field}\\. Re-export`),
+    );
+  }
+  // A foreign model whose weight tensor declares dims no array can hold, or negative ones, with 8 bytes of data.
+  for (const dims of [
+    [1e9, 1e9],
+    [-1, 2],
+    [2, -4],
+  ]) {
+    const path = join(dir, `dims-${dims.join('x')}.onnx`);
+    writeFileSync(
+      path,
+      encodeModel({
+        name: 'g',
+        nodes: [node('Flatten', ['input'], ['flat'], { axis: 1 }), node('MatMul', ['flat', 'w'], ['logits'])],
+        initializers: [tensor('w', 1, dims, new Uint8Array(8))],
+        inputs: [valueInfo('input', ['batch', 1, 28, 28])],
+        outputs: [valueInfo('logits', ['batch', 10])],
+        opset: 17,
+        producerVersion: 'test',
+        metadata: {},
+      }),
+    );
+    assertOneLineError(
+      runCli(['import', path, '--out', join(dir, `run-${dims.join('x')}`)]),
+      /tensor "w" (has dims|has 8 bytes for)/,
+    );
+  }
+  assertOneLineError(
+    runCli([
+      'train',
+      '--data',
+      'mnist',
+      '--limit-train',
+      '100',
+      '--widths',
+      '99999999',
+      '--out',
+      join(dir, 'wide'),
+      '--quiet',
+    ]),
+    /--widths 99999999 and --filters \(default\) make a network of 7\.94e\+10 weights, over the 1e\+8 cmp trains/,
+  );
+});
+
+test('deploy without --target assumes none: it lists the targets and how to reach each', () => {
+  const result = runCli(['deploy', join(dir, 'x.onnx')]);
+  assert.equal(result.code, 2);
+  assertOneLineError(
+    result,
+    /^cmp: npx cmp deploy needs --target NAME, where the model goes: browser \(a static site, with --out DIR\); electron .*; mcu .*; rpi \(a Linux device over SSH, with --host USER@HOST\)\. Example: npx cmp deploy .*x\.onnx --target browser --out site\/$/,
+  );
+});
+
+test('profile without --target assumes none either: it names both devices and the flag each needs', () => {
+  const result = runCli(['profile', join(dir, 'x.onnx'), '--port', '/dev/pts/3']);
+  assert.equal(result.code, 2);
+  assertOneLineError(
+    result,
+    /^cmp: npx cmp profile needs --target NAME, where the model runs: mcu \(a microcontroller, with --port PATH\); rpi \(a Linux device over SSH, with --host USER@HOST\)\. Example: npx cmp profile --target rpi --host pi@raspberrypi\.local$/,
+  );
 });

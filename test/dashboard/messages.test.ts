@@ -2,6 +2,7 @@
 // token a request presents, and the latency histogram.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -10,7 +11,8 @@ import { checkClientMessage, MAX_PROFILE_COUNT } from '../../src/dashboard/messa
 import { contentSecurityPolicy, presentedToken, sameToken } from '../../src/dashboard/security.js';
 import { DashboardSession } from '../../src/dashboard/session.js';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
-import { tempDir } from '../helpers.js';
+import { MAX_PROFILE_FILE_BYTES } from '../../src/dashboard/profile-jobs.js';
+import { ROOT, tempDir } from '../helpers.js';
 
 test('every request type passes the check as sent', () => {
   const good = [
@@ -153,4 +155,46 @@ test('a fleet profile file (cmp profile --hosts) loads as one card per device; f
   };
   assert.equal(none.type, 'error');
   assert.match(none.message ?? '', /holds no successful profile/);
+});
+
+test('load-profile reads only regular files up to the size limit, and its errors never quote the file', async () => {
+  const dir = tempDir();
+  const secret = 'SECRET-d41d8cd9';
+  const files: [string, string, RegExp][] = [
+    ['not-json.txt', `root:${secret}:0:0\n`, /is not JSON\. Load a cmp-profile\/1 file/],
+    ['key.json', JSON.stringify({ [secret]: 1 }), /has an unknown field \(key 1 of the profile\)/],
+    ['schema.json', JSON.stringify({ schema: secret }), /has schema a string, not "cmp-profile\/1"/],
+    ['device.json', JSON.stringify({ schema: 'cmp-profile/1', device: { [secret]: 1 } }), /key 1 of device/],
+  ];
+  const session = new DashboardSession({ mode: 'http' });
+  for (const [name, content, pattern] of files) {
+    writeFileSync(join(dir, name), content);
+    const r = (await session.handle({ id: 1, type: 'load-profile', path: join(dir, name) })) as { message?: string };
+    assert.match(r.message ?? '', pattern);
+    assert.doesNotMatch(r.message ?? '', new RegExp(secret), name);
+  }
+  const big = join(dir, 'big.json');
+  writeFileSync(big, Buffer.alloc(MAX_PROFILE_FILE_BYTES + 1, 0x20));
+  const tooBig = (await session.handle({ id: 2, type: 'load-profile', path: big })) as { message?: string };
+  assert.match(tooBig.message ?? '', /is 8388609 bytes, more than a profile's 8388608/);
+  // /dev/zero never ends: read in a child, so that a reader without the limit fails by time instead of eating memory.
+  const child = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      './test/register.js',
+      '--input-type=module',
+      '-e',
+      "import { DashboardSession } from './src/dashboard/session.ts'; const s = new DashboardSession({ mode: 'http' }); for (const path of ['/dev/zero', '/proc/self/environ']) console.log(JSON.stringify(await s.handle({ id: 3, type: 'load-profile', path })));",
+    ],
+    { cwd: ROOT, encoding: 'utf8', timeout: 20_000 },
+  );
+  assert.equal(child.status, 0, child.stderr);
+  const [zero, environ] = child.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { message: string });
+  assert.match(zero.message, /^\/dev\/zero is not a regular file\. Load a cmp-profile\/1 file\.$/);
+  // /proc files say they are empty and are not regular in content: it is refused without a byte of it quoted.
+  assert.doesNotMatch(environ.message, /PATH=|HOME=/);
 });

@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { addHostKey, checkHostKey, keyTypeOf } from '../../src/deploy/known-hosts.js';
+import { addHostKey, checkHostKey, GLOBAL_KNOWN_HOSTS, keyTypeOf } from '../../src/deploy/known-hosts.js';
 import { parseRemoteAddress, shellQuote } from '../../src/deploy/remote.js';
 import { tempDir } from '../helpers.js';
 
@@ -51,6 +51,48 @@ test('known_hosts: plain, [host]:port, hashed, wildcard, mismatch and revoked en
   assert.equal(keyTypeOf(key), 'ssh-ed25519');
   addHostKey(file, 'new.local', 2200, 'ssh-ed25519', other);
   assert.equal(checkHostKey(file, 'new.local', 2200, other), 'known');
+});
+
+test('known_hosts: host names match in any letter case, as ssh matches them, so case cannot dodge a listed key', () => {
+  const dir = tempDir();
+  const key = hostKey(dir, 'a');
+  const other = hostKey(dir, 'b');
+  const salt = randomBytes(20);
+  const file = join(dir, 'known_hosts');
+  // What ssh writes: lower-case names, plain and hashed (ssh hashes the lower-cased name).
+  const hashed = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update('[hidden.example]:2222').digest('base64')}`;
+  writeFileSync(
+    file,
+    `[localhost]:2222 ssh-ed25519 ${other.toString('base64')}\n${hashed} ssh-ed25519 ${other.toString('base64')}\nPI.Farm ssh-ed25519 ${key.toString('base64')}\n`,
+  );
+  assert.equal(checkHostKey(file, 'LOCALHOST', 2222, key), 'mismatch');
+  assert.equal(checkHostKey(file, 'LocalHost', 2222, key), 'mismatch');
+  assert.equal(checkHostKey(file, 'Hidden.Example', 2222, key), 'mismatch');
+  assert.equal(checkHostKey(file, 'pi.farm', 22, key), 'known');
+  // An accepted host is written as ssh writes it, so ssh and cmp read the same entry back.
+  addHostKey(file, 'NEW.Local', 2200, 'ssh-ed25519', key);
+  assert.match(readFileSync(file, 'utf8'), /^\[new\.local\]:2200 ssh-ed25519 /m);
+  assert.equal(checkHostKey(file, 'new.local', 2200, other), 'mismatch');
+});
+
+test('known_hosts: the global file counts with the user file, for known, changed and revoked keys', () => {
+  const dir = tempDir();
+  const key = hostKey(dir, 'a');
+  const other = hostKey(dir, 'b');
+  const user = join(dir, 'known_hosts');
+  const global = join(dir, 'ssh_known_hosts');
+  writeFileSync(user, '');
+  writeFileSync(
+    global,
+    `pi.local ssh-ed25519 ${other.toString('base64')}\n@revoked bad.local ssh-ed25519 ${key.toString('base64')}\nok.local ssh-ed25519 ${key.toString('base64')}\n`,
+  );
+  writeFileSync(user, `bad.local ssh-ed25519 ${key.toString('base64')}\n`);
+  assert.equal(checkHostKey([user, global], 'pi.local', 22, key), 'mismatch');
+  assert.equal(checkHostKey([user, global], 'bad.local', 22, key), 'revoked');
+  assert.equal(checkHostKey([user, global], 'ok.local', 22, key), 'known');
+  assert.equal(checkHostKey([user, global], 'new.local', 22, key), 'unknown');
+  // Where ssh looks for them (GlobalKnownHostsFile's default).
+  assert.deepEqual(GLOBAL_KNOWN_HOSTS, ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']);
 });
 
 test('--host parsing: user@host[:port], IPv6 in brackets; anything else is one clear error', () => {

@@ -8,7 +8,15 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { requireTool, type FirmwareBuild } from '../../src/link/firmware-build.js';
 import { McuClient } from '../../src/link/mcu-client.js';
 import { convertToMcuModel, type McuModel } from '../../src/link/mcu-model.js';
-import { FEATURE_EXITS, FEATURE_HANDOFF, FEATURE_MASK, MSG } from '../../src/link/protocol.js';
+import {
+  FEATURE_EXITS,
+  FEATURE_HANDOFF,
+  FEATURE_MASK,
+  INFER_LOGITS,
+  INFER_RUN,
+  INPUT_U8,
+  MSG,
+} from '../../src/link/protocol.js';
 import { bootQemu, type QemuSession } from '../../src/link/qemu.js';
 import type { Transport } from '../../src/link/transport.js';
 import { openSerialTransport } from '../../src/link/transport-serial.js';
@@ -229,6 +237,35 @@ test('reserved and unknown message types are refused with a status, not ignored'
   await assert.rejects(session.client.request(MSG.inferMasked, new Uint8Array(4), MSG.result), /UNSUPPORTED/);
   await assert.rejects(session.client.request(MSG.handoff, new Uint8Array(0), MSG.ack), /UNSUPPORTED/);
   await assert.rejects(session.client.request(0x55, new Uint8Array(0), MSG.ack), /TYPE/);
+});
+
+test('INFER is refused before every input arrived, after a gap, and with reserved flag bits; nothing runs', async () => {
+  const chunk = (flags: number, offset: number, values: Uint8Array): Uint8Array => {
+    const p = new Uint8Array(8 + values.length);
+    p[0] = INPUT_U8;
+    p[1] = flags;
+    new DataView(p.buffer).setUint32(4, offset, true);
+    p.set(values, 8);
+    return p;
+  };
+  const image = pixels(9);
+  const before = await session.client.profile();
+  // RUN after 3 of 784 pixels: the rest of the buffer is what the last image left.
+  await assert.rejects(
+    session.client.request(MSG.infer, chunk(INFER_RUN | INFER_LOGITS, 0, image.subarray(0, 3)), MSG.result),
+    /STATE/,
+  );
+  // A chunk that skips elements 3..99.
+  await assert.rejects(session.client.request(MSG.infer, chunk(0, 100, image.subarray(100, 200)), MSG.ack), /STATE/);
+  for (let bit = 3; bit < 8; bit++) {
+    await assert.rejects(
+      session.client.request(MSG.infer, chunk(INFER_RUN | (1 << bit), 0, image), MSG.result),
+      /ARG/,
+      `flag bit ${bit}`,
+    );
+  }
+  assert.equal((await session.client.profile()).inferences, before.inferences, 'nothing ran');
+  assert.equal((await session.client.infer(image)).label, argmax(hostRow(9)));
 });
 
 test('a new connection whose first bytes are lost connects by probing, and finds the model loaded', async () => {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import {
   cpSync,
+  existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -15,6 +16,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { StagedRunReport } from '../../src/cli/commands/run.js';
+import { stagePath } from '../../src/core/manifest.js';
+import { exportOnnx } from '../../src/export/export-onnx.js';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
 import { listDevices } from '../../src/deploy/devices.js';
 import { EXIT_MLP, FLOAT_MLP, fixtures, MASKED_MLP } from '../fixtures.js';
@@ -41,11 +45,39 @@ function currentRelease(dir = deviceDir): string {
   return deviceRelease(dir);
 }
 
+/** Runs an agent verb of release `id` on the device folder, as the host does over SSH. */
+function agentVerb(id: string, verb: string): { status: number | null; stdout: string } {
+  return spawnSync(process.execPath, [join(deviceDir, 'releases', id, 'cmp-edge.mjs'), verb], { encoding: 'utf8' });
+}
+
+/** Pids of the cmp-edge supervisors serving device folder `dir`, read from /proc. */
+function supervisorsOf(dir: string): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        const cmdline = readFileSync(`/proc/${n}/cmdline`, 'utf8');
+        return cmdline.includes(`${dir}/`) && cmdline.includes('cmp-edge.mjs') && cmdline.includes('supervise');
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 before(async () => {
   sshd = await startSshd();
   work = tempDir('cmp-rpi-');
   deviceDir = join(work, 'device');
-  models.exit = await fixtures.onnx(EXIT_MLP, join(work, 'exit.onnx'));
+  // The exit model with a threshold that some samples pass and some do not, so its profile has both ends of the exit.
+  const { frozen, training } = await fixtures.model(EXIT_MLP);
+  const exported = exportOnnx(
+    { ...frozen, exits: (frozen.exits ?? []).map((e) => ({ ...e, threshold: 1.2 })) },
+    { dataset: training.dataset, epochs: training.epochs, testAccuracy: training.testAccuracy },
+  );
+  models.exit = join(work, 'exit.onnx');
+  writeFileSync(models.exit, exported.bytes);
+  exported.stages.forEach((bytes, k) => writeFileSync(stagePath(models.exit, k + 1), bytes));
   models.masked = await fixtures.onnx(MASKED_MLP, join(work, 'masked.onnx'));
 });
 
@@ -115,6 +147,55 @@ test('status: release, previous, service and health', () => {
   assert.equal(status.health.ok, true);
   assert.equal(status.service.mode, 'process');
   assert.ok(status.service.pid > 0);
+});
+
+test('profile the exit model on the device: exit shares and per-stage latency agree with cmp run on the same images', () => {
+  const limit = 40;
+  const p = runCli([
+    'profile',
+    '--target',
+    'rpi',
+    ...device(),
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    String(limit),
+    '--json',
+    '--quiet',
+  ]);
+  assert.equal(p.code, 0, p.stderr);
+  const profile = JSON.parse(p.stdout) as DeviceProfile;
+  assert.equal(profile.model.release, releases.exit);
+  assert.match(profile.exitsReason ?? '', /^stage by stage/);
+  const host = runCli([
+    'run',
+    models.exit,
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    String(limit),
+    '--backend',
+    profile.backend,
+    '--json',
+    '--quiet',
+  ]);
+  assert.equal(host.code, 0, host.stderr);
+  const run = JSON.parse(host.stdout) as StagedRunReport;
+  // The same images leave at the same exits, and both ends of the exit decision ran.
+  const shares = (exits: { exit: string; share: number }[]): [string, number][] => exits.map((e) => [e.exit, e.share]);
+  assert.deepEqual(shares(profile.exits), shares(run.exits));
+  assert.ok(profile.exits[0].share > 0 && profile.exits[0].share < 1, `exit1 share ${profile.exits[0].share}`);
+  // The same stages, each run by as many images...
+  const stages = (s: { name: string; runs: number }[]): [string, number][] => s.map((x) => [x.name, x.runs]);
+  assert.deepEqual(stages(profile.stages), stages(run.stages));
+  // ...in times of one order (the device is this machine): a unit or a stage mixed up would be 1000x off.
+  profile.stages.forEach((s, k) => {
+    const ratio = s.p50 / run.stages[k].p50;
+    assert.ok(
+      ratio > 0.1 && ratio < 10,
+      `${s.name}: p50 ${s.p50} ms on the device, ${run.stages[k].p50} ms in cmp run`,
+    );
+  });
 });
 
 test('redeploy another model, then profile it on the device', () => {
@@ -192,6 +273,90 @@ test('a release that answers differently from the host is refused on the device 
   assert.equal(currentRelease(), running);
   assert.equal((await serviceHealth()).release, running);
   rmSync(dir, { recursive: true });
+});
+
+/**
+ * Runs the agent verb `args` of release `id` with `fault` injected into the agent process: a preload that makes the
+ * first call of the node:fs function `call` fail with ENOSPC, as a full disk would, in that verb's process only.
+ */
+function agentWithFault(id: string, args: string[], call: string): { status: number | null; stdout: string } {
+  const preload = join(work, `fault-${call}.mjs`);
+  writeFileSync(
+    preload,
+    [
+      "import fs from 'node:fs';",
+      "import { syncBuiltinESMExports } from 'node:module';",
+      `if (process.argv[2] === ${JSON.stringify(args[0])}) {`,
+      `  const real = fs.${call};`,
+      '  let failed = false;',
+      `  fs.${call} = (...a) => {`,
+      '    if (failed) return real(...a);',
+      '    failed = true;',
+      `    throw Object.assign(new Error('ENOSPC: no space left on device, ${call}'), { code: 'ENOSPC' });`,
+      '  };',
+      '  syncBuiltinESMExports();',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const script = join(deviceDir, 'releases', id, 'cmp-edge.mjs');
+  return spawnSync(process.execPath, ['--import', preload, script, ...args], { encoding: 'utf8' });
+}
+
+for (const call of ['symlinkSync', 'renameSync']) {
+  test(`a failed switch of current (${call} ENOSPC) restarts the previous release`, async () => {
+    const running = currentRelease();
+    const other = readlinkSync(join(deviceDir, 'previous')).split('/').pop() as string;
+    const r = agentWithFault(other, ['activate'], call);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match((JSON.parse(r.stdout) as { error: string }).error, new RegExp(`ENOSPC.*; restored ${running}\\.$`));
+    assert.equal(currentRelease(), running);
+    assert.equal((await serviceHealth()).release, running);
+  });
+}
+
+test('two activations at once: one runs, the other is refused naming the holder, and one service serves current', async () => {
+  const running = currentRelease();
+  const other = readlinkSync(join(deviceDir, 'previous')).split('/').pop() as string;
+  const activation = (id: string): Promise<{ code: number | null; stdout: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [join(deviceDir, 'releases', id, 'cmp-edge.mjs'), 'activate'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.on('exit', (code) => resolve({ code, stdout }));
+    });
+  const results = await Promise.all([activation(other), activation(running)]);
+  assert.deepEqual(results.map((r) => r.code).sort(), [0, 1], results.map((r) => r.stdout).join(''));
+  const refused = JSON.parse(results.find((r) => r.code === 1)?.stdout ?? '{}') as { error: string };
+  assert.match(refused.error, /^The device is busy: pid \d+ is activating release [0-9a-f]{12} since /);
+  // The service runs the release current names, under the one supervisor agent.pid names.
+  assert.equal((await serviceHealth()).release, currentRelease());
+  assert.deepEqual(supervisorsOf(deviceDir), [Number(readFileSync(join(deviceDir, 'agent.pid'), 'utf8'))]);
+  assert.ok(!existsSync(join(deviceDir, 'agent.lock')), 'the lock is let go');
+  // Back to where the other tests expect the device.
+  if (currentRelease() !== running) assert.equal(agentVerb(running, 'activate').status, 0);
+});
+
+test('a lock held by a live agent refuses start and stop; one left by a process that is gone is taken over', () => {
+  const lock = join(deviceDir, 'agent.lock');
+  const supervisor = Number(readFileSync(join(deviceDir, 'agent.pid'), 'utf8'));
+  writeFileSync(lock, JSON.stringify({ pid: supervisor, what: 'activating release 0123456789ab', since: 'then' }));
+  const refused = agentVerb(currentRelease(), 'stop');
+  assert.equal(refused.status, 1);
+  assert.match(
+    (JSON.parse(refused.stdout) as { error: string }).error,
+    new RegExp(`^The device is busy: pid ${supervisor} is activating release 0123456789ab since then`),
+  );
+  assert.deepEqual(supervisorsOf(deviceDir), [supervisor], 'the service was left alone');
+  // A crashed agent's lock: its pid is gone.
+  const gone = spawnSync('true').pid;
+  writeFileSync(lock, JSON.stringify({ pid: gone, what: 'stopping the service', since: 'then' }));
+  assert.equal(agentVerb(currentRelease(), 'stop').status, 0);
+  writeFileSync(lock, '{"pid": 12'); // a torn write, as a full disk leaves it
+  assert.equal(agentVerb(currentRelease(), 'start').status, 0);
+  assert.ok(!existsSync(lock));
 });
 
 test('a connection cut during the upload leaves the previous release running', async () => {

@@ -127,3 +127,25 @@ test('an endless run without a delimiter is dropped as one overflow, then framin
     [42],
   );
 });
+
+/** A frame body of any payload length with a valid CRC, COBS-encoded: what a sender that ignored the limit sends. */
+function oversizedFrame(payloadBytes: number): Uint8Array {
+  const body = new Uint8Array(4 + payloadBytes + 4);
+  const view = new DataView(body.buffer);
+  body.set([PROTOCOL_VERSION, 0x21]);
+  view.setUint16(2, 7, true);
+  body.set(bytes(payloadBytes, payloadBytes), 4);
+  view.setUint32(4 + payloadBytes, crc32(body.subarray(0, 4 + payloadBytes)), true);
+  return cobsEncode(body);
+}
+
+test('a frame whose payload is over 1024 bytes is dropped even with a valid CRC (PROTOCOL.md)', () => {
+  assert.equal((decodeFrame(oversizedFrame(MAX_PAYLOAD)) as Frame).payload.length, MAX_PAYLOAD);
+  // 1025 to 1038 bytes still fit the decoder's buffer (its COBS slack): the length check, not the buffer, drops them.
+  for (let n = MAX_PAYLOAD + 1; n <= MAX_PAYLOAD + 14; n++) {
+    assert.equal(decodeFrame(oversizedFrame(n)), 'overflow', `${n} bytes`);
+    const { decoder, frames, faults } = collect();
+    decoder.push(Uint8Array.from([0, ...oversizedFrame(n), 0]));
+    assert.deepEqual([frames.length, faults], [0, ['overflow']], `${n} bytes through the stream decoder`);
+  }
+});

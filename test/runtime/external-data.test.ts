@@ -2,15 +2,24 @@
 // from the model's folder, and a location outside that folder is refused in one line.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { encodeModel, floatTensor, node, valueInfo, type OnnxTensor } from '../../src/core/onnx.js';
+import {
+  decodeModel,
+  encodeModel,
+  encodeOnnxModel,
+  floatTensor,
+  node,
+  valueInfo,
+  type OnnxTensor,
+} from '../../src/core/onnx.js';
 import { loadDataset, type Dataset } from '../../src/data/datasets.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { modelFilesOf, parseModelFile, readModelFile } from '../../src/runtime/model-file.js';
-import { assertOneLineError, maxAbsDiff, runCli, tempDir } from '../helpers.js';
+import { assertOneLineError, CLI, maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
 const SAMPLES = 50;
 let data: Dataset;
@@ -145,4 +154,64 @@ test('an external data location outside the model folder is refused in one line,
     assertOneLineError(runCli(['eval', path, '--data', 'mnist', '--limit', '10', '--quiet']), pattern);
     assertOneLineError(runCli(['inspect', path]), pattern);
   }
+});
+
+test('external data through a link out of the model folder, or from anything but a regular file, is refused', () => {
+  const dir = tempDir();
+  const models = join(dir, 'models');
+  mkdirSync(models);
+  const cases: [string, string, RegExp][] = [
+    ['passwd-link.bin', '/etc/passwd', /a link to a file outside the model's folder/],
+    ['zero-link.bin', '/dev/zero', /a link to a file outside the model's folder/],
+    ['fifo.bin', '', /which is not a regular file/],
+  ];
+  for (const [location, target, problem] of cases) {
+    const path = join(models, `${location}.onnx`);
+    writeFileSync(path, withExternalData(models, location, join(dir, 'written-elsewhere.bin')));
+    if (target) symlinkSync(target, join(models, location));
+    else assert.equal(spawnSync('mkfifo', [join(models, location)]).status, 0);
+    // A read that never ends (a FIFO no one writes, /dev/zero) is a hang: the guard is far above a normal inspect.
+    const r = spawnSync(process.execPath, [CLI, 'inspect', path], { encoding: 'utf8', timeout: 60_000 });
+    assertOneLineError({ code: r.status ?? -1, stderr: r.stderr }, problem);
+    assert.doesNotMatch(r.stderr, /root:/, 'nothing of the file is quoted');
+  }
+  // A link that stays inside the folder is fine.
+  const inside = join(models, 'inside.onnx');
+  writeFileSync(inside, withExternalData(models, 'link-inside.bin', join(models, 'real.bin')));
+  symlinkSync('real.bin', join(models, 'link-inside.bin'));
+  assert.equal(runCli(['inspect', inside]).code, 0);
+});
+
+test('external data is read only up to the declared size of its tensor', () => {
+  const dir = tempDir();
+  const path = join(dir, 'long.onnx');
+  const bytes = withExternalData(dir, 'long.bin');
+  // The side file is far longer than its tensors, and w1's entry claims all of it.
+  const model = decodeModel(bytes, path);
+  const w1 = model.graph?.initializer?.find((t) => t.name === 'w1') as OnnxTensor;
+  w1.externalData = (w1.externalData ?? []).map((e) => (e.key === 'length' ? { ...e, value: String(1 << 20) } : e));
+  writeFileSync(join(dir, 'long.bin'), Buffer.alloc(1 << 20));
+  writeFileSync(path, encodeOnnxModel(model, path));
+  assertOneLineError(runCli(['inspect', path]), /tensor "w1" declares 1048576 bytes in "long\.bin" for its 50176/);
+});
+
+test('eval reads external data beside the model, never a same-named file in the working directory', () => {
+  const dir = tempDir();
+  const models = join(dir, 'models');
+  mkdirSync(join(models, 'weights'), { recursive: true });
+  const path = join(models, 'mlp.onnx');
+  writeFileSync(path, withExternalData(models, 'weights/mlp.bin'));
+  // A decoy where a reader relative to the working directory would look: the same name, 8 bytes, so that using it
+  // fails (the tensors need 50,816) instead of passing by chance.
+  const elsewhere = tempDir();
+  mkdirSync(join(elsewhere, 'weights'));
+  writeFileSync(join(elsewhere, 'weights', 'mlp.bin'), Buffer.alloc(8));
+  const accuracy = (cwd: string): number => {
+    const r = runCli(['eval', path, '--data', 'mnist', '--limit', String(SAMPLES), '--json', '--quiet'], cwd);
+    assert.equal(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { accuracy: number }).accuracy;
+  };
+  assert.equal(accuracy(elsewhere), accuracy(models));
+  const ran = runCli(['run', path, '--data', 'mnist', '--limit', String(SAMPLES), '--json', '--quiet'], elsewhere);
+  assert.equal(ran.code, 0, ran.stderr);
 });

@@ -46,6 +46,7 @@ typedef struct {
   uint32_t upload_crc;
   uint32_t model_crc; /**< CRC-32 of the whole loaded blob, as UPLOAD_BEGIN announced it */
   int input_f32;      /**< a float32 INFER chunk arrived since the last RUN (no hand-off frame for that input) */
+  uint32_t input_received; /**< input elements received in order since the chunk at offset 0; RUN needs them all */
   cmp_link_counters_t counters;
   uint8_t rx[CMP_LINK_WIRE_BYTES];
   uint32_t rx_len;

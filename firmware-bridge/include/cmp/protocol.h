@@ -41,6 +41,8 @@ typedef enum {
 #define CMP_INFER_RUN 0x01u    /**< last chunk: run and answer RESULT (otherwise ACK) */
 #define CMP_INFER_LOGITS 0x02u /**< include the logits in RESULT */
 #define CMP_INFER_HANDOFF 0x04u /**< with RUN, uint8 only: run up to the last exit; HANDOFF when none is confident */
+/** The INFER flags this protocol version defines; the others (bits 3-7) are reserved and refused with ERROR ARG. */
+#define CMP_INFER_FLAGS (CMP_INFER_RUN | CMP_INFER_LOGITS | CMP_INFER_HANDOFF)
 
 /** CAPS counter kinds. */
 #define CMP_COUNTER_NONE 0u

@@ -1,5 +1,6 @@
 // cmp import: an ONNX (PyTorch, tf2onnx ...) or TF.js classifier becomes a run folder to fine-tune, compress and deploy.
 
+import { prepareRunOut } from '../../core/run.js';
 import { inferShapes } from '../../core/spec.js';
 import { CmpError } from '../../errors.js';
 import { IMPORT_FORMATS, importRun, parseInputRange, type ImportFormat } from '../../import/import-run.js';
@@ -17,6 +18,7 @@ export const importCommand: Command = {
     positionals: ['MODEL'],
     flags: {
       out: { type: 'string', value: 'DIR', help: 'run folder to write (required)' },
+      force: { type: 'boolean', help: 'replace the run already in --out' },
       format: {
         type: 'string',
         choices: IMPORT_FORMATS,
@@ -57,6 +59,7 @@ export const importCommand: Command = {
         'BAD_FLAG',
         `--input-shape takes C,H,W (got ${shape.join(',')}). Example: --input-shape 1,28,28`,
       );
+    prepareRunOut(f.out, f.force === true);
     const data =
       typeof f.data === 'string'
         ? await loadDataFlag(f.data, io, undefined, { limitTrain: 1, use: 'test' })

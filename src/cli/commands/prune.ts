@@ -4,7 +4,7 @@
 import { pruneRun } from '../../compress/prune-run.js';
 import { checkSparsity, PRUNE_METHODS, type PruneMethod, type PruneScope } from '../../compress/prune.js';
 import { DEFAULT_TRAIN_OPTIONS } from '../../compress/train.js';
-import { loadRun } from '../../core/run.js';
+import { loadRun, prepareRunOut } from '../../core/run.js';
 import { BINARIZE_MODES, type BinarizeMode } from '../../core/spec.js';
 import { CmpError } from '../../errors.js';
 import type { Parsed } from '../args.js';
@@ -47,6 +47,7 @@ export const pruneCommand: Command = {
       'limit-train': { type: 'int', help: 'score and fine-tune on the first N training samples only' },
       'limit-test': { type: 'int', help: 'evaluate on the first N test samples only' },
       out: { type: 'string', value: 'DIR', help: 'run folder to write (required)' },
+      force: { type: 'boolean', help: 'replace the run already in --out' },
     },
     examples: [
       'cmp prune runs/fm-mlp --method mint --sparsity 0.9 --samples-per-class 250 --group-size 10 --retrain 10 --out runs/fm-mlp-mint',
@@ -67,6 +68,7 @@ export const pruneCommand: Command = {
       );
     const run = loadRun(parsed.positionals[0]);
     checkSparsity(f.sparsity);
+    prepareRunOut(f.out, f.force === true);
     const data = await loadDataFlag(f.data, io, runConsumer(run.dir, run.record.spec, run.record.training.dataset), {
       limitTrain: f['limit-train'] as number | undefined,
       limitTest: f['limit-test'] as number | undefined,

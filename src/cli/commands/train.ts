@@ -16,7 +16,7 @@ import {
 } from '../../core/mask.js';
 import { DEFAULT_GSS, type GroupSparsityOptions } from '../../compress/gss.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainProgress } from '../../compress/train.js';
-import { chooseMaskCheckpoint, loadRun } from '../../core/run.js';
+import { chooseMaskCheckpoint, loadRun, prepareRunOut } from '../../core/run.js';
 import {
   ARCHS,
   BINARIZE_MODES,
@@ -190,7 +190,8 @@ export function trainProgress(progress: Progress, label: string): (p: TrainProgr
   return (p) => {
     if (p.phase === 'batch') {
       progress.update(
-        `${label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ETA ${formatDuration(p.etaMs)}`,
+        // The time left (with its unit) before the loss: a narrow terminal cuts the end of the line.
+        `${label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches}, ETA ${formatDuration(p.etaMs)}, loss ${p.loss.toFixed(4)}`,
       );
     } else {
       const r = p.record;
@@ -276,7 +277,11 @@ export const trainCommand: Command = {
     name: 'train',
     summary: 'Train a network (float or binarized) and save it as a run folder for cmp export.',
     positionals: [],
-    flags: { ...TRAIN_FLAGS, out: { type: 'string', value: 'DIR', help: 'run folder to write (required)' } },
+    flags: {
+      ...TRAIN_FLAGS,
+      out: { type: 'string', value: 'DIR', help: 'run folder to write (required)' },
+      force: { type: 'boolean', help: 'replace the run already in --out' },
+    },
     examples: [
       'cmp train --data fashion-mnist --arch mlp --binarize dab --epochs 20 --out runs/fm-mlp',
       'cmp train --data mnist --arch lenet --binarize xnor --binarize-activations xnor --out runs/mn-lenet',
@@ -296,6 +301,7 @@ export const trainCommand: Command = {
     }
     const mask = maskFlags(f);
     const from = typeof f.from === 'string' ? fromFlags(f.from, f) : undefined;
+    prepareRunOut(f.out, f.force === true);
     // --from fine-tunes on the data set the run was trained on unless --data says otherwise.
     const data = await loadDataFlag(f.data, io, from ? runConsumer(from.dir, from.spec, from.dataset) : undefined, {
       limitTrain: f['limit-train'] as number | undefined,
