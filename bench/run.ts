@@ -1,17 +1,6 @@
 // The benchmark runner: `npm run bench -- NAME [--json] [flags]` runs one benchmark and prints its table.
 
 import { CmpError, isCmpError } from '../src/errors.js';
-import { accuracySize } from './accuracy-size.js';
-import { deploy } from './deploy.js';
-import { fleet } from './fleet.js';
-import { fuzz } from './fuzz.js';
-import { exit } from './exit.js';
-import { importBench } from './import.js';
-import { prune } from './prune.js';
-import { kernels } from './kernels.js';
-import { link } from './link.js';
-import { models } from './models.js';
-import { select } from './select.js';
 
 export interface Benchmark {
   name: string;
@@ -19,18 +8,22 @@ export interface Benchmark {
   run(argv: string[], json: boolean): Promise<number>;
 }
 
-const BENCHMARKS: readonly Benchmark[] = Object.freeze([
-  accuracySize,
-  prune,
-  select,
-  exit,
-  link,
-  kernels,
-  models,
-  deploy,
-  fleet,
-  importBench,
-  fuzz,
+/**
+ * Each benchmark's module, loaded only when that benchmark runs, so one that cannot load (deploy and fleet need the
+ * test sshd and helpers) does not stop the others.
+ */
+const BENCHMARKS: readonly { name: string; load: () => Promise<Benchmark> }[] = Object.freeze([
+  { name: 'accuracy-size', load: async () => (await import('./accuracy-size.js')).accuracySize },
+  { name: 'prune', load: async () => (await import('./prune.js')).prune },
+  { name: 'select', load: async () => (await import('./select.js')).select },
+  { name: 'exit', load: async () => (await import('./exit.js')).exit },
+  { name: 'link', load: async () => (await import('./link.js')).link },
+  { name: 'kernels', load: async () => (await import('./kernels.js')).kernels },
+  { name: 'models', load: async () => (await import('./models.js')).models },
+  { name: 'deploy', load: async () => (await import('./deploy.js')).deploy },
+  { name: 'fleet', load: async () => (await import('./fleet.js')).fleet },
+  { name: 'import', load: async () => (await import('./import.js')).importBench },
+  { name: 'fuzz', load: async () => (await import('./fuzz.js')).fuzz },
 ]);
 
 async function main(argv: string[]): Promise<number> {
@@ -44,7 +37,9 @@ async function main(argv: string[]): Promise<number> {
         `${name ? `Unknown benchmark "${name}"` : 'No benchmark named'}. Use one of: ${BENCHMARKS.map((b) => b.name).join(', ')} (npm run bench -- NAME).`,
       );
     }
-    return await bench.run(
+    return await (
+      await bench.load()
+    ).run(
       rest.filter((a) => a !== '--json'),
       json,
     );

@@ -12,8 +12,10 @@ register();
 // new test cannot forget it. The process a test file runs in makes its own; what it starts (the CLI, a server)
 // inherits them through the environment. ~/.cmp/devices.json once put a user's deployed model first in the
 // Electron app's list and failed its test; ~/.ssh/known_hosts and the default keys are read by the SSH target.
+// The benchmark runner gets its own user too: the deploy and fleet benchmarks deploy to test devices and record them.
 const testFile = /\.test\.[cm]?[jt]s$/.test(process.argv[1] ?? '') || process.execArgv.includes('--test');
-if (testFile) {
+const benchmark = /(^|[\\/])bench[\\/]run\.ts$/.test(process.argv[1] ?? '');
+if (testFile || benchmark) {
   const home = mkdtempSync(join(tmpdir(), 'cmp-test-home-'));
   // What the user had, for the test that checks none of it is read (test/isolation.test.ts).
   process.env.CMP_TEST_USER_HOME ??= process.env.HOME ?? '';
@@ -25,9 +27,11 @@ if (testFile) {
     mkdirSync(process.env[`XDG_${xdg}_HOME`], { recursive: true });
   }
   // Settings a user may have exported that change what cmp does; the tests' own inputs (CMP_FASHION_MNIST_DIR,
-  // CMP_SHARED_DIR, CMP_TEST_FIXTURES) stay.
-  for (const name of ['CMP_DEBUG', 'CMP_TF_BACKEND', 'CMP_DASHBOARD_MODELS', 'CMP_EDGE_SERVICE', 'CMP_BENCH_DIR']) {
-    delete process.env[name];
+  // CMP_SHARED_DIR, CMP_TEST_FIXTURES) stay. A benchmark keeps them: there they are the user's choice.
+  if (testFile) {
+    for (const name of ['CMP_DEBUG', 'CMP_TF_BACKEND', 'CMP_DASHBOARD_MODELS', 'CMP_EDGE_SERVICE', 'CMP_BENCH_DIR']) {
+      delete process.env[name];
+    }
   }
   process.on('exit', () => rmSync(home, { recursive: true, force: true }));
 }

@@ -19,6 +19,7 @@ const PROFILE_KEYS: ReadonlySet<string> = new Set([
   'link',
   'rssBytes',
   'backendReason',
+  'exitsReason',
   'startedAt',
   'durationMs',
 ]);
@@ -113,6 +114,7 @@ export function checkDeviceProfile(value: unknown, where: string, options: { quo
   }
   if (p.rssBytes !== undefined) count(p.rssBytes, 'rssBytes');
   if (p.backendReason !== undefined) text(p.backendReason, 'backendReason');
+  if (p.exitsReason !== undefined) text(p.exitsReason, 'exitsReason');
   if (Number.isNaN(Date.parse(text(p.startedAt, 'startedAt')))) throw bad(`has startedAt ${show(p.startedAt)}`);
   finite(p.durationMs, 'durationMs', 0);
   return p as unknown as DeviceProfile;

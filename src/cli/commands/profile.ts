@@ -246,5 +246,6 @@ export function formatDeviceProfile(p: DeviceProfile): string {
       : []),
     '',
     `Device: ${p.device.platform}/${p.device.arch}, ${p.device.cpus} CPUs, ${formatBytes(p.device.memoryBytes)}, ${p.device.runtime}. Backend: ${p.backend}${p.backendReason ? ` (${p.backendReason})` : ''}.`,
+    ...(p.exitsReason ? [`Exits: ${p.exitsReason}.`] : []),
   ].join('\n');
 }

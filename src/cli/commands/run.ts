@@ -7,7 +7,7 @@ import { backendNames, createBackend } from '../../runtime/backends.js';
 import { evaluate, inputDimsFor, type EvalResult } from '../../runtime/evaluate.js';
 import { MaskedInput } from '../../runtime/masked-input.js';
 import { callerNormalization, datasetConsumer, readModelFile } from '../../runtime/model-file.js';
-import { StagedModel } from '../../runtime/early-exit.js';
+import { STAGED_REASON, StagedModel } from '../../runtime/early-exit.js';
 import type { Dataset } from '../../data/datasets.js';
 import { Profiler, type ProfileRow } from '../../runtime/profiler.js';
 import type { Parsed } from '../args.js';
@@ -185,6 +185,10 @@ export interface StagedRunReport {
   /** Per exit (1..n) then the final classifier: share of samples, their accuracy and latency percentiles. */
   exits: { exit: string; share: number; accuracy: number; latencyMs: { p50: number; p90: number; p99: number } }[];
   latencyMs: { mean: number; p50: number; p90: number; p99: number };
+  /** Per stage file, over the samples that reached it (what cmp profile reports per stage on a device). */
+  stages: { name: string; runs: number; mean: number; p50: number; p90: number; p99: number }[];
+  /** How the exits run, and why (runtime/early-exit.ts STAGED_REASON). */
+  exitsReason: string;
   /** Mean bytes handed from stage to stage per sample (float32 activations), what a split device would send. */
   meanHandoffBytes: number;
   /** Masked models: mean bytes of the sender's cmp-select/1 frame per sample. */
@@ -200,6 +204,7 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
     const n = model.exitCount;
     const taken = Array.from({ length: n + 1 }, () => ({ count: 0, correct: 0, latencies: [] as number[] }));
     const all: number[] = [];
+    const stageTimes: number[][] = [];
     let handoff = 0;
     for (let i = 0; i < data.test.count; i++) {
       const sample = data.test.x.slice(i * features, (i + 1) * features);
@@ -210,6 +215,7 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
       slot.correct += Number(result.label === data.test.y[i]);
       slot.latencies.push(ms);
       all.push(ms);
+      result.stageMs.forEach((t, k) => (stageTimes[k] ??= []).push(t));
       handoff += result.handoffBytes.reduce((a, b) => a + b, 0);
       if (i % 100 === 0) io.progress.update(`run ${i}/${data.test.count}`);
     }
@@ -239,6 +245,15 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
         p90: percentile(all, 90),
         p99: percentile(all, 99),
       },
+      stages: stageTimes.map((times, k) => ({
+        name: `stage${k + 1}`,
+        runs: times.length,
+        mean: times.reduce((a, b) => a + b, 0) / times.length,
+        p50: percentile(times, 50),
+        p90: percentile(times, 90),
+        p99: percentile(times, 99),
+      })),
+      exitsReason: STAGED_REASON,
       meanHandoffBytes: handoff / count,
       ...(link ? { meanLinkBytes: link.tally.bytes / Math.max(link.tally.frames, 1) } : {}),
     };
@@ -259,11 +274,26 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
         ]),
       ),
     );
+    io.out('');
+    io.out(
+      formatTable(
+        ['stage', 'runs', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms'],
+        report.stages.map((s) => [
+          s.name,
+          s.runs,
+          s.mean.toFixed(3),
+          s.p50.toFixed(3),
+          s.p90.toFixed(3),
+          s.p99.toFixed(3),
+        ]),
+      ),
+    );
     io.out(
       `\n${report.model} on ${report.dataset} (${count} samples, ${report.backend}, stage by stage): accuracy ${formatPercent(report.accuracy)}, ` +
         `mean ${report.latencyMs.mean.toFixed(3)} ms, p99 ${report.latencyMs.p99.toFixed(3)} ms, ${report.meanHandoffBytes.toFixed(0)} bytes handed on per sample.`,
     );
     if (report.backendChoice) io.out(`Backend, chosen on stage 1: ${report.backendChoice.reason}.`);
+    io.out(`Exits: ${report.exitsReason}.`);
     return 0;
   } finally {
     await model.dispose();

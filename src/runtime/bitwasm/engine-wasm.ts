@@ -497,9 +497,11 @@ function runLayer(
       );
       continue;
     }
+    if (l.path === 'f32') {
+      k.f32Conv(input + s * inBytes, c, h, w, layer.kernel, l.weights, rows, l.scale, l.shift, relu, out);
+      continue;
+    }
     k.im2colF32(input + s * inBytes, c, h, w, layer.kernel, buf.patches);
-    if (l.path === 'f32')
-      k.f32Rows(buf.patches, positions, len, l.weights, rows, l.scale, l.shift, relu, out, positions, 1);
-    else maskedRows(k, l, buf.patches, positions, out, positions, 1, buf.lut);
+    maskedRows(k, l, buf.patches, positions, out, positions, 1, buf.lut);
   }
 }
