@@ -126,6 +126,7 @@ export function forwardTrain(
   training: boolean,
   exitsOut?: Tensor[],
   maskTerms?: MaskTerms,
+  dropout?: { rate: number; seed: number },
 ): Tensor {
   x = normalize(tf, spec, x);
   if (spec.inputMask) {
@@ -182,6 +183,10 @@ export function forwardTrain(
           h = tf.add(h, params.trainable.get(`${layer.name}.bias`) as Variable);
         }
         if (layer.activation === 'relu') h = tf.relu(h);
+        // Dropout after hidden dense layers only (the classifier has no activation); inference never drops.
+        if (dropout && training && layer.kind === 'dense' && layer.activation !== 'none') {
+          h = tf.dropout(h, dropout.rate, undefined, dropout.seed + spec.layers.indexOf(layer));
+        }
         break;
       }
     }

@@ -11,6 +11,7 @@ import {
   pruneTensors,
   scoreGroups,
   weightCount,
+  type GroupScores,
   type KeepPlan,
   type PruneScope,
   type ScoreOptions,
@@ -29,11 +30,21 @@ export interface PruneRunOptions extends ScoreOptions {
   onTrainProgress?: TrainOptions['onProgress'];
   /** Binarize the weights of every weight layer during fine-tuning (prune, then binarize). */
   binarizeWeights?: BinarizeMode;
+  /** Weight layers whose weights `sparsity` counts (default: all). */
+  counted?: string[];
+  /** Group scores of this run computed earlier (skips scoring). */
+  scores?: GroupScores[];
+  /** Fine-tuning's optimizer, dropout and held-out samples (see TrainOptions). */
+  sgd?: TrainOptions['sgd'];
+  dropout?: number;
+  validationCount?: number;
 }
 
 export interface PruneRunResult extends TrainResult {
   spec: ModelSpec;
   pruning: PruneSummary;
+  /** The group scores the plan came from. */
+  scores: GroupScores[];
 }
 
 /** Prunes the run in `dir` (or an already loaded run) and fine-tunes it; with `out`, saves the pruned run. */
@@ -63,11 +74,14 @@ export async function pruneRun(source: string | Run, data: Dataset, options: Pru
     seed: options.seed,
     initial: tensors,
     onProgress: options.onTrainProgress,
+    sgd: options.sgd,
+    dropout: options.dropout,
+    validationCount: options.validationCount,
   });
   if (options.out) {
     saveRun(options.out, { cmpVersion: CMP_VERSION, spec, training: result.training, pruning: record }, result.tensors);
   }
-  return { ...result, spec, pruning: record };
+  return { ...result, spec, pruning: record, scores: pruned.scores };
 }
 
 /**

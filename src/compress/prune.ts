@@ -1,5 +1,5 @@
-// Structural pruning: score neurons/filters (MINT mutual information, GSS group norms, magnitude), remove the weakest
-// groups physically from the spec and tensors, then fine-tune.
+// Structural pruning: score neurons/filters (MINT conditional mutual information, GSS group norms, magnitude), remove the
+// weakest groups physically from the spec and tensors, then fine-tune.
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import { CmpError } from '../errors.js';
@@ -8,12 +8,18 @@ import type { PruneSummary, Run } from '../core/run.js';
 import { inferShapes, isWeightLayer, type ModelSpec, type WeightLayerSpec } from '../core/spec.js';
 import type { Dataset } from '../data/datasets.js';
 import { prunableLayers, unitsOf } from './gss.js';
-import { forwardFrozen } from './network.js';
+import { conditionalDependencies, type LayerActivations } from './cmi.js';
+import { forwardFrozen, makeRng } from './network.js';
 import { loadTf } from './tf.js';
 import { recalibrateBatchNorm } from './train.js';
 
-export type PruneMethod = 'mint' | 'gss' | 'magnitude';
-export const PRUNE_METHODS: readonly PruneMethod[] = Object.freeze(['mint', 'gss', 'magnitude']);
+/**
+ * mint: the paper's score, each parent group's dependency with the next layer's groups conditioned on the other parents;
+ * mint-pairwise: cmp's earlier simplification, the plain (binned) mutual information of each parent with each child;
+ * gss: group norms after group-sparse training; magnitude: the L1 norm of each unit's incoming weights.
+ */
+export type PruneMethod = 'mint' | 'mint-pairwise' | 'gss' | 'magnitude';
+export const PRUNE_METHODS: readonly PruneMethod[] = Object.freeze(['mint', 'mint-pairwise', 'gss', 'magnitude']);
 export type PruneScope = 'per-layer' | 'global';
 
 export interface ScoreOptions {
@@ -22,8 +28,10 @@ export interface ScoreOptions {
   groupSize: number;
   /** MINT: class-balanced samples per class whose activations estimate the mutual information. */
   samplesPerClass: number;
-  /** MINT: equal-frequency bins per activation for the histogram estimate. */
+  /** mint-pairwise: equal-frequency bins per activation for the histogram estimate. */
   bins: number;
+  /** MINT: seeds the order of the samples (the estimator cuts them in thirds). */
+  seed?: number;
   onProgress?: (text: string) => void;
 }
 
@@ -51,7 +59,9 @@ export async function scoreGroups(
       `The model has no hidden layer to prune (only the classifier). Train one with --widths.`,
     );
   }
-  if (options.method === 'mint') return mintScores(spec, tensors, data, layers, options);
+  if (options.method === 'mint' || options.method === 'mint-pairwise') {
+    return mintScores(spec, tensors, data, layers, options);
+  }
   return layers.map((layer) => {
     const units = unitsOf(layer);
     const perUnit = new Float64Array(units);
@@ -104,10 +114,12 @@ function groupSum(perUnit: Float64Array, groupSize: number, sqrt: boolean): Floa
 }
 
 /**
- * MINT: on a class-balanced sample, the activation of each group (the sum of its units' outputs, conv outputs averaged
- * over positions) is binned at equal frequency; a parent group's score is the sum of its mutual information with
- * every child group of the next weight layer (the classifier's logits for the last hidden layer). Parents that tell
- * their children the most are kept.
+ * MINT on a class-balanced sample of the training split (the first samples of each class, in a seeded order). The
+ * groups of a layer are runs of `groupSize` consecutive units (conv outputs averaged over positions, as the authors do);
+ * the children of the last hidden layer are the classifier's logits, one group each. mint: a parent group's score is
+ * the sum over the child groups of its conditional dependency given the other parents (see cmi.ts), so a parent whose
+ * information its siblings already carry scores low even when it tells the children much. mint-pairwise: the sum over
+ * child groups of the binned mutual information of the groups' summed activations, blind to that redundancy.
  */
 async function mintScores(
   spec: ModelSpec,
@@ -118,7 +130,7 @@ async function mintScores(
 ): Promise<GroupScores[]> {
   const { tf } = await loadTf();
   const frozen = freeze(spec, tensors);
-  const sample = balancedSample(data, options.samplesPerClass);
+  const sample = shuffle(balancedSample(data, options.samplesPerClass), options.seed ?? 1);
   const weightLayers = spec.layers.filter(isWeightLayer);
   const activations = new Map<string, Float32Array[]>(weightLayers.map((l) => [l.name, []]));
   const features = data.inputShape.reduce((a, b) => a * b, 1);
@@ -135,25 +147,45 @@ async function mintScores(
     tf.dispose([x, logits]);
     options.onProgress?.(`mint: activations ${Math.min(start + 250, sample.length)}/${sample.length}`);
   }
-  const groupsOf = (layer: WeightLayerSpec): Uint8Array[] => {
+  const layerActivations = (layer: WeightLayerSpec): LayerActivations => {
     const units = unitsOf(layer);
-    const rows = concat(activations.get(layer.name) as Float32Array[]);
-    const n = rows.length / units;
-    const groups = Math.ceil(units / options.groupSize);
-    const summed = Array.from({ length: groups }, () => new Float64Array(n));
-    for (let s = 0; s < n; s++)
-      for (let u = 0; u < units; u++) summed[Math.floor(u / options.groupSize)][s] += rows[s * units + u];
-    return summed.map((v) => quantileBins(v, options.bins));
+    const values = concat(activations.get(layer.name) as Float32Array[]);
+    return { count: values.length / units, units, values };
+  };
+  const groupsOf = (layer: WeightLayerSpec): number[][] => {
+    const units = unitsOf(layer);
+    const size = layer === weightLayers[weightLayers.length - 1] ? 1 : options.groupSize;
+    return Array.from({ length: Math.ceil(units / size) }, (_, g) =>
+      Array.from({ length: Math.min(size, units - g * size) }, (_, k) => g * size + k),
+    );
   };
   return layers.map((layer) => {
     const next = weightLayers[weightLayers.indexOf(layer) + 1];
-    const parents = groupsOf(layer);
-    const children = groupsOf(next);
-    const scores = new Float64Array(parents.length);
-    parents.forEach((p, i) => {
-      for (const c of children) scores[i] += mutualInformation(p, c, options.bins);
-    });
-    options.onProgress?.(`mint: scored ${layer.name} (${parents.length} groups x ${children.length} children)`);
+    const parentGroups = groupsOf(layer);
+    const childGroups = groupsOf(next);
+    const parents = layerActivations(layer);
+    const children = layerActivations(next);
+    const scores = new Float64Array(parentGroups.length);
+    if (options.method === 'mint') {
+      const dependency = conditionalDependencies(parents, parentGroups, children, childGroups);
+      for (let c = 0; c < childGroups.length; c++) {
+        for (let g = 0; g < parentGroups.length; g++) scores[g] += dependency[c * parentGroups.length + g];
+      }
+    } else {
+      const binned = (a: LayerActivations, groups: number[][]): Uint8Array[] =>
+        groups.map((group) => {
+          const summed = new Float64Array(a.count);
+          for (let s = 0; s < a.count; s++) for (const u of group) summed[s] += a.values[s * a.units + u];
+          return quantileBins(summed, options.bins);
+        });
+      const childBins = binned(children, childGroups);
+      binned(parents, parentGroups).forEach((p, g) => {
+        for (const c of childBins) scores[g] += mutualInformation(p, c, options.bins);
+      });
+    }
+    options.onProgress?.(
+      `${options.method}: scored ${layer.name} (${parentGroups.length} groups x ${childGroups.length} children)`,
+    );
     return { layer: layer.name, units: unitsOf(layer), groupSize: options.groupSize, scores };
   });
 }
@@ -168,6 +200,17 @@ function balancedSample(data: Dataset, perClass: number): number[] {
       taken[label]++;
       out.push(i);
     }
+  }
+  return out;
+}
+
+/** A seeded Fisher-Yates shuffle. */
+function shuffle(values: number[], seed: number): number[] {
+  const rng = makeRng(seed);
+  const out = values.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
   }
   return out;
 }
@@ -221,12 +264,19 @@ export function mutualInformation(a: Uint8Array, b: Uint8Array, bins: number): n
 export type KeepPlan = Map<string, number[]>;
 
 /**
- * Chooses the groups to remove so that `sparsity` of the weights (all weight layers) is gone. Per layer: the same
- * share of groups leaves every prunable layer; global: groups are ranked across layers by their score relative to
- * their layer's mean. Every layer keeps at least one group.
+ * Chooses the groups to remove so that `sparsity` of the weights is gone: of all weight layers, or of the weight layers
+ * named in `counted` (the MINT paper's measure: the share of layer 2's weights). Per layer: the same share of groups
+ * leaves every prunable layer (a threshold per layer at that quantile of its scores); global: groups are ranked across
+ * layers by their score relative to their layer's mean. Every layer keeps at least one group.
  */
-export function planPruning(spec: ModelSpec, scores: GroupScores[], sparsity: number, scope: PruneScope): KeepPlan {
-  const before = weightCount(spec);
+export function planPruning(
+  spec: ModelSpec,
+  scores: GroupScores[],
+  sparsity: number,
+  scope: PruneScope,
+  counted?: string[],
+): KeepPlan {
+  const before = weightCount(spec, counted);
   const planFor = (cut: number): KeepPlan => {
     const plan: KeepPlan = new Map();
     for (const s of scores) {
@@ -257,15 +307,16 @@ export function planPruning(spec: ModelSpec, scores: GroupScores[], sparsity: nu
         ) + 1;
   for (let i = 0; i < 50; i++) {
     const mid = (lo + hi) / 2;
-    if (weightCount(prunedSpec(spec, planFor(mid))) > target) lo = mid;
+    if (weightCount(prunedSpec(spec, planFor(mid)), counted) > target) lo = mid;
     else hi = mid;
   }
   return planFor(hi);
 }
 
-/** Weights in all weight layers of a spec. */
-export function weightCount(spec: ModelSpec): number {
-  return inferShapes(spec).reduce((a, s) => a + s.weightCount, 0);
+/** Weights in all weight layers of a spec, or in the weight layers named in `layers`. */
+export function weightCount(spec: ModelSpec, layers?: string[]): number {
+  const shapes = inferShapes(spec);
+  return spec.layers.reduce((a, l, i) => a + (!layers || layers.includes(l.name) ? shapes[i].weightCount : 0), 0);
 }
 
 /** The spec with each planned layer narrowed to its kept units. */
@@ -366,24 +417,26 @@ export type PruneRecord = PruneSummary;
 export async function pruneTensors(
   run: Run,
   data: Dataset,
-  options: ScoreOptions & { sparsity: number; scope: PruneScope },
-): Promise<{ spec: ModelSpec; tensors: Tensors; record: PruneRecord }> {
+  options: ScoreOptions & { sparsity: number; scope: PruneScope; counted?: string[]; scores?: GroupScores[] },
+): Promise<{ spec: ModelSpec; tensors: Tensors; record: PruneRecord; scores: GroupScores[] }> {
   checkSparsity(options.sparsity);
   const spec = run.record.spec;
-  const scores = await scoreGroups(spec, run.tensors, data, options);
-  const plan = planPruning(spec, scores, options.sparsity, options.scope);
+  // Scores computed earlier for the same run (a bench pruning one run to several shares) are reused.
+  const scores = options.scores ?? (await scoreGroups(spec, run.tensors, data, options));
+  const plan = planPruning(spec, scores, options.sparsity, options.scope, options.counted);
   const applied = applyPruning(spec, run.tensors, plan);
   const result = { spec: applied.spec, tensors: await recalibrateBatchNorm(applied.spec, applied.tensors, data) };
   const kept: PruneRecord['kept'] = {};
   for (const s of scores) kept[s.layer] = { kept: (plan.get(s.layer) as number[]).length, of: s.units };
   return {
     ...result,
+    scores,
     record: {
       method: options.method,
       scope: options.scope,
       sparsityTarget: options.sparsity,
       groupSize: options.groupSize,
-      ...(options.method === 'mint' ? { samplesPerClass: options.samplesPerClass } : {}),
+      ...(options.method.startsWith('mint') ? { samplesPerClass: options.samplesPerClass } : {}),
       from: run.dir,
       weightsBefore: weightCount(spec),
       weightsAfter: weightCount(result.spec),

@@ -29,7 +29,7 @@ export type TrainProgress =
 export interface TrainOptions {
   epochs: number;
   batchSize: number;
-  /** Peak Adam learning rate; decays along a cosine to 0 over the run. */
+  /** Peak Adam learning rate; decays along a cosine to 0 over the run (with `sgd`: SGD's rate, stepped down). */
   learningRate: number;
   seed: number;
   onProgress?: (progress: TrainProgress) => void;
@@ -41,6 +41,19 @@ export interface TrainOptions {
   groupSparsity?: GroupSparsityOptions;
   /** Learning the spec's input mask (learned static or dynamic); needs validationCount. */
   masking?: MaskTrainingOptions;
+  /** SGD with Nesterov momentum and a step schedule instead of Adam with a cosine (the MINT paper's recipe). */
+  sgd?: SgdOptions;
+  /** Dropout rate after every hidden dense layer while training (the MINT paper's MLP: 0.2); 0 or absent: none. */
+  dropout?: number;
+}
+
+/** PyTorch's SGD with Nesterov momentum and weight decay, under MultiStepLR. */
+export interface SgdOptions {
+  momentum: number;
+  weightDecay: number;
+  /** Epochs (1-based) after which the rate is multiplied by `gamma`. */
+  milestones: number[];
+  gamma: number;
 }
 
 /** How a learned input mask trains: the paper's schedule, and when to save a checkpoint. */
@@ -109,7 +122,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       v.assign(tf.tensor(t, v.shape));
     }
   }
-  const adam = new Adam(tf, params);
+  const optimizer = options.sgd ? new Sgd(tf, params, options.sgd) : new Adam(tf, params);
   const binaryWeights = spec.layers
     .filter((l) => (l.kind === 'dense' || l.kind === 'conv') && l.binarize.weights !== 'none')
     .map((l) => params.trainable.get(`${l.name}.weight`) as tfTypes.Variable);
@@ -125,8 +138,16 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
   const batches = Math.floor(count / options.batchSize);
   const totalSteps = batches * options.epochs;
   // Mask training keeps the peak rate: the mask keeps moving as lambda grows, and the network must follow it.
-  const learningRateAt = (step: number): number =>
-    options.masking ? options.learningRate : (options.learningRate * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
+  const sgd = options.sgd;
+  const learningRateAt = (step: number): number => {
+    if (sgd) {
+      const epochsDone = Math.floor(step / batches);
+      return options.learningRate * sgd.gamma ** sgd.milestones.filter((e) => e <= epochsDone).length;
+    }
+    return options.masking
+      ? options.learningRate
+      : (options.learningRate * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
+  };
   const masking = options.masking;
   const schedule = masking ? new LambdaSchedule(masking.schedule) : undefined;
   if (masking && validationCount === 0) {
@@ -169,7 +190,8 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
         const { value, grads } = tf.variableGrads(() => {
           const exits: tfTypes.Tensor[] = [];
           const terms: MaskTerms | undefined = masking ? { active: maskActive } : undefined;
-          logits = tf.keep(forwardTrain(tf, spec, params, x, true, exits, terms));
+          const dropout = options.dropout ? { rate: options.dropout, seed: Math.floor(rng() * 2 ** 31) } : undefined;
+          logits = tf.keep(forwardTrain(tf, spec, params, x, true, exits, terms, dropout));
           const labels = tf.oneHot(y, spec.labels.length);
           let loss: tfTypes.Scalar = tf.losses.softmaxCrossEntropy(labels, logits);
           // Exit heads train jointly: each adds its weighted cross-entropy.
@@ -180,7 +202,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
           if (terms?.penalty && schedule) loss = tf.add(loss, tf.mul(terms.penalty, schedule.lambda));
           return loss;
         }, variables);
-        adam.step(grads, lr);
+        optimizer.step(grads, lr);
         if (options.groupSparsity) {
           shrinkGroups(tf, spec, params, options.groupSparsity, options.groupSparsity.lambda * lr);
         }
@@ -271,7 +293,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     ? history[history.length - 1].testAccuracy
     : await evaluateFrozen(frozen, data, data.test);
   disposeParams(params);
-  adam.dispose();
+  optimizer.dispose();
   return { spec: currentSpec, tensors, frozen, testAccuracy, training: recordSoFar(options.epochs, testAccuracy) };
 }
 
@@ -441,6 +463,36 @@ function disposeParams(params: Params): void {
 }
 
 /** Adam with a learning rate set per step (tfjs' own Adam fixes it at construction). */
+/** SGD with Nesterov momentum, as PyTorch computes it: g += wd p; b = mu b + g; p -= lr (g + mu b). */
+class Sgd {
+  private readonly buffers = new Map<string, tfTypes.Variable>();
+
+  constructor(
+    private readonly tf: Tf,
+    private readonly params: Params,
+    private readonly options: SgdOptions,
+  ) {
+    for (const [name, p] of params.trainable) this.buffers.set(name, tf.variable(tf.zerosLike(p), false));
+  }
+
+  step(grads: tfTypes.NamedTensorMap, lr: number): void {
+    const { tf } = this;
+    const { momentum, weightDecay } = this.options;
+    for (const [name, p] of this.params.trainable) {
+      const raw = grads[p.name];
+      if (!raw) continue;
+      const g = weightDecay ? tf.add(raw, tf.mul(p, weightDecay)) : raw;
+      const b = this.buffers.get(name) as tfTypes.Variable;
+      b.assign(tf.add(tf.mul(b, momentum), g));
+      p.assign(tf.sub(p, tf.mul(tf.add(g, tf.mul(b, momentum)), lr)));
+    }
+  }
+
+  dispose(): void {
+    for (const b of this.buffers.values()) b.dispose();
+  }
+}
+
 class Adam {
   private readonly moments = new Map<string, { m: tfTypes.Variable; v: tfTypes.Variable }>();
   private t = 0;

@@ -1,10 +1,12 @@
-// The training network's own pieces: the conv backward pass, reproducibility, and what binarized layers hold.
+// The training network's own pieces: the conv backward pass, reproducibility, what binarized layers hold, and the MINT
+// paper's recipe (SGD with Nesterov momentum, a step schedule, dropout).
 
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { convValid } from '../../src/compress/network.js';
 import { loadTf, type Tf } from '../../src/compress/tf.js';
-import { trainRun } from '../../src/compress/train-run.js';
+import { specFor, trainRun } from '../../src/compress/train-run.js';
+import { train } from '../../src/compress/train.js';
 import { unpackBits } from '../../src/core/bitpack.js';
 import type { Dataset } from '../../src/data/datasets.js';
 import { fashionMnist } from '../helpers.js';
@@ -87,4 +89,21 @@ test('a dab layer freezes to exactly two levels per output unit, a float layer k
     assert.ok(row.includes(1) && row.includes(0), `row ${r} uses both levels`);
     assert.ok(upper[r] > lower[r], `row ${r}: upper ${upper[r]} > lower ${lower[r]}`);
   }
+});
+
+test('SGD with Nesterov momentum, a step schedule and dropout learns, and the same seed gives the same weights', async () => {
+  const spec = specFor(data, { arch: 'mlp', widths: [32], binarizeWeights: 'none', binarizeActivations: 'none' });
+  const options = {
+    epochs: 2,
+    batchSize: 20,
+    learningRate: 0.05,
+    seed: 3,
+    dropout: 0.2,
+    sgd: { momentum: 0.9, weightDecay: 1e-4, milestones: [1], gamma: 0.1 },
+  };
+  const [a, b] = [await train(spec, data, options), await train(spec, data, options)];
+  assert.ok(a.testAccuracy > 0.6, `test accuracy ${a.testAccuracy} (chance 0.1)`);
+  assert.deepEqual(a.tensors.get('fc1.weight')?.data, b.tensors.get('fc1.weight')?.data);
+  const c = await train(spec, data, { ...options, dropout: 0.5 });
+  assert.notDeepEqual(c.tensors.get('fc1.weight')?.data, a.tensors.get('fc1.weight')?.data, 'dropout acts');
 });

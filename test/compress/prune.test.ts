@@ -136,6 +136,34 @@ test('planPruning reaches the asked share of weights and keeps the best-scored g
   for (const u of keep) assert.ok(scores[u] >= 90, `unit ${u} scored ${scores[u]}`);
 });
 
+test("planPruning can count one layer's weights: 96% of fc2 as the MINT paper measures it", () => {
+  const dense = (name: string, units: number, last = false): ModelSpec['layers'][number] => ({
+    kind: 'dense',
+    name,
+    units,
+    batchNorm: false,
+    activation: last ? 'none' : 'relu',
+    binarize: { weights: 'none', inputs: 'none' },
+  });
+  const spec = {
+    format: 'cmp-model/1',
+    arch: 'mlp',
+    input: { shape: [1, 28, 28], mean: 0, std: 1 },
+    labels: Array.from({ length: 10 }, (_, i) => String(i)),
+    layers: [{ kind: 'flatten', name: 'flatten' }, dense('fc1', 500), dense('fc2', 300), dense('logits', 10, true)],
+  } as ModelSpec;
+  const scores = [
+    { layer: 'fc1', units: 500, groupSize: 10, scores: Float64Array.from({ length: 50 }, (_, i) => i) },
+    { layer: 'fc2', units: 300, groupSize: 10, scores: Float64Array.from({ length: 30 }, (_, i) => i) },
+  ];
+  const plan = planPruning(spec, scores, 0.96, 'per-layer', ['fc2']);
+  const [fc1, fc2] = ['fc1', 'fc2'].map((l) => (plan.get(l) as number[]).length);
+  assert.ok(fc1 * fc2 <= 0.04 * 500 * 300, `fc2 keeps ${fc1} x ${fc2}`);
+  assert.ok(fc1 * fc2 > 0.02 * 500 * 300, `not much past the target: ${fc1} x ${fc2}`);
+  assert.deepEqual(plan.get('fc1')?.slice(0, 2), [400, 401], 'the best-scored groups stay');
+  assert.equal(weightCount(spec, ['fc2']), 150000);
+});
+
 test('mutual information is high for dependent and near zero for independent activations', () => {
   const n = 4000;
   const x = Float64Array.from({ length: n }, (_, i) => (Math.sin(i * 12.9898) * 43758.5453) % 1);
@@ -238,7 +266,53 @@ test('bad prune input: sparsity outside (0, 1), an untrained folder, a model wit
   assert.notEqual(r.code, 0);
   assert.match(r.stderr.trim(), /^cmp: Sparsity must be between 0 and 1 \(exclusive\), got 1\.5/);
   r = runCli(['prune', `${dir}/run`, '--sparsity', '0.5', '--method', 'random', '--out', `${dir}/o`]);
-  assert.match(r.stderr.trim(), /--method must be one of: mint, gss, magnitude/);
+  assert.match(r.stderr.trim(), /--method must be one of: mint, mint-pairwise, gss, magnitude/);
+});
+
+test('cmp prune --method mint runs end to end on a small slice and writes a smaller run that exports', async () => {
+  const dir = tempDir();
+  const float: ModelFixture = {
+    data: DATA,
+    train: {
+      arch: 'mlp',
+      widths: [40, 30],
+      binarizeWeights: 'none',
+      binarizeActivations: 'none',
+      ...ONE_EPOCH,
+      seed: 6,
+    },
+  };
+  await fixtures.runFolder(float, `${dir}/float`);
+  const r = runCli([
+    'prune',
+    `${dir}/float`,
+    '--data',
+    'fashion-mnist',
+    '--limit-train',
+    '1000',
+    '--limit-test',
+    '200',
+    '--method',
+    'mint',
+    '--sparsity',
+    '0.8',
+    '--group-size',
+    '5',
+    '--samples-per-class',
+    '30',
+    '--retrain',
+    '1',
+    '--json',
+    '--out',
+    `${dir}/mint`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { pruning: { method: string; weightsBefore: number; weightsAfter: number } };
+  assert.equal(out.pruning.method, 'mint');
+  assert.ok(out.pruning.weightsAfter <= 0.2 * out.pruning.weightsBefore, `${out.pruning.weightsAfter} weights left`);
+  const pruned = loadRun(`${dir}/mint`);
+  assert.equal(weightCount(pruned.record.spec), out.pruning.weightsAfter);
+  assert.equal(runCli(['export', `${dir}/mint`, '--out', `${dir}/mint.onnx`]).code, 0);
 });
 
 test('prune, then binarize: a float run pruned with --binarize dab fine-tunes into binary layers', async () => {

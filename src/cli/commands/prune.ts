@@ -1,4 +1,5 @@
-// cmp prune: remove neurons/filters from a trained run by mutual information (MINT), group norm (GSS) or magnitude.
+// cmp prune: remove neurons/filters from a trained run by conditional mutual information (MINT), group norm (GSS) or
+// magnitude.
 
 import { pruneRun } from '../../compress/prune-run.js';
 import { checkSparsity, PRUNE_METHODS, type PruneMethod, type PruneScope } from '../../compress/prune.js';
@@ -31,9 +32,9 @@ export const pruneCommand: Command = {
       'samples-per-class': {
         type: 'int',
         default: '250',
-        help: 'mint: class-balanced samples for the mutual information',
+        help: 'mint, mint-pairwise: class-balanced training samples for the mutual information',
       },
-      bins: { type: 'int', default: '8', help: 'mint: equal-frequency bins per activation' },
+      bins: { type: 'int', default: '8', help: 'mint-pairwise: equal-frequency bins per activation' },
       retrain: { type: 'count', default: '5', help: 'fine-tuning epochs after pruning (0: none)' },
       lr: { type: 'number', default: '0.001', help: 'fine-tuning learning rate' },
       seed: { type: 'int', default: '1', help: 'random seed of the fine-tuning' },
@@ -43,6 +44,8 @@ export const pruneCommand: Command = {
         help: 'binarize weights while fine-tuning (prune, then binarize)',
       },
       data: DATA_FLAG,
+      'limit-train': { type: 'int', help: 'score and fine-tune on the first N training samples only' },
+      'limit-test': { type: 'int', help: 'evaluate on the first N test samples only' },
       out: { type: 'string', value: 'DIR', help: 'run folder to write (required)' },
       force: { type: 'boolean', help: 'replace the run already in --out' },
     },
@@ -66,7 +69,10 @@ export const pruneCommand: Command = {
     const run = loadRun(parsed.positionals[0]);
     checkSparsity(f.sparsity);
     prepareRunOut(f.out, f.force === true);
-    const data = await loadDataFlag(f.data, io, runConsumer(run.dir, run.record.spec, run.record.training.dataset));
+    const data = await loadDataFlag(f.data, io, runConsumer(run.dir, run.record.spec, run.record.training.dataset), {
+      limitTrain: f['limit-train'] as number | undefined,
+      limitTest: f['limit-test'] as number | undefined,
+    });
     const result = await pruneRun(run, data, {
       method: ((f.method as string) ?? 'mint') as PruneMethod,
       sparsity: f.sparsity,
