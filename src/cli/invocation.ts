@@ -28,7 +28,11 @@ export function pasteable(commands: readonly string[], name: string = invocation
   const words = [...commands, 'help', '<command>', 'COMMAND', '--help', '--version'].map((w) =>
     w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
   );
-  // "cmp export ..." at the start of a line or after a space, quote or bracket; not "cmp demo:" (a progress label).
-  const hint = new RegExp(`(^|[\\s\`'"(])cmp(?= (?:${words.join('|')})(?:$|[\\s.,;?)'"\`]))`, 'gm');
+  // "cmp export ..." at the start of a line or after a space, quote or bracket; not "cmp demo:" (a progress label),
+  // and not after an article, where "cmp run" is a noun ("is not a cmp run").
+  const hint = new RegExp(
+    `(^|[\\s\`'"(])(?<!\\b(?:a|an|the|each|every|this|that|one|another)\\s)cmp(?= (?:${words.join('|')})(?:$|[\\s.,;?)'"\`]))`,
+    'gm',
+  );
   return (text) => (name === 'cmp' ? text : text.replace(hint, `$1${name}`));
 }

@@ -30,6 +30,10 @@ test('pasteable: rewrites command lines only', () => {
   for (const text of ['cmp demo: a float', 'cmp: Unknown flag', 'a cmp manifest', 'cmp runs models', 'mycmp train']) {
     assert.equal(paste(text), text);
   }
+  // "cmp run" as a noun, after an article.
+  for (const text of ['runs/x is not a cmp run (format cmp-run/1)', 'The cmp run folder', 'Not a cmp run.']) {
+    assert.equal(paste(text), text);
+  }
   assert.equal(pasteable(['train'], 'cmp')('Run cmp train --help'), 'Run cmp train --help');
 });
 
