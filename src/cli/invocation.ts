@@ -31,7 +31,7 @@ export function pasteable(commands: readonly string[], name: string = invocation
   // "cmp export ..." at the start of a line or after a space, quote or bracket; not "cmp demo:" (a progress label),
   // and not after an article, where "cmp run" is a noun ("is not a cmp run").
   const hint = new RegExp(
-    `(^|[\\s\`'"(])(?<!\\b(?:a|an|the|each|every|this|that|one|another)\\s)cmp(?= (?:${words.join('|')})(?:$|[\\s.,;?)'"\`]))`,
+    `(^|[\\s\`'"(])(?<!\\b(?:[Aa]n?|[Tt]he|[Ee]ach|[Ee]very|[Tt]his|[Tt]hat|[Oo]ne|[Aa]nother)\\s)cmp(?= (?:${words.join('|')})(?:$|[\\s.,;?)'"\`]))`,
     'gm',
   );
   return (text) => (name === 'cmp' ? text : text.replace(hint, `$1${name}`));
