@@ -11,6 +11,7 @@ import { kernels } from './kernels.js';
 import { link } from './link.js';
 import { models } from './models.js';
 import { select } from './select.js';
+import { trainSpeed } from './train-speed.js';
 
 export interface Benchmark {
   name: string;
@@ -20,6 +21,7 @@ export interface Benchmark {
 
 const BENCHMARKS: readonly Benchmark[] = Object.freeze([
   accuracySize,
+  trainSpeed,
   prune,
   select,
   exit,
