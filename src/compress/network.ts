@@ -4,6 +4,7 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { dabThresholds, nextDownFloat32 } from '../core/binarize.js';
 import { expandBinary } from '../core/bitpack.js';
+import { dequantizeRows, INT8_MAX } from '../core/quantize.js';
 import type { FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
 import { maskLayout, selectorFeatures } from '../core/mask.js';
 import {
@@ -157,7 +158,9 @@ export function forwardTrain(
         // Rows are output units (the bit format's rows); the product uses [in, out] because tfjs-wasm's matMul with
         // a transposed operand is about 20x slower than with plain ones.
         let q: Tensor = w;
-        if (layer.binarize.weights !== 'none') q = binarizeWeights(tf, w, layer.kind, layer.binarize.weights);
+        const mode = layer.binarize.weights;
+        if (mode === 'int8') q = fakeQuantizeInt8(tf, w, layer.kind);
+        else if (mode !== 'none') q = binarizeWeights(tf, w, layer.kind, mode);
         h = layer.kind === 'dense' ? matMul(tf, input, q) : conv(tf, input, q, layer.padding);
         if (layer.batchNorm) {
           const axes = layer.kind === 'dense' ? [0] : [0, 1, 2];
@@ -236,9 +239,10 @@ export function forwardFrozen(
 
 /** A frozen layer's float weights in cmp layout (dense [in, out], conv OIHW), expanded from bits where binary. */
 function frozenWeights(tf: Tf, layer: FrozenWeightLayer): Tensor {
-  if (layer.weights.kind === 'float') return tf.tensor(layer.weights.data, layer.weightShape);
-  const { packed, rows, rowLength, upper, lower } = layer.weights;
-  const expanded = tf.tensor(expandBinary(packed, rows, rowLength, upper, lower), [rows, rowLength]);
+  const w = layer.weights;
+  if (w.kind === 'float') return tf.tensor(w.data, layer.weightShape);
+  const values = w.kind === 'int8' ? dequantizeRows(w) : expandBinary(w.packed, w.rows, w.rowLength, w.upper, w.lower);
+  const expanded = tf.tensor(values, [w.rows, w.rowLength]);
   return layer.kind === 'dense' ? expanded.transpose() : expanded.reshape(layer.weightShape);
 }
 
@@ -396,6 +400,28 @@ export function binarizeWeights(
         return tf.add(ste, tf.add(meanDown, tf.mul(b, tf.sub(meanUp, meanDown))));
       },
     };
+  });
+  const q = f(matrix);
+  return kind === 'dense' ? q : q.reshape(w.shape);
+}
+
+/**
+ * int8 weights for quantization-aware training: per output unit (dense: a column of [in, out]; conv: a filter),
+ * scale = max |w| / 127 and w ~ round(w / scale) * scale, as core/quantize.ts stores them (float32 here, so a weight
+ * exactly halfway between two steps may round the other way). Backward: straight-through, the rounding's gradient
+ * taken as 1.
+ */
+export function fakeQuantizeInt8(tf: Tf, w: Tensor, kind: 'dense' | 'conv'): Tensor {
+  const rows = (kind === 'dense' ? w.shape[1] : w.shape[0]) as number;
+  const axis = kind === 'dense' ? 0 : 1;
+  const matrix = kind === 'dense' ? w : w.reshape([rows, -1]);
+  const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    const m = args[0] as Tensor;
+    // An all-zero row gets scale 1 (its integers are all 0 either way).
+    const maxAbs = tf.max(tf.abs(m), axis, true);
+    const scale = tf.add(tf.div(maxAbs, INT8_MAX), tf.cast(tf.equal(maxAbs, 0), 'float32'));
+    const q = tf.mul(tf.mul(tf.sign(m), tf.round(tf.div(tf.abs(m), scale))), scale);
+    return { value: q, gradFunc: (dy: Tensor) => dy };
   });
   const q = f(matrix);
   return kind === 'dense' ? q : q.reshape(w.shape);

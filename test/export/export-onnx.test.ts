@@ -19,19 +19,22 @@ before(async () => {
   data = await fixtureData(binarizedCase('mlp', 'dab', 'dab').data);
 });
 
-const CASES: { arch: 'mlp' | 'lenet'; weights: BinarizeMode; activations: BinarizeMode }[] = [
+const CASES: { arch: 'mlp' | 'lenet'; weights: BinarizeMode; activations: BinarizeMode; int8?: string[] }[] = [
   { arch: 'mlp', weights: 'none', activations: 'none' },
   { arch: 'mlp', weights: 'dab', activations: 'none' },
   { arch: 'mlp', weights: 'xnor', activations: 'none' },
   { arch: 'mlp', weights: 'dab', activations: 'dab' },
   { arch: 'mlp', weights: 'xnor', activations: 'xnor' },
   { arch: 'lenet', weights: 'dab', activations: 'dab' },
+  // The hybrid preset: int8 conv1 and classifier (DequantizeLinear), DAB between.
+  { arch: 'lenet', weights: 'dab', activations: 'none', int8: ['first', 'last'] },
 ];
 
 for (const c of CASES) {
-  test(`${c.arch} weights=${c.weights} activations=${c.activations}: ONNX logits equal the trained model's (ort-node, ort-web)`, async () => {
+  const int8 = c.int8 ? ` int8=${c.int8.join(',')}` : '';
+  test(`${c.arch} weights=${c.weights} activations=${c.activations}${int8}: ONNX logits equal the trained model's (ort-node, ort-web)`, async () => {
     // The same models as bitwasm's tests (test/runtime/backend-bitwasm.test.ts): trained once for both.
-    const trained = await fixtures.model(binarizedCase(c.arch, c.weights, c.activations));
+    const trained = await fixtures.model(binarizedCase(c.arch, c.weights, c.activations, undefined, c.int8));
     const expected = await predictFrozen(trained.frozen, data, data.test, SAMPLES);
     const file = parseModelFile(exportOnnx(trained.frozen).bytes, `${c.arch}-${c.weights}-${c.activations}.onnx`);
     for (const name of ['ort-node', 'ort-web']) {
@@ -70,4 +73,19 @@ test('binary layers are stored 1 bit per weight plus float16 levels', async () =
   assert.ok((fc1?.bitsPerWeight ?? 99) <= 1.1, `fc1 bits/weight ${fc1?.bitsPerWeight}`);
   // Float weights would take 784*512*4 bytes for fc1 alone.
   assert.ok(bytes.length < (784 * 512 * 4) / 20, `file ${bytes.length} bytes`);
+});
+
+test('int8 layers are stored as int8 initializers with a float32 scale per output channel', async () => {
+  const trained = await fixtures.model(binarizedCase('lenet', 'dab', 'none', undefined, ['first', 'last']));
+  const { manifest, bytes } = exportOnnx(trained.frozen);
+  const file = parseModelFile(bytes, 'hybrid.onnx');
+  const init = (name: string) => (file.model.graph?.initializer ?? []).find((t) => t.name === name);
+  assert.equal(init('conv1.weight_int8')?.dataType, 3, 'int8 initializer');
+  assert.deepEqual(init('conv1.weight_int8')?.dims?.map(Number), [16, 1, 5, 5]);
+  assert.deepEqual(init('logits.weight_int8')?.dims?.map(Number), [64, 10]);
+  assert.deepEqual(init('logits.weight_scale')?.dims?.map(Number), [10]);
+  const kinds = manifest.layers.map((l) => l.weights);
+  assert.deepEqual(kinds, ['int8', 'dab', 'dab', 'int8']);
+  const logits = manifest.layers[3];
+  assert.equal(logits.weightBytes, 64 * 10 + 10 * 4);
 });
