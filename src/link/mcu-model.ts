@@ -148,6 +148,10 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
         maskFeatures && lm.weightShape[0] !== rowLength && layer.kind === 'dense' ? maskFeatures : undefined;
       if (folded && lm.weightShape[0] !== folded.length)
         throw bad(`has a first layer of ${lm.weightShape[0]} rows for a mask of ${folded.length}`);
+      if (lm.weights === 'int8')
+        throw bad(
+          `has int8 layer "${layer.name}", which the MCU model format does not hold yet; deploy it to rpi or the browser, or train without --int8`,
+        );
       if (lm.weights === 'none') {
         weights = 'float32';
         rec[1] = WEIGHTS.f32;

@@ -26,8 +26,8 @@ const CASES: { arch: 'mlp' | 'lenet'; weights: BinarizeMode; activations: Binari
   { arch: 'mlp', weights: 'dab', activations: 'dab' },
   { arch: 'mlp', weights: 'xnor', activations: 'xnor' },
   { arch: 'lenet', weights: 'dab', activations: 'dab' },
-  // The hybrid preset: int8 conv1 and classifier (DequantizeLinear), DAB between.
-  { arch: 'lenet', weights: 'dab', activations: 'none', int8: ['first', 'last'] },
+  // The hybrid preset: int8 first layer and classifier (DequantizeLinear), DAB between.
+  { arch: 'mlp', weights: 'dab', activations: 'none', int8: ['first', 'last'] },
 ];
 
 for (const c of CASES) {
@@ -42,7 +42,11 @@ for (const c of CASES) {
       const actual = await predict(backend, file, data, SAMPLES, 50);
       await backend.dispose();
       const diff = maxAbsDiff(actual, expected);
-      assert.ok(diff <= 1e-4, `${name}: max abs difference ${diff} over ${SAMPLES} images`);
+      // onnxruntime fuses an int8 dense layer (DequantizeLinear into MatMul) into its MatMulNBits kernel, which
+      // quantizes the layer's input to int8 too (its default accuracy level): close to cmp's float reference, not equal.
+      const tolerance = c.int8 ? 0.05 : 1e-4;
+      assert.ok(diff <= tolerance, `${name}: max abs difference ${diff} over ${SAMPLES} images`);
+      if (c.int8) assert.ok(agreement(actual, expected) >= 0.99, `${name}: predictions agree`);
     }
     // The model learned something: a broken export of a random net would not pass the equality alone.
     assert.ok(trained.testAccuracy > 0.3, `test accuracy ${trained.testAccuracy} (chance is 0.1)`);
@@ -88,4 +92,23 @@ test('int8 layers are stored as int8 initializers with a float32 scale per outpu
   assert.deepEqual(kinds, ['int8', 'dab', 'dab', 'int8']);
   const logits = manifest.layers[3];
   assert.equal(logits.weightBytes, 64 * 10 + 10 * 4);
+  // onnxruntime runs the int8 conv and classifier as the trained model does (see the tolerance above).
+  const expected = await predictFrozen(trained.frozen, data, data.test, SAMPLES);
+  const backend = await createBackend('ort-node', file);
+  const actual = await predict(backend, file, data, SAMPLES, 50);
+  await backend.dispose();
+  assert.ok(maxAbsDiff(actual, expected) <= 0.05, `max abs difference ${maxAbsDiff(actual, expected)}`);
+  assert.ok(agreement(actual, expected) >= 0.99, 'predictions agree');
 });
+
+/** The share of images whose predicted class (argmax of 10 logits) is the same in both. */
+function agreement(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const argmax = (v: ArrayLike<number>, i: number): number => {
+    let best = 0;
+    for (let k = 1; k < 10; k++) if (v[i * 10 + k] > v[i * 10 + best]) best = k;
+    return best;
+  };
+  let same = 0;
+  for (let i = 0; i < a.length / 10; i++) if (argmax(a, i) === argmax(b, i)) same++;
+  return same / (a.length / 10);
+}
