@@ -21,6 +21,7 @@ import {
   ARCHS,
   BINARIZE_MODES,
   exitsAfter,
+  isWeightLayer,
   withBinarization,
   type BinarizeMode,
   type ModelSpec,
@@ -291,6 +292,12 @@ export function precisionFlags(f: Parsed['flags']): { binarize?: BinarizeMode; i
   return { binarize: 'dab', int8: ['first', 'last'] };
 }
 
+/** What a spec's weight layers store (or take as inputs): one mode when all agree, else each layer's, by '/'. */
+function layerModes(spec: ModelSpec, part: 'weights' | 'inputs'): string {
+  const modes = spec.layers.filter(isWeightLayer).map((l) => l.binarize[part]);
+  return new Set(modes).size === 1 ? modes[0] : modes.join('/');
+}
+
 /** The GSS options from train's flags. */
 function gssFlags(f: Parsed['flags']): GroupSparsityOptions {
   const keepAlive = (f['keep-alive'] as number | undefined) ?? 0.1;
@@ -382,8 +389,8 @@ export const trainCommand: Command = {
             [
               f.out,
               result.spec.arch,
-              (f.binarize as string) ?? 'none',
-              (f['binarize-activations'] as string) ?? 'none',
+              layerModes(result.spec, 'weights'),
+              layerModes(result.spec, 'inputs'),
               result.training.epochs,
               formatPercent(result.testAccuracy),
               formatDuration(result.training.durationMs),
