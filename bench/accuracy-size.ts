@@ -177,8 +177,8 @@ export const accuracySize: Benchmark = {
       return 0;
     }
     const out: string[] = [
-      `accuracy-size: MLP ${widths.join('-')} and LeNet (conv 16, conv 32, dense 256), ${epochs} epochs, seeds ` +
-        `${seeds.join(',')}; accuracy by onnxruntime-node on each test split; mean (min..max) over the seeds`,
+      `accuracy-size: ${archs.map((a) => (a === 'mlp' ? `MLP ${widths.join('-')}` : 'LeNet (conv 16, conv 32, dense 256)')).join(' and ')}, ` +
+        `${epochs} epochs, seeds ${seeds.join(',')}; accuracy by onnxruntime-node on each test split; mean (min..max) over the seeds`,
       `machine: ${machineLine(machine)}`,
       '',
       formatTable(
