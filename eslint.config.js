@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'runs/', 'scratch/', 'cmp-demo/', 'eslint.config.js', 'bin/', 'test/register.js'] },
+  { ignores: ['dist/', 'node_modules/', 'runs/', 'scratch/', 'cmp-demo/', 'site/', 'app-dist/', 'eslint.config.js', 'bin/', 'test/register.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

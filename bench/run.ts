@@ -1,17 +1,6 @@
 // The benchmark runner: `npm run bench -- NAME [--json] [flags]` runs one benchmark and prints its table.
 
 import { CmpError, isCmpError } from '../src/errors.js';
-import { accuracySize } from './accuracy-size.js';
-import { deploy } from './deploy.js';
-import { fleet } from './fleet.js';
-import { exit } from './exit.js';
-import { importBench } from './import.js';
-import { prune } from './prune.js';
-import { kernels } from './kernels.js';
-import { link } from './link.js';
-import { models } from './models.js';
-import { select } from './select.js';
-import { trainSpeed } from './train-speed.js';
 
 export interface Benchmark {
   name: string;
@@ -19,18 +8,23 @@ export interface Benchmark {
   run(argv: string[], json: boolean): Promise<number>;
 }
 
-const BENCHMARKS: readonly Benchmark[] = Object.freeze([
-  accuracySize,
-  trainSpeed,
-  prune,
-  select,
-  exit,
-  link,
-  kernels,
-  models,
-  deploy,
-  fleet,
-  importBench,
+/**
+ * Each benchmark's module, loaded only when that benchmark runs: deploy and fleet load the test sshd and helpers,
+ * which refuse to load outside a test process (test/helpers.ts gives every test its own HOME), and would otherwise
+ * stop every benchmark at import.
+ */
+const BENCHMARKS: readonly { name: string; load: () => Promise<Benchmark> }[] = Object.freeze([
+  { name: 'accuracy-size', load: async () => (await import('./accuracy-size.js')).accuracySize },
+  { name: 'train-speed', load: async () => (await import('./train-speed.js')).trainSpeed },
+  { name: 'prune', load: async () => (await import('./prune.js')).prune },
+  { name: 'select', load: async () => (await import('./select.js')).select },
+  { name: 'exit', load: async () => (await import('./exit.js')).exit },
+  { name: 'link', load: async () => (await import('./link.js')).link },
+  { name: 'kernels', load: async () => (await import('./kernels.js')).kernels },
+  { name: 'models', load: async () => (await import('./models.js')).models },
+  { name: 'deploy', load: async () => (await import('./deploy.js')).deploy },
+  { name: 'fleet', load: async () => (await import('./fleet.js')).fleet },
+  { name: 'import', load: async () => (await import('./import.js')).importBench },
 ]);
 
 async function main(argv: string[]): Promise<number> {
@@ -44,7 +38,9 @@ async function main(argv: string[]): Promise<number> {
         `${name ? `Unknown benchmark "${name}"` : 'No benchmark named'}. Use one of: ${BENCHMARKS.map((b) => b.name).join(', ')} (npm run bench -- NAME).`,
       );
     }
-    return await bench.run(
+    return await (
+      await bench.load()
+    ).run(
       rest.filter((a) => a !== '--json'),
       json,
     );

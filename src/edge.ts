@@ -28,4 +28,12 @@ export {
   type ProfileMeasurement,
 } from './profile/device-profile.js';
 export { RELEASE_ID, RELEASE_LAYOUT, type ReleaseConfig, type ReleaseFileEntry } from './core/release.js';
-export { SITE_LAYOUT, SITE_LOGIT_TOLERANCE, SITE_SCHEMA, type SiteConfig, type SitePrediction } from './core/site.js';
+export {
+  SITE_LAYOUT,
+  SITE_LOGIT_TOLERANCE,
+  SITE_RUNTIMES,
+  SITE_SCHEMA,
+  type SiteConfig,
+  type SitePrediction,
+  type SiteRuntime,
+} from './core/site.js';

@@ -6,6 +6,7 @@ export type CmpErrorCode =
   | 'BAD_ARGUMENT'
   | 'DATASET_MISSING'
   | 'DATASET_CORRUPT'
+  | 'MODEL_MISSING'
   | 'MODEL_INVALID'
   | 'RUN_INVALID'
   | 'BACKEND_UNAVAILABLE'

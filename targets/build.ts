@@ -1,7 +1,7 @@
 // Bundles each target's device program with esbuild into dist/targets/: one file per target, no trainer inside.
 // Run by `npm run build`; `node --import tsx targets/build.ts [NAME...]` builds some.
 
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,17 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const WASM = join(ROOT, 'dist', 'runtime', 'bitwasm', 'bitwasm.wasm');
+
+/**
+ * The page imports onnxruntime-web only when it opens a model on ort-web (backend-ort-web.ts imports it lazily): that
+ * import becomes a fetch of ort-web.js beside the page, a bundle of its own, so a site can ship without it.
+ */
+const ORT_WEB_BESIDE_THE_PAGE: Plugin = {
+  name: 'ort-web-beside-the-page',
+  setup(b) {
+    b.onResolve({ filter: /^onnxruntime-web$/ }, () => ({ path: './ort-web.js', external: true }));
+  },
+};
 
 /** Each target's bundle: options beyond the shared ones, and files copied beside the bundle. */
 export const BUNDLES: Readonly<Record<string, { options: BuildOptions; beside: string[] }>> = Object.freeze({
@@ -33,23 +44,32 @@ export const BUNDLES: Readonly<Record<string, { options: BuildOptions; beside: s
       outfile: join(ROOT, 'dist', 'targets', 'browser', 'cmp-page.js'),
       platform: 'browser',
       target: 'es2022',
-      // Only the wasm execution provider runs here: its build of onnxruntime-web fetches half the bytes of the default
-      // (WebGPU) one. onnxruntime-node never runs in a browser (backends.ts registers it only under Node).
-      // Node's built-ins that the edge API imports (readModelFile, the version's package.json fallback, the bitwasm
+      // onnxruntime-node never runs in a browser (backends.ts registers it only under Node); onnxruntime-web is its
+      // own bundle (browser-ort-web). Node's built-ins that the edge API imports (readModelFile, the version's package.json fallback, the bitwasm
       // loader's Node branch) become stubs that throw if reached: the page reads everything by fetch.
       alias: {
-        'onnxruntime-web': 'onnxruntime-web/wasm',
         'node:fs': join(ROOT, 'targets', 'browser', 'node-builtins.ts'),
         'node:fs/promises': join(ROOT, 'targets', 'browser', 'node-builtins.ts'),
         'node:module': join(ROOT, 'targets', 'browser', 'node-builtins.ts'),
       },
       external: ['onnxruntime-node'],
+      plugins: [ORT_WEB_BESIDE_THE_PAGE],
+    },
+    beside: [WASM, join(ROOT, 'targets', 'browser', 'index.html')],
+  },
+  // onnxruntime-web for the page (see ORT_WEB_BESIDE_THE_PAGE), with the wasm runtime it fetches from beside itself.
+  // Only the wasm execution provider runs here: its build fetches half the bytes of the default (WebGPU) one.
+  'browser-ort-web': {
+    options: {
+      entryPoints: [join(ROOT, 'targets', 'browser', 'ort-web.ts')],
+      outfile: join(ROOT, 'dist', 'targets', 'browser', 'ort-web.js'),
+      platform: 'browser',
+      target: 'es2022',
+      alias: { 'onnxruntime-web': 'onnxruntime-web/wasm' },
     },
     beside: [
-      WASM,
       join(ROOT, 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.wasm'),
       join(ROOT, 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.mjs'),
-      join(ROOT, 'targets', 'browser', 'index.html'),
     ],
   },
   dashboard: {

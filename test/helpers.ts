@@ -52,8 +52,21 @@ export function tempDir(prefix = 'cmp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** cmp's own state folder for every CLI run of this test process, so tests never touch the user's ~/.cmp. */
-export const TEST_CMP_HOME = process.env.CMP_HOME ?? mkdtempSync(join(tmpdir(), 'cmp-home-'));
+/**
+ * cmp's own state folder for this test file and everything it starts: a fresh one, chosen with a fresh HOME by
+ * test/register.js (which every test command loads), so no test touches the user's ~/.cmp.
+ */
+export const TEST_CMP_HOME = isolatedCmpHome();
+
+function isolatedCmpHome(): string {
+  const home = process.env.CMP_HOME;
+  if (!home || !process.env.CMP_TEST_USER_HOME) {
+    throw new Error(
+      'Tests run with --import ./test/register.js, which gives each test file its own HOME and CMP_HOME.',
+    );
+  }
+  return home;
+}
 
 /** Runs the built CLI (dist/, built by npm test) and captures its output. */
 export function runCli(
@@ -65,7 +78,7 @@ export function runCli(
     cwd,
     encoding: 'utf8',
     timeout: 600_000,
-    env: { ...process.env, CMP_HOME: TEST_CMP_HOME, ...env },
+    env: { ...process.env, ...env },
   });
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }

@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { CmpError } from '../errors.js';
+import { nearest } from './suggest.js';
 
 export type FlagType = 'string' | 'boolean' | 'int' | 'count' | 'number' | 'list' | 'ints';
 
@@ -59,7 +60,7 @@ export function parseCommand(def: CommandDef, argv: string[]): Parsed {
   } catch (err) {
     throw new CmpError(
       'BAD_FLAG',
-      `${flagProblem(err)} for "cmp ${def.name}". Run cmp ${def.name} --help for its flags.`,
+      `${flagProblem(err, Object.keys(all))} for "cmp ${def.name}". Run cmp ${def.name} --help for its flags.`,
     );
   }
   const flags: Record<string, FlagValue> = {};
@@ -114,10 +115,13 @@ function joinDashValues(command: string, all: Record<string, FlagDef>, argv: str
   return out;
 }
 
-function flagProblem(err: unknown): string {
+function flagProblem(err: unknown, flags: readonly string[]): string {
   const message = String((err as Error).message ?? err).split('\n')[0];
   const unknown = /Unknown option '([^']+)'/.exec(message);
-  if (unknown) return `Unknown flag "${unknown[1]}"`;
+  if (unknown) {
+    const near = unknown[1].startsWith('--') ? nearest(unknown[1].slice(2), flags) : undefined;
+    return `Unknown flag "${unknown[1]}"${near ? ` (did you mean --${near}?)` : ''}`;
+  }
   const missing = /Option '([^']+)' argument missing/.exec(message);
   if (missing) return `Flag "${missing[1].split(',').pop()?.trim().split(' ')[0]}" needs a value`;
   // parseArgs' hint on the following lines names the long form: "use '--out=-XYZ'".

@@ -4,7 +4,9 @@ import { CmpError, isCmpError } from '../errors.js';
 import { CMP_VERSION } from '../core/version.js';
 import { commandHelp, parseCommand } from './args.js';
 import type { Command } from './command.js';
+import { pasteable } from './invocation.js';
 import { createProgress } from './progress.js';
+import { nearest } from './suggest.js';
 /**
  * The commands by name, each module imported only when its command runs: a command starts without loading every other
  * command's dependencies (onnxruntime, ssh2, serialport, TensorFlow.js...), which took most of a short command's time.
@@ -54,13 +56,17 @@ async function usage(): Promise<string> {
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  // Everything printed goes through `paste`: a hint reads `npx cmp ...` where a bare `cmp` would run /usr/bin/cmp.
+  const paste = pasteable(COMMANDS.map((c) => c.name));
+  const stdout = (text: string): void => void process.stdout.write(`${paste(text)}\n`);
+  const stderr = (text: string): void => void process.stderr.write(`${paste(text)}\n`);
   // Like git and npm: asked for, the usage goes to stdout with 0; a bare `cmp` did not ask, so stderr and 1.
   if (!name) {
-    process.stderr.write(`${await usage()}\n`);
+    stderr(await usage());
     return 1;
   }
   if ((name === 'help' && rest.length === 0) || name === '--help' || name === '-h') {
-    process.stdout.write(`${await usage()}\n`);
+    stdout(await usage());
     return 0;
   }
   if (name === '--version' || name === 'version') {
@@ -79,35 +85,32 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
     if (!entry) {
+      const names = COMMANDS.map((c) => c.name);
+      const near = nearest(commandName, names);
       throw new CmpError(
         'BAD_ARGUMENT',
-        `Unknown command "${commandName}". Use one of: ${COMMANDS.map((c) => c.name).join(', ')}.`,
+        `Unknown command "${commandName}".${near ? ` Did you mean cmp ${near}?` : ''} Use one of: ${names.join(', ')}.`,
       );
     }
     const command = await loadCommand(entry);
     if (name === 'help') {
-      process.stdout.write(`${commandHelp(command.def)}\n`);
+      stdout(commandHelp(command.def));
       return 0;
     }
     const parsed = parseCommand(command.def, rest);
     if (parsed.flags.help) {
-      process.stdout.write(`${commandHelp(command.def)}\n`);
+      stdout(commandHelp(command.def));
       return 0;
     }
-    const progress = createProgress(process.stderr, parsed.flags.quiet === true);
-    return await command.run(parsed, {
-      out: (text) => process.stdout.write(`${text}\n`),
-      progress,
-      json,
-      warn: (text) => process.stderr.write(`cmp: ${text}\n`),
-    });
+    const progress = createProgress(process.stderr, { quiet: parsed.flags.quiet === true, rewrite: paste });
+    return await command.run(parsed, { out: stdout, progress, json, warn: (text) => stderr(`cmp: ${text}`) });
   } catch (err) {
     const message = isCmpError(err)
       ? err.message
       : `Internal error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
     const code = isCmpError(err) ? err.code : 'INTERNAL';
-    if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
-    process.stderr.write(`cmp: ${message}\n`);
+    if (json) stdout(JSON.stringify({ error: { code, message } }));
+    stderr(`cmp: ${message}`);
     if (!isCmpError(err) && process.env.CMP_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     return isCmpError(err) && (err.code === 'BAD_FLAG' || err.code === 'BAD_ARGUMENT') ? 2 : 1;
   }

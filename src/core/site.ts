@@ -4,8 +4,8 @@
 /*
  * In the site folder:
  *   index.html, cmp-page.js    the page and its bundle (dist/targets/browser/, built by targets/build.ts)
- *   ort-wasm-simd-threaded.*   onnxruntime-web's WebAssembly runtime, fetched from beside the bundle
- *   bitwasm.wasm               cmp's own kernels, fetched from beside the bundle
+ *   bitwasm.wasm               cmp's own kernels, fetched from beside the bundle        } the runtimes the model can
+ *   ort-web.js, ort-wasm-*     onnxruntime-web and its WebAssembly runtime               } use: see SITE_RUNTIMES
  *   model/<files>              the model and its stage and selector files, under their exported names
  *   samples.f32                the sample inputs: count x features float32 values in [0, 1], little-endian, row-major
  *   site.json                  this config; written first, so a deploy cut short still names every file it owns
@@ -29,6 +29,11 @@ export interface SiteConfig {
   model: string;
   /** Backend the page opens the model on unless its address names another (?backend=NAME). */
   backend: string;
+  /**
+   * The runtimes the site ships (keys of SITE_RUNTIMES); the page opens the model on no other. Sites written before
+   * this field shipped both.
+   */
+  runtimes?: SiteRuntime[];
   samples: {
     /** Relative to the site folder. */
     file: string;
@@ -61,6 +66,14 @@ export const SITE_LAYOUT = Object.freeze({
   /** Where the page posts its profile, relative to the site's root. */
   profileEndpoint: 'profiles',
 });
+
+/** The files each runtime the page can use adds to a site; a deploy ships only those the model can use. */
+export const SITE_RUNTIMES = Object.freeze({
+  bitwasm: Object.freeze(['bitwasm.wasm']),
+  'ort-web': Object.freeze(['ort-web.js', 'ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs']),
+});
+
+export type SiteRuntime = keyof typeof SITE_RUNTIMES;
 
 /** Largest |page logit - host logit| the page (and its test) accepts: float32 sums in another order. */
 export const SITE_LOGIT_TOLERANCE = 1e-4;

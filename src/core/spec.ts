@@ -250,16 +250,24 @@ export interface ArchOptions extends BinarizeOptions {
   labels: string[];
   /** Hidden widths of the dense layers (before the output layer). */
   widths?: number[];
-  /** Conv filters per stage (lenet only). */
+  /** Conv filters per stage (lenet and b-lenet only). */
   filters?: number[];
   /** Early exits after these hidden weight layers (1-based, before the classifier); see exitsAfter. */
   exits?: number[];
 }
 
-export const ARCHS: readonly string[] = Object.freeze(['mlp', 'lenet']);
+export const ARCHS: readonly string[] = Object.freeze(['mlp', 'lenet', 'b-lenet']);
 export const DEFAULT_MLP_WIDTHS: readonly number[] = Object.freeze([512, 512]);
 export const DEFAULT_LENET_FILTERS: readonly number[] = Object.freeze([16, 32]);
 export const DEFAULT_LENET_WIDTHS: readonly number[] = Object.freeze([256]);
+/**
+ * B-LeNet's main network (BranchyNet, `kunglab/branchynet` networks/lenet_mnist.py): three 5x5 convs with 5, 10 and
+ * 20 filters, each padded by 3 and followed by a 2x2 max pool, then 84 hidden units. Stage 1 (conv1, pool1) is cheap
+ * and the stages after it cost several times more, which is what an exit after block 1 needs to pay off.
+ */
+export const B_LENET_FILTERS: readonly number[] = Object.freeze([5, 10, 20]);
+export const B_LENET_WIDTHS: readonly number[] = Object.freeze([84]);
+export const B_LENET_PADDING = 3;
 
 /** Builds the spec of a named architecture. */
 export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
@@ -275,13 +283,15 @@ export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
   if (arch === 'mlp') {
     layers.push({ kind: 'flatten', name: 'flatten' });
     (options.widths ?? DEFAULT_MLP_WIDTHS).forEach((units, i) => layers.push(hidden(i + 1, units)));
-  } else if (arch === 'lenet') {
-    (options.filters ?? DEFAULT_LENET_FILTERS).forEach((filters, i) => {
+  } else if (arch === 'lenet' || arch === 'b-lenet') {
+    const branchy = arch === 'b-lenet';
+    (options.filters ?? (branchy ? B_LENET_FILTERS : DEFAULT_LENET_FILTERS)).forEach((filters, i) => {
       layers.push({
         kind: 'conv',
         name: `conv${i + 1}`,
         filters,
         kernel: 5,
+        ...(branchy ? { padding: B_LENET_PADDING } : {}),
         batchNorm: true,
         activation: 'relu',
         binarize: { weights: 'none', inputs: 'none' },
@@ -289,7 +299,9 @@ export function buildSpec(arch: string, options: ArchOptions): ModelSpec {
       layers.push({ kind: 'maxpool', name: `pool${i + 1}`, size: 2 });
     });
     layers.push({ kind: 'flatten', name: 'flatten' });
-    (options.widths ?? DEFAULT_LENET_WIDTHS).forEach((units, i) => layers.push(hidden(i + 1, units)));
+    (options.widths ?? (branchy ? B_LENET_WIDTHS : DEFAULT_LENET_WIDTHS)).forEach((units, i) =>
+      layers.push(hidden(i + 1, units)),
+    );
   } else {
     throw new CmpError('BAD_ARGUMENT', `Unknown architecture "${arch}". Use one of: ${ARCHS.join(', ')}.`);
   }

@@ -1,9 +1,10 @@
 // The devices this user has deployed to (~/.cmp/devices.json, or $CMP_HOME/devices.json): what the dashboard lists
 // and fleet commands start from. A deploy records its device; a damaged file is one clear error, never overwritten.
+// Paths in it are absolute: the dashboard that reads them may start in any folder.
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { CmpError } from '../errors.js';
 
 /** One device a deploy went to. `name` identifies it: user@host:port for rpi, the site folder for browser. */
@@ -22,7 +23,7 @@ export interface DeviceRecord {
   };
   /** browser: the site folder (its profiles/ holds what browsers posted). mcu: the serial port. */
   path?: string;
-  /** The model last deployed there, as given on the command line. */
+  /** The model last deployed there: an absolute path (files before December 2026 kept it as given on the command line). */
   model: string;
   release?: string;
   deployedAt: string;
@@ -52,13 +53,46 @@ export function listDevices(path = join(cmpHome(), 'devices.json')): DeviceRecor
   if (file?.schema !== 'cmp-devices/1' || !Array.isArray(file.devices)) {
     throw new CmpError('IO', `${path} is not a cmp device list (cmp-devices/1). Fix or remove it.`);
   }
-  return [...file.devices].sort((a, b) => b.deployedAt.localeCompare(a.deployedAt));
+  return file.devices.map(readRecord).sort((a, b) => b.deployedAt.localeCompare(a.deployedAt));
 }
 
-/** Records a deploy: replaces the entry of the same kind and name. Written to a temporary file, then renamed. */
+/**
+ * An entry as written, with a relative model path (older files kept it as typed, relative to a folder nobody
+ * recorded) made absolute where it can be found: a browser site's own copy under model/, else from this folder.
+ * One found nowhere stays as written, and the dashboard says it is missing when it is used.
+ */
+function readRecord(record: DeviceRecord): DeviceRecord {
+  if (typeof record.model !== 'string' || isAbsolute(record.model)) return record;
+  const candidates = [
+    ...(record.kind === 'browser' && record.path ? [join(record.path, 'model', basename(record.model))] : []),
+    resolve(record.model),
+  ];
+  const found = candidates.find((path) => existsSync(path));
+  return found ? { ...record, model: found } : record;
+}
+
+/** A record with every local path absolute. */
+function absolutePaths(record: DeviceRecord): DeviceRecord {
+  const ssh = record.ssh && {
+    ...record.ssh,
+    ...(record.ssh.identity ? { identity: resolve(record.ssh.identity) } : {}),
+    ...(record.ssh.knownHosts ? { knownHosts: resolve(record.ssh.knownHosts) } : {}),
+  };
+  return {
+    ...record,
+    model: resolve(record.model),
+    ...(ssh ? { ssh } : {}),
+    ...(record.path ? { path: resolve(record.path) } : {}),
+  };
+}
+
+/**
+ * Records a deploy: replaces the entry of the same kind and name, with its paths made absolute. Written to a
+ * temporary file, then renamed.
+ */
 export function recordDevice(record: DeviceRecord, path = join(cmpHome(), 'devices.json')): void {
   const devices = listDevices(path).filter((d) => !(d.kind === record.kind && d.name === record.name));
-  devices.unshift(record);
+  devices.unshift(absolutePaths(record));
   mkdirSync(dirname(path), { recursive: true });
   const body: DevicesFile = { schema: 'cmp-devices/1', devices };
   writeFileSync(`${path}.tmp`, `${JSON.stringify(body, null, 2)}\n`);

@@ -19,6 +19,7 @@ const PROFILE_KEYS: ReadonlySet<string> = new Set([
   'link',
   'rssBytes',
   'backendReason',
+  'exitsReason',
   'startedAt',
   'durationMs',
 ]);
@@ -99,6 +100,7 @@ export function checkDeviceProfile(value: unknown, where: string): DeviceProfile
   }
   if (p.rssBytes !== undefined) count(p.rssBytes, 'rssBytes');
   if (p.backendReason !== undefined) text(p.backendReason, 'backendReason');
+  if (p.exitsReason !== undefined) text(p.exitsReason, 'exitsReason');
   if (Number.isNaN(Date.parse(text(p.startedAt, 'startedAt'))))
     throw bad(`has startedAt ${JSON.stringify(p.startedAt)}`);
   finite(p.durationMs, 'durationMs', 0);

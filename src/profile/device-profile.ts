@@ -37,6 +37,8 @@ export interface DeviceProfile {
   backend: string;
   /** Why the device runs this backend (deployed releases: e.g. no onnxruntime-node binary for linux/arm). */
   backendReason?: string;
+  /** Models with exits: how the exits run and why (stage by stage, see runtime/early-exit.ts STAGED_REASON). */
+  exitsReason?: string;
   dataset: string;
   samples: number;
   accuracy: number;
@@ -107,6 +109,7 @@ export async function profilePredictor(
   return {
     backend: predictor.backendName,
     ...(predictor.backendReason ? { backendReason: predictor.backendReason } : {}),
+    ...(predictor.exitsReason ? { exitsReason: predictor.exitsReason } : {}),
     dataset: options.dataset,
     samples: count,
     accuracy: count ? correct / count : 0,

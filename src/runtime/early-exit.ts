@@ -8,6 +8,15 @@ import type { BackendChoice } from './backend.js';
 import { createBackend, type Backend } from './backends.js';
 import { readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
 
+/**
+ * Why a model with exits runs stage by stage (one file per stage, the exit decided between them) rather than as the
+ * one-graph file whose `If` holds the rest of the network: a sample that leaves at exit k runs no later stage on
+ * every backend (bitwasm and the microcontroller run stage files but no `If`), each stage and exit is timed, and the
+ * thresholds stay settable at run time. `npm run bench -- exit` times both.
+ */
+export const STAGED_REASON =
+  'stage by stage: a sample that leaves at an exit runs no later stage file, on every backend (the one-graph If file runs on onnxruntime only)';
+
 /** The outcome of one sample. `exit` is 1..n for an early exit, 0 for the final classifier. */
 export interface StagedResult {
   logits: Float32Array;

@@ -62,14 +62,19 @@ export const readModelFileAsync: ModelReader = async (path) => readModelFile(pat
 
 /** Reads and checks an ONNX file; a missing, truncated or foreign file is one clear error. */
 export function readModelFile(path: string): ModelFile {
+  if (!existsSync(path)) {
+    throw new CmpError(
+      'MODEL_MISSING',
+      `There is no model file ${path}. Check the path, or export one: cmp export RUN --out FILE.`,
+    );
+  }
   let bytes: Uint8Array;
   try {
-    if (!statSync(path).isFile()) throw new Error('not a file');
+    if (statSync(path).isDirectory()) throw new Error('it is a folder; pass the .onnx file in it');
     bytes = readFileSync(path);
   } catch (err) {
-    throw new CmpError('MODEL_INVALID', `Cannot read model file ${path}: ${(err as Error).message}. Check the path.`, {
-      cause: err,
-    });
+    const why = (err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new CmpError('MODEL_INVALID', `Cannot read model file ${path}: ${why}. Check the path.`, { cause: err });
   }
   return parseModelFile(bytes, path);
 }

@@ -4,7 +4,7 @@ import { CmpError } from '../errors.js';
 import { nowMs } from '../core/clock.js';
 import { argmaxAt, softmaxEntropy } from '../core/entropy.js';
 import { createBackend, type Backend } from './backends.js';
-import { StagedModel } from './early-exit.js';
+import { STAGED_REASON, StagedModel } from './early-exit.js';
 import { MaskedInput } from './masked-input.js';
 import { callerNormalization, readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
 
@@ -73,6 +73,11 @@ export class Predictor {
   /** With backend 'auto' on a binary model: the load-time race that chose the backend, as one line. */
   get backendReason(): string | undefined {
     return (this.backend?.choice ?? this.staged?.backendChoice)?.reason;
+  }
+
+  /** Models with exits: how the exits run, and why (stage by stage); undefined without exits. */
+  get exitsReason(): string | undefined {
+    return this.staged ? STAGED_REASON : undefined;
   }
 
   /** Whether inputs cross a link as cmp-select/1 frames (the model has an input mask). */

@@ -1,6 +1,6 @@
 // The one profiler: per-layer begin/end events timed by core/clock.ts, summarised per event name (TFLM style).
 
-import { nowMs } from '../core/clock.js';
+import { nowMs, percentile } from '../core/clock.js';
 
 /** One timed span, in milliseconds on the clock of core/clock.ts. */
 export interface ProfileEvent {
@@ -19,6 +19,8 @@ export interface ProfileRow {
   calls: number;
   totalMs: number;
   meanMs: number;
+  /** Median of one call: unlike the mean, not moved by the rare slow call (a GC pause, a first call). */
+  p50Ms: number;
   /** totalMs over the sum of every row's totalMs. */
   share: number;
 }
@@ -50,16 +52,31 @@ export class Profiler {
 
   /** Per-name totals in first-seen order. */
   summary(): ProfileRow[] {
-    const rows = new Map<string, ProfileRow>();
+    const rows = new Map<string, ProfileRow & { spans: number[] }>();
     let all = 0;
     for (const e of this.events) {
       const ms = e.endMs - e.startMs;
       all += ms;
-      const row = rows.get(e.name) ?? { name: e.name, tag: e.tag, calls: 0, totalMs: 0, meanMs: 0, share: 0 };
+      const row = rows.get(e.name) ?? {
+        name: e.name,
+        tag: e.tag,
+        calls: 0,
+        totalMs: 0,
+        meanMs: 0,
+        p50Ms: 0,
+        share: 0,
+        spans: [],
+      };
       row.calls++;
       row.totalMs += ms;
+      row.spans.push(ms);
       rows.set(e.name, row);
     }
-    return [...rows.values()].map((r) => ({ ...r, meanMs: r.totalMs / r.calls, share: all > 0 ? r.totalMs / all : 0 }));
+    return [...rows.values()].map(({ spans, ...r }) => ({
+      ...r,
+      meanMs: r.totalMs / r.calls,
+      p50Ms: percentile(spans, 50),
+      share: all > 0 ? r.totalMs / all : 0,
+    }));
   }
 }

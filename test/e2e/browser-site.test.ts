@@ -49,7 +49,19 @@ before(async () => {
   binaryModel = join(dir, 'fm-bin.onnx');
   writeFileSync(binaryModel, exportOnnx({ ...frozen, exits: [] }, training).bytes);
 
-  const deployed = runCli(['deploy', exitModel, '--target', 'browser', '--out', site, '--samples', String(SAMPLES)]);
+  // onnxruntime-web on request: a binary model alone would ship bitwasm only (the last tests).
+  const deployed = runCli([
+    'deploy',
+    exitModel,
+    '--target',
+    'browser',
+    '--out',
+    site,
+    '--samples',
+    String(SAMPLES),
+    '--backend',
+    'ort-web',
+  ]);
   assert.equal(deployed.code, 0, deployed.stderr);
   server = await startServe(site);
   browser = await launchChromium();
@@ -140,8 +152,10 @@ test(`the page answers ${SAMPLES} samples as Node does (same labels and exits, l
   assert.equal(state.state, 'done', state.error);
   assert.equal(state.crossOriginIsolated, true);
   assert.equal(await page.evaluate(() => crossOriginIsolated), true);
-  // auto in a browser: bitwasm races onnxruntime-web on stage 1 (ort-node is not there) and every stage follows.
-  assert.ok(['bitwasm', 'ort-web'].includes(state.backend ?? ''), state.backend);
+  // The site ships what --backend ort-web asked for, and nothing of bitwasm.
+  assert.equal(state.backend, 'ort-web');
+  assert.deepEqual(config.runtimes, ['ort-web']);
+  assert.equal(existsSync(join(site, 'bitwasm.wasm')), false);
   const results = state.results ?? [];
   assert.equal(results.length, SAMPLES);
   let largest = 0;
@@ -184,9 +198,9 @@ test('served files carry COOP/COEP and their MIME types; paths outside the site 
   for (const [path, type] of [
     ['/', 'text/html; charset=utf-8'],
     ['/cmp-page.js', 'text/javascript; charset=utf-8'],
+    ['/ort-web.js', 'text/javascript; charset=utf-8'],
     ['/ort-wasm-simd-threaded.mjs', 'text/javascript; charset=utf-8'],
     ['/ort-wasm-simd-threaded.wasm', 'application/wasm'],
-    ['/bitwasm.wasm', 'application/wasm'],
   ]) {
     const res = await exchange('HEAD', path);
     assert.equal(res.status, 200, path);
@@ -220,15 +234,29 @@ test('bad profile posts get one-line refusals: not JSON, wrong shape, too large,
   assert.equal((await exchange('HEAD', '/')).status, 200, 'the server still serves');
 });
 
-test('a redeploy replaces the site and keeps its profiles; bitwasm in the browser answers as Node does', async (t) => {
+test('a redeploy of an all-binary model ships bitwasm alone, under 1 MiB besides the model, and runs as Node does', async (t) => {
   const profiles = readdirSync(join(site, 'profiles'));
-  const deployed = runCli(['deploy', binaryModel, '--target', 'browser', '--out', site, '--backend', 'bitwasm']);
+  const deployed = runCli(['deploy', binaryModel, '--target', 'browser', '--out', site, '--json']);
   assert.equal(deployed.code, 0, deployed.stderr);
   assert.equal(existsSync(join(site, 'model', 'fm-exit.stage1.onnx')), false, 'the earlier model is gone');
   assert.deepEqual(readdirSync(join(site, 'profiles')), profiles, 'profiles stay');
+  const report = JSON.parse(deployed.stdout) as { bytes: number; runtimes: string[]; parts: Record<string, number> };
+  assert.deepEqual(report.runtimes, ['bitwasm']);
+  assert.deepEqual(Object.keys(report.parts), ['page', 'bitwasm', 'model', 'samples', 'site.json']);
+  assert.equal(
+    Object.values(report.parts).reduce((a, b) => a + b, 0),
+    report.bytes,
+  );
+  assert.ok(
+    report.bytes - report.parts.model < 2 ** 20,
+    `site without the model: ${report.bytes - report.parts.model} B`,
+  );
+  const onDisk = readdirSync(site).filter((name) => name !== 'profiles' && name !== 'model');
+  assert.deepEqual(onDisk.sort(), ['bitwasm.wasm', 'cmp-page.js', 'index.html', 'samples.f32', 'site.json']);
+  t.diagnostic(`site: ${JSON.stringify(report.parts)}`);
   const config = siteConfig();
   const expected = await nodeAnswers(binaryModel, config);
-  for (const query of ['', '?backend=auto']) {
+  for (const query of ['', '?backend=auto', '?backend=bitwasm']) {
     const state = await openPage(query);
     assert.equal(state.state, 'done', state.error);
     assert.equal(state.backend, 'bitwasm', query);
@@ -244,6 +272,9 @@ test('a redeploy replaces the site and keeps its profiles; bitwasm in the browse
       `bitwasm in Chromium against ort-node (${query || 'site backend'}): largest logit difference ${largest}`,
     );
   }
+  const missing = await openPage('?backend=ort-web');
+  assert.equal(missing.state, 'error');
+  assert.equal(missing.error, 'This site ships bitwasm only, not ort-web. Deploy it again with --backend ort-web.');
   const refused = await openPage('?backend=ort-node');
   assert.equal(refused.state, 'error');
   assert.equal(refused.error, 'Unknown backend "ort-node". Use one of: auto, bitwasm, ort-web.');
@@ -261,7 +292,7 @@ test('deploy and serve refuse bad input with one line: no --out, a foreign folde
   assert.equal(readFileSync(join(foreign, 'notes.txt'), 'utf8'), 'mine', 'nothing of the folder was touched');
   assertOneLineError(
     runCli(['serve', join(dir, 'missing')]),
-    /There is no folder .*missing to serve\. Write the site first: cmp deploy MODEL/,
+    /There is no folder .*missing to serve\. Write the site first: npx cmp deploy MODEL/,
   );
   assertOneLineError(runCli(['serve', dir]), /is not a cmp site \(no site\.json\)/);
   assertOneLineError(runCli(['serve', site, '--port', String(server.port)]), /Port \d+ on 127\.0\.0\.1 is in use/);

@@ -571,7 +571,7 @@ test('SSH devices from earlier deploys are listed; a profile of one that does no
       kind: 'rpi',
       name: 'pi@127.0.0.1:1',
       ssh: { user: 'pi', host: '127.0.0.1', port: 1, identity: key, knownHosts: join(dir, 'known_hosts') },
-      model: 'fm-exit.onnx',
+      model: join(dir, 'fm-exit.onnx'),
       release: '0123456789ab',
       deployedAt: new Date().toISOString(),
     },
@@ -584,7 +584,7 @@ test('SSH devices from earlier deploys are listed; a profile of one that does no
     kind: 'rpi',
     profilable: true,
     needsModel: false,
-    model: 'fm-exit.onnx',
+    model: join(dir, 'fm-exit.onnx'),
   });
   const { job } = await client.request<{ job: number }>({
     id: 2,

@@ -145,7 +145,7 @@ test('cmp firmware qemu serves the board; cmp deploy uploads, verifies and smoke
     '5',
   ]);
   assert.equal(other.code, 2, other.stdout + other.stderr);
-  assert.match(other.stderr.trim(), /holds another model .* Deploy it first: cmp deploy/);
+  assert.match(other.stderr.trim(), /holds another model .* Deploy it first: npx cmp deploy/);
   const noPort = runCli(['profile', fitting, '--target', 'mcu']);
   assert.equal(noPort.code, 2);
   assert.match(noPort.stderr, /needs --port PATH/);

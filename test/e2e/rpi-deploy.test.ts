@@ -15,6 +15,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { StagedRunReport } from '../../src/cli/commands/run.js';
+import { stagePath } from '../../src/core/manifest.js';
+import { exportOnnx } from '../../src/export/export-onnx.js';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
 import { listDevices } from '../../src/deploy/devices.js';
 import { EXIT_MLP, FLOAT_MLP, fixtures, MASKED_MLP } from '../fixtures.js';
@@ -45,7 +48,15 @@ before(async () => {
   sshd = await startSshd();
   work = tempDir('cmp-rpi-');
   deviceDir = join(work, 'device');
-  models.exit = await fixtures.onnx(EXIT_MLP, join(work, 'exit.onnx'));
+  // The exit model with a threshold that some samples pass and some do not, so its profile has both ends of the exit.
+  const { frozen, training } = await fixtures.model(EXIT_MLP);
+  const exported = exportOnnx(
+    { ...frozen, exits: (frozen.exits ?? []).map((e) => ({ ...e, threshold: 1.2 })) },
+    { dataset: training.dataset, epochs: training.epochs, testAccuracy: training.testAccuracy },
+  );
+  models.exit = join(work, 'exit.onnx');
+  writeFileSync(models.exit, exported.bytes);
+  exported.stages.forEach((bytes, k) => writeFileSync(stagePath(models.exit, k + 1), bytes));
   models.masked = await fixtures.onnx(MASKED_MLP, join(work, 'masked.onnx'));
 });
 
@@ -115,6 +126,55 @@ test('status: release, previous, service and health', () => {
   assert.equal(status.health.ok, true);
   assert.equal(status.service.mode, 'process');
   assert.ok(status.service.pid > 0);
+});
+
+test('profile the exit model on the device: exit shares and per-stage latency agree with cmp run on the same images', () => {
+  const limit = 40;
+  const p = runCli([
+    'profile',
+    '--target',
+    'rpi',
+    ...device(),
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    String(limit),
+    '--json',
+    '--quiet',
+  ]);
+  assert.equal(p.code, 0, p.stderr);
+  const profile = JSON.parse(p.stdout) as DeviceProfile;
+  assert.equal(profile.model.release, releases.exit);
+  assert.match(profile.exitsReason ?? '', /^stage by stage/);
+  const host = runCli([
+    'run',
+    models.exit,
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    String(limit),
+    '--backend',
+    profile.backend,
+    '--json',
+    '--quiet',
+  ]);
+  assert.equal(host.code, 0, host.stderr);
+  const run = JSON.parse(host.stdout) as StagedRunReport;
+  // The same images leave at the same exits, and both ends of the exit decision ran.
+  const shares = (exits: { exit: string; share: number }[]): [string, number][] => exits.map((e) => [e.exit, e.share]);
+  assert.deepEqual(shares(profile.exits), shares(run.exits));
+  assert.ok(profile.exits[0].share > 0 && profile.exits[0].share < 1, `exit1 share ${profile.exits[0].share}`);
+  // The same stages, each run by as many images...
+  const stages = (s: { name: string; runs: number }[]): [string, number][] => s.map((x) => [x.name, x.runs]);
+  assert.deepEqual(stages(profile.stages), stages(run.stages));
+  // ...in times of one order (the device is this machine): a unit or a stage mixed up would be 1000x off.
+  profile.stages.forEach((s, k) => {
+    const ratio = s.p50 / run.stages[k].p50;
+    assert.ok(
+      ratio > 0.1 && ratio < 10,
+      `${s.name}: p50 ${s.p50} ms on the device, ${run.stages[k].p50} ms in cmp run`,
+    );
+  });
 });
 
 test('redeploy another model, then profile it on the device', () => {

@@ -20,7 +20,7 @@ import { MaskedInput } from '../../src/runtime/masked-input.js';
 import { parseModelFile, readModelFile } from '../../src/runtime/model-file.js';
 import { Predictor } from '../../src/runtime/predictor.js';
 import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
-import { maxAbsDiff, tempDir } from '../helpers.js';
+import { maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
 const SAMPLES = 100;
 /** Logits of bitwasm and onnxruntime differ by summation order only (float activations: no binarization flips). */
@@ -120,6 +120,29 @@ test('a file exported before input.feed is normalized by cmp as before, in onnxr
   const one = await predictor.infer(pixels(1));
   await predictor.dispose();
   assert.ok(maxAbsDiff(one.logits, expected.subarray(0, 10)) <= TOLERANCE);
+});
+
+test('inspect says how each file takes its input: pixel/255 alone when there is nothing to normalize', async () => {
+  const trained = await fixtures.model(DAB_MLP_32);
+  const dir = tempDir();
+  const takes = (name: string, bytes: Uint8Array): string => {
+    writeFileSync(join(dir, name), bytes);
+    const inspected = runCli(['inspect', join(dir, name)]);
+    assert.equal(inspected.code, 0, inspected.stderr);
+    return /^input .*, (takes .*)$/m.exec(inspected.stdout)?.[1] ?? inspected.stdout;
+  };
+  const plain = withInput(trained.frozen, 0, 1);
+  const centred = withInput(trained.frozen, 0.5, 0.5);
+  assert.equal(takes('new.onnx', exportOnnx(plain).bytes), 'takes pixel/255');
+  assert.equal(takes('old.onnx', asOldFile(exportOnnx(plain).bytes)), 'takes pixel/255');
+  assert.equal(
+    takes('new-centred.onnx', exportOnnx(centred).bytes),
+    'takes pixel/255; the graph applies (x - 0.5) / 0.5',
+  );
+  assert.equal(
+    takes('old-centred.onnx', asOldFile(exportOnnx(centred).bytes)),
+    'takes (pixel/255 - 0.5) / 0.5 (the caller normalizes; an older cmp file)',
+  );
 });
 
 /** A quick mask: a fixed random or importance baseline, or a dynamic one whose units close fast. */

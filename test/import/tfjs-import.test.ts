@@ -299,7 +299,7 @@ test('cmp inspect model.json: layers with output shapes, parameters and bytes; a
   assert.match(text.stdout, /^c1 +Conv2D +\[batch, 26, 26, 4\] +relu +40 +160 *$/m);
   assert.match(text.stdout, /^out +Dense +\[batch, 10\] +sigmoid +6770 +27080 *$/m);
   assert.match(text.stdout, /6,810 parameters, 26\.6 KiB of weights \(float32\)\./);
-  assert.match(text.stdout, /cmp import cannot read it as it is: .*Dense \(layer "out": activation sigmoid\)/);
+  assert.match(text.stdout, /Not importable as it is: .*Dense \(layer "out": activation sigmoid\)/);
   const json = runCli(['inspect', layersPath, '--json']);
   const report = JSON.parse(json.stdout) as { params: number; layers: { params: number }[]; inputs: unknown };
   assert.equal(report.params, 6810);
@@ -315,5 +315,5 @@ test('cmp inspect model.json: layers with output shapes, parameters and bytes; a
   assert.match(graph.stdout, /TF\.js graph-model/);
   assert.match(graph.stdout, /ops +.*_FusedConv2D x\d/);
   assert.match(graph.stdout, /^conv1\/filter +float32 +3x3x1x4 +144 *$/m);
-  assert.match(graph.stdout, /cmp import reads it: cmp import .*model\.json --out DIR/);
+  assert.match(graph.stdout, /^Importable: npx cmp import .*model\.json --out DIR$/m);
 });

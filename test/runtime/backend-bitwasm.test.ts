@@ -174,7 +174,8 @@ test('cmp run --backend bitwasm --profile prints accuracy, batch-1 latency and o
     samples: number;
     accuracy: number;
     latencyMs: { p50: number; p99: number; samples: number };
-    profile: { name: string; calls: number; meanMs: number }[];
+    profile: { name: string; calls: number; meanMs: number; p50Ms: number }[];
+    profiledP50Ms: number;
   };
   assert.equal(report.backend, 'bitwasm');
   assert.equal(report.samples, 60);
@@ -183,11 +184,13 @@ test('cmp run --backend bitwasm --profile prints accuracy, batch-1 latency and o
     report.profile.map((p) => p.name),
     ['conv1', 'pool1', 'conv2', 'pool2', 'fc1', 'logits'],
   );
-  assert.ok(report.profile.every((p) => p.calls === 60));
+  assert.ok(report.profile.every((p) => p.calls === 60 && p.p50Ms > 0));
+  assert.ok(report.profiledP50Ms > 0, 'the profiled pass reports its own whole-call p50 beside the layers');
   const text = runCli(['run', path, '--backend', 'bitwasm', '--data', 'fashion-mnist', '--limit', '20', '--profile']);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /batch-1 p50 ms/);
   assert.match(text.stdout, /conv2 +conv 1-bit w, dab in \(popcount\)/);
+  assert.match(text.stdout, /^The layers' p50s add up to [\d.]+ µs of a profiled call's p50 of [\d.]+ µs/m);
 });
 
 for (const arch of ['mlp', 'lenet'] as const) {

@@ -198,6 +198,17 @@ SINGLE_LAYERS.push({
   name: 'conv 3x3 40->64 on 6x7 1-bit w, float in (patches and tables)',
   options: { kind: 'conv', inputShape: [40, 6, 7], rows: 64, kernel: 3, binary: true, inputs: 'none' },
 });
+// Float convs run f32Conv: four filters and four outputs per step; a last step overlapping the one before it on widths
+// that are no multiple of four, one output at a time on widths under four, one filter at a time for the rows after
+// the last group of four.
+SINGLE_LAYERS.push({
+  name: 'conv 5x5 3->7 on 14x10 float w, none in (6 outputs a row: an overlapping step)',
+  options: { kind: 'conv', inputShape: [3, 14, 10], rows: 7, kernel: 5, binary: false, inputs: 'none', relu: true },
+});
+SINGLE_LAYERS.push({
+  name: 'conv 5x5 2->5 on 9x7 float w, none in (3 outputs a row: one at a time)',
+  options: { kind: 'conv', inputShape: [2, 9, 7], rows: 5, kernel: 5, binary: false, inputs: 'none', relu: true },
+});
 SINGLE_LAYERS.push({
   name: 'dense 4100->9 1-bit w, dab in (rows longer than 31 v128 words)',
   options: { kind: 'dense', inputShape: [4100, 1, 1], rows: 9, binary: true, inputs: 'dab' },

@@ -3,13 +3,13 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDashboardServer } from '../../dashboard/server.js';
 import { CmpError } from '../../errors.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
+import { electronBinary } from '../electron.js';
 import { stopSignal } from '../stop-signal.js';
 
 export const dashboardCommand: Command = {
@@ -49,17 +49,6 @@ export const dashboardCommand: Command = {
     return 0;
   },
 };
-
-/** The Electron binary when the optional dependency installed with its binary, else undefined. */
-function electronBinary(): string | undefined {
-  try {
-    // The electron package's main module is the path of its binary (it throws when the download failed).
-    const path: unknown = createRequire(import.meta.url)('electron');
-    return typeof path === 'string' && existsSync(path) ? path : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Runs the app's main process (dist/targets/electron/main.mjs) in Electron until its window closes. */
 async function runElectron(binary: string, models: string[], io: CliIo): Promise<number> {

@@ -2,7 +2,7 @@
 // onnxruntime, and print one comparison table.
 
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { trainRun } from '../../compress/train-run.js';
 import { exportRun } from '../../export/export-run.js';
 import { createBackend } from '../../runtime/backends.js';
@@ -13,7 +13,7 @@ import type { BinarizeMode } from '../../core/spec.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
-import { formatDuration } from '../progress.js';
+import { formatDuration, plural } from '../progress.js';
 import { formatBytes, formatPercent, formatTable } from '../table.js';
 import { trainProgress } from './train.js';
 
@@ -40,8 +40,10 @@ export const demoCommand: Command = {
     const f = parsed.flags;
     const out = (f.out as string) ?? 'cmp-demo';
     const epochs = (f.epochs as number) ?? 3;
+    // Before any work: the demo writes into the current folder unless told otherwise.
+    io.progress.log(`cmp demo writes its runs and ONNX files to ${resolve(out)}/ (--out DIR writes them elsewhere).`);
     const data = await loadDataFlag(f.data, io, undefined, { limitTrain: (f['limit-train'] as number) ?? 30000 });
-    io.progress.log(`cmp demo: a float and a DAB MLP, ${epochs} epochs each.`);
+    io.progress.log(`cmp demo: a float and a DAB MLP, ${plural(epochs, 'epoch')} each.`);
     mkdirSync(out, { recursive: true });
     const rows = [];
     for (const model of DEMO_MODELS) {

@@ -14,11 +14,19 @@ import {
 import { basename, isAbsolute, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { modelFilePaths } from '../../core/manifest.js';
-import { SITE_LAYOUT, SITE_SCHEMA, type SiteConfig, type SitePrediction } from '../../core/site.js';
+import {
+  SITE_LAYOUT,
+  SITE_RUNTIMES,
+  SITE_SCHEMA,
+  type SiteConfig,
+  type SitePrediction,
+  type SiteRuntime,
+} from '../../core/site.js';
+import { isBinaryMode } from '../../core/spec.js';
 import { CMP_VERSION } from '../../core/version.js';
 import { recordDevice } from '../../deploy/devices.js';
-import { CmpError } from '../../errors.js';
-import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
+import { CmpError, isCmpError } from '../../errors.js';
+import { datasetConsumer, readModelFile, type ModelFile } from '../../runtime/model-file.js';
 import { Predictor } from '../../runtime/predictor.js';
 import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo } from '../command.js';
@@ -99,15 +107,23 @@ export const browserDeploy = {
       io.progress.update(`opening ${file.path} on ${backend}`);
       await (await Predictor.open(file, { backend })).dispose();
     }
+    const shipped = await siteRuntimes(file, backend);
     io.progress.done();
 
-    const bundleFiles = readdirSync(bundle).filter((name) => statSync(join(bundle, name)).isFile());
+    // The runtimes the page will not use stay out: onnxruntime-web alone is 13.6 MiB, a binary model 1/100th of it.
+    const left = Object.entries(SITE_RUNTIMES).flatMap(([name, files]) =>
+      shipped.runtimes.includes(name as SiteRuntime) ? [] : files,
+    );
+    const bundleFiles = readdirSync(bundle).filter(
+      (name) => statSync(join(bundle, name)).isFile() && !left.includes(name),
+    );
     const config: SiteConfig = {
       schema: SITE_SCHEMA,
       createdAt: new Date().toISOString(),
       cmpVersion: CMP_VERSION,
       model: modelFiles[0].site,
       backend,
+      runtimes: shipped.runtimes,
       samples: {
         file: SITE_LAYOUT.samples,
         dataset: data.name,
@@ -120,6 +136,9 @@ export const browserDeploy = {
       files: [...bundleFiles, ...modelFiles.map((m) => m.site), SITE_LAYOUT.samples],
     };
     let bytes = 0;
+    const parts: Record<string, number> = Object.fromEntries(
+      ['page', ...shipped.runtimes, 'model', 'samples', SITE_LAYOUT.config].map((part) => [part, 0]),
+    );
     try {
       if (previous) removeSite(out, previous);
       mkdirSync(join(out, SITE_LAYOUT.modelDir), { recursive: true });
@@ -131,7 +150,15 @@ export const browserDeploy = {
         join(out, SITE_LAYOUT.samples),
         new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength),
       );
-      for (const name of [SITE_LAYOUT.config, ...config.files]) bytes += statSync(join(out, name)).size;
+      for (const name of [SITE_LAYOUT.config, ...config.files]) {
+        const size = statSync(join(out, name)).size;
+        const part = sitePart(
+          name,
+          modelFiles.map((m) => m.site),
+        );
+        parts[part] += size;
+        bytes += size;
+      }
     } catch (err) {
       throw new CmpError('IO', `Cannot write the site to ${out}: ${(err as Error).message}. Check the folder.`, {
         cause: err,
@@ -148,6 +175,10 @@ export const browserDeploy = {
       backend,
       files: config.files.length + 1,
       bytes,
+      runtimes: shipped.runtimes,
+      runtimesReason: shipped.why,
+      /** Bytes by part: page (index.html and its script), each runtime, model, samples, site.json. */
+      parts,
       host: { backend: 'ort-node', accuracy: hostAccuracy },
       serve: `cmp serve ${out}`,
     };
@@ -176,11 +207,47 @@ export const browserDeploy = {
           ],
         ),
       );
+      const said = Object.entries(parts).map(([part, n]) => `${part} ${formatBytes(n)}`);
+      io.out(
+        `Site: ${formatBytes(bytes)} (${said.join(', ')}). Runtimes: ${shipped.runtimes.join(' and ')} (${shipped.why}).`,
+      );
       io.out(`Serve it: cmp serve ${out}`);
     }
     return 0;
   },
 };
+
+/**
+ * The runtimes a site ships for `backend`: the one asked for; with auto, bitwasm alone when it runs the model and
+ * every weight layer is binary (where it beats onnxruntime-web), both when float layers leave the choice to auto's
+ * race in the page, onnxruntime-web when bitwasm cannot run the model.
+ */
+async function siteRuntimes(file: ModelFile, backend: string): Promise<{ runtimes: SiteRuntime[]; why: string }> {
+  if (backend === 'bitwasm' || backend === 'ort-web') return { runtimes: [backend], why: `--backend ${backend}` };
+  try {
+    await (await Predictor.open(file, { backend: 'bitwasm' })).dispose();
+  } catch (err) {
+    const reason = isCmpError(err) ? err.message.replace(/\.$/, '') : String(err);
+    return { runtimes: ['ort-web'], why: `bitwasm cannot run the model: ${reason}` };
+  }
+  const layers = file.manifest?.layers ?? [];
+  if (layers.length > 0 && layers.every((l) => isBinaryMode(l.weights))) {
+    return {
+      runtimes: ['bitwasm'],
+      why: 'every weight layer is binary; --backend ort-web ships onnxruntime-web instead',
+    };
+  }
+  return { runtimes: ['bitwasm', 'ort-web'], why: "float or int8 layers: auto's race in the page picks one" };
+}
+
+/** Which part of a site a file belongs to, for the size report. */
+function sitePart(name: string, modelFiles: string[]): string {
+  if (modelFiles.includes(name)) return 'model';
+  if (name === SITE_LAYOUT.samples) return 'samples';
+  if (name === SITE_LAYOUT.config) return SITE_LAYOUT.config;
+  for (const [runtime, files] of Object.entries(SITE_RUNTIMES)) if (files.includes(name)) return runtime;
+  return 'page';
+}
 
 /** Reads a site's config, or undefined when `dir` holds none (or a foreign file by that name). */
 export function readSiteConfig(dir: string): SiteConfig | undefined {

@@ -9,6 +9,7 @@ import { readModelFile } from '../../runtime/model-file.js';
 import { Predictor } from '../../runtime/predictor.js';
 import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo } from '../command.js';
+import { electronBinary, electronRange } from '../electron.js';
 import { formatBytes, formatTable } from '../table.js';
 
 /** Flags only this target reads (--out is shared with browser: both write a folder). */
@@ -41,6 +42,7 @@ export const electronDeploy = {
     await (await Predictor.open(file, { backend: 'ort-node' })).dispose();
     io.progress.update(`writing ${out}`);
     const report = writeElectronApp(file, out, dataset);
+    const here = electronBinary();
     io.progress.done();
     const result = {
       model: file.path,
@@ -51,7 +53,11 @@ export const electronDeploy = {
       files: report.files,
       bytes: report.bytes,
       packages: report.packages,
-      run: `npx electron ${resolve(out)}`,
+      // What the folder needs to run: Electron is not in it (the app's host provides it), and its native files are
+      // this platform's.
+      needs: { electron: electronRange(), platform: `${report.platform.os}/${report.platform.arch}` },
+      electronHere: here ?? null,
+      run: here ? `${here} ${resolve(out)}` : `electron ${resolve(out)}`,
     };
     if (io.json) io.out(JSON.stringify(result, null, 2));
     else {
@@ -61,7 +67,13 @@ export const electronDeploy = {
           [[file.path, out, result.platform, report.files, formatBytes(report.bytes), report.packages.length]],
         ),
       );
-      io.out(`Run it: ${result.run} (Electron is not bundled: install it where the app runs, or package the folder).`);
+      const needs = `Electron ${result.needs.electron} on ${result.needs.platform}`;
+      if (here) io.out(`Run it: ${result.run} (it needs ${needs}; this machine has it).`);
+      else {
+        io.out(
+          `It needs ${needs}, which this machine lacks: Electron is not in the folder. Run it where Electron is installed (${result.run}), package it with electron-builder or electron-forge, or install Electron here (npm install electron, which downloads its binary). Without Electron, the same dashboard runs in a browser: cmp dashboard --http --model ${file.path}`,
+        );
+      }
     }
     return 0;
   },

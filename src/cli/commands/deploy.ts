@@ -15,12 +15,13 @@ export interface TargetDeploy {
 }
 
 /** Targets by short lowercase name, with the flags only they read (the rest are refused for them). */
-const TARGETS: Readonly<Record<string, { deploy: TargetDeploy; flags: Record<string, FlagDef> }>> = Object.freeze({
-  browser: { deploy: browserDeploy, flags: BROWSER_DEPLOY_FLAGS },
-  electron: { deploy: electronDeploy, flags: ELECTRON_DEPLOY_FLAGS },
-  mcu: { deploy: mcuDeploy, flags: MCU_DEPLOY_FLAGS },
-  rpi: { deploy: rpiDeploy, flags: RPI_DEPLOY_FLAGS },
-});
+const TARGETS: Readonly<Record<string, { deploy: TargetDeploy; flags: Record<string, FlagDef>; what: string }>> =
+  Object.freeze({
+    browser: { deploy: browserDeploy, flags: BROWSER_DEPLOY_FLAGS, what: 'a static site, with --out DIR' },
+    electron: { deploy: electronDeploy, flags: ELECTRON_DEPLOY_FLAGS, what: 'the dashboard app, with --out DIR' },
+    mcu: { deploy: mcuDeploy, flags: MCU_DEPLOY_FLAGS, what: 'a microcontroller, with --port PATH' },
+    rpi: { deploy: rpiDeploy, flags: RPI_DEPLOY_FLAGS, what: 'a Linux device over SSH, with --host USER@HOST' },
+  });
 
 /** Flags every target reads. --port is the serial port for mcu and the SSH port for rpi. */
 const SHARED_FLAGS: Record<string, FlagDef> = {
@@ -42,9 +43,8 @@ export const deployCommand: Command = {
       target: {
         type: 'string',
         value: 'NAME',
-        default: 'mcu',
         choices: Object.keys(TARGETS),
-        help: 'where the model runs',
+        help: 'where the model runs (required)',
       },
       ...SHARED_FLAGS,
       ...Object.fromEntries(Object.values(TARGETS).flatMap((t) => Object.entries(t.flags))),
@@ -57,7 +57,15 @@ export const deployCommand: Command = {
     ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
-    const name = (parsed.flags.target as string | undefined) ?? 'mcu';
+    const name = parsed.flags.target as string | undefined;
+    // No target is assumed: a model meant for a browser must not be sent down a serial port.
+    if (!name) {
+      const targets = Object.entries(TARGETS).map(([n, t]) => `${n} (${t.what})`);
+      throw new CmpError(
+        'BAD_FLAG',
+        `cmp deploy needs --target NAME, where the model goes: ${targets.join('; ')}. Example: cmp deploy ${parsed.positionals[0]} --target browser --out site/`,
+      );
+    }
     const target = TARGETS[name];
     refuseForeignFlags(parsed, name, target.flags);
     return target.deploy.run(parsed, io);

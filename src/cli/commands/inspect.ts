@@ -6,6 +6,7 @@ import { inspectModel } from '../../runtime/inspect.js';
 import { readModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
+import { plural } from '../progress.js';
 import { formatBytes, formatTable } from '../table.js';
 
 export const inspectCommand: Command = {
@@ -87,7 +88,7 @@ export const inspectCommand: Command = {
         );
       if (m?.training) {
         io.out(
-          `Trained by cmp ${m.cmpVersion} on ${m.training.dataset}, ${m.training.epochs} epochs, test accuracy ${(m.training.testAccuracy * 100).toFixed(2)}%.`,
+          `Trained by cmp ${m.cmpVersion} on ${m.training.dataset}, ${plural(m.training.epochs, 'epoch')}, test accuracy ${(m.training.testAccuracy * 100).toFixed(2)}%.`,
         );
       }
     } else {
@@ -106,9 +107,11 @@ export const inspectCommand: Command = {
 /** What a cmp file's input takes, and who normalizes it. */
 function feedOf(m: Manifest): string {
   const { mean, std } = m.input;
+  // No normalization is the identity, said as such rather than as (pixel/255 - 0) / 1.
+  if (mean === 0 && std === 1) return 'takes pixel/255';
   if (m.input.feed !== PIXEL_FEED)
     return `takes (pixel/255 - ${mean}) / ${std} (the caller normalizes; an older cmp file)`;
-  return mean === 0 && std === 1 ? 'takes pixel/255' : `takes pixel/255; the graph applies (x - ${mean}) / ${std}`;
+  return `takes pixel/255; the graph applies (x - ${mean}) / ${std}`;
 }
 
 /** cmp inspect of a TF.js model.json. */
@@ -150,8 +153,8 @@ async function inspectTfjsCommand(path: string, io: CliIo): Promise<number> {
   );
   io.out(
     report.importable === true
-      ? `cmp import reads it: cmp import ${path} --out DIR`
-      : `cmp import cannot read it as it is: ${report.importable}`,
+      ? `Importable: cmp import ${path} --out DIR`
+      : `Not importable as it is: ${report.importable}`,
   );
   return 0;
 }

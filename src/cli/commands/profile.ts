@@ -25,7 +25,7 @@ export const profileCommand: Command = {
     summary: 'Profile a deployed model on its device: on-device exits, hand-offs, bytes each way, latency.',
     positionals: ['MODEL?'],
     flags: {
-      target: { type: 'string', value: 'NAME', default: 'mcu', choices: ['mcu', 'rpi'], help: 'where the model runs' },
+      target: { type: 'string', value: 'NAME', choices: ['mcu', 'rpi'], help: 'where the model runs (required)' },
       port: {
         type: 'string',
         value: 'PATH|N',
@@ -49,6 +49,13 @@ export const profileCommand: Command = {
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const f = parsed.flags;
+    // As with deploy, no device is assumed: a board and an SSH host need different flags.
+    if (!f.target) {
+      throw new CmpError(
+        'BAD_FLAG',
+        'cmp profile needs --target NAME, where the model runs: mcu (a microcontroller, with --port PATH); rpi (a Linux device over SSH, with --host USER@HOST). Example: cmp profile --target rpi --host pi@raspberrypi.local',
+      );
+    }
     if (f.target === 'rpi') return profileOnRpi(parsed, io);
     if (!parsed.positionals[0])
       throw new CmpError('BAD_FLAG', 'cmp profile --target mcu needs the MODEL the board runs.');
@@ -239,5 +246,6 @@ export function formatDeviceProfile(p: DeviceProfile): string {
       : []),
     '',
     `Device: ${p.device.platform}/${p.device.arch}, ${p.device.cpus} CPUs, ${formatBytes(p.device.memoryBytes)}, ${p.device.runtime}. Backend: ${p.backend}${p.backendReason ? ` (${p.backendReason})` : ''}.`,
+    ...(p.exitsReason ? [`Exits: ${p.exitsReason}.`] : []),
   ].join('\n');
 }

@@ -7,7 +7,7 @@ import { backendNames, createBackend } from '../../runtime/backends.js';
 import { evaluate, inputDimsFor, type EvalResult } from '../../runtime/evaluate.js';
 import { MaskedInput } from '../../runtime/masked-input.js';
 import { callerNormalization, datasetConsumer, readModelFile } from '../../runtime/model-file.js';
-import { StagedModel } from '../../runtime/early-exit.js';
+import { STAGED_REASON, StagedModel } from '../../runtime/early-exit.js';
 import type { Dataset } from '../../data/datasets.js';
 import { Profiler, type ProfileRow } from '../../runtime/profiler.js';
 import type { Parsed } from '../args.js';
@@ -28,10 +28,14 @@ export interface RunReport {
   backendChoice?: BackendChoice;
   samples: number;
   accuracy: number;
-  /** Wall time of one backend call with one sample, milliseconds. */
+  /** Wall time of one backend call with one sample, milliseconds, with no profiler attached. */
   latencyMs: { p50: number; p99: number; samples: number };
-  /** Per-layer totals over the batch-1 runs (backends that profile: bitwasm). */
+  /**
+   * Per-layer times over a second pass of the same batch-1 runs with the profiler attached (backends that profile:
+   * bitwasm), and that pass's whole-call p50: timing each layer costs time itself, so it is not latencyMs.p50.
+   */
   profile?: ProfileRow[];
+  profiledP50Ms?: number;
   /** Masked models: the bytes the sender's frames took, against sending the whole input. */
   link?: EvalResult['link'];
 }
@@ -80,7 +84,6 @@ export const runCommand: Command = {
       if (profiler && !backend.setProfiler) {
         io.progress.log(`Backend ${backend.name} does not profile layers; --profile prints nothing for it.`);
       }
-      backend.setProfiler?.(profiler);
       const count = Math.min(result.count, RUN_LATENCY_SAMPLES);
       if (count === 0)
         throw new CmpError('BAD_ARGUMENT', `Data set ${data.name} has no test samples. Use another data set.`);
@@ -88,21 +91,28 @@ export const runCommand: Command = {
       const { mean, std } = callerNormalization(file);
       const link = await MaskedInput.open(file);
       const dims = link ? [] : inputDimsFor(file, data, 1);
-      const latencies: number[] = [];
-      for (let i = 0; i < count; i++) {
-        let input: Float32Array = data.test.x.slice(i * features, (i + 1) * features);
-        let sampleDims = dims;
-        if (link) ({ input, dims: sampleDims } = await link.modelInput(input, 1));
-        else if (mean !== 0 || std !== 1) for (let k = 0; k < features; k++) input[k] = (input[k] - mean) / std;
-        const began = nowMs();
-        await backend.run(input, sampleDims);
-        latencies.push(nowMs() - began);
-        if (i % 50 === 0) io.progress.update(`latency ${i}/${count}`);
-      }
+      /** Times `count` batch-1 calls, with `profiler` attached to the backend (undefined: none). */
+      const timeCalls = async (label: string, attached: Profiler | undefined): Promise<number[]> => {
+        backend.setProfiler?.(attached);
+        const latencies: number[] = [];
+        for (let i = 0; i < count; i++) {
+          let input: Float32Array = data.test.x.slice(i * features, (i + 1) * features);
+          let sampleDims = dims;
+          if (link) ({ input, dims: sampleDims } = await link.modelInput(input, 1));
+          else if (mean !== 0 || std !== 1) for (let k = 0; k < features; k++) input[k] = (input[k] - mean) / std;
+          const began = nowMs();
+          await backend.run(input, sampleDims);
+          latencies.push(nowMs() - began);
+          if (i % 50 === 0) io.progress.update(`${label} ${i}/${count}`);
+        }
+        backend.setProfiler?.(undefined);
+        return latencies;
+      };
+      const latencies = await timeCalls('latency', undefined);
+      const profiled = profiler && backend.setProfiler ? await timeCalls('profile', profiler) : undefined;
       io.progress.done();
       if (!file.manifest) io.progress.log(foreignInputNote(file));
       await link?.dispose();
-      backend.setProfiler?.(undefined);
       const report: RunReport = {
         model: file.path,
         dataset: data.name,
@@ -111,7 +121,7 @@ export const runCommand: Command = {
         samples: result.count,
         accuracy: result.accuracy,
         latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), samples: count },
-        ...(profiler && backend.setProfiler ? { profile: profiler.summary() } : {}),
+        ...(profiler && profiled ? { profile: profiler.summary(), profiledP50Ms: percentile(profiled, 50) } : {}),
         ...(result.link ? { link: result.link } : {}),
       };
       io.out(io.json ? JSON.stringify(report, null, 2) : formatReport(report));
@@ -147,13 +157,16 @@ function formatReport(r: RunReport): string {
     );
   }
   if (r.profile) {
+    const us = (ms: number): string => (ms * 1000).toFixed(1);
+    const layersP50 = r.profile.reduce((a, p) => a + p.p50Ms, 0);
     lines.push(
       '',
-      `Per layer, over ${r.latencyMs.samples} batch-1 runs:`,
+      `Per layer, over the same ${r.latencyMs.samples} batch-1 runs again with the profiler on (the p50 above is timed without it):`,
       formatTable(
-        ['layer', 'kernel', 'calls', 'mean µs', 'share'],
-        r.profile.map((p) => [p.name, p.tag, p.calls, (p.meanMs * 1000).toFixed(1), formatPercent(p.share)]),
+        ['layer', 'kernel', 'calls', 'p50 µs', 'mean µs', 'share of time'],
+        r.profile.map((p) => [p.name, p.tag, p.calls, us(p.p50Ms), us(p.meanMs), formatPercent(p.share)]),
       ),
+      `The layers' p50s add up to ${us(layersP50)} µs of a profiled call's p50 of ${us(r.profiledP50Ms ?? NaN)} µs (the rest: the engine between layers, and the profiler's own clock reads). Means also count the slow calls (another process on the CPU, a GC pause) that p50s leave out.`,
     );
   }
   return lines.join('\n');
@@ -172,6 +185,10 @@ export interface StagedRunReport {
   /** Per exit (1..n) then the final classifier: share of samples, their accuracy and latency percentiles. */
   exits: { exit: string; share: number; accuracy: number; latencyMs: { p50: number; p90: number; p99: number } }[];
   latencyMs: { mean: number; p50: number; p90: number; p99: number };
+  /** Per stage file, over the samples that reached it (what cmp profile reports per stage on a device). */
+  stages: { name: string; runs: number; mean: number; p50: number; p90: number; p99: number }[];
+  /** How the exits run, and why (runtime/early-exit.ts STAGED_REASON). */
+  exitsReason: string;
   /** Mean bytes handed from stage to stage per sample (float32 activations), what a split device would send. */
   meanHandoffBytes: number;
   /** Masked models: mean bytes of the sender's cmp-select/1 frame per sample. */
@@ -187,6 +204,7 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
     const n = model.exitCount;
     const taken = Array.from({ length: n + 1 }, () => ({ count: 0, correct: 0, latencies: [] as number[] }));
     const all: number[] = [];
+    const stageTimes: number[][] = [];
     let handoff = 0;
     for (let i = 0; i < data.test.count; i++) {
       const sample = data.test.x.slice(i * features, (i + 1) * features);
@@ -197,6 +215,7 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
       slot.correct += Number(result.label === data.test.y[i]);
       slot.latencies.push(ms);
       all.push(ms);
+      result.stageMs.forEach((t, k) => (stageTimes[k] ??= []).push(t));
       handoff += result.handoffBytes.reduce((a, b) => a + b, 0);
       if (i % 100 === 0) io.progress.update(`run ${i}/${data.test.count}`);
     }
@@ -226,6 +245,15 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
         p90: percentile(all, 90),
         p99: percentile(all, 99),
       },
+      stages: stageTimes.map((times, k) => ({
+        name: `stage${k + 1}`,
+        runs: times.length,
+        mean: times.reduce((a, b) => a + b, 0) / times.length,
+        p50: percentile(times, 50),
+        p90: percentile(times, 90),
+        p99: percentile(times, 99),
+      })),
+      exitsReason: STAGED_REASON,
       meanHandoffBytes: handoff / count,
       ...(link ? { meanLinkBytes: link.tally.bytes / Math.max(link.tally.frames, 1) } : {}),
     };
@@ -246,11 +274,26 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
         ]),
       ),
     );
+    io.out('');
+    io.out(
+      formatTable(
+        ['stage', 'runs', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms'],
+        report.stages.map((s) => [
+          s.name,
+          s.runs,
+          s.mean.toFixed(3),
+          s.p50.toFixed(3),
+          s.p90.toFixed(3),
+          s.p99.toFixed(3),
+        ]),
+      ),
+    );
     io.out(
       `\n${report.model} on ${report.dataset} (${count} samples, ${report.backend}, stage by stage): accuracy ${formatPercent(report.accuracy)}, ` +
         `mean ${report.latencyMs.mean.toFixed(3)} ms, p99 ${report.latencyMs.p99.toFixed(3)} ms, ${report.meanHandoffBytes.toFixed(0)} bytes handed on per sample.`,
     );
     if (report.backendChoice) io.out(`Backend, chosen on stage 1: ${report.backendChoice.reason}.`);
+    io.out(`Exits: ${report.exitsReason}.`);
     return 0;
   } finally {
     await model.dispose();

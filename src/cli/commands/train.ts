@@ -204,7 +204,8 @@ export function trainProgress(progress: Progress, label: string): (p: TrainProgr
   return (p) => {
     if (p.phase === 'batch') {
       progress.update(
-        `${label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ETA ${formatDuration(p.etaMs)}`,
+        // The time left (with its unit) before the loss: a narrow terminal cuts the end of the line.
+        `${label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches}, ETA ${formatDuration(p.etaMs)}, loss ${p.loss.toFixed(4)}`,
       );
     } else {
       const r = p.record;

@@ -505,10 +505,12 @@ function runLayer(
       );
       continue;
     }
+    if (l.path === 'f32') {
+      k.f32Conv(input + s * inBytes, c, h, w, layer.kernel, l.weights, rows, l.scale, l.shift, relu, out);
+      continue;
+    }
     k.im2colF32(input + s * inBytes, c, h, w, layer.kernel, buf.patches);
-    if (l.path === 'f32')
-      k.f32Rows(buf.patches, positions, len, l.weights, rows, l.scale, l.shift, relu, out, positions, 1);
-    else if (l.path === 'i8')
+    if (l.path === 'i8')
       k.i8Rows(buf.patches, positions, len, l.weights, l.step, rows, l.scale, l.shift, relu, out, positions, 1);
     else maskedRows(k, l, buf.patches, positions, out, positions, 1, buf.lut);
   }

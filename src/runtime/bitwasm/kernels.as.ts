@@ -948,6 +948,136 @@ export function im2colBits(
   }
 }
 
+/**
+ * Float conv of one sample x [C, H, W] (stride 1, no padding) with float rows w [rows, C * K * K] in (c, ky, kx) order,
+ * straight from the input: four neighbouring outputs of four filters per step (one input load feeds four independent
+ * sums), each tap's weight splatted, so no patches are copied and no horizontal sums are taken. Output y
+ * [rows, OH, OW] (NCHW). Each output sums its taps in (c, ky, kx) order, one float32 add at a time.
+ */
+export function f32Conv(
+  x: usize,
+  C: i32,
+  H: i32,
+  W: i32,
+  K: i32,
+  w: usize,
+  rows: i32,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+): void {
+  const OH = H - K + 1;
+  const OW = W - K + 1;
+  // Steps of four outputs along a row; a row whose width is not a multiple of four ends with a step overlapping the one
+  // before it (the overlapped outputs come out the same), and rows narrower than four go one output at a time.
+  const full = OW >> 2;
+  const steps = OW < 4 ? 0 : full + (OW & 3 ? 1 : 0);
+  const len = C * K * K;
+  const wStep = (<usize>len) << 2;
+  const plane = (<usize>(OH * OW)) << 2;
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const wr = w + <usize>r * wStep;
+    const yr = y + <usize>r * plane;
+    for (let oy = 0; oy < OH; oy++) {
+      for (let step = 0; step < steps; step++) {
+        const ox = step < full ? step << 2 : OW - 4;
+        let a0 = f32x4.splat(0);
+        let a1 = f32x4.splat(0);
+        let a2 = f32x4.splat(0);
+        let a3 = f32x4.splat(0);
+        let t = wr;
+        for (let c = 0; c < C; c++) {
+          for (let ky = 0; ky < K; ky++) {
+            const src = x + ((<usize>((c * H + oy + ky) * W + ox)) << 2);
+            for (let kx = 0; kx < K; kx++) {
+              const v = v128.load(src + ((<usize>kx) << 2));
+              a0 = f32x4.add(a0, f32x4.mul(v, f32x4.splat(load<f32>(t))));
+              a1 = f32x4.add(a1, f32x4.mul(v, f32x4.splat(load<f32>(t + wStep))));
+              a2 = f32x4.add(a2, f32x4.mul(v, f32x4.splat(load<f32>(t + 2 * wStep))));
+              a3 = f32x4.add(a3, f32x4.mul(v, f32x4.splat(load<f32>(t + 3 * wStep))));
+              t += 4;
+            }
+          }
+        }
+        const at = yr + ((<usize>(oy * OW + ox)) << 2);
+        storeConv(a0, at, r, scale, shift, relu);
+        storeConv(a1, at + plane, r + 1, scale, shift, relu);
+        storeConv(a2, at + 2 * plane, r + 2, scale, shift, relu);
+        storeConv(a3, at + 3 * plane, r + 3, scale, shift, relu);
+      }
+      if (OW < 4) {
+        for (let j = 0; j < 4; j++) {
+          convTail(x, C, H, W, K, wr + <usize>j * wStep, r + j, oy, OW, scale, shift, relu, yr + <usize>j * plane);
+        }
+      }
+    }
+  }
+  for (; r < rows; r++) {
+    const wr = w + <usize>r * wStep;
+    const yr = y + <usize>r * plane;
+    for (let oy = 0; oy < OH; oy++) {
+      for (let step = 0; step < steps; step++) {
+        const ox = step < full ? step << 2 : OW - 4;
+        let a = f32x4.splat(0);
+        let t = wr;
+        for (let c = 0; c < C; c++) {
+          for (let ky = 0; ky < K; ky++) {
+            const src = x + ((<usize>((c * H + oy + ky) * W + ox)) << 2);
+            for (let kx = 0; kx < K; kx++) {
+              a = f32x4.add(a, f32x4.mul(v128.load(src + ((<usize>kx) << 2)), f32x4.splat(load<f32>(t))));
+              t += 4;
+            }
+          }
+        }
+        storeConv(a, yr + ((<usize>(oy * OW + ox)) << 2), r, scale, shift, relu);
+      }
+      if (OW < 4) convTail(x, C, H, W, K, wr, r, oy, OW, scale, shift, relu, yr);
+    }
+  }
+}
+
+/** Four outputs of filter r: the epilogue in SIMD (pmax(0, v) is v > 0 ? v : 0, so NaN and -0 become 0 as there). */
+function storeConv(acc: v128, at: usize, r: i32, scale: usize, shift: usize, relu: i32): void {
+  if (scale != 0) acc = f32x4.mul(acc, f32x4.splat(load<f32>(scale + ((<usize>r) << 2))));
+  acc = f32x4.add(acc, f32x4.splat(load<f32>(shift + ((<usize>r) << 2))));
+  if (relu != 0) acc = f32x4.pmax(f32x4.splat(0), acc);
+  v128.store(at, acc);
+}
+
+/** The outputs of output row oy of filter r, one at a time (rows narrower than a step of four). */
+function convTail(
+  x: usize,
+  C: i32,
+  H: i32,
+  W: i32,
+  K: i32,
+  wr: usize,
+  r: i32,
+  oy: i32,
+  OW: i32,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  yr: usize,
+): void {
+  for (let ox = 0; ox < OW; ox++) {
+    let s: f32 = 0;
+    let t = wr;
+    for (let c = 0; c < C; c++) {
+      for (let ky = 0; ky < K; ky++) {
+        const src = x + ((<usize>((c * H + oy + ky) * W + ox)) << 2);
+        for (let kx = 0; kx < K; kx++) {
+          s += load<f32>(src + ((<usize>kx) << 2)) * load<f32>(t);
+          t += 4;
+        }
+      }
+    }
+    store<f32>(yr + ((<usize>(oy * OW + ox)) << 2), epilogue(s, r, scale, shift, relu));
+  }
+}
+
 /** Float patches of one sample x [C, H, W]: row p = oy * OW + ox holds x[c, oy + ky, ox + kx] in (c, ky, kx) order. */
 export function im2colF32(x: usize, C: i32, H: i32, W: i32, K: i32, out: usize): void {
   const OH = H - K + 1;

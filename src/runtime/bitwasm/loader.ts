@@ -131,6 +131,19 @@ export interface KernelExports {
     apop: number,
   ): void;
   im2colF32(x: number, channels: number, height: number, width: number, kernel: number, out: number): void;
+  f32Conv(
+    x: number,
+    channels: number,
+    height: number,
+    width: number,
+    kernel: number,
+    w: number,
+    rows: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+  ): void;
   maxPool(x: number, planes: number, height: number, width: number, size: number, y: number): void;
 }
 
