@@ -14,6 +14,7 @@ export interface Benchmark {
  */
 const BENCHMARKS: readonly { name: string; load: () => Promise<Benchmark> }[] = Object.freeze([
   { name: 'accuracy-size', load: async () => (await import('./accuracy-size.js')).accuracySize },
+  { name: 'train-speed', load: async () => (await import('./train-speed.js')).trainSpeed },
   { name: 'prune', load: async () => (await import('./prune.js')).prune },
   { name: 'select', load: async () => (await import('./select.js')).select },
   { name: 'exit', load: async () => (await import('./exit.js')).exit },

@@ -104,6 +104,7 @@ export function binarizedCase(
   weights: TrainRunOptions['binarizeWeights'],
   activations: TrainRunOptions['binarizeActivations'],
   keepFloat?: string[],
+  int8?: string[],
 ): ModelFixture {
   return {
     data: FM_1000,
@@ -112,6 +113,7 @@ export function binarizedCase(
       binarizeWeights: weights,
       binarizeActivations: activations,
       ...(keepFloat ? { keepFloat } : {}),
+      ...(int8 ? { int8 } : {}),
       widths: arch === 'mlp' ? [96, 64] : [64],
       ...ONE_EPOCH,
       seed: 7,

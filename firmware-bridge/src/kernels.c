@@ -47,6 +47,18 @@ cmp_status_t cmp_dense_f32(const float *w, uint32_t rows, uint32_t row_length, c
   return CMP_OK;
 }
 
+cmp_status_t cmp_dense_i8(const int8_t *q, const float *scale, uint32_t rows, uint32_t row_length, const float *x,
+                          float *y) {
+  if (q == NULL || scale == NULL || x == NULL || y == NULL || rows == 0u || row_length == 0u) return CMP_ERR_ARG;
+  for (uint32_t r = 0u; r < rows; r++) {
+    const int8_t *qr = q + (size_t)r * row_length;
+    float acc = 0.0f;
+    for (uint32_t k = 0u; k < row_length; k++) acc += (float)qr[k] * x[k];
+    y[r] = acc * scale[r];
+  }
+  return CMP_OK;
+}
+
 static cmp_status_t check_binary(const cmp_binary_matrix_t *w) {
   if (w == NULL || w->bits == NULL || w->upper == NULL || w->lower == NULL || w->rows == 0u || w->row_length == 0u) {
     return CMP_ERR_ARG;
@@ -131,6 +143,28 @@ cmp_status_t cmp_conv_f32(const float *w, uint32_t filters, uint32_t kernel, cmp
         float acc = 0.0f;
         for (uint32_t k = 0u; k < row_length; k++) acc += wf[k] * patch[k];
         y[((size_t)f * oh + oy) * ow + ox] = acc;
+      }
+    }
+  }
+  return CMP_OK;
+}
+
+cmp_status_t cmp_conv_i8(const int8_t *q, const float *scale, uint32_t filters, uint32_t kernel, cmp_shape_t in,
+                         const float *x, float *y, float *patch) {
+  cmp_status_t s = check_conv(kernel, in, x, y, patch);
+  if (s != CMP_OK) return s;
+  if (q == NULL || scale == NULL || filters == 0u) return CMP_ERR_ARG;
+  uint32_t oh = in.height - kernel + 1u;
+  uint32_t ow = in.width - kernel + 1u;
+  uint32_t row_length = in.channels * kernel * kernel;
+  for (uint32_t oy = 0u; oy < oh; oy++) {
+    for (uint32_t ox = 0u; ox < ow; ox++) {
+      gather_patch(x, in, kernel, oy, ox, patch);
+      for (uint32_t f = 0u; f < filters; f++) {
+        const int8_t *qf = q + (size_t)f * row_length;
+        float acc = 0.0f;
+        for (uint32_t k = 0u; k < row_length; k++) acc += (float)qf[k] * patch[k];
+        y[((size_t)f * oh + oy) * ow + ox] = acc * scale[f];
       }
     }
   }

@@ -65,7 +65,7 @@ static cmp_status_t parse_layer(const uint8_t *blob, uint32_t bytes, const uint8
   uint32_t shift_off = le32(rec + 44);
   memcpy(layer->name, rec + 48, CMP_MODEL_NAME_BYTES);
   layer->name[CMP_MODEL_NAME_BYTES] = '\0';
-  if (inputs > CMP_INPUTS_DAB || activation > CMP_ACT_RELU || weights > CMP_WEIGHTS_BINARY) return CMP_ERR_MODEL;
+  if (inputs > CMP_INPUTS_DAB || activation > CMP_ACT_RELU || weights > CMP_WEIGHTS_INT8) return CMP_ERR_MODEL;
   layer->weights = (cmp_weights_kind_t)weights;
   layer->inputs = (cmp_inputs_kind_t)inputs;
   layer->activation = (cmp_activation_t)activation;
@@ -126,6 +126,12 @@ static cmp_status_t parse_layer(const uint8_t *blob, uint32_t bytes, const uint8
     layer->binary.lower = (const uint16_t *)(const void *)(blob + lo_off);
     layer->binary.rows = layer->rows;
     layer->binary.row_length = layer->row_length;
+  } else if (weights == CMP_WEIGHTS_INT8) {
+    if (!in_blob(w_off, cells, 1u, bytes) || !in_blob(up_off, (uint64_t)layer->rows * 4u, 4u, bytes)) {
+      return CMP_ERR_MODEL;
+    }
+    layer->weights_i8 = (const int8_t *)(const void *)(blob + w_off);
+    layer->weights_i8_scale = (const float *)(const void *)(blob + up_off);
   } else {
     return CMP_ERR_MODEL;
   }

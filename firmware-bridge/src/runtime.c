@@ -144,16 +144,23 @@ static cmp_status_t run_weight_layer(cmp_runtime_t *rt, const cmp_layer_t *layer
     s = cmp_binarize_xnor(x, n, rt->bits, &xb.upper, &xb.lower);
   }
   if (s != CMP_OK) return s;
-  if (binary_input && layer->weights == CMP_WEIGHTS_F32) {
-    cmp_dequantize(rt->bits, n, xb.upper, xb.lower, x); /* float weights: feed the two-level values */
+  if (binary_input && layer->weights != CMP_WEIGHTS_BINARY) {
+    cmp_dequantize(rt->bits, n, xb.upper, xb.lower, x); /* float or int8 weights: feed the two-level values */
     binary_input = 0;
   }
   if (layer->kind == CMP_LAYER_DENSE) {
     if (layer->weights == CMP_WEIGHTS_F32) return cmp_dense_f32(layer->weights_f32, layer->rows, n, x, y);
+    if (layer->weights == CMP_WEIGHTS_INT8) {
+      return cmp_dense_i8(layer->weights_i8, layer->weights_i8_scale, layer->rows, n, x, y);
+    }
     return binary_input ? cmp_dense_binary_bin(&layer->binary, &xb, y) : cmp_dense_binary_f32(&layer->binary, x, y);
   }
   if (layer->weights == CMP_WEIGHTS_F32) {
     return cmp_conv_f32(layer->weights_f32, layer->rows, layer->size, layer->in, x, y, rt->patch);
+  }
+  if (layer->weights == CMP_WEIGHTS_INT8) {
+    return cmp_conv_i8(layer->weights_i8, layer->weights_i8_scale, layer->rows, layer->size, layer->in, x, y,
+                       rt->patch);
   }
   return binary_input ? cmp_conv_binary_bin(&layer->binary, layer->size, layer->in, &xb, y, rt->patch_bits)
                       : cmp_conv_binary_f32(&layer->binary, layer->size, layer->in, x, y, rt->patch);

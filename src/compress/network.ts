@@ -2,7 +2,9 @@
 // estimators) and the inference pass of a frozen model, which export reproduces op for op.
 
 import type * as tfTypes from '@tensorflow/tfjs';
+import { dabThresholds, nextDownFloat32 } from '../core/binarize.js';
 import { expandBinary } from '../core/bitpack.js';
+import { dequantizeRows, INT8_MAX } from '../core/quantize.js';
 import type { FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
 import { maskLayout, selectorFeatures } from '../core/mask.js';
 import {
@@ -17,7 +19,7 @@ import {
   type ModelSpec,
 } from '../core/spec.js';
 import { maskInputFrozen, maskInputTrain, type MaskTerms } from './mask.js';
-import type { Tf } from './tf.js';
+import { viewFloat32, type Tf } from './tf.js';
 
 type Tensor = tfTypes.Tensor;
 type Variable = tfTypes.Variable;
@@ -157,11 +159,9 @@ export function forwardTrain(
         // Rows are output units (the bit format's rows); the product uses [in, out] because tfjs-wasm's matMul with
         // a transposed operand is about 20x slower than with plain ones.
         let q: Tensor = w;
-        if (layer.binarize.weights !== 'none') {
-          const rows = layer.kind === 'dense' ? w.transpose() : w.reshape([layer.filters, -1]);
-          const binary = binarizeWeightRows(tf, rows, layer.binarize.weights);
-          q = layer.kind === 'dense' ? binary.transpose() : binary.reshape(w.shape);
-        }
+        const mode = layer.binarize.weights;
+        if (mode === 'int8') q = fakeQuantizeInt8(tf, w, layer.kind);
+        else if (mode !== 'none') q = binarizeWeights(tf, w, layer.kind, mode);
         h = layer.kind === 'dense' ? matMul(tf, input, q) : conv(tf, input, q, layer.padding);
         if (layer.batchNorm) {
           const axes = layer.kind === 'dense' ? [0] : [0, 1, 2];
@@ -244,9 +244,10 @@ export function forwardFrozen(
 
 /** A frozen layer's float weights in cmp layout (dense [in, out], conv OIHW), expanded from bits where binary. */
 function frozenWeights(tf: Tf, layer: FrozenWeightLayer): Tensor {
-  if (layer.weights.kind === 'float') return tf.tensor(layer.weights.data, layer.weightShape);
-  const { packed, rows, rowLength, upper, lower } = layer.weights;
-  const expanded = tf.tensor(expandBinary(packed, rows, rowLength, upper, lower), [rows, rowLength]);
+  const w = layer.weights;
+  if (w.kind === 'float') return tf.tensor(w.data, layer.weightShape);
+  const values = w.kind === 'int8' ? dequantizeRows(w) : expandBinary(w.packed, w.rows, w.rowLength, w.upper, w.lower);
+  const expanded = tf.tensor(values, [w.rows, w.rowLength]);
   return layer.kind === 'dense' ? expanded.transpose() : expanded.reshape(layer.weightShape);
 }
 
@@ -338,64 +339,97 @@ export function convValid(tf: Tf, input: Tensor, hwio: Tensor): Tensor {
 }
 
 /**
- * Two-level binarization of each row of `values` [R, K] (weights) or each sample (activations), straight-through in
- * the backward pass. Returns the levels-and-bits reconstruction and the bits. DAB: the split k that maximises
- * S_k^2/k + (T - S_k)^2/(K - k) over the sorted row (see core/binarize.ts); XNOR: split at 0, levels +/- mean |v|.
+ * XNOR-Net's two levels for each row of `values` [R, K] (activations, per sample): split at 0, levels +/- mean |v|.
  */
-function twoLevel(tf: Tf, values: Tensor, mode: Exclude<BinarizeMode, 'none'>): { q: Tensor; bits: Tensor } {
-  const [rows, k] = values.shape as [number, number];
-  let bits: Tensor;
-  let upper: Tensor;
-  let lower: Tensor;
-  if (mode === 'dab') {
-    const sorted = tf.topk(values, k, true).values;
-    const prefix = tf.cumsum(sorted, 1);
-    const total = prefix.slice([0, k - 1], [rows, 1]);
-    const head = prefix.slice([0, 0], [rows, k - 1]);
-    const counts = tf.range(1, k, 1, 'float32');
-    const score = tf.add(tf.div(tf.square(head), counts), tf.div(tf.square(tf.sub(total, head)), tf.sub(k, counts)));
-    // The threshold is the split-th sorted value, picked by a one-hot product (tfjs-wasm's batched gather crashes).
-    const split = tf.argMax(score, 1);
-    const threshold = tf.sum(tf.mul(sorted, tf.oneHot(split, k)), 1, true);
-    // bits = values >= threshold, as 1 - step(threshold - values): tfjs-wasm's broadcasting compare is 30x slower.
-    bits = tf.sub(1, tf.step(tf.sub(threshold, values)));
-    const ups = tf.sum(bits, 1, true);
-    const downs = tf.sub(k, ups);
-    upper = tf.div(tf.sum(tf.mul(values, bits), 1, true), tf.maximum(ups, 1));
-    lower = tf.div(tf.sum(tf.mul(values, tf.sub(1, bits)), 1, true), tf.maximum(downs, 1));
-  } else {
-    bits = tf.sub(1, tf.step(tf.neg(values)));
-    upper = tf.mean(tf.abs(values), 1, true);
-    lower = tf.neg(upper);
-  }
-  return { q: tf.add(lower, tf.mul(tf.sub(upper, lower), bits)), bits };
+function xnorLevels(tf: Tf, values: Tensor): Tensor {
+  // bits = values >= 0, as 1 - step(-values): tfjs-wasm's broadcasting compare is 30x slower.
+  const bits = tf.sub(1, tf.step(tf.neg(values)));
+  const upper = tf.mean(tf.abs(values), 1, true);
+  return tf.add(tf.neg(upper), tf.mul(tf.mul(upper, 2), bits));
 }
 
 /**
- * Binarized weight rows for training. Backward: straight-through where |w| <= 1 (latent weights are clipped to
- * [-1, 1]) plus the gradient through the level means, since each level is the mean of the weights it stands for.
+ * A weight layer's binarized weights for training, two levels per output unit: a column of a dense layer's [in, out]
+ * weights (reduced along axis 0, so no transpose is needed), a filter of a conv layer's OIHW weights. DAB: the split
+ * minimising the reconstruction error, found per row on the weights' values by core/binarize.ts dabThresholds, the
+ * split freeze's binarizeRows uses, without sorting the rows (tfjs's topk sort of a 784x512 layer cost several times
+ * the layer's product); upper and lower are the means on either side. XNOR: split at 0, levels +/- mean |w|. Backward: straight-through where |w| <= 1 (latent weights are clipped to [-1, 1]) plus the gradient
+ * through the level means, since each level is the mean of the weights it stands for.
  */
-function binarizeWeightRows(tf: Tf, rows: Tensor, mode: Exclude<BinarizeMode, 'none'>): Tensor {
+export function binarizeWeights(
+  tf: Tf,
+  w: Tensor,
+  kind: 'dense' | 'conv',
+  mode: Exclude<BinarizeMode, 'none'>,
+): Tensor {
+  const rows = (kind === 'dense' ? w.shape[1] : w.shape[0]) as number;
+  const rowLength = w.size / rows;
+  const axis = kind === 'dense' ? 0 : 1;
+  const matrix = kind === 'dense' ? w : w.reshape([rows, rowLength]);
   const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
-    const w = args[0] as Tensor;
+    const m = args[0] as Tensor;
     const save = args[1] as tfTypes.GradSaveFunc;
-    const { q, bits } = twoLevel(tf, w, mode);
-    save([w, bits]);
+    const values = viewFloat32(tf, m);
+    let bits: Tensor;
+    let upper: Tensor;
+    let lower: Tensor;
+    if (mode === 'dab') {
+      const layout = kind === 'dense' ? { rowStep: 1, step: rows } : { rowStep: rowLength, step: 1 };
+      // bits = values >= threshold, as step(values - the float32 just below threshold): exact for float32 values, and
+      // tfjs-wasm's broadcasting compare is 30x slower.
+      const below = dabThresholds(values, rows, rowLength, layout).map(nextDownFloat32);
+      bits = tf.step(tf.sub(m, tf.tensor(below, kind === 'dense' ? [1, rows] : [rows, 1])));
+      const ups = tf.sum(bits, axis, true);
+      const upSum = tf.sum(tf.mul(m, bits), axis, true);
+      upper = tf.div(upSum, tf.maximum(ups, 1));
+      lower = tf.div(tf.sub(tf.sum(m, axis, true), upSum), tf.maximum(tf.sub(rowLength, ups), 1));
+    } else {
+      bits = tf.step(tf.sub(m, nextDownFloat32(0)));
+      upper = tf.mean(tf.abs(m), axis, true);
+      lower = tf.neg(upper);
+    }
+    // Latent weights stay in [-1, 1] (training clips them), except perhaps at the first step of a fine-tuning: the
+    // straight-through mask is only computed when some weight is outside.
+    let outside = false;
+    for (let i = 0; i < values.length && !outside; i++) outside = Math.abs(values[i]) > 1;
+    save(outside ? [bits, tf.sub(1, tf.step(tf.sub(tf.abs(m), 1)))] : [bits]);
     return {
-      value: q,
+      value: tf.add(lower, tf.mul(tf.sub(upper, lower), bits)),
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const [wv, b] = saved;
-        const ste = tf.mul(dy, tf.cast(tf.lessEqual(tf.abs(wv), 1), 'float32'));
-        const k = wv.shape[1] as number;
-        const ups = tf.maximum(tf.sum(b, 1, true), 1);
-        const downs = tf.maximum(tf.sub(k, tf.sum(b, 1, true)), 1);
-        const meanUp = tf.div(tf.sum(tf.mul(dy, b), 1, true), ups);
-        const meanDown = tf.div(tf.sum(tf.mul(dy, tf.sub(1, b)), 1, true), downs);
-        return tf.add(ste, tf.add(tf.mul(b, meanUp), tf.mul(tf.sub(1, b), meanDown)));
+        const [b, inside] = saved;
+        const ups = tf.sum(b, axis, true);
+        const upSum = tf.sum(tf.mul(dy, b), axis, true);
+        const meanUp = tf.div(upSum, tf.maximum(ups, 1));
+        const meanDown = tf.div(tf.sub(tf.sum(dy, axis, true), upSum), tf.maximum(tf.sub(rowLength, ups), 1));
+        const ste = inside ? tf.mul(dy, inside) : dy;
+        return tf.add(ste, tf.add(meanDown, tf.mul(b, tf.sub(meanUp, meanDown))));
       },
     };
   });
-  return f(rows);
+  const q = f(matrix);
+  return kind === 'dense' ? q : q.reshape(w.shape);
+}
+
+/**
+ * int8 weights for quantization-aware training: per output unit (dense: a column of [in, out]; conv: a filter),
+ * scale = max |w| / 127 and w ~ round(w / scale) * scale, as core/quantize.ts stores them (float32 here, so a weight
+ * exactly halfway between two steps may round the other way). Backward: straight-through, the rounding's gradient
+ * taken as 1.
+ */
+export function fakeQuantizeInt8(tf: Tf, w: Tensor, kind: 'dense' | 'conv'): Tensor {
+  const rows = (kind === 'dense' ? w.shape[1] : w.shape[0]) as number;
+  const axis = kind === 'dense' ? 0 : 1;
+  const matrix = kind === 'dense' ? w : w.reshape([rows, -1]);
+  const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    const m = args[0] as Tensor;
+    // An all-zero row gets scale 1 (its integers are all 0 either way).
+    const maxAbs = tf.max(tf.abs(m), axis, true);
+    const scale = tf.add(tf.div(maxAbs, INT8_MAX), tf.cast(tf.equal(maxAbs, 0), 'float32'));
+    const q = tf.mul(tf.mul(tf.sign(m), tf.round(tf.div(tf.abs(m), scale))), scale);
+    return { value: q, gradFunc: (dy: Tensor) => dy };
+  });
+  const q = f(matrix);
+  return kind === 'dense' ? q : q.reshape(w.shape);
 }
 
 /**
@@ -407,7 +441,7 @@ export function binarizeInputs(tf: Tf, h: Tensor, mode: BinarizeMode, isConv: bo
   if (mode === 'none') return h;
   const apply = (x: Tensor): Tensor => {
     const n = x.shape[0];
-    if (mode === 'xnor') return twoLevel(tf, x.reshape([n, -1]), 'xnor').q.reshape(x.shape);
+    if (mode === 'xnor') return xnorLevels(tf, x.reshape([n, -1])).reshape(x.shape);
     const flat = tf.sub(x, tf.mean(x, isConv ? 3 : 1, true)).reshape([n, -1]);
     let threshold = tf.mean(flat, 1, true);
     let levels = splitLevels(tf, flat, threshold);

@@ -49,6 +49,8 @@ export interface TrainRunOptions extends TrainOptions {
   binarizeActivations: BinarizeMode;
   /** Weight layers kept float, for weights and activations ('first', 'last', or an index); undefined: defaults. */
   keepFloat?: string[];
+  /** Weight layers whose weights are int8 (trained quantization-aware): 'first', 'last', 'all' or an index. */
+  int8?: string[];
   widths?: number[];
   filters?: number[];
   /** Early exits after these hidden weight layers (1-based). */
@@ -106,6 +108,7 @@ export function specFor(data: Dataset, options: Omit<TrainRunOptions, keyof Trai
     binarizeInputs: options.binarizeActivations,
     keepFloatWeights: options.keepFloat ?? [],
     keepFloatInputs: options.keepFloat ?? [...DEFAULT_KEEP_FLOAT_ACTIVATIONS],
+    ...(options.int8 ? { int8Weights: options.int8 } : {}),
   };
   const spec = buildSpec(options.arch, arch);
   // Checked before any tensor is made: a width such as 99999999 would ask for an array no runtime can hold.

@@ -5,7 +5,7 @@ import { CmpError } from '../errors.js';
 import { freeze, type FrozenModel } from '../core/frozen.js';
 import type { EpochRecord, MaskCheckpointRecord, TrainingRecord } from '../core/run.js';
 import { maskLayout } from '../core/mask.js';
-import { MASK_LOGITS, type ModelSpec } from '../core/spec.js';
+import { isBinaryMode, MASK_LOGITS, type ModelSpec } from '../core/spec.js';
 import type { Dataset, Split } from '../data/datasets.js';
 import {
   forwardFrozen,
@@ -124,7 +124,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
   }
   const optimizer = options.sgd ? new Sgd(tf, params, options.sgd) : new Adam(tf, params);
   const binaryWeights = spec.layers
-    .filter((l) => (l.kind === 'dense' || l.kind === 'conv') && l.binarize.weights !== 'none')
+    .filter((l) => (l.kind === 'dense' || l.kind === 'conv') && isBinaryMode(l.binarize.weights))
     .map((l) => params.trainable.get(`${l.name}.weight`) as tfTypes.Variable);
   // Held-out samples (the end of the training split) are never trained on: calibration's validation data.
   const validationCount = options.validationCount ?? 0;

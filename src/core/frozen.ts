@@ -2,6 +2,7 @@
 
 import { CmpError } from '../errors.js';
 import { binarizeRows, type BinaryRows } from './binarize.js';
+import { quantizeRows, type Int8Rows } from './quantize.js';
 import { featuresOf, maskLayout, selectorFeatures, type MaskSpec } from './mask.js';
 import {
   BN_EPSILON,
@@ -24,6 +25,11 @@ export interface BinaryWeights extends BinaryRows {
   kind: 'binary';
 }
 
+/** int8 weights in the row layout (output units / filters), one scale per row (see core/quantize.ts). */
+export interface Int8Weights extends Int8Rows {
+  kind: 'int8';
+}
+
 /** A dense or conv layer ready to run: y = (x * W) * scale + shift per output channel, then the activation. */
 export interface FrozenWeightLayer {
   kind: 'dense' | 'conv';
@@ -32,7 +38,7 @@ export interface FrozenWeightLayer {
   weightShape: number[];
   /** Conv: zeros added on every side of the (binarized) input; absent: none. */
   padding?: number;
-  weights: FloatWeights | BinaryWeights;
+  weights: FloatWeights | BinaryWeights | Int8Weights;
   /** Per output channel; batch norm folded (or all ones without it). */
   scale: Float32Array;
   /** Per output channel; folded batch norm shift, or the bias. */
@@ -78,7 +84,8 @@ export interface FrozenModel {
 }
 
 /**
- * Freezes trained tensors: binarizes weights per the spec (levels rounded to float16), folds batch norm into one scale
+ * Freezes trained tensors: binarizes weights per the spec (levels rounded to float16) or quantizes them to int8, folds
+ * batch norm into one scale
  * and shift per channel. Tensor names: `<layer>.weight`, `<layer>.bias`, `<layer>.bn.{gamma,beta,mean,variance}`.
  */
 export function freeze(spec: ModelSpec, tensors: Map<string, Float32Array>): FrozenModel {
@@ -95,13 +102,12 @@ export function freeze(spec: ModelSpec, tensors: Map<string, Float32Array>): Fro
     const { weightShape, weightCount, rowLength } = shapes[i];
     const out = layer.kind === 'dense' ? layer.units : layer.filters;
     const raw = get(`${layer.name}.weight`, weightCount);
-    let weights: FloatWeights | BinaryWeights;
-    if (layer.binarize.weights === 'none') {
-      weights = { kind: 'float', data: raw };
-    } else {
-      const rows = layer.kind === 'dense' ? transpose(raw, rowLength, out) : raw;
-      weights = { kind: 'binary', ...binarizeRows(rows, out, rowLength, layer.binarize.weights) };
-    }
+    let weights: FrozenWeightLayer['weights'];
+    const mode = layer.binarize.weights;
+    const rows = (): Float32Array => (layer.kind === 'dense' ? transpose(raw, rowLength, out) : raw);
+    if (mode === 'none') weights = { kind: 'float', data: raw };
+    else if (mode === 'int8') weights = { kind: 'int8', ...quantizeRows(rows(), out, rowLength) };
+    else weights = { kind: 'binary', ...binarizeRows(rows(), out, rowLength, mode) };
     const scale = new Float32Array(out).fill(1);
     const shift = new Float32Array(out);
     if (layer.batchNorm) {

@@ -1,7 +1,7 @@
 // The cmp manifest: JSON stored in an ONNX file's metadata_props under "cmp", describing input, labels and layers.
 
 import { CmpError } from '../errors.js';
-import type { BinarizeMode, InputSpec, ModelSpec } from './spec.js';
+import type { BinarizeMode, InputSpec, ModelSpec, WeightMode } from './spec.js';
 
 export const MANIFEST_KEY = 'cmp';
 export const MANIFEST_FORMAT = 'cmp-manifest/1';
@@ -14,15 +14,16 @@ export interface LayerManifest {
   kind: 'dense' | 'conv';
   weightShape: number[];
   weightCount: number;
-  weights: BinarizeMode;
+  weights: WeightMode;
   inputs: BinarizeMode;
-  /** Bytes the layer's weights take in the file (packed bits and float16 levels, or float32 values). */
+  /** Bytes the layer's weights take in the file (packed bits and float16 levels, int8 values and float32 scales, or
+   * float32 values). */
   weightBytes: number;
-  /** weightBytes * 8 / weightCount: 32 for float, about 1 for binary (levels and row padding included). */
+  /** weightBytes * 8 / weightCount: 32 for float, about 8 for int8, about 1 for binary (levels and padding included). */
   bitsPerWeight: number;
   /**
-   * Names of the initializers: `bits`, `upper`, `lower` (binary) or `weight` (float), then `scale` (absent when all
-   * ones) and `shift`, the per-channel folded batch norm or bias: y = (x * W) * scale + shift.
+   * Names of the initializers: `bits`, `upper`, `lower` (binary), `weightInt8` and `weightScale` (int8, in the op's
+   * layout, dequantized along the output axis) or `weight` (float), then `scale` (absent when all ones) and `shift`, the per-channel folded batch norm or bias: y = (x * W) * scale + shift.
    */
   initializers: Record<string, string>;
 }

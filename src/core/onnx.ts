@@ -13,7 +13,7 @@ export type OnnxAttribute = OnnxNs.IAttributeProto;
 export type OnnxValueInfo = OnnxNs.IValueInfoProto;
 
 /** ONNX tensor element types cmp writes. */
-export const ONNX_TYPE = Object.freeze({ float: 1, uint8: 2, int32: 6, int64: 7, float16: 10 } as const);
+export const ONNX_TYPE = Object.freeze({ float: 1, uint8: 2, int8: 3, int32: 6, int64: 7, float16: 10 } as const);
 const TYPE_NAMES: Readonly<Record<number, string>> = Object.freeze({
   1: 'float32',
   2: 'uint8',

@@ -7,11 +7,23 @@ import { checkMaskSpec, maskLayout, selectorFeatures, type MaskSpec } from './ma
 export type BinarizeMode = 'none' | 'xnor' | 'dab';
 export const BINARIZE_MODES: readonly BinarizeMode[] = Object.freeze(['none', 'xnor', 'dab']);
 
+/**
+ * How a layer's weights are stored and computed: float32 (`none`), one of the two-level binarizations, or `int8`,
+ * symmetric per output channel (w = q * scale, q in -127..127; see core/quantize.ts).
+ */
+export type WeightMode = BinarizeMode | 'int8';
+export const WEIGHT_MODES: readonly WeightMode[] = Object.freeze(['none', 'xnor', 'dab', 'int8']);
+
+/** Whether weights in `mode` are binary (1 bit each plus two levels per row). */
+export function isBinaryMode(mode: WeightMode): mode is Exclude<BinarizeMode, 'none'> {
+  return mode === 'xnor' || mode === 'dab';
+}
+
 export type Activation = 'relu' | 'none';
 
-/** What a weight layer binarizes: its weights, and its input activations. */
+/** What a weight layer compresses: its weights (binarized or int8), and its input activations (binarized). */
 export interface LayerBinarize {
-  weights: BinarizeMode;
+  weights: WeightMode;
   inputs: BinarizeMode;
 }
 
@@ -226,6 +238,8 @@ export interface BinarizeOptions {
   binarizeInputs: BinarizeMode;
   /** Weight layers (by 'first', 'last' or 0-based index among weight layers) whose weights stay float. */
   keepFloatWeights: string[];
+  /** Weight layers whose weights are int8 instead (also 'all'); they win over binarizeWeights and keepFloatWeights. */
+  int8Weights?: string[];
   /** Weight layers whose inputs stay float. */
   keepFloatInputs: string[];
 }
@@ -348,8 +362,9 @@ export function binarizeLayers(layers: LayerSpec[], options: BinarizeOptions): v
   weightLayers.forEach((layer, index) => {
     const keepWeights = matchesLayer(options.keepFloatWeights, index, weightLayers.length);
     const keepInputs = matchesLayer(options.keepFloatInputs, index, weightLayers.length);
+    const int8 = matchesLayer(options.int8Weights ?? [], index, weightLayers.length);
     layer.binarize = {
-      weights: keepWeights ? 'none' : options.binarizeWeights,
+      weights: int8 ? 'int8' : keepWeights ? 'none' : options.binarizeWeights,
       inputs: keepInputs ? 'none' : options.binarizeInputs,
     };
   });
@@ -357,23 +372,24 @@ export function binarizeLayers(layers: LayerSpec[], options: BinarizeOptions): v
 
 /**
  * A copy of `spec` with the weights (when `binarizeWeights` is given) or inputs (when `binarizeInputs` is) of its
- * weight layers binarized per `options`, everything else kept: how a trained or imported network is fine-tuned
+ * weight layers binarized per `options`, and the weights of the `int8Weights` layers int8, everything else kept: how a trained or imported network is fine-tuned
  * compressed. Activations stay as they are (buildSpec ends a layer at batch norm before binarized inputs): the trained
  * weights expect them.
  */
 export function withBinarization(
   spec: ModelSpec,
-  options: Partial<Pick<BinarizeOptions, 'binarizeWeights' | 'binarizeInputs'>> &
+  options: Partial<Pick<BinarizeOptions, 'binarizeWeights' | 'binarizeInputs' | 'int8Weights'>> &
     Pick<BinarizeOptions, 'keepFloatWeights' | 'keepFloatInputs'>,
 ): ModelSpec {
   const count = spec.layers.filter(isWeightLayer).length;
   let index = 0;
   const layers = spec.layers.map((l): LayerSpec => {
     if (!isWeightLayer(l)) return { ...l };
-    const mode = (chosen: BinarizeMode | undefined, current: BinarizeMode, keepFloat: string[]): BinarizeMode =>
+    const mode = <M extends WeightMode>(chosen: M | undefined, current: M, keepFloat: string[]): M | 'none' =>
       chosen === undefined ? current : matchesLayer(keepFloat, index, count) ? 'none' : chosen;
-    const binarize = {
-      weights: mode(options.binarizeWeights, l.binarize.weights, options.keepFloatWeights),
+    const int8 = matchesLayer(options.int8Weights ?? [], index, count);
+    const binarize: LayerBinarize = {
+      weights: int8 ? 'int8' : mode(options.binarizeWeights, l.binarize.weights, options.keepFloatWeights),
       inputs: mode(options.binarizeInputs, l.binarize.inputs, options.keepFloatInputs),
     };
     index++;
@@ -384,7 +400,8 @@ export function withBinarization(
 
 function matchesLayer(selectors: string[], index: number, count: number): boolean {
   return selectors.some(
-    (s) => (s === 'first' && index === 0) || (s === 'last' && index === count - 1) || s === String(index),
+    (s) =>
+      s === 'all' || (s === 'first' && index === 0) || (s === 'last' && index === count - 1) || s === String(index),
   );
 }
 

@@ -10,6 +10,7 @@ import { selectedUnits } from '../compress/train.js';
 import { CmpError } from '../errors.js';
 import { exportOnnx } from '../export/export-onnx.js';
 import { encodePng, paint, rgbImage } from '../export/png.js';
+import { isBinaryMode } from '../core/spec.js';
 import { inspectModel } from '../runtime/inspect.js';
 import { readModelFile } from '../runtime/model-file.js';
 import type { ModelView } from './messages.js';
@@ -79,7 +80,7 @@ async function runView(dir: string): Promise<ModelView> {
     testAccuracy: record.training.testAccuracy,
   });
   const layers = exported.manifest.layers;
-  const binary = layers.filter((l) => l.weights !== 'none');
+  const binary = layers.filter((l) => isBinaryMode(l.weights));
   const binaryWeights = binary.reduce((a, l) => a + l.weightCount, 0);
   const spec = record.spec.inputMask;
   const masking = record.masking;

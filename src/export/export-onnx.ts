@@ -2,7 +2,7 @@
 
 import { packBits, packedRowBytes, unpackBits } from '../core/bitpack.js';
 import { encodeFloat16 } from '../core/float16.js';
-import type { FrozenExit, FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
+import type { FrozenExit, FrozenModel, FrozenWeightLayer, Int8Weights } from '../core/frozen.js';
 import {
   MANIFEST_FORMAT,
   MANIFEST_KEY,
@@ -139,6 +139,12 @@ function foldStaticMask(frozen: FrozenModel): FrozenModel | undefined {
     const data = new Float32Array(kept * outputs);
     features.forEach((f, k) => data.set(source.subarray(f * outputs, (f + 1) * outputs), k * outputs));
     weights = { kind: 'float', data };
+  } else if (first.weights.kind === 'int8') {
+    // int8 rows are output units over the inputs: keep the kept inputs' integers of every row, scales unchanged.
+    const { data: source, rows, rowLength } = first.weights;
+    const data = new Int8Array(rows * kept);
+    for (let r = 0; r < rows; r++) features.forEach((f, k) => (data[r * kept + k] = source[r * rowLength + f]));
+    weights = { ...first.weights, data, rowLength: kept };
   } else {
     // Binary rows are output units over the inputs: keep the kept inputs' bits of every row, levels unchanged.
     const { packed, rows, rowLength } = first.weights;
@@ -527,6 +533,7 @@ function weights(g: GraphBuilder, layer: FrozenWeightLayer): { weight: string; m
       manifest: { ...base, weights: 'none', weightBytes, bitsPerWeight: 32, initializers: { weight: name } },
     };
   }
+  if (layer.weights.kind === 'int8') return int8Weights(g, layer, layer.weights, base);
   const { packed, rows, rowLength, upper, lower, mode } = layer.weights;
   const rowBytes = packedRowBytes(rowLength);
   const bits = g.init(tensor(`${layer.name}.bits`, ONNX_TYPE.uint8, [rows, rowBytes], packed));
@@ -560,6 +567,48 @@ function weights(g: GraphBuilder, layer: FrozenWeightLayer): { weight: string; m
       weightBytes,
       bitsPerWeight: (weightBytes * 8) / weightCount,
       initializers: { bits, upper: up16, lower: lo16 },
+    },
+  };
+}
+
+/**
+ * int8 weights as standard ONNX: an int8 initializer in the op's own layout (MatMul [in, out], Conv OIHW) and one
+ * float32 scale per output channel, dequantized by DequantizeLinear along the output axis (1 for MatMul, 0 for Conv),
+ * zero point 0 (absent). Stock onnxruntime (node and web) runs it as is.
+ */
+function int8Weights(
+  g: GraphBuilder,
+  layer: FrozenWeightLayer,
+  q: Int8Weights,
+  base: Omit<LayerManifest, 'weights' | 'weightBytes' | 'bitsPerWeight' | 'initializers'>,
+): { weight: string; manifest: LayerManifest } {
+  const { rows, rowLength, data, scales } = q;
+  let stored = data;
+  if (layer.kind === 'dense') {
+    stored = new Int8Array(data.length);
+    for (let r = 0; r < rows; r++) for (let k = 0; k < rowLength; k++) stored[k * rows + r] = data[r * rowLength + k];
+  }
+  const values = g.init(
+    tensor(
+      `${layer.name}.weight_int8`,
+      ONNX_TYPE.int8,
+      layer.weightShape,
+      new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength),
+    ),
+  );
+  const scale = g.init(floatTensor(`${layer.name}.weight_scale`, [rows], scales));
+  const weight = g.op('DequantizeLinear', [values, scale], `${layer.name}.weight`, {
+    axis: layer.kind === 'dense' ? 1 : 0,
+  });
+  const weightBytes = data.length + 4 * rows;
+  return {
+    weight,
+    manifest: {
+      ...base,
+      weights: 'int8',
+      weightBytes,
+      bitsPerWeight: (weightBytes * 8) / base.weightCount,
+      initializers: { weightInt8: values, weightScale: scale },
     },
   };
 }

@@ -21,14 +21,14 @@ export const MCU_MODEL_NAME_BYTES = 16;
 export const MCU_MAX_LAYERS = 32;
 
 const KIND = Object.freeze({ dense: 1, conv: 2, maxpool: 3, flatten: 4 } as const);
-const WEIGHTS = Object.freeze({ none: 0, f32: 1, binary: 2 } as const);
+const WEIGHTS = Object.freeze({ none: 0, f32: 1, binary: 2, int8: 3 } as const);
 const INPUTS = Object.freeze({ none: 0, xnor: 1, dab: 2 } as const);
 
 /** One layer as the device runs it. */
 export interface McuLayer {
   name: string;
   kind: LayerSpec['kind'];
-  weights: 'none' | 'float32' | 'binary';
+  weights: 'none' | 'float32' | 'binary' | 'int8';
   /** Bytes of weights, levels, scale and shift in the blob. */
   bytes: number;
 }
@@ -148,7 +148,18 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
         maskFeatures && lm.weightShape[0] !== rowLength && layer.kind === 'dense' ? maskFeatures : undefined;
       if (folded && lm.weightShape[0] !== folded.length)
         throw bad(`has a first layer of ${lm.weightShape[0]} rows for a mask of ${folded.length}`);
-      if (lm.weights === 'none') {
+      if (lm.weights === 'int8') {
+        weights = 'int8';
+        rec[1] = WEIGHTS.int8;
+        if (folded) throw bad(`has an int8 first layer folded to a static mask, which the firmware cannot unfold yet`);
+        let q = Int8Array.from(raw(tensor(lm.initializers.weightInt8, 'weightInt8'), rows * rowLength, bad), (b) =>
+          b > 127 ? b - 256 : b,
+        );
+        // ONNX MatMul stores dense weights [in, out]; the device reads rows [out, in].
+        if (layer.kind === 'dense') q = Int8Array.from(transpose(Float32Array.from(q), rowLength, rows));
+        v.setUint32(28, place(new Uint8Array(q.buffer)), true);
+        v.setUint32(32, place(bytesOf(floats(tensor(lm.initializers.weightScale, 'weightScale'), rows, bad))), true);
+      } else if (lm.weights === 'none') {
         weights = 'float32';
         rec[1] = WEIGHTS.f32;
         let w = floats(tensor(lm.initializers.weight, 'weight'), (folded?.length ?? rowLength) * rows, bad);

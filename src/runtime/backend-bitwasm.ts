@@ -6,6 +6,7 @@ import type { Engine, EngineMode } from './bitwasm/engine.js';
 import { createReferenceEngine } from './bitwasm/engine-reference.js';
 import { createWasmEngine } from './bitwasm/engine-wasm.js';
 import { planExit, planModel, type Plan } from './bitwasm/plan.js';
+import { isBinaryMode } from '../core/spec.js';
 import type { ModelFile } from './model-file.js';
 import type { Profiler } from './profiler.js';
 
@@ -68,7 +69,7 @@ export const bitwasmBackend: BackendFactory = {
   priority: BITWASM_PRIORITY,
   raced: true,
   rank(file: ModelFile): number {
-    const binary = file.manifest?.layers?.some((l) => l.weights !== 'none');
+    const binary = file.manifest?.layers?.some((l) => isBinaryMode(l.weights));
     return binary || file.manifest?.stage ? BITWASM_PRIORITY : 0;
   },
   create: (file: ModelFile) => createBitwasmBackend(file),

@@ -1,6 +1,7 @@
 // What an ONNX file holds: operators, stored tensors and their sizes, and cmp's per-layer compression when present.
 
 import type { LayerManifest, Manifest } from '../core/manifest.js';
+import { isBinaryMode } from '../core/spec.js';
 import { initializerSizes, type ModelFile } from './model-file.js';
 
 export interface ModelReport {
@@ -23,6 +24,8 @@ export interface ModelReport {
   layers?: LayerManifest[];
   /** Over the binarized layers: total bits stored (bits and levels) per weight. */
   binaryBitsPerWeight?: number;
+  /** Over the int8 layers: total bits stored (int8 values and per-channel scales) per weight. */
+  int8BitsPerWeight?: number;
 }
 
 /** Describes a model file for `cmp inspect`. */
@@ -30,8 +33,10 @@ export function inspectModel(file: ModelFile): ModelReport {
   const ops: Record<string, number> = {};
   for (const n of file.model.graph?.node ?? []) ops[n.opType ?? '?'] = (ops[n.opType ?? '?'] ?? 0) + 1;
   const initializers = initializerSizes(file);
-  const binary = file.manifest?.layers.filter((l) => l.weights !== 'none') ?? [];
+  const binary = file.manifest?.layers.filter((l) => isBinaryMode(l.weights)) ?? [];
   const binaryWeights = binary.reduce((a, l) => a + l.weightCount, 0);
+  const int8 = file.manifest?.layers.filter((l) => l.weights === 'int8') ?? [];
+  const int8Weights = int8.reduce((a, l) => a + l.weightCount, 0);
   return {
     path: file.path,
     fileBytes: file.fileBytes,
@@ -48,5 +53,6 @@ export function inspectModel(file: ModelFile): ModelReport {
     binaryBitsPerWeight: binaryWeights
       ? (binary.reduce((a, l) => a + l.weightBytes, 0) * 8) / binaryWeights
       : undefined,
+    int8BitsPerWeight: int8Weights ? (int8.reduce((a, l) => a + l.weightBytes, 0) * 8) / int8Weights : undefined,
   };
 }

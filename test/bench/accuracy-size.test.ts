@@ -8,11 +8,12 @@ import { HANG_MS, ROOT, tempDir } from '../helpers.js';
 interface Report {
   machine: { cores: number };
   inputs: { epochs: number };
-  rows: { dataset: string; model: string; testAccuracy: number; onnxBytes: number; bitsPerWeight: number }[];
+  rows: { dataset: string; model: string; seed: number; testAccuracy: number; onnxBytes: number }[];
+  summaries: { model: string; seeds: number; meanAccuracy: number; minAccuracy: number; maxAccuracy: number }[];
   goals: { goal: string; met: boolean; value: number; target: number; margin: number }[];
 }
 
-test('npm run bench -- accuracy-size --json prints every model and each goal with its margin', () => {
+test('npm run bench -- accuracy-size --json prints every model over its seeds and each goal with its margin', () => {
   const args = [
     'run',
     '--silent',
@@ -29,7 +30,13 @@ test('npm run bench -- accuracy-size --json prints every model and each goal wit
     '--limit-test',
     '200',
     '--widths',
-    '32',
+    '32,32',
+    '--archs',
+    'mlp',
+    '--seeds',
+    '1,2',
+    '--models',
+    'float,int8 post-training,xnor weights,dab weights,hybrid',
   ];
   // Finished rows go to a cache of this test's own, so a rerun resumes instead of training again.
   const env = { ...process.env, CMP_BENCH_DIR: tempDir('cmp-bench-rows-') };
@@ -38,21 +45,31 @@ test('npm run bench -- accuracy-size --json prints every model and each goal wit
   const report = JSON.parse(result.stdout) as Report;
   const resumed = spawnSync('npm', args, { cwd: ROOT, encoding: 'utf8', timeout: HANG_MS, env });
   assert.equal(resumed.status, 0, resumed.stderr);
-  assert.match(resumed.stderr, /resuming, 5 rows already in/);
+  assert.match(resumed.stderr, /resuming, 10 rows already in/);
   assert.doesNotMatch(resumed.stderr, /epoch 1\/1/, 'no model is trained again');
   assert.deepEqual((JSON.parse(resumed.stdout) as Report).rows, report.rows);
   assert.equal(report.inputs.epochs, 1);
   assert.ok(report.machine.cores >= 1);
   assert.deepEqual(
-    report.rows.map((r) => r.model),
-    ['float', 'xnor weights', 'dab weights', 'xnor weights+act', 'dab weights+act'],
+    report.summaries.map((r) => r.model),
+    ['float', 'int8 post-training', 'xnor weights', 'dab weights', 'hybrid'],
   );
+  assert.deepEqual(
+    report.rows.map((r) => r.seed),
+    [1, 1, 1, 1, 1, 2, 2, 2, 2, 2],
+  );
+  for (const s of report.summaries) {
+    const accuracies = report.rows.filter((r) => r.model === s.model).map((r) => r.testAccuracy);
+    assert.equal(s.seeds, 2);
+    assert.ok(Math.abs(s.meanAccuracy - (accuracies[0] + accuracies[1]) / 2) < 1e-12, `${s.model} mean`);
+    assert.equal(s.minAccuracy, Math.min(...accuracies));
+  }
   const float = report.rows[0];
-  for (const r of report.rows.slice(1))
-    assert.ok(r.onnxBytes * 5 < float.onnxBytes, `${r.model} is stored in far fewer bytes`);
-  assert.equal(report.goals.length, 4);
-  for (const g of report.goals)
-    assert.equal(g.met, g.margin >= 0 && (g.goal.includes('above') ? g.margin > 0 : true), g.goal);
+  for (const r of report.rows.filter((x) => x.model !== 'float'))
+    assert.ok(r.onnxBytes * 3 < float.onnxBytes, `${r.model} is stored in far fewer bytes`);
+  // Issue 2's three goals (FM MLP) and issue 18's two per int8 and hybrid row.
+  assert.equal(report.goals.length, 7);
+  for (const g of report.goals) assert.equal(g.met, g.margin >= 0, g.goal);
 });
 
 test('an unknown benchmark is a one-line error listing the benchmarks', () => {

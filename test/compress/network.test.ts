@@ -3,7 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { convValid } from '../../src/compress/network.js';
+import { binarizeWeights, convValid } from '../../src/compress/network.js';
+import { fitTwoLevel } from '../../src/core/binarize.js';
 import { loadTf, type Tf } from '../../src/compress/tf.js';
 import { specFor, trainRun } from '../../src/compress/train-run.js';
 import { train } from '../../src/compress/train.js';
@@ -106,4 +107,43 @@ test('SGD with Nesterov momentum, a step schedule and dropout learns, and the sa
   assert.deepEqual(a.tensors.get('fc1.weight')?.data, b.tensors.get('fc1.weight')?.data);
   const c = await train(spec, data, { ...options, dropout: 0.5 });
   assert.notDeepEqual(c.tensors.get('fc1.weight')?.data, a.tensors.get('fc1.weight')?.data, 'dropout acts');
+});
+
+test('training binarizes a dense layer per output unit as freeze does, and its gradient adds the level means', () => {
+  const [inputs, units] = [30, 6];
+  let seed = 11;
+  const rnd = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
+  const w = Float32Array.from({ length: inputs * units }, () => rnd() ** 3 * 0.5 + 0.05);
+  const dy = Float32Array.from({ length: inputs * units }, rnd);
+  // freeze's rows are output units: the columns of the [in, out] weights.
+  const rows = new Float32Array(w.length);
+  for (let i = 0; i < inputs; i++) for (let u = 0; u < units; u++) rows[u * inputs + i] = w[i * units + u];
+  for (const mode of ['dab', 'xnor'] as const) {
+    const fit = fitTwoLevel(rows, units, inputs, mode);
+    const wt: ReturnType<Tf['tensor']> = tf.tensor(w, [inputs, units]);
+    const q = binarizeWeights(tf, wt, 'dense', mode).dataSync();
+    const grad = tf
+      .grad((x: typeof wt) => tf.sum(tf.mul(binarizeWeights(tf, x, 'dense', mode), tf.tensor2d(dy, [inputs, units]))))(
+        wt,
+      )
+      .dataSync();
+    for (let u = 0; u < units; u++) {
+      let [upSum, ups, downSum] = [0, 0, 0];
+      for (let i = 0; i < inputs; i++) {
+        const bit = fit.bits[u * inputs + i];
+        const level = bit ? fit.upper[u] : fit.lower[u];
+        assert.ok(
+          Math.abs(q[i * units + u] - level) < 1e-6,
+          `${mode} unit ${u} input ${i}: ${q[i * units + u]} vs ${level}`,
+        );
+        if (bit) [upSum, ups] = [upSum + dy[i * units + u], ups + 1];
+        else downSum += dy[i * units + u];
+      }
+      for (let i = 0; i < inputs; i++) {
+        const mean = fit.bits[u * inputs + i] ? upSum / Math.max(ups, 1) : downSum / Math.max(inputs - ups, 1);
+        const expected = dy[i * units + u] + mean;
+        assert.ok(Math.abs(grad[i * units + u] - expected) < 1e-5, `${mode} gradient ${u},${i}`);
+      }
+    }
+  }
 });

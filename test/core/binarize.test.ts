@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bestSplit, binarizeRows } from '../../src/core/binarize.js';
+import { bestSplit, binarizeRows, dabThresholds, nextDownFloat32 } from '../../src/core/binarize.js';
 import { unpackBits } from '../../src/core/bitpack.js';
 import { fromFloat16Bits, roundToFloat16, toFloat16Bits } from '../../src/core/float16.js';
 
@@ -25,6 +25,45 @@ test('bestSplit finds the split with the smallest two-level reconstruction error
     for (let k = 2; k < values.length; k++)
       if (reconstructionError(values, k) < reconstructionError(values, best) - 1e-12) best = k;
     assert.equal(bestSplit(values), best, `trial ${trial}`);
+  }
+});
+
+test('dabThresholds picks the same split as sorting each row, row-major or column by column', () => {
+  let seed = 7;
+  const rnd = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  // Bell-shaped, skewed, two-cluster and heavily tied rows, like trained weights and worse.
+  const shapes: (() => number)[] = [
+    () => (rnd() + rnd() + rnd() + rnd() - 2) * 0.05,
+    () => rnd() ** 4 - 0.1,
+    () => (rnd() < 0.3 ? 0.8 : -0.2) + rnd() * 0.05,
+    () => Math.round(rnd() * 4) / 4,
+  ];
+  for (const [i, shape] of shapes.entries()) {
+    const rows = 40;
+    const rowLength = 3 + i * 97;
+    const values = Float32Array.from({ length: rows * rowLength }, shape);
+    const byRow = dabThresholds(values, rows, rowLength);
+    const transposed = new Float32Array(values.length);
+    for (let r = 0; r < rows; r++)
+      for (let k = 0; k < rowLength; k++) transposed[k * rows + r] = values[r * rowLength + k];
+    const byColumn = dabThresholds(transposed, rows, rowLength, { rowStep: 1, step: rows });
+    for (let r = 0; r < rows; r++) {
+      const sorted = Float64Array.from(values.subarray(r * rowLength, (r + 1) * rowLength))
+        .sort()
+        .reverse();
+      const expected = sorted[bestSplit(sorted) - 1];
+      assert.equal(byRow[r], expected, `shape ${i} row ${r}`);
+      assert.equal(byColumn[r], expected, `shape ${i} column ${r}`);
+    }
+  }
+});
+
+test('nextDownFloat32 is the float32 just below, so x > it exactly when x >= the value', () => {
+  for (const v of [0.5, -0.5, 1e-30, -3.25, 0]) {
+    const below = nextDownFloat32(v);
+    assert.ok(below < v, `${below} < ${v}`);
+    assert.equal(Math.fround(below), below);
+    assert.equal(Math.fround((below + v) / 2) === below || Math.fround((below + v) / 2) === v, true);
   }
 });
 

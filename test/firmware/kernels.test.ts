@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { toFloat16Bits } from '../../src/core/float16.js';
+import { predictFrozen } from '../../src/compress/train.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { firmwareRoot, requireTool } from '../../src/link/firmware-build.js';
 import { convertToMcuModel } from '../../src/link/mcu-model.js';
@@ -133,4 +134,31 @@ test('host-built runtime runs a binarized LeNet blob as onnxruntime-node runs th
   version3[4] = 3;
   assert.equal(refuse(version3), 'FAIL load MODEL_VERSION');
   assert.equal(refuse(mcu.blob.subarray(0, mcu.blob.length - 4)), 'FAIL load MODEL');
+});
+
+test('host-built runtime runs an int8 hybrid LeNet blob (int8 conv1 and classifier, DAB between) as training does', async () => {
+  const samples = 40;
+  const hybrid = binarizedCase('lenet', 'dab', 'none', undefined, ['first', 'last']);
+  const data = await fixtureData(hybrid.data);
+  const trained = await fixtures.model(hybrid);
+  const mcu = convertToMcuModel(parseModelFile(exportOnnx(trained.frozen).bytes, 'hybrid.onnx'));
+  assert.deepEqual(
+    mcu.layers.map((l) => `${l.kind}:${l.weights}`),
+    ['conv:int8', 'maxpool:none', 'conv:binary', 'maxpool:none', 'flatten:none', 'dense:binary', 'dense:int8'],
+  );
+  const dir = tempDir('cmp-host-hybrid-');
+  writeFileSync(join(dir, 'model.bin'), mcu.blob);
+  writeFileSync(join(dir, 'inputs.f32'), data.test.x.subarray(0, samples * 784));
+  const run = spawnSync(binary, ['run', join(dir, 'model.bin'), join(dir, 'inputs.f32'), String(samples)], {
+    encoding: 'utf8',
+  });
+  assert.equal(run.status, 0, run.stdout + run.stderr);
+  const rows = run.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ').map(Number));
+  // The trained model's own float computation: onnxruntime runs the int8 classifier with int8 inputs (MatMulNBits).
+  const expected = await predictFrozen(trained.frozen, data, data.test, samples);
+  const logits = Float32Array.from(rows.flatMap((r) => r.slice(2)));
+  assert.ok(maxAbsDiff(logits, expected) <= 1e-4, `max abs logit difference ${maxAbsDiff(logits, expected)}`);
 });

@@ -117,6 +117,36 @@ test('cmp import -> train --from --binarize dab -> export (bit-packed) -> eval o
   assert.ok(accuracies[0] > 0.8, `binarized accuracy ${accuracies[0]}`);
 });
 
+test('cmp train --from an imported LeNet-5 --preset hybrid: int8 first and last, DAB between; conflicting flags refused', () => {
+  const dir = tempDir();
+  const run = join(dir, 'lenet');
+  assert.equal(runCli(['import', LENET, '--out', run, '--quiet']).code, 0);
+  const hybrid = join(dir, 'lenet-hybrid');
+  const common = ['--data', 'mnist', '--epochs', '1', '--limit-train', '600', '--limit-test', '300', '--quiet'];
+  const trained = runCli(['train', '--from', run, '--preset', 'hybrid', ...common, '--out', hybrid]);
+  assert.equal(trained.code, 0, trained.stderr);
+  assert.match(trained.stdout, /int8\/dab\/dab\/dab\/int8/);
+  const spec = loadRun(hybrid).record.spec;
+  const modes = spec.layers.flatMap((l) => ('binarize' in l ? [l.binarize.weights] : []));
+  assert.deepEqual(modes, ['int8', 'dab', 'dab', 'dab', 'int8']);
+  const onnx = join(dir, 'lenet-hybrid.onnx');
+  assert.equal(runCli(['export', hybrid, '--out', onnx]).code, 0);
+  // 61,470 float weights take 240 KiB; int8 ends and packed middle layers a fraction of it.
+  assert.ok(readFileSync(onnx).length < 25_000, `file ${readFileSync(onnx).length} bytes`);
+  const result = runCli(['eval', onnx, '--data', 'mnist', '--limit', '300', '--json']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok((JSON.parse(result.stdout) as { accuracy: number }).accuracy > 0.8, result.stdout);
+  const out = ['--out', join(dir, 'never')];
+  assertOneLineError(
+    runCli(['train', '--from', run, '--preset', 'hybrid', '--binarize', 'xnor', ...common, ...out]),
+    /--preset hybrid sets the layers' precision itself\. Drop --binarize\./,
+  );
+  assertOneLineError(
+    runCli(['train', '--from', run, '--int8', 'middle', ...common, ...out]),
+    /--int8 takes weight layers as first, last, all or 0-based indices \(got "middle"\)/,
+  );
+});
+
 test('an imported LeNet-5 fine-tunes with an exit head and an input mask added, exports both, and runs stage by stage', () => {
   const dir = tempDir();
   const run = join(dir, 'lenet');

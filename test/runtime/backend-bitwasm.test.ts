@@ -11,6 +11,7 @@ import { createBitwasmBackend } from '../../src/runtime/backend-bitwasm.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile, readModelFile, type ModelFile } from '../../src/runtime/model-file.js';
+import { predictFrozen } from '../../src/compress/train.js';
 import { binarizedCase, fixtureData, fixtures, FLOAT_MLP } from '../fixtures.js';
 import { maxAbsDiff, runCli, sharedFile, tempDir } from '../helpers.js';
 
@@ -191,3 +192,22 @@ test('cmp run --backend bitwasm --profile prints accuracy, batch-1 latency and o
   assert.match(text.stdout, /conv2 +conv 1-bit w, dab in \(popcount\)/);
   assert.match(text.stdout, /^The layers' p50s add up to [\d.]+ µs of a profiled call's p50 of [\d.]+ µs/m);
 });
+
+for (const arch of ['mlp', 'lenet'] as const) {
+  test(`${arch} hybrid (int8 first and last, dab between): bitwasm's int8 kernel and its reference equal the trained model`, async () => {
+    const trained = await fixtures.model(binarizedCase(arch, 'dab', 'none', undefined, ['first', 'last']));
+    const file = parseModelFile(exportOnnx(trained.frozen).bytes, `${arch}-hybrid.onnx`);
+    const expected = await predictFrozen(trained.frozen, data, data.test, SAMPLES);
+    const bitwasm = await createBackend('bitwasm', file);
+    const batched = await predict(bitwasm, file, data, SAMPLES, 50);
+    const single = await predict(bitwasm, file, data, 20, 1);
+    await bitwasm.dispose();
+    const reference = await createBitwasmBackend(file, 'reference');
+    const ref = await predict(reference, file, data, 50, 50);
+    const classes = data.labels.length;
+    // No binarized activations here, so no threshold to flip: every image within tolerance.
+    assert.equal(imagesOff(batched, expected, classes), 0);
+    assert.equal(imagesOff(ref, expected.subarray(0, 50 * classes), classes), 0);
+    assert.deepEqual(single, batched.subarray(0, 20 * classes), 'batch 1 gives the batched logits exactly');
+  });
+}

@@ -38,6 +38,10 @@ typedef struct {
 /** Float dense: y[r] = sum_k w[r, k] * x[k], w float32 [rows, row_length] (rows = output units). */
 cmp_status_t cmp_dense_f32(const float *w, uint32_t rows, uint32_t row_length, const float *x, float *y);
 
+/** int8 weights, symmetric per row (src/core/quantize.ts): y[r] = scale[r] * sum_k q[r][k] * x[k]. */
+cmp_status_t cmp_dense_i8(const int8_t *q, const float *scale, uint32_t rows, uint32_t row_length, const float *x,
+                          float *y);
+
 /**
  * Binary weights, float input (the masked-sum path): y[r] = lower_r * sum(x) + (upper_r - lower_r) * sum(x where
  * bit = 1). Used for first layers fed with raw values and for layers whose inputs stay float.
@@ -57,6 +61,10 @@ cmp_status_t cmp_dense_binary_bin(const cmp_binary_matrix_t *w, const cmp_binary
  */
 cmp_status_t cmp_conv_f32(const float *w, uint32_t filters, uint32_t kernel, cmp_shape_t in, const float *x, float *y,
                           float *patch);
+
+/** int8 conv, float input: cmp_dense_i8 on each im2col patch. */
+cmp_status_t cmp_conv_i8(const int8_t *q, const float *scale, uint32_t filters, uint32_t kernel, cmp_shape_t in,
+                         const float *x, float *y, float *patch);
 
 /** Binary conv with float input: the masked-sum path on each im2col patch. */
 cmp_status_t cmp_conv_binary_f32(const cmp_binary_matrix_t *w, uint32_t kernel, cmp_shape_t in, const float *x,

@@ -29,7 +29,7 @@
 /** Layer kinds (MODEL.md, layer record byte 0). */
 typedef enum { CMP_LAYER_DENSE = 1, CMP_LAYER_CONV = 2, CMP_LAYER_MAXPOOL = 3, CMP_LAYER_FLATTEN = 4 } cmp_layer_kind_t;
 /** Weight storage (byte 1). */
-typedef enum { CMP_WEIGHTS_NONE = 0, CMP_WEIGHTS_F32 = 1, CMP_WEIGHTS_BINARY = 2 } cmp_weights_kind_t;
+typedef enum { CMP_WEIGHTS_NONE = 0, CMP_WEIGHTS_F32 = 1, CMP_WEIGHTS_BINARY = 2, CMP_WEIGHTS_INT8 = 3 } cmp_weights_kind_t;
 /** Input binarization (byte 2), as in the manifest: none, xnor, dab. */
 typedef enum { CMP_INPUTS_NONE = 0, CMP_INPUTS_XNOR = 1, CMP_INPUTS_DAB = 2 } cmp_inputs_kind_t;
 /** Activation after scale/shift (byte 3). */
@@ -48,6 +48,8 @@ typedef struct {
   uint32_t row_length;
   const float *weights_f32;      /**< float32 [rows, row_length] when weights == CMP_WEIGHTS_F32 */
   cmp_binary_matrix_t binary;    /**< when weights == CMP_WEIGHTS_BINARY */
+  const int8_t *weights_i8;      /**< int8 [rows, row_length] when weights == CMP_WEIGHTS_INT8 */
+  const float *weights_i8_scale; /**< float32 [rows]: w = q * scale, when weights == CMP_WEIGHTS_INT8 */
   const float *scale;            /**< float32 [rows] or NULL (all ones) */
   const float *shift;            /**< float32 [rows] or NULL (all zeros) */
   char name[CMP_MODEL_NAME_BYTES + 1u];

@@ -22,6 +22,7 @@ import {
   type SitePrediction,
   type SiteRuntime,
 } from '../../core/site.js';
+import { isBinaryMode } from '../../core/spec.js';
 import { CMP_VERSION } from '../../core/version.js';
 import { recordDevice } from '../../deploy/devices.js';
 import { CmpError, isCmpError } from '../../errors.js';
@@ -230,13 +231,13 @@ async function siteRuntimes(file: ModelFile, backend: string): Promise<{ runtime
     return { runtimes: ['ort-web'], why: `bitwasm cannot run the model: ${reason}` };
   }
   const layers = file.manifest?.layers ?? [];
-  if (layers.length > 0 && layers.every((l) => l.weights !== 'none')) {
+  if (layers.length > 0 && layers.every((l) => isBinaryMode(l.weights))) {
     return {
       runtimes: ['bitwasm'],
       why: 'every weight layer is binary; --backend ort-web ships onnxruntime-web instead',
     };
   }
-  return { runtimes: ['bitwasm', 'ort-web'], why: "float layers: auto's race in the page picks one" };
+  return { runtimes: ['bitwasm', 'ort-web'], why: "float or int8 layers: auto's race in the page picks one" };
 }
 
 /** Which part of a site a file belongs to, for the size report. */

@@ -58,6 +58,11 @@ export const inspectCommand: Command = {
           `\nBinarized layers: ${report.binaryBitsPerWeight.toFixed(3)} bits per weight (packed bits, float16 levels, row padding).`,
         );
       }
+      if (report.int8BitsPerWeight !== undefined) {
+        io.out(
+          `\nint8 layers: ${report.int8BitsPerWeight.toFixed(3)} bits per weight (int8 values, a float32 scale per output channel).`,
+        );
+      }
       if (m?.exits?.length && !m.stage) {
         const exits = m.exits.map(
           (e) =>

@@ -21,6 +21,7 @@ import {
   ARCHS,
   BINARIZE_MODES,
   exitsAfter,
+  isWeightLayer,
   withBinarization,
   type BinarizeMode,
   type ModelSpec,
@@ -30,6 +31,9 @@ import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag, runConsumer } from '../data-flag.js';
 import { formatDuration, type Progress } from '../progress.js';
 import { formatPercent, formatTable } from '../table.js';
+
+/** Named settings of --binarize and --int8. */
+export const PRESETS: readonly string[] = Object.freeze(['hybrid']);
 
 export const TRAIN_FLAGS = {
   data: DATA_FLAG,
@@ -50,6 +54,16 @@ export const TRAIN_FLAGS = {
     type: 'list',
     value: 'LIST',
     help: 'weight layers kept float: first, last or indices (default: activations of first,last)',
+  },
+  int8: {
+    type: 'list',
+    value: 'LIST',
+    help: 'weight layers stored int8 (per output channel), trained quantization-aware: first, last, indices or all',
+  },
+  preset: {
+    type: 'string',
+    choices: PRESETS,
+    help: 'hybrid: int8 first and last layer, dab 1-bit weights between (--binarize dab --int8 first,last)',
   },
   widths: { type: 'ints', value: 'N,N', help: 'hidden dense widths (mlp default 512,512; lenet 256)' },
   filters: { type: 'ints', value: 'N,N', help: 'conv filters per stage (lenet, default 16,32)' },
@@ -218,7 +232,7 @@ function fromFlags(
         'BAD_FLAG',
         `--${flag} describes a new network; --from ${dir} fine-tunes that run as it is. Drop --${flag}.`,
       );
-  const weights = f.binarize as BinarizeMode | undefined;
+  const { binarize: weights, int8 } = precisionFlags(f);
   const inputs = f['binarize-activations'] as BinarizeMode | undefined;
   const keepFloat = f['keep-float'] as string[] | undefined;
   if (keepFloat && !weights && !inputs)
@@ -231,12 +245,14 @@ function fromFlags(
     const choice = keep !== undefined ? { keep } : { minAccuracy: minAccuracy as number };
     run = loadRun(chooseMaskCheckpoint(run, choice).dir);
   }
-  // --binarize and --binarize-activations compress the run's network while it fine-tunes (e.g. an imported one).
+  // --binarize, --binarize-activations and --int8 compress the run's network while it fine-tunes (an imported one,
+  // say).
   const spec =
-    weights || inputs
+    weights || inputs || int8
       ? withBinarization(run.record.spec, {
           ...(weights ? { binarizeWeights: weights } : {}),
           ...(inputs ? { binarizeInputs: inputs } : {}),
+          ...(int8 ? { int8Weights: int8 } : {}),
           keepFloatWeights: keepFloat ?? [],
           keepFloatInputs: keepFloat ?? [...DEFAULT_KEEP_FLOAT_ACTIVATIONS],
         })
@@ -255,6 +271,32 @@ function fromFlags(
     tensors: run.tensors,
     dataset: run.record.training.dataset,
   };
+}
+
+/**
+ * --binarize and --int8 from train's flags, or from --preset: `hybrid` keeps the first and last weight layers in int8
+ * and binarizes the weights between with DAB (Larq users know it with float first and last layers; int8 keeps those
+ * close to float at a quarter of the bytes).
+ */
+export function precisionFlags(f: Parsed['flags']): { binarize?: BinarizeMode; int8?: string[] } {
+  const int8 = f.int8 as string[] | undefined;
+  const bad = int8?.find((s) => !/^(first|last|all|\d+)$/.test(s));
+  if (bad !== undefined)
+    throw new CmpError(
+      'BAD_FLAG',
+      `--int8 takes weight layers as first, last, all or 0-based indices (got "${bad}"). Example: --int8 first,last`,
+    );
+  if (f.preset === undefined) return { binarize: f.binarize as BinarizeMode | undefined, int8 };
+  for (const flag of ['binarize', 'int8', 'keep-float'])
+    if (f[flag] !== undefined)
+      throw new CmpError('BAD_FLAG', `--preset ${String(f.preset)} sets the layers' precision itself. Drop --${flag}.`);
+  return { binarize: 'dab', int8: ['first', 'last'] };
+}
+
+/** What a spec's weight layers store (or take as inputs): one mode when all agree, else each layer's, by '/'. */
+function layerModes(spec: ModelSpec, part: 'weights' | 'inputs'): string {
+  const modes = spec.layers.filter(isWeightLayer).map((l) => l.binarize[part]);
+  return new Set(modes).size === 1 ? modes[0] : modes.join('/');
 }
 
 /** The GSS options from train's flags. */
@@ -289,6 +331,8 @@ export const trainCommand: Command = {
       'cmp train --data fashion-mnist --arch mlp --mask static --granularity pixel --out runs/fm-mask',
       'cmp train --data mnist --arch lenet --mask dynamic --granularity block:4 --out runs/mn-dyn',
       'cmp train --from runs/lenet --data mnist --binarize dab --epochs 5 --out runs/lenet-bin',
+      'cmp train --from runs/lenet --data mnist --preset hybrid --epochs 3 --out runs/lenet-hybrid',
+      'cmp train --data mnist --arch lenet --int8 all --out runs/mn-lenet-int8',
     ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
@@ -307,9 +351,11 @@ export const trainCommand: Command = {
       limitTrain: f['limit-train'] as number | undefined,
       limitTest: f['limit-test'] as number | undefined,
     });
+    const precision = precisionFlags(f);
     const result = await trainRun(data, {
       arch: (f.arch as string) ?? 'mlp',
-      binarizeWeights: ((f.binarize as string) ?? 'none') as BinarizeMode,
+      binarizeWeights: precision.binarize ?? 'none',
+      ...(precision.int8 ? { int8: precision.int8 } : {}),
       binarizeActivations: ((f['binarize-activations'] as string) ?? 'none') as BinarizeMode,
       keepFloat: f['keep-float'] as string[] | undefined,
       widths: f.widths as number[] | undefined,
@@ -349,8 +395,8 @@ export const trainCommand: Command = {
             [
               f.out,
               result.spec.arch,
-              (f.binarize as string) ?? 'none',
-              (f['binarize-activations'] as string) ?? 'none',
+              layerModes(result.spec, 'weights'),
+              layerModes(result.spec, 'inputs'),
               result.training.epochs,
               formatPercent(result.testAccuracy),
               formatDuration(result.training.durationMs),

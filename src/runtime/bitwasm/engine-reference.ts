@@ -1,6 +1,7 @@
 // The reference engine: what the exported graph computes, in simple TypeScript loops, for tests to compare against.
 
 import { expandBinary } from '../../core/bitpack.js';
+import { dequantizeRows } from '../../core/quantize.js';
 import { ACTIVATION_LLOYD_STEPS, type BinarizeMode } from '../../core/spec.js';
 import type { Profiler } from '../profiler.js';
 import { features, layerTag, normalizeInput, padPlanes, type Engine } from './engine.js';
@@ -16,6 +17,8 @@ export function createReferenceEngine(plan: Plan): Engine {
     if (layer.kind !== 'dense' && layer.kind !== 'conv') continue;
     const w = layer.weights;
     if (w.kind === 'float') expanded.set(layer, w.rows);
+    else if (w.kind === 'int8')
+      expanded.set(layer, dequantizeRows({ ...w, rows: layer.rows, rowLength: layer.rowLength }));
     else {
       const upper = w.lower.map((lo, r) => f32(lo + w.step[r]));
       expanded.set(layer, expandBinary(w.packed, layer.rows, layer.rowLength, upper, w.lower));

@@ -14,8 +14,11 @@ const MODE_CODE = Object.freeze({ dab: 1, xnor: 2 } as const);
 interface WasmLayer {
   plan: PlanWeightLayer;
   tag: string;
-  /** f32: float rows; masked: file bit rows with float inputs; pop: 16-byte-padded bit rows with binarized inputs. */
-  path: 'f32' | 'masked' | 'pop';
+  /**
+   * f32: float rows; i8: int8 rows and their scales (in `step`); masked: file bit rows with float inputs; pop:
+   * 16-byte-padded bit rows with binarized inputs.
+   */
+  path: 'f32' | 'i8' | 'masked' | 'pop';
   weights: number;
   /** Bytes from one weight row to the next (bit paths). */
   rowStride: number;
@@ -158,6 +161,10 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
   };
   const w = layer.weights;
   if (w.kind === 'float') return { ...base, path: 'f32', weights: put(w.rows) };
+  if (w.kind === 'int8') {
+    const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
+    return { ...base, path: 'i8', weights: put(bytes), step: put(w.scales) };
+  }
   const lower = put(w.lower);
   const step = put(w.step);
   if (layer.inputs === 'none') {
@@ -310,7 +317,7 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
       grow('tmp', 4 * features(layer.inputShape));
       grow('colSum', 8 * h * w);
       grow('bits', isConv ? h * w * packedRowBytes(c) : wl.path === 'pop' ? wl.rowStride : packedRowBytes(c));
-      if (wl.path === 'f32') grow('quantized', 4 * features(layer.inputShape));
+      if (wl.path === 'f32' || wl.path === 'i8') grow('quantized', 4 * features(layer.inputShape));
     }
     if (isConv && !wl.direct) {
       grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 4 * positions * layer.rowLength);
@@ -471,6 +478,7 @@ function runLayer(
   }
   if (!isConv) {
     if (l.path === 'f32') k.f32Rows(input, batch, len, l.weights, rows, l.scale, l.shift, relu, y, 1, rows);
+    else if (l.path === 'i8') k.i8Rows(input, batch, len, l.weights, l.step, rows, l.scale, l.shift, relu, y, 1, rows);
     else maskedRows(k, l, input, batch, y, 1, rows, buf.lut);
     return;
   }
@@ -502,6 +510,8 @@ function runLayer(
       continue;
     }
     k.im2colF32(input + s * inBytes, c, h, w, layer.kernel, buf.patches);
-    maskedRows(k, l, buf.patches, positions, out, positions, 1, buf.lut);
+    if (l.path === 'i8')
+      k.i8Rows(buf.patches, positions, len, l.weights, l.step, rows, l.scale, l.shift, relu, out, positions, 1);
+    else maskedRows(k, l, buf.patches, positions, out, positions, 1, buf.lut);
   }
 }

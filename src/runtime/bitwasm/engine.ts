@@ -21,6 +21,7 @@ export function layerTag(layer: PlanLayer): string {
   if (layer.kind === 'flatten' || layer.kind === 'maxpool' || layer.kind === 'pad') return layer.kind;
   const inputs = layer.inputs === 'none' ? 'float in' : `${layer.inputs} in`;
   if (layer.weights.kind === 'float') return `${layer.kind} float w, ${inputs}`;
+  if (layer.weights.kind === 'int8') return `${layer.kind} int8 w, ${inputs}`;
   return layer.inputs === 'none'
     ? `${layer.kind} 1-bit w, float in (masked sum)`
     : `${layer.kind} 1-bit w, ${inputs} (popcount)`;

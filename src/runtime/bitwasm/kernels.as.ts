@@ -71,6 +71,50 @@ export function f32Rows(
 }
 
 /**
+ * int8 weights (core/quantize.ts), float inputs: y = epilogue(wscale[r] * dot(a_i, q_r)), q_r the row's int8 values,
+ * 16 per step widened to four f32x4 (sign-extended to i16, i32, then converted).
+ */
+export function i8Rows(
+  a: usize,
+  items: i32,
+  len: i32,
+  w: usize,
+  wscale: usize,
+  rows: i32,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideRow: i32,
+  strideItem: i32,
+): void {
+  const len16 = len & ~15;
+  for (let i = 0; i < items; i++) {
+    const ai = a + ((<usize>i * <usize>len) << 2);
+    for (let r = 0; r < rows; r++) {
+      const wr = w + <usize>r * <usize>len;
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      let k = 0;
+      for (; k < len16; k += 16) {
+        const q = v128.load(wr + <usize>k);
+        const lo = i16x8.extend_low_i8x16_s(q);
+        const hi = i16x8.extend_high_i8x16_s(q);
+        const o = ai + ((<usize>k) << 2);
+        acc0 = f32x4.add(acc0, f32x4.mul(v128.load(o), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo))));
+        acc1 = f32x4.add(acc1, f32x4.mul(v128.load(o, 16), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo))));
+        acc0 = f32x4.add(acc0, f32x4.mul(v128.load(o, 32), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi))));
+        acc1 = f32x4.add(acc1, f32x4.mul(v128.load(o, 48), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi))));
+      }
+      let s = hsum(f32x4.add(acc0, acc1));
+      for (; k < len; k++) s += load<f32>(ai + ((<usize>k) << 2)) * <f32>load<i8>(wr + <usize>k);
+      const v = s * load<f32>(wscale + ((<usize>r) << 2));
+      store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), epilogue(v, r, scale, shift, relu));
+    }
+  }
+}
+
+/**
  * Binary weights, float inputs (a masked sum): dot = lower[r] * sum(a) + step[r] * sum(a_k where bit k of row r).
  * Per input, the subset sums of every 8 consecutive inputs (one weight byte's worth) turn each weight byte into
  * lookups. They are kept as one table of all 256 sums (1 KiB per byte of a row, one lookup per weight byte) or, when

@@ -19,6 +19,20 @@ export interface KernelExports {
     strideRow: number,
     strideItem: number,
   ): void;
+  i8Rows(
+    a: number,
+    items: number,
+    len: number,
+    w: number,
+    wscale: number,
+    rows: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+    strideRow: number,
+    strideItem: number,
+  ): void;
   maskedRows(
     a: number,
     items: number,

@@ -19,6 +19,7 @@ export const BITWASM_OPS: readonly string[] = Object.freeze([
   'BitwiseAnd',
   'Cast',
   'Conv',
+  'DequantizeLinear',
   'Div',
   'Flatten',
   'GreaterOrEqual',
@@ -42,6 +43,8 @@ export const BITWASM_OPS: readonly string[] = Object.freeze([
 /** Weights as rows [rows, rowLength]: dense [out, in], conv [filters, c * k * k] (OIHW). */
 export type PlanWeights =
   | { kind: 'float'; rows: Float32Array }
+  /** int8 rows (core/quantize.ts): w[r][k] = data[r * rowLength + k] * scales[r]. */
+  | { kind: 'int8'; data: Int8Array; scales: Float32Array }
   | {
       kind: 'binary';
       /** The cmp bit format, as stored in the file: uint8 [rows, ceil(rowLength / 8)]. */
@@ -211,6 +214,12 @@ export function planModel(file: ModelFile): Plan {
       const step = new Float32Array(rows);
       for (let r = 0; r < rows; r++) step[r] = upper[r] - lower[r];
       weights = { kind: 'binary', packed, lower, step };
+    } else if (entry.initializers.weightInt8 !== undefined) {
+      const stored = new Int8Array(
+        bytesOf(tensorOf('weightInt8'), ONNX_TYPE.int8, rows * rowLength, layer.name, bad).buffer,
+      );
+      const data = layer.kind === 'dense' ? transposeToRows(stored, rowLength, rows) : stored;
+      weights = { kind: 'int8', data, scales: float32Of(tensorOf('weightScale'), rows, layer.name, bad) };
     } else {
       const w = float32Of(tensorOf('weight'), rows * rowLength, layer.name, bad);
       weights = { kind: 'float', rows: layer.kind === 'dense' ? transposeToRows(w, rowLength, rows) : w };
@@ -307,7 +316,7 @@ function bytesOf(t: OnnxTensor, type: number, length: number, layer: string, bad
   }
   const raw = t.rawData;
   const count = (t.dims ?? []).reduce((a: number, d) => a * toNumber(d), 1);
-  const size = type === ONNX_TYPE.uint8 ? 1 : type === ONNX_TYPE.float16 ? 2 : 4;
+  const size = type === ONNX_TYPE.uint8 || type === ONNX_TYPE.int8 ? 1 : type === ONNX_TYPE.float16 ? 2 : 4;
   if (!raw || raw.length !== length * size || count !== length) {
     throw bad(`layer "${layer}" initializer ${t.name} has ${count} values instead of ${length}`);
   }
@@ -328,8 +337,8 @@ function float16Of(t: OnnxTensor, length: number, layer: string, bad: Bad): Floa
 }
 
 /** [inputs, rows] (ONNX MatMul weight) to [rows, inputs]. */
-function transposeToRows(w: Float32Array, inputs: number, rows: number): Float32Array {
-  const out = new Float32Array(w.length);
+function transposeToRows<T extends Float32Array | Int8Array>(w: T, inputs: number, rows: number): T {
+  const out = w.slice() as T;
   for (let k = 0; k < inputs; k++) for (let r = 0; r < rows; r++) out[r * inputs + k] = w[k * rows + r];
   return out;
 }
