@@ -33,6 +33,7 @@ import { inspectModel } from '../src/runtime/inspect.js';
 import { parseModelFile } from '../src/runtime/model-file.js';
 import { atMost, benchRecord, goalLines, parseBenchFlags, positiveInt, type Goal } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
+import { makeRng } from '../src/core/rng.js';
 import type { Benchmark } from './run.js';
 
 /** One input's outcome. `damaged`: the input is known to be damaged, so accepting it is a failure. */
@@ -55,18 +56,6 @@ export interface FuzzRow {
 
 /** A single input longer than this counts as a hang (every edge here answers in well under a millisecond or two). */
 export const HANG_LIMIT_MS = 2000;
-
-/** A small seeded generator (mulberry32), so a run is reproducible from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Damages `data`: flips 1-3 bits, cuts, extends, overwrites a run, or inserts/deletes a byte; never the identity. */
 function mutate(data: Uint8Array, r: () => number): Uint8Array {
@@ -176,7 +165,7 @@ function mutateJson(value: unknown, r: () => number, marker: string): unknown {
 
 /** Every kind with its generator; `counts` scales each. */
 export function runFuzz(options: { seed: number; scale: number }): FuzzRow[] {
-  const r = rng(options.seed);
+  const r = makeRng(options.seed);
   const int = (n: number): number => Math.floor(r() * n);
   const n = (base: number): number => Math.max(1, Math.round(base * options.scale));
   const rows: FuzzRow[] = [];

@@ -18,6 +18,7 @@ import { parseModelFile, type ModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
 import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt, timeInterleaved, type Goal } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
+import { makeRng } from '../src/core/rng.js';
 import type { Benchmark } from './run.js';
 
 /** The goals of issue 5 for this benchmark. */
@@ -47,17 +48,6 @@ interface Row {
   weightBytes: number;
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomArray(n: number, next: () => number, scale = 1, offset = 0): Float32Array {
   return Float32Array.from({ length: n }, () => offset + (next() * 2 - 1) * scale);
 }
@@ -85,7 +75,7 @@ function binaryLayer(
 }
 
 function denseCase(inputs: BinarizeMode, units: number, features: number): LayerCase {
-  const next = rng(1);
+  const next = makeRng(1);
   const dense: LayerSpec = {
     kind: 'dense',
     name: 'fc',
@@ -121,7 +111,7 @@ function denseCase(inputs: BinarizeMode, units: number, features: number): Layer
 
 /** A 'valid' 3x3 conv alone: exported with a flatten and a small classifier, then cut at the conv's output. */
 function convCase(inputs: BinarizeMode, channels: number, filters: number, size: number, kernel: number): LayerCase {
-  const next = rng(2);
+  const next = makeRng(2);
   const out = size - kernel + 1;
   const spec: ModelSpec = {
     format: 'cmp-model/1',
@@ -220,7 +210,7 @@ export const kernels: Benchmark = {
         for (const name of backendNames) contenders.push({ layer: c, name, ...(await createContender(name, c)) });
       }
       for (const batch of batches) {
-        const inputs = new Map(group.map((c) => [c, randomArray(batch * features(c), rng(3))]));
+        const inputs = new Map(group.map((c) => [c, randomArray(batch * features(c), makeRng(3))]));
         const timings = await timeInterleaved(
           contenders.map(
             (k) => () => k.backend.run(inputs.get(k.layer) as Float32Array, [batch, ...k.layer.inputShape]),

@@ -7,6 +7,7 @@ import { expandBinary } from '../core/bitpack.js';
 import { dequantizeRows, INT8_MAX } from '../core/quantize.js';
 import type { FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
 import { maskLayout, selectorFeatures } from '../core/mask.js';
+import { makeRng } from '../core/rng.js';
 import {
   ACTIVATION_LLOYD_STEPS,
   BN_EPSILON,
@@ -29,18 +30,6 @@ export interface Params {
   trainable: Map<string, Variable>;
   /** Batch-norm moving mean and variance, updated in training, not by the optimizer. */
   running: Map<string, Variable>;
-}
-
-/** A small seeded PRNG (mulberry32): reproducible initialisation and shuffling. */
-export function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Creates parameters: Glorot-uniform weights from `rng`, zero biases, identity batch norm. */

@@ -9,7 +9,8 @@ import { inferShapes, isWeightLayer, type ModelSpec, type WeightLayerSpec } from
 import type { Dataset } from '../data/datasets.js';
 import { prunableLayers, unitsOf } from './gss.js';
 import { conditionalDependencies, type LayerActivations } from './cmi.js';
-import { forwardFrozen, makeRng } from './network.js';
+import { makeRng } from '../core/rng.js';
+import { forwardFrozen } from './network.js';
 import { loadTf } from './tf.js';
 import { recalibrateBatchNorm } from './train.js';
 

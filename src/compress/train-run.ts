@@ -30,7 +30,7 @@ import { CmpError } from '../errors.js';
 import { CMP_VERSION } from '../core/version.js';
 import type { Dataset } from '../data/datasets.js';
 import { DEFAULT_LAMBDA_SCHEDULE, importanceRanking, randomUnits, type LambdaScheduleOptions } from './mask.js';
-import { makeRng } from './network.js';
+import { makeRng } from '../core/rng.js';
 import { layerWidths, removeDeadGroups } from './prune-run.js';
 import {
   evaluateFrozen,

@@ -6,16 +6,9 @@ import { freeze, type FrozenModel } from '../core/frozen.js';
 import type { EpochRecord, MaskCheckpointRecord, TrainingRecord } from '../core/run.js';
 import { maskLayout } from '../core/mask.js';
 import { isBinaryMode, MASK_LOGITS, type ModelSpec } from '../core/spec.js';
+import { makeRng } from '../core/rng.js';
 import type { Dataset, Split } from '../data/datasets.js';
-import {
-  forwardFrozen,
-  forwardTrain,
-  initParams,
-  makeRng,
-  paramsFromTensors,
-  paramsToTensors,
-  type Params,
-} from './network.js';
+import { forwardFrozen, forwardTrain, initParams, paramsFromTensors, paramsToTensors, type Params } from './network.js';
 import { shrinkGroups, type GroupSparsityOptions } from './gss.js';
 import { SelectionCodec } from '../link/codec.js';
 import { frozenGates, LambdaSchedule, type LambdaScheduleOptions, type MaskTerms } from './mask.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { conditionalDependencies, crossEdges, type LayerActivations } from '../../src/compress/cmi.js';
 import { mutualInformation, quantileBins } from '../../src/compress/prune.js';
-import { makeRng } from '../../src/compress/network.js';
+import { makeRng } from '../../src/core/rng.js';
 
 /** Parents a, a twin of a, b, and noise; one child, relu(a + b). */
 function layers(n: number): { parents: LayerActivations; children: LayerActivations } {

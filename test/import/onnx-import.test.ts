@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { makeRng } from '../../src/compress/network.js';
+import { makeRng } from '../../src/core/rng.js';
 import { trainRun } from '../../src/compress/train-run.js';
 import { predictFrozen } from '../../src/compress/train.js';
 import { freeze } from '../../src/core/frozen.js';

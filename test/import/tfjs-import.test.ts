@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { before, test } from 'node:test';
 import type * as tfTypes from '@tensorflow/tfjs';
-import { makeRng } from '../../src/compress/network.js';
+import { makeRng } from '../../src/core/rng.js';
 import { loadTf, type Tf } from '../../src/compress/tf.js';
 import { predictFrozen } from '../../src/compress/train.js';
 import { freeze } from '../../src/core/frozen.js';

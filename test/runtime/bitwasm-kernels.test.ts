@@ -10,6 +10,7 @@ import { binarizeSample, createReferenceEngine } from '../../src/runtime/bitwasm
 import { createWasmEngine, directConvIsCheaper, repackForPopcount } from '../../src/runtime/bitwasm/engine-wasm.js';
 import type { Plan, PlanLayer, PlanWeightLayer } from '../../src/runtime/bitwasm/plan.js';
 import { Profiler } from '../../src/runtime/profiler.js';
+import { makeRng } from '../../src/core/rng.js';
 import { maxAbsDiff } from '../helpers.js';
 
 /** Logits and activations here are O(1..100); float32 sums in a different order differ by far less than this. */
@@ -28,17 +29,6 @@ interface GoldenCase {
 const golden = JSON.parse(readFileSync(new URL('../golden/bitpack.json', import.meta.url), 'utf8')) as {
   cases: GoldenCase[];
 };
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const uniform = (n: number, next: () => number, scale = 1, offset = 0): Float32Array =>
   Float32Array.from({ length: n }, () => offset + (next() * 2 - 1) * scale);
@@ -104,7 +94,7 @@ function planOf(layers: PlanLayer[]): Plan {
 
 async function compare(plan: Plan, batch: number, seed: number): Promise<number> {
   const [c, h, w] = plan.inputShape;
-  const input = uniform(batch * c * h * w, rng(seed), 2);
+  const input = uniform(batch * c * h * w, makeRng(seed), 2);
   const wasm = await createWasmEngine(plan);
   const reference = createReferenceEngine(plan);
   const actual = wasm.run(input, batch);
@@ -114,7 +104,7 @@ async function compare(plan: Plan, batch: number, seed: number): Promise<number>
 }
 
 test('golden bit-format vectors: the wasm kernels compute x * weights as the golden file expands them', async () => {
-  const next = rng(11);
+  const next = makeRng(11);
   for (const g of golden.cases) {
     for (const inputs of ['none', 'dab', 'xnor'] as const) {
       const upper = Float32Array.from(g.upper);
@@ -152,7 +142,7 @@ test('golden bit-format vectors: the wasm kernels compute x * weights as the gol
 });
 
 test('popcount repacking keeps every set bit and pads rows to whole 16-byte words', () => {
-  const next = rng(5);
+  const next = makeRng(5);
   const layer = weightLayer('c', { kind: 'conv', inputShape: [5, 6, 6], rows: 3, binary: true, inputs: 'dab' }, next);
   const w = layer.weights as Extract<PlanWeightLayer['weights'], { kind: 'binary' }>;
   const { rows, rowStride, chunkBytes, popcounts } = repackForPopcount(layer, w.packed);
@@ -220,7 +210,7 @@ SINGLE_LAYERS.push({
 
 for (const { name, options } of SINGLE_LAYERS) {
   test(`wasm equals reference: ${name}, batch 1 and 3`, async () => {
-    const layer = weightLayer('layer', options, rng(name.length));
+    const layer = weightLayer('layer', options, makeRng(name.length));
     if (name.includes('(direct)')) assert.ok(directConvIsCheaper(layer));
     if (name.includes('(patches and tables)')) assert.ok(!directConvIsCheaper(layer));
     const plan = planOf([layer]);
@@ -232,7 +222,7 @@ for (const { name, options } of SINGLE_LAYERS) {
 }
 
 test('wasm equals reference on a whole awkward network (conv, odd pool, conv, flatten, dense), batch 1 and 5', async () => {
-  const next = rng(99);
+  const next = makeRng(99);
   const conv1 = weightLayer(
     'conv1',
     { kind: 'conv', inputShape: [3, 11, 10], rows: 6, kernel: 3, binary: true, inputs: 'none', relu: true },
@@ -272,7 +262,7 @@ test('wasm equals reference on a whole awkward network (conv, odd pool, conv, fl
 });
 
 test('masked sum skips input groups of zeros (blocked byte tables and nibble tables) and matches the reference', async () => {
-  const next = rng(5);
+  const next = makeRng(5);
   // 203 inputs = 26 row bytes: groups 0, 3-12 and the partial tail group 25 are all zeros, so blocks gather.
   const zeros = new Set([0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 25]);
   for (const rows of [40, 11]) {
@@ -304,7 +294,7 @@ test('max pooling: 2x2 windows four at a time with a tail column, 3x3 windows, o
     const [oh, ow] = [Math.floor(h / size), Math.floor(w / size)];
     const pool: PlanLayer = { kind: 'maxpool', name: 'pool', size, inputShape: [3, h, w], outputShape: [3, oh, ow] };
     const plan = planOf([pool]);
-    const input = uniform(3 * h * w, rng(h * w));
+    const input = uniform(3 * h * w, makeRng(h * w));
     input[w + size] = Number.NaN; // plane 0, row 1, column size: window (0, 1)
     const actual = (await createWasmEngine(plan)).run(input, 1);
     const expected = createReferenceEngine(plan).run(input, 1);
