@@ -22,7 +22,7 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
 import { listDevices } from '../../src/deploy/devices.js';
 import { EXIT_MLP, FLOAT_MLP, fixtures, MASKED_MLP } from '../fixtures.js';
-import { assertOneLineError, CLI, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
+import { assertOneLineError, CLI, HANG_MS, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
 import { cutMidUpload, deviceHealth, deviceRelease, startSshd, stopDeviceService, type Sshd } from './sshd.js';
 
 let sshd: Sshd;
@@ -327,7 +327,14 @@ test('two activations at once: one runs, the other is refused naming the holder,
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.on('exit', (code) => resolve({ code, stdout }));
     });
-  const results = await Promise.all([activation(other), activation(running)]);
+  // The second starts once the first holds the lock, so the two overlap however slowly a loaded machine starts them.
+  let firstDone = false;
+  const first = activation(other).finally(() => (firstDone = true));
+  const lock = join(deviceDir, 'agent.lock');
+  const giveUp = Date.now() + HANG_MS;
+  while (!existsSync(lock) && !firstDone && Date.now() < giveUp) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(existsSync(lock), 'the first activation holds the lock while the second starts');
+  const results = await Promise.all([first, activation(running)]);
   assert.deepEqual(results.map((r) => r.code).sort(), [0, 1], results.map((r) => r.stdout).join(''));
   const refused = JSON.parse(results.find((r) => r.code === 1)?.stdout ?? '{}') as { error: string };
   assert.match(refused.error, /^The device is busy: pid \d+ is activating release [0-9a-f]{12} since /);
