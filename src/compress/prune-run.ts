@@ -13,6 +13,7 @@ import {
   weightCount,
   type GroupScores,
   type KeepPlan,
+  type PruneGranularity,
   type PruneScope,
   type ScoreOptions,
 } from './prune.js';
@@ -21,6 +22,8 @@ import { recalibrateBatchNorm, train, type TrainOptions, type TrainResult } from
 export interface PruneRunOptions extends ScoreOptions {
   sparsity: number;
   scope: PruneScope;
+  /** Whole units (default) or the paper's blocks of connections, held at zero while fine-tuning. */
+  granularity?: PruneGranularity;
   /** Fine-tuning epochs after pruning (0: none). */
   retrain: number;
   batchSize: number;
@@ -77,6 +80,7 @@ export async function pruneRun(source: string | Run, data: Dataset, options: Pru
     sgd: options.sgd,
     dropout: options.dropout,
     validationCount: options.validationCount,
+    weightMasks: pruned.weightMasks,
   });
   if (options.out) {
     saveRun(options.out, { cmpVersion: CMP_VERSION, spec, training: result.training, pruning: record }, result.tensors);

@@ -38,6 +38,8 @@ export interface TrainOptions {
   sgd?: SgdOptions;
   /** Dropout rate after every hidden dense layer while training (the MINT paper's MLP: 0.2); 0 or absent: none. */
   dropout?: number;
+  /** Pruned connections: per weight tensor (e.g. "fc2.weight"), 1 where a weight trains and 0 where it stays zero. */
+  weightMasks?: Map<string, Float32Array>;
 }
 
 /** PyTorch's SGD with Nesterov momentum and weight decay, under MultiStepLR. */
@@ -116,6 +118,20 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     }
   }
   const optimizer = options.sgd ? new Sgd(tf, params, options.sgd) : new Adam(tf, params);
+  const held = [...(options.weightMasks ?? [])].map(([name, mask]) => {
+    const v = params.trainable.get(name);
+    if (!v || v.size !== mask.length) {
+      throw new CmpError(
+        'INTERNAL',
+        `Weight mask "${name}" has ${mask.length} values; the spec's tensor has ${v?.size}.`,
+      );
+    }
+    return { v, mask: tf.tensor(mask, v.shape) };
+  });
+  const holdMasked = (): void => {
+    for (const { v, mask } of held) v.assign(tf.mul(v, mask));
+  };
+  tf.tidy(holdMasked);
   const binaryWeights = spec.layers
     .filter((l) => (l.kind === 'dense' || l.kind === 'conv') && isBinaryMode(l.binarize.weights))
     .map((l) => params.trainable.get(`${l.name}.weight`) as tfTypes.Variable);
@@ -196,6 +212,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
           return loss;
         }, variables);
         optimizer.step(grads, lr);
+        holdMasked();
         if (options.groupSparsity) {
           shrinkGroups(tf, spec, params, options.groupSparsity, options.groupSparsity.lambda * lr);
         }
@@ -287,6 +304,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     : await evaluateFrozen(frozen, data, data.test);
   disposeParams(params);
   optimizer.dispose();
+  tf.dispose(held.map((h) => h.mask));
   return { spec: currentSpec, tensors, frozen, testAccuracy, training: recordSoFar(options.epochs, testAccuracy) };
 }
 
