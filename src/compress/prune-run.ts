@@ -1,6 +1,7 @@
 // Pruning a run folder end to end: score, remove groups, fine-tune, save; and GSS's removal of dead groups.
 
 import { CmpError } from '../errors.js';
+import { freeze } from '../core/frozen.js';
 import { loadRun, saveRun, type PruneSummary, type Run } from '../core/run.js';
 import { isWeightLayer, type BinarizeMode, type ModelSpec } from '../core/spec.js';
 import { CMP_VERSION } from '../core/version.js';
@@ -41,6 +42,8 @@ export interface PruneRunOptions extends ScoreOptions {
   sgd?: TrainOptions['sgd'];
   dropout?: number;
   validationCount?: number;
+  /** Fine-tune against the run before pruning as a teacher (see TrainOptions.distill). */
+  distill?: { weight: number; temperature: number };
 }
 
 export interface PruneRunResult extends TrainResult {
@@ -81,6 +84,7 @@ export async function pruneRun(source: string | Run, data: Dataset, options: Pru
     dropout: options.dropout,
     validationCount: options.validationCount,
     weightMasks: pruned.weightMasks,
+    ...(options.distill ? { distill: { ...options.distill, teacher: freeze(run.record.spec, run.tensors) } } : {}),
   });
   if (options.out) {
     saveRun(options.out, { cmpVersion: CMP_VERSION, spec, training: result.training, pruning: record }, result.tensors);

@@ -38,8 +38,21 @@ export interface TrainOptions {
   sgd?: SgdOptions;
   /** Dropout rate after every hidden dense layer while training (the MINT paper's MLP: 0.2); 0 or absent: none. */
   dropout?: number;
+  /**
+   * Knowledge distillation (Hinton et al. 2015): the loss is (1 - weight) x cross-entropy on the labels plus weight x T^2
+   * x cross-entropy against the teacher's predictions softened at temperature T. Pruning's fine-tuning uses the run
+   * before pruning as its teacher.
+   */
+  distill?: DistillOptions;
   /** Pruned connections: per weight tensor (e.g. "fc2.weight"), 1 where a weight trains and 0 where it stays zero. */
   weightMasks?: Map<string, Float32Array>;
+}
+
+export interface DistillOptions {
+  teacher: FrozenModel;
+  /** Share of the loss given to the teacher's soft targets, in (0, 1]. */
+  weight: number;
+  temperature: number;
 }
 
 /** PyTorch's SGD with Nesterov momentum and weight decay, under MultiStepLR. */
@@ -196,6 +209,8 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       const { x, y } = batchTensors(tf, data, data.train, order, b * options.batchSize, options.batchSize);
       const { loss, hits } = tf.tidy(() => {
         let logits: tfTypes.Tensor | undefined;
+        const distill = options.distill;
+        const soft = distill && tf.softmax(tf.div(forwardFrozen(tf, distill.teacher, x), distill.temperature));
         const { value, grads } = tf.variableGrads(() => {
           const exits: tfTypes.Tensor[] = [];
           const terms: MaskTerms | undefined = masking ? { active: maskActive } : undefined;
@@ -203,6 +218,11 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
           logits = tf.keep(forwardTrain(tf, spec, params, x, true, exits, terms, dropout));
           const labels = tf.oneHot(y, spec.labels.length);
           let loss: tfTypes.Scalar = tf.losses.softmaxCrossEntropy(labels, logits);
+          if (distill && soft) {
+            const t = distill.temperature;
+            const taught = tf.mul(tf.losses.softmaxCrossEntropy(soft, tf.div(logits, t)), t * t);
+            loss = tf.add(tf.mul(loss, 1 - distill.weight), tf.mul(taught, distill.weight));
+          }
           // Exit heads train jointly: each adds its weighted cross-entropy.
           (spec.exits ?? []).forEach((exit, i) => {
             loss = tf.add(loss, tf.mul(tf.losses.softmaxCrossEntropy(labels, exits[i]), exit.lossWeight));

@@ -15,7 +15,8 @@ import {
   type KeepPlan,
 } from '../../src/compress/prune.js';
 import { trainRun } from '../../src/compress/train-run.js';
-import { predictFrozen } from '../../src/compress/train.js';
+import { predictFrozen, train } from '../../src/compress/train.js';
+import { specFor } from '../../src/compress/train-run.js';
 import { freeze } from '../../src/core/frozen.js';
 import { loadRun } from '../../src/core/run.js';
 import type { ModelSpec } from '../../src/core/spec.js';
@@ -270,6 +271,9 @@ test('bad prune input: sparsity outside (0, 1), an untrained folder, a model wit
   assert.match(r.stderr.trim(), /^cmp: Sparsity must be between 0 and 1 \(exclusive\), got 1\.5/);
   r = runCli(['prune', `${dir}/run`, '--sparsity', '0.5', '--method', 'random', '--out', `${dir}/o`]);
   assert.match(r.stderr.trim(), /--method must be one of: mint, mint-pairwise, gss, magnitude/);
+  r = runCli(['prune', `${dir}/run`, '--sparsity', '0.5', '--distill', '1.5', '--out', `${dir}/o`]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr.trim(), /^cmp: --distill is the teacher's share of the loss, in \(0, 1\]; got 1\.5/);
   r = runCli(['prune', `${dir}/run`, '--sparsity', '0.5', '--layers', 'fc9', '--out', `${dir}/o`]);
   assert.notEqual(r.code, 0);
   assert.match(
@@ -487,4 +491,40 @@ test('prune, then binarize: a float run pruned with --binarize dab fine-tunes in
   });
   const fc1 = result.frozen.layers.find((l) => l.name === 'fc1');
   assert.ok(fc1?.kind === 'dense' && fc1.weights.kind === 'binary' && fc1.weights.rows === 24);
+});
+
+test("distillation's loss: (1 - w) x cross-entropy plus w x T^2 x cross-entropy against the teacher's softened predictions", async () => {
+  const base = specFor(data, { arch: 'mlp', widths: [24], binarizeWeights: 'none', binarizeActivations: 'none' });
+  const spec = { ...base, layers: base.layers.map((l) => (l.kind === 'dense' ? { ...l, batchNorm: false } : l)) };
+  const teacher = await train(spec, data, { ...ONE_EPOCH, seed: 3 });
+  const tensors = new Map([...teacher.tensors].map(([name, t]) => [name, t.data]));
+  // The student starts as the teacher and does not move (rate 0): its loss is known in closed form.
+  const [weight, temperature] = [0.6, 3];
+  const student = await train(spec, data, {
+    ...ONE_EPOCH,
+    learningRate: 0,
+    seed: 3,
+    initial: tensors,
+    sgd: { momentum: 0, weightDecay: 0, milestones: [], gamma: 1 },
+    distill: { teacher: teacher.frozen, weight, temperature },
+  });
+  const logits = await predictFrozen(teacher.frozen, data, data.train);
+  const classes = spec.labels.length;
+  let ce = 0;
+  let soft = 0;
+  for (let i = 0; i < data.train.count; i++) {
+    const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
+    const logSoftmax = (v: number[]): number[] => {
+      const max = Math.max(...v);
+      const log = Math.log(v.reduce((a, x) => a + Math.exp(x - max), 0)) + max;
+      return v.map((x) => x - log);
+    };
+    ce -= logSoftmax(row)[data.train.y[i]];
+    const softened = logSoftmax(row.map((x) => x / temperature));
+    soft -= softened.reduce((a, l) => a + Math.exp(l) * l, 0);
+  }
+  const expected = ((1 - weight) * ce + weight * temperature ** 2 * soft) / data.train.count;
+  const actual = student.training.history[0].loss;
+  assert.ok(Math.abs(actual - expected) < 1e-3 * expected, `epoch loss ${actual}, expected ${expected}`);
+  assert.ok(Math.abs(actual - ce / data.train.count) > 0.05, 'and it is not the plain cross-entropy');
 });

@@ -57,6 +57,12 @@ export const pruneCommand: Command = {
       bins: { type: 'int', default: '8', help: 'mint-pairwise: equal-frequency bins per activation' },
       retrain: { type: 'count', default: '5', help: 'fine-tuning epochs after pruning (0: none)' },
       lr: { type: 'number', default: '0.001', help: 'fine-tuning learning rate' },
+      distill: {
+        type: 'number',
+        value: 'W',
+        help: "fine-tune against the unpruned run's softened predictions, with weight W in (0, 1] (knowledge distillation)",
+      },
+      temperature: { type: 'number', default: '4', help: 'with --distill: the softening temperature' },
       seed: { type: 'int', default: '1', help: 'random seed of the fine-tuning' },
       binarize: {
         type: 'string',
@@ -89,6 +95,17 @@ export const pruneCommand: Command = {
       );
     const run = loadRun(parsed.positionals[0]);
     checkSparsity(f.sparsity);
+    const distill = f.distill as number | undefined;
+    const temperature = (f.temperature as number | undefined) ?? 4;
+    if (distill !== undefined && !(distill > 0 && distill <= 1)) {
+      throw new CmpError(
+        'BAD_FLAG',
+        `--distill is the teacher's share of the loss, in (0, 1]; got ${distill}. Example: --distill 0.7`,
+      );
+    }
+    if (!(temperature > 0)) {
+      throw new CmpError('BAD_FLAG', `--temperature must be above 0, got ${temperature}. Example: --temperature 4`);
+    }
     const weightLayers = run.record.spec.layers.filter(isWeightLayer).map((l) => l.name);
     const counted = typeof f.layers === 'string' ? f.layers.split(',').map((l) => l.trim()) : undefined;
     const unknown = counted?.find((l) => !weightLayers.includes(l));
@@ -117,6 +134,7 @@ export const pruneCommand: Command = {
       scope: ((f.scope as string) ?? 'per-layer') as PruneScope,
       granularity: ((f.granularity as string) ?? 'unit') as PruneGranularity,
       ...(counted ? { counted } : {}),
+      ...(distill !== undefined ? { distill: { weight: distill, temperature } } : {}),
       groupSize: (f['group-size'] as number) ?? 1,
       samplesPerClass: (f['samples-per-class'] as number) ?? 250,
       bins: (f.bins as number) ?? 8,
