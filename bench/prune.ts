@@ -236,10 +236,12 @@ export const prune: Benchmark = {
             kind === 'gss'
               ? { ...LENET.train, epochs: setup.train.epochs, seed, groupSparsity: GSS }
               : { ...setup.train, seed };
+          // Each epoch leaves a checkpoint, so a training longer than a session carries on where it stopped.
           const result = await train(spec, d, {
             ...options,
             validationCount: validationCount(d),
             onProgress: epochLog,
+            checkpointDir: `${dir}.checkpoint`,
           });
           saveRun(dir, { cmpVersion: CMP_VERSION, spec, training: result.training }, result.tensors);
           return { dir, seconds: (nowMs() - began) / 1000 };
@@ -307,6 +309,7 @@ export const prune: Benchmark = {
                 validationCount: validationCount(d),
                 onProgress: (text) => log(`  ${text}`),
                 onTrainProgress: epochLog,
+                checkpointDir: join(runsDir, `retrain-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`),
               });
               if (method.startsWith('mint')) scored.set(method, result.scores);
               const seconds = (nowMs() - began) / 1000;

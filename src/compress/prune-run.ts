@@ -42,6 +42,8 @@ export interface PruneRunOptions extends ScoreOptions {
   sgd?: TrainOptions['sgd'];
   dropout?: number;
   validationCount?: number;
+  /** Keep fine-tuning's checkpoints here, so a stopped prune resumes (see TrainOptions.checkpointDir). */
+  checkpointDir?: string;
   /** Fine-tune against the run before pruning as a teacher (see TrainOptions.distill). */
   distill?: { weight: number; temperature: number };
 }
@@ -84,6 +86,7 @@ export async function pruneRun(source: string | Run, data: Dataset, options: Pru
     dropout: options.dropout,
     validationCount: options.validationCount,
     weightMasks: pruned.weightMasks,
+    checkpointDir: options.checkpointDir,
     ...(options.distill ? { distill: { ...options.distill, teacher: freeze(run.record.spec, run.tensors) } } : {}),
   });
   if (options.out) {
