@@ -207,19 +207,20 @@ const PIXEL_TABLE_MAX_BYTES = 256 * 1024;
 
 /**
  * How a binary conv on float inputs runs: `direct` (maskedConv: per filter, the input under each set tap added up in
- * f64x2, work ~ positions / 2 * (rows * taps / 2 + taps)) or per-pixel subset-sum tables of `group` channels
+ * f32x4, work ~ positions / 4 * (rows * taps / 2 + taps)) or per-pixel subset-sum tables of `group` channels
  * (maskedConvTables: work ~ the lookups, padded positions / 4 * (rows + 1) * groups * K*K, plus building the tables,
  * groups * 2^group * pixels / 4 at 1.5 each). The group minimizes the second within PIXEL_TABLE_MAX_BYTES. Timed on x64
- * (V8) under load, a unit of the first costs about 0.6 of the second: direct won 1.1x on LeNet-5's 1 -> 6 5x5 on
- * 32x32; the tables won 1.7x on 3 -> 32 3x3 18x18, 2.5x on 6 -> 16 5x5 14x14, 3.8x on 16 -> 32 5x5 12x12 and about 4x
- * on 64 -> 64 3x3 16x16 (groups of 4, 6 and 8 channels within 20% of each other there).
+ * (V8) under load, interleaved (scratch runs, p50): direct won 1.7x on LeNet-5's 1 -> 6 5x5 on 32x32; the tables won
+ * 1.2x on 3 -> 32 3x3 18x18, 3.6x on 6 -> 16 5x5 14x14 and 3x on 16 -> 32 5x5 12x12, hence 1.2 per unit of direct
+ * (the weight below, twice 0.6 for positions / 2). Groups of 4, 6 and 8 channels were within 20% of each other on
+ * 64 -> 64 3x3 16x16.
  */
 export function maskedConvPlan(layer: PlanWeightLayer): { kind: 'direct' | 'tables'; group: number } {
   const [channels, h, w] = layer.inputShape;
   const [, oh, ow] = layer.outputShape;
   const kk = layer.kernel * layer.kernel;
   const taps = layer.rowLength;
-  const direct = 0.6 * ((oh * ow) / 2) * ((layer.rows * taps) / 2 + taps);
+  const direct = 1.2 * ((oh * ow) / 4) * ((layer.rows * taps) / 2 + taps);
   let best = { cost: Infinity, group: 1 };
   for (let group = 1; group <= Math.min(8, channels); group++) {
     if (4 * (tablePlaneFloats(h, w, layer.kernel) << group) > PIXEL_TABLE_MAX_BYTES && group > 1) break;
@@ -384,8 +385,8 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
           4 * (layer.rows + 1) * (oh * ((ow + 3) & ~3) + layer.kernel * layer.kernel),
       );
     } else if (wl.path === 'masked' && wl.direct) {
-      // maskedConv: the input and the window sums as f64, then the set taps' offsets.
-      grow('lut', 8 * (c * h * w + positions) + 4 * layer.rowLength);
+      // maskedConv: the window sums, then the set taps' offsets.
+      grow('lut', 4 * (((positions + 3) & ~3) + layer.rowLength));
     } else if (wl.path === 'masked') {
       const groups = packedRowBytes(layer.rowLength);
       const table = wl.nibbles ? 128 : 1024;

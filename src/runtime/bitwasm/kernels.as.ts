@@ -405,12 +405,12 @@ function groupTables(ai: usize, len: i32, g: i32, nib: usize, table: usize, nibb
 
 /**
  * Binary weights on float inputs for a 'valid' convolution, without patches or tables: per filter, the input under
- * every tap whose weight bit is set is added up, eight output positions at a time in f64x2 registers, so the work is
- * the set bits times the positions. Meant for few input channels (a conv net's first layer), where a patch's
- * subset-sum tables would serve only a handful of filters. y[r, p] = lower[r] * window(p) + step[r] * (sum over set
- * taps of the input under the tap), in f64, then the epilogue. x: one sample [C, H, W]; bits: the file's rows (bit
- * (c * K + ky) * K + kx), `rowStride` bytes each; y: [rows, OH, OW]; scratch: C*H*W + OH*OW doubles (the input and
- * the window sums), then C*K*K tap offsets.
+ * every tap whose weight bit is set is added up, eight output positions at a time in two f32x4 registers, so the work
+ * is the set bits times the positions. Meant for few input channels (a conv net's first layer), where tables would
+ * serve only a handful of filters. y[r, p] = lower[r] * window(p) + step[r] * (sum over set taps of the input under
+ * the tap), the two products in f64, then the epilogue. x: one sample [C, H, W]; bits: the file's rows (bit
+ * (c * K + ky) * K + kx), `rowStride` bytes each; y: [rows, OH, OW]; scratch: OH*OW floats (the window sums), then
+ * C*K*K tap offsets.
  */
 export function maskedConv(
   x: usize,
@@ -432,15 +432,12 @@ export function maskedConv(
   const OH = H - K + 1;
   const OW = W - K + 1;
   const P = OH * OW;
-  const n = C * H * W;
   const taps = C * K * K;
-  const xd = scratch;
-  const win = xd + ((<usize>n) << 3);
-  const offs = win + ((<usize>P) << 3);
-  for (let k = 0; k < n; k++) store<f64>(xd + ((<usize>k) << 3), <f64>load<f32>(x + ((<usize>k) << 2)));
+  const win = scratch;
+  const offs = win + ((<usize>((P + 3) & ~3)) << 2);
   // Window sums: every tap.
   for (let t = 0; t < taps; t++) store<i32>(offs + ((<usize>t) << 2), tapOffset(t, H, W, K));
-  tapSums(xd, offs, taps, W, OH, OW, win, 0, 0, 0, 0, 0, 0, 0, 0);
+  tapSums(x, offs, taps, W, OH, OW, win, 0, 0, 0, 0, 0, 0, 0, 0);
   for (let r = 0; r < rows; r++) {
     const wr = bits + <usize>r * <usize>rowStride;
     let m = 0;
@@ -450,23 +447,22 @@ export function maskedConv(
         m++;
       }
     }
-    tapSums(xd, offs, m, W, OH, OW, y + ((<usize>r * <usize>P) << 2), 1, win, r, lower, step, scale, shift, relu);
+    tapSums(x, offs, m, W, OH, OW, y + ((<usize>r * <usize>P) << 2), 1, win, r, lower, step, scale, shift, relu);
   }
 }
 
-/** Byte offset in the f64 input [C, H, W] of tap t = (c * K + ky) * K + kx at output (0, 0). */
+/** Byte offset in the input [C, H, W] of tap t = (c * K + ky) * K + kx at output (0, 0). */
 function tapOffset(t: i32, H: i32, W: i32, K: i32): i32 {
   const kk = K * K;
-  return (((t / kk) * H + (t % kk) / K) * W + (t % K)) << 3;
+  return (((t / kk) * H + (t % kk) / K) * W + (t % K)) << 2;
 }
 
 /**
- * For every output (oy, ox): the sum of xd at (oy * W + ox) * 8 + offs[j] over the m taps, in f64. With `finish` 0 it
- * is stored to out as f64; with 1, row r's masked-sum result lower * win + step * sum goes through the epilogue to out
- * as f32.
+ * For every output (oy, ox): the sum of x at (oy * W + ox) * 4 + offs[j] over the m taps, in float32. With `finish` 0
+ * it is stored to out; with 1, row r's masked-sum result lower * win + step * sum goes through the epilogue to out.
  */
 function tapSums(
-  xd: usize,
+  x: usize,
   offs: usize,
   m: i32,
   W: i32,
@@ -486,79 +482,59 @@ function tapSums(
   const st = finish != 0 ? <f64>load<f32>(step + ((<usize>r) << 2)) : 0;
   const ow8 = OW & ~7;
   for (let oy = 0; oy < OH; oy++) {
-    const row = xd + ((<usize>(oy * W)) << 3);
-    const po = oy * OW;
+    const row = x + ((<usize>(oy * W)) << 2);
+    const po = (<usize>(oy * OW)) << 2;
     let ox = 0;
     for (; ox < ow8; ox += 8) {
-      const base = row + ((<usize>ox) << 3);
-      let a0 = f64x2.splat(0);
-      let a1 = f64x2.splat(0);
-      let a2 = f64x2.splat(0);
-      let a3 = f64x2.splat(0);
+      const base = row + ((<usize>ox) << 2);
+      let a0 = f32x4.splat(0);
+      let a1 = f32x4.splat(0);
       for (let j = 0; j < m; j++) {
         const s = base + <usize>load<i32>(offs + ((<usize>j) << 2));
-        a0 = f64x2.add(a0, v128.load(s));
-        a1 = f64x2.add(a1, v128.load(s, 16));
-        a2 = f64x2.add(a2, v128.load(s, 32));
-        a3 = f64x2.add(a3, v128.load(s, 48));
+        a0 = f32x4.add(a0, v128.load(s));
+        a1 = f32x4.add(a1, v128.load(s, 16));
       }
+      const o = po + ((<usize>ox) << 2);
       if (finish == 0) {
-        const o = out + ((<usize>(po + ox)) << 3);
-        v128.store(o, a0);
-        v128.store(o, a1, 16);
-        v128.store(o, a2, 32);
-        v128.store(o, a3, 48);
+        v128.store(out + o, a0);
+        v128.store(out + o, a1, 16);
       } else {
-        const w = win + ((<usize>(po + ox)) << 3);
-        const o = out + ((<usize>(po + ox)) << 2);
-        v128.store(o, maskedEpilogue4(lo, st, w, a0, a1, r, scale, shift, relu));
-        v128.store(o, maskedEpilogue4(lo, st, w + 32, a2, a3, r, scale, shift, relu), 16);
+        v128.store(out + o, maskedEpilogue4(lo, st, v128.load(win + o), a0, r, scale, shift, relu));
+        v128.store(out + o, maskedEpilogue4(lo, st, v128.load(win + o, 16), a1, r, scale, shift, relu), 16);
       }
     }
-    for (; ox + 2 <= OW; ox += 2) {
-      const base = row + ((<usize>ox) << 3);
-      let a = f64x2.splat(0);
-      for (let j = 0; j < m; j++) a = f64x2.add(a, v128.load(base + <usize>load<i32>(offs + ((<usize>j) << 2))));
-      const w = win + ((<usize>(po + ox)) << 3);
-      for (let l = 0; l < 2; l++) {
-        const sum = l == 0 ? f64x2.extract_lane(a, 0) : f64x2.extract_lane(a, 1);
-        if (finish == 0) store<f64>(out + ((<usize>(po + ox + l)) << 3), sum);
-        else {
-          const v = <f32>(lo * load<f64>(w + ((<usize>l) << 3)) + st * sum);
-          store<f32>(out + ((<usize>(po + ox + l)) << 2), epilogue(v, r, scale, shift, relu));
-        }
-      }
+    for (; ox + 4 <= OW; ox += 4) {
+      const base = row + ((<usize>ox) << 2);
+      let a0 = f32x4.splat(0);
+      for (let j = 0; j < m; j++) a0 = f32x4.add(a0, v128.load(base + <usize>load<i32>(offs + ((<usize>j) << 2))));
+      const o = po + ((<usize>ox) << 2);
+      if (finish == 0) v128.store(out + o, a0);
+      else v128.store(out + o, maskedEpilogue4(lo, st, v128.load(win + o), a0, r, scale, shift, relu));
     }
     for (; ox < OW; ox++) {
-      const base = row + ((<usize>ox) << 3);
-      let a: f64 = 0;
-      for (let j = 0; j < m; j++) a += load<f64>(base + <usize>load<i32>(offs + ((<usize>j) << 2)));
-      if (finish == 0) store<f64>(out + ((<usize>(po + ox)) << 3), a);
+      const base = row + ((<usize>ox) << 2);
+      let a: f32 = 0;
+      for (let j = 0; j < m; j++) a += load<f32>(base + <usize>load<i32>(offs + ((<usize>j) << 2)));
+      const o = po + ((<usize>ox) << 2);
+      if (finish == 0) store<f32>(out + o, a);
       else {
-        const v = <f32>(lo * load<f64>(win + ((<usize>(po + ox)) << 3)) + st * a);
-        store<f32>(out + ((<usize>(po + ox)) << 2), epilogue(v, r, scale, shift, relu));
+        const v = <f32>(lo * <f64>load<f32>(win + o) + st * <f64>a);
+        store<f32>(out + o, epilogue(v, r, scale, shift, relu));
       }
     }
   }
 }
 
-/** Four outputs of row r: lower * win + step * (a, b) in f64, to f32, then scale, shift and ReLU (as epilogue does). */
-function maskedEpilogue4(
-  lo: f64,
-  st: f64,
-  win: usize,
-  a: v128,
-  b: v128,
-  r: i32,
-  scale: usize,
-  shift: usize,
-  relu: i32,
-): v128 {
+/** Four outputs of row r: lower * win + step * sum in f64, to f32, then scale, shift and ReLU (as epilogue does). */
+function maskedEpilogue4(lo: f64, st: f64, win: v128, sum: v128, r: i32, scale: usize, shift: usize, relu: i32): v128 {
   const lo2 = f64x2.splat(lo);
   const st2 = f64x2.splat(st);
-  const x = f64x2.add(f64x2.mul(lo2, v128.load(win)), f64x2.mul(st2, a));
-  const y = f64x2.add(f64x2.mul(lo2, v128.load(win, 16)), f64x2.mul(st2, b));
-  let v = i32x4.shuffle(f32x4.demote_f64x2_zero(x), f32x4.demote_f64x2_zero(y), 0, 1, 4, 5);
+  const a = f64x2.add(f64x2.mul(lo2, f64x2.promote_low_f32x4(win)), f64x2.mul(st2, f64x2.promote_low_f32x4(sum)));
+  const b = f64x2.add(
+    f64x2.mul(lo2, f64x2.promote_low_f32x4(i32x4.shuffle(win, win, 2, 3, 0, 1))),
+    f64x2.mul(st2, f64x2.promote_low_f32x4(i32x4.shuffle(sum, sum, 2, 3, 0, 1))),
+  );
+  let v = i32x4.shuffle(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
   if (scale != 0) v = f32x4.mul(v, f32x4.splat(load<f32>(scale + ((<usize>r) << 2))));
   v = f32x4.add(v, f32x4.splat(load<f32>(shift + ((<usize>r) << 2))));
   if (relu != 0) v = f32x4.pmax(v, f32x4.splat(0));
@@ -713,27 +689,15 @@ export function maskedConvTables(
   }
   const win = acc + <usize>rows * accPlane;
   for (let r = 0; r < rows; r++) {
-    const lo = f64x2.splat(<f64>load<f32>(lower + ((<usize>r) << 2)));
-    const st = f64x2.splat(<f64>load<f32>(step + ((<usize>r) << 2)));
-    const sc = scale != 0 ? f32x4.splat(load<f32>(scale + ((<usize>r) << 2))) : f32x4.splat(1);
-    const sh = f32x4.splat(load<f32>(shift + ((<usize>r) << 2)));
+    const lo = <f64>load<f32>(lower + ((<usize>r) << 2));
+    const st = <f64>load<f32>(step + ((<usize>r) << 2));
     const ar = acc + <usize>r * accPlane;
     const yr = y + ((<usize>(r * OH * OW)) << 2);
     for (let oy = 0; oy < OH; oy++) {
       const ya = yr + ((<usize>(oy * OW)) << 2);
       for (let b = 0; b < OWP; b += 4) {
         const o = <usize>oy * accRow + ((<usize>b) << 2);
-        const s = v128.load(ar + o);
-        const w = v128.load(win + o);
-        const lo2 = f64x2.add(f64x2.mul(lo, f64x2.promote_low_f32x4(w)), f64x2.mul(st, f64x2.promote_low_f32x4(s)));
-        const hi2 = f64x2.add(
-          f64x2.mul(lo, f64x2.promote_low_f32x4(i32x4.shuffle(w, w, 2, 3, 0, 1))),
-          f64x2.mul(st, f64x2.promote_low_f32x4(i32x4.shuffle(s, s, 2, 3, 0, 1))),
-        );
-        let v = i32x4.shuffle(f32x4.demote_f64x2_zero(lo2), f32x4.demote_f64x2_zero(hi2), 0, 1, 4, 5);
-        if (scale != 0) v = f32x4.mul(v, sc);
-        v = f32x4.add(v, sh);
-        if (relu != 0) v = f32x4.pmax(v, f32x4.splat(0));
+        const v = maskedEpilogue4(lo, st, v128.load(win + o), v128.load(ar + o), r, scale, shift, relu);
         const at = ya + ((<usize>b) << 2);
         if (b + 4 <= OW) v128.store(at, v);
         else {
