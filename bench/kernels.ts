@@ -406,6 +406,17 @@ function evaluateGoals22(rows: Row[]): Goal[] {
       ),
     );
   }
+  const ortSame = find('dense 1024x1024, dab in', 'ort-node-1');
+  if (bit && ortSame) {
+    goals.push(
+      atLeast(
+        'same, >= 10x ort-node 1 thread on the same file (its DAB subgraph included) in this run',
+        ortSame.p50Us / bit.p50Us,
+        GOALS_22.denseSpeedup,
+        'x',
+      ),
+    );
+  }
   const conv = 'conv 3x3 64->64 16x16, float in';
   const convBit = find(conv, 'bitwasm');
   const convOrt = find(conv, 'ort-node-1');
