@@ -1,10 +1,11 @@
-// kernels: one binary dense (1024x1024) and one binary conv (3x3, 64->64, 16x16) layer on bitwasm against
+// kernels: one dense (1024x1024) and one conv (3x3, 64->64, 16x16) layer, binary or int8, on bitwasm against
 // onnxruntime-node (float, 1 and 2 threads) and onnxruntime-web (wasm): latency, ratio and resident weight bytes.
 
 import { binarizeRows } from '../src/core/binarize.js';
+import { quantizeRows } from '../src/core/quantize.js';
 import type { FrozenModel, FrozenWeightLayer } from '../src/core/frozen.js';
 import { encodeModel, valueInfo } from '../src/core/onnx.js';
-import type { BinarizeMode, LayerSpec, ModelSpec } from '../src/core/spec.js';
+import type { BinarizeMode, LayerSpec, ModelSpec, WeightMode } from '../src/core/spec.js';
 import { CMP_VERSION } from '../src/core/version.js';
 import { CmpError } from '../src/errors.js';
 import { EXPORT_OPSET, exportOnnx, INPUT_NAME } from '../src/export/export-onnx.js';
@@ -16,13 +17,29 @@ import { createWasmEngine } from '../src/runtime/bitwasm/engine-wasm.js';
 import { planModel, type Plan } from '../src/runtime/bitwasm/plan.js';
 import { parseModelFile, type ModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
-import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt, timeInterleaved, type Goal } from './common.js';
+import {
+  atLeast,
+  atMost,
+  benchRecord,
+  goalLines,
+  parseBenchFlags,
+  positiveInt,
+  timeInterleaved,
+  type Goal,
+} from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import { makeRng } from '../src/core/rng.js';
 import type { Benchmark } from './run.js';
 
 /** The goals of issue 5 for this benchmark. */
 const GOALS = Object.freeze({ denseSpeedup: 5, weightMemoryRatio: 25 });
+
+/**
+ * The goals of issue 22: the binary dense layer at batch 1 within 10 µs and 10x onnxruntime-node (1 thread); the
+ * float-input binary conv at least as fast as onnxruntime-node; int8 layers within 1.5x of onnxruntime-node's faster
+ * path (the int8 file or the float layer) with 4x less weight memory.
+ */
+const GOALS_22 = Object.freeze({ denseUs: 10, denseSpeedup: 10, convSpeedup: 1, int8Slowdown: 1.5, int8Memory: 4 });
 
 interface LayerCase {
   name: string;
@@ -32,7 +49,10 @@ interface LayerCase {
   /** The same layer as a bitwasm plan. */
   plan: Plan;
   inputShape: [number, number, number];
-  /** float32 weights plus scale and shift: what onnxruntime holds after constant-folding the bit unpacking. */
+  /**
+   * What onnxruntime holds: float32 weights plus scale and shift after constant-folding the bit unpacking; for an int8
+   * layer the int8 weights and their scales (its DequantizeLinear is not folded away), plus scale and shift.
+   */
   floatWeightBytes: number;
 }
 
@@ -52,7 +72,7 @@ function randomArray(n: number, next: () => number, scale = 1, offset = 0): Floa
   return Float32Array.from({ length: n }, () => offset + (next() * 2 - 1) * scale);
 }
 
-/** A binary layer with random weights (DAB-binarized), batch norm folded into a random scale and shift. */
+/** A layer with random weights (DAB-binarized or int8), batch norm folded into a random scale and shift. */
 function binaryLayer(
   kind: 'dense' | 'conv',
   name: string,
@@ -61,12 +81,17 @@ function binaryLayer(
   weightShape: number[],
   inputs: BinarizeMode,
   next: () => number,
+  mode: WeightMode = 'dab',
 ): FrozenWeightLayer {
+  const values = randomArray(rows * rowLength, next);
   return {
     kind,
     name,
     weightShape,
-    weights: { kind: 'binary', ...binarizeRows(randomArray(rows * rowLength, next), rows, rowLength, 'dab') },
+    weights:
+      mode === 'int8'
+        ? { kind: 'int8', ...quantizeRows(values, rows, rowLength) }
+        : { kind: 'binary', ...binarizeRows(values, rows, rowLength, 'dab') },
     scale: randomArray(rows, next, 0.5, 1),
     shift: randomArray(rows, next, 0.5),
     activation: 'none',
@@ -74,7 +99,12 @@ function binaryLayer(
   };
 }
 
-function denseCase(inputs: BinarizeMode, units: number, features: number): LayerCase {
+/** How a case names its weights and inputs: 'dab in', 'float in', 'int8 w, float in'. */
+function caseInputs(inputs: BinarizeMode, mode: WeightMode): string {
+  return `${mode === 'int8' ? 'int8 w, ' : ''}${inputs === 'none' ? 'float' : inputs} in`;
+}
+
+function denseCase(inputs: BinarizeMode, units: number, features: number, mode: WeightMode = 'dab'): LayerCase {
   const next = makeRng(1);
   const dense: LayerSpec = {
     kind: 'dense',
@@ -82,7 +112,7 @@ function denseCase(inputs: BinarizeMode, units: number, features: number): Layer
     units,
     batchNorm: true,
     activation: 'none',
-    binarize: { weights: 'dab', inputs },
+    binarize: { weights: mode, inputs },
   };
   const spec: ModelSpec = {
     format: 'cmp-model/1',
@@ -95,22 +125,29 @@ function denseCase(inputs: BinarizeMode, units: number, features: number): Layer
     spec,
     layers: [
       { kind: 'flatten', name: 'flatten' },
-      binaryLayer('dense', 'fc', units, features, [features, units], inputs, next),
+      binaryLayer('dense', 'fc', units, features, [features, units], inputs, next, mode),
     ],
   };
-  const file = parseModelFile(exportOnnx(frozen).bytes, `dense-${inputs}.onnx`);
+  const file = parseModelFile(exportOnnx(frozen).bytes, `dense-${mode}-${inputs}.onnx`);
   return {
-    name: `dense ${features}x${units}, ${inputs === 'none' ? 'float' : inputs} in`,
+    name: `dense ${features}x${units}, ${caseInputs(inputs, mode)}`,
     inputs,
     file,
     plan: planModel(file),
     inputShape: [features, 1, 1],
-    floatWeightBytes: 4 * (features * units + 2 * units),
+    floatWeightBytes: (mode === 'int8' ? features * units + 4 * units : 4 * features * units) + 8 * units,
   };
 }
 
 /** A 'valid' 3x3 conv alone: exported with a flatten and a small classifier, then cut at the conv's output. */
-function convCase(inputs: BinarizeMode, channels: number, filters: number, size: number, kernel: number): LayerCase {
+function convCase(
+  inputs: BinarizeMode,
+  channels: number,
+  filters: number,
+  size: number,
+  kernel: number,
+  mode: WeightMode = 'dab',
+): LayerCase {
   const next = makeRng(2);
   const out = size - kernel + 1;
   const spec: ModelSpec = {
@@ -126,7 +163,7 @@ function convCase(inputs: BinarizeMode, channels: number, filters: number, size:
         kernel,
         batchNorm: true,
         activation: 'none',
-        binarize: { weights: 'dab', inputs },
+        binarize: { weights: mode, inputs },
       },
       { kind: 'flatten', name: 'flatten' },
       {
@@ -143,7 +180,7 @@ function convCase(inputs: BinarizeMode, channels: number, filters: number, size:
   const frozen: FrozenModel = {
     spec,
     layers: [
-      binaryLayer('conv', 'conv', filters, rowLength, [filters, channels, kernel, kernel], inputs, next),
+      binaryLayer('conv', 'conv', filters, rowLength, [filters, channels, kernel, kernel], inputs, next, mode),
       { kind: 'flatten', name: 'flatten' },
       {
         kind: 'dense',
@@ -157,7 +194,7 @@ function convCase(inputs: BinarizeMode, channels: number, filters: number, size:
       },
     ],
   };
-  const whole = parseModelFile(exportOnnx(frozen).bytes, `conv-${inputs}.onnx`);
+  const whole = parseModelFile(exportOnnx(frozen).bytes, `conv-${mode}-${inputs}.onnx`);
   const graph = whole.model.graph as NonNullable<ModelFile['model']['graph']>;
   const nodes = graph.node ?? [];
   const last = nodes.findIndex((n) => (n.output ?? []).includes('conv.shifted'));
@@ -175,12 +212,12 @@ function convCase(inputs: BinarizeMode, channels: number, filters: number, size:
   });
   const plan = planModel(whole);
   return {
-    name: `conv ${kernel}x${kernel} ${channels}->${filters} ${size}x${size}, ${inputs === 'none' ? 'float' : inputs} in`,
+    name: `conv ${kernel}x${kernel} ${channels}->${filters} ${size}x${size}, ${caseInputs(inputs, mode)}`,
     inputs,
-    file: parseModelFile(bytes, `conv-${inputs}-layer.onnx`),
+    file: parseModelFile(bytes, `conv-${mode}-${inputs}-layer.onnx`),
     plan: { inputShape: plan.inputShape, classes: filters * out * out, layers: [plan.layers[0]] },
     inputShape: [channels, size, size],
-    floatWeightBytes: 4 * (filters * rowLength + 2 * filters),
+    floatWeightBytes: (mode === 'int8' ? filters * rowLength + 4 * filters : 4 * filters * rowLength) + 8 * filters,
   };
 }
 
@@ -200,8 +237,8 @@ export const kernels: Benchmark = {
     // Layers that are compared with each other are timed in one interleaved group (goal 1 sets the dense layer with
     // binarized inputs on bitwasm against the float-input layer on onnxruntime).
     const groups = [
-      [denseCase('dab', 1024, 1024), denseCase('none', 1024, 1024)],
-      [convCase('dab', 64, 64, 16, 3), convCase('none', 64, 64, 16, 3)],
+      [denseCase('dab', 1024, 1024), denseCase('none', 1024, 1024), denseCase('none', 1024, 1024, 'int8')],
+      [convCase('dab', 64, 64, 16, 3), convCase('none', 64, 64, 16, 3), convCase('none', 64, 64, 16, 3, 'int8')],
     ];
     const rows: Row[] = [];
     for (const group of groups) {
@@ -240,15 +277,16 @@ export const kernels: Benchmark = {
       for (const k of contenders) await k.backend.dispose();
     }
     const goals = evaluateGoals(rows);
+    const goals22 = evaluateGoals22(rows);
     const inputs = {
       minMs,
       batches,
       backends: backendNames,
       timing: 'both layers of a group on every backend take turns: 8 rounds of warm blocks',
-      weights: 'dab, random, seed 1/2',
+      weights: 'dab or int8 per row, random, seed 1/2',
       inputs: 'uniform [-1, 1]',
     };
-    const record = benchRecord('kernels', { inputs, rows, goals }, flags.save);
+    const record = benchRecord('kernels', { inputs, rows, goals: [...goals, ...goals22] }, flags.save);
     if (json) {
       process.stdout.write(`${record}\n`);
       return 0;
@@ -274,7 +312,10 @@ export const kernels: Benchmark = {
       '',
       'Goals (issue 5):',
       ...goalLines(goals),
-      '  (weight bytes for onnxruntime: float32 weights plus scale and shift, which it holds after folding the unpacking)',
+      'Goals (issue 22):',
+      ...goalLines(goals22),
+      '  (weight bytes for onnxruntime: float32 weights plus scale and shift, which it holds after folding the unpacking;',
+      '   for the int8 files the int8 weights and their scales, which its DequantizeLinear reads)',
     ];
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
@@ -339,6 +380,75 @@ function evaluateGoals(rows: Row[]): Goal[] {
         'dense 1024x1024 resident weight memory >= 25x smaller',
         ortSame.weightBytes / bit.weightBytes,
         GOALS.weightMemoryRatio,
+        'x',
+      ),
+    );
+  }
+  return goals;
+}
+
+/** Issue 22's goals, from the batch-1 rows. */
+function evaluateGoals22(rows: Row[]): Goal[] {
+  const find = (layer: string, backend: string): Row | undefined =>
+    rows.find((r) => r.batch === 1 && r.layer === layer && r.backend === backend);
+  const goals: Goal[] = [];
+  const bit = find('dense 1024x1024, dab in', 'bitwasm');
+  const ortFloat = find('dense 1024x1024, float in', 'ort-node-1');
+  if (bit)
+    goals.push(atMost('batch 1 dense 1024x1024 binary (dab in): bitwasm p50', bit.p50Us, GOALS_22.denseUs, 'µs'));
+  if (bit && ortFloat) {
+    goals.push(
+      atLeast(
+        'same, >= 10x ort-node 1 thread float MatMul (float in) in this run',
+        ortFloat.p50Us / bit.p50Us,
+        GOALS_22.denseSpeedup,
+        'x',
+      ),
+    );
+  }
+  const ortSame = find('dense 1024x1024, dab in', 'ort-node-1');
+  if (bit && ortSame) {
+    goals.push(
+      atLeast(
+        'same, >= 10x ort-node 1 thread on the same file (its DAB subgraph included) in this run',
+        ortSame.p50Us / bit.p50Us,
+        GOALS_22.denseSpeedup,
+        'x',
+      ),
+    );
+  }
+  const conv = 'conv 3x3 64->64 16x16, float in';
+  const convBit = find(conv, 'bitwasm');
+  const convOrt = find(conv, 'ort-node-1');
+  if (convBit && convOrt) {
+    goals.push(
+      atLeast(
+        'batch 1 conv 3x3 64->64 16x16 binary w, float in: bitwasm at least as fast as ort-node 1 thread',
+        convOrt.p50Us / convBit.p50Us,
+        GOALS_22.convSpeedup,
+        'x',
+      ),
+    );
+  }
+  for (const [int8, float] of [
+    ['dense 1024x1024, int8 w, float in', 'dense 1024x1024, float in'],
+    ['conv 3x3 64->64 16x16, int8 w, float in', 'conv 3x3 64->64 16x16, float in'],
+  ]) {
+    const mine = find(int8, 'bitwasm');
+    const ortInt8 = find(int8, 'ort-node-1');
+    const ortF = find(float, 'ort-node-1');
+    if (!mine || !ortInt8 || !ortF) continue;
+    goals.push(
+      atMost(
+        `batch 1 ${int8}: bitwasm p50 / ort-node 1 thread's faster path (int8 file or float layer)`,
+        mine.p50Us / Math.min(ortInt8.p50Us, ortF.p50Us),
+        GOALS_22.int8Slowdown,
+        'x',
+      ),
+      atLeast(
+        `${int8.split(',')[0]} int8: float32 weight bytes / bitwasm's`,
+        ortF.weightBytes / mine.weightBytes,
+        GOALS_22.int8Memory,
         'x',
       ),
     );

@@ -1,5 +1,6 @@
-// models: whole-model batch-1 latency (p50, p99) and peak RSS of the binarized MLP and LeNet on each backend, each
-// backend in its own process so peak RSS is its own, the backends taking turns over several rounds.
+// models: whole-model batch-1 latency (p50, p99) and peak RSS of the binarized MLP and LeNet, and of the imported PyTorch
+// LeNet-5 fine-tuned with DAB weights, on each backend, each backend in its own process so peak RSS is its own, the
+// backends taking turns over several rounds; and which backend `auto` picks for each.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -8,14 +9,19 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { trainRun } from '../src/compress/train-run.js';
 import { nowMs, percentile } from '../src/core/clock.js';
+import { loadRun } from '../src/core/run.js';
+import { withBinarization } from '../src/core/spec.js';
 import { loadDataset, type Dataset } from '../src/data/datasets.js';
 import { CmpError } from '../src/errors.js';
 import { exportOnnx } from '../src/export/export-onnx.js';
+import { importRun } from '../src/import/import-run.js';
+import type { Backend } from '../src/runtime/backend.js';
+import { createOrtNodeBackend } from '../src/runtime/backend-ort-node.js';
 import { createBackend } from '../src/runtime/backends.js';
 import { inputDimsFor, predict } from '../src/runtime/evaluate.js';
 import { readModelFile, type ModelFile } from '../src/runtime/model-file.js';
 import { formatBytes, formatTable } from '../src/cli/table.js';
-import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt } from './common.js';
+import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt, type Goal } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
@@ -23,6 +29,18 @@ import type { Benchmark } from './run.js';
 const GOAL_MLP_SPEEDUP = 3;
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The PyTorch LeNet-5 of issue 9 (see ../shared/models/README.md; CMP_SHARED_DIR moves it). */
+const LENET5 = process.env.CMP_SHARED_DIR
+  ? join(process.env.CMP_SHARED_DIR, 'models', 'lenet5-mnist-pytorch.onnx')
+  : fileURLToPath(new URL('../../shared/models/lenet5-mnist-pytorch.onnx', import.meta.url));
+
+/** The backends a child can run: the registered ones, and onnxruntime-node held to one thread (`ort-node-1`). */
+async function childBackend(name: string, file: ModelFile): Promise<Backend> {
+  return name === 'ort-node-1'
+    ? await createOrtNodeBackend(file, { intraOpNumThreads: 1 })
+    : await createBackend(name, file);
+}
 
 interface ChildResult {
   backend: string;
@@ -50,6 +68,7 @@ interface Agreement {
 const LOGITS_TOLERANCE = 1e-4;
 
 async function agreement(model: string, file: ModelFile, data: Dataset): Promise<Agreement> {
+  // Labels and logits compared image by image, on every test image of the model's data set.
   const outputs: Float32Array[] = [];
   for (const name of ['ort-node', 'bitwasm']) {
     const backend = await createBackend(name, file);
@@ -83,12 +102,12 @@ interface Row extends Omit<ChildResult, 'latenciesMs'> {
   speedupVsOrtNode: number;
 }
 
-/** Runs in the child process: one model, one backend, batch 1 over `samples` test images. */
-async function child(model: string, backendName: string, samples: number): Promise<void> {
-  const data = await loadDataset('fashion-mnist', { limitTrain: 1, limitTest: samples });
+/** Runs in the child process: one model, one backend, batch 1 over `samples` test images of `dataset`. */
+async function child(model: string, backendName: string, samples: number, dataset: string): Promise<void> {
+  const data = await loadDataset(dataset, { limitTrain: 1, limitTest: samples });
   const file = readModelFile(model);
   const rssBeforeBytes = process.memoryUsage().rss;
-  const backend = await createBackend(backendName, file);
+  const backend = await childBackend(backendName, file);
   const features = data.inputShape.reduce((a, b) => a * b, 1);
   const dims = inputDimsFor(file, data, 1);
   const classes = data.labels.length;
@@ -110,7 +129,7 @@ async function child(model: string, backendName: string, samples: number): Promi
   }
   await backend.dispose();
   const result: ChildResult = {
-    backend: backend.name,
+    backend: backendName,
     samples: data.test.count,
     accuracy: correct / data.test.count,
     latenciesMs: latencies.map((ms) => Math.round(ms * 1e6) / 1e6),
@@ -128,16 +147,17 @@ export const models: Benchmark = {
       child: {},
       model: {},
       backend: {},
+      data: { default: 'fashion-mnist' },
       samples: { default: '1000' },
       rounds: { default: '3' },
       epochs: { default: '1' },
       'limit-train': { default: '5000' },
-      backends: { default: 'bitwasm,ort-node,ort-web' },
+      backends: { default: 'bitwasm,ort-node,ort-node-1,ort-web' },
       save: {},
     });
     const samples = positiveInt('samples', flags.samples) ?? 1000;
     if (flags.child === 'yes') {
-      await child(flags.model ?? '', flags.backend ?? '', samples);
+      await child(flags.model ?? '', flags.backend ?? '', samples, flags.data ?? 'fashion-mnist');
       return 0;
     }
     const rounds = positiveInt('rounds', flags.rounds) ?? 3;
@@ -145,29 +165,71 @@ export const models: Benchmark = {
     const limitTrain = positiveInt('limit-train', flags['limit-train']) ?? 5000;
     const backends = (flags.backends ?? '').split(',');
     // The whole test split: the agreement check runs every image; latency runs the first `samples`.
-    const data = await loadDataset('fashion-mnist', { limitTrain });
+    const sets = new Map<string, Dataset>();
+    for (const name of ['fashion-mnist', 'mnist']) sets.set(name, await loadDataset(name, { limitTrain }));
     const dir = mkdtempSync(join(tmpdir(), 'cmp-bench-models-'));
-    const specs = [
-      { name: 'MLP 784-512-512-10 dab w+act', arch: 'mlp', widths: [512, 512] },
-      { name: 'LeNet dab w+act', arch: 'lenet', widths: [256] },
-    ];
-    const rows: Row[] = [];
-    const agreements: Agreement[] = [];
-    for (const spec of specs) {
-      process.stderr.write(`training ${spec.name} (${epochs} epoch on ${limitTrain} images)\n`);
-      const trained = await trainRun(data, {
-        arch: spec.arch,
-        widths: spec.widths,
+    const train = (data: Dataset, arch: string, widths: number[], binarizeActivations: 'dab' | 'none') =>
+      trainRun(data, {
+        arch,
+        widths,
         binarizeWeights: 'dab',
-        binarizeActivations: 'dab',
+        binarizeActivations,
         epochs,
         batchSize: 100,
         learningRate: 0.002,
         seed: 1,
       });
-      const path = join(dir, `${spec.arch}.onnx`);
+    // The imported LeNet-5 fine-tuned as a user would (cmp train --from RUN --binarize dab): DAB weights, float
+    // activations, every layer binary.
+    const lenet5 = async (data: Dataset): ReturnType<typeof trainRun> => {
+      const run = join(dir, 'lenet5-imported');
+      await importRun(LENET5, { mean: 0, std: 1, data, out: run });
+      const imported = loadRun(run);
+      const spec = withBinarization(imported.record.spec, {
+        binarizeWeights: 'dab',
+        keepFloatWeights: [],
+        keepFloatInputs: [],
+      });
+      return trainRun(data, {
+        arch: imported.record.spec.arch,
+        binarizeWeights: 'dab',
+        binarizeActivations: 'none',
+        epochs,
+        batchSize: 100,
+        learningRate: 0.002,
+        seed: 1,
+        from: { dir: run, spec, tensors: imported.tensors },
+      });
+    };
+    const specs = [
+      {
+        name: 'MLP 784-512-512-10 dab w+act',
+        file: 'mlp',
+        dataset: 'fashion-mnist',
+        make: (d: Dataset) => train(d, 'mlp', [512, 512], 'dab'),
+      },
+      {
+        name: 'LeNet dab w+act',
+        file: 'lenet',
+        dataset: 'fashion-mnist',
+        make: (d: Dataset) => train(d, 'lenet', [256], 'dab'),
+      },
+      { name: 'LeNet-5 (PyTorch) dab w', file: 'lenet5', dataset: 'mnist', make: lenet5 },
+    ];
+    const rows: Row[] = [];
+    const agreements: Agreement[] = [];
+    const picks: { model: string; auto: string }[] = [];
+    for (const spec of specs) {
+      const data = sets.get(spec.dataset) as Dataset;
+      process.stderr.write(`training ${spec.name} (${epochs} epoch on ${limitTrain} ${spec.dataset} images)\n`);
+      const trained = await spec.make(data);
+      const path = join(dir, `${spec.file}.onnx`);
       writeFileSync(path, exportOnnx(trained.frozen).bytes);
       if (backends.includes('bitwasm')) agreements.push(await agreement(spec.name, readModelFile(path), data));
+      // What `auto` loads for this file here: it races bitwasm against onnxruntime-node at load.
+      const auto = await createBackend('auto', readModelFile(path));
+      picks.push({ model: spec.name, auto: auto.name });
+      await auto.dispose();
       // The backends take turns, one process each per round, so that a machine whose speed drifts (CPU steal on a
       // shared VM) weighs on all of them alike; the rounds' timed calls are pooled.
       const runs = new Map<string, ChildResult[]>(backends.map((b) => [b, []]));
@@ -175,7 +237,7 @@ export const models: Benchmark = {
         for (let j = 0; j < backends.length; j++) {
           const backend = backends[(round + j) % backends.length];
           const args = ['--import', './test/register.js', 'bench/run.ts', 'models', '--child', 'yes'];
-          args.push('--model', path, '--backend', backend, '--samples', String(samples));
+          args.push('--model', path, '--backend', backend, '--samples', String(samples), '--data', spec.dataset);
           const run = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
           if (run.status !== 0) {
             throw new CmpError(
@@ -220,17 +282,22 @@ export const models: Benchmark = {
           ),
         ]
       : [];
+    const goals22 = issue22Goals(rows, picks);
     const inputs = {
       samples,
       rounds,
       epochs,
       limitTrain,
       backends,
-      dataset: data.name,
-      testImages: data.test.count,
+      datasets: specs.map((s) => `${s.file}: ${s.dataset}`),
+      testImages: Object.fromEntries([...sets].map(([name, d]) => [name, d.test.count])),
       seed: 1,
     };
-    const record = benchRecord('models', { inputs, rows, agreements, goals }, flags.save);
+    const record = benchRecord(
+      'models',
+      { inputs, rows, agreements, picks, goals: [...goals, ...goals22] },
+      flags.save,
+    );
     if (json) {
       process.stdout.write(`${record}\n`);
       return 0;
@@ -261,10 +328,35 @@ export const models: Benchmark = {
           `logits within ${LOGITS_TOLERANCE} on ${a.logitsWithin} (largest difference ${a.maxLogitDiff.toExponential(2)})`,
       ),
       '',
+      ...picks.map((p) => `${p.model}: auto picks ${p.auto}`),
+      '',
       'Goals (issue 5):',
       ...goalLines(goals),
+      'Goals (issue 22):',
+      ...goalLines(goals22),
     ];
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
   },
 };
+
+/**
+ * Issue 22's goals here: the imported LeNet-5 with DAB weights and float activations at least as fast on bitwasm as on
+ * onnxruntime-node held to one thread, and `auto` picking bitwasm for it (and for the models with binary activations).
+ */
+function issue22Goals(rows: Row[], picks: { model: string; auto: string }[]): Goal[] {
+  const goals: Goal[] = [];
+  const p50 = (model: string, backend: string): number | undefined =>
+    rows.find((r) => r.model === model && r.backend === backend)?.p50Ms;
+  for (const pick of picks) {
+    const bit = p50(pick.model, 'bitwasm');
+    const one = p50(pick.model, 'ort-node-1');
+    if (pick.model.startsWith('LeNet-5') && bit !== undefined && one !== undefined) {
+      goals.push(
+        atLeast(`${pick.model}: bitwasm batch-1 p50 at least as fast as ort-node 1 thread`, one / bit, 1, 'x'),
+      );
+    }
+    goals.push(atLeast(`${pick.model}: auto picks bitwasm (1 = yes)`, Number(pick.auto === 'bitwasm'), 1, ''));
+  }
+  return goals;
+}

@@ -17,7 +17,7 @@ import { checkDeviceProfile } from '../../src/profile/device-profile-check.js';
 import { readModelFile } from '../../src/runtime/model-file.js';
 import { Predictor } from '../../src/runtime/predictor.js';
 import type { PageState } from '../../targets/browser/page.js';
-import { EXIT_MLP, fixtureData, fixtures } from '../fixtures.js';
+import { binarizedCase, EXIT_MLP, fixtureData, fixtures } from '../fixtures.js';
 import { assertOneLineError, CLI, HANG_MS, launchChromium, maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
 const SAMPLES = 40;
@@ -278,6 +278,28 @@ test('a redeploy of an all-binary model ships bitwasm alone, under 1 MiB besides
   const refused = await openPage('?backend=ort-node');
   assert.equal(refused.state, 'error');
   assert.equal(refused.error, 'Unknown backend "ort-node". Use one of: auto, bitwasm, ort-web.');
+});
+
+test('a LeNet with DAB weights and float activations (direct and per-pixel-table convs) runs in Chromium as Node does', async (t) => {
+  // conv1 (1 channel) runs the direct kernel, conv2 the per-pixel subset-sum tables (engine-wasm.ts maskedConvPlan).
+  const { frozen } = await fixtures.model(binarizedCase('lenet', 'dab', 'none'));
+  const model = join(dir, 'lenet-dab.onnx');
+  writeFileSync(model, exportOnnx(frozen, { dataset: 'fashion-mnist', epochs: 1, testAccuracy: 0 }).bytes);
+  const deployed = runCli(['deploy', model, '--target', 'browser', '--out', site, '--json']);
+  assert.equal(deployed.code, 0, deployed.stderr);
+  const config = siteConfig();
+  const expected = await nodeAnswers(model, config);
+  const state = await openPage('?backend=bitwasm');
+  assert.equal(state.state, 'done', state.error);
+  assert.equal(state.backend, 'bitwasm');
+  assert.equal(state.results?.length, config.samples.count);
+  let largest = 0;
+  for (const [i, r] of (state.results ?? []).entries()) {
+    assert.equal(r.label, expected[i].label, `sample ${i} label`);
+    largest = Math.max(largest, maxAbsDiff(r.logits, expected[i].logits));
+  }
+  assert.ok(largest <= SITE_LOGIT_TOLERANCE, `logits differ by up to ${largest}`);
+  t.diagnostic(`bitwasm in Chromium against ort-node, DAB-weight LeNet: largest logit difference ${largest}`);
 });
 
 test('deploy and serve refuse bad input with one line: no --out, a foreign folder, a missing site, a busy port', () => {

@@ -7,7 +7,7 @@ import { packBits } from '../../src/core/bitpack.js';
 import { roundToFloat16 } from '../../src/core/float16.js';
 import type { BinarizeMode } from '../../src/core/spec.js';
 import { binarizeSample, createReferenceEngine } from '../../src/runtime/bitwasm/engine-reference.js';
-import { createWasmEngine, directConvIsCheaper, repackForPopcount } from '../../src/runtime/bitwasm/engine-wasm.js';
+import { createWasmEngine, maskedConvPlan, repackForPopcount } from '../../src/runtime/bitwasm/engine-wasm.js';
 import type { Plan, PlanLayer, PlanWeightLayer } from '../../src/runtime/bitwasm/plan.js';
 import { Profiler } from '../../src/runtime/profiler.js';
 import { makeRng } from '../../src/core/rng.js';
@@ -178,15 +178,20 @@ for (const features of [64, 65, 150]) {
     options: { kind: 'dense', inputShape: [features, 1, 1], rows: 11, binary: true, inputs: 'none', relu: true },
   });
 }
-// Float inputs into 1-bit convs: few channels add the set taps straight from the input (maskedConv), many build
-// patches and subset-sum tables (blocked: 45 row bytes); odd output widths exercise the kernels' tails.
+// Float inputs into 1-bit convs: one channel adds the set taps straight from the input (maskedConv), more build
+// subset-sum tables per input pixel (maskedConvTables). Output widths of 5 (one quad at a time), 18 (a block of 16
+// and a quad) and odd heights exercise its tails; 40 and 13 channels end in a partial group of channels.
 SINGLE_LAYERS.push({
   name: 'conv 5x5 1->16 on 12x13 1-bit w, float in (direct)',
   options: { kind: 'conv', inputShape: [1, 12, 13], rows: 16, kernel: 5, binary: true, inputs: 'none', relu: true },
 });
 SINGLE_LAYERS.push({
-  name: 'conv 3x3 40->64 on 6x7 1-bit w, float in (patches and tables)',
+  name: 'conv 3x3 40->64 on 6x7 1-bit w, float in (pixel tables)',
   options: { kind: 'conv', inputShape: [40, 6, 7], rows: 64, kernel: 3, binary: true, inputs: 'none' },
+});
+SINGLE_LAYERS.push({
+  name: 'conv 3x3 13->24 on 9x20 1-bit w, float in (pixel tables, 7 x 18 outputs)',
+  options: { kind: 'conv', inputShape: [13, 9, 20], rows: 24, kernel: 3, binary: true, inputs: 'none', relu: true },
 });
 // Float convs run f32Conv: four filters and four outputs per step; a last step overlapping the one before it on widths
 // that are no multiple of four, one output at a time on widths under four, one filter at a time for the rows after
@@ -211,8 +216,12 @@ SINGLE_LAYERS.push({
 for (const { name, options } of SINGLE_LAYERS) {
   test(`wasm equals reference: ${name}, batch 1 and 3`, async () => {
     const layer = weightLayer('layer', options, makeRng(name.length));
-    if (name.includes('(direct)')) assert.ok(directConvIsCheaper(layer));
-    if (name.includes('(patches and tables)')) assert.ok(!directConvIsCheaper(layer));
+    if (name.includes('(direct)')) assert.equal(maskedConvPlan(layer).kind, 'direct');
+    if (name.includes('(pixel tables')) {
+      const { kind, group } = maskedConvPlan(layer);
+      assert.equal(kind, 'tables');
+      assert.notEqual(layer.inputShape[0] % group, 0, 'a partial last group of channels');
+    }
     const plan = planOf([layer]);
     for (const batch of [1, 3]) {
       const diff = await compare(plan, batch, batch + 17);

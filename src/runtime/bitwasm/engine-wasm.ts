@@ -32,8 +32,10 @@ interface WasmLayer {
   chunkBytes: number;
   /** Masked path: subset sums as two 16-entry tables per weight byte instead of one of 256 (few rows). */
   nibbles: boolean;
-  /** Masked conv path: set taps added straight from the input (maskedConv) instead of patches and tables. */
+  /** Masked conv path: set taps added straight from the input (maskedConv) instead of per-pixel tables. */
   direct: boolean;
+  /** Masked conv path: channels per group of the per-pixel subset-sum tables (maskedConvTables); 0 when direct. */
+  pixelGroup: number;
 }
 
 /** Scratch sizes in bytes for a batch of one (`perSample`) or shared across the batch. */
@@ -156,6 +158,7 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
     chunkBytes: 0,
     nibbles: false,
     direct: false,
+    pixelGroup: 0,
     scale: layer.scale ? put(layer.scale) : 0,
     shift: put(layer.shift),
   };
@@ -168,16 +171,21 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
   const lower = put(w.lower);
   const step = put(w.step);
   if (layer.inputs === 'none') {
-    // Long rows keep their bytes group-major for the blocked kernel; short ones, and direct convs, stay as the file
-    // packs them.
+    // Convs run direct on the file's rows or on per-pixel tables with their indices; dense layers keep long rows'
+    // bytes group-major for the blocked kernel, short ones as the file packs them. The profile names the variant.
+    const variant = layer.kind === 'conv' ? maskedConvPlan(layer) : undefined;
+    if (variant?.kind === 'tables') {
+      const tag = base.tag.replace('(masked sum)', `(masked sum, pixel tables of ${variant.group} channels)`);
+      const weights = put(pixelTableIndices(layer, w.packed, variant.group));
+      return { ...base, tag, path: 'masked', weights, lower, step, pixelGroup: variant.group };
+    }
     const groups = packedRowBytes(layer.rowLength);
-    const direct = layer.kind === 'conv' && directConvIsCheaper(layer);
+    const direct = variant?.kind === 'direct';
     const blocked = groups > MASKED_TABLE_GROUPS && !direct;
     const weights = put(blocked ? groupMajor(w.packed, layer.rows, groups) : w.packed);
     const nibbles = layer.rows <= NIBBLE_MAX_ROWS;
-    // The profile names the masked-sum variant: tables of 256 or of 2 x 16 sums, or the direct conv.
-    const variant = direct ? 'direct' : nibbles ? 'nibble tables' : 'byte tables';
-    const tag = base.tag.replace('(masked sum)', `(masked sum, ${variant})`);
+    const kind = direct ? 'direct' : nibbles ? 'nibble tables' : 'byte tables';
+    const tag = base.tag.replace('(masked sum)', `(masked sum, ${kind})`);
     return { ...base, tag, path: 'masked', weights, rowStride: blocked ? 0 : groups, lower, step, nibbles, direct };
   }
   const { rows: repacked, rowStride, chunkBytes, popcounts } = repackForPopcount(layer, w.packed);
@@ -194,20 +202,62 @@ const MASKED_TABLE_GROUPS = 8;
  */
 const NIBBLE_MAX_ROWS = 24;
 
+/** The most bytes of per-pixel tables maskedConvTables may build (2^group planes of the input's pixels). */
+const PIXEL_TABLE_MAX_BYTES = 256 * 1024;
+
 /**
- * Whether a binary conv on float inputs runs faster as maskedConv (per filter, the input under each set tap added up:
- * work ~ positions * (taps + rows * taps / 2)) than as patches and subset-sum tables (work ~ positions * (taps +
- * 16 * groups + rows * (2 * groups + 10))). Timed on x64 (V8), a unit of the first costs about half one of the
- * second; direct won 6x on 1 -> 16 channels 5x5 (LeNet's conv1), 2.8x on 3 -> 32 3x3, 1.7x on 16 -> 32 5x5 and lost
- * 1.2x on 64 -> 64 3x3, hence the 1.5 below.
+ * How a binary conv on float inputs runs: `direct` (maskedConv: per filter, the input under each set tap added up in
+ * f32x4, work ~ positions / 4 * (rows * taps / 2 + taps)) or per-pixel subset-sum tables of `group` channels
+ * (maskedConvTables: work ~ the lookups, padded positions / 4 * (rows + 1) * groups * K*K, plus building the tables,
+ * groups * 2^group * pixels / 4 at 1.5 each). The group minimizes the second within PIXEL_TABLE_MAX_BYTES. Timed on x64
+ * (V8) under load, interleaved (scratch runs, p50): direct won 1.7x on LeNet-5's 1 -> 6 5x5 on 32x32; the tables won
+ * 1.2x on 3 -> 32 3x3 18x18, 3.6x on 6 -> 16 5x5 14x14 and 3x on 16 -> 32 5x5 12x12, hence 1.2 per unit of direct
+ * (the weight below, twice 0.6 for positions / 2). Groups of 4, 6 and 8 channels were within 20% of each other on
+ * 64 -> 64 3x3 16x16.
  */
-export function directConvIsCheaper(layer: PlanWeightLayer): boolean {
-  const positions = layer.outputShape[1] * layer.outputShape[2];
+export function maskedConvPlan(layer: PlanWeightLayer): { kind: 'direct' | 'tables'; group: number } {
+  const [channels, h, w] = layer.inputShape;
+  const [, oh, ow] = layer.outputShape;
+  const kk = layer.kernel * layer.kernel;
   const taps = layer.rowLength;
-  const groups = packedRowBytes(taps);
-  const direct = positions * (taps + (layer.rows * taps) / 2);
-  const tables = positions * (taps + 16 * groups + layer.rows * (2 * groups + 10));
-  return direct < 1.5 * tables;
+  const direct = 1.2 * ((oh * ow) / 4) * ((layer.rows * taps) / 2 + taps);
+  let best = { cost: Infinity, group: 1 };
+  for (let group = 1; group <= Math.min(8, channels); group++) {
+    if (4 * (tablePlaneFloats(h, w, layer.kernel) << group) > PIXEL_TABLE_MAX_BYTES && group > 1) break;
+    const groups = Math.ceil(channels / group);
+    const lookups = ((oh * ((ow + 3) & ~3)) / 4) * (layer.rows + 1) * groups * kk;
+    const cost = lookups + 1.5 * groups * (1 << group) * ((h * w) / 4);
+    if (cost < best.cost) best = { cost, group };
+  }
+  return direct < best.cost ? { kind: 'direct', group: 0 } : { kind: 'tables', group: best.group };
+}
+
+/**
+ * The table indices of maskedConvTables: u8 [rows + 1, groups, K*K], entry (r, g, t) the bits of channels
+ * g * group .. of filter r at tap t (bit j: channel g * group + j); row `rows` selects every channel (window sums).
+ */
+export function pixelTableIndices(layer: PlanWeightLayer, packed: Uint8Array, group: number): Uint8Array {
+  const channels = layer.inputShape[0];
+  const kk = layer.kernel * layer.kernel;
+  const groups = Math.ceil(channels / group);
+  const rowBytes = packedRowBytes(layer.rowLength);
+  const out = new Uint8Array((layer.rows + 1) * groups * kk);
+  for (let r = 0; r <= layer.rows; r++) {
+    for (let c = 0; c < channels; c++) {
+      const g = Math.floor(c / group);
+      for (let t = 0; t < kk; t++) {
+        const bit = c * kk + t; // OIHW row index
+        const set = r === layer.rows || (packed[r * rowBytes + (bit >> 3)] >> (bit & 7)) & 1;
+        if (set) out[(r * groups + g) * kk + t] |= 1 << (c % group);
+      }
+    }
+  }
+  return out;
+}
+
+/** Floats in one table plane of maskedConvTables (kernels.as.ts tablePlaneFloats: the pixels and padding columns). */
+function tablePlaneFloats(h: number, w: number, kernel: number): number {
+  return (h * w + ((w - kernel + 4) & ~3) + 3) & ~3;
 }
 
 /** Binary weights on float inputs: the masked-sum kernel for the layer's row length (see placeLayer). */
@@ -319,16 +369,24 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
       grow('bits', isConv ? h * w * packedRowBytes(c) : wl.path === 'pop' ? wl.rowStride : packedRowBytes(c));
       if (wl.path === 'f32' || wl.path === 'i8') grow('quantized', 4 * features(layer.inputShape));
     }
-    if (isConv && !wl.direct) {
+    if (isConv && (wl.path === 'pop' || wl.path === 'i8')) {
       grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 4 * positions * layer.rowLength);
     }
     grow('apop', 4 * (isConv ? positions : 1));
     // Subset-sum tables (1 KiB, or 128 bytes with nibbles) for every row byte and 32 nibble sums; when blocked,
     // tables for MASKED_TABLE_GROUPS bytes, the nibble sums, the rows' running sums and MASKED_TABLE_GROUPS gathered
     // weight bytes per row (kernels.as.ts maskedRows, maskedRowsBlocked).
-    if (wl.path === 'masked' && wl.direct) {
-      // maskedConv: the input and the window sums as f64, then the set taps' offsets.
-      grow('lut', 8 * (c * h * w + positions) + 4 * layer.rowLength);
+    if (wl.path === 'masked' && wl.pixelGroup > 0) {
+      // maskedConvTables: 2^group planes of the input's pixels, then the window sums.
+      const [, oh, ow] = layer.outputShape;
+      grow(
+        'lut',
+        4 * (tablePlaneFloats(h, w, layer.kernel) << wl.pixelGroup) +
+          4 * (layer.rows + 1) * (oh * ((ow + 3) & ~3) + layer.kernel * layer.kernel),
+      );
+    } else if (wl.path === 'masked' && wl.direct) {
+      // maskedConv: the window sums, then the set taps' offsets.
+      grow('lut', 4 * (((positions + 3) & ~3) + layer.rowLength));
     } else if (wl.path === 'masked') {
       const groups = packedRowBytes(layer.rowLength);
       const table = wl.nibbles ? 128 : 1024;
@@ -484,16 +542,21 @@ function runLayer(
   }
   for (let s = 0; s < batch; s++) {
     const out = y + s * outBytes;
-    if (l.direct) {
-      const { lower, step, scale, shift, weights, rowStride } = l;
+    const x1 = input + s * inBytes;
+    const { lower, step, scale, shift, weights } = l;
+    if (l.path === 'f32') k.f32Conv(x1, c, h, w, layer.kernel, weights, rows, scale, shift, relu, out);
+    else if (l.path === 'i8') {
+      k.im2colF32(x1, c, h, w, layer.kernel, buf.patches);
+      k.i8Rows(buf.patches, positions, len, weights, step, rows, scale, shift, relu, out, positions, 1);
+    } else if (l.direct) {
       k.maskedConv(
-        input + s * inBytes,
+        x1,
         c,
         h,
         w,
         layer.kernel,
         weights,
-        rowStride,
+        l.rowStride,
         rows,
         lower,
         step,
@@ -503,15 +566,25 @@ function runLayer(
         out,
         buf.lut,
       );
-      continue;
+    } else {
+      const group = l.pixelGroup;
+      k.maskedConvTables(
+        x1,
+        c,
+        h,
+        w,
+        layer.kernel,
+        group,
+        weights,
+        rows,
+        lower,
+        step,
+        scale,
+        shift,
+        relu,
+        out,
+        buf.lut,
+      );
     }
-    if (l.path === 'f32') {
-      k.f32Conv(input + s * inBytes, c, h, w, layer.kernel, l.weights, rows, l.scale, l.shift, relu, out);
-      continue;
-    }
-    k.im2colF32(input + s * inBytes, c, h, w, layer.kernel, buf.patches);
-    if (l.path === 'i8')
-      k.i8Rows(buf.patches, positions, len, l.weights, l.step, rows, l.scale, l.shift, relu, out, positions, 1);
-    else maskedRows(k, l, buf.patches, positions, out, positions, 1, buf.lut);
   }
 }

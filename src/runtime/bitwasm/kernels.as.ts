@@ -405,12 +405,12 @@ function groupTables(ai: usize, len: i32, g: i32, nib: usize, table: usize, nibb
 
 /**
  * Binary weights on float inputs for a 'valid' convolution, without patches or tables: per filter, the input under
- * every tap whose weight bit is set is added up, eight output positions at a time in f64x2 registers, so the work is
- * the set bits times the positions. Meant for few input channels (a conv net's first layer), where a patch's
- * subset-sum tables would serve only a handful of filters. y[r, p] = lower[r] * window(p) + step[r] * (sum over set
- * taps of the input under the tap), in f64, then the epilogue. x: one sample [C, H, W]; bits: the file's rows (bit
- * (c * K + ky) * K + kx), `rowStride` bytes each; y: [rows, OH, OW]; scratch: C*H*W + OH*OW doubles (the input and
- * the window sums), then C*K*K tap offsets.
+ * every tap whose weight bit is set is added up, eight output positions at a time in two f32x4 registers, so the work
+ * is the set bits times the positions. Meant for few input channels (a conv net's first layer), where tables would
+ * serve only a handful of filters. y[r, p] = lower[r] * window(p) + step[r] * (sum over set taps of the input under
+ * the tap), the two products in f64, then the epilogue. x: one sample [C, H, W]; bits: the file's rows (bit
+ * (c * K + ky) * K + kx), `rowStride` bytes each; y: [rows, OH, OW]; scratch: OH*OW floats (the window sums), then
+ * C*K*K tap offsets.
  */
 export function maskedConv(
   x: usize,
@@ -432,15 +432,12 @@ export function maskedConv(
   const OH = H - K + 1;
   const OW = W - K + 1;
   const P = OH * OW;
-  const n = C * H * W;
   const taps = C * K * K;
-  const xd = scratch;
-  const win = xd + ((<usize>n) << 3);
-  const offs = win + ((<usize>P) << 3);
-  for (let k = 0; k < n; k++) store<f64>(xd + ((<usize>k) << 3), <f64>load<f32>(x + ((<usize>k) << 2)));
+  const win = scratch;
+  const offs = win + ((<usize>((P + 3) & ~3)) << 2);
   // Window sums: every tap.
   for (let t = 0; t < taps; t++) store<i32>(offs + ((<usize>t) << 2), tapOffset(t, H, W, K));
-  tapSums(xd, offs, taps, W, OH, OW, win, 0, 0, 0, 0, 0, 0, 0, 0);
+  tapSums(x, offs, taps, W, OH, OW, win, 0, 0, 0, 0, 0, 0, 0, 0);
   for (let r = 0; r < rows; r++) {
     const wr = bits + <usize>r * <usize>rowStride;
     let m = 0;
@@ -450,23 +447,22 @@ export function maskedConv(
         m++;
       }
     }
-    tapSums(xd, offs, m, W, OH, OW, y + ((<usize>r * <usize>P) << 2), 1, win, r, lower, step, scale, shift, relu);
+    tapSums(x, offs, m, W, OH, OW, y + ((<usize>r * <usize>P) << 2), 1, win, r, lower, step, scale, shift, relu);
   }
 }
 
-/** Byte offset in the f64 input [C, H, W] of tap t = (c * K + ky) * K + kx at output (0, 0). */
+/** Byte offset in the input [C, H, W] of tap t = (c * K + ky) * K + kx at output (0, 0). */
 function tapOffset(t: i32, H: i32, W: i32, K: i32): i32 {
   const kk = K * K;
-  return (((t / kk) * H + (t % kk) / K) * W + (t % K)) << 3;
+  return (((t / kk) * H + (t % kk) / K) * W + (t % K)) << 2;
 }
 
 /**
- * For every output (oy, ox): the sum of xd at (oy * W + ox) * 8 + offs[j] over the m taps, in f64. With `finish` 0 it
- * is stored to out as f64; with 1, row r's masked-sum result lower * win + step * sum goes through the epilogue to out
- * as f32.
+ * For every output (oy, ox): the sum of x at (oy * W + ox) * 4 + offs[j] over the m taps, in float32. With `finish` 0
+ * it is stored to out; with 1, row r's masked-sum result lower * win + step * sum goes through the epilogue to out.
  */
 function tapSums(
-  xd: usize,
+  x: usize,
   offs: usize,
   m: i32,
   W: i32,
@@ -486,83 +482,238 @@ function tapSums(
   const st = finish != 0 ? <f64>load<f32>(step + ((<usize>r) << 2)) : 0;
   const ow8 = OW & ~7;
   for (let oy = 0; oy < OH; oy++) {
-    const row = xd + ((<usize>(oy * W)) << 3);
-    const po = oy * OW;
+    const row = x + ((<usize>(oy * W)) << 2);
+    const po = (<usize>(oy * OW)) << 2;
     let ox = 0;
     for (; ox < ow8; ox += 8) {
-      const base = row + ((<usize>ox) << 3);
-      let a0 = f64x2.splat(0);
-      let a1 = f64x2.splat(0);
-      let a2 = f64x2.splat(0);
-      let a3 = f64x2.splat(0);
+      const base = row + ((<usize>ox) << 2);
+      let a0 = f32x4.splat(0);
+      let a1 = f32x4.splat(0);
       for (let j = 0; j < m; j++) {
         const s = base + <usize>load<i32>(offs + ((<usize>j) << 2));
-        a0 = f64x2.add(a0, v128.load(s));
-        a1 = f64x2.add(a1, v128.load(s, 16));
-        a2 = f64x2.add(a2, v128.load(s, 32));
-        a3 = f64x2.add(a3, v128.load(s, 48));
+        a0 = f32x4.add(a0, v128.load(s));
+        a1 = f32x4.add(a1, v128.load(s, 16));
       }
+      const o = po + ((<usize>ox) << 2);
       if (finish == 0) {
-        const o = out + ((<usize>(po + ox)) << 3);
-        v128.store(o, a0);
-        v128.store(o, a1, 16);
-        v128.store(o, a2, 32);
-        v128.store(o, a3, 48);
+        v128.store(out + o, a0);
+        v128.store(out + o, a1, 16);
       } else {
-        const w = win + ((<usize>(po + ox)) << 3);
-        const o = out + ((<usize>(po + ox)) << 2);
-        v128.store(o, maskedEpilogue4(lo, st, w, a0, a1, r, scale, shift, relu));
-        v128.store(o, maskedEpilogue4(lo, st, w + 32, a2, a3, r, scale, shift, relu), 16);
+        v128.store(out + o, maskedEpilogue4(lo, st, v128.load(win + o), a0, r, scale, shift, relu));
+        v128.store(out + o, maskedEpilogue4(lo, st, v128.load(win + o, 16), a1, r, scale, shift, relu), 16);
       }
     }
-    for (; ox + 2 <= OW; ox += 2) {
-      const base = row + ((<usize>ox) << 3);
-      let a = f64x2.splat(0);
-      for (let j = 0; j < m; j++) a = f64x2.add(a, v128.load(base + <usize>load<i32>(offs + ((<usize>j) << 2))));
-      const w = win + ((<usize>(po + ox)) << 3);
-      for (let l = 0; l < 2; l++) {
-        const sum = l == 0 ? f64x2.extract_lane(a, 0) : f64x2.extract_lane(a, 1);
-        if (finish == 0) store<f64>(out + ((<usize>(po + ox + l)) << 3), sum);
-        else {
-          const v = <f32>(lo * load<f64>(w + ((<usize>l) << 3)) + st * sum);
-          store<f32>(out + ((<usize>(po + ox + l)) << 2), epilogue(v, r, scale, shift, relu));
-        }
-      }
+    for (; ox + 4 <= OW; ox += 4) {
+      const base = row + ((<usize>ox) << 2);
+      let a0 = f32x4.splat(0);
+      for (let j = 0; j < m; j++) a0 = f32x4.add(a0, v128.load(base + <usize>load<i32>(offs + ((<usize>j) << 2))));
+      const o = po + ((<usize>ox) << 2);
+      if (finish == 0) v128.store(out + o, a0);
+      else v128.store(out + o, maskedEpilogue4(lo, st, v128.load(win + o), a0, r, scale, shift, relu));
     }
     for (; ox < OW; ox++) {
-      const base = row + ((<usize>ox) << 3);
-      let a: f64 = 0;
-      for (let j = 0; j < m; j++) a += load<f64>(base + <usize>load<i32>(offs + ((<usize>j) << 2)));
-      if (finish == 0) store<f64>(out + ((<usize>(po + ox)) << 3), a);
+      const base = row + ((<usize>ox) << 2);
+      let a: f32 = 0;
+      for (let j = 0; j < m; j++) a += load<f32>(base + <usize>load<i32>(offs + ((<usize>j) << 2)));
+      const o = po + ((<usize>ox) << 2);
+      if (finish == 0) store<f32>(out + o, a);
       else {
-        const v = <f32>(lo * load<f64>(win + ((<usize>(po + ox)) << 3)) + st * a);
-        store<f32>(out + ((<usize>(po + ox)) << 2), epilogue(v, r, scale, shift, relu));
+        const v = <f32>(lo * <f64>load<f32>(win + o) + st * <f64>a);
+        store<f32>(out + o, epilogue(v, r, scale, shift, relu));
       }
     }
   }
 }
 
-/** Four outputs of row r: lower * win + step * (a, b) in f64, to f32, then scale, shift and ReLU (as epilogue does). */
-function maskedEpilogue4(
-  lo: f64,
-  st: f64,
-  win: usize,
-  a: v128,
-  b: v128,
-  r: i32,
-  scale: usize,
-  shift: usize,
-  relu: i32,
-): v128 {
+/** Four outputs of row r: lower * win + step * sum in f64, to f32, then scale, shift and ReLU (as epilogue does). */
+function maskedEpilogue4(lo: f64, st: f64, win: v128, sum: v128, r: i32, scale: usize, shift: usize, relu: i32): v128 {
   const lo2 = f64x2.splat(lo);
   const st2 = f64x2.splat(st);
-  const x = f64x2.add(f64x2.mul(lo2, v128.load(win)), f64x2.mul(st2, a));
-  const y = f64x2.add(f64x2.mul(lo2, v128.load(win, 16)), f64x2.mul(st2, b));
-  let v = i32x4.shuffle(f32x4.demote_f64x2_zero(x), f32x4.demote_f64x2_zero(y), 0, 1, 4, 5);
+  const a = f64x2.add(f64x2.mul(lo2, f64x2.promote_low_f32x4(win)), f64x2.mul(st2, f64x2.promote_low_f32x4(sum)));
+  const b = f64x2.add(
+    f64x2.mul(lo2, f64x2.promote_low_f32x4(i32x4.shuffle(win, win, 2, 3, 0, 1))),
+    f64x2.mul(st2, f64x2.promote_low_f32x4(i32x4.shuffle(sum, sum, 2, 3, 0, 1))),
+  );
+  let v = i32x4.shuffle(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
   if (scale != 0) v = f32x4.mul(v, f32x4.splat(load<f32>(scale + ((<usize>r) << 2))));
   v = f32x4.add(v, f32x4.splat(load<f32>(shift + ((<usize>r) << 2))));
   if (relu != 0) v = f32x4.pmax(v, f32x4.splat(0));
   return v;
+}
+
+/**
+ * Binary weights on float inputs for a 'valid' convolution with many channels: subset-sum tables per input pixel.
+ * The channels are taken G at a time (a group; the last may hold fewer); for a group, plane m of the tables holds, at
+ * every input pixel, the sum of the group's channels whose bit is set in m (2^G planes, plane 0 zeros). One table
+ * entry then stands for G taps of every filter at every output whose window covers that pixel, so a filter's masked
+ * sum at an output is K*K lookups per group. Outputs go four to a v128 along a row (the tables are planes, so four
+ * neighbouring outputs read four neighbouring floats), two rows and sixteen columns per step. Sums run group after
+ * group in float32 into `acc`, rows padded to OWP (OW rounded up to 4; the padding columns read past the row and are
+ * dropped); row `rows` of `idx` selects every channel and gives the window sums. Then y[r, p] = epilogue(lower[r] *
+ * window(p) + step[r] * sum) with the two products in f64, as maskedConv does.
+ * x: one sample [C, H, W]; idx: u8 [rows + 1, groups, K*K], entry (r, g, ky * K + kx) the bits of channels
+ * gG..gG+G-1 of filter r at tap (ky, kx) (bit j: channel gG + j); y: [rows, OH, OW]; scratch: 2^G planes of
+ * tablePlaneFloats(H, W, K) floats, then (rows + 1) * OH * OWP floats of sums.
+ */
+export function maskedConvTables(
+  x: usize,
+  C: i32,
+  H: i32,
+  W: i32,
+  K: i32,
+  G: i32,
+  idx: usize,
+  rows: i32,
+  lower: usize,
+  step: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  scratch: usize,
+): void {
+  const OH = H - K + 1;
+  const OW = W - K + 1;
+  const OWP = (OW + 3) & ~3;
+  const KK = K * K;
+  const groups = (C + G - 1) / G;
+  const HW = H * W;
+  const planeBytes = (<usize>tablePlaneFloats(H, W, K)) << 2;
+  const tables = scratch;
+  const acc = scratch + (planeBytes << G);
+  const rowBytes = (<usize>W) << 2;
+  const accRow = (<usize>OWP) << 2;
+  const accPlane = <usize>OH * accRow;
+  // Per group, the byte offset of every (filter, tap)'s table row from the output's row: plane and tap together.
+  const offs = acc + <usize>(rows + 1) * accPlane;
+  const full = OWP & ~15;
+  memory.fill(tables, 0, planeBytes);
+  for (let g = 0; g < groups; g++) {
+    const c0 = g * G;
+    const n = min(G, C - c0);
+    // Plane 2^j + m = plane m + channel c0 + j (the last quad of a plane may read into the next channel: padding).
+    const quads = <usize>((HW + 3) >> 2);
+    for (let j = 0; j < n; j++) {
+      const xc = x + ((<usize>((c0 + j) * HW)) << 2);
+      const half = (<usize>1) << j;
+      for (let m: usize = 0; m < half; m++) {
+        const from = tables + m * planeBytes;
+        const to = tables + (half + m) * planeBytes;
+        for (let q: usize = 0; q < quads; q++) {
+          const o = q << 4;
+          v128.store(to + o, f32x4.add(v128.load(from + o), v128.load(xc + o)));
+        }
+      }
+    }
+    const first = g == 0;
+    for (let r = 0; r <= rows; r++) {
+      const ib = idx + <usize>((r * groups + g) * KK);
+      const ob = offs + ((<usize>(r * KK)) << 2);
+      for (let t = 0; t < KK; t++) {
+        const tap = (<usize>((t / K) * W + (t % K))) << 2;
+        store<u32>(ob + ((<usize>t) << 2), <u32>(<usize>load<u8>(ib + <usize>t) * planeBytes + tap));
+      }
+    }
+    // Two output rows of every filter in turn: the table rows they read (K + 1 rows of each plane) stay in L1.
+    for (let oy = 0; oy < OH; oy += 2) {
+      // An odd last row runs twice (both stores write the same values).
+      const oy1 = min(oy + 1, OH - 1);
+      const t0 = tables + <usize>oy * rowBytes;
+      const t1 = tables + <usize>oy1 * rowBytes;
+      for (let r = 0; r <= rows; r++) {
+        const out = acc + <usize>r * accPlane;
+        const ob = offs + ((<usize>(r * KK)) << 2);
+        const y0 = out + <usize>oy * accRow;
+        const y1 = out + <usize>oy1 * accRow;
+        let b = 0;
+        for (; b < full; b += 16) {
+          const bo = (<usize>b) << 2;
+          let a0 = f32x4.splat(0);
+          let a1 = a0;
+          let a2 = a0;
+          let a3 = a0;
+          let a4 = a0;
+          let a5 = a0;
+          let a6 = a0;
+          let a7 = a0;
+          if (!first) {
+            a0 = v128.load(y0 + bo);
+            a1 = v128.load(y0 + bo, 16);
+            a2 = v128.load(y0 + bo, 32);
+            a3 = v128.load(y0 + bo, 48);
+            a4 = v128.load(y1 + bo);
+            a5 = v128.load(y1 + bo, 16);
+            a6 = v128.load(y1 + bo, 32);
+            a7 = v128.load(y1 + bo, 48);
+          }
+          const u0 = t0 + bo;
+          const u1 = t1 + bo;
+          for (let t: usize = 0; t < <usize>KK; t++) {
+            const off = <usize>load<u32>(ob + (t << 2));
+            {
+              const p0 = u0 + off;
+              const p1 = u1 + off;
+              a0 = f32x4.add(a0, v128.load(p0));
+              a1 = f32x4.add(a1, v128.load(p0, 16));
+              a2 = f32x4.add(a2, v128.load(p0, 32));
+              a3 = f32x4.add(a3, v128.load(p0, 48));
+              a4 = f32x4.add(a4, v128.load(p1));
+              a5 = f32x4.add(a5, v128.load(p1, 16));
+              a6 = f32x4.add(a6, v128.load(p1, 32));
+              a7 = f32x4.add(a7, v128.load(p1, 48));
+            }
+          }
+          v128.store(y1 + bo, a4);
+          v128.store(y1 + bo, a5, 16);
+          v128.store(y1 + bo, a6, 32);
+          v128.store(y1 + bo, a7, 48);
+          v128.store(y0 + bo, a0);
+          v128.store(y0 + bo, a1, 16);
+          v128.store(y0 + bo, a2, 32);
+          v128.store(y0 + bo, a3, 48);
+        }
+        for (; b < OWP; b += 4) {
+          const bo = (<usize>b) << 2;
+          let a0 = first ? f32x4.splat(0) : v128.load(y0 + bo);
+          let a1 = first ? f32x4.splat(0) : v128.load(y1 + bo);
+          for (let t: usize = 0; t < <usize>KK; t++) {
+            const off = <usize>load<u32>(ob + (t << 2)) + bo;
+            a0 = f32x4.add(a0, v128.load(t0 + off));
+            a1 = f32x4.add(a1, v128.load(t1 + off));
+          }
+          v128.store(y1 + bo, a1);
+          v128.store(y0 + bo, a0);
+        }
+      }
+    }
+  }
+  const win = acc + <usize>rows * accPlane;
+  for (let r = 0; r < rows; r++) {
+    const lo = <f64>load<f32>(lower + ((<usize>r) << 2));
+    const st = <f64>load<f32>(step + ((<usize>r) << 2));
+    const ar = acc + <usize>r * accPlane;
+    const yr = y + ((<usize>(r * OH * OW)) << 2);
+    for (let oy = 0; oy < OH; oy++) {
+      const ya = yr + ((<usize>(oy * OW)) << 2);
+      for (let b = 0; b < OWP; b += 4) {
+        const o = <usize>oy * accRow + ((<usize>b) << 2);
+        const v = maskedEpilogue4(lo, st, v128.load(win + o), v128.load(ar + o), r, scale, shift, relu);
+        const at = ya + ((<usize>b) << 2);
+        if (b + 4 <= OW) v128.store(at, v);
+        else {
+          store<f32>(at, f32x4.extract_lane(v, 0));
+          if (b + 1 < OW) store<f32>(at, f32x4.extract_lane(v, 1), 4);
+          if (b + 2 < OW) store<f32>(at, f32x4.extract_lane(v, 2), 8);
+        }
+      }
+    }
+  }
+}
+
+/** Floats in one table plane of maskedConvTables: the input pixels, and room for the padding columns to read. */
+export function tablePlaneFloats(H: i32, W: i32, K: i32): i32 {
+  const OWP = (W - K + 4) & ~3;
+  return (H * W + OWP + 3) & ~3;
 }
 
 /**

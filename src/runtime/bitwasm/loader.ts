@@ -85,6 +85,23 @@ export interface KernelExports {
     y: number,
     scratch: number,
   ): void;
+  maskedConvTables(
+    x: number,
+    C: number,
+    H: number,
+    W: number,
+    K: number,
+    G: number,
+    idx: number,
+    rows: number,
+    lower: number,
+    step: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+    scratch: number,
+  ): void;
   popRows(
     a: number,
     items: number,
