@@ -1,10 +1,11 @@
 // Learning input-selection masks: hard gates with straight-through gradients, the paper's lambda schedule, and the
-// two baselines (feature-importance and random masks).
+// two baselines (random-forest importance and random masks).
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { FrozenMask } from '../core/frozen.js';
 import { featureMask, maskLayout, type MaskLayout, type MaskSpec } from '../core/mask.js';
 import type { Split } from '../data/datasets.js';
+import { DEFAULT_FOREST, forestImportance, type ForestOptions } from './forest.js';
 import type { Tf } from './tf.js';
 
 type Tensor = tfTypes.Tensor;
@@ -142,43 +143,21 @@ export class LambdaSchedule {
 }
 
 /**
- * Units ranked by importance, most important first: the mutual information between each unit's mean value
- * (quantized to 8 levels) and the label on up to `limit` training samples. This stands in for the paper's
- * random-forest importance ("given" mask): a per-unit relevance score from the data alone, no network involved.
+ * Units ranked by importance, most important first: the paper's "given" mask. A random forest learns the labels from
+ * the pixels of up to `forest.samples` training rows (the split's first nine tenths: the last tenth is the held-out
+ * validation data of masked runs); a unit's score is the summed Gini importance of its features. No network involved.
  */
-export function importanceRanking(split: Split, layout: MaskLayout, classes: number, limit = 10000): number[] {
-  const n = Math.min(split.count, limit);
+export function importanceRanking(
+  split: Split,
+  layout: MaskLayout,
+  classes: number,
+  forest: ForestOptions = DEFAULT_FOREST,
+): number[] {
   const features = layout.unitOf.length;
-  const bins = 8;
-  const counts = new Float64Array(layout.units * bins * classes);
-  const sums = new Float64Array(layout.units);
-  const sizes = new Float64Array(layout.units);
-  for (let f = 0; f < features; f++) sizes[layout.unitOf[f]]++;
-  for (let i = 0; i < n; i++) {
-    sums.fill(0);
-    const base = i * features;
-    for (let f = 0; f < features; f++) sums[layout.unitOf[f]] += split.x[base + f];
-    const y = split.y[i];
-    for (let u = 0; u < layout.units; u++) {
-      const bin = Math.min(bins - 1, Math.floor((sums[u] / sizes[u]) * bins));
-      counts[(u * bins + bin) * classes + y]++;
-    }
-  }
-  const classTotals = new Float64Array(classes);
-  for (let i = 0; i < n; i++) classTotals[split.y[i]]++;
+  const rows = Math.max(1, Math.min(split.count - Math.floor(split.count / 10), forest.samples));
+  const importance = forestImportance(split.x, split.y, rows, features, classes, forest);
   const score = new Float64Array(layout.units);
-  for (let u = 0; u < layout.units; u++) {
-    let mi = 0;
-    for (let b = 0; b < bins; b++) {
-      let binTotal = 0;
-      for (let c = 0; c < classes; c++) binTotal += counts[(u * bins + b) * classes + c];
-      for (let c = 0; c < classes; c++) {
-        const joint = counts[(u * bins + b) * classes + c];
-        if (joint > 0) mi += (joint / n) * Math.log((joint * n) / (binTotal * classTotals[c]));
-      }
-    }
-    score[u] = mi;
-  }
+  for (let f = 0; f < features; f++) score[layout.unitOf[f]] += importance[f];
   return Array.from({ length: layout.units }, (_, u) => u).sort((a, b) => score[b] - score[a] || a - b);
 }
 
