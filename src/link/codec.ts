@@ -90,6 +90,11 @@ export class SelectionCodec {
     return SELECT_HEADER_BYTES + selection + featuresOf(this.layout, chosen).length * VALUE_BYTES[mask.values];
   }
 
+  /** Bytes of the selection a dynamic frame carrying `units` spends (0 for a static mask). */
+  selectionLength(units: ArrayLike<number>): number {
+    return this.mask.kind === 'static' ? 0 : this.selectionBytes(units).bytes;
+  }
+
   /**
    * The frame for one instance: `input` is its full feature vector (NCHW, [0, 1] for uint8); `units` the selected
    * units, ascending (dynamic masks only; a static mask sends its kept units).

@@ -14,12 +14,14 @@ export interface LinkTally {
   /** Mask units sent, summed over frames. */
   units: number;
   bytes: number;
+  /** Of `bytes`, what said which units a dynamic frame carries (0 for static masks). */
+  selectionBytes: number;
   /** What the same instances would cost sent whole, at the mask's value type. */
   fullBytes: number;
 }
 
 export class MaskedInput {
-  readonly tally: LinkTally = { frames: 0, units: 0, bytes: 0, fullBytes: 0 };
+  readonly tally: LinkTally = { frames: 0, units: 0, bytes: 0, selectionBytes: 0, fullBytes: 0 };
 
   private constructor(
     readonly mask: ManifestMask,
@@ -83,6 +85,7 @@ export class MaskedInput {
       this.tally.frames++;
       this.tally.units += chosen ? chosen.length : (this.mask.kept?.length ?? 0);
       this.tally.bytes += frame.length;
+      if (chosen) this.tally.selectionBytes += this.codec.selectionLength(chosen);
       this.tally.fullBytes += this.mask.fullInputBytes;
       frames.push(frame);
     }
