@@ -133,5 +133,11 @@ export function maskSpecOf(mask: ManifestMask, source: string): MaskSpec {
     }
     return { kind: 'static', granularity, source: 'learned', values: mask.values, kept: mask.kept };
   }
-  return { kind: 'dynamic', granularity, values: mask.values, selectorPool: mask.selectorPool ?? 1 };
+  return {
+    kind: 'dynamic',
+    granularity,
+    values: mask.values,
+    selectorPool: mask.selectorPool ?? 1,
+    ...(mask.prior ? { prior: mask.prior } : {}),
+  };
 }
