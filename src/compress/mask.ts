@@ -3,7 +3,14 @@
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { FrozenMask } from '../core/frozen.js';
-import { featureMask, maskLayout, type MaskGranularity, type MaskLayout, type MaskSpec } from '../core/mask.js';
+import {
+  featureMask,
+  MASK_VALUE_BYTES,
+  maskLayout,
+  type MaskGranularity,
+  type MaskLayout,
+  type MaskSpec,
+} from '../core/mask.js';
 import type { Split } from '../data/datasets.js';
 import { DEFAULT_FOREST, forestImportance, type ForestOptions } from './forest.js';
 import type { Tf } from './tf.js';
@@ -14,7 +21,10 @@ type Tensor = tfTypes.Tensor;
 export interface MaskTerms {
   /** False during warm-up: the whole input passes and the mask is not trained. */
   active: boolean;
-  /** Sum over units of sigmoid(logit), averaged over the batch: the mask loss before lambda. */
+  /**
+   * The mask loss before lambda: sum over units of sigmoid(logit), averaged over the batch, and for a dynamic mask
+   * the bytes its selection costs, in units.
+   */
   penalty?: Tensor;
 }
 
@@ -35,6 +45,15 @@ export function hardGate(tf: Tf, logits: Tensor): Tensor {
     };
   });
   return f(logits);
+}
+
+/** `t` itself, through which no gradient flows (tfjs has no stopGradient). */
+function withoutGradient(tf: Tf, t: Tensor): Tensor {
+  const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    const z = args[0] as Tensor;
+    return { value: tf.clone(z), gradFunc: (dy: Tensor) => tf.zerosLike(dy) };
+  });
+  return f(t);
 }
 
 /** Unit gates [n, units] spread over the input: [n, C, H, W] for channels, [n, 1, H, W] otherwise (broadcast). */
@@ -81,7 +100,20 @@ export function maskInputTrain(
   let logits: Tensor;
   if (mask.kind === 'static') logits = (tensors.logits as Tensor).reshape([1, layout.units]);
   else logits = selectorScores(tf, x, mask.selectorPool, tensors.weight as Tensor, tensors.bias as Tensor);
-  if (terms) terms.penalty = tf.div(tf.sum(tf.sigmoid(logits)), logits.shape[0]);
+  if (terms) {
+    const open = tf.sigmoid(logits);
+    terms.penalty = tf.div(tf.sum(open), logits.shape[0]);
+    if (mask.kind === 'dynamic') {
+      // The selection costs bytes too: coded against the prior, about one byte per unit where an instance departs
+      // from what most instances do. Each unit's distance from the batch's mean openness (the prior's soft stand-in,
+      // held fixed) is charged at a byte's share of what the unit's values cost, so the selector departs only
+      // where that pays.
+      const typical = withoutGradient(tf, tf.mean(open, 0, true));
+      const departures = tf.div(tf.sum(tf.abs(tf.sub(open, typical))), logits.shape[0]);
+      const unitBytes = (layout.unitOf.length / layout.units) * MASK_VALUE_BYTES[mask.values];
+      terms.penalty = tf.add(terms.penalty, tf.div(departures, unitBytes));
+    }
+  }
   return tf.mul(x, expandUnits(tf, hardGate(tf, logits), layout));
 }
 
