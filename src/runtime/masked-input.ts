@@ -3,7 +3,7 @@
 
 import { CmpError } from '../errors.js';
 import { selectorPath, type ManifestMask } from '../core/manifest.js';
-import { parseGranularity, type MaskSpec } from '../core/mask.js';
+import { checkMaskSpec, parseGranularity, type MaskSpec } from '../core/mask.js';
 import { SelectionCodec } from '../link/codec.js';
 import { createBackend, type Backend } from './backend.js';
 import { callerNormalization, readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
@@ -48,6 +48,8 @@ export class MaskedInput {
     if (!manifest || !mask || manifest.selector) return undefined;
     const shape = manifest.input.shape;
     const spec = maskSpecOf(mask, file.path);
+    // Checked here, where the file enters: a prior outside the mask would make frames decode to the wrong units.
+    checkMaskSpec(spec, shape);
     const codec = new SelectionCodec(spec, shape, mask.maskId);
     let selector: Backend | undefined;
     if (mask.kind === 'dynamic') {
