@@ -156,6 +156,15 @@ export const select: Benchmark = {
         batchSize: 100,
         learningRate: 0.002,
         seed: 1,
+        // One line per epoch on stderr: a full-split run takes hours on a loaded machine.
+        onProgress: (p) => {
+          if (p.phase !== 'epoch') return;
+          const r = p.record;
+          const kept = r.keptFraction === undefined ? '' : `, kept ${(r.keptFraction * 100).toFixed(1)}%`;
+          log(
+            `  epoch ${r.epoch}/${p.epochs}: test ${(r.testAccuracy * 100).toFixed(2)}%${kept}, ${(r.durationMs / 1000).toFixed(0)} s`,
+          );
+        },
       };
       const fullBytes = data.inputShape.reduce((a, b) => a * b, 1);
       const budgets = GOALS.filter((g) => g.dataset === name).map((g) => fullBytes / g.factor);
