@@ -4,7 +4,7 @@
 
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { scheduleFor } from '../src/compress/mask.js';
 import { DEFAULT_MASK_TRAINING, trainRun, type MaskOptions, type TrainRunOptions } from '../src/compress/train-run.js';
 import type { FrozenModel } from '../src/core/frozen.js';
@@ -133,6 +133,10 @@ export const select: Benchmark = {
       limitTest,
     });
     const rows: Row[] = [];
+    // Trainings without a learned mask also keep a checkpoint after every epoch beside the rows, so a job cut short
+    // (a session's end) carries on from its last epoch; mask training is not covered by training checkpoints.
+    const epochsDir = (key: string): string =>
+      join(dirname(cache.path), 'select-epochs', key.replace(/[^a-z0-9.]+/gi, '-'));
     const job = async (key: string, measureJob: () => Promise<Row[]>): Promise<void> => {
       const saved = cache.get(key);
       if (saved) {
@@ -171,7 +175,7 @@ export const select: Benchmark = {
       if (methods.includes('full')) {
         await job(`${name} full`, async () => {
           log(`${name}: the unmasked model (${epochs} epochs)`);
-          const full = await trainRun(data, common);
+          const full = await trainRun(data, { ...common, checkpointDir: epochsDir(`${name} full`) });
           const m = await measure(full.frozen, data, dir);
           return [{ dataset: name, granularity: '-', method: 'full', point: 'trained', ...m }];
         });
@@ -186,9 +190,14 @@ export const select: Benchmark = {
         for (const source of (['random', 'importance'] as const).filter((m) => methods.includes(m))) {
           for (const keep of keeps) {
             // The importance ranking is a random forest's (it was mutual information per unit before).
-            await job(`${name} ${g} ${source === 'importance' ? 'importance-forest' : source} ${keep}`, async () => {
+            const key = `${name} ${g} ${source === 'importance' ? 'importance-forest' : source} ${keep}`;
+            await job(key, async () => {
               log(`${name} ${g}: ${source} mask keeping ${keep} (${epochs} epochs)`);
-              const fixed = await trainRun(data, { ...common, mask: { ...maskBase, kind: 'static', source, keep } });
+              const fixed = await trainRun(data, {
+                ...common,
+                mask: { ...maskBase, kind: 'static', source, keep },
+                checkpointDir: epochsDir(key),
+              });
               const m = await measure(fixed.frozen, data, dir);
               return [{ dataset: name, granularity: g, method: source, point: 'trained', ...m }];
             });
