@@ -1,10 +1,18 @@
 // Learning input-selection masks: hard gates with straight-through gradients, the paper's lambda schedule, and the
-// two baselines (feature-importance and random masks).
+// two baselines (random-forest importance and random masks).
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { FrozenMask } from '../core/frozen.js';
-import { featureMask, maskLayout, type MaskLayout, type MaskSpec } from '../core/mask.js';
+import {
+  featureMask,
+  MASK_VALUE_BYTES,
+  maskLayout,
+  type MaskGranularity,
+  type MaskLayout,
+  type MaskSpec,
+} from '../core/mask.js';
 import type { Split } from '../data/datasets.js';
+import { DEFAULT_FOREST, forestImportance, type ForestOptions } from './forest.js';
 import type { Tf } from './tf.js';
 
 type Tensor = tfTypes.Tensor;
@@ -13,7 +21,10 @@ type Tensor = tfTypes.Tensor;
 export interface MaskTerms {
   /** False during warm-up: the whole input passes and the mask is not trained. */
   active: boolean;
-  /** Sum over units of sigmoid(logit), averaged over the batch: the mask loss before lambda. */
+  /**
+   * The mask loss before lambda: sum over units of sigmoid(logit), averaged over the batch, and for a dynamic mask
+   * the bytes its selection costs, in units.
+   */
   penalty?: Tensor;
 }
 
@@ -34,6 +45,15 @@ export function hardGate(tf: Tf, logits: Tensor): Tensor {
     };
   });
   return f(logits);
+}
+
+/** `t` itself, through which no gradient flows (tfjs has no stopGradient). */
+function withoutGradient(tf: Tf, t: Tensor): Tensor {
+  const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    const z = args[0] as Tensor;
+    return { value: tf.clone(z), gradFunc: (dy: Tensor) => tf.zerosLike(dy) };
+  });
+  return f(t);
 }
 
 /** Unit gates [n, units] spread over the input: [n, C, H, W] for channels, [n, 1, H, W] otherwise (broadcast). */
@@ -80,7 +100,20 @@ export function maskInputTrain(
   let logits: Tensor;
   if (mask.kind === 'static') logits = (tensors.logits as Tensor).reshape([1, layout.units]);
   else logits = selectorScores(tf, x, mask.selectorPool, tensors.weight as Tensor, tensors.bias as Tensor);
-  if (terms) terms.penalty = tf.div(tf.sum(tf.sigmoid(logits)), logits.shape[0]);
+  if (terms) {
+    const open = tf.sigmoid(logits);
+    terms.penalty = tf.div(tf.sum(open), logits.shape[0]);
+    if (mask.kind === 'dynamic') {
+      // The selection costs bytes too: coded against the prior, about one byte per unit where an instance departs
+      // from what most instances do. Each unit's distance from the batch's mean openness (the prior's soft stand-in,
+      // held fixed) is charged at a byte's share of what the unit's values cost, so the selector departs only
+      // where that pays.
+      const typical = withoutGradient(tf, tf.mean(open, 0, true));
+      const departures = tf.div(tf.sum(tf.abs(tf.sub(open, typical))), logits.shape[0]);
+      const unitBytes = (layout.unitOf.length / layout.units) * MASK_VALUE_BYTES[mask.values];
+      terms.penalty = tf.add(terms.penalty, tf.div(departures, unitBytes));
+    }
+  }
   return tf.mul(x, expandUnits(tf, hardGate(tf, logits), layout));
 }
 
@@ -120,6 +153,19 @@ export const DEFAULT_LAMBDA_SCHEDULE: Readonly<LambdaScheduleOptions> = Object.f
   tolerance: 0.002,
 });
 
+/**
+ * The select bench's schedule for a granularity. The paper's start (0.0005 per open unit) is scaled by the features a
+ * unit covers: shutting a 2x2 block removes four pixels' worth of bytes, so its penalty weighs four times as much and
+ * block masks reach the same byte budget in the same epochs (at the paper's start they stayed above it for 30 epochs).
+ * Patience 2 instead of the paper's 5 lets 30 epochs hold up to 14 increases, and a drop under half a point does not
+ * reset it: validation accuracy at the peak learning rate moves that much from epoch to epoch on its own.
+ */
+export function scheduleFor(granularity: MaskGranularity, shape: [number, number, number]): LambdaScheduleOptions {
+  const layout = maskLayout(shape, granularity);
+  const featuresPerUnit = layout.unitOf.length / layout.units;
+  return { start: DEFAULT_LAMBDA_SCHEDULE.start * featuresPerUnit, growth: 1.5, patience: 2, tolerance: 0.005 };
+}
+
 export class LambdaSchedule {
   lambda: number;
   private calm = 0;
@@ -142,43 +188,21 @@ export class LambdaSchedule {
 }
 
 /**
- * Units ranked by importance, most important first: the mutual information between each unit's mean value
- * (quantized to 8 levels) and the label on up to `limit` training samples. This stands in for the paper's
- * random-forest importance ("given" mask): a per-unit relevance score from the data alone, no network involved.
+ * Units ranked by importance, most important first: the paper's "given" mask. A random forest learns the labels from
+ * the pixels of up to `forest.samples` training rows (the split's first nine tenths: the last tenth is the held-out
+ * validation data of masked runs); a unit's score is the summed Gini importance of its features. No network involved.
  */
-export function importanceRanking(split: Split, layout: MaskLayout, classes: number, limit = 10000): number[] {
-  const n = Math.min(split.count, limit);
+export function importanceRanking(
+  split: Split,
+  layout: MaskLayout,
+  classes: number,
+  forest: ForestOptions = DEFAULT_FOREST,
+): number[] {
   const features = layout.unitOf.length;
-  const bins = 8;
-  const counts = new Float64Array(layout.units * bins * classes);
-  const sums = new Float64Array(layout.units);
-  const sizes = new Float64Array(layout.units);
-  for (let f = 0; f < features; f++) sizes[layout.unitOf[f]]++;
-  for (let i = 0; i < n; i++) {
-    sums.fill(0);
-    const base = i * features;
-    for (let f = 0; f < features; f++) sums[layout.unitOf[f]] += split.x[base + f];
-    const y = split.y[i];
-    for (let u = 0; u < layout.units; u++) {
-      const bin = Math.min(bins - 1, Math.floor((sums[u] / sizes[u]) * bins));
-      counts[(u * bins + bin) * classes + y]++;
-    }
-  }
-  const classTotals = new Float64Array(classes);
-  for (let i = 0; i < n; i++) classTotals[split.y[i]]++;
+  const rows = Math.max(1, Math.min(split.count - Math.floor(split.count / 10), forest.samples));
+  const importance = forestImportance(split.x, split.y, rows, features, classes, forest);
   const score = new Float64Array(layout.units);
-  for (let u = 0; u < layout.units; u++) {
-    let mi = 0;
-    for (let b = 0; b < bins; b++) {
-      let binTotal = 0;
-      for (let c = 0; c < classes; c++) binTotal += counts[(u * bins + b) * classes + c];
-      for (let c = 0; c < classes; c++) {
-        const joint = counts[(u * bins + b) * classes + c];
-        if (joint > 0) mi += (joint / n) * Math.log((joint * n) / (binTotal * classTotals[c]));
-      }
-    }
-    score[u] = mi;
-  }
+  for (let f = 0; f < features; f++) score[layout.unitOf[f]] += importance[f];
   return Array.from({ length: layout.units }, (_, u) => u).sort((a, b) => score[b] - score[a] || a - b);
 }
 

@@ -299,7 +299,11 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       }
     }
     const epochTensors = await paramsToTensors(params);
-    currentSpec = specWithLearnedMask(spec, epochTensors);
+    currentSpec = await withSelectionPrior(
+      specWithLearnedMask(spec, epochTensors),
+      flatTensors(epochTensors),
+      heldOut(data, validationCount),
+    );
     const frozen = freeze(currentSpec, flatTensors(epochTensors));
     const testAccuracy = await evaluateFrozen(frozen, data, data.test);
     let maskRecord: Pick<EpochRecord, 'validationAccuracy' | 'keptFraction' | 'lambda'> = {};
@@ -368,7 +372,11 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     });
   }
   const tensors = await paramsToTensors(params);
-  currentSpec = specWithLearnedMask(spec, tensors);
+  currentSpec = await withSelectionPrior(
+    specWithLearnedMask(spec, tensors),
+    flatTensors(tensors),
+    heldOut(data, validationCount),
+  );
   const frozen = freeze(currentSpec, flatTensors(tensors));
   const testAccuracy = history.length
     ? history[history.length - 1].testAccuracy
@@ -648,6 +656,25 @@ class Adam {
       v.dispose();
     }
   }
+}
+
+/**
+ * A dynamic mask's spec with its prior: the units its selector sends for more than half of the instances of `split`
+ * (held-out data), the reference its frames code their selection against. Other specs, or no data, pass unchanged.
+ */
+export async function withSelectionPrior(
+  spec: ModelSpec,
+  tensors: Map<string, Float32Array>,
+  split: Split,
+): Promise<ModelSpec> {
+  const mask = spec.inputMask;
+  if (mask?.kind !== 'dynamic' || split.count === 0) return spec;
+  const sends = await selectedUnits(freeze(spec, tensors), split, split.count);
+  const counts = new Int32Array(maskLayout(spec.input.shape, mask.granularity).units);
+  for (const chosen of sends) for (const u of chosen) counts[u]++;
+  const prior: number[] = [];
+  for (let u = 0; u < counts.length; u++) if (2 * counts[u] > split.count) prior.push(u);
+  return { ...spec, inputMask: { ...mask, prior } };
 }
 
 /** The units a frozen dynamic mask's selector sends for each of the first `count` instances of `split`. */

@@ -76,6 +76,8 @@ export interface ManifestMask {
   features?: number;
   /** Dynamic: the selector's pool window (its file lies beside the model, see selectorPath). */
   selectorPool?: number;
+  /** Dynamic: the selector's prior, when it has one (see core/mask.ts DynamicMaskSpec). */
+  prior?: number[];
   /** Bytes of the whole input at the same value type: what the link would carry without a mask. */
   fullInputBytes: number;
 }

@@ -43,6 +43,11 @@ export interface DynamicMaskSpec {
   granularity: MaskGranularity;
   values: MaskValueType;
   selectorPool: number;
+  /**
+   * The units the selector sends for at least half of the held-out instances, ascending (set after training): frames
+   * may code their selection as the units where they differ from it, which costs less than listing every unit.
+   */
+  prior?: number[];
 }
 
 export type MaskSpec = StaticMaskSpec | DynamicMaskSpec;
@@ -142,6 +147,14 @@ export function checkMaskSpec(mask: MaskSpec, shape: [number, number, number]): 
     const p = mask.selectorPool;
     if (!Number.isInteger(p) || p < 1 || p > Math.min(shape[1], shape[2]))
       throw bad(`selector pool ${p} does not fit a ${shape[1]}x${shape[2]} input`);
+    if (mask.prior !== undefined) {
+      if (!Array.isArray(mask.prior)) throw bad('its prior is not a list of units');
+      mask.prior.forEach((u, i) => {
+        if (!Number.isInteger(u) || u < 0 || u >= layout.units)
+          throw bad(`prior unit ${u} is outside 0..${layout.units - 1}`);
+        if (i > 0 && u <= mask.prior![i - 1]) throw bad('prior units are not strictly ascending');
+      });
+    }
   } else {
     throw bad(`unknown kind ${JSON.stringify((mask as { kind: unknown }).kind)}`);
   }

@@ -17,7 +17,7 @@ import { crc32 } from './crc32.js';
  *
  *   0  u8   version (1)
  *   1  u8   flags: bit 0 dynamic; bits 1-2 value type (0 uint8, 1 float16, 2 float32);
- *                  bits 3-4 selection coding (0 none: static mask, 1 bitmap, 2 index list, 3 gaps)
+ *                  bits 3-5 selection coding (0 none: static mask, 1 bitmap, 2 index list, 3 gaps, 4 prior)
  *   2  u32  mask id: CRC-32 of the mask's canonical description (see maskId); a receiver refuses other ids
  *   6  u16  number of selected units
  *   8  ...  selection, dynamic masks only, whichever coding is shortest for this instance:
@@ -25,6 +25,9 @@ import { crc32 } from './crc32.js';
  *             index list one unit index per selected unit, ascending, u8 when units <= 256, else u16
  *             gaps       per selected unit, its distance from the previous one (the first from -1) minus 1, in
  *                        bytes: 255 adds 255 and continues, a byte below 255 ends the gap
+ *             prior      the units where this frame differs from the mask's prior (the units its selector sends for
+ *                        most instances, known to both ends from the model): their count, then the units as gaps,
+ *                        each number written as a gap is; the selection is the prior with those units flipped
  *   ...     values: every feature of the selected units in ascending feature (NCHW) order, 1, 2 or 4 bytes each;
  *           uint8 is round(value * 255) of inputs in [0, 1], float16 IEEE half, float32 IEEE single
  *
@@ -34,13 +37,14 @@ export const SELECT_CODEC_VERSION = 1;
 export const SELECT_HEADER_BYTES = 8;
 
 const VALUE_CODES = { uint8: 0, float16: 1, float32: 2 } as const;
-type Coding = 'none' | 'bitmap' | 'indices' | 'gaps';
-const CODING_CODES: Record<Coding, number> = { none: 0, bitmap: 1, indices: 2, gaps: 3 };
-const CODINGS: Coding[] = ['none', 'bitmap', 'indices', 'gaps'];
+type Coding = 'none' | 'bitmap' | 'indices' | 'gaps' | 'prior';
+const CODING_CODES: Record<Coding, number> = { none: 0, bitmap: 1, indices: 2, gaps: 3, prior: 4 };
+const CODINGS: Coding[] = ['none', 'bitmap', 'indices', 'gaps', 'prior'];
 
 /**
  * The mask id frames carry: CRC-32 of the mask's canonical JSON (kind, input shape, granularity, value type; the
- * kept units of a static mask; the CRC of a dynamic selector's weights, so a retrained selector is another mask).
+ * kept units of a static mask; the CRC of a dynamic selector's weights, so a retrained selector is another mask, and
+ * its prior when it has one).
  */
 export function maskId(mask: MaskSpec, shape: [number, number, number], selectorWeights?: Float32Array): number {
   const canonical = {
@@ -48,7 +52,9 @@ export function maskId(mask: MaskSpec, shape: [number, number, number], selector
     shape,
     granularity: granularityName(mask.granularity),
     values: mask.values,
-    ...(mask.kind === 'static' ? { kept: mask.kept } : { pool: mask.selectorPool }),
+    ...(mask.kind === 'static'
+      ? { kept: mask.kept }
+      : { pool: mask.selectorPool, ...(mask.prior ? { prior: mask.prior } : {}) }),
     ...(selectorWeights
       ? {
           selector: crc32(
@@ -72,6 +78,8 @@ export class SelectionCodec {
   readonly layout: MaskLayout;
   /** Static masks: the kept features, the model's compact input order. */
   readonly staticFeatures?: Int32Array;
+  /** Dynamic masks with a prior: 1 for each unit the prior sends. */
+  private readonly prior?: Uint8Array;
 
   constructor(
     readonly mask: MaskSpec,
@@ -80,6 +88,10 @@ export class SelectionCodec {
   ) {
     this.layout = maskLayout(shape, mask.granularity);
     if (mask.kind === 'static') this.staticFeatures = featuresOf(this.layout, mask.kept);
+    else if (mask.prior) {
+      this.prior = new Uint8Array(this.layout.units);
+      for (const u of mask.prior) this.prior[u] = 1;
+    }
   }
 
   /** Bytes of a frame carrying `units` selected units covering `features` features (static: the mask's). */
@@ -88,6 +100,11 @@ export class SelectionCodec {
     const chosen = mask.kind === 'static' ? mask.kept : (units ?? []);
     const selection = mask.kind === 'static' ? 0 : this.selectionBytes(chosen).bytes;
     return SELECT_HEADER_BYTES + selection + featuresOf(this.layout, chosen).length * VALUE_BYTES[mask.values];
+  }
+
+  /** Bytes of the selection a dynamic frame carrying `units` spends (0 for a static mask). */
+  selectionLength(units: ArrayLike<number>): number {
+    return this.mask.kind === 'static' ? 0 : this.selectionBytes(units).bytes;
   }
 
   /**
@@ -115,7 +132,10 @@ export class SelectionCodec {
     view.setUint32(2, this.id, true);
     view.setUint16(6, chosen.length, true);
     let o = SELECT_HEADER_BYTES;
-    o = writeSelection(frame, o, chosen, selection.coding, layout.units);
+    o =
+      selection.coding === 'prior'
+        ? writePrior(frame, o, this.flips(chosen))
+        : writeSelection(frame, o, chosen, selection.coding, layout.units);
     for (let i = 0; i < features.length; i++) {
       const v = input[features[i]];
       if (mask.values === 'uint8') frame[o] = Math.max(0, Math.min(255, Math.round(v * 255)));
@@ -138,8 +158,8 @@ export class SelectionCodec {
     const flags = frame[1];
     const dynamic = (flags & 1) === 1;
     const valueCode = (flags >> 1) & 3;
-    const coding = CODINGS[(flags >> 3) & 3];
-    if (flags >> 5 !== 0) throw bad(`unknown flag bits 0x${flags.toString(16)}`);
+    const coding = CODINGS[(flags >> 3) & 7] as Coding | undefined;
+    if (flags >> 6 !== 0 || coding === undefined) throw bad(`unknown flag bits 0x${flags.toString(16)}`);
     if (dynamic !== (mask.kind === 'dynamic'))
       throw bad(`a ${dynamic ? 'dynamic' : 'static'} frame for a ${mask.kind} mask`);
     const id = view.getUint32(2, true);
@@ -160,7 +180,11 @@ export class SelectionCodec {
     } else {
       if (coding === 'none') throw bad('a dynamic frame without a selection');
       if (count > layout.units) throw bad(`${count} units, the mask has ${layout.units}`);
-      const read = readSelection(frame, o, count, coding, layout.units);
+      if (coding === 'prior' && !this.prior) throw bad('a selection coded against a prior the mask does not have');
+      const read =
+        coding === 'prior'
+          ? readPrior(frame, o, count, this.prior as Uint8Array)
+          : readSelection(frame, o, count, coding, layout.units);
       if (typeof read === 'string') throw bad(read);
       units = read.units;
       o = read.end;
@@ -190,9 +214,28 @@ export class SelectionCodec {
       ['indices', units.length * (total <= 256 ? 1 : 2)],
       ['gaps', gapBytes(units)],
     ];
+    if (this.prior) {
+      const flips = this.flips(units);
+      options.push(['prior', numberBytes(flips.length) + gapBytes(flips)]);
+    }
     options.sort((a, b) => a[1] - b[1]);
     return { coding: options[0][0], bytes: options[0][1] };
   }
+
+  /** The units where `units` (ascending) and the prior differ, ascending. */
+  private flips(units: ArrayLike<number>): number[] {
+    const prior = this.prior as Uint8Array;
+    const chosen = new Uint8Array(prior.length);
+    for (let i = 0; i < units.length; i++) chosen[units[i]] = 1;
+    const out: number[] = [];
+    for (let u = 0; u < prior.length; u++) if (chosen[u] !== prior[u]) out.push(u);
+    return out;
+  }
+}
+
+/** Bytes of one number written as a gap is (255 adds 255 and continues). */
+function numberBytes(n: number): number {
+  return Math.floor(n / 255) + 1;
 }
 
 function gapBytes(units: ArrayLike<number>): number {
@@ -233,6 +276,50 @@ function writeSelection(frame: Uint8Array, o: number, units: ArrayLike<number>, 
     }
   }
   return o;
+}
+
+function writeNumber(frame: Uint8Array, o: number, n: number): number {
+  while (n >= 255) {
+    frame[o++] = 255;
+    n -= 255;
+  }
+  frame[o++] = n;
+  return o;
+}
+
+/** Writes the flipped units' count, then the units as gaps. */
+function writePrior(frame: Uint8Array, o: number, flips: number[]): number {
+  return writeSelection(frame, writeNumber(frame, o, flips.length), flips, 'gaps', 0);
+}
+
+/** Reads a selection coded against `prior`: `count` units once the flips are applied, or says what is wrong. */
+function readPrior(
+  frame: Uint8Array,
+  o: number,
+  count: number,
+  prior: Uint8Array,
+): { units: Int32Array; end: number } | string {
+  let flipCount = 0;
+  for (;;) {
+    if (o >= frame.length) return 'truncated in its count of flips against the prior';
+    const b = frame[o++];
+    flipCount += b;
+    if (b < 255) break;
+  }
+  if (flipCount > prior.length) return `${flipCount} flips against the prior, the mask has ${prior.length} units`;
+  const flips = readSelection(frame, o, flipCount, 'gaps', prior.length);
+  if (typeof flips === 'string') return flips;
+  const chosen = prior.slice();
+  for (const u of flips.units) chosen[u] ^= 1;
+  const units = new Int32Array(count);
+  let n = 0;
+  for (let u = 0; u < chosen.length; u++) {
+    if (!chosen[u]) continue;
+    if (n === count) return `the prior and its flips select more than the ${count} units the header says`;
+    units[n++] = u;
+  }
+  if (n !== count) return `the prior and its flips select ${n} units, the header says ${count}`;
+  return { units, end: flips.end };
 }
 
 /** Reads `count` ascending units, or says what is wrong. */

@@ -3,7 +3,7 @@
 
 import { CmpError } from '../errors.js';
 import { selectorPath, type ManifestMask } from '../core/manifest.js';
-import { parseGranularity, type MaskSpec } from '../core/mask.js';
+import { checkMaskSpec, parseGranularity, type MaskSpec } from '../core/mask.js';
 import { SelectionCodec } from '../link/codec.js';
 import { createBackend, type Backend } from './backend.js';
 import { callerNormalization, readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
@@ -14,12 +14,14 @@ export interface LinkTally {
   /** Mask units sent, summed over frames. */
   units: number;
   bytes: number;
+  /** Of `bytes`, what said which units a dynamic frame carries (0 for static masks). */
+  selectionBytes: number;
   /** What the same instances would cost sent whole, at the mask's value type. */
   fullBytes: number;
 }
 
 export class MaskedInput {
-  readonly tally: LinkTally = { frames: 0, units: 0, bytes: 0, fullBytes: 0 };
+  readonly tally: LinkTally = { frames: 0, units: 0, bytes: 0, selectionBytes: 0, fullBytes: 0 };
 
   private constructor(
     readonly mask: ManifestMask,
@@ -46,6 +48,8 @@ export class MaskedInput {
     if (!manifest || !mask || manifest.selector) return undefined;
     const shape = manifest.input.shape;
     const spec = maskSpecOf(mask, file.path);
+    // Checked here, where the file enters: a prior outside the mask would make frames decode to the wrong units.
+    checkMaskSpec(spec, shape);
     const codec = new SelectionCodec(spec, shape, mask.maskId);
     let selector: Backend | undefined;
     if (mask.kind === 'dynamic') {
@@ -83,6 +87,7 @@ export class MaskedInput {
       this.tally.frames++;
       this.tally.units += chosen ? chosen.length : (this.mask.kept?.length ?? 0);
       this.tally.bytes += frame.length;
+      if (chosen) this.tally.selectionBytes += this.codec.selectionLength(chosen);
       this.tally.fullBytes += this.mask.fullInputBytes;
       frames.push(frame);
     }
@@ -130,5 +135,11 @@ export function maskSpecOf(mask: ManifestMask, source: string): MaskSpec {
     }
     return { kind: 'static', granularity, source: 'learned', values: mask.values, kept: mask.kept };
   }
-  return { kind: 'dynamic', granularity, values: mask.values, selectorPool: mask.selectorPool ?? 1 };
+  return {
+    kind: 'dynamic',
+    granularity,
+    values: mask.values,
+    selectorPool: mask.selectorPool ?? 1,
+    ...(mask.prior ? { prior: mask.prior } : {}),
+  };
 }

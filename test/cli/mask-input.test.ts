@@ -179,6 +179,16 @@ test('a mask spec that does not match the model input is refused', () => {
     () => checkMaskSpec({ kind: 'dynamic', granularity: pixel, values: 'uint8', selectorPool: 40 }, [1, 28, 28]),
     /selector pool 40/,
   );
+  const dynamic = { kind: 'dynamic' as const, granularity: pixel, values: 'uint8' as const, selectorPool: 4 };
+  assert.throws(
+    () => checkMaskSpec({ ...dynamic, prior: [3, 900] }, [1, 28, 28]),
+    /prior unit 900 is outside 0\.\.783/,
+  );
+  assert.throws(
+    () => checkMaskSpec({ ...dynamic, prior: [7, 3] }, [1, 28, 28]),
+    /prior units are not strictly ascending/,
+  );
+  checkMaskSpec({ ...dynamic, prior: [3, 7] }, [1, 28, 28]);
 });
 
 test('block layouts clip edge blocks and cover every feature once', () => {

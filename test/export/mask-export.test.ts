@@ -5,7 +5,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { trainRun, DEFAULT_MASK_TRAINING, type MaskOptions } from '../../src/compress/train-run.js';
-import { predictFrozen, predictFrozenWithExits } from '../../src/compress/train.js';
+import { predictFrozen, predictFrozenWithExits, selectedUnits } from '../../src/compress/train.js';
+import type { MaskSpec } from '../../src/core/mask.js';
+import { SelectionCodec } from '../../src/link/codec.js';
 import { selectorPath } from '../../src/core/manifest.js';
 import { loadDataset, type Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
@@ -160,6 +162,19 @@ test('a dynamic mask: the selector file picks per instance and the receiver mode
   const result = await evaluate(backend, file, data);
   const link = result.link;
   assert.ok(link && link.meanFrameBytes < 784, `${link?.meanFrameBytes} bytes per instance`);
+  // The selection is coded against the prior training found (the units sent for most held-out digits) when that is
+  // shorter: over the test digits it costs less than the best coding without a prior.
+  const mask = exported.manifest.inputMask!;
+  assert.ok(Array.isArray(mask.prior) && mask.prior.length > 0, 'the manifest carries the prior');
+  const spec = trained.frozen.mask!.spec;
+  const plain = new SelectionCodec({ ...spec, prior: undefined } as MaskSpec, data.inputShape, 0);
+  const sent = await selectedUnits(trained.frozen, data.test, SAMPLES);
+  const plainBytes = sent.reduce((a, units) => a + plain.selectionLength(units), 0);
+  assert.equal(link.frames, SAMPLES);
+  assert.ok(
+    link.selectionBytes < plainBytes,
+    `${link.selectionBytes} selection bytes with the prior, ${plainBytes} without`,
+  );
   await backend.dispose();
   writeFileSync(
     selectorPath(path),

@@ -1,0 +1,49 @@
+// Mask training terms: a dynamic selector pays for the bytes its selection costs, and the select bench's schedule
+// pushes a unit as hard as the pixels it covers.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { maskInputTrain, scheduleFor, type MaskTerms } from '../../src/compress/mask.js';
+import { loadTf } from '../../src/compress/tf.js';
+import type { MaskSpec } from '../../src/core/mask.js';
+
+/** The mask loss of two 2-pixel instances under a selector that sends pixel i where pixel i is bright. */
+async function penalty(instances: number[][]): Promise<number> {
+  const { tf } = await loadTf();
+  const spec: MaskSpec = { kind: 'dynamic', granularity: { kind: 'pixel' }, values: 'uint8', selectorPool: 1 };
+  const terms: MaskTerms = { active: true };
+  const value = tf.tidy(() => {
+    const x = tf.tensor4d(instances.flat(), [instances.length, 1, 1, 2]);
+    const weight = tf.tensor2d([20, 0, 0, 20], [2, 2]);
+    const bias = tf.tensor1d([-10, -10]);
+    maskInputTrain(tf, spec, [1, 1, 2], x, { weight, bias }, terms);
+    return (terms.penalty as ReturnType<typeof tf.scalar>).dataSync()[0];
+  });
+  return value;
+}
+
+test('a dynamic mask whose instances send different units pays for the departures on top of the units', async () => {
+  // Both instances send one unit. The same unit: the selection never departs from the typical one, so the loss is
+  // the open units alone (1 per instance). Different units: each instance departs by half in both units (2 x 0.5),
+  // a byte each for a one-byte pixel, so the loss doubles.
+  const same = await penalty([
+    [1, 0],
+    [1, 0],
+  ]);
+  const different = await penalty([
+    [1, 0],
+    [0, 1],
+  ]);
+  assert.ok(Math.abs(same - 1) < 1e-3, `same units: ${same}`);
+  assert.ok(Math.abs(different - 2) < 1e-3, `different units: ${different}`);
+});
+
+test('the select schedule starts lambda in proportion to the pixels a unit covers', () => {
+  const pixel = scheduleFor({ kind: 'pixel' }, [1, 28, 28]);
+  const block = scheduleFor({ kind: 'block', size: 2 }, [1, 28, 28]);
+  const block4 = scheduleFor({ kind: 'block', size: 4 }, [1, 28, 28]);
+  assert.equal(pixel.start, 0.0005);
+  assert.ok(Math.abs(block.start / pixel.start - 4) < 1e-12);
+  assert.ok(Math.abs(block4.start / pixel.start - 16) < 1e-12);
+  assert.equal(block.patience, 2);
+});
