@@ -92,6 +92,19 @@ export const MASKED_MLP: ModelFixture = {
   },
 };
 
+/** A DAB MLP with one early exit and a random static input mask: the ARM devices' model (test/e2e/rpi-arm.test.ts). */
+export const EXIT_MASKED_MLP: ModelFixture = {
+  data: FM_1000,
+  train: {
+    ...EXIT_MLP.train,
+    // Half the pixels and binary weights learn slowly: one epoch at 0.002 leaves it near chance (27%), this 50%.
+    epochs: 2,
+    learningRate: 0.005,
+    seed: 5,
+    mask: { ...(MASKED_MLP.train.mask as NonNullable<ModelFixture['train']['mask']>) },
+  },
+};
+
 /** The smallest float MLP: nothing for bitwasm to race on, and a release no device has seen yet. */
 export const FLOAT_MLP: ModelFixture = {
   data: FM_1000,

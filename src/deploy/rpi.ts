@@ -13,8 +13,12 @@ import { openSsh, type SshOptions } from './remote-ssh.js';
 
 /** Oldest Node the agent bundle runs on (ES2022, fetch-free). */
 export const MIN_NODE_MAJOR = 18;
-/** How long the device may take to verify, load, switch and health-check a release. */
-const ACTIVATE_TIMEOUT_MS = 180_000;
+/**
+ * How long the device may take to verify, load, switch and health-check a release: a guard against a hang, not a
+ * speed goal. A slow 32-bit device compiles onnxruntime-web's WebAssembly for auto's race; the emulated armhf test
+ * device on a loaded 2-core machine took over 3 minutes for that.
+ */
+const ACTIVATE_TIMEOUT_MS = 600_000;
 
 /** How to reach a device and where cmp keeps its releases there. */
 export interface RpiOptions extends SshOptions {

@@ -42,8 +42,12 @@ import {
 const RELEASE_DIR = dirname(fileURLToPath(import.meta.url));
 const BASE = resolve(RELEASE_DIR, '..', '..');
 const at = (...parts: string[]): string => join(BASE, ...parts);
-/** How long start waits for the service's socket to answer, and stop for the supervisor to leave. */
-const START_TIMEOUT_MS = 30_000;
+/**
+ * How long start waits for the service's socket to answer, and stop for the supervisor to leave. A service that exits
+ * is reported at once; this only bounds one still loading, which on a slow device can take long: the emulated arm64
+ * test device, loading onnxruntime-node's 24 MB library on a loaded 2-core machine, took over 30 s.
+ */
+const START_TIMEOUT_MS = 180_000;
 const STOP_TIMEOUT_MS = 10_000;
 /** Largest request body the service reads. */
 const MAX_BODY_BYTES = 1 << 20;
@@ -180,16 +184,21 @@ function verify(): ReleaseConfig {
   return config;
 }
 
-/** Loads the model in this process and checks the smoke instance against the host's answer. */
+/**
+ * Loads the model in this process and checks the smoke instance against the host's answer. A release activated
+ * before (a rollback) loads the backend its first activation chose: racing again would load every runtime once more,
+ * which on a 32-bit Pi means compiling onnxruntime-web's WebAssembly for the sake of a race already run there.
+ */
 async function smoke(config: ReleaseConfig): Promise<Json> {
   const began = nowMs();
-  const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), { backend: config.backend });
+  const pinned = pinnedBackend(config);
+  const predictor = await Predictor.open(readModelFile(join(RELEASE_DIR, config.model)), { backend: pinned.backend });
   try {
     const loadMs = nowMs() - began;
     const p = await predictor.infer(Float32Array.from(config.smoke.input));
     // The clock starts with the process, so this is the cold start: Node, the bundle, the model, one inference.
     const coldStartMs = nowMs();
-    const reason = predictor.backendReason;
+    const reason = predictor.backendReason ?? pinned.reason;
     return {
       ...compareSmoke(config, p),
       backend: predictor.backendName,

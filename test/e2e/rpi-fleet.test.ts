@@ -1,28 +1,89 @@
-// Fleets and 32-bit ARM: a device that reports `arm` gets a release with no native code that runs and passes its
-// health check on WebAssembly; three real sshd devices deployed in parallel, one cut off mid-deploy.
+// Fleets and real ARM devices: an x64 device (this machine) and Debian armhf and arm64 userlands under qemu-user
+// (test/arm-userlands.ts: armhf is Raspberry Pi OS 32-bit's base, Node 18 reporting `arm`) in one hosts file. A binary
+// model with an exit and a mask goes to all three in parallel, each with its own platform's runtime; each answers
+// like the host, and profiles like it; then the x64 one is cut off mid-deploy while the ARM ones move on, and the ARM
+// ones roll back. Emulated code is many times slower than a Pi, so only behaviour is checked, never speed: each ARM
+// activation compiles a runtime under emulation, so the file deploys there as few times as its checks need.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { StagedRunReport } from '../../src/cli/commands/run.js';
+import { stagePath } from '../../src/core/manifest.js';
+import { exportOnnx } from '../../src/export/export-onnx.js';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
-import { EXIT_MLP, fixtures, MASKED_MLP } from '../fixtures.js';
+import type { ArmArch } from '../arm-userlands.js';
+import { EXIT_MASKED_MLP, EXIT_MLP, fixtures } from '../fixtures.js';
 import { assertOneLineError, CLI, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
-import { cutMidUpload, deviceHealth, deviceRelease, startSshd, stopDeviceService, type Sshd } from './sshd.js';
+import {
+  cutMidUpload,
+  deviceHealth,
+  deviceRelease,
+  deviceTempDir,
+  hostPath,
+  startSshd,
+  stopDeviceService,
+  type Sshd,
+} from './sshd.js';
+
+interface Device {
+  sshd: Sshd;
+  /** The device's cmp folder, as the device names it. */
+  dir: string;
+}
+
+/** What each device must report, which backends `auto` may pick there, and the native files its release holds. */
+const EXPECT: Record<'host' | ArmArch, { arch: string; uname: string; backends: RegExp; native: string[] }> = {
+  host: {
+    arch: process.arch,
+    uname: `Linux ${spawnSync('uname', ['-m'], { encoding: 'utf8' }).stdout.trim()}`,
+    backends: /^(bitwasm|ort-node)$/,
+    native: ['libonnxruntime.so.1', 'onnxruntime_binding.node'].map(
+      (f) => `node_modules/onnxruntime-node/bin/napi-v6/linux/${process.arch}/${f}`,
+    ),
+  },
+  armhf: { arch: 'arm', uname: 'Linux armv7l', backends: /^(bitwasm|ort-web)$/, native: [] },
+  arm64: {
+    arch: 'arm64',
+    uname: 'Linux aarch64',
+    backends: /^(bitwasm|ort-node)$/,
+    native: ['libonnxruntime.so.1', 'onnxruntime_binding.node'].map(
+      (f) => `node_modules/onnxruntime-node/bin/napi-v6/linux/arm64/${f}`,
+    ),
+  },
+};
+/** ELF e_machine of the native code each device runs (EM_X86_64, EM_ARM, EM_AARCH64). */
+const ELF_MACHINE: Record<string, number> = { x64: 62, arm: 40, arm64: 183 };
+/** Instances each device profiles: enough for both ends of the exit, few enough for an emulated CPU. */
+const LIMIT = 30;
 
 let work: string;
-let exitModel: string;
-let maskedModel: string;
-const fleet: { sshd: Sshd; dir: string }[] = [];
+/** The binary model with an exit and a mask (first deploy), and the plain exit model (second). */
+const models = { exitMasked: '', exit: '' };
+const fleet: Device[] = [];
 let hostsFile: string;
 let knownHosts: string;
+/** Each device's release of the first model, in hosts-file order. */
+let first: string[] = [];
 
 before(async () => {
   work = tempDir('cmp-fleet-');
-  exitModel = await fixtures.onnx(EXIT_MLP, join(work, 'exit.onnx'));
-  maskedModel = await fixtures.onnx(MASKED_MLP, join(work, 'masked.onnx'));
-  for (let i = 0; i < 3; i++) fleet.push({ sshd: await startSshd(), dir: join(work, `device${i + 1}`) });
+  // A threshold that some instances pass and some do not, so the profile has both ends of the exit.
+  const { frozen, training } = await fixtures.model(EXIT_MASKED_MLP);
+  const exported = exportOnnx(
+    { ...frozen, exits: (frozen.exits ?? []).map((e) => ({ ...e, threshold: 1.2 })) },
+    { dataset: training.dataset, epochs: training.epochs, testAccuracy: training.testAccuracy },
+  );
+  models.exitMasked = join(work, 'exit-masked.onnx');
+  writeFileSync(models.exitMasked, exported.bytes);
+  exported.stages.forEach((bytes, k) => writeFileSync(stagePath(models.exitMasked, k + 1), bytes));
+  models.exit = await fixtures.onnx(EXIT_MLP, join(work, 'exit.onnx'));
+  for (const arch of [undefined, 'armhf', 'arm64'] as const) {
+    const sshd = await startSshd(arch ? { arch } : {});
+    fleet.push({ sshd, dir: deviceTempDir(sshd, 'cmp-fleet-') });
+  }
   // One known_hosts for the fleet; each device has its own key and folder on its line of the hosts file.
   knownHosts = join(work, 'known_hosts');
   writeFileSync(knownHosts, fleet.map((d) => readFileSync(d.sshd.knownHosts, 'utf8')).join(''));
@@ -30,8 +91,8 @@ before(async () => {
   writeFileSync(
     hostsFile,
     [
-      '# three devices on this machine',
-      ...fleet.map((d) => `${d.sshd.host} remote-dir=${d.dir} identity=${d.sshd.identity}  # a pi`),
+      '# three devices on this machine: x64, armhf, arm64',
+      ...fleet.map((d) => `${d.sshd.host} remote-dir=${d.dir} identity=${d.sshd.identity}  # ${d.sshd.arch ?? 'x64'}`),
       '',
     ].join('\n'),
   );
@@ -39,98 +100,108 @@ before(async () => {
 
 after(() => {
   for (const d of fleet) {
-    stopDeviceService(d.dir);
+    stopDeviceService(d.dir, d.sshd);
     d.sshd.kill();
+    if (d.sshd.arch) rmSync(hostPath(d.sshd, d.dir), { recursive: true, force: true });
   }
-  stopDeviceService(join(work, 'old-pi'));
 });
 
 function fleetArgs(): string[] {
   return ['--target', 'rpi', '--hosts', hostsFile, '--known-hosts', knownHosts, '--parallel', '8'];
 }
 
-test('a 32-bit ARM device gets a release without native code that runs on WebAssembly and passes its health check', async () => {
-  // The device's node reports arm (process.arch, what cmp reads) and uname says armv7l, as Raspberry Pi OS 32-bit does.
-  const bin = join(work, 'armv7l-bin');
-  mkdirSync(bin);
-  writeFileSync(join(work, 'pretend-arm.mjs'), "Object.defineProperty(process, 'arch', { value: 'arm' });\n");
-  writeFileSync(
-    join(bin, 'node'),
-    `#!/bin/sh\nexec ${process.execPath} --import ${join(work, 'pretend-arm.mjs')} "$@"\n`,
+/** The flags that reach one device. */
+function deviceArgs(d: Device): string[] {
+  const { host, identity, knownHosts: known } = d.sshd;
+  return ['--target', 'rpi', '--host', host, '--identity', identity, '--known-hosts', known, '--remote-dir', d.dir];
+}
+
+/** A device's `current` release, read from here. */
+function releaseOf(d: Device): string {
+  return deviceRelease(hostPath(d.sshd, d.dir));
+}
+
+/** Native code files under a release folder (seen from here), relative to it. */
+function nativeFiles(release: string): string[] {
+  const r = spawnSync('find', ['.', '-name', '*.node', '-o', '-name', '*.so*'], { cwd: release, encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((f) => f.replace(/^\.\//, ''))
+    .sort();
+}
+
+test("x64, armhf and arm64 in parallel: each gets its own platform's runtime, answers like the host and passes its health check", async () => {
+  const r = runCli(['deploy', models.exitMasked, ...fleetArgs(), '--json', '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as {
+    device: string;
+    ok: boolean;
+    result: { release: string; backend: string; backendReason: string; facts: Record<string, string> };
+  }[];
+  assert.deepEqual(
+    rows.map((row) => [row.device, row.ok]),
+    fleet.map((d) => [d.sshd.host.replace(/:22$/, ''), true]),
   );
-  writeFileSync(join(bin, 'uname'), '#!/bin/sh\necho Linux armv7l\n');
-  chmodSync(join(bin, 'node'), 0o755);
-  chmodSync(join(bin, 'uname'), 0o755);
-  const pi = await startSshd({ path: `${bin}:/usr/bin:/bin` });
-  const dir = join(work, 'old-pi');
-  try {
-    const args = [
-      '--target',
-      'rpi',
-      '--host',
-      pi.host,
-      '--identity',
-      pi.identity,
-      '--known-hosts',
-      pi.knownHosts,
-      '--remote-dir',
-      dir,
-    ];
-    const r = runCli(['deploy', exitModel, ...args, '--json', '--quiet']);
-    assert.equal(r.code, 0, r.stderr);
-    const report = JSON.parse(r.stdout) as {
-      release: string;
-      backend: string;
-      backendReason: string;
-      facts: { arch: string; uname: string };
-    };
-    assert.equal(report.facts.arch, 'arm');
-    assert.equal(report.facts.uname, 'Linux armv7l');
-    assert.match(report.backendReason, /no linux\/arm binary/);
-    // No native onnxruntime: bitwasm and onnxruntime-web's WebAssembly build race on stage 1 of the exit model.
-    const wasmOnly = /^(bitwasm|ort-web)$/;
-    assert.match(report.backend, wasmOnly);
-    const release = join(dir, 'releases', report.release);
-    const files = spawnSync('find', [release, '-name', '*.node', '-o', '-name', '*.so*'], {
-      encoding: 'utf8',
-    }).stdout.trim();
-    assert.equal(files, '', 'no native code in the release');
-    assert.ok(!existsSync(join(release, 'node_modules', 'onnxruntime-node')));
-    const health = await deviceHealth(dir);
-    assert.deepEqual([health.ok, health.release], [true, report.release]);
-    assert.match(health.backend, wasmOnly);
-    const status = runCli(['status', ...args, '--json']);
-    assert.equal(status.code, 0, status.stderr);
-    assert.match((JSON.parse(status.stdout) as { backendReason: string }).backendReason, /no linux\/arm binary/);
-    const profile = runCli(['profile', ...args, '--data', 'fashion-mnist', '--limit', '30', '--json', '--quiet']);
-    assert.equal(profile.code, 0, profile.stderr);
-    const p = JSON.parse(profile.stdout) as DeviceProfile;
-    assert.match(p.backend, wasmOnly);
-    assert.equal(p.device.arch, 'arm');
-  } finally {
-    pi.kill();
+  first = rows.map((row) => row.result.release);
+  assert.equal(new Set(first).size, 3, `one release per platform: ${first.join(' ')}`);
+  for (const [i, d] of fleet.entries()) {
+    const { result } = rows[i];
+    const expect = EXPECT[d.sshd.arch ?? 'host'];
+    const where = d.sshd.arch ?? 'host';
+    assert.deepEqual([result.facts.arch, result.facts.uname], [expect.arch, expect.uname], where);
+    if (d.sshd.arch) assert.match(result.facts.nodeVersion, /^v18\./, 'Debian bookworm has Node 18, as Pi OS does');
+    assert.match(result.backend, expect.backends, where);
+    // The release holds the device's own native code and nothing else: none on armhf, the arm64 binary on arm64.
+    const release = hostPath(d.sshd, join(d.dir, 'releases', result.release));
+    const native = nativeFiles(release);
+    assert.deepEqual(native, expect.native, where);
+    for (const f of native) assert.equal(readFileSync(join(release, f)).readUInt16LE(18), ELF_MACHINE[expect.arch], f);
+    if (d.sshd.arch === 'armhf') assert.match(result.backendReason, /no linux\/arm binary/);
+    // Activation already compared the device's answer to the smoke instance with the host's; the service serves it.
+    assert.equal(releaseOf(d), result.release);
+    const health = await deviceHealth(hostPath(d.sshd, join(d.dir)));
+    assert.deepEqual([health.ok, health.release, health.backend], [true, result.release, result.backend], where);
   }
 });
 
-test('fleet: three devices in parallel, then one cut off mid-deploy keeps its release while the others move on', async () => {
-  const first = runCli(['deploy', exitModel, ...fleetArgs(), '--json', '--quiet']);
-  assert.equal(first.code, 0, first.stderr);
-  const rows = JSON.parse(first.stdout) as {
-    device: string;
-    ok: boolean;
-    result: { release: string; unchanged: boolean };
-  }[];
-  assert.deepEqual(
-    rows.map((r) => [r.device, r.ok]),
-    fleet.map((d) => [d.sshd.host.replace(/:22$/, ''), true]),
-  );
-  const a = rows[0].result.release;
-  assert.ok(rows.every((r) => r.result.release === a));
-  for (const d of fleet) assert.equal(deviceRelease(d.dir), a);
+test('status and profile: a row per device, and each device answers real images as the host does on its backend', () => {
+  const status = runCli(['status', ...fleetArgs()]);
+  assert.equal(status.code, 0, status.stderr);
+  for (const d of fleet) assert.match(status.stdout, new RegExp(`${d.sshd.host}\\s+ok\\s+[0-9a-f]{12}`));
+  const one = runCli(['status', ...deviceArgs(fleet[1]), '--json', '--quiet']);
+  assert.equal(one.code, 0, one.stderr);
+  const s = JSON.parse(one.stdout) as { current: string; health: { ok: boolean }; service: { mode: string } };
+  assert.deepEqual([s.current, s.health.ok, s.service.mode], [first[1], true, 'process']);
 
-  // The second device is cut off as soon as its upload begins.
-  const victim = fleet[1];
-  const deploy = spawn(process.execPath, [CLI, 'deploy', maskedModel, ...fleetArgs(), '--quiet'], {
+  const data = ['--data', 'fashion-mnist', '--limit', String(LIMIT), '--json', '--quiet'];
+  const profile = runCli(['profile', ...fleetArgs(), ...data]);
+  assert.equal(profile.code, 0, profile.stderr);
+  const rows = JSON.parse(profile.stdout) as { device: string; ok: boolean; result: DeviceProfile }[];
+  assert.equal(rows.length, 3);
+  const hostRuns = new Map<string, StagedRunReport & { accuracy: number }>();
+  for (const [i, { ok, device, result: p }] of rows.entries()) {
+    assert.equal(ok, true, device);
+    assert.deepEqual([p.samples, p.device.name, p.model.release], [LIMIT, device, first[i]]);
+    assert.equal(p.device.arch, EXPECT[fleet[i].sshd.arch ?? 'host'].arch);
+    if (!hostRuns.has(p.backend)) {
+      const host = runCli(['run', models.exitMasked, '--backend', p.backend, ...data]);
+      assert.equal(host.code, 0, host.stderr);
+      hostRuns.set(p.backend, JSON.parse(host.stdout) as StagedRunReport & { accuracy: number });
+    }
+    const run = hostRuns.get(p.backend) as StagedRunReport & { accuracy: number };
+    const shares = (exits: { exit: string; share: number }[]): [string, number][] =>
+      exits.map((e) => [e.exit, e.share]);
+    assert.equal(p.accuracy, run.accuracy, device);
+    assert.deepEqual(shares(p.exits), shares(run.exits), device);
+    assert.ok(p.exits[0].share > 0 && p.exits[0].share < 1, `${device}: exit1 share ${p.exits[0].share}`);
+    assert.ok(p.link && p.link.saving > 1.5, `${device}: the masked model sends about half the input`);
+  }
+});
+
+test('the x64 device cut off mid-deploy keeps its release while the ARM ones move on; a rerun catches it up', async () => {
+  const victim = fleet[0];
+  const deploy = spawn(process.execPath, [CLI, 'deploy', models.exit, ...fleetArgs(), '--quiet'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CMP_HOME: TEST_CMP_HOME },
   });
@@ -139,47 +210,44 @@ test('fleet: three devices in parallel, then one cut off mid-deploy keeps its re
   deploy.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   deploy.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((r) => deploy.on('exit', r));
-  const releases = join(victim.dir, 'releases');
-  await cutMidUpload(deploy, releases, victim.sshd);
+  await cutMidUpload(deploy, join(victim.dir, 'releases'), victim.sshd);
   const code = await exited;
+  assert.match(stderr, /failed on 1 of 3 devices/, `every device's row:\n${stdout}`);
   assertOneLineError(
     { code: code ?? -1, stderr },
     new RegExp(`Deploy failed on 1 of 3 devices: ${victim.sshd.host}\\.`),
   );
   assert.match(stdout, /FAILED/);
-  assert.equal(deviceRelease(victim.dir), a, 'the cut device keeps its release');
-  assert.equal((await deviceHealth(victim.dir)).release, a, 'and keeps serving it');
-  const b = deviceRelease(fleet[0].dir);
-  assert.notEqual(b, a);
-  assert.equal(deviceRelease(fleet[2].dir), b);
+  assert.equal(releaseOf(victim), first[0], 'the cut device keeps its release');
+  assert.equal((await deviceHealth(victim.dir)).release, first[0], 'and keeps serving it');
+  const second = fleet.map(releaseOf);
+  assert.ok(second[1] !== first[1] && second[2] !== first[2], 'the ARM devices moved on');
 
   // Again, with the device back: the two that have the release are skipped, the third catches up.
   await victim.sshd.restart();
-  const again = runCli(['deploy', maskedModel, ...fleetArgs(), '--json', '--quiet']);
+  const again = runCli(['deploy', models.exit, ...fleetArgs(), '--json', '--quiet']);
   assert.equal(again.code, 0, again.stderr);
-  const unchanged = (JSON.parse(again.stdout) as { result: { release: string; unchanged: boolean } }[]).map((r) => [
+  const rerun = (JSON.parse(again.stdout) as { result: { release: string; unchanged: boolean } }[]).map((r) => [
     r.result.release,
     r.result.unchanged,
   ]);
-  assert.deepEqual(unchanged, [
-    [b, true],
-    [b, false],
-    [b, true],
+  const caughtUp = releaseOf(victim);
+  assert.notEqual(caughtUp, first[0]);
+  assert.deepEqual(rerun, [
+    [caughtUp, false],
+    [second[1], true],
+    [second[2], true],
   ]);
 });
 
-test('fleet status and profile: one row per device, every profile comes back', () => {
-  const status = runCli(['status', ...fleetArgs()]);
-  assert.equal(status.code, 0, status.stderr);
-  for (const d of fleet) assert.match(status.stdout, new RegExp(`${d.sshd.host}\\s+ok\\s+[0-9a-f]{12}`));
-  const profile = runCli(['profile', ...fleetArgs(), '--data', 'fashion-mnist', '--limit', '20', '--json', '--quiet']);
-  assert.equal(profile.code, 0, profile.stderr);
-  const rows = JSON.parse(profile.stdout) as { device: string; ok: boolean; result: DeviceProfile }[];
-  assert.equal(rows.length, 3);
-  for (const r of rows) {
-    assert.equal(r.ok, true);
-    assert.equal(r.result.samples, 20);
-    assert.equal(r.result.device.name, r.device);
+test('rollback on armhf and arm64: the first release runs again and passes its health check', async () => {
+  for (const [i, d] of fleet.entries()) {
+    if (!d.sshd.arch) continue;
+    const r = runCli(['rollback', ...deviceArgs(d), '--json', '--quiet']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(releaseOf(d), first[i]);
+    const health = await deviceHealth(hostPath(d.sshd, d.dir));
+    assert.deepEqual([health.ok, health.release], [true, first[i]], d.sshd.arch);
   }
 });
 

@@ -1,13 +1,18 @@
 // A real OpenSSH server on 127.0.0.1 for the rpi target's tests: its own host key, a key-authenticated login as the
 // current user, started and stopped by the test. Missing sshd fails loudly with what to install. The device is this
 // machine, so the tests also look at its cmp folder directly (deviceRelease, deviceHealth).
+// An ARM device is the same sshd with ChrootDirectory set to an ARM userland (test/arm-userlands.ts): sshd itself
+// runs natively, and every login (shell, node, the service it leaves running) lands in the userland, where qemu-user
+// runs its ARM programs; SFTP is sshd's internal one, so uploads land there too. Its folders are seen from here
+// under the userland's root (hostPath).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createConnection, createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { prepareUserland, type ArmArch } from '../arm-userlands.js';
 import { HANG_MS, sleep, tempDir } from '../helpers.js';
 
 export const SSHD = '/usr/sbin/sshd';
@@ -26,17 +31,24 @@ export interface Sshd {
   kill(): void;
   /** Starts it again on the same port with the same keys. */
   restart(): Promise<void>;
+  /** The ARM userland logins land in, or undefined for this machine itself. */
+  arch?: ArmArch;
+  /** Where the device's `/` is on this machine: `/` itself, or the userland's root. */
+  root: string;
 }
 
 export interface SshdOptions {
   /** PATH of the sessions (sshd's SetEnv), e.g. to make a device without Node. */
   path?: string;
+  /** Logins land in this ARM userland (built by test/arm-userlands.ts; needs root, as chroot does). */
+  arch?: ArmArch;
 }
 
 /** Starts sshd on a free port of 127.0.0.1. */
 export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} is missing: run apt-get install openssh-server`);
   mkdirSync('/run/sshd', { recursive: true });
+  const root = options.arch ? prepareUserland(options.arch) : '/';
   const dir = tempDir('cmp-sshd-');
   for (const key of ['host_key', 'client_key']) {
     const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, key)], { encoding: 'utf8' });
@@ -64,6 +76,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       'Subsystem sftp internal-sftp',
       'LogLevel ERROR',
       ...(options.path ? [`SetEnv PATH=${options.path}`] : []),
+      ...(options.arch ? [`ChrootDirectory ${root}`] : []),
       '',
     ].join('\n'),
   );
@@ -105,7 +118,21 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       child = undefined;
     },
     restart: launch,
+    ...(options.arch ? { arch: options.arch } : {}),
+    root,
   };
+}
+
+/** A folder on the device as this machine sees it. */
+export function hostPath(device: Pick<Sshd, 'root'>, path: string): string {
+  return join(device.root, path);
+}
+
+/** A fresh empty folder on the device, as the device names it (under its /tmp). */
+export function deviceTempDir(device: Pick<Sshd, 'root'>, prefix: string): string {
+  if (device.root === '/') return tempDir(prefix);
+  const dir = mkdtempSync(join(device.root, 'tmp', prefix));
+  return dir.slice(device.root.length);
 }
 
 /** Pids below `pid` in the process tree, children first, read from /proc (no procps needed). */
@@ -188,7 +215,13 @@ export function deviceHealth(dir: string): Promise<{ ok: boolean; release: strin
   });
 }
 
-/** Stops a device folder's service (it outlives SSH sessions by design), so a test leaves nothing running. */
-export function stopDeviceService(dir: string): void {
-  if (existsSync(join(dir, 'current'))) spawnSync(process.execPath, [join(dir, 'current', 'cmp-edge.mjs'), 'stop']);
+/**
+ * Stops a device folder's service (it outlives SSH sessions by design), so a test leaves nothing running: `dir` as
+ * the device names it, stopped by the device's own node (in its userland, for an ARM device).
+ */
+export function stopDeviceService(dir: string, device: Pick<Sshd, 'root'> = { root: '/' }): void {
+  if (!existsSync(join(hostPath(device, dir), 'current'))) return;
+  const script = join(dir, 'current', 'cmp-edge.mjs');
+  if (device.root === '/') spawnSync(process.execPath, [script, 'stop']);
+  else spawnSync('chroot', [device.root, 'node', script, 'stop']);
 }
