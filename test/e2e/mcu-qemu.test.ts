@@ -156,7 +156,7 @@ test('upload: the device verifies the CRC-32 and uses exactly the arena the host
   assert.equal(info.layers, 4);
   assert.equal(info.inputCount, FEATURES);
   const caps = await session.client.connect();
-  assert.deepEqual(caps.model, { crc: mcu.crc, bytes: mcu.blob.length });
+  assert.deepEqual(caps.model, { crc: mcu.crc, bytes: mcu.blob.length, arenaUsed: mcu.arenaBytes });
 });
 
 test(`${IMAGES} Fashion-MNIST images: device labels equal onnxruntime-node's, logits and entropy within ${TOLERANCE}`, async () => {
@@ -281,7 +281,7 @@ test('a new connection whose first bytes are lost connects by probing, and finds
   const caps = await client.connect({ deadlineMs: 60_000, probeIntervalMs: 250 });
   assert.equal(transport.droppedWrites, 3);
   assert.ok(client.stats.probes > 3, `probes ${client.stats.probes}: HELLO went again until one arrived`);
-  assert.deepEqual(caps.model, { crc: mcu.crc, bytes: mcu.blob.length });
+  assert.deepEqual(caps.model, { crc: mcu.crc, bytes: mcu.blob.length, arenaUsed: mcu.arenaBytes });
   const r = await client.infer(pixels(8));
   assert.equal(r.label, argmax(hostRow(8)));
 });
