@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import { boardMemory, buildFirmware, requireTool } from '../../src/link/firmware-build.js';
 import { convertToMcuModel, type McuModel } from '../../src/link/mcu-model.js';
 import { FEATURE_BUILTIN } from '../../src/link/protocol.js';
+import { analyzeModel } from '../../src/profile/analyze.js';
 import { bootQemu, type QemuSession } from '../../src/link/qemu.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
@@ -45,6 +46,14 @@ async function bootBuiltIn(fixture: ModelFixture, name: string): Promise<{ mcu: 
   assert.equal(build.arenaBytes, mcu.workspaceBytes, 'the image reserves exactly the workspace');
   const session = await bootQemu({ elfPath: build.elfPath, client: { timeoutMs: 3000 } });
   sessions.push(session);
+  const analysis = analyzeModel(file, { target: 'mcu', board: 'mps2-an385' });
+  assert.equal(analysis.mcu?.modelBytes, session.capabilities.model?.bytes, 'cmp analyze: the flash HELLO reports');
+  assert.equal(
+    analysis.mcu?.arenaInFlashBytes,
+    session.capabilities.model?.arenaUsed,
+    'cmp analyze: the arena HELLO reports',
+  );
+  assert.equal(analysis.mcu?.fitsInFlash, true);
   const data = await fixtureData(fixture.data);
   const backend = await createBackend('ort-node', file);
   const expected = await predict(backend, file, data, IMAGES).finally(() => backend.dispose());

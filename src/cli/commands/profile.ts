@@ -18,6 +18,10 @@ import { finishFleet, named, RPI_DEPLOY_FLAGS, rpiDevicesFrom } from './deploy-r
 import { forEachDevice } from '../../deploy/fleet.js';
 import type { Split } from '../../data/datasets.js';
 import { writeFileSync } from 'node:fs';
+import { cmpHome } from '../../deploy/devices.js';
+import { analyzeModel } from '../../profile/analyze.js';
+import { costTablePath, recordCosts, type CostSample } from '../../profile/cost-table.js';
+import type { ModelFile } from '../../runtime/model-file.js';
 
 export const profileCommand: Command = {
   def: {
@@ -93,6 +97,8 @@ export const profileCommand: Command = {
         onProgress: (done, total) => io.progress.update(`profile ${done}/${total}`),
       });
       const device = await client.profile();
+      io.progress.update('layer costs');
+      const costs = await measureLayerCosts(client, file, data.test, caps.board, caps.clockHz);
       io.progress.done();
       const deviceMs = (device.totalCycles / Math.max(device.inferences, 1) / caps.clockHz) * 1000;
       const result = {
@@ -103,6 +109,8 @@ export const profileCommand: Command = {
         dataset: data.name,
         ...report,
         deviceMsMean: deviceMs,
+        wholeModelDeviceMs: costs.wholeMs,
+        costTable: costs.path,
         link: client.stats,
       };
       if (io.json) io.out(JSON.stringify(result, null, 2));
@@ -140,6 +148,10 @@ export const profileCommand: Command = {
           ),
         );
       }
+      if (!io.json)
+        io.out(
+          `A whole inference on the device: ${costs.wholeMs.toFixed(3)} ms (median of ${COST_RUNS}). Layer costs recorded in ${costs.path} (cmp analyze reads them).`,
+        );
       return 0;
     } finally {
       client.dispose();
@@ -148,6 +160,55 @@ export const profileCommand: Command = {
     }
   },
 };
+
+/** Whole inferences whose layer times make the cost samples (the median of each layer's over them). */
+export const COST_RUNS = 9;
+
+/**
+ * Runs the model COST_RUNS times on the board, reading the cycles of each layer after each run, and records every
+ * layer's median time with its kernel and work units in the board's cost table ($CMP_HOME/costs/BOARD.json).
+ */
+async function measureLayerCosts(
+  client: McuClient,
+  file: ModelFile,
+  test: Split,
+  board: string,
+  clockHz: number,
+): Promise<{ path: string; wholeMs: number }> {
+  const analysis = analyzeModel(file, { target: 'mcu', board });
+  const features = analysis.layers.length ? analysis.layers[0].inputShape.reduce((a, b) => a * b, 1) : 0;
+  const runs = Math.min(COST_RUNS, Math.max(1, Math.floor(test.x.length / features)));
+  const perLayer: number[][] = analysis.layers.map(() => []);
+  const overhead: number[] = [];
+  const whole: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const pixels = Uint8Array.from(test.x.subarray(i * features, (i + 1) * features), (v) => Math.round(v * 255));
+    const r = await client.infer(pixels);
+    whole.push((r.cycles / clockHz) * 1000);
+    const p = await client.profile();
+    p.layerCycles.forEach((c, l) => c > 0 && perLayer[l]?.push((c / clockHz) * 1000));
+    overhead.push(((p.lastCycles - p.layerCycles.reduce((a, b) => a + b, 0)) / clockHz) * 1000);
+  }
+  const samples: CostSample[] = [];
+  analysis.layers.forEach((l, i) => {
+    if (perLayer[i].length) samples.push({ kernel: l.kernel, units: l.units, ms: median(perLayer[i]) });
+  });
+  const path = costTablePath(cmpHome(), board);
+  recordCosts(
+    path,
+    board,
+    `counter ticks at ${clockHz} Hz (under QEMU: its virtual clock, host time)`,
+    file.path,
+    samples,
+    Math.max(0, median(overhead)),
+  );
+  return { path, wholeMs: median(whole) };
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : 0;
+}
 
 /**
  * Profiles the release an rpi device (or each device of a fleet) runs, on the device; prints a table or the
