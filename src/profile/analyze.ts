@@ -102,7 +102,7 @@ export function analyzeModel(file: ModelFile, options: AnalyzeOptions): ModelAna
           : lm.weights === 'int8'
             ? 'int8'
             : 'binary';
-    const inputs = (lm?.inputs ?? 'none');
+    const inputs = lm?.inputs ?? 'none';
     const rows = layer.kind === 'dense' ? layer.units : layer.kind === 'conv' ? layer.filters : 0;
     const positions = layer.kind === 'conv' ? outputShape[1] * outputShape[2] : 1;
     const cells = rows * rowLength;
