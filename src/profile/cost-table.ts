@@ -32,9 +32,21 @@ export interface CostTable {
   clock: string;
   updatedAt: string;
   kernels: Record<string, KernelCost>;
-  /** Per-inference time outside the layers (input scaling, argmax), ms. */
+  /** Per-inference time outside the layers (input scaling, argmax; on a host the backend's call), ms. */
   overheadMs?: number;
   samples: CostSample[];
+  /**
+   * Whole-model times, on a host whose backend times no single layer (onnxruntime): the kernels' costs and the
+   * overhead are then fitted over models (fitTotals) instead of over layers.
+   */
+  models?: ModelSample[];
+}
+
+/** One model's batch-1 p50 with its work per kernel. */
+export interface ModelSample {
+  model: string;
+  units: Record<string, number>;
+  ms: number;
 }
 
 /** The key a layer's time is kept under: kind, weight storage and input binarization (`dense/binary/dab`). */
@@ -79,6 +91,57 @@ export function fitCosts(samples: readonly CostSample[]): Record<string, KernelC
     kernels[kernel] = { msPerUnit: perUnit, fixedMs: fixed, samples: n };
   }
   return kernels;
+}
+
+/**
+ * Fits per-call overhead and per-unit kernel costs to whole-model times: non-negative least squares on the relative
+ * error (each model weighs the same however fast it is), by coordinate descent on scaled columns.
+ */
+export function fitTotals(samples: readonly ModelSample[]): {
+  kernels: Record<string, KernelCost>;
+  overheadMs: number;
+} {
+  const keys = [...new Set(samples.flatMap((s) => Object.keys(s.units)))].filter((k) => !FREE_KERNELS.includes(k));
+  // rows: [1, units...] / ms, target 1
+  const rows = samples.map((s) => [1, ...keys.map((k) => s.units[k] ?? 0)].map((v) => v / s.ms));
+  const scale = rows[0]?.map((_, j) => Math.sqrt(rows.reduce((a, r) => a + r[j] ** 2, 0)) || 1) ?? [];
+  const a = rows.map((r) => r.map((v, j) => v / scale[j]));
+  const x = new Array<number>(scale.length).fill(0);
+  const residual = a.map(() => 1); // b - A x with x = 0
+  for (let sweep = 0; sweep < 5000; sweep++) {
+    for (let j = 0; j < x.length; j++) {
+      const g = a.reduce((acc, r, i) => acc + r[j] * residual[i], 0);
+      const next = Math.max(0, x[j] + g); // columns have unit norm
+      const d = next - x[j];
+      if (d !== 0) a.forEach((r, i) => (residual[i] -= r[j] * d));
+      x[j] = next;
+    }
+  }
+  const kernels: Record<string, KernelCost> = {};
+  keys.forEach((k, j) => {
+    kernels[k] = { msPerUnit: x[j + 1] / scale[j + 1], fixedMs: 0, samples: samples.length };
+  });
+  return { kernels, overheadMs: x[0] / scale[0] };
+}
+
+/** Adds a model's whole batch-1 time to a host's table (replacing that model's earlier one) and refits it. */
+export function recordModelCost(path: string, device: string, clock: string, sample: ModelSample): CostTable {
+  const old = existsSync(path) ? readCostTable(path) : undefined;
+  const models = [...(old?.models ?? []).filter((m) => m.model !== sample.model), sample];
+  const fit = fitTotals(models);
+  const table: CostTable = {
+    format: COST_TABLE_FORMAT,
+    device,
+    clock,
+    updatedAt: new Date().toISOString(),
+    kernels: fit.kernels,
+    overheadMs: fit.overheadMs,
+    samples: [],
+    models,
+  };
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(table, null, 2)}\n`);
+  return table;
 }
 
 /** The table's default place: $CMP_HOME/costs/<device>.json. */

@@ -20,6 +20,12 @@ export const analyzeCommand: Command = {
     flags: {
       target: { type: 'string', value: 'NAME', default: 'mcu', choices: ANALYZE_TARGETS, help: 'where it will run' },
       board: { type: 'string', value: 'NAME', default: 'mps2-an385', choices: BOARDS, help: 'mcu: the board' },
+      backend: {
+        type: 'string',
+        value: 'NAME',
+        default: 'ort-node',
+        help: 'host: the backend whose cost table estimates the latency',
+      },
       costs: {
         type: 'string',
         value: 'FILE',
@@ -41,6 +47,12 @@ export const analyzeCommand: Command = {
       if (existsSync(path)) costs = readCostTable(path);
       else
         note = `No latency estimate: no cost table for ${board} yet. Measure one: cmp profile MODEL --target mcu --port PORT (any model; it records ${path}).`;
+    } else if (target === 'host') {
+      const backend = (f.backend as string | undefined) ?? 'ort-node';
+      const path = costTablePath(cmpHome(), `host-${backend}`);
+      if (existsSync(path)) costs = readCostTable(path);
+      else
+        note = `No latency estimate: no cost table for ${backend} on this machine yet. Measure one: cmp profile MODEL --target host --backend ${backend} (on two or more models; it records ${path}).`;
     } else note = `No latency estimate: pass --costs FILE, a ${target} cost table.`;
     const analysis = analyzeModel(file, { target, board, costs });
     if (io.json) {
