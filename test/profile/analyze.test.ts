@@ -2,13 +2,13 @@
 // command's output and one-line errors.
 
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { encodeModel, floatTensor, node, valueInfo } from '../../src/core/onnx.js';
 import { convertToMcuModel } from '../../src/link/mcu-model.js';
 import { analyzeModel } from '../../src/profile/analyze.js';
-import { costTablePath, fitCosts, recordCosts } from '../../src/profile/cost-table.js';
+import { costTablePath, fitCosts, fitTotals, recordCosts } from '../../src/profile/cost-table.js';
 import { readModelFile } from '../../src/runtime/model-file.js';
 import { DAB_MLP, fixtures } from '../fixtures.js';
 import { runCli, tempDir } from '../helpers.js';
@@ -28,6 +28,27 @@ test('the cost fit recovers a linear kernel cost and falls back to the ratio for
   assert.ok(Math.abs(fit['dense/float32/none'].fixedMs - 0.5) < 1e-9);
   assert.deepEqual(fit['dense/binary/dab'], { msPerUnit: 0.004, fixedMs: 0, samples: 2 });
   assert.equal(fit.flatten, undefined, 'flatten does no work');
+});
+
+test('whole-model times (a host backend) give back the overhead and per-kernel costs they were made of', () => {
+  const truth = { overhead: 0.01, 'dense/float32/none': 2e-6, 'dense/binary/dab': 5e-6 };
+  const models = [
+    [1000, 100],
+    [50000, 0],
+    [20000, 3000],
+    [0, 8000],
+    [80000, 500],
+  ].map(([f, b], i) => ({
+    model: `m${i}`,
+    units: { 'dense/float32/none': f, 'dense/binary/dab': b, flatten: 0 },
+    ms: truth.overhead + f * truth['dense/float32/none'] + b * truth['dense/binary/dab'],
+  }));
+  const fit = fitTotals(models);
+  assert.ok(Math.abs(fit.overheadMs - truth.overhead) / truth.overhead < 1e-3, `overhead ${fit.overheadMs}`);
+  for (const k of ['dense/float32/none', 'dense/binary/dab'] as const) {
+    assert.ok(Math.abs(fit.kernels[k].msPerUnit - truth[k]) / truth[k] < 1e-3, `${k}: ${fit.kernels[k].msPerUnit}`);
+  }
+  assert.equal(fit.kernels.flatten, undefined);
 });
 
 test('a cmp export: MACs and binary ops per layer, and the arena and model bytes deploy computes', async () => {
@@ -105,6 +126,20 @@ test('cmp analyze prints the table, estimates from a recorded cost table, and re
   const expected = layers.reduce((s, l) => s + l.units / 1000, 0.25);
   assert.ok(Math.abs(a.latency.ms - expected) < 1e-9, `estimate ${a.latency.ms}, expected ${expected}`);
   assert.deepEqual(a.latency.missing, []);
+  const hostTable = costTablePath(home, 'host-ort-node');
+  const timed = runCli(
+    ['profile', path, '--target', 'host', '--backend', 'ort-node', '--data', 'fashion-mnist', '--limit', '20'],
+    undefined,
+    { CMP_HOME: home },
+  );
+  assert.equal(timed.code, 0, timed.stderr);
+  assert.match(timed.stdout, /batch-1 p50 [\d.]+ ms over 20 calls/);
+  assert.ok(existsSync(hostTable), 'cmp profile --target host records the backend table');
+  const host = runCli(['analyze', path, '--target', 'host', '--json'], undefined, { CMP_HOME: home });
+  assert.equal(host.code, 0, host.stderr);
+  const h = JSON.parse(host.stdout) as { latency: { ms: number; device: string } };
+  assert.equal(h.latency.device, 'host-ort-node');
+  assert.ok(h.latency.ms > 0);
   const target = runCli(['analyze', path, '--target', 'phone']);
   assert.equal(target.code, 2);
   assert.match(target.stderr, /--target must be one of: mcu, rpi, browser, host/);
