@@ -12,7 +12,7 @@ import { exportRun } from '../src/export/export-run.js';
 import { buildFirmware, requireTool } from '../src/link/firmware-build.js';
 import { convertToMcuModel } from '../src/link/mcu-model.js';
 import { bootQemu } from '../src/link/qemu.js';
-import { analyzeModel } from '../src/profile/analyze.js';
+import { analyzeModel, hostUnits } from '../src/profile/analyze.js';
 import {
   COST_TABLE_FORMAT,
   fitCosts,
@@ -45,6 +45,9 @@ const MODELS: readonly { name: string; train: Partial<TrainRunOptions> }[] = Obj
   { name: 'dab-784-32-32-10', train: { widths: [32, 32], binarizeWeights: 'dab', binarizeActivations: 'dab' } },
   { name: 'float-784-16-10', train: { widths: [16], binarizeWeights: 'none', binarizeActivations: 'none' } },
   { name: 'float-784-32-10', train: { widths: [32], binarizeWeights: 'none', binarizeActivations: 'none' } },
+  { name: 'dab-784-256-10', train: { widths: [256], binarizeWeights: 'dab', binarizeActivations: 'dab' } },
+  { name: 'float-784-8-10', train: { widths: [8], binarizeWeights: 'none', binarizeActivations: 'none' } },
+  { name: 'dab-784-96-96-10', train: { widths: [96, 96], binarizeWeights: 'dab', binarizeActivations: 'dab' } },
 ]);
 
 /** What the board reported for one model. */
@@ -199,19 +202,20 @@ export const analyze: Benchmark = {
       for (const e of entries) await e.backend.dispose();
       const samples: ModelSample[] = entries.map((e, i) => ({
         model: e.name,
-        units: unitsByKernel(analyzeModel(e.file, { target: 'host' }).layers),
+        units: hostUnits(analyzeModel(e.file, { target: 'host' }).layers, backendName),
         ms: timings[i].p50Ms,
       }));
       entries.forEach((e, i) => {
         const fit = fitTotals(samples.filter((_, j) => j !== i));
         const costs: CostTable = {
           format: COST_TABLE_FORMAT,
-          device: `host ${backendName}`,
+          device: `host-${backendName}`,
           clock: 'performance.now()',
           updatedAt: new Date().toISOString(),
           kernels: fit.kernels,
           overheadMs: fit.overheadMs,
           samples: [],
+          models: [],
         };
         const estimateMs = analyzeModel(e.file, { target: 'host', costs }).latency?.ms ?? Number.NaN;
         hostRows.push({
@@ -280,13 +284,6 @@ export const analyze: Benchmark = {
     return 0;
   },
 };
-
-/** Work units per kernel of a model's layers. */
-function unitsByKernel(layers: { kernel: string; units: number }[]): Record<string, number> {
-  const units: Record<string, number> = {};
-  for (const l of layers) units[l.kernel] = (units[l.kernel] ?? 0) + l.units;
-  return units;
-}
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);

@@ -34,6 +34,8 @@ export interface LayerAnalysis {
   macs: number;
   /** Binary ops: 32-bit XNOR-popcount words (binary weights and binarized inputs). */
   binaryOps: number;
+  /** Weight cells times output positions: the MACs of the layer run in float (as onnxruntime runs binary layers). */
+  cellMacs: number;
   /** Bytes of the layer's float32 output. */
   activationBytes: number;
   /** The cost-table entry this layer's time is looked up under, and its work units there. */
@@ -126,6 +128,7 @@ export function analyzeModel(file: ModelFile, options: AnalyzeOptions): ModelAna
       storedBytes,
       macs,
       binaryOps,
+      cellMacs: cells * positions,
       activationBytes: 4 * outputs,
       kernel,
       units,
@@ -190,7 +193,15 @@ export function analyzeModel(file: ModelFile, options: AnalyzeOptions): ModelAna
       );
     }
   }
-  if (options.costs) {
+  if (options.costs?.models) {
+    // A host table is fitted over whole models: the same work terms, summed over the model, priced by the table.
+    const units = hostUnits(layers, options.costs.device);
+    const missing = Object.keys(units).filter((k) => units[k] > 0 && !options.costs?.kernels[k]);
+    const ms =
+      (options.costs.overheadMs ?? 0) +
+      Object.entries(units).reduce((a, [k, u]) => a + (options.costs?.kernels[k]?.msPerUnit ?? 0) * u, 0);
+    analysis.latency = { ms, device: options.costs.device, missing };
+  } else if (options.costs) {
     const missing = new Set<string>();
     let ms = 0;
     for (const layer of layers) {
@@ -205,6 +216,30 @@ export function analyzeModel(file: ModelFile, options: AnalyzeOptions): ModelAna
     analysis.latency = { ms, device: options.costs.device, missing: [...missing] };
   }
   return analysis;
+}
+
+/**
+ * A model's work as a host backend does it, summed over layers: weight layers (each a few operator calls), layers
+ * that binarize their input and the elements they binarize, multiply-accumulates and popcount words. onnxruntime
+ * unpacks binary weights into float at session start (constant folding), so there every weight cell is a MAC.
+ */
+export function hostUnits(layers: readonly LayerAnalysis[], device: string): Record<string, number> {
+  const onnxruntime = /ort-/.test(device);
+  const units: Record<string, number> = { layer: 0, 'binarized layer': 0, 'binarized input': 0, mac: 0, word: 0 };
+  for (const l of layers) {
+    if (l.weights === 'none') continue;
+    units.layer++;
+    if (l.inputs !== 'none') {
+      units['binarized layer']++;
+      units['binarized input'] += count(l.inputShape);
+    }
+    if (onnxruntime) units.mac += l.cellMacs;
+    else {
+      units.mac += l.macs;
+      units.word += l.binaryOps;
+    }
+  }
+  return units;
 }
 
 function count(shape: readonly number[]): number {

@@ -19,7 +19,7 @@ import { forEachDevice } from '../../deploy/fleet.js';
 import type { Split } from '../../data/datasets.js';
 import { writeFileSync } from 'node:fs';
 import { cmpHome } from '../../deploy/devices.js';
-import { analyzeModel } from '../../profile/analyze.js';
+import { analyzeModel, hostUnits } from '../../profile/analyze.js';
 import { costTablePath, recordCosts, recordModelCost, type CostSample } from '../../profile/cost-table.js';
 import { nowMs, percentile } from '../../core/clock.js';
 import { inputDimsFor } from '../../runtime/evaluate.js';
@@ -207,8 +207,7 @@ async function profileOnHost(parsed: Parsed, io: CliIo): Promise<number> {
     }
     io.progress.done();
     const p50 = percentile(latencies, 50);
-    const units: Record<string, number> = {};
-    for (const l of analyzeModel(file, { target: 'host' }).layers) units[l.kernel] = (units[l.kernel] ?? 0) + l.units;
+    const units = hostUnits(analyzeModel(file, { target: 'host' }).layers, backend.name);
     const path = costTablePath(cmpHome(), `host-${backend.name}`);
     recordModelCost(path, `host-${backend.name}`, 'performance.now(), batch-1 p50', {
       model: file.path,
