@@ -23,6 +23,13 @@ export const firmwareCommand: Command = {
       out: { type: 'string', value: 'DIR', help: 'build folder (default firmware-bridge/build/BOARD)' },
       'arena-bytes': { type: 'int', help: "bytes of the model + activation arena (default: the board's)" },
       elf: { type: 'string', value: 'FILE', help: 'qemu: run this firmware image instead of building one' },
+      clock: {
+        type: 'string',
+        value: 'KIND',
+        default: 'host',
+        choices: ['host', 'instructions'],
+        help: "qemu: the board's counter follows host time, or counts instructions (-icount, 32 ns each)",
+      },
       model: {
         type: 'string',
         value: 'FILE',
@@ -85,14 +92,14 @@ export const firmwareCommand: Command = {
       }
       return 0;
     }
-    return runQemu(board, elfPath, io);
+    return runQemu(board, elfPath, io, f.clock === 'instructions' ? 5 : undefined);
   },
 };
 
 /** Boots the board, checks the firmware answers, prints the port and waits for Ctrl-C. */
-async function runQemu(board: string, elfPath: string, io: CliIo): Promise<number> {
+async function runQemu(board: string, elfPath: string, io: CliIo, icountShift?: number): Promise<number> {
   io.progress.update(`starting QEMU (${board})`);
-  const qemu = await startQemu({ elfPath, board });
+  const qemu = await startQemu({ elfPath, board, icountShift });
   try {
     const transport = await openSerialTransport(qemu.port);
     const client = new McuClient(transport);
