@@ -1,6 +1,7 @@
 // Pruning a run folder end to end: score, remove groups, fine-tune, save; and GSS's removal of dead groups.
 
 import { CmpError } from '../errors.js';
+import { freeze } from '../core/frozen.js';
 import { loadRun, saveRun, type PruneSummary, type Run } from '../core/run.js';
 import { isWeightLayer, type BinarizeMode, type ModelSpec } from '../core/spec.js';
 import { CMP_VERSION } from '../core/version.js';
@@ -13,6 +14,7 @@ import {
   weightCount,
   type GroupScores,
   type KeepPlan,
+  type PruneGranularity,
   type PruneScope,
   type ScoreOptions,
 } from './prune.js';
@@ -21,6 +23,8 @@ import { recalibrateBatchNorm, train, type TrainOptions, type TrainResult } from
 export interface PruneRunOptions extends ScoreOptions {
   sparsity: number;
   scope: PruneScope;
+  /** Whole units (default) or the paper's blocks of connections, held at zero while fine-tuning. */
+  granularity?: PruneGranularity;
   /** Fine-tuning epochs after pruning (0: none). */
   retrain: number;
   batchSize: number;
@@ -38,6 +42,10 @@ export interface PruneRunOptions extends ScoreOptions {
   sgd?: TrainOptions['sgd'];
   dropout?: number;
   validationCount?: number;
+  /** Keep fine-tuning's checkpoints here, so a stopped prune resumes (see TrainOptions.checkpointDir). */
+  checkpointDir?: string;
+  /** Fine-tune against the run before pruning as a teacher (see TrainOptions.distill). */
+  distill?: { weight: number; temperature: number };
 }
 
 export interface PruneRunResult extends TrainResult {
@@ -77,6 +85,9 @@ export async function pruneRun(source: string | Run, data: Dataset, options: Pru
     sgd: options.sgd,
     dropout: options.dropout,
     validationCount: options.validationCount,
+    weightMasks: pruned.weightMasks,
+    checkpointDir: options.checkpointDir,
+    ...(options.distill ? { distill: { ...options.distill, teacher: freeze(run.record.spec, run.tensors) } } : {}),
   });
   if (options.out) {
     saveRun(options.out, { cmpVersion: CMP_VERSION, spec, training: result.training, pruning: record }, result.tensors);

@@ -22,6 +22,13 @@ import { recalibrateBatchNorm } from './train.js';
 export type PruneMethod = 'mint' | 'mint-pairwise' | 'gss' | 'magnitude';
 export const PRUNE_METHODS: readonly PruneMethod[] = Object.freeze(['mint', 'mint-pairwise', 'gss', 'magnitude']);
 export type PruneScope = 'per-layer' | 'global';
+/**
+ * unit: whole neurons/filters leave the network, which shrinks; connection: the MINT paper's granularity, the blocks of
+ * weights joining a parent group to a child group of the next layer are zeroed and held at zero while retraining (a
+ * parent left with no outgoing connection then leaves the network as a unit).
+ */
+export type PruneGranularity = 'unit' | 'connection';
+export const PRUNE_GRANULARITIES: readonly PruneGranularity[] = Object.freeze(['unit', 'connection']);
 
 export interface ScoreOptions {
   method: PruneMethod;
@@ -41,6 +48,22 @@ export interface GroupScores {
   layer: string;
   units: number;
   groupSize: number;
+  scores: Float64Array;
+  /** Importance of the connections from this layer's groups to the next weight layer's groups (see BlockScores). */
+  blocks?: BlockScores;
+}
+
+/**
+ * Importance of each block of the next weight layer's weights: the weights joining one of the parent layer's groups to
+ * one child group (the next layer's units in runs of `childGroupSize`; the classifier's logits one by one), as a
+ * [child groups x parent groups] row-major matrix. mint: the conditional dependency itself; mint-pairwise: the binned
+ * mutual information; magnitude and gss: the mean absolute weight of the block.
+ */
+export interface BlockScores {
+  /** The weight layer whose weights the blocks cut. */
+  layer: string;
+  childUnits: number;
+  childGroupSize: number;
   scores: Float64Array;
 }
 
@@ -63,8 +86,17 @@ export async function scoreGroups(
   if (options.method === 'mint' || options.method === 'mint-pairwise') {
     return mintScores(spec, tensors, data, layers, options);
   }
+  const weightLayers = spec.layers.filter(isWeightLayer);
   return layers.map((layer) => {
     const units = unitsOf(layer);
+    const next = weightLayers[weightLayers.indexOf(layer) + 1];
+    const blocks = blockMagnitudes(
+      layer,
+      next,
+      tensors,
+      options.groupSize,
+      next === weightLayers.at(-1) ? 1 : options.groupSize,
+    );
     const perUnit = new Float64Array(units);
     if (options.method === 'gss') {
       // The norm the group lasso acted on: batch-norm scale and shift, or incoming weights and bias.
@@ -82,6 +114,7 @@ export async function scoreGroups(
         units,
         groupSize: options.groupSize,
         scores: groupSum(perUnit, options.groupSize, true),
+        blocks,
       };
     }
     incomingNorms(layer, tensors, perUnit, 1);
@@ -90,8 +123,52 @@ export async function scoreGroups(
       units,
       groupSize: options.groupSize,
       scores: groupSum(perUnit, options.groupSize, false),
+      blocks,
     };
   });
+}
+
+/**
+ * Calls `visit(index, parent, child)` for every weight of `next`, the weight layer after `layer`: which of `layer`'s
+ * units feeds it and which of `next`'s units it feeds. Dense weights are [in, out] (after a flatten, each unit feeds
+ * H*W consecutive rows); conv weights are OIHW.
+ */
+function forEachConnection(
+  layer: WeightLayerSpec,
+  next: WeightLayerSpec,
+  weights: number,
+  visit: (index: number, parent: number, child: number) => void,
+): void {
+  const units = unitsOf(layer);
+  const out = unitsOf(next);
+  if (next.kind === 'dense') {
+    const perUnit = weights / out / units;
+    for (let i = 0; i < weights; i++) visit(i, Math.floor(Math.floor(i / out) / perUnit), i % out);
+  } else {
+    const k2 = next.kernel * next.kernel;
+    for (let i = 0; i < weights; i++) visit(i, Math.floor(i / k2) % units, Math.floor(i / (units * k2)));
+  }
+}
+
+/** Mean absolute weight of each block of `next`'s weights (see BlockScores). */
+function blockMagnitudes(
+  layer: WeightLayerSpec,
+  next: WeightLayerSpec,
+  tensors: Tensors,
+  groupSize: number,
+  childGroupSize: number,
+): BlockScores {
+  const w = tensors.get(`${next.name}.weight`) as Float32Array;
+  const parents = Math.ceil(unitsOf(layer) / groupSize);
+  const childUnits = unitsOf(next);
+  const sums = new Float64Array(Math.ceil(childUnits / childGroupSize) * parents);
+  const counts = new Float64Array(sums.length);
+  forEachConnection(layer, next, w.length, (i, parent, child) => {
+    const b = Math.floor(child / childGroupSize) * parents + Math.floor(parent / groupSize);
+    sums[b] += Math.abs(w[i]);
+    counts[b]++;
+  });
+  return { layer: next.name, childUnits, childGroupSize, scores: sums.map((v, b) => v / counts[b]) };
 }
 
 /** L1 (p = 1) or squared L2 (p = 2) norm of each unit's incoming weights. */
@@ -167,12 +244,11 @@ async function mintScores(
     const parents = layerActivations(layer);
     const children = layerActivations(next);
     const scores = new Float64Array(parentGroups.length);
+    let dependency: Float64Array;
     if (options.method === 'mint') {
-      const dependency = conditionalDependencies(parents, parentGroups, children, childGroups);
-      for (let c = 0; c < childGroups.length; c++) {
-        for (let g = 0; g < parentGroups.length; g++) scores[g] += dependency[c * parentGroups.length + g];
-      }
+      dependency = conditionalDependencies(parents, parentGroups, children, childGroups);
     } else {
+      dependency = new Float64Array(childGroups.length * parentGroups.length);
       const binned = (a: LayerActivations, groups: number[][]): Uint8Array[] =>
         groups.map((group) => {
           const summed = new Float64Array(a.count);
@@ -180,14 +256,19 @@ async function mintScores(
           return quantileBins(summed, options.bins);
         });
       const childBins = binned(children, childGroups);
-      binned(parents, parentGroups).forEach((p, g) => {
-        for (const c of childBins) scores[g] += mutualInformation(p, c, options.bins);
-      });
+      binned(parents, parentGroups).forEach((p, g) =>
+        childBins.forEach((c, k) => (dependency[k * parentGroups.length + g] = mutualInformation(p, c, options.bins))),
+      );
+    }
+    for (let c = 0; c < childGroups.length; c++) {
+      for (let g = 0; g < parentGroups.length; g++) scores[g] += dependency[c * parentGroups.length + g];
     }
     options.onProgress?.(
       `${options.method}: scored ${layer.name} (${parentGroups.length} groups x ${childGroups.length} children)`,
     );
-    return { layer: layer.name, units: unitsOf(layer), groupSize: options.groupSize, scores };
+    const childGroupSize = next === weightLayers[weightLayers.length - 1] ? 1 : options.groupSize;
+    const blocks = { layer: next.name, childUnits: unitsOf(next), childGroupSize, scores: dependency };
+    return { layer: layer.name, units: unitsOf(layer), groupSize: options.groupSize, scores, blocks };
   });
 }
 
@@ -314,10 +395,120 @@ export function planPruning(
   return planFor(hi);
 }
 
+/** A connection plan: the units that leave (parents left with no connection) and the weights held at zero. */
+export interface ConnectionPlan {
+  plan: KeepPlan;
+  /** Per weight tensor ("fc2.weight") in the unpruned spec's layout: 1 where a weight stays, 0 where it is cut. */
+  masks: Map<string, Float32Array>;
+  /** Weights that stay, of all weight layers or of those counted. */
+  remaining: number;
+}
+
+/**
+ * Chooses the blocks of connections to cut so that `sparsity` of the weights (of all weight layers, or of those named
+ * in `counted`) is gone, as the MINT paper prunes: only the layers the measure counts are cut (all with block scores
+ * when nothing is named); per layer, the same share of each layer's blocks (a threshold per layer at that quantile of
+ * its scores); global: blocks ranked across layers by their score relative to their layer's mean. A parent unit left
+ * with no outgoing connection leaves (and its incoming weights with it). Every cut layer keeps at least one block.
+ */
+export function planConnections(
+  spec: ModelSpec,
+  scores: GroupScores[],
+  sparsity: number,
+  scope: PruneScope,
+  counted?: string[],
+): ConnectionPlan {
+  const weightLayers = spec.layers.filter(isWeightLayer);
+  const shapes = inferShapes(spec);
+  const sizes = new Map(spec.layers.map((l, i) => [l.name, shapes[i].weightCount]));
+  const cut = scores.filter((s) => s.blocks && (!counted || counted.includes(s.blocks.layer)));
+  if (cut.length === 0) {
+    throw new CmpError(
+      'BAD_ARGUMENT',
+      `Connection pruning cuts the weights after a hidden layer, and none of ${counted?.join(', ') ?? 'the layers'} has one. Use --granularity unit.`,
+    );
+  }
+  const total = weightLayers.reduce(
+    (a, l) => a + (!counted || counted.includes(l.name) ? (sizes.get(l.name) ?? 0) : 0),
+    0,
+  );
+  const planFor = (threshold: number): ConnectionPlan => {
+    const masks = new Map(
+      weightLayers.map((l) => [`${l.name}.weight`, new Float32Array(sizes.get(l.name) ?? 0).fill(1)]),
+    );
+    const plan: KeepPlan = new Map();
+    for (const s of cut) {
+      const blocks = s.blocks as BlockScores;
+      const n = blocks.scores.length;
+      const order = Array.from(blocks.scores.keys()).sort((a, b) => blocks.scores[a] - blocks.scores[b] || a - b);
+      const mean = blocks.scores.reduce((a, v) => a + v, 0) / n || 1;
+      const removed =
+        scope === 'per-layer'
+          ? order.slice(0, Math.min(n - 1, Math.round(threshold * n)))
+          : order.filter((b) => blocks.scores[b] / mean < threshold).slice(0, n - 1);
+      const gone = new Uint8Array(n);
+      for (const b of removed) gone[b] = 1;
+      const layer = weightLayers.find((l) => l.name === s.layer) as WeightLayerSpec;
+      const next = weightLayers.find((l) => l.name === blocks.layer) as WeightLayerSpec;
+      const mask = masks.get(`${next.name}.weight`) as Float32Array;
+      const parentGroups = s.scores.length;
+      const live = new Uint8Array(s.units);
+      forEachConnection(layer, next, mask.length, (i, parent, child) => {
+        if (gone[Math.floor(child / blocks.childGroupSize) * parentGroups + Math.floor(parent / s.groupSize)])
+          mask[i] = 0;
+        else live[parent] = 1;
+      });
+      // A parent with no outgoing connection leaves the network, its incoming weights with it.
+      const keep = Array.from(live.keys()).filter((u) => live[u]);
+      plan.set(s.layer, keep);
+      const own = masks.get(`${layer.name}.weight`) as Float32Array;
+      const fanIn = own.length / s.units;
+      for (let i = 0; i < own.length; i++) {
+        const u = layer.kind === 'dense' ? i % s.units : Math.floor(i / fanIn);
+        if (!live[u]) own[i] = 0;
+      }
+    }
+    let remaining = 0;
+    for (const l of weightLayers) {
+      if (counted && !counted.includes(l.name)) continue;
+      for (const v of masks.get(`${l.name}.weight`) as Float32Array) remaining += v;
+    }
+    return { plan, masks, remaining };
+  };
+  // What stays falls as the threshold rises: bisect for the threshold that reaches the target.
+  const target = total * (1 - sparsity) * (1 + 1e-9);
+  let lo = 0;
+  let hi =
+    scope === 'per-layer'
+      ? 1
+      : Math.max(
+          ...cut.map((s) => {
+            const b = (s.blocks as BlockScores).scores;
+            return Math.max(...b) / (b.reduce((a, v) => a + v, 0) / b.length || 1);
+          }),
+        ) + 1;
+  for (let i = 0; i < 50; i++) {
+    const mid = (lo + hi) / 2;
+    if (planFor(mid).remaining > target) lo = mid;
+    else hi = mid;
+  }
+  return planFor(hi);
+}
+
 /** Weights in all weight layers of a spec, or in the weight layers named in `layers`. */
 export function weightCount(spec: ModelSpec, layers?: string[]): number {
   const shapes = inferShapes(spec);
   return spec.layers.reduce((a, l, i) => a + (!layers || layers.includes(l.name) ? shapes[i].weightCount : 0), 0);
+}
+
+/** Weights that are not zero in all weight layers, or in the weight layers named in `layers` (pruned connections are). */
+export function nonzeroWeights(spec: ModelSpec, tensors: Map<string, Float32Array>, layers?: string[]): number {
+  let count = 0;
+  for (const l of spec.layers.filter(isWeightLayer)) {
+    if (layers && !layers.includes(l.name)) continue;
+    for (const w of tensors.get(`${l.name}.weight`) as Float32Array) if (w !== 0) count++;
+  }
+  return count;
 }
 
 /** The spec with each planned layer narrowed to its kept units. */
@@ -418,29 +609,63 @@ export type PruneRecord = PruneSummary;
 export async function pruneTensors(
   run: Run,
   data: Dataset,
-  options: ScoreOptions & { sparsity: number; scope: PruneScope; counted?: string[]; scores?: GroupScores[] },
-): Promise<{ spec: ModelSpec; tensors: Tensors; record: PruneRecord; scores: GroupScores[] }> {
+  options: ScoreOptions & {
+    sparsity: number;
+    scope: PruneScope;
+    granularity?: PruneGranularity;
+    counted?: string[];
+    scores?: GroupScores[];
+  },
+): Promise<{
+  spec: ModelSpec;
+  tensors: Tensors;
+  record: PruneRecord;
+  scores: GroupScores[];
+  /** Connection pruning: the weights retraining must hold at zero, in the pruned spec's layout. */
+  weightMasks?: Map<string, Float32Array>;
+}> {
   checkSparsity(options.sparsity);
   const spec = run.record.spec;
   // Scores computed earlier for the same run (a bench pruning one run to several shares) are reused.
   const scores = options.scores ?? (await scoreGroups(spec, run.tensors, data, options));
-  const plan = planPruning(spec, scores, options.sparsity, options.scope, options.counted);
-  const applied = applyPruning(spec, run.tensors, plan);
+  let plan: KeepPlan;
+  let applied: { spec: ModelSpec; tensors: Tensors };
+  let weightMasks: Map<string, Float32Array> | undefined;
+  if (options.granularity === 'connection') {
+    const connections = planConnections(spec, scores, options.sparsity, options.scope, options.counted);
+    plan = connections.plan;
+    const masked = new Map(run.tensors);
+    for (const [name, mask] of connections.masks) {
+      masked.set(
+        name,
+        (run.tensors.get(name) as Float32Array).map((w, i) => w * mask[i]),
+      );
+    }
+    applied = applyPruning(spec, masked, plan);
+    const cutLayers = new Set(scores.flatMap((s) => (s.blocks ? [`${s.blocks.layer}.weight`] : [])));
+    const masks = applyPruning(spec, connections.masks, plan).tensors;
+    weightMasks = new Map([...masks].filter(([name]) => cutLayers.has(name)));
+  } else {
+    plan = planPruning(spec, scores, options.sparsity, options.scope, options.counted);
+    applied = applyPruning(spec, run.tensors, plan);
+  }
   const result = { spec: applied.spec, tensors: await recalibrateBatchNorm(applied.spec, applied.tensors, data) };
   const kept: PruneRecord['kept'] = {};
-  for (const s of scores) kept[s.layer] = { kept: (plan.get(s.layer) as number[]).length, of: s.units };
+  for (const s of scores) kept[s.layer] = { kept: plan.get(s.layer)?.length ?? s.units, of: s.units };
   return {
     ...result,
     scores,
+    ...(weightMasks ? { weightMasks } : {}),
     record: {
       method: options.method,
       scope: options.scope,
+      ...(options.granularity === 'connection' ? { granularity: 'connection' } : {}),
       sparsityTarget: options.sparsity,
       groupSize: options.groupSize,
       ...(options.method.startsWith('mint') ? { samplesPerClass: options.samplesPerClass } : {}),
       from: run.dir,
       weightsBefore: weightCount(spec),
-      weightsAfter: weightCount(result.spec),
+      weightsAfter: weightMasks ? nonzeroWeights(result.spec, result.tensors) : weightCount(result.spec),
       kept,
     },
   };

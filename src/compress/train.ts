@@ -10,6 +10,7 @@ import { makeRng } from '../core/rng.js';
 import type { Dataset, Split } from '../data/datasets.js';
 import { forwardFrozen, forwardTrain, initParams, paramsFromTensors, paramsToTensors, type Params } from './network.js';
 import { shrinkGroups, type GroupSparsityOptions } from './gss.js';
+import { checkpointKey, clearCheckpoint, loadCheckpoint, saveCheckpoint, type OptimizerState } from './checkpoint.js';
 import { SelectionCodec } from '../link/codec.js';
 import { frozenGates, LambdaSchedule, type LambdaScheduleOptions, type MaskTerms } from './mask.js';
 import { loadTf, type Tf } from './tf.js';
@@ -38,6 +39,27 @@ export interface TrainOptions {
   sgd?: SgdOptions;
   /** Dropout rate after every hidden dense layer while training (the MINT paper's MLP: 0.2); 0 or absent: none. */
   dropout?: number;
+  /**
+   * Knowledge distillation (Hinton et al. 2015): the loss is (1 - weight) x cross-entropy on the labels plus weight x T^2
+   * x cross-entropy against the teacher's predictions softened at temperature T. Pruning's fine-tuning uses the run
+   * before pruning as its teacher.
+   */
+  distill?: DistillOptions;
+  /**
+   * Keep a checkpoint in this folder after every epoch, and resume from the one there when it belongs to the same
+   * training (same spec, data, options and starting tensors): a long training can stop and carry on. Removed at the
+   * end. Not with masking.
+   */
+  checkpointDir?: string;
+  /** Pruned connections: per weight tensor (e.g. "fc2.weight"), 1 where a weight trains and 0 where it stays zero. */
+  weightMasks?: Map<string, Float32Array>;
+}
+
+export interface DistillOptions {
+  teacher: FrozenModel;
+  /** Share of the loss given to the teacher's soft targets, in (0, 1]. */
+  weight: number;
+  temperature: number;
 }
 
 /** PyTorch's SGD with Nesterov momentum and weight decay, under MultiStepLR. */
@@ -90,6 +112,22 @@ export const DEFAULT_TRAIN_OPTIONS: Readonly<Omit<TrainOptions, 'onProgress' | '
   seed: 1,
 });
 
+/** What shapes a training, for its checkpoints: the spec, the data, the options (callbacks and teacher aside), the start. */
+function trainingKey(spec: ModelSpec, data: Dataset, options: TrainOptions): string {
+  const { initial, distill, weightMasks } = options;
+  const shaping = {
+    ...options,
+    onProgress: undefined,
+    initial: undefined,
+    masking: undefined,
+    checkpointDir: undefined,
+    weightMasks: undefined,
+    distill: distill && { weight: distill.weight, temperature: distill.temperature, teacher: distill.teacher.spec },
+  };
+  const extra = new Map([...(initial ?? []), ...[...(weightMasks ?? [])].map(([n, m]) => [`mask:${n}`, m] as const)]);
+  return checkpointKey({ spec, data: [data.name, data.train.count, data.test.count], shaping }, extra);
+}
+
 /** Whether tensor `name` belongs to an exit head or the input mask, which fine-tuning may add to a run. */
 function isAddedPart(spec: ModelSpec, name: string): boolean {
   const owner = name.split('.')[0];
@@ -99,7 +137,7 @@ function isAddedPart(spec: ModelSpec, name: string): boolean {
 /** Trains `spec` on `data`; every epoch ends with the frozen (deployable) model evaluated on the test split. */
 export async function train(spec: ModelSpec, data: Dataset, options: TrainOptions): Promise<TrainResult> {
   const { tf, backend } = await loadTf();
-  const rng = makeRng(options.seed);
+  let rng = makeRng(options.seed);
   const params = initParams(tf, spec, rng);
   if (options.initial) {
     for (const [name, v] of [...params.trainable, ...params.running]) {
@@ -116,6 +154,20 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     }
   }
   const optimizer = options.sgd ? new Sgd(tf, params, options.sgd) : new Adam(tf, params);
+  const held = [...(options.weightMasks ?? [])].map(([name, mask]) => {
+    const v = params.trainable.get(name);
+    if (!v || v.size !== mask.length) {
+      throw new CmpError(
+        'INTERNAL',
+        `Weight mask "${name}" has ${mask.length} values; the spec's tensor has ${v?.size}.`,
+      );
+    }
+    return { v, mask: tf.tensor(mask, v.shape) };
+  });
+  const holdMasked = (): void => {
+    for (const { v, mask } of held) v.assign(tf.mul(v, mask));
+  };
+  tf.tidy(holdMasked);
   const binaryWeights = spec.layers
     .filter((l) => (l.kind === 'dense' || l.kind === 'conv') && isBinaryMode(l.binarize.weights))
     .map((l) => params.trainable.get(`${l.name}.weight`) as tfTypes.Variable);
@@ -150,8 +202,25 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     [...params.trainable].filter(([name]) => name === MASK_LOGITS || name.startsWith('selector.')).map(([, v]) => v),
   );
   let lastCheckpoint: MaskCheckpoint | undefined;
-  const started = Date.now();
+  let started = Date.now();
   const history: EpochRecord[] = [];
+  let step = 0;
+  let firstEpoch = 1;
+  const checkpointDir = options.checkpointDir;
+  if (checkpointDir && masking) throw new CmpError('INTERNAL', 'Training checkpoints do not cover mask training.');
+  const key = checkpointDir ? trainingKey(spec, data, options) : '';
+  const resumed = checkpointDir ? loadCheckpoint(checkpointDir, key) : undefined;
+  if (resumed) {
+    for (const [name, v] of [...params.trainable, ...params.running]) {
+      v.assign(tf.tensor(resumed.params.get(name) as Float32Array, v.shape));
+    }
+    optimizer.restore(resumed.optimizer);
+    rng = makeRng(resumed.rngState);
+    history.push(...resumed.history);
+    step = resumed.step;
+    firstEpoch = resumed.epoch + 1;
+    started -= resumed.durationMs;
+  }
   const recordSoFar = (epochs: number, testAccuracy: number): TrainingRecord => ({
     dataset: data.name,
     epochs,
@@ -167,8 +236,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     testAccuracy,
   });
   let currentSpec: ModelSpec;
-  let step = 0;
-  for (let epoch = 1; epoch <= options.epochs; epoch++) {
+  for (let epoch = firstEpoch; epoch <= options.epochs; epoch++) {
     const epochStart = Date.now();
     const order = shuffled(count, rng);
     const maskActive = masking !== undefined && epoch > masking.warmupEpochs;
@@ -180,6 +248,8 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       const { x, y } = batchTensors(tf, data, data.train, order, b * options.batchSize, options.batchSize);
       const { loss, hits } = tf.tidy(() => {
         let logits: tfTypes.Tensor | undefined;
+        const distill = options.distill;
+        const soft = distill && tf.softmax(tf.div(forwardFrozen(tf, distill.teacher, x), distill.temperature));
         const { value, grads } = tf.variableGrads(() => {
           const exits: tfTypes.Tensor[] = [];
           const terms: MaskTerms | undefined = masking ? { active: maskActive } : undefined;
@@ -187,6 +257,11 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
           logits = tf.keep(forwardTrain(tf, spec, params, x, true, exits, terms, dropout));
           const labels = tf.oneHot(y, spec.labels.length);
           let loss: tfTypes.Scalar = tf.losses.softmaxCrossEntropy(labels, logits);
+          if (distill && soft) {
+            const t = distill.temperature;
+            const taught = tf.mul(tf.losses.softmaxCrossEntropy(soft, tf.div(logits, t)), t * t);
+            loss = tf.add(tf.mul(loss, 1 - distill.weight), tf.mul(taught, distill.weight));
+          }
           // Exit heads train jointly: each adds its weighted cross-entropy.
           (spec.exits ?? []).forEach((exit, i) => {
             loss = tf.add(loss, tf.mul(tf.losses.softmaxCrossEntropy(labels, exits[i]), exit.lossWeight));
@@ -196,6 +271,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
           return loss;
         }, variables);
         optimizer.step(grads, lr);
+        holdMasked();
         if (options.groupSparsity) {
           shrinkGroups(tf, spec, params, options.groupSparsity, options.groupSparsity.lambda * lr);
         }
@@ -271,6 +347,18 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       durationMs: Date.now() - epochStart,
     };
     history.push(record);
+    if (checkpointDir && epoch < options.epochs) {
+      saveCheckpoint(checkpointDir, {
+        key,
+        epoch,
+        step,
+        rngState: rng.state,
+        history,
+        durationMs: Date.now() - started,
+        optimizer: await optimizer.state(),
+        params: new Map([...epochTensors].map(([name, t]) => [name, t.data])),
+      });
+    }
     const elapsed = Date.now() - started;
     options.onProgress?.({
       phase: 'epoch',
@@ -287,6 +375,8 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     : await evaluateFrozen(frozen, data, data.test);
   disposeParams(params);
   optimizer.dispose();
+  tf.dispose(held.map((h) => h.mask));
+  if (checkpointDir) clearCheckpoint(checkpointDir);
   return { spec: currentSpec, tensors, frozen, testAccuracy, training: recordSoFar(options.epochs, testAccuracy) };
 }
 
@@ -455,6 +545,12 @@ function disposeParams(params: Params): void {
   for (const v of [...params.trainable.values(), ...params.running.values()]) v.dispose();
 }
 
+function stateTensor(state: OptimizerState, name: string): Float32Array {
+  const t = state.tensors.get(name);
+  if (!t) throw new CmpError('INTERNAL', `The checkpoint has no optimizer buffer "${name}".`);
+  return t;
+}
+
 /** Adam with a learning rate set per step (tfjs' own Adam fixes it at construction). */
 /** SGD with Nesterov momentum, as PyTorch computes it: g += wd p; b = mu b + g; p -= lr (g + mu b). */
 class Sgd {
@@ -479,6 +575,17 @@ class Sgd {
       b.assign(tf.add(tf.mul(b, momentum), g));
       p.assign(tf.sub(p, tf.mul(tf.add(g, tf.mul(b, momentum)), lr)));
     }
+  }
+
+  /** The momentum buffers, by parameter name, for a checkpoint. */
+  async state(): Promise<OptimizerState> {
+    const tensors = new Map<string, Float32Array>();
+    for (const [name, b] of this.buffers) tensors.set(`sgd.momentum.${name}`, (await b.data()) as Float32Array);
+    return { steps: 0, tensors };
+  }
+
+  restore(state: OptimizerState): void {
+    for (const [name, b] of this.buffers) b.assign(this.tf.tensor(stateTensor(state, `sgd.momentum.${name}`), b.shape));
   }
 
   dispose(): void {
@@ -514,6 +621,24 @@ class Adam {
       v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
       const update = tf.div(tf.mul(m, lr / c1), tf.add(tf.sqrt(tf.div(v, c2)), 1e-7));
       p.assign(tf.sub(p, update));
+    }
+  }
+
+  /** The moments and the step count, for a checkpoint. */
+  async state(): Promise<OptimizerState> {
+    const tensors = new Map<string, Float32Array>();
+    for (const [name, { m, v }] of this.moments) {
+      tensors.set(`adam.m.${name}`, (await m.data()) as Float32Array);
+      tensors.set(`adam.v.${name}`, (await v.data()) as Float32Array);
+    }
+    return { steps: this.t, tensors };
+  }
+
+  restore(state: OptimizerState): void {
+    this.t = state.steps;
+    for (const [name, { m, v }] of this.moments) {
+      m.assign(this.tf.tensor(stateTensor(state, `adam.m.${name}`), m.shape));
+      v.assign(this.tf.tensor(stateTensor(state, `adam.v.${name}`), v.shape));
     }
   }
 

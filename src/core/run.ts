@@ -148,6 +148,8 @@ export interface CalibrationSummary {
 export interface PruneSummary {
   method: string;
   scope: string;
+  /** Absent: whole units; connection: blocks of weights were zeroed (weightsAfter counts the weights not zero). */
+  granularity?: 'connection';
   sparsityTarget: number;
   groupSize: number;
   samplesPerClass?: number;

@@ -1,18 +1,22 @@
 // Structural pruning: exactly the chosen groups leave, the pruned ONNX matches the pruned model, DAB composes.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { before, test } from 'node:test';
 import { pruneRun } from '../../src/compress/prune-run.js';
 import {
   applyPruning,
   mutualInformation,
+  nonzeroWeights,
+  planConnections,
   planPruning,
   quantileBins,
   weightCount,
   type KeepPlan,
 } from '../../src/compress/prune.js';
 import { trainRun } from '../../src/compress/train-run.js';
-import { predictFrozen } from '../../src/compress/train.js';
+import { predictFrozen, train } from '../../src/compress/train.js';
+import { specFor } from '../../src/compress/train-run.js';
 import { freeze } from '../../src/core/frozen.js';
 import { loadRun } from '../../src/core/run.js';
 import type { ModelSpec } from '../../src/core/spec.js';
@@ -267,6 +271,156 @@ test('bad prune input: sparsity outside (0, 1), an untrained folder, a model wit
   assert.match(r.stderr.trim(), /^cmp: Sparsity must be between 0 and 1 \(exclusive\), got 1\.5/);
   r = runCli(['prune', `${dir}/run`, '--sparsity', '0.5', '--method', 'random', '--out', `${dir}/o`]);
   assert.match(r.stderr.trim(), /--method must be one of: mint, mint-pairwise, gss, magnitude/);
+  r = runCli(['prune', `${dir}/run`, '--sparsity', '0.5', '--distill', '1.5', '--out', `${dir}/o`]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr.trim(), /^cmp: --distill is the teacher's share of the loss, in \(0, 1\]; got 1\.5/);
+  r = runCli(['prune', `${dir}/run`, '--sparsity', '0.5', '--layers', 'fc9', '--out', `${dir}/o`]);
+  assert.notEqual(r.code, 0);
+  assert.match(
+    r.stderr.trim(),
+    /^cmp: --layers names "fc9", which is not a weight layer of .*Its weight layers: fc1, /,
+  );
+  r = runCli([
+    'prune',
+    `${dir}/run`,
+    '--sparsity',
+    '0.5',
+    '--granularity',
+    'connection',
+    '--layers',
+    'fc1',
+    '--out',
+    `${dir}/o`,
+  ]);
+  assert.notEqual(r.code, 0);
+  assert.match(
+    r.stderr.trim(),
+    /^cmp: --granularity connection cuts the weights after a hidden layer, and fc1 has none before it\. Name a later layer in --layers \(logits\)/,
+  );
+});
+
+test('planConnections cuts the lowest-scored blocks of the counted layer, and a parent left unconnected leaves', () => {
+  const dense = (name: string, units: number, last = false): ModelSpec['layers'][number] => ({
+    kind: 'dense',
+    name,
+    units,
+    batchNorm: false,
+    activation: last ? 'none' : 'relu',
+    binarize: { weights: 'none', inputs: 'none' },
+  });
+  const spec = {
+    format: 'cmp-model/1',
+    arch: 'mlp',
+    input: { shape: [1, 2, 2], mean: 0, std: 1 },
+    labels: ['a', 'b'],
+    layers: [{ kind: 'flatten', name: 'flatten' }, dense('fc1', 6), dense('fc2', 4), dense('logits', 2, true)],
+  } as ModelSpec;
+  // fc2's blocks: 2 child groups (rows) x 3 parent groups of fc1 (columns); fc1's group 1 scores lowest for both.
+  const scores = [
+    {
+      layer: 'fc1',
+      units: 6,
+      groupSize: 2,
+      scores: Float64Array.of(9, 1.5, 9),
+      blocks: { layer: 'fc2', childUnits: 4, childGroupSize: 2, scores: Float64Array.of(5, 1, 6, 4, 0.5, 3) },
+    },
+    {
+      layer: 'fc2',
+      units: 4,
+      groupSize: 2,
+      scores: Float64Array.of(1, 1),
+      blocks: { layer: 'logits', childUnits: 2, childGroupSize: 1, scores: Float64Array.of(1, 1, 1, 1) },
+    },
+  ];
+  const { plan, masks, remaining } = planConnections(spec, scores, 1 / 3, 'per-layer', ['fc2']);
+  assert.deepEqual(plan.get('fc1'), [0, 1, 4, 5], "fc1's units 2 and 3 lost every connection, so they leave");
+  assert.deepEqual(plan.get('fc2'), undefined, 'logits are not counted, so not cut');
+  // fc2's weights are [in = 6, out = 4]: rows 2 and 3 (fc1's units 2, 3) are cut for every child.
+  assert.deepEqual(
+    [...(masks.get('fc2.weight') as Float32Array)],
+    [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
+  );
+  assert.deepEqual([...(masks.get('logits.weight') as Float32Array)], new Array(8).fill(1));
+  assert.equal(remaining, 16);
+  // The next block up: the cut that also takes the (child 1, parent 2) block, whose score is 3.
+  const deeper = planConnections(spec, scores, 0.5, 'per-layer', ['fc2']);
+  assert.deepEqual(deeper.plan.get('fc1'), [0, 1, 4, 5]);
+  assert.equal(deeper.remaining, 12);
+  assert.deepEqual(
+    [...(deeper.masks.get('fc2.weight') as Float32Array)].slice(16),
+    [1, 1, 0, 0, 1, 1, 0, 0],
+    'parent group 2 keeps its block to child group 0 only',
+  );
+});
+
+test('cmp prune --granularity connection cuts blocks of fc2, holds them at zero through fine-tuning, and exports', async () => {
+  const dir = tempDir();
+  const float: ModelFixture = {
+    data: DATA,
+    train: {
+      arch: 'mlp',
+      widths: [40, 30],
+      binarizeWeights: 'none',
+      binarizeActivations: 'none',
+      ...ONE_EPOCH,
+      seed: 6,
+    },
+  };
+  await fixtures.runFolder(float, `${dir}/float`);
+  for (const method of ['mint', 'magnitude']) {
+    const r = runCli([
+      'prune',
+      `${dir}/float`,
+      '--data',
+      'fashion-mnist',
+      '--limit-train',
+      '1000',
+      '--limit-test',
+      '200',
+      '--method',
+      method,
+      '--granularity',
+      'connection',
+      '--layers',
+      'fc2',
+      '--sparsity',
+      '0.9',
+      '--group-size',
+      '5',
+      '--samples-per-class',
+      '30',
+      '--retrain',
+      '1',
+      '--json',
+      '--out',
+      `${dir}/${method}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as {
+      pruning: { granularity: string; weightsAfter: number };
+      testAccuracy: number;
+    };
+    assert.equal(out.pruning.granularity, 'connection');
+    const pruned = loadRun(`${dir}/${method}`);
+    const fc2 = nonzeroWeights(pruned.record.spec, pruned.tensors, ['fc2']);
+    assert.ok(fc2 <= 0.1 * 40 * 30 && fc2 > 0, `${method}: fc2 keeps ${fc2} of 1200 weights after fine-tuning`);
+    assert.equal(
+      nonzeroWeights(pruned.record.spec, pruned.tensors),
+      out.pruning.weightsAfter,
+      'fine-tuning kept the cut weights at zero',
+    );
+    assert.ok(out.testAccuracy > 0.2, `${method}: ${out.testAccuracy} after fine-tuning (chance 0.1)`);
+    assert.equal(runCli(['export', `${dir}/${method}`, '--out', `${dir}/${method}.onnx`]).code, 0);
+    const file = parseModelFile(readFileSync(`${dir}/${method}.onnx`), `${method}.onnx`);
+    const backend = await createBackend('ort-node', file);
+    const actual = await predict(backend, file, data, 200);
+    const expected = await predictFrozen(freeze(pruned.record.spec, pruned.tensors), data, data.test, 200);
+    assert.ok(
+      maxAbsDiff(actual, expected) <= 1e-4,
+      `${method}: onnxruntime differs by ${maxAbsDiff(actual, expected)}`,
+    );
+    await backend.dispose();
+  }
 });
 
 test('cmp prune --method mint runs end to end on a small slice and writes a smaller run that exports', async () => {
@@ -337,4 +491,40 @@ test('prune, then binarize: a float run pruned with --binarize dab fine-tunes in
   });
   const fc1 = result.frozen.layers.find((l) => l.name === 'fc1');
   assert.ok(fc1?.kind === 'dense' && fc1.weights.kind === 'binary' && fc1.weights.rows === 24);
+});
+
+test("distillation's loss: (1 - w) x cross-entropy plus w x T^2 x cross-entropy against the teacher's softened predictions", async () => {
+  const base = specFor(data, { arch: 'mlp', widths: [24], binarizeWeights: 'none', binarizeActivations: 'none' });
+  const spec = { ...base, layers: base.layers.map((l) => (l.kind === 'dense' ? { ...l, batchNorm: false } : l)) };
+  const teacher = await train(spec, data, { ...ONE_EPOCH, seed: 3 });
+  const tensors = new Map([...teacher.tensors].map(([name, t]) => [name, t.data]));
+  // The student starts as the teacher and does not move (rate 0): its loss is known in closed form.
+  const [weight, temperature] = [0.6, 3];
+  const student = await train(spec, data, {
+    ...ONE_EPOCH,
+    learningRate: 0,
+    seed: 3,
+    initial: tensors,
+    sgd: { momentum: 0, weightDecay: 0, milestones: [], gamma: 1 },
+    distill: { teacher: teacher.frozen, weight, temperature },
+  });
+  const logits = await predictFrozen(teacher.frozen, data, data.train);
+  const classes = spec.labels.length;
+  let ce = 0;
+  let soft = 0;
+  for (let i = 0; i < data.train.count; i++) {
+    const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
+    const logSoftmax = (v: number[]): number[] => {
+      const max = Math.max(...v);
+      const log = Math.log(v.reduce((a, x) => a + Math.exp(x - max), 0)) + max;
+      return v.map((x) => x - log);
+    };
+    ce -= logSoftmax(row)[data.train.y[i]];
+    const softened = logSoftmax(row.map((x) => x / temperature));
+    soft -= softened.reduce((a, l) => a + Math.exp(l) * l, 0);
+  }
+  const expected = ((1 - weight) * ce + weight * temperature ** 2 * soft) / data.train.count;
+  const actual = student.training.history[0].loss;
+  assert.ok(Math.abs(actual - expected) < 1e-3 * expected, `epoch loss ${actual}, expected ${expected}`);
+  assert.ok(Math.abs(actual - ce / data.train.count) > 0.05, 'and it is not the plain cross-entropy');
 });
