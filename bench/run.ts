@@ -25,6 +25,7 @@ const BENCHMARKS: readonly { name: string; load: () => Promise<Benchmark> }[] = 
   { name: 'fleet', load: async () => (await import('./fleet.js')).fleet },
   { name: 'import', load: async () => (await import('./import.js')).importBench },
   { name: 'fuzz', load: async () => (await import('./fuzz.js')).fuzz },
+  { name: 'analyze', load: async () => (await import('./analyze.js')).analyze },
 ]);
 
 async function main(argv: string[]): Promise<number> {

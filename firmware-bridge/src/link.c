@@ -32,6 +32,21 @@ cmp_status_t cmp_link_init(cmp_link_t *link, const cmp_link_io_t *io, uint8_t *a
   return cmp_arena_init(&link->arena, arena, arena_bytes);
 }
 
+cmp_status_t cmp_link_load_builtin(cmp_link_t *link, const uint8_t *blob, uint32_t bytes) {
+  if (link == NULL || blob == NULL) return CMP_ERR_ARG;
+  link->builtin = blob;
+  link->builtin_bytes = bytes;
+  link->model_ready = 0;
+  link->model_builtin = 0;
+  cmp_status_t s = cmp_runtime_load_const(&link->rt, &link->arena, blob, bytes, link->io.counter);
+  if (s != CMP_OK) return s;
+  link->model_ready = 1;
+  link->model_builtin = 1;
+  link->model_crc = link->rt.model.crc;
+  link->input_received = 0u;
+  return CMP_OK;
+}
+
 /** Frames `payload` as a body of `type`/`seq` and writes it: 0x00, COBS(body + CRC), 0x00. */
 static void send_frame(cmp_link_t *link, uint8_t type, uint16_t seq, const uint8_t *payload, uint32_t n,
                        uint8_t *wire, uint32_t wire_cap, uint32_t *wire_len) {
@@ -104,7 +119,8 @@ static void handle_hello(cmp_link_t *link, uint16_t seq) {
   put16(p + 14, CMP_MODEL_FORMAT_VERSION); /* the highest it reads */
   p[16] = link->io.counter_kind;
   p[17] = CMP_FEATURE_INPUT_MASK | CMP_FEATURE_EARLY_EXIT | CMP_FEATURE_HANDOFF;
-  p[18] = link->model_ready ? 1u : 0u;
+  if (link->builtin != NULL) p[17] |= CMP_FEATURE_BUILTIN;
+  p[18] = link->model_ready ? (link->model_builtin ? 2u : 1u) : 0u; /* 2: the built-in model, read from flash */
   p[19] = (uint8_t)CMP_MAX_LAYERS;
   put32(p + 20, link->model_ready ? link->model_crc : 0u);
   put32(p + 24, link->model_ready ? link->rt.model.blob_bytes : 0u);
@@ -112,7 +128,8 @@ static void handle_hello(cmp_link_t *link, uint16_t seq) {
   if (name_len > 64u) name_len = 64u;
   p[28] = (uint8_t)name_len;
   memcpy(p + 29, link->io.board, name_len);
-  respond(link, CMP_MSG_CAPS, seq, 29u + name_len);
+  put32(p + 29u + name_len, link->model_ready ? cmp_runtime_required_bytes(&link->rt) : 0u); /* arena used */
+  respond(link, CMP_MSG_CAPS, seq, 33u + name_len);
 }
 
 static void handle_upload_begin(cmp_link_t *link, uint16_t seq, const uint8_t *p, uint32_t n) {
@@ -129,7 +146,8 @@ static void handle_upload_begin(cmp_link_t *link, uint16_t seq, const uint8_t *p
     respond_error(link, seq, CMP_MSG_UPLOAD_BEGIN, CMP_ERR_RANGE, total);
     return;
   }
-  link->model_ready = 0; /* the upload overwrites the old model in place */
+  link->model_ready = 0; /* the upload overwrites the old model (or a built-in model's workspace) in place */
+  link->model_builtin = 0;
   link->uploading = 1;
   link->upload_total = total;
   link->upload_crc = get32(p + 4);
@@ -170,7 +188,7 @@ static void handle_upload_end(cmp_link_t *link, uint16_t seq) {
   }
   cmp_status_t s = cmp_runtime_load(&link->rt, &link->arena, link->upload_total, link->io.counter);
   if (s != CMP_OK) {
-    uint32_t detail = s == CMP_ERR_ARENA ? cmp_runtime_required_bytes(&link->rt.model) : 0u;
+    uint32_t detail = s == CMP_ERR_ARENA ? cmp_runtime_required_bytes(&link->rt) : 0u;
     respond_error(link, seq, CMP_MSG_UPLOAD_END, s, detail);
     return;
   }
@@ -184,7 +202,7 @@ static void handle_upload_end(cmp_link_t *link, uint16_t seq) {
   put16(p + 8, m->layer_count);
   put16(p + 10, m->classes);
   put32(p + 12, cmp_shape_count(m->input));
-  put32(p + 16, cmp_runtime_required_bytes(m));
+  put32(p + 16, cmp_runtime_required_bytes(&link->rt));
   put32(p + 20, link->arena.size);
   respond(link, CMP_MSG_MODEL_INFO, seq, 24u);
 }
@@ -340,6 +358,7 @@ static void dispatch(cmp_link_t *link, uint8_t type, uint16_t seq, const uint8_t
       link->input_f32 = 0;
       link->input_received = 0u;
       memset(&link->counters, 0, sizeof(link->counters));
+      if (link->builtin != NULL) (void)cmp_link_load_builtin(link, link->builtin, link->builtin_bytes);
       respond_ack(link, seq, CMP_MSG_RESET, 0u);
       break;
     case CMP_MSG_INFER_MASKED: /* reserved: the compact frame of selected inputs */

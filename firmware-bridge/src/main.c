@@ -8,9 +8,17 @@
 #define CMP_ARENA_BYTES (128u * 1024u)
 #endif
 
-/** The one arena: uploaded model first, then the runtime's activations and scratch (MODEL.md, "Arena"). */
+/** The one arena: uploaded model first, then the runtime's activations and scratch; a built-in model's workspace
+ * only (MODEL.md, "Arena"). */
 static uint8_t g_arena[CMP_ARENA_BYTES] __attribute__((aligned(8)));
 static cmp_link_t g_link;
+
+#ifdef CMP_BUILTIN_MODEL
+/* The model compiled into the image (cmp firmware build --model writes this C array): constant data in flash, read
+ * in place, so the arena holds only its workspace. */
+extern const uint8_t cmp_builtin_model[];
+extern const uint32_t cmp_builtin_model_bytes;
+#endif
 
 int main(void) {
   cmp_platform_init();
@@ -25,5 +33,9 @@ int main(void) {
     for (;;) {
     }
   }
+#ifdef CMP_BUILTIN_MODEL
+  /* A model that does not load leaves the image answering HELLO without one (CAPS says so) rather than hanging. */
+  (void)cmp_link_load_builtin(&g_link, cmp_builtin_model, cmp_builtin_model_bytes);
+#endif
   for (;;) cmp_link_feed(&g_link, cmp_platform_read_byte());
 }

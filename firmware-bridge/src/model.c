@@ -194,6 +194,36 @@ static cmp_status_t parse_exits(const uint8_t *blob, uint32_t bytes, uint32_t of
   return CMP_OK;
 }
 
+/**
+ * Sizes the workspace as the layer loop uses it: the input sits in buffer a, each layer but flatten writes into the
+ * other buffer, so a holds the input and the outputs of layers 2, 4, ... and b those of layers 1, 3, ...; binarized
+ * inputs and im2col patches only for the layers that have them. src/link/mcu-model.ts computes the same.
+ */
+static void plan_workspace(cmp_model_t *model) {
+  uint32_t inputs = cmp_shape_count(model->input);
+  uint32_t a = inputs;
+  uint32_t b = 0u;
+  int in_a = 1;
+  for (uint32_t i = 0u; i < model->layer_count; i++) {
+    const cmp_layer_t *layer = &model->layers[i];
+    if (layer->kind == CMP_LAYER_FLATTEN) continue; /* in place: CHW is already flat */
+    uint32_t out = cmp_shape_count(layer->out);
+    if (in_a && out > b) b = out;
+    if (!in_a && out > a) a = out;
+    in_a = !in_a;
+    if (layer->inputs != CMP_INPUTS_NONE && cmp_packed_row_bytes(cmp_shape_count(layer->in)) > model->bits_bytes) {
+      model->bits_bytes = cmp_packed_row_bytes(cmp_shape_count(layer->in));
+    }
+    if (layer->kind == CMP_LAYER_CONV && layer->row_length > model->patch_floats) {
+      model->patch_floats = layer->row_length;
+    }
+  }
+  model->act_a_floats = a;
+  model->act_b_bytes = 4u * b;
+  /* without a mask, b keeps the received pixels of a hand-off frame until the run */
+  if (model->mask_count == 0u && inputs > model->act_b_bytes) model->act_b_bytes = inputs;
+}
+
 cmp_status_t cmp_model_parse(const uint8_t *blob, uint32_t bytes, cmp_model_t *model) {
   if (blob == NULL || model == NULL || ((uintptr_t)blob & 3u) != 0u) return CMP_ERR_ARG;
   memset(model, 0, sizeof(*model));
@@ -230,14 +260,11 @@ cmp_status_t cmp_model_parse(const uint8_t *blob, uint32_t bytes, cmp_model_t *m
   if (cmp_shape_count(model->input) == 0u || model->classes == 0u || !(model->input_std > 0.0f)) return CMP_ERR_MODEL;
   if (!in_blob(table, (uint64_t)layer_count * CMP_MODEL_LAYER_BYTES, 4u, bytes)) return CMP_ERR_MODEL;
   cmp_shape_t cur = model->input;
-  uint32_t max_act = cmp_shape_count(cur);
   for (uint32_t i = 0u; i < layer_count; i++) {
     cmp_layer_t *layer = &model->layers[i];
     cmp_status_t s = parse_layer(blob, bytes, blob + table + i * CMP_MODEL_LAYER_BYTES, cur, layer);
     if (s != CMP_OK) return s;
     cur = layer->out;
-    if (cmp_shape_count(cur) > max_act) max_act = cmp_shape_count(cur);
-    if (layer->row_length > model->max_row_length) model->max_row_length = layer->row_length;
   }
   if (cmp_shape_count(cur) != model->classes) return CMP_ERR_MODEL;
   model->layer_count = layer_count;
@@ -249,14 +276,14 @@ cmp_status_t cmp_model_parse(const uint8_t *blob, uint32_t bytes, cmp_model_t *m
   model->blob = blob;
   model->blob_bytes = bytes;
   model->crc = crc;
-  model->max_activation = max_act;
+  plan_workspace(model);
   return CMP_OK;
 }
 
 uint32_t cmp_model_workspace_bytes(const cmp_model_t *model) {
-  uint32_t act = cmp_align4(model->max_activation * 4u);
-  uint32_t bytes = 2u * act + cmp_align4(cmp_packed_row_bytes(model->max_activation)) +
-                   cmp_align4(model->max_row_length * 4u) + cmp_align4(cmp_packed_row_bytes(model->max_row_length));
+  uint32_t bytes = cmp_align4(model->act_a_floats * 4u) + cmp_align4(model->act_b_bytes) +
+                   cmp_align4(model->bits_bytes) + cmp_align4(model->patch_floats * 4u) +
+                   cmp_align4(cmp_packed_row_bytes(model->patch_floats));
   if (model->exit_count > 0u) bytes += cmp_align4(4u * model->classes); /* the exit logits */
   if (model->mask_count > 0u) bytes += cmp_align4(8u + model->mask_count); /* the hand-off frame */
   return bytes;

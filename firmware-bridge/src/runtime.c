@@ -7,32 +7,26 @@
 #include "cmp/bitpack.h"
 #include "cmp/kernels.h"
 
-uint32_t cmp_runtime_required_bytes(const cmp_model_t *model) {
-  return cmp_align4(model->blob_bytes) + cmp_model_workspace_bytes(model);
+uint32_t cmp_runtime_required_bytes(const cmp_runtime_t *rt) {
+  const cmp_model_t *model = &rt->model;
+  return (rt->in_place ? 0u : cmp_align4(model->blob_bytes)) + cmp_model_workspace_bytes(model);
 }
 
-cmp_status_t cmp_runtime_load(cmp_runtime_t *rt, cmp_arena_t *arena, uint32_t blob_bytes, cmp_counter_fn counter) {
-  if (rt == NULL || arena == NULL || counter == NULL) return CMP_ERR_ARG;
-  if (blob_bytes > arena->size) return CMP_ERR_ARENA;
-  memset(rt, 0, sizeof(*rt));
-  cmp_status_t s = cmp_model_parse(arena->base, blob_bytes, &rt->model);
-  if (s != CMP_OK) return s;
-  if (cmp_runtime_required_bytes(&rt->model) > arena->size) return CMP_ERR_ARENA;
-  arena->used = cmp_align4(blob_bytes);
-  uint32_t act = rt->model.max_activation;
-  uint32_t row = rt->model.max_row_length;
-  void *p = NULL;
-  if ((s = cmp_arena_alloc(arena, act * 4u, 4u, &p)) != CMP_OK) return s;
-  rt->act_a = (float *)p;
-  if ((s = cmp_arena_alloc(arena, act * 4u, 4u, &p)) != CMP_OK) return s;
-  rt->act_b = (float *)p;
-  if ((s = cmp_arena_alloc(arena, cmp_packed_row_bytes(act), 4u, &p)) != CMP_OK) return s;
-  rt->bits = (uint8_t *)p;
-  if ((s = cmp_arena_alloc(arena, row * 4u, 4u, &p)) != CMP_OK) return s;
-  rt->patch = (float *)p;
-  if ((s = cmp_arena_alloc(arena, cmp_packed_row_bytes(row), 4u, &p)) != CMP_OK) return s;
-  rt->patch_bits = (uint8_t *)p;
+/** Takes the workspace of the parsed model from the arena, after what it already holds (MODEL.md, "Arena"). */
+static cmp_status_t take_workspace(cmp_runtime_t *rt, cmp_arena_t *arena, cmp_counter_fn counter) {
   const cmp_model_t *m = &rt->model;
+  cmp_status_t s = CMP_OK;
+  void *p = NULL;
+  if ((s = cmp_arena_alloc(arena, m->act_a_floats * 4u, 4u, &p)) != CMP_OK) return s;
+  rt->act_a = (float *)p;
+  if ((s = cmp_arena_alloc(arena, m->act_b_bytes, 4u, &p)) != CMP_OK) return s;
+  rt->act_b = (float *)p;
+  if ((s = cmp_arena_alloc(arena, m->bits_bytes, 4u, &p)) != CMP_OK) return s;
+  rt->bits = (uint8_t *)p;
+  if ((s = cmp_arena_alloc(arena, m->patch_floats * 4u, 4u, &p)) != CMP_OK) return s;
+  rt->patch = (float *)p;
+  if ((s = cmp_arena_alloc(arena, cmp_packed_row_bytes(m->patch_floats), 4u, &p)) != CMP_OK) return s;
+  rt->patch_bits = (uint8_t *)p;
   if (m->exit_count > 0u) {
     if ((s = cmp_arena_alloc(arena, 4u * m->classes, 4u, &p)) != CMP_OK) return s;
     rt->exit_logits = (float *)p;
@@ -48,6 +42,29 @@ cmp_status_t cmp_runtime_load(cmp_runtime_t *rt, cmp_arena_t *arena, uint32_t bl
   }
   rt->counter = counter;
   return CMP_OK;
+}
+
+cmp_status_t cmp_runtime_load(cmp_runtime_t *rt, cmp_arena_t *arena, uint32_t blob_bytes, cmp_counter_fn counter) {
+  if (rt == NULL || arena == NULL || counter == NULL) return CMP_ERR_ARG;
+  if (blob_bytes > arena->size) return CMP_ERR_ARENA;
+  memset(rt, 0, sizeof(*rt));
+  cmp_status_t s = cmp_model_parse(arena->base, blob_bytes, &rt->model);
+  if (s != CMP_OK) return s;
+  if (cmp_runtime_required_bytes(rt) > arena->size) return CMP_ERR_ARENA;
+  arena->used = cmp_align4(blob_bytes);
+  return take_workspace(rt, arena, counter);
+}
+
+cmp_status_t cmp_runtime_load_const(cmp_runtime_t *rt, cmp_arena_t *arena, const uint8_t *blob, uint32_t blob_bytes,
+                                    cmp_counter_fn counter) {
+  if (rt == NULL || arena == NULL || counter == NULL) return CMP_ERR_ARG;
+  memset(rt, 0, sizeof(*rt));
+  cmp_status_t s = cmp_model_parse(blob, blob_bytes, &rt->model);
+  if (s != CMP_OK) return s;
+  rt->in_place = 1;
+  if (cmp_runtime_required_bytes(rt) > arena->size) return CMP_ERR_ARENA;
+  arena->used = 0u;
+  return take_workspace(rt, arena, counter);
 }
 
 cmp_status_t cmp_runtime_write_pixels(cmp_runtime_t *rt, uint32_t offset, const uint8_t *pixels, uint32_t count) {

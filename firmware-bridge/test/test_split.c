@@ -235,8 +235,11 @@ static void test_parse(void) {
             m.exits[0].weights == (const float *)(const void *)(b.bytes + b.exit_w) &&
             m.exits[0].bias == (const float *)(const void *)(b.bytes + b.exit_b),
         "parse: a format-2 blob with a mask and an exit reads its sections in place");
-  /* arena: A = 4, R = 4: 2*16 + 4 + 16 + 4 = 56, exit logits align4(8) = 8, hand-off frame align4(8 + 2) = 12 */
-  check(cmp_model_workspace_bytes(&m) == 56u + 8u + 12u, "arena: workspace(v1) + align4(4 classes) + align4(8 + K)");
+  /* arena: buffer a holds the input (4 floats) and layer 2's output (2), b layer 0's (3): 16 + 12 = 28; no layer
+   * binarizes or convolves; exit logits align4(8) = 8, hand-off frame align4(8 + 2) = 12 */
+  check(m.act_a_floats == 4u && m.act_b_bytes == 12u && m.bits_bytes == 0u && m.patch_floats == 0u,
+        "arena: the plan ping-pongs layer outputs between a (input) and b, without bits or patch buffers");
+  check(cmp_model_workspace_bytes(&m) == 28u + 8u + 12u, "arena: 16 + 12 + align4(4 classes) + align4(8 + K)");
   expect_status(e_none, CMP_OK, "the valid blob");
   expect_status(e_v1_plain, CMP_OK, "version 1 without flags or sections");
   expect_status(e_v2_no_flags, CMP_OK, "version 2 without flags or sections");
@@ -308,7 +311,7 @@ static void write_input(float x0, float x1, float x2, float x3) {
 
 static void test_runtime(void) {
   cmp_result_t r;
-  check(load(e_none) == CMP_OK && cmp_runtime_required_bytes(&g_rt.model) == cmp_align4(g_rt.model.blob_bytes) + 76u &&
+  check(load(e_none) == CMP_OK && cmp_runtime_required_bytes(&g_rt) == cmp_align4(g_rt.model.blob_bytes) + 48u &&
             g_rt.exit_logits != NULL && g_rt.handoff != NULL,
         "runtime: loads with the exit logits and the hand-off frame in the arena");
   double h = entropy2(4.0, 0.0);
@@ -338,7 +341,7 @@ static void test_runtime(void) {
 
   /* the same model as format 1: no mask, so x0 reaches the final logit */
   check(load(e_v1_plain) == CMP_OK && g_rt.exit_logits == NULL && g_rt.handoff == NULL &&
-            cmp_runtime_required_bytes(&g_rt.model) == cmp_align4(g_rt.model.blob_bytes) + 56u,
+            cmp_runtime_required_bytes(&g_rt) == cmp_align4(g_rt.model.blob_bytes) + 28u,
         "runtime: format 1 takes the version-1 workspace");
   write_input(5.0f, 4.0f, 7.0f, 0.0f);
   check(cmp_runtime_run(&g_rt, &r) == CMP_OK && r.exit == 0u && r.logits[0] == 5.0f && r.label == 0u,
@@ -467,7 +470,7 @@ static void test_link(void) {
   int ok = request(CMP_MSG_HELLO, &hello, 1u) && g_answer_type == CMP_MSG_CAPS && get16(g_answer + 14) == 2u &&
            g_answer[17] == (CMP_FEATURE_INPUT_MASK | CMP_FEATURE_EARLY_EXIT | CMP_FEATURE_HANDOFF);
   check(ok, "CAPS: model format version 2, feature bits 0-2 set");
-  check(upload(e_none) && get32(g_answer + 16) == cmp_align4(g_link.rt.model.blob_bytes) + 76u,
+  check(upload(e_none) && get32(g_answer + 16) == cmp_align4(g_link.rt.model.blob_bytes) + 48u,
         "MODEL_INFO: arena used = blob + workspace(v1) + exit logits + hand-off frame");
 
   /* no exit confident: HANDOFF, pixels from two chunks */
@@ -541,10 +544,50 @@ static void test_link(void) {
   check(ok, "HANDOFF without mask or exits: NaN entropy, 0 exits checked, every pixel");
 }
 
+/* ---- a model compiled into the image: read in place, the arena holds only the workspace ---- */
+
+static void test_builtin(void) {
+  static blob_t b; /* stands for the flash array: outside the arena */
+  build(&b);
+  static uint8_t small[48] __attribute__((aligned(8))); /* exactly the workspace: 16 + 12 + 8 + 12 */
+  cmp_arena_t arena;
+  check(cmp_arena_init(&arena, small, sizeof(small)) == CMP_OK &&
+            cmp_runtime_load_const(&g_rt, &arena, b.bytes, b.total, ticking_counter) == CMP_OK &&
+            cmp_runtime_required_bytes(&g_rt) == 48u && arena.used <= 48u && g_rt.model.blob == b.bytes,
+        "built-in: the blob is read where it lies; the arena holds the workspace alone (48 bytes)");
+  write_input(5.0f, 4.0f, 7.0f, 0.0f);
+  cmp_result_t r;
+  g_rt.model.exits[0].threshold = -1.0f;
+  check(cmp_runtime_run(&g_rt, &r) == CMP_OK && r.exit == 0u && r.logits[0] == 0.0f && r.logits[1] == 0.5f,
+        "built-in: runs as the uploaded model does");
+  check(cmp_arena_init(&arena, small, 44u) == CMP_OK &&
+            cmp_runtime_load_const(&g_rt, &arena, b.bytes, b.total, ticking_counter) == CMP_ERR_ARENA,
+        "built-in: an arena 4 bytes short of the workspace is refused (ARENA)");
+
+  cmp_link_io_t io = {capture, ticking_counter, 1000u, CMP_COUNTER_HOST, "host"};
+  check(cmp_link_init(&g_link, &io, small, sizeof(small)) == CMP_OK &&
+            cmp_link_load_builtin(&g_link, b.bytes, b.total) == CMP_OK,
+        "built-in: the link loads it at init");
+  uint8_t hello = CMP_PROTOCOL_VERSION;
+  uint32_t crc = cmp_crc32(b.bytes, b.total - 4u);
+  int ok = request(CMP_MSG_HELLO, &hello, 1u) && g_answer_type == CMP_MSG_CAPS &&
+           (g_answer[17] & CMP_FEATURE_BUILTIN) != 0u && g_answer[18] == 2u && get32(g_answer + 20) == crc &&
+           get32(g_answer + 24) == b.total && g_answer[28] == 4u && g_answer_len == 33u + 4u &&
+           get32(g_answer + 33) == 48u;
+  check(ok, "CAPS: built-in feature bit, model loaded = 2 (flash), its CRC and bytes, arena used after the name");
+  static const uint8_t pixels[4] = {10, 20, 30, 40};
+  ok = infer(CMP_INPUT_U8, CMP_INFER_RUN, 0u, pixels, 4u) && g_answer_type == CMP_MSG_RESULT;
+  check(ok, "built-in: INFER answers without an upload");
+  ok = request(CMP_MSG_RESET, (const uint8_t *)"\0", 1u) && g_answer_type == CMP_MSG_ACK &&
+       request(CMP_MSG_HELLO, &hello, 1u) && g_answer[18] == 2u && get32(g_answer + 20) == crc;
+  check(ok, "RESET loads the built-in model again");
+}
+
 int main(void) {
   test_parse();
   test_runtime();
   test_link();
+  test_builtin();
   printf("checks %d failures %d\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

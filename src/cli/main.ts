@@ -20,6 +20,7 @@ const COMMANDS: readonly { name: string; load: () => Promise<Command> }[] = Obje
   { name: 'export', load: async () => (await import('./commands/export.js')).exportCommand },
   { name: 'eval', load: async () => (await import('./commands/eval.js')).evalCommand },
   { name: 'inspect', load: async () => (await import('./commands/inspect.js')).inspectCommand },
+  { name: 'analyze', load: async () => (await import('./commands/analyze.js')).analyzeCommand },
   { name: 'masks', load: async () => (await import('./commands/masks.js')).masksCommand },
   { name: 'run', load: async () => (await import('./commands/run.js')).runCommand },
   { name: 'firmware', load: async () => (await import('./commands/firmware.js')).firmwareCommand },

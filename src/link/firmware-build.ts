@@ -1,11 +1,12 @@
 // Building the firmware (firmware-bridge/, make + arm-none-eabi-gcc) and reading its flash/RAM use.
 
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CmpError } from '../errors.js';
+import type { McuModel } from './mcu-model.js';
 
 const run = promisify(execFile);
 
@@ -43,6 +44,27 @@ export function checkBoard(board: string): void {
   }
 }
 
+/** A board's memory as its board.mk declares it (the linker enforces flash and RAM). */
+export interface BoardMemory {
+  board: string;
+  flashBytes: number;
+  ramBytes: number;
+  /** The default arena of an image without a built-in model. */
+  arenaBytes: number;
+}
+
+/** Reads FLASH_BYTES, RAM_BYTES and ARENA_BYTES from platform/<board>/board.mk. */
+export function boardMemory(board: string): BoardMemory {
+  checkBoard(board);
+  const mk = readFileSync(join(firmwareRoot(), 'platform', board, 'board.mk'), 'utf8');
+  const value = (name: string): number => {
+    const m = new RegExp(`^${name} \\?= (\\d+)`, 'm').exec(mk);
+    if (!m) throw new CmpError('INTERNAL', `platform/${board}/board.mk does not set ${name}.`);
+    return Number(m[1]);
+  };
+  return { board, flashBytes: value('FLASH_BYTES'), ramBytes: value('RAM_BYTES'), arenaBytes: value('ARENA_BYTES') };
+}
+
 /** A built firmware image and its memory use (arm-none-eabi-size, Berkeley format). */
 export interface FirmwareBuild {
   board: string;
@@ -54,8 +76,10 @@ export interface FirmwareBuild {
   text: number;
   data: number;
   bss: number;
-  /** The static arena in bss that holds the model and activations. */
+  /** The static arena in bss that holds the model and activations (a built-in model: its workspace only). */
   arenaBytes: number;
+  /** The model compiled into flash, if any: its CRC-32 (what HELLO reports) and bytes. */
+  model?: { crc: number; bytes: number };
 }
 
 /** Options of {@link buildFirmware}. */
@@ -63,8 +87,10 @@ export interface BuildOptions {
   board: string;
   /** Build folder (default firmware-bridge/build/<board>). */
   outDir?: string;
-  /** The model + activation arena, bytes (default: the board's ARENA_BYTES). */
+  /** The model + activation arena, bytes (default: the board's ARENA_BYTES, or a built-in model's workspace). */
   arenaBytes?: number;
+  /** A model to compile into flash as constant data (a generated C array); RAM then holds its workspace only. */
+  model?: McuModel;
 }
 
 /** Runs make for a board and returns the ELF path and its sizes. */
@@ -72,9 +98,26 @@ export async function buildFirmware(options: BuildOptions): Promise<FirmwareBuil
   checkBoard(options.board);
   for (const tool of ['make', 'arm-none-eabi-gcc', 'arm-none-eabi-size']) requireTool(tool);
   const root = firmwareRoot();
-  const outDir = resolve(options.outDir ?? join(root, 'build', options.board));
+  const model = options.model;
+  const crcHex = model ? model.crc.toString(16).padStart(8, '0') : '';
+  const outDir = resolve(
+    options.outDir ?? join(root, 'build', model ? `${options.board}-model-${crcHex}` : options.board),
+  );
   const vars = [`BOARD=${options.board}`, `BUILD=${outDir}`];
-  if (options.arenaBytes) vars.push(`ARENA_BYTES=${options.arenaBytes}`);
+  const arenaBytes = options.arenaBytes ?? (model ? Math.max(4, model.workspaceBytes) : undefined);
+  if (arenaBytes) vars.push(`ARENA_BYTES=${arenaBytes}`);
+  if (model) {
+    if (arenaBytes !== undefined && arenaBytes < model.workspaceBytes) {
+      throw new CmpError(
+        'BAD_FLAG',
+        `--arena-bytes ${arenaBytes} is below the ${model.workspaceBytes} bytes of workspace the model needs. Leave it out to get exactly that.`,
+      );
+    }
+    mkdirSync(outDir, { recursive: true });
+    const source = join(outDir, 'builtin-model.c');
+    writeFileSync(source, builtinModelSource(model));
+    vars.push(`MODEL_SRC=${source}`);
+  }
   let stdout: string;
   try {
     ({ stdout } = await run('make', ['-C', root, '--no-print-directory', ...vars, 'all'], { maxBuffer: 16 << 20 }));
@@ -90,9 +133,6 @@ export async function buildFirmware(options: BuildOptions): Promise<FirmwareBuil
     .find((l) => /^\s*\d+\s+\d+\s+\d+\s+\d+/.test(l));
   if (!line) throw new CmpError('INTERNAL', `arm-none-eabi-size printed no sizes for ${options.board}.`);
   const [text, data, bss] = line.trim().split(/\s+/).map(Number);
-  const arena = /ARENA_BYTES \?= (\d+)/.exec(
-    (await import('node:fs')).readFileSync(join(root, 'platform', options.board, 'board.mk'), 'utf8'),
-  );
   return {
     board: options.board,
     elfPath: join(outDir, 'cmp-fw.elf'),
@@ -101,6 +141,27 @@ export async function buildFirmware(options: BuildOptions): Promise<FirmwareBuil
     text,
     data,
     bss,
-    arenaBytes: options.arenaBytes ?? Number(arena?.[1] ?? 0),
+    arenaBytes: arenaBytes ?? boardMemory(options.board).arenaBytes,
+    ...(model ? { model: { crc: model.crc, bytes: model.blob.length } } : {}),
   };
+}
+
+/** The C source of a built-in model: the blob as a 4-byte aligned constant array (flash), and its length. */
+export function builtinModelSource(model: McuModel): string {
+  const rows: string[] = [];
+  for (let i = 0; i < model.blob.length; i += 16)
+    rows.push(
+      `  ${Array.from(model.blob.subarray(i, i + 16), (b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')},`,
+    );
+  const crc = model.crc.toString(16).padStart(8, '0');
+  return [
+    `/* builtin-model.c: written by cmp firmware build --model; the device model (MODEL.md), CRC-32 0x${crc}. */`,
+    '#include <stdint.h>',
+    '',
+    `const uint32_t cmp_builtin_model_bytes = ${model.blob.length}u;`,
+    `const uint8_t cmp_builtin_model[${model.blob.length}] __attribute__((aligned(4))) = {`,
+    ...rows,
+    '};',
+    '',
+  ].join('\n');
 }

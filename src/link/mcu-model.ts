@@ -42,9 +42,9 @@ export interface McuModel {
   classes: number;
   labels: string[];
   layers: McuLayer[];
-  /** Activation and scratch bytes the runtime takes after the blob. */
+  /** Activation and scratch bytes the runtime takes after the blob: all the arena a model built into flash needs. */
   workspaceBytes: number;
-  /** What the device's arena must hold: the blob (rounded to 4) plus the workspace. */
+  /** What the device's arena must hold for an uploaded model: the blob (rounded to 4) plus the workspace. */
   arenaBytes: number;
   /** The blob's format: 1, or 2 with a mask or exits (the firmware must read it). */
   formatVersion: number;
@@ -248,16 +248,17 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
   }
   view.setUint32(total - 4, crc32(blob.subarray(0, total - 4)), true);
 
-  const maxActivation = Math.max(...shapes.map((s) => count(s.inputShape)), ...shapes.map((s) => count(s.outputShape)));
-  const maxRow = Math.max(0, ...shapes.map((s) => s.rowLength));
-  const workspaceBytes =
-    2 * align4(maxActivation * 4) +
-    align4(packedRowBytes(maxActivation)) +
-    align4(maxRow * 4) +
-    align4(packedRowBytes(maxRow)) +
-    // Format 2: the exit logits, and the hand-off frame (8 header bytes and the kept pixels).
-    (exits ? align4(4 * spec.labels.length) : 0) +
-    (mask ? align4(8 + mask.features.length) : 0);
+  const workspaceBytes = mcuWorkspaceBytes(
+    spec.layers.map((layer, i) => ({
+      kind: layer.kind,
+      inputs: count(shapes[i].inputShape),
+      outputs: count(shapes[i].outputShape),
+      rowLength: shapes[i].rowLength,
+      binarizes: (manifest.layers.find((l) => l.name === layer.name)?.inputs ?? 'none') !== 'none',
+    })),
+    count(spec.input.shape),
+    { classes: spec.labels.length, exits: exits?.length ?? 0, maskKept: mask?.features.length ?? 0 },
+  );
   return {
     blob,
     crc: modelCrc(blob),
@@ -271,6 +272,56 @@ export function convertToMcuModel(file: McuModelSource): McuModel {
     ...(mask ? { mask } : {}),
     ...(exits ? { exits } : {}),
   };
+}
+
+/** What the workspace plan needs to know of one layer. */
+export interface WorkspaceLayer {
+  kind: string;
+  /** Input and output element counts. */
+  inputs: number;
+  outputs: number;
+  /** Weight row length (conv: in-channels x k x k). */
+  rowLength: number;
+  /** The layer binarizes its input (xnor or dab). */
+  binarizes: boolean;
+}
+
+/**
+ * The runtime's workspace in bytes, as the firmware's cmp_model_workspace_bytes (firmware-bridge/src/model.c) plans
+ * it, so that the host knows the arena before anything is uploaded: the input sits in buffer a and every layer but
+ * flatten writes into the other buffer (a: the input and the outputs of layers 2, 4, ...; b: of layers 1, 3, ...;
+ * without a mask b also keeps the received pixels of a hand-off frame); then the packed bits of the largest
+ * binarized layer input, one im2col patch (float and packed) of the longest conv row, the exit logits and the
+ * hand-off frame of a mask's kept pixels.
+ */
+export function mcuWorkspaceBytes(
+  layers: readonly WorkspaceLayer[],
+  inputs: number,
+  extra: { classes: number; exits: number; maskKept: number },
+): number {
+  let a = inputs;
+  let b = 0;
+  let inA = true;
+  let bits = 0;
+  let patch = 0;
+  for (const layer of layers) {
+    if (layer.kind === 'flatten') continue;
+    if (inA) b = Math.max(b, layer.outputs);
+    else a = Math.max(a, layer.outputs);
+    inA = !inA;
+    if (layer.binarizes) bits = Math.max(bits, packedRowBytes(layer.inputs));
+    if (layer.kind === 'conv') patch = Math.max(patch, layer.rowLength);
+  }
+  const bBytes = extra.maskKept ? 4 * b : Math.max(4 * b, inputs);
+  return (
+    align4(4 * a) +
+    align4(bBytes) +
+    align4(bits) +
+    align4(4 * patch) +
+    align4(packedRowBytes(patch)) +
+    (extra.exits ? align4(4 * extra.classes) : 0) +
+    (extra.maskKept ? align4(8 + extra.maskKept) : 0)
+  );
 }
 
 /** Float rows [kept, out] of a folded first layer back to [inputs, out], zero rows for the inputs the mask drops. */

@@ -54,6 +54,8 @@ export const INFER_HANDOFF = 0x04;
 export const FEATURE_MASK = 0x01;
 export const FEATURE_EXITS = 0x02;
 export const FEATURE_HANDOFF = 0x04;
+/** The image holds a model compiled into flash (cmp firmware build --model). */
+export const FEATURE_BUILTIN = 0x08;
 
 /** How the device counts time (CAPS byte 16). */
 export const COUNTER_KINDS: readonly string[] = Object.freeze(['none', 'systick', 'dwt', 'host']);
@@ -72,8 +74,11 @@ export interface Capabilities {
   /** Feature bits: 1 input mask, 2 early exit, 4 stage-2 hand-off (none yet). */
   features: number;
   maxLayers: number;
-  /** The loaded model's CRC-32 and size, when one is loaded. */
-  model?: { crc: number; bytes: number };
+  /**
+   * The loaded model's CRC-32 and size, when one is loaded; `builtIn`: it is the model compiled into flash;
+   * `arenaUsed`: the arena bytes it takes (firmware that reports it: CAPS after the board name).
+   */
+  model?: { crc: number; bytes: number; builtIn?: boolean; arenaUsed?: number };
 }
 
 /** What UPLOAD_END answers once the device verified and loaded a model. */
@@ -149,7 +154,8 @@ function reader(payload: Uint8Array, type: string, min: number): DataView {
 export function parseCaps(payload: Uint8Array): Capabilities {
   const v = reader(payload, 'CAPS', 29);
   const nameLength = payload[28];
-  const loaded = payload[18] === 1;
+  const loaded = payload[18] === 1 || payload[18] === 2; // 2: the built-in model, read from flash
+  const arenaUsed = payload.length >= 33 + nameLength ? v.getUint32(29 + nameLength, true) : undefined;
   return {
     protocolVersion: payload[0],
     firmwareVersion: `${payload[1]}.${payload[2]}.${payload[3]}`,
@@ -160,7 +166,16 @@ export function parseCaps(payload: Uint8Array): Capabilities {
     counter: COUNTER_KINDS[payload[16]] ?? `kind${payload[16]}`,
     features: payload[17],
     maxLayers: payload[19],
-    ...(loaded ? { model: { crc: v.getUint32(20, true), bytes: v.getUint32(24, true) } } : {}),
+    ...(loaded
+      ? {
+          model: {
+            crc: v.getUint32(20, true),
+            bytes: v.getUint32(24, true),
+            ...(payload[18] === 2 ? { builtIn: true } : {}),
+            ...(arenaUsed !== undefined ? { arenaUsed } : {}),
+          },
+        }
+      : {}),
     board: new TextDecoder().decode(payload.subarray(29, 29 + nameLength)),
   };
 }

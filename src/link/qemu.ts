@@ -30,6 +30,12 @@ export interface QemuOptions {
   board?: string;
   /** How long to wait for QEMU to print its PTY, ms. */
   startTimeoutMs?: number;
+  /**
+   * Run with `-icount shift=N`: the virtual clock advances 2^N ns per guest instruction instead of following host
+   * time, so the board's counter measures instructions (N = 5: 31.25 M instructions per second, about a Cortex-M3
+   * at 1 instruction per cycle) whatever else the host runs. Undefined: host time, as QEMU does by default.
+   */
+  icountShift?: number;
 }
 
 /**
@@ -42,6 +48,7 @@ export async function startQemu(options: QemuOptions): Promise<QemuBoard> {
   checkBoard(board);
   requireTool('qemu-system-arm');
   const args = ['-M', MACHINES[board], '-nographic', '-monitor', 'none', '-serial', 'pty', '-kernel', options.elfPath];
+  if (options.icountShift !== undefined) args.push('-icount', `shift=${options.icountShift},align=off,sleep=off`);
   const child = spawn('qemu-system-arm', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

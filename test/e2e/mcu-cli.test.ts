@@ -37,8 +37,8 @@ test('cmp firmware build prints flash and RAM use', () => {
   assert.equal(b.elfPath, join(buildDir, 'cmp-fw.elf'));
   const table = runCli(['firmware', 'build', '--board', 'mps2-an385', '--out', buildDir, '--quiet']);
   assert.equal(table.code, 0, table.stderr);
-  assert.match(table.stdout, /flash bytes\s+RAM bytes/);
-  assert.match(table.stdout, new RegExp(`mps2-an385\\s+${b.flashBytes}\\s+${b.ramBytes}`));
+  assert.match(table.stdout, /flash bytes\s+of which model\s+RAM bytes/);
+  assert.match(table.stdout, new RegExp(`mps2-an385\\s+${b.flashBytes}\\s+-\\s+${b.ramBytes}`));
 });
 
 test('bad firmware and deploy arguments are one-line errors with exit code 2', () => {

@@ -8,6 +8,7 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { requireTool, type FirmwareBuild } from '../../src/link/firmware-build.js';
 import { McuClient } from '../../src/link/mcu-client.js';
 import { convertToMcuModel, type McuModel } from '../../src/link/mcu-model.js';
+import { analyzeModel } from '../../src/profile/analyze.js';
 import {
   FEATURE_EXITS,
   FEATURE_HANDOFF,
@@ -83,6 +84,7 @@ function damage(bytes: Uint8Array): Uint8Array {
 let data: Dataset;
 let firmware: FirmwareBuild;
 let mcu: McuModel;
+let analysis: ReturnType<typeof analyzeModel>;
 let expected: Float32Array;
 let session: QemuSession;
 let relay: FaultRelay;
@@ -116,6 +118,7 @@ before(async () => {
   const trained = await fixtures.model(DAB_MLP);
   const file = parseModelFile(exportOnnx(trained.frozen).bytes, 'fm-mlp64.onnx');
   mcu = convertToMcuModel(file);
+  analysis = analyzeModel(file, { target: 'mcu', board: 'mps2-an385' });
   const backend = await createBackend('ort-node', file);
   expected = await predict(backend, file, data, IMAGES);
   await backend.dispose();
@@ -153,10 +156,12 @@ test('upload: the device verifies the CRC-32 and uses exactly the arena the host
   assert.equal(info.crc, mcu.crc);
   assert.equal(info.bytes, mcu.blob.length);
   assert.equal(info.arenaUsed, mcu.arenaBytes);
+  assert.equal(analysis.mcu?.arenaUploadedBytes, info.arenaUsed, 'cmp analyze gives the arena the firmware reports');
+  assert.equal(analysis.mcu?.modelBytes, info.bytes, 'and the model bytes');
   assert.equal(info.layers, 4);
   assert.equal(info.inputCount, FEATURES);
   const caps = await session.client.connect();
-  assert.deepEqual(caps.model, { crc: mcu.crc, bytes: mcu.blob.length });
+  assert.deepEqual(caps.model, { crc: mcu.crc, bytes: mcu.blob.length, arenaUsed: mcu.arenaBytes });
 });
 
 test(`${IMAGES} Fashion-MNIST images: device labels equal onnxruntime-node's, logits and entropy within ${TOLERANCE}`, async () => {
@@ -281,7 +286,7 @@ test('a new connection whose first bytes are lost connects by probing, and finds
   const caps = await client.connect({ deadlineMs: 60_000, probeIntervalMs: 250 });
   assert.equal(transport.droppedWrites, 3);
   assert.ok(client.stats.probes > 3, `probes ${client.stats.probes}: HELLO went again until one arrived`);
-  assert.deepEqual(caps.model, { crc: mcu.crc, bytes: mcu.blob.length });
+  assert.deepEqual(caps.model, { crc: mcu.crc, bytes: mcu.blob.length, arenaUsed: mcu.arenaBytes });
   const r = await client.infer(pixels(8));
   assert.equal(r.label, argmax(hostRow(8)));
 });

@@ -11,6 +11,7 @@ import type { Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { requireTool } from '../../src/link/firmware-build.js';
 import { SelectionCodec } from '../../src/link/codec.js';
+import { analyzeModel } from '../../src/profile/analyze.js';
 import { convertToMcuModel } from '../../src/link/mcu-model.js';
 import { bootQemu, type QemuSession } from '../../src/link/qemu.js';
 import { parseGranularity } from '../../src/core/mask.js';
@@ -87,6 +88,9 @@ test(`${IMAGES} images split between device and host: exits, hand-off frames and
   assert.ok(mcu.mask && mcu.exits?.length === 1, 'format 2 carries the mask and the exit');
   const info = await session.client.uploadModel(mcu.blob);
   assert.equal(info.arenaUsed, mcu.arenaBytes, 'the device uses exactly the arena the host computed');
+  const analysis = analyzeModel(file, { target: 'mcu', board: 'mps2-an385' });
+  assert.equal(analysis.mcu?.arenaUploadedBytes, info.arenaUsed, 'cmp analyze gives the arena the firmware reports');
+  assert.equal(analysis.mcu?.modelBytes, info.bytes, 'and the model bytes');
   const mask = exported.manifest.inputMask;
   assert.ok(mask?.kind === 'static');
   const codec = new SelectionCodec(

@@ -41,6 +41,9 @@ typedef struct {
   cmp_arena_t arena;
   cmp_runtime_t rt;
   int model_ready;
+  const uint8_t *builtin;  /**< the model compiled into the image (flash), or NULL */
+  uint32_t builtin_bytes;
+  int model_builtin;       /**< the loaded model is the built-in one, read in place */
   int uploading;
   uint32_t upload_total;
   uint32_t upload_crc;
@@ -62,6 +65,11 @@ typedef struct {
 /** Sets up the link over the caller's arena (the model is uploaded into its start). */
 cmp_status_t cmp_link_init(cmp_link_t *link, const cmp_link_io_t *io, uint8_t *arena, uint32_t arena_bytes);
 
+/**
+ * Loads the model compiled into the image (4-byte aligned constant data) in place: the arena then holds only its
+ * workspace. RESET loads it again; an upload replaces it until then.
+ */
+cmp_status_t cmp_link_load_builtin(cmp_link_t *link, const uint8_t *blob, uint32_t bytes);
 /** Feeds one received byte; a 0x00 completes a frame, which is checked, dispatched and answered. */
 void cmp_link_feed(cmp_link_t *link, uint8_t byte);
 

@@ -83,8 +83,11 @@ typedef struct {
   const uint16_t *mask_features;     /**< [K] kept NCHW flat indices, strictly ascending; NULL without a mask */
   uint32_t exit_count;               /**< 0..CMP_MAX_EXITS */
   cmp_exit_t exits[CMP_MAX_EXITS];   /**< in network order (`after` strictly increasing) */
-  uint32_t max_activation; /**< most floats any layer reads or writes (sizes the two activation buffers) */
-  uint32_t max_row_length; /**< longest weight row (sizes the im2col scratch) */
+  /* The workspace plan (MODEL.md, "Arena"): layers ping-pong between buffers a (the input) and b. */
+  uint32_t act_a_floats; /**< floats of buffer a: the input and every output written to a */
+  uint32_t act_b_bytes;  /**< bytes of buffer b: the outputs written to b, and the pixels of a hand-off frame */
+  uint32_t bits_bytes;   /**< packed bits of the largest binarized layer input (0 when no layer binarizes) */
+  uint32_t patch_floats; /**< longest conv row: one im2col patch, float and packed (0 without conv layers) */
 } cmp_model_t;
 
 /**

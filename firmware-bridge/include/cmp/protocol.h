@@ -54,5 +54,7 @@ typedef enum {
 #define CMP_FEATURE_INPUT_MASK 0x01u
 #define CMP_FEATURE_EARLY_EXIT 0x02u
 #define CMP_FEATURE_HANDOFF 0x04u
+/** The image holds a model compiled into flash (cmp firmware build --model), loaded at boot and after RESET. */
+#define CMP_FEATURE_BUILTIN 0x08u
 
 #endif /* CMP_PROTOCOL_H */

@@ -26,13 +26,14 @@ typedef struct {
 /** A loaded model with its workspace. Lives in caller memory (static), never on the heap. */
 typedef struct {
   cmp_model_t model;
-  float *act_a;          /**< [max_activation]: holds the input before a run */
-  float *act_b;          /**< [max_activation] */
-  uint8_t *bits;         /**< packed [max_activation]: a binarized layer input */
-  float *patch;          /**< [max_row_length]: im2col of one conv position */
-  uint8_t *patch_bits;   /**< packed [max_row_length] */
+  float *act_a;          /**< [model.act_a_floats]: holds the input before a run */
+  float *act_b;          /**< [model.act_b_bytes / 4] */
+  uint8_t *bits;         /**< [model.bits_bytes]: a binarized layer input */
+  float *patch;          /**< [model.patch_floats]: im2col of one conv position */
+  uint8_t *patch_bits;   /**< packed [model.patch_floats] */
   float *exit_logits;    /**< [classes] when the model has exits, else NULL */
   uint8_t *handoff;      /**< the cmp-select/1 frame [8 + K] when the model has a mask, else NULL */
+  int in_place;          /**< the blob is read where it lies (flash), not from the arena */
   cmp_counter_fn counter;
   uint32_t layer_cycles[CMP_MAX_LAYERS]; /**< per layer, last inference */
 } cmp_runtime_t;
@@ -44,8 +45,17 @@ typedef struct {
  */
 cmp_status_t cmp_runtime_load(cmp_runtime_t *rt, cmp_arena_t *arena, uint32_t blob_bytes, cmp_counter_fn counter);
 
-/** Arena bytes a parsed model needs in all: the blob (rounded to 4) plus its workspace. */
-uint32_t cmp_runtime_required_bytes(const cmp_model_t *model);
+/**
+ * Loads a model compiled into the image (constant data in flash, 4-byte aligned) where it lies: only the workspace
+ * comes from the arena, from its start. CMP_ERR_ARENA when the workspace exceeds it; model errors as cmp_model_parse.
+ */
+cmp_status_t cmp_runtime_load_const(cmp_runtime_t *rt, cmp_arena_t *arena, const uint8_t *blob, uint32_t blob_bytes,
+                                    cmp_counter_fn counter);
+/**
+ * Arena bytes a parsed model needs in all: the blob (rounded to 4) plus its workspace, or the workspace alone for a
+ * model loaded in place (cmp_runtime_load_const). src/link/mcu-model.ts computes the same (McuModel.arenaBytes).
+ */
+uint32_t cmp_runtime_required_bytes(const cmp_runtime_t *rt);
 
 /** The input buffer: write cmp_shape_count(model.input) floats (normalized, CHW) here before cmp_runtime_run. */
 static inline float *cmp_runtime_input(cmp_runtime_t *rt) { return rt->act_a; }

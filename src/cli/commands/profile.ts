@@ -9,7 +9,7 @@ import { profileRpi } from '../../deploy/rpi.js';
 import type { DeviceProfile } from '../../profile/device-profile.js';
 import { runSplit } from '../../profile/split.js';
 import { createBackend } from '../../runtime/backends.js';
-import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
+import { callerNormalization, datasetConsumer, readModelFile, type ModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
@@ -18,6 +18,11 @@ import { finishFleet, named, RPI_DEPLOY_FLAGS, rpiDevicesFrom } from './deploy-r
 import { forEachDevice } from '../../deploy/fleet.js';
 import type { Split } from '../../data/datasets.js';
 import { writeFileSync } from 'node:fs';
+import { cmpHome } from '../../deploy/devices.js';
+import { analyzeModel, hostUnits } from '../../profile/analyze.js';
+import { costTablePath, recordCosts, recordModelCost, type CostSample } from '../../profile/cost-table.js';
+import { nowMs, percentile } from '../../core/clock.js';
+import { inputDimsFor } from '../../runtime/evaluate.js';
 
 export const profileCommand: Command = {
   def: {
@@ -25,7 +30,12 @@ export const profileCommand: Command = {
     summary: 'Profile a deployed model on its device: on-device exits, hand-offs, bytes each way, latency.',
     positionals: ['MODEL?'],
     flags: {
-      target: { type: 'string', value: 'NAME', choices: ['mcu', 'rpi'], help: 'where the model runs (required)' },
+      target: {
+        type: 'string',
+        value: 'NAME',
+        choices: ['mcu', 'rpi', 'host'],
+        help: 'where the model runs (required)',
+      },
       port: {
         type: 'string',
         value: 'PATH|N',
@@ -34,7 +44,11 @@ export const profileCommand: Command = {
       'baud-rate': { type: 'int', default: String(DEFAULT_BAUD_RATE), help: 'mcu: line speed the link time uses' },
       data: DATA_FLAG,
       limit: { type: 'int', default: '500', help: 'test images to run' },
-      backend: { type: 'string', value: 'NAME', help: "rpi: backend on the device (default: the release's)" },
+      backend: {
+        type: 'string',
+        value: 'NAME',
+        help: "rpi: backend on the device (default: the release's); host: the backend to time (default ort-node)",
+      },
       out: {
         type: 'string',
         value: 'FILE',
@@ -45,6 +59,7 @@ export const profileCommand: Command = {
     examples: [
       'cmp profile fm-exit.onnx --target mcu --port /dev/pts/3 --data fashion-mnist --limit 500',
       'cmp profile --target rpi --host pi@raspberrypi.local --data fashion-mnist --limit 1000',
+      'cmp profile fm-mlp.onnx --target host --backend ort-node --data fashion-mnist',
     ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
@@ -57,6 +72,7 @@ export const profileCommand: Command = {
       );
     }
     if (f.target === 'rpi') return profileOnRpi(parsed, io);
+    if (f.target === 'host') return profileOnHost(parsed, io);
     if (!parsed.positionals[0])
       throw new CmpError('BAD_FLAG', 'cmp profile --target mcu needs the MODEL the board runs.');
     const port = f.port as string | undefined;
@@ -93,6 +109,8 @@ export const profileCommand: Command = {
         onProgress: (done, total) => io.progress.update(`profile ${done}/${total}`),
       });
       const device = await client.profile();
+      io.progress.update('layer costs');
+      const costs = await measureLayerCosts(client, file, data.test, caps.board, caps.clockHz);
       io.progress.done();
       const deviceMs = (device.totalCycles / Math.max(device.inferences, 1) / caps.clockHz) * 1000;
       const result = {
@@ -103,6 +121,8 @@ export const profileCommand: Command = {
         dataset: data.name,
         ...report,
         deviceMsMean: deviceMs,
+        wholeModelDeviceMs: costs.wholeMs,
+        costTable: costs.path,
         link: client.stats,
       };
       if (io.json) io.out(JSON.stringify(result, null, 2));
@@ -140,6 +160,10 @@ export const profileCommand: Command = {
           ),
         );
       }
+      if (!io.json)
+        io.out(
+          `A whole inference on the device: ${costs.wholeMs.toFixed(3)} ms (median of ${COST_RUNS}). Layer costs recorded in ${costs.path} (cmp analyze reads them).`,
+        );
       return 0;
     } finally {
       client.dispose();
@@ -148,6 +172,115 @@ export const profileCommand: Command = {
     }
   },
 };
+
+/**
+ * Times batch-1 calls of the model on this machine's backend (as cmp run does) and records its p50 with the model's
+ * work per kernel in the backend's cost table ($CMP_HOME/costs/host-BACKEND.json), which cmp analyze --target host
+ * fits over every model recorded.
+ */
+async function profileOnHost(parsed: Parsed, io: CliIo): Promise<number> {
+  const f = parsed.flags;
+  if (!parsed.positionals[0]) throw new CmpError('BAD_FLAG', 'cmp profile --target host needs the MODEL to time.');
+  const file = readModelFile(parsed.positionals[0]);
+  const limit = (f.limit as number | undefined) ?? 500;
+  const backend = await createBackend((f.backend as string | undefined) ?? 'ort-node', file);
+  try {
+    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
+      limitTest: limit,
+      limitTrain: 1,
+      use: 'test',
+    });
+    const features = data.inputShape.reduce((a, b) => a * b, 1);
+    const count = Math.floor(data.test.x.length / features);
+    if (count === 0)
+      throw new CmpError('BAD_ARGUMENT', `Data set ${data.name} has no test samples. Use another data set.`);
+    const dims = inputDimsFor(file, data, 1);
+    const { mean, std } = callerNormalization(file);
+    const latencies: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const x = data.test.x.slice(i * features, (i + 1) * features);
+      if (mean !== 0 || std !== 1) for (let k = 0; k < features; k++) x[k] = (x[k] - mean) / std;
+      const began = nowMs();
+      await backend.run(x, dims);
+      latencies.push(nowMs() - began);
+      if (i % 50 === 0) io.progress.update(`latency ${i}/${count}`);
+    }
+    io.progress.done();
+    const p50 = percentile(latencies, 50);
+    const units = hostUnits(analyzeModel(file, { target: 'host' }).layers, backend.name);
+    const path = costTablePath(cmpHome(), `host-${backend.name}`);
+    recordModelCost(path, `host-${backend.name}`, 'performance.now(), batch-1 p50', {
+      model: file.path,
+      units,
+      ms: p50,
+    });
+    const result = {
+      model: file.path,
+      target: 'host',
+      backend: backend.name,
+      samples: count,
+      p50Ms: p50,
+      costTable: path,
+    };
+    if (io.json) io.out(JSON.stringify(result, null, 2));
+    else
+      io.out(
+        `${file.path} on ${backend.name}: batch-1 p50 ${p50.toFixed(4)} ms over ${count} calls. Recorded in ${path} (cmp analyze --target host --backend ${backend.name} fits it over every model recorded there).`,
+      );
+    return 0;
+  } finally {
+    await backend.dispose();
+  }
+}
+
+/** Whole inferences whose layer times make the cost samples (the median of each layer's over them). */
+export const COST_RUNS = 9;
+
+/**
+ * Runs the model COST_RUNS times on the board, reading the cycles of each layer after each run, and records every
+ * layer's median time with its kernel and work units in the board's cost table ($CMP_HOME/costs/BOARD.json).
+ */
+async function measureLayerCosts(
+  client: McuClient,
+  file: ModelFile,
+  test: Split,
+  board: string,
+  clockHz: number,
+): Promise<{ path: string; wholeMs: number }> {
+  const analysis = analyzeModel(file, { target: 'mcu', board });
+  const features = analysis.layers.length ? analysis.layers[0].inputShape.reduce((a, b) => a * b, 1) : 0;
+  const runs = Math.min(COST_RUNS, Math.max(1, Math.floor(test.x.length / features)));
+  const perLayer: number[][] = analysis.layers.map(() => []);
+  const overhead: number[] = [];
+  const whole: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const pixels = Uint8Array.from(test.x.subarray(i * features, (i + 1) * features), (v) => Math.round(v * 255));
+    const r = await client.infer(pixels);
+    whole.push((r.cycles / clockHz) * 1000);
+    const p = await client.profile();
+    p.layerCycles.forEach((c, l) => c > 0 && perLayer[l]?.push((c / clockHz) * 1000));
+    overhead.push(((p.lastCycles - p.layerCycles.reduce((a, b) => a + b, 0)) / clockHz) * 1000);
+  }
+  const samples: CostSample[] = [];
+  analysis.layers.forEach((l, i) => {
+    if (perLayer[i].length) samples.push({ kernel: l.kernel, units: l.units, ms: median(perLayer[i]) });
+  });
+  const path = costTablePath(cmpHome(), board);
+  recordCosts(
+    path,
+    board,
+    `counter ticks at ${clockHz} Hz (under QEMU: its virtual clock, host time)`,
+    file.path,
+    samples,
+    Math.max(0, median(overhead)),
+  );
+  return { path, wholeMs: median(whole) };
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : 0;
+}
 
 /**
  * Profiles the release an rpi device (or each device of a fleet) runs, on the device; prints a table or the
