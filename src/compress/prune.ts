@@ -380,19 +380,28 @@ export function planPruning(
   };
   // The weight count falls as the cut rises: bisect for the cut that reaches the target.
   const target = before * (1 - sparsity) * (1 + 1e-9);
+  const cut = bisectCut(
+    scope,
+    scores.map((s) => s.scores),
+    (c) => weightCount(prunedSpec(spec, planFor(c)), counted) <= target,
+  );
+  return planFor(cut);
+}
+
+/**
+ * The smallest cut (to within 2^-50 of its range) at which `reached` holds, for cuts that remove more as they rise:
+ * per layer a share of each layer's items in [0, 1]; global a score relative to its layer's mean, up to the largest.
+ */
+function bisectCut(scope: PruneScope, layerScores: Float64Array[], reached: (cut: number) => boolean): number {
+  const relativeMax = (v: Float64Array): number => Math.max(...v) / (v.reduce((a, x) => a + x, 0) / v.length || 1);
   let lo = 0;
-  let hi =
-    scope === 'per-layer'
-      ? 1
-      : Math.max(
-          ...scores.map((s) => Math.max(...s.scores) / (s.scores.reduce((a, v) => a + v, 0) / s.scores.length || 1)),
-        ) + 1;
+  let hi = scope === 'per-layer' ? 1 : Math.max(...layerScores.map(relativeMax)) + 1;
   for (let i = 0; i < 50; i++) {
     const mid = (lo + hi) / 2;
-    if (weightCount(prunedSpec(spec, planFor(mid)), counted) > target) lo = mid;
-    else hi = mid;
+    if (reached(mid)) hi = mid;
+    else lo = mid;
   }
-  return planFor(hi);
+  return hi;
 }
 
 /** A connection plan: the units that leave (parents left with no connection) and the weights held at zero. */
@@ -477,22 +486,8 @@ export function planConnections(
   };
   // What stays falls as the threshold rises: bisect for the threshold that reaches the target.
   const target = total * (1 - sparsity) * (1 + 1e-9);
-  let lo = 0;
-  let hi =
-    scope === 'per-layer'
-      ? 1
-      : Math.max(
-          ...cut.map((s) => {
-            const b = (s.blocks as BlockScores).scores;
-            return Math.max(...b) / (b.reduce((a, v) => a + v, 0) / b.length || 1);
-          }),
-        ) + 1;
-  for (let i = 0; i < 50; i++) {
-    const mid = (lo + hi) / 2;
-    if (planFor(mid).remaining > target) lo = mid;
-    else hi = mid;
-  }
-  return planFor(hi);
+  const blockScores = cut.map((s) => (s.blocks as BlockScores).scores);
+  return planFor(bisectCut(scope, blockScores, (threshold) => planFor(threshold).remaining <= target));
 }
 
 /** Weights in all weight layers of a spec, or in the weight layers named in `layers`. */
