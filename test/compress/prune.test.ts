@@ -30,6 +30,11 @@ import { maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
 const DATA = { dataset: 'fashion-mnist', limitTrain: 1000, limitTest: 200 } as const;
 const ONE_EPOCH = { epochs: 1, batchSize: 50, learningRate: 0.002 } as const;
+/** The float MLP the CLI prune tests start from (one fixture, trained once). */
+const FLOAT_MLP: ModelFixture = {
+  data: DATA,
+  train: { arch: 'mlp', widths: [40, 30], binarizeWeights: 'none', binarizeActivations: 'none', ...ONE_EPOCH, seed: 6 },
+};
 let data: Dataset;
 
 before(async () => {
@@ -355,18 +360,7 @@ test('planConnections cuts the lowest-scored blocks of the counted layer, and a 
 
 test('cmp prune --granularity connection cuts blocks of fc2, holds them at zero through fine-tuning, and exports', async () => {
   const dir = tempDir();
-  const float: ModelFixture = {
-    data: DATA,
-    train: {
-      arch: 'mlp',
-      widths: [40, 30],
-      binarizeWeights: 'none',
-      binarizeActivations: 'none',
-      ...ONE_EPOCH,
-      seed: 6,
-    },
-  };
-  await fixtures.runFolder(float, `${dir}/float`);
+  await fixtures.runFolder(FLOAT_MLP, `${dir}/float`);
   for (const method of ['mint', 'magnitude']) {
     const r = runCli([
       'prune',
@@ -425,18 +419,7 @@ test('cmp prune --granularity connection cuts blocks of fc2, holds them at zero 
 
 test('cmp prune --method mint runs end to end on a small slice and writes a smaller run that exports', async () => {
   const dir = tempDir();
-  const float: ModelFixture = {
-    data: DATA,
-    train: {
-      arch: 'mlp',
-      widths: [40, 30],
-      binarizeWeights: 'none',
-      binarizeActivations: 'none',
-      ...ONE_EPOCH,
-      seed: 6,
-    },
-  };
-  await fixtures.runFolder(float, `${dir}/float`);
+  await fixtures.runFolder(FLOAT_MLP, `${dir}/float`);
   const r = runCli([
     'prune',
     `${dir}/float`,
