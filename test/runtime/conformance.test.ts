@@ -1,0 +1,85 @@
+// One conformance suite for every backend: the same exported models and inputs, answers judged by one tolerance rule.
+
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { nowMs } from '../../src/core/clock.js';
+import { tempDir } from '../helpers.js';
+import { binarizedCase, EXIT_MASKED_MLP, EXIT_MLP, MASKED_MLP, type ModelFixture } from '../fixtures.js';
+import {
+  conformanceModel,
+  firmwareHostRunner,
+  judge,
+  predictorRunner,
+  allowanceFor,
+  TWO_EXIT_LENET,
+  worstRelativeDiff,
+  type ConformanceModel,
+  type Runner,
+} from './conformance.js';
+
+/** Inputs per model: the first test images of the fixture's data slice. */
+const COUNT = 60;
+
+/** Every kind of model cmp exports, trained once for all the files that share them (test/fixtures.ts). */
+const MODELS: Readonly<Record<string, ModelFixture>> = Object.freeze({
+  'float-mlp': binarizedCase('mlp', 'none', 'none'),
+  'dab-weights-mlp': binarizedCase('mlp', 'dab', 'none'),
+  'xnor-weights-mlp': binarizedCase('mlp', 'xnor', 'none'),
+  'dab-float-ends-mlp': binarizedCase('mlp', 'dab', 'none', ['first', 'last']),
+  'dab-mlp': binarizedCase('mlp', 'dab', 'dab'),
+  'xnor-mlp': binarizedCase('mlp', 'xnor', 'xnor'),
+  'int8-hybrid-mlp': binarizedCase('mlp', 'dab', 'none', undefined, ['first', 'last']),
+  'dab-lenet': binarizedCase('lenet', 'dab', 'dab'),
+  'int8-hybrid-lenet': binarizedCase('lenet', 'dab', 'none', undefined, ['first', 'last']),
+  'masked-mlp': MASKED_MLP,
+  'exit-mlp': EXIT_MLP,
+  'exit-masked-mlp': EXIT_MASKED_MLP,
+  'two-exit-lenet': TWO_EXIT_LENET,
+});
+
+const dir = tempDir('cmp-conformance-');
+
+/** Every backend cmp runs a model on. */
+const BACKENDS: Readonly<Record<string, Runner>> = Object.freeze({
+  'ort-node': predictorRunner('ort-node'),
+  'ort-web': predictorRunner('ort-web'),
+  bitwasm: predictorRunner('bitwasm'),
+  'firmware-host': firmwareHostRunner(join(dir, 'host-build')),
+});
+
+const models: ConformanceModel[] = [];
+
+before(async () => {
+  for (const [name, fixture] of Object.entries(MODELS)) models.push(await conformanceModel(dir, name, fixture, COUNT));
+});
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('the reference sends inputs out at every exit and the end, so every backend takes each branch', () => {
+  for (const model of models) {
+    const exits = new Set(model.reference.map((a) => a.exit));
+    const expected = (model.file.manifest?.exits?.length ?? 0) + 1;
+    assert.equal(exits.size, expected, `${model.name}: exits taken ${[...exits].join(', ')}`);
+  }
+});
+
+for (const [backend, run] of Object.entries(BACKENDS)) {
+  test(`${backend}: labels, exits and logits of every model conform to the trained model`, async (t) => {
+    const failures: string[] = [];
+    for (const model of models) {
+      const began = nowMs();
+      const answers = await run(model);
+      const allowance = allowanceFor(backend, model);
+      const problems = judge(answers, model, allowance.relative);
+      t.diagnostic(
+        `${model.name}: worst logit difference ${worstRelativeDiff(answers, model).toExponential(2)} of scale ` +
+          `(${allowance.name}: ${allowance.relative}), ${(nowMs() - began).toFixed(0)} ms`,
+      );
+      if (problems.length)
+        failures.push(`${model.name}: ${problems.length} inputs, ${problems.slice(0, 3).join('; ')}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+}
