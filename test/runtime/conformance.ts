@@ -1,18 +1,21 @@
 // The conformance suite's harness: every backend answers the same exported models' inputs, judged by one rule.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
 import { predictFrozenWithExits } from '../../src/compress/train.js';
 import { argmaxAt, softmaxEntropy } from '../../src/core/entropy.js';
 import type { FrozenModel } from '../../src/core/frozen.js';
 import { selectorPath, stagePath, type Manifest } from '../../src/core/manifest.js';
-import { exportOnnx } from '../../src/export/export-onnx.js';
+import { EXIT_INDEX_NAME, exportOnnx } from '../../src/export/export-onnx.js';
 import { firmwareRoot, requireTool } from '../../src/link/firmware-build.js';
 import { convertToMcuModel } from '../../src/link/mcu-model.js';
+import { MaskedInput } from '../../src/runtime/masked-input.js';
 import { readModelFile, type ModelFile } from '../../src/runtime/model-file.js';
 import { Predictor } from '../../src/runtime/predictor.js';
 import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
+import { launchChromium, ROOT } from '../helpers.js';
 
 /** One input as a backend (or the reference) answered it. */
 export interface Answer {
@@ -60,7 +63,7 @@ export const ALLOWANCES: readonly Allowance[] = Object.freeze<Allowance[]>([
   {
     name: 'int8 layers on ort-node',
     relative: 2e-2,
-    applies: (backend, model) => backend === 'ort-node' && layersOf(model).some((l) => l.weights === 'int8'),
+    applies: (backend, model) => engineOf(backend) === 'ort-node' && layersOf(model).some((l) => l.weights === 'int8'),
     why: "onnxruntime-node fuses DequantizeLinear + MatMul into MatMulNBits, which quantizes the layer's input to int8",
   },
   {
@@ -82,6 +85,11 @@ export const ALLOWANCES: readonly Allowance[] = Object.freeze<Allowance[]>([
 /** The allowance that judges `backend` on `model`. */
 export function allowanceFor(backend: string, model: Pick<ConformanceModel, 'file'>): Allowance {
   return ALLOWANCES.find((a) => a.applies(backend, model)) as Allowance;
+}
+
+/** The runtime under a backend's variant: ort-web@chromium runs ort-web, ort-node:one-graph runs ort-node. */
+function engineOf(backend: string): string {
+  return backend.split(/[:@]/)[0];
 }
 
 function layersOf(model: Pick<ConformanceModel, 'file'>): Manifest['layers'] {
@@ -205,6 +213,37 @@ export function predictorRunner(backend: string): Runner {
 }
 
 /**
+ * onnxruntime on the one-graph file of a model with exits: its `If` nodes decide the exit in the graph (the staged
+ * runtime that Predictor uses decides between stage files). Read raw from the runtime: `logits` and `exit_index`.
+ * The suite gives it models with exits only: without exits, the file is the one Predictor runs.
+ */
+export function oneGraphRunner(runtime: 'onnxruntime-node' | 'onnxruntime-web'): Runner {
+  return async (model) => {
+    const ort = runtime === 'onnxruntime-node' ? await import('onnxruntime-node') : await import('onnxruntime-web');
+    if (runtime === 'onnxruntime-web') (ort as typeof import('onnxruntime-web')).env.wasm.numThreads = 1;
+    const session = await ort.InferenceSession.create(model.file.bytes);
+    const link = await MaskedInput.open(model.file);
+    try {
+      const answers: Answer[] = [];
+      for (let i = 0; i < model.count; i++) {
+        const pixels = model.pixels.slice(i * model.features, (i + 1) * model.features);
+        const { input, dims } = link
+          ? await link.modelInput(pixels, 1)
+          : { input: pixels, dims: [1, ...model.file.inputDims] };
+        const out = await session.run({ [model.file.inputName]: new ort.Tensor('float32', input, dims) });
+        const logits = (out.logits.data as Float32Array).slice(0, model.classes);
+        const exit = Number((out[EXIT_INDEX_NAME].data as BigInt64Array)[0]);
+        answers.push({ label: argmaxAt(logits, 0, model.classes), exit, logits });
+      }
+      return answers;
+    } finally {
+      await link?.dispose();
+      await session.release();
+    }
+  };
+}
+
+/**
  * The firmware's runtime and kernels built for this machine with gcc into `buildDir` (address and undefined-behaviour
  * sanitizers on), run on the device model format `cmp deploy --target mcu` uploads: the same C that runs on the board.
  */
@@ -239,6 +278,85 @@ export function firmwareHostRunner(buildDir: string): Runner {
           return { label, exit, logits: Float32Array.from(logits) };
         }),
     );
+  };
+}
+
+/** Where the page's files come from: the browser target's build (npm run build), beside which the page bundle lies. */
+const BROWSER_BUILD = join(ROOT, 'dist', 'targets', 'browser');
+const BROWSER_FILES = ['ort-web.js', 'ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs', 'bitwasm.wasm'];
+/** The page's made-up origin: Playwright answers its requests from `dir` (no server, no port). */
+const ORIGIN = 'http://conformance.test';
+
+/**
+ * Backends in headless Chromium, as the browser target ships them: test/runtime/conformance-page.ts bundled the way
+ * targets/build.ts bundles the site's page, onnxruntime-web and bitwasm.wasm from the browser target's build beside
+ * it. One browser for every model; `close` ends it.
+ */
+export function chromiumRunners(dir: string): { runners: Record<string, Runner>; close(): Promise<void> } {
+  let opened: Promise<{ browser: Browser; page: Page }> | undefined;
+  const open = async (): Promise<{ browser: Browser; page: Page }> => {
+    const pageDir = join(dir, 'page');
+    mkdirSync(pageDir, { recursive: true });
+    for (const name of BROWSER_FILES) {
+      if (!existsSync(join(BROWSER_BUILD, name)))
+        throw new Error(`${join(BROWSER_BUILD, name)} is missing: run npm run build (it builds the browser target)`);
+      copyFileSync(join(BROWSER_BUILD, name), join(pageDir, name));
+    }
+    const { build } = await import('esbuild');
+    const builtins = join(ROOT, 'targets', 'browser', 'node-builtins.ts');
+    await build({
+      entryPoints: [join(ROOT, 'test', 'runtime', 'conformance-page.ts')],
+      outfile: join(pageDir, 'conform.js'),
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      logLevel: 'error',
+      define: { __CMP_VERSION__: JSON.stringify('conformance') },
+      alias: { 'node:fs': builtins, 'node:fs/promises': builtins, 'node:module': builtins },
+      external: ['onnxruntime-node'],
+      plugins: [
+        {
+          name: 'ort-web-beside-the-page',
+          setup: (b) => b.onResolve({ filter: /^onnxruntime-web$/ }, () => ({ path: './ort-web.js', external: true })),
+        },
+      ],
+    });
+    writeFileSync(
+      join(pageDir, 'index.html'),
+      '<!doctype html><html><head><script type="module" src="conform.js"></script></head><body></body></html>',
+    );
+    const browser = await launchChromium();
+    const page = await browser.newPage();
+    await page.route(`${ORIGIN}/**`, (route) => {
+      const path = join(dir, decodeURIComponent(new URL(route.request().url()).pathname));
+      return existsSync(path) ? route.fulfill({ path }) : route.fulfill({ status: 404, body: 'not found' });
+    });
+    await page.goto(`${ORIGIN}/page/index.html`);
+    await page.waitForFunction(() => typeof window.conform === 'function');
+    return { browser, page };
+  };
+  const runner =
+    (backend: string): Runner =>
+    async (model) => {
+      opened ??= open();
+      const { page } = await opened;
+      const inputs = `${model.path}.pixels.f32`;
+      writeFileSync(inputs, model.pixels);
+      const url = (path: string): string => `${ORIGIN}/${relative(dir, path)}`;
+      const answers = await page.evaluate(([m, b, i, n]) => window.conform(m, b, i, n), [
+        url(model.path),
+        backend,
+        url(inputs),
+        model.count,
+      ] as const);
+      return answers.map((a) => ({ label: a.label, exit: a.exit, logits: Float32Array.from(a.logits) }));
+    };
+  return {
+    runners: { 'ort-web@chromium': runner('ort-web'), 'bitwasm@chromium': runner('bitwasm') },
+    close: async () => {
+      if (opened) await (await opened).browser.close();
+    },
   };
 }
 
