@@ -37,6 +37,8 @@ export interface ConformanceModel {
   classes: number;
   /** What the trained model computes (TensorFlow.js, float32, the exits' decision on its own entropies). */
   reference: Answer[];
+  /** The data set's labels of the inputs. */
+  truth: Uint8Array;
 }
 
 /** Runs every input of a model on one backend, one instance per call as a device serves them. */
@@ -183,6 +185,7 @@ export async function conformanceModel(
     features,
     classes,
     reference,
+    truth: data.test.y.slice(0, count),
   };
 }
 
