@@ -1,20 +1,21 @@
 // One conformance suite for every backend: the same exported models and inputs, answers judged by one tolerance rule.
 
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { nowMs } from '../../src/core/clock.js';
-import { tempDir } from '../helpers.js';
 import { binarizedCase, EXIT_MASKED_MLP, EXIT_MLP, MASKED_MLP, type ModelFixture } from '../fixtures.js';
+import { ROOT, tempDir } from '../helpers.js';
 import {
-  conformanceModel,
+  ALLOWANCES,
+  allowanceFor,
   chromiumRunners,
+  conformanceModel,
   firmwareHostRunner,
   judge,
   oneGraphRunner,
   predictorRunner,
-  allowanceFor,
   TWO_EXIT_LENET,
   worstRelativeDiff,
   type ConformanceModel,
@@ -120,4 +121,21 @@ test('the rule fails logits past the allowance, another exit, and another label 
   label[4].label = (label[4].label + 1) % model.classes;
   assert.equal(judge(label, model, relative).length, 1, 'a label off with logits within the allowance is no tie here');
   assert.match(judge(copy().slice(1), model, relative)[0], /answers for 60 inputs/);
+});
+
+test("the README's allowance table is ALLOWANCES, row for row", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## Conformance');
+  assert.ok(start >= 0, 'README has a Conformance section');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const rows = section.split('\n').filter((l) => ALLOWANCES.some((a) => l.startsWith(`| ${a.name} `)));
+  assert.deepEqual(
+    rows.map((l) =>
+      l
+        .split('|')
+        .slice(1, 3)
+        .map((c) => c.trim()),
+    ),
+    ALLOWANCES.map((a) => [a.name, String(a.relative)]),
+  );
 });
