@@ -256,7 +256,7 @@ export function firmwareHostRunner(buildDir: string): Runner {
     if (!binary) {
       requireTool('gcc');
       requireTool('make');
-      execFileSync('make', ['-C', firmwareRoot(), '--no-print-directory', `BUILD_HOST=${buildDir}`, 'host-test'], {
+      execFileSync('make', ['-C', firmwareRoot(), '--no-print-directory', `BUILD_HOST=${buildDir}`, 'host-kernels'], {
         stdio: 'pipe',
       });
       binary = join(buildDir, 'test-kernels');
