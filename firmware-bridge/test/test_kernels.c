@@ -1,6 +1,6 @@
 /* test_kernels.c: host build of the firmware core, checked against test/golden/bitpack.json.
  *   test-kernels golden < cases.txt     bit format and kernels on the golden vectors (text from the node test)
- *   test-kernels run BLOB INPUTS N      loads a model blob, runs N float32 inputs, prints one line of logits each
+ *   test-kernels run BLOB INPUTS N      runs a model blob on N float32 inputs: a line "label exit entropy logits" each
  * Prints "ok <what>" per passed check and "FAIL <what>: <why>" per failure; exits 1 on any failure. */
 #include <math.h>
 #include <stdio.h>
@@ -242,7 +242,7 @@ static int run_model(const char *blob_path, const char *inputs_path, int n) {
       printf("FAIL run %s\n", cmp_status_name(s));
       return 1;
     }
-    printf("%u %.9g", r.label, (double)r.entropy);
+    printf("%u %u %.9g", r.label, r.exit, (double)r.entropy);
     for (uint32_t c = 0u; c < rt.model.classes; c++) printf(" %.9g", (double)r.logits[c]);
     printf("\n");
   }

@@ -1,4 +1,4 @@
-// Early exits: the one-graph model (If) and the separate stages agree with training, and calibration is sound.
+// Early exits: the staged runtime agrees with the one-graph model, and calibration is sound.
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -14,30 +14,14 @@ import { exportOnnx } from '../../src/export/export-onnx.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { StagedModel } from '../../src/runtime/early-exit.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
-import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
+import { fixtureData, fixtures } from '../fixtures.js';
+import { TWO_EXIT_LENET } from '../runtime/conformance.js';
 import { maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
 const SAMPLES = 60;
 let data: Dataset;
 let frozen: FrozenModel;
 let expected: { logits: Float32Array; exits: Float32Array[] };
-
-/** A DAB LeNet with two exits, so samples can leave at each of three places. */
-const TWO_EXIT_LENET: ModelFixture = {
-  data: { dataset: 'fashion-mnist', limitTrain: 1500, limitTest: SAMPLES },
-  train: {
-    arch: 'lenet',
-    filters: [6, 8],
-    widths: [32],
-    exits: [1, 2],
-    binarizeWeights: 'dab',
-    binarizeActivations: 'dab',
-    epochs: 1,
-    batchSize: 50,
-    learningRate: 0.002,
-    seed: 3,
-  },
-};
 
 before(async () => {
   data = await fixtureData(TWO_EXIT_LENET.data);
@@ -53,46 +37,8 @@ function expectedExit(i: number, thresholds: number[]): number {
   return 0;
 }
 
-for (const backendName of ['ort-node', 'ort-web']) {
-  test(`${backendName}: the one-graph model takes the same exit with the same logits as the trained model, per sample`, async () => {
-    // Mid-range thresholds, midway between two samples' entropies, so samples leave at every exit.
-    const thresholds = expected.exits.map((l) => {
-      const h = Array.from({ length: SAMPLES }, (_, i) => softmaxEntropy(l, i * 10, 10)).sort((a, b) => a - b);
-      return (h[SAMPLES >> 1] + h[(SAMPLES >> 1) + 1]) / 2;
-    });
-    const calibrated = { ...frozen, exits: (frozen.exits ?? []).map((e, i) => ({ ...e, threshold: thresholds[i] })) };
-    const file = parseModelFile(exportOnnx(calibrated).bytes, 'exit.onnx');
-    const ort = await import('onnxruntime-node');
-    const seen = new Set<number>();
-    if (backendName === 'ort-node') {
-      const session = await ort.InferenceSession.create(file.bytes);
-      for (let i = 0; i < SAMPLES; i++) {
-        const out = await session.run({
-          input: new ort.Tensor('float32', data.test.x.slice(i * 784, (i + 1) * 784), [1, 1, 28, 28]),
-        });
-        const exit = Number((out.exit_index.data as BigInt64Array)[0]);
-        const want = exit === 0 ? expected.logits : expected.exits[exit - 1];
-        assert.equal(exit, expectedExit(i, thresholds), `sample ${i}`);
-        assert.ok(
-          maxAbsDiff(out.logits.data as Float32Array, want.subarray(i * 10, i * 10 + 10)) <= 1e-4,
-          `sample ${i}`,
-        );
-        seen.add(exit);
-      }
-      await session.release();
-      assert.deepEqual([...seen].sort(), [0, 1, 2], 'samples left at every exit');
-    } else {
-      const backend = await createBackend('ort-web', file);
-      for (let i = 0; i < SAMPLES; i++) {
-        const logits = await backend.run(data.test.x.slice(i * 784, (i + 1) * 784), [1, 1, 28, 28]);
-        const exit = expectedExit(i, thresholds);
-        const want = exit === 0 ? expected.logits : expected.exits[exit - 1];
-        assert.ok(maxAbsDiff(logits, want.subarray(i * 10, i * 10 + 10)) <= 1e-4, `sample ${i}`);
-      }
-      await backend.dispose();
-    }
-  });
-}
+// The one-graph file (If) and the stage files on every backend, against the trained model: the conformance suite
+// (test/runtime/conformance.test.ts, model two-exit-lenet).
 
 test('separate stages run by the staged runtime give the same predictions and exits as the one-graph model', async () => {
   const dir = tempDir();

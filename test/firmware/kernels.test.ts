@@ -1,4 +1,4 @@
-// The firmware's kernels built for the host with gcc, run on the golden bit-format vectors and on a whole LeNet.
+// The firmware's kernels built for the host with gcc, run on the golden bit-format vectors; its model loader's refusals.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -6,15 +6,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { toFloat16Bits } from '../../src/core/float16.js';
-import { predictFrozen } from '../../src/compress/train.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { firmwareRoot, requireTool } from '../../src/link/firmware-build.js';
 import { convertToMcuModel } from '../../src/link/mcu-model.js';
-import { createBackend } from '../../src/runtime/backends.js';
-import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
-import { binarizedCase, fixtureData, fixtures } from '../fixtures.js';
-import { maxAbsDiff, ROOT, tempDir } from '../helpers.js';
+import { binarizedCase, fixtures } from '../fixtures.js';
+import { ROOT, tempDir } from '../helpers.js';
 
 interface GoldenCase {
   name: string;
@@ -83,46 +80,37 @@ test('host-built kernels pass on every golden vector (pack, unpack, float16, exp
   assert.equal(passed, golden.cases.length * 11 + 5, run.stdout);
 });
 
-test('host-built runtime runs a binarized LeNet blob as onnxruntime-node runs the ONNX file', async () => {
-  const samples = 40;
-  // The binarized LeNet that export and bitwasm check against onnxruntime too.
-  const lenet = binarizedCase('lenet', 'dab', 'dab');
-  const data = await fixtureData(lenet.data);
-  const trained = await fixtures.model(lenet);
-  const file = parseModelFile(exportOnnx(trained.frozen).bytes, 'lenet.onnx');
-  const mcu = convertToMcuModel(file);
+test('host-built runtime loads a LeNet blob with every kernel kind, and refuses damaged or foreign blobs', async () => {
+  // What the runtime computes on real models, against the trained model and every other backend, is the conformance
+  // suite's (test/runtime/conformance.test.ts); here, the kernels those blobs exercise and the loader's refusals.
+  const trained = await fixtures.model(binarizedCase('lenet', 'dab', 'dab'));
+  const mcu = convertToMcuModel(parseModelFile(exportOnnx(trained.frozen).bytes, 'lenet.onnx'));
   // conv1 (float input), conv2 (DAB input: the popcount conv), pools, fc1 and logits all binary weights.
   assert.deepEqual(
     mcu.layers.map((l) => `${l.kind}:${l.weights}`),
     ['conv:binary', 'maxpool:none', 'conv:binary', 'maxpool:none', 'flatten:none', 'dense:binary', 'dense:binary'],
   );
+  const hybrid = await fixtures.model(binarizedCase('lenet', 'dab', 'none', undefined, ['first', 'last']));
+  assert.deepEqual(
+    convertToMcuModel(parseModelFile(exportOnnx(hybrid.frozen).bytes, 'hybrid.onnx')).layers.map(
+      (l) => `${l.kind}:${l.weights}`,
+    ),
+    ['conv:int8', 'maxpool:none', 'conv:binary', 'maxpool:none', 'flatten:none', 'dense:binary', 'dense:int8'],
+  );
   const dir = tempDir('cmp-host-lenet-');
-  writeFileSync(join(dir, 'model.bin'), mcu.blob);
-  writeFileSync(join(dir, 'inputs.f32'), data.test.x.subarray(0, samples * 784));
-  const run = spawnSync(binary, ['run', join(dir, 'model.bin'), join(dir, 'inputs.f32'), String(samples)], {
-    encoding: 'utf8',
-  });
-  assert.equal(run.status, 0, run.stdout + run.stderr);
-  const rows = run.stdout
-    .trim()
-    .split('\n')
-    .map((l) => l.split(' ').map(Number));
-  assert.equal(rows.length, samples);
-  const backend = await createBackend('ort-node', file);
-  const expected = await predict(backend, file, data, samples);
-  await backend.dispose();
-  const logits = Float32Array.from(rows.flatMap((r) => r.slice(2)));
-  const diff = maxAbsDiff(logits, expected);
-  assert.ok(diff <= 1e-4, `max abs logit difference ${diff}`);
-  rows.forEach((r, i) => {
-    const ref = Array.from(expected.subarray(i * 10, i * 10 + 10));
-    assert.equal(r[0], ref.indexOf(Math.max(...ref)), `label of image ${i}`);
-  });
+  writeFileSync(join(dir, 'inputs.f32'), new Float32Array(784));
+  const run = (blob: Uint8Array) => {
+    writeFileSync(join(dir, 'model.bin'), blob);
+    return spawnSync(binary, ['run', join(dir, 'model.bin'), join(dir, 'inputs.f32'), '1'], { encoding: 'utf8' });
+  };
+  const ran = run(mcu.blob);
+  assert.equal(ran.status, 0, ran.stdout + ran.stderr);
+  // One line: label, exit, entropy and the 10 logits.
+  assert.equal(ran.stdout.trim().split(' ').length, 13, ran.stdout);
 
   // The loader refuses damaged or foreign blobs before running anything.
   const refuse = (blob: Uint8Array): string => {
-    writeFileSync(join(dir, 'bad.bin'), blob);
-    const bad = spawnSync(binary, ['run', join(dir, 'bad.bin'), join(dir, 'inputs.f32'), '1'], { encoding: 'utf8' });
+    const bad = run(blob);
     assert.equal(bad.status, 1, bad.stdout + bad.stderr);
     return bad.stdout.trim();
   };
@@ -134,31 +122,4 @@ test('host-built runtime runs a binarized LeNet blob as onnxruntime-node runs th
   version3[4] = 3;
   assert.equal(refuse(version3), 'FAIL load MODEL_VERSION');
   assert.equal(refuse(mcu.blob.subarray(0, mcu.blob.length - 4)), 'FAIL load MODEL');
-});
-
-test('host-built runtime runs an int8 hybrid LeNet blob (int8 conv1 and classifier, DAB between) as training does', async () => {
-  const samples = 40;
-  const hybrid = binarizedCase('lenet', 'dab', 'none', undefined, ['first', 'last']);
-  const data = await fixtureData(hybrid.data);
-  const trained = await fixtures.model(hybrid);
-  const mcu = convertToMcuModel(parseModelFile(exportOnnx(trained.frozen).bytes, 'hybrid.onnx'));
-  assert.deepEqual(
-    mcu.layers.map((l) => `${l.kind}:${l.weights}`),
-    ['conv:int8', 'maxpool:none', 'conv:binary', 'maxpool:none', 'flatten:none', 'dense:binary', 'dense:int8'],
-  );
-  const dir = tempDir('cmp-host-hybrid-');
-  writeFileSync(join(dir, 'model.bin'), mcu.blob);
-  writeFileSync(join(dir, 'inputs.f32'), data.test.x.subarray(0, samples * 784));
-  const run = spawnSync(binary, ['run', join(dir, 'model.bin'), join(dir, 'inputs.f32'), String(samples)], {
-    encoding: 'utf8',
-  });
-  assert.equal(run.status, 0, run.stdout + run.stderr);
-  const rows = run.stdout
-    .trim()
-    .split('\n')
-    .map((l) => l.split(' ').map(Number));
-  // The trained model's own float computation: onnxruntime runs the int8 classifier with int8 inputs (MatMulNBits).
-  const expected = await predictFrozen(trained.frozen, data, data.test, samples);
-  const logits = Float32Array.from(rows.flatMap((r) => r.slice(2)));
-  assert.ok(maxAbsDiff(logits, expected) <= 1e-4, `max abs logit difference ${maxAbsDiff(logits, expected)}`);
 });

@@ -9,12 +9,10 @@ import type { Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { createBitwasmBackend } from '../../src/runtime/backend-bitwasm.js';
 import { createBackend, type Backend } from '../../src/runtime/backends.js';
-import { StagedModel } from '../../src/runtime/early-exit.js';
 import { readModelFile } from '../../src/runtime/model-file.js';
 import { EXIT_MLP, fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
 import { maxAbsDiff, runCli, tempDir } from '../helpers.js';
 
-const SAMPLES = 300;
 let data: Dataset;
 /** Exported models with one exit: LeNet hands a [C, H, W] activation from stage 1 to 2, the MLP a flat one. */
 const models = new Map<string, string>();
@@ -77,28 +75,8 @@ test('bitwasm runs each stage file like onnxruntime-node: the activation handed 
   }
 });
 
-test('a staged bitwasm model takes the same exits and labels as on onnxruntime-node', async () => {
-  const features = data.inputShape.reduce((a, b) => a * b, 1);
-  for (const model of models.values()) await sameExits(model, features);
-});
-
-async function sameExits(model: string, features: number): Promise<void> {
-  const ort = await StagedModel.load(model, 'ort-node');
-  const bit = await StagedModel.load(model, 'bitwasm');
-  assert.equal(bit.backendName, 'bitwasm');
-  let exits = 0;
-  let differ = 0;
-  for (let i = 0; i < SAMPLES; i++) {
-    const x = data.test.x.slice(i * features, (i + 1) * features);
-    const [a, b] = [await ort.run(x), await bit.run(x)];
-    if (a.exit !== b.exit || a.label !== b.label) differ++;
-    exits += Number(a.exit === 1);
-  }
-  await Promise.all([ort.dispose(), bit.dispose()]);
-  assert.ok(exits > 0 && exits < SAMPLES, `${model}: ${exits} of ${SAMPLES} samples exit early`);
-  // An entropy within rounding of the threshold could go either way: at most 1%.
-  assert.ok(differ <= SAMPLES / 100, `${model}: ${differ} samples take another exit or label`);
-}
+// A staged model on bitwasm takes the trained model's exits, labels and logits: the conformance suite
+// (test/runtime/conformance.test.ts, models exit-mlp, exit-masked-mlp and two-exit-lenet).
 
 test('cmp run --backend bitwasm runs the stages; the whole file alone is refused with one line', async () => {
   const model = models.get('mlp') ?? '';

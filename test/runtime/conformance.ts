@@ -1,0 +1,381 @@
+// The conformance suite's harness: every backend answers the same exported models' inputs, judged by one rule.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { predictFrozenWithExits } from '../../src/compress/train.js';
+import { argmaxAt, softmaxEntropy } from '../../src/core/entropy.js';
+import type { FrozenModel } from '../../src/core/frozen.js';
+import { selectorPath, stagePath, type Manifest } from '../../src/core/manifest.js';
+import { EXIT_INDEX_NAME, exportOnnx } from '../../src/export/export-onnx.js';
+import { firmwareRoot, requireTool } from '../../src/link/firmware-build.js';
+import { convertToMcuModel } from '../../src/link/mcu-model.js';
+import { MaskedInput } from '../../src/runtime/masked-input.js';
+import { readModelFile, type ModelFile } from '../../src/runtime/model-file.js';
+import { Predictor } from '../../src/runtime/predictor.js';
+import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
+import { launchChromium, ROOT } from '../helpers.js';
+
+/** One input as a backend (or the reference) answered it. */
+export interface Answer {
+  label: number;
+  /** 1..n: the early exit that answered; 0: the final classifier. */
+  exit: number;
+  logits: Float32Array;
+}
+
+/** An exported model on disk (stage and selector files beside it), its inputs, and the trained model's answers. */
+export interface ConformanceModel {
+  name: string;
+  path: string;
+  file: ModelFile;
+  /** `count` instances of `features` pixels in [0, 1], as a device's sensor gives them. */
+  pixels: Float32Array;
+  count: number;
+  features: number;
+  classes: number;
+  /** What the trained model computes (TensorFlow.js, float32, the exits' decision on its own entropies). */
+  reference: Answer[];
+  /** The data set's labels of the inputs. */
+  truth: Uint8Array;
+}
+
+/** Runs every input of a model on one backend, one instance per call as a device serves them. */
+export type Runner = (model: ConformanceModel) => Promise<Answer[]>;
+
+/** Where a backend computes a layer another way than the trained model, by design. */
+export interface Allowance {
+  /** Short name, as the README's table "Conformance" names the row. */
+  name: string;
+  /** Largest logit difference allowed, as a fraction of the input's logit scale max(1, max |reference logit|). */
+  relative: number;
+  /** Whether this allowance applies to `backend` on `model`. */
+  applies(backend: string, model: Pick<ConformanceModel, 'file'>): boolean;
+  why: string;
+}
+
+/**
+ * The one tolerance rule: for every input, a backend's exit must be the reference's, its logits within the allowance
+ * times the input's logit scale, and its label the reference's unless the reference's top two logits lie closer than
+ * twice that (a tie the allowance may break either way). The first row that applies is the allowance. The README's
+ * table under "Conformance" is this one, with what the suite measured.
+ */
+export const ALLOWANCES: readonly Allowance[] = Object.freeze<Allowance[]>([
+  {
+    name: 'int8 layers on ort-node',
+    relative: 2e-2,
+    applies: (backend, model) => engineOf(backend) === 'ort-node' && layersOf(model).some((l) => l.weights === 'int8'),
+    why: "onnxruntime-node fuses DequantizeLinear + MatMul into MatMulNBits, which quantizes the layer's input to int8",
+  },
+  {
+    name: 'binary weights on float inputs, firmware',
+    relative: 5e-4,
+    applies: (backend, model) =>
+      backend === 'firmware-host' &&
+      layersOf(model).some((l) => (l.weights === 'dab' || l.weights === 'xnor') && l.inputs === 'none'),
+    why: 'a row is lower * sum(x) + (upper - lower) * (sum of x under 1-bits): two long sums, not one of w * x',
+  },
+  {
+    name: 'everything else',
+    relative: 2e-5,
+    applies: () => true,
+    why: 'float32 sums in another order; binary activations give the same bits, popcounts are exact',
+  },
+]);
+
+/** The allowance that judges `backend` on `model`. */
+export function allowanceFor(backend: string, model: Pick<ConformanceModel, 'file'>): Allowance {
+  return ALLOWANCES.find((a) => a.applies(backend, model)) as Allowance;
+}
+
+/** The runtime under a backend's variant: ort-web@chromium runs ort-web, ort-node:one-graph runs ort-node. */
+function engineOf(backend: string): string {
+  return backend.split(/[:@]/)[0];
+}
+
+function layersOf(model: Pick<ConformanceModel, 'file'>): Manifest['layers'] {
+  return model.file.manifest?.layers ?? [];
+}
+
+/** What the rule finds wrong with a backend's answers: one line per input that breaks it (empty: conforms). */
+export function judge(answers: Answer[], model: ConformanceModel, relative: number): string[] {
+  const problems: string[] = [];
+  if (answers.length !== model.count) return [`${answers.length} answers for ${model.count} inputs`];
+  answers.forEach((a, i) => {
+    const ref = model.reference[i];
+    const bound = relative * logitScale(ref.logits);
+    const diff = maxDiff(a.logits, ref.logits);
+    const tie = topTwoGap(ref.logits) < 2 * bound;
+    if ((a.label !== ref.label && !tie) || a.exit !== ref.exit || !(diff <= bound))
+      problems.push(
+        `input ${i}: label ${a.label} exit ${a.exit} against ${ref.label} exit ${ref.exit}, ` +
+          `logits off by ${diff.toExponential(2)} (allowed ${bound.toExponential(2)})`,
+      );
+  });
+  return problems;
+}
+
+/** The largest logit difference on any input, as a fraction of that input's logit scale (for the README's table). */
+export function worstRelativeDiff(answers: Answer[], model: ConformanceModel): number {
+  let worst = 0;
+  answers.forEach((a, i) => {
+    const ref = model.reference[i].logits;
+    worst = Math.max(worst, maxDiff(a.logits, ref) / logitScale(ref));
+  });
+  return worst;
+}
+
+function logitScale(logits: Float32Array): number {
+  let scale = 1;
+  for (const v of logits) scale = Math.max(scale, Math.abs(v));
+  return scale;
+}
+
+function topTwoGap(logits: Float32Array): number {
+  const sorted = Array.from(logits).sort((a, b) => b - a);
+  return sorted[0] - sorted[1];
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let max = 0;
+  for (let c = 0; c < a.length; c++) max = Math.max(max, Math.abs(a[c] - b[c]));
+  return max;
+}
+
+/**
+ * Exports a fixture as `cmp export` does (into a fresh folder) and computes the reference on its first `count` test
+ * inputs. A model with exits gets thresholds that send inputs out at every exit and the end, each set in the widest
+ * gap between the reference's entropies near the middle, so no backend's rounding can move an input across one.
+ */
+export async function conformanceModel(
+  dir: string,
+  name: string,
+  fixture: ModelFixture,
+  count: number,
+): Promise<ConformanceModel> {
+  const data = await fixtureData(fixture.data);
+  const trained = await fixtures.model(fixture);
+  const raw = await predictFrozenWithExits(trained.frozen, data, data.test, count);
+  const classes = trained.frozen.spec.labels.length;
+  const thresholds = raw.exits.map((logits) => middleGap(logits, count, classes));
+  const frozen: FrozenModel = {
+    ...trained.frozen,
+    exits: (trained.frozen.exits ?? []).map((e, k) => ({ ...e, threshold: thresholds[k] })),
+  };
+  const exported = exportOnnx(frozen);
+  const path = join(dir, `${name}.onnx`);
+  writeFileSync(path, exported.bytes);
+  exported.stages.forEach((bytes, k) => writeFileSync(stagePath(path, k + 1), bytes));
+  if (exported.selector) writeFileSync(selectorPath(path), exported.selector);
+  const reference: Answer[] = [];
+  for (let i = 0; i < count; i++) {
+    const exit = thresholds.findIndex((t, k) => softmaxEntropy(raw.exits[k], i * classes, classes) < t) + 1;
+    const logits = (exit === 0 ? raw.logits : raw.exits[exit - 1]).slice(i * classes, (i + 1) * classes);
+    reference.push({ label: argmaxAt(logits, 0, classes), exit, logits });
+  }
+  const features = data.inputShape.reduce((a, b) => a * b, 1);
+  return {
+    name,
+    path,
+    file: readModelFile(path),
+    pixels: data.test.x.slice(0, count * features),
+    count,
+    features,
+    classes,
+    reference,
+    truth: data.test.y.slice(0, count),
+  };
+}
+
+/** The threshold in the widest gap between sorted entropies of the middle half of the inputs. */
+function middleGap(logits: Float32Array, count: number, classes: number): number {
+  const h = Array.from({ length: count }, (_, i) => softmaxEntropy(logits, i * classes, classes)).sort((a, b) => a - b);
+  let best = count >> 1;
+  for (let i = count >> 2; i < (3 * count) >> 2; i++) if (h[i + 1] - h[i] > h[best + 1] - h[best]) best = i;
+  return (h[best] + h[best + 1]) / 2;
+}
+
+/** A backend as a device runs it: cmp's Predictor, pixels in, one instance per call (masks, exits, normalization). */
+export function predictorRunner(backend: string): Runner {
+  return async (model) => {
+    const predictor = await Predictor.open(model.file, { backend });
+    try {
+      if (predictor.backendName !== backend) throw new Error(`${backend} was asked for, ${predictor.backendName} ran`);
+      const answers: Answer[] = [];
+      for (let i = 0; i < model.count; i++) {
+        const p = await predictor.infer(model.pixels.subarray(i * model.features, (i + 1) * model.features));
+        answers.push({ label: p.label, exit: p.exit, logits: p.logits });
+      }
+      return answers;
+    } finally {
+      await predictor.dispose();
+    }
+  };
+}
+
+/**
+ * onnxruntime on the one-graph file of a model with exits: its `If` nodes decide the exit in the graph (the staged
+ * runtime that Predictor uses decides between stage files). Read raw from the runtime: `logits` and `exit_index`.
+ * The suite gives it models with exits only: without exits, the file is the one Predictor runs.
+ */
+export function oneGraphRunner(runtime: 'onnxruntime-node' | 'onnxruntime-web'): Runner {
+  return async (model) => {
+    const ort = runtime === 'onnxruntime-node' ? await import('onnxruntime-node') : await import('onnxruntime-web');
+    if (runtime === 'onnxruntime-web') (ort as typeof import('onnxruntime-web')).env.wasm.numThreads = 1;
+    const session = await ort.InferenceSession.create(model.file.bytes);
+    const link = await MaskedInput.open(model.file);
+    try {
+      const answers: Answer[] = [];
+      for (let i = 0; i < model.count; i++) {
+        const pixels = model.pixels.slice(i * model.features, (i + 1) * model.features);
+        const { input, dims } = link
+          ? await link.modelInput(pixels, 1)
+          : { input: pixels, dims: [1, ...model.file.inputDims] };
+        const out = await session.run({ [model.file.inputName]: new ort.Tensor('float32', input, dims) });
+        const logits = (out.logits.data as Float32Array).slice(0, model.classes);
+        const exit = Number((out[EXIT_INDEX_NAME].data as BigInt64Array)[0]);
+        answers.push({ label: argmaxAt(logits, 0, model.classes), exit, logits });
+      }
+      return answers;
+    } finally {
+      await link?.dispose();
+      await session.release();
+    }
+  };
+}
+
+/**
+ * The firmware's runtime and kernels built for this machine with gcc into `buildDir` (address and undefined-behaviour
+ * sanitizers on), run on the device model format `cmp deploy --target mcu` uploads: the same C that runs on the board.
+ */
+export function firmwareHostRunner(buildDir: string): Runner {
+  let binary: string | undefined;
+  return (model) => {
+    if (!binary) {
+      requireTool('gcc');
+      requireTool('make');
+      execFileSync('make', ['-C', firmwareRoot(), '--no-print-directory', `BUILD_HOST=${buildDir}`, 'host-kernels'], {
+        stdio: 'pipe',
+      });
+      binary = join(buildDir, 'test-kernels');
+    }
+    const blob = `${model.path}.cmpm`;
+    const inputs = `${model.path}.inputs.f32`;
+    writeFileSync(blob, convertToMcuModel(model.file).blob);
+    // The device takes the network's input, (pixel - mean) / std, as the ONNX graph and cmp_runtime_write_pixels do.
+    const { mean, std } = model.file.manifest?.input ?? { mean: 0, std: 1 };
+    writeFileSync(
+      inputs,
+      model.pixels.map((v) => (v - mean) / std),
+    );
+    const run = spawnSync(binary, ['run', blob, inputs, String(model.count)], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`test-kernels run exited with ${run.status}: ${run.stdout}${run.stderr}`);
+    return Promise.resolve(
+      run.stdout
+        .trim()
+        .split('\n')
+        .map((line) => {
+          const [label, exit, , ...logits] = line.split(' ').map(Number);
+          return { label, exit, logits: Float32Array.from(logits) };
+        }),
+    );
+  };
+}
+
+/** Where the page's files come from: the browser target's build (npm run build), beside which the page bundle lies. */
+const BROWSER_BUILD = join(ROOT, 'dist', 'targets', 'browser');
+const BROWSER_FILES = ['ort-web.js', 'ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs', 'bitwasm.wasm'];
+/** The page's made-up origin: Playwright answers its requests from `dir` (no server, no port). */
+const ORIGIN = 'http://conformance.test';
+
+/**
+ * Backends in headless Chromium, as the browser target ships them: test/runtime/conformance-page.ts bundled the way
+ * targets/build.ts bundles the site's page, onnxruntime-web and bitwasm.wasm from the browser target's build beside
+ * it. One browser for every model; `close` ends it.
+ */
+export function chromiumRunners(dir: string): { runners: Record<string, Runner>; close(): Promise<void> } {
+  let opened: Promise<{ browser: Browser; page: Page }> | undefined;
+  const open = async (): Promise<{ browser: Browser; page: Page }> => {
+    const pageDir = join(dir, 'page');
+    mkdirSync(pageDir, { recursive: true });
+    for (const name of BROWSER_FILES) {
+      if (!existsSync(join(BROWSER_BUILD, name)))
+        throw new Error(`${join(BROWSER_BUILD, name)} is missing: run npm run build (it builds the browser target)`);
+      copyFileSync(join(BROWSER_BUILD, name), join(pageDir, name));
+    }
+    const { build } = await import('esbuild');
+    const builtins = join(ROOT, 'targets', 'browser', 'node-builtins.ts');
+    await build({
+      entryPoints: [join(ROOT, 'test', 'runtime', 'conformance-page.ts')],
+      outfile: join(pageDir, 'conform.js'),
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      logLevel: 'error',
+      define: { __CMP_VERSION__: JSON.stringify('conformance') },
+      alias: { 'node:fs': builtins, 'node:fs/promises': builtins, 'node:module': builtins },
+      external: ['onnxruntime-node'],
+      plugins: [
+        {
+          name: 'ort-web-beside-the-page',
+          setup: (b) => b.onResolve({ filter: /^onnxruntime-web$/ }, () => ({ path: './ort-web.js', external: true })),
+        },
+      ],
+    });
+    writeFileSync(
+      join(pageDir, 'index.html'),
+      '<!doctype html><html><head><script type="module" src="conform.js"></script></head><body></body></html>',
+    );
+    const browser = await launchChromium();
+    const page = await browser.newPage();
+    await page.route(`${ORIGIN}/**`, (route) => {
+      const path = join(dir, decodeURIComponent(new URL(route.request().url()).pathname));
+      return existsSync(path) ? route.fulfill({ path }) : route.fulfill({ status: 404, body: 'not found' });
+    });
+    await page.goto(`${ORIGIN}/page/index.html`);
+    await page.waitForFunction(() => typeof window.conform === 'function');
+    return { browser, page };
+  };
+  const runner =
+    (backend: string): Runner =>
+    async (model) => {
+      opened ??= open();
+      const { page } = await opened;
+      const inputs = `${model.path}.pixels.f32`;
+      writeFileSync(inputs, model.pixels);
+      const url = (path: string): string => `${ORIGIN}/${relative(dir, path)}`;
+      const answers = await page.evaluate(([m, b, i, n]) => window.conform(m, b, i, n), [
+        url(model.path),
+        backend,
+        url(inputs),
+        model.count,
+      ] as const);
+      return answers.map((a) => ({ label: a.label, exit: a.exit, logits: Float32Array.from(a.logits) }));
+    };
+  return {
+    runners: { 'ort-web@chromium': runner('ort-web'), 'bitwasm@chromium': runner('bitwasm') },
+    close: async () => {
+      if (opened) await (await opened).browser.close();
+    },
+  };
+}
+
+/** A DAB LeNet with two exits, so inputs leave at each of three places (also test/export/early-exit.test.ts). */
+export const TWO_EXIT_LENET: ModelFixture = {
+  data: { dataset: 'fashion-mnist', limitTrain: 1500, limitTest: 60 },
+  train: {
+    arch: 'lenet',
+    filters: [6, 8],
+    widths: [32],
+    exits: [1, 2],
+    binarizeWeights: 'dab',
+    binarizeActivations: 'dab',
+    epochs: 1,
+    batchSize: 50,
+    learningRate: 0.002,
+    seed: 3,
+  },
+};
