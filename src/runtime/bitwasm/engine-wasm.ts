@@ -407,8 +407,8 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
     // tables for MASKED_TABLE_GROUPS bytes, the nibble sums, the rows' running sums and MASKED_TABLE_GROUPS gathered
     // weight bytes per row (kernels.as.ts maskedRows, maskedRowsBlocked).
     if (wl.path === 'pop' && wl.colBytes > 0) {
-      // popColumns: the set inputs' column offsets, 24 planes of 16 bytes, the counts (rows padded to 128).
-      grow('lut', 4 * ((layer.rowLength + 3) & ~3) + 16 * 24 + 4 * ((layer.rows + 127) & ~127));
+      // popColumns: the set inputs' column addresses, 2 x 24 planes of 16 bytes, the counts (rows padded to 128).
+      grow('lut', 4 * ((layer.rowLength + 3) & ~3) + 16 * 48 + 4 * ((layer.rows + 127) & ~127));
     } else if (wl.path === 'masked' && wl.pixelGroup > 0) {
       // maskedConvTables: 2^group planes of the input's pixels, then the window sums.
       const [, oh, ow] = layer.outputShape;
