@@ -203,10 +203,10 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
 
 /**
  * Dense popcount layers with at least this many rows run popColumns (the set inputs' weight columns added into
- * bit-sliced counters, 128 rows a pass) instead of popRows. Timed on x64 (V8) under load, batch 1, same outputs
- * (scratch runs, median of 15 x 100 calls): 1024 -> 1024 rows 7.9 against columns 5.8 µs; 1024 -> 128 0.86 against
- * 0.74; 256 -> 128 0.43 against 0.34; 256 -> 96 even; 1024 -> 64 0.52 against 0.85 (a pass costs the same for
- * fewer rows).
+ * bit-sliced counters, 2 x 128 rows a pass) instead of popRows. Timed on x64 (V8) under load, batch 1, same outputs
+ * (scratch runs, median of 15 x 100 calls, rows against columns): 1024 -> 1024 8.4-9.7 against 5.7-5.9 µs; 784 ->
+ * 128 0.87-0.95 against 0.80-0.85; 256 -> 128 0.43 against 0.40-0.43; 256 -> 96 even; 1024 -> 64 0.49 against 0.88
+ * (a pass costs the same for fewer rows).
  */
 const POP_COLUMNS_MIN_ROWS = 128;
 
