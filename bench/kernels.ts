@@ -104,7 +104,7 @@ function caseInputs(inputs: BinarizeMode, mode: WeightMode): string {
   return `${mode === 'int8' ? 'int8 w, ' : ''}${inputs === 'none' ? 'float' : inputs} in`;
 }
 
-function denseCase(inputs: BinarizeMode, units: number, features: number, mode: WeightMode = 'dab'): LayerCase {
+export function denseCase(inputs: BinarizeMode, units: number, features: number, mode: WeightMode = 'dab'): LayerCase {
   const next = makeRng(1);
   const dense: LayerSpec = {
     kind: 'dense',
@@ -140,7 +140,7 @@ function denseCase(inputs: BinarizeMode, units: number, features: number, mode: 
 }
 
 /** A 'valid' 3x3 conv alone: exported with a flatten and a small classifier, then cut at the conv's output. */
-function convCase(
+export function convCase(
   inputs: BinarizeMode,
   channels: number,
   filters: number,

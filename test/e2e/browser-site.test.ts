@@ -9,9 +9,13 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { predictFrozenWithExits } from '../../src/compress/train.js';
+import { binarizeRows } from '../../src/core/binarize.js';
 import { softmaxEntropy } from '../../src/core/entropy.js';
+import type { FrozenModel, FrozenWeightLayer } from '../../src/core/frozen.js';
 import { stagePath } from '../../src/core/manifest.js';
+import { makeRng } from '../../src/core/rng.js';
 import { SITE_LOGIT_TOLERANCE, type SiteConfig } from '../../src/core/site.js';
+import type { LayerSpec } from '../../src/core/spec.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { checkDeviceProfile } from '../../src/profile/device-profile-check.js';
 import { readModelFile } from '../../src/runtime/model-file.js';
@@ -107,14 +111,15 @@ async function openPage(query = ''): Promise<PageState> {
   return page.evaluate(() => window.cmp);
 }
 
-/** What onnxruntime-node answers in Node for the site's samples. */
+/** What onnxruntime-node (or another backend) answers in Node for the site's samples. */
 async function nodeAnswers(
   model: string,
   config: SiteConfig,
+  backend: 'ort-node' | 'bitwasm' = 'ort-node',
 ): Promise<{ label: number; exit: number; logits: Float32Array }[]> {
   const bytes = readFileSync(join(site, config.samples.file));
   const pixels = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  const predictor = await Predictor.open(readModelFile(model), { backend: 'ort-node' });
+  const predictor = await Predictor.open(readModelFile(model), { backend });
   const answers = [];
   for (let i = 0; i < config.samples.count; i++) {
     const f = config.samples.features;
@@ -300,6 +305,67 @@ test('a LeNet with DAB weights and float activations (direct and per-pixel-table
   }
   assert.ok(largest <= SITE_LOGIT_TOLERANCE, `logits differ by up to ${largest}`);
   t.diagnostic(`bitwasm in Chromium against ort-node, DAB-weight LeNet: largest logit difference ${largest}`);
+});
+
+test('a dense layer of 256 rows on binarized inputs (popcount columns) runs in Chromium as Node does', async (t) => {
+  // bitwasm runs binarized-input dense layers of 128 rows or more from weight columns (kernels.as.ts popColumns). Random
+  // DAB weights on the trained MLP fixture's input: 784 -> 256 -> 10, both layers on DAB-binarized inputs.
+  const { frozen: mlp } = await fixtures.model(binarizedCase('mlp', 'dab', 'dab'));
+  const next = makeRng(23);
+  const random = (n: number, scale = 1, offset = 0): Float32Array =>
+    Float32Array.from({ length: n }, () => offset + (next() * 2 - 1) * scale);
+  const layer = (name: string, features: number, units: number): FrozenWeightLayer => ({
+    kind: 'dense',
+    name,
+    weightShape: [features, units],
+    weights: { kind: 'binary', ...binarizeRows(random(units * features), units, features, 'dab') },
+    scale: random(units, 0.5, 1),
+    shift: random(units, 0.5),
+    activation: 'none',
+    inputs: 'dab',
+  });
+  const spec = (name: string, units: number): LayerSpec => ({
+    kind: 'dense',
+    name,
+    units,
+    batchNorm: true,
+    activation: 'none',
+    binarize: { weights: 'dab', inputs: 'dab' },
+  });
+  const features = mlp.spec.input.shape.reduce((a, b) => a * b, 1);
+  const frozen: FrozenModel = {
+    spec: {
+      ...mlp.spec,
+      layers: [{ kind: 'flatten', name: 'flatten' }, spec('fc1', 256), spec('logits', mlp.spec.labels.length)],
+    },
+    layers: [
+      { kind: 'flatten', name: 'flatten' },
+      layer('fc1', features, 256),
+      layer('logits', 256, mlp.spec.labels.length),
+    ],
+  };
+  const model = join(dir, 'dense-256.onnx');
+  writeFileSync(model, exportOnnx(frozen, { dataset: 'fashion-mnist', epochs: 0, testAccuracy: 0 }).bytes);
+  const deployed = runCli(['deploy', model, '--target', 'browser', '--out', site, '--json']);
+  assert.equal(deployed.code, 0, deployed.stderr);
+  const config = siteConfig();
+  // Integer counts: Chromium's answers equal Node's bitwasm to the bit. Against onnxruntime (float32 sums, logits
+  // near 100 here) the labels are equal and the logits agree to float32 rounding.
+  const ort = await nodeAnswers(model, config);
+  const node = await nodeAnswers(model, config, 'bitwasm');
+  const state = await openPage('?backend=bitwasm');
+  assert.equal(state.state, 'done', state.error);
+  assert.equal(state.backend, 'bitwasm');
+  assert.equal(state.results?.length, config.samples.count);
+  let relative = 0;
+  for (const [i, r] of (state.results ?? []).entries()) {
+    assert.equal(r.label, ort[i].label, `sample ${i} label`);
+    assert.equal(maxAbsDiff(r.logits, node[i].logits), 0, `sample ${i}: Chromium's logits equal Node's bitwasm`);
+    const scale = Math.max(1, ...Array.from(ort[i].logits, Math.abs));
+    relative = Math.max(relative, maxAbsDiff(r.logits, ort[i].logits) / scale);
+  }
+  assert.ok(relative <= SITE_LOGIT_TOLERANCE, `logits differ from onnxruntime's by up to ${relative} (relative)`);
+  t.diagnostic(`784 -> 256 -> 10 on DAB inputs: Chromium = Node bitwasm; relative difference to ort-node ${relative}`);
 });
 
 test('deploy and serve refuse bad input with one line: no --out, a foreign folder, a missing site, a busy port', () => {

@@ -208,6 +208,17 @@ SINGLE_LAYERS.push({
   name: 'dense 4100->9 1-bit w, dab in (rows longer than 31 v128 words)',
   options: { kind: 'dense', inputShape: [4100, 1, 1], rows: 9, binary: true, inputs: 'dab' },
 });
+// Binarized inputs into dense layers of 128 rows or more run popColumns: 300 rows are two blocks of 128 and a partial
+// third, 1000 inputs give about 500 set columns (chunks of 16 and a tail); 130 rows on 20 inputs, fewer than 16.
+for (const [features, rows, inputs] of [
+  [1000, 300, 'dab'],
+  [20, 130, 'xnor'],
+] as const) {
+  SINGLE_LAYERS.push({
+    name: `dense ${features}->${rows} 1-bit w, ${inputs} in (popcount columns)`,
+    options: { kind: 'dense', inputShape: [features, 1, 1], rows, binary: true, inputs, relu: true },
+  });
+}
 SINGLE_LAYERS.push({
   name: 'conv 2x2 5->17 on 4x5 1-bit w, xnor in (one byte per pixel, tail rows)',
   options: { kind: 'conv', inputShape: [5, 4, 5], rows: 17, kernel: 2, binary: true, inputs: 'xnor', relu: true },
@@ -217,6 +228,19 @@ for (const { name, options } of SINGLE_LAYERS) {
   test(`wasm equals reference: ${name}, batch 1 and 3`, async () => {
     const layer = weightLayer('layer', options, makeRng(name.length));
     if (name.includes('(direct)')) assert.equal(maskedConvPlan(layer).kind, 'direct');
+    if (name.includes('(popcount columns)')) {
+      const profiler = new Profiler();
+      (await createWasmEngine(planOf([layer]))).run(new Float32Array(layer.rowLength), 1, profiler);
+      assert.match(profiler.events[0].tag, /popcount, columns/);
+      // Integer counts and popRows' epilogue: a sample's outputs do not depend on the batch it runs in.
+      const engine = await createWasmEngine(planOf([layer]));
+      const three = uniform(3 * layer.rowLength, makeRng(3), 2);
+      const batched = engine.run(three, 3);
+      assert.deepEqual(
+        engine.run(three.subarray(layer.rowLength, 2 * layer.rowLength), 1),
+        batched.subarray(layer.rows, 2 * layer.rows),
+      );
+    }
     if (name.includes('(pixel tables')) {
       const { kind, group } = maskedConvPlan(layer);
       assert.equal(kind, 'tables');

@@ -838,6 +838,406 @@ export function popRows(
   }
 }
 
+/**
+ * popRows for a dense layer with many rows, one input at a time from the weights' columns: count(r) = P(a AND w_r) is
+ * the number of set input bits k whose column k has bit r, so only the set columns are read (about half) and no
+ * popcount is taken. Columns (`colBytes` each, a multiple of 16: bit r of column k at byte k * colBytes + (r >> 3), bit
+ * r & 7) are added 128 rows (one v128) at a time, two such blocks per pass over the columns, into bit-sliced counters:
+ * a carry-save adder tree over 16 columns (Harley-Seal) keeps the ones, twos, fours and eights, and its sixteens go
+ * into counter planes by ripple carry. The planes are then turned into integer counts and y is popRows' epilogue on
+ * them, so the floats are the same as popRows gives (same f64 expressions). Inputs: `items` bit rows of `rowBytes` (as
+ * binarize writes them), apop and aLevels per item; scratch: 4 * n bytes of column addresses, 2 * 24 * 16 bytes of
+ * planes, then 4 * rows (padded to 128) bytes of counts. n < 65536.
+ */
+export function popColumns(
+  a: usize,
+  items: i32,
+  rowBytes: i32,
+  apop: usize,
+  aLevels: usize,
+  w: usize,
+  colBytes: i32,
+  rows: i32,
+  wpop: usize,
+  wLow: usize,
+  wStep: usize,
+  n: i32,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideItem: i32,
+  scratch: usize,
+): void {
+  const list = scratch;
+  const planes = list + ((<usize>((n + 3) & ~3)) << 2);
+  const counts = planes + 16 * 48;
+  const blocks = colBytes >> 4;
+  const words = (n + 63) >> 6;
+  for (let i = 0; i < items; i++) {
+    const ai = a + <usize>i * <usize>rowBytes;
+    // Byte offsets of the set input bits' columns.
+    let m = 0;
+    for (let q = 0; q < words; q++) {
+      let bw = (q << 3) + 8 <= rowBytes ? load<u64>(ai + ((<usize>q) << 3)) : tailWord(ai, q, rowBytes);
+      while (bw != 0) {
+        const k = (q << 6) + <i32>ctz<u64>(bw);
+        store<u32>(list + ((<usize>m) << 2), <u32>(w + <usize>k * <usize>colBytes));
+        m++;
+        bw &= bw - 1;
+      }
+    }
+    // Counter planes of sixteens: enough for m / 16, so the ripple carry runs a fixed number of planes. Two blocks
+    // of 128 rows share one pass over the column addresses (the second 16 bytes further); an odd last block runs
+    // alone.
+    const depth = 32 - clz<i32>(m >> 4);
+    for (let j = 0; j < blocks; j += 2) {
+      const pair = j + 1 < blocks;
+      const jo = (<usize>j) << 4;
+      let ones = i32x4.splat(0);
+      let twos = ones;
+      let fours = ones;
+      let eights = ones;
+      let ones2 = ones;
+      let twos2 = ones;
+      let fours2 = ones;
+      let eights2 = ones;
+      memory.fill(planes, 0, 16 * 48);
+      let t = 0;
+      for (; t + 16 <= m; t += 16) {
+        const l = list + ((<usize>t) << 2);
+        const a0 = <usize>load<u32>(l, 0) + jo;
+        const a1 = <usize>load<u32>(l, 4) + jo;
+        const a2 = <usize>load<u32>(l, 8) + jo;
+        const a3 = <usize>load<u32>(l, 12) + jo;
+        const a4 = <usize>load<u32>(l, 16) + jo;
+        const a5 = <usize>load<u32>(l, 20) + jo;
+        const a6 = <usize>load<u32>(l, 24) + jo;
+        const a7 = <usize>load<u32>(l, 28) + jo;
+        const a8 = <usize>load<u32>(l, 32) + jo;
+        const a9 = <usize>load<u32>(l, 36) + jo;
+        const a10 = <usize>load<u32>(l, 40) + jo;
+        const a11 = <usize>load<u32>(l, 44) + jo;
+        const a12 = <usize>load<u32>(l, 48) + jo;
+        const a13 = <usize>load<u32>(l, 52) + jo;
+        const a14 = <usize>load<u32>(l, 56) + jo;
+        const a15 = <usize>load<u32>(l, 60) + jo;
+        // Carry-save adds: (a, b, c) -> low a ^ b ^ c, high majority(a, b, c).
+        let u: v128;
+        let d0: v128;
+        let d1: v128;
+        d0 = v128.load(a0);
+        d1 = v128.load(a1);
+        u = v128.xor(ones, d0);
+        const twosA = v128.or(v128.and(ones, d0), v128.and(u, d1));
+        ones = v128.xor(u, d1);
+        d0 = v128.load(a2);
+        d1 = v128.load(a3);
+        u = v128.xor(ones, d0);
+        const twosB = v128.or(v128.and(ones, d0), v128.and(u, d1));
+        ones = v128.xor(u, d1);
+        u = v128.xor(twos, twosA);
+        const foursA = v128.or(v128.and(twos, twosA), v128.and(u, twosB));
+        twos = v128.xor(u, twosB);
+        d0 = v128.load(a4);
+        d1 = v128.load(a5);
+        u = v128.xor(ones, d0);
+        const twosC = v128.or(v128.and(ones, d0), v128.and(u, d1));
+        ones = v128.xor(u, d1);
+        d0 = v128.load(a6);
+        d1 = v128.load(a7);
+        u = v128.xor(ones, d0);
+        const twosD = v128.or(v128.and(ones, d0), v128.and(u, d1));
+        ones = v128.xor(u, d1);
+        u = v128.xor(twos, twosC);
+        const foursB = v128.or(v128.and(twos, twosC), v128.and(u, twosD));
+        twos = v128.xor(u, twosD);
+        u = v128.xor(fours, foursA);
+        const eightsA = v128.or(v128.and(fours, foursA), v128.and(u, foursB));
+        fours = v128.xor(u, foursB);
+        d0 = v128.load(a8);
+        d1 = v128.load(a9);
+        u = v128.xor(ones, d0);
+        const twosE = v128.or(v128.and(ones, d0), v128.and(u, d1));
+        ones = v128.xor(u, d1);
+        d0 = v128.load(a10);
+        d1 = v128.load(a11);
+        u = v128.xor(ones, d0);
+        const twosF = v128.or(v128.and(ones, d0), v128.and(u, d1));
+        ones = v128.xor(u, d1);
+        u = v128.xor(twos, twosE);
+        const foursC = v128.or(v128.and(twos, twosE), v128.and(u, twosF));
+        twos = v128.xor(u, twosF);
+        d0 = v128.load(a12);
+        d1 = v128.load(a13);
+        u = v128.xor(ones, d0);
+        const twosG = v128.or(v128.and(ones, d0), v128.and(u, d1));
+        ones = v128.xor(u, d1);
+        d0 = v128.load(a14);
+        d1 = v128.load(a15);
+        u = v128.xor(ones, d0);
+        const twosH = v128.or(v128.and(ones, d0), v128.and(u, d1));
+        ones = v128.xor(u, d1);
+        u = v128.xor(twos, twosG);
+        const foursD = v128.or(v128.and(twos, twosG), v128.and(u, twosH));
+        twos = v128.xor(u, twosH);
+        u = v128.xor(fours, foursC);
+        const eightsB = v128.or(v128.and(fours, foursC), v128.and(u, foursD));
+        fours = v128.xor(u, foursD);
+        u = v128.xor(eights, eightsA);
+        const carry = v128.or(v128.and(eights, eightsA), v128.and(u, eightsB));
+        eights = v128.xor(u, eightsB);
+        ripple(planes, carry, depth);
+        if (pair) {
+          d0 = v128.load(a0, 16);
+          d1 = v128.load(a1, 16);
+          u = v128.xor(ones2, d0);
+          const twosA2 = v128.or(v128.and(ones2, d0), v128.and(u, d1));
+          ones2 = v128.xor(u, d1);
+          d0 = v128.load(a2, 16);
+          d1 = v128.load(a3, 16);
+          u = v128.xor(ones2, d0);
+          const twosB2 = v128.or(v128.and(ones2, d0), v128.and(u, d1));
+          ones2 = v128.xor(u, d1);
+          u = v128.xor(twos2, twosA2);
+          const foursA2 = v128.or(v128.and(twos2, twosA2), v128.and(u, twosB2));
+          twos2 = v128.xor(u, twosB2);
+          d0 = v128.load(a4, 16);
+          d1 = v128.load(a5, 16);
+          u = v128.xor(ones2, d0);
+          const twosC2 = v128.or(v128.and(ones2, d0), v128.and(u, d1));
+          ones2 = v128.xor(u, d1);
+          d0 = v128.load(a6, 16);
+          d1 = v128.load(a7, 16);
+          u = v128.xor(ones2, d0);
+          const twosD2 = v128.or(v128.and(ones2, d0), v128.and(u, d1));
+          ones2 = v128.xor(u, d1);
+          u = v128.xor(twos2, twosC2);
+          const foursB2 = v128.or(v128.and(twos2, twosC2), v128.and(u, twosD2));
+          twos2 = v128.xor(u, twosD2);
+          u = v128.xor(fours2, foursA2);
+          const eightsA2 = v128.or(v128.and(fours2, foursA2), v128.and(u, foursB2));
+          fours2 = v128.xor(u, foursB2);
+          d0 = v128.load(a8, 16);
+          d1 = v128.load(a9, 16);
+          u = v128.xor(ones2, d0);
+          const twosE2 = v128.or(v128.and(ones2, d0), v128.and(u, d1));
+          ones2 = v128.xor(u, d1);
+          d0 = v128.load(a10, 16);
+          d1 = v128.load(a11, 16);
+          u = v128.xor(ones2, d0);
+          const twosF2 = v128.or(v128.and(ones2, d0), v128.and(u, d1));
+          ones2 = v128.xor(u, d1);
+          u = v128.xor(twos2, twosE2);
+          const foursC2 = v128.or(v128.and(twos2, twosE2), v128.and(u, twosF2));
+          twos2 = v128.xor(u, twosF2);
+          d0 = v128.load(a12, 16);
+          d1 = v128.load(a13, 16);
+          u = v128.xor(ones2, d0);
+          const twosG2 = v128.or(v128.and(ones2, d0), v128.and(u, d1));
+          ones2 = v128.xor(u, d1);
+          d0 = v128.load(a14, 16);
+          d1 = v128.load(a15, 16);
+          u = v128.xor(ones2, d0);
+          const twosH2 = v128.or(v128.and(ones2, d0), v128.and(u, d1));
+          ones2 = v128.xor(u, d1);
+          u = v128.xor(twos2, twosG2);
+          const foursD2 = v128.or(v128.and(twos2, twosG2), v128.and(u, twosH2));
+          twos2 = v128.xor(u, twosH2);
+          u = v128.xor(fours2, foursC2);
+          const eightsB2 = v128.or(v128.and(fours2, foursC2), v128.and(u, foursD2));
+          fours2 = v128.xor(u, foursD2);
+          u = v128.xor(eights2, eightsA2);
+          const carry2 = v128.or(v128.and(eights2, eightsA2), v128.and(u, eightsB2));
+          eights2 = v128.xor(u, eightsB2);
+          ripple(planes + 16 * 24, carry2, depth);
+        }
+      }
+      for (; t < m; t++) {
+        const at = <usize>load<u32>(list + ((<usize>t) << 2)) + jo;
+        let carry = v128.load(at);
+        let c = v128.and(ones, carry);
+        ones = v128.xor(ones, carry);
+        carry = c;
+        c = v128.and(twos, carry);
+        twos = v128.xor(twos, carry);
+        carry = c;
+        c = v128.and(fours, carry);
+        fours = v128.xor(fours, carry);
+        carry = c;
+        c = v128.and(eights, carry);
+        eights = v128.xor(eights, carry);
+        ripple(planes, c, depth);
+        if (pair) {
+          carry = v128.load(at, 16);
+          c = v128.and(ones2, carry);
+          ones2 = v128.xor(ones2, carry);
+          carry = c;
+          c = v128.and(twos2, carry);
+          twos2 = v128.xor(twos2, carry);
+          carry = c;
+          c = v128.and(fours2, carry);
+          fours2 = v128.xor(fours2, carry);
+          carry = c;
+          c = v128.and(eights2, carry);
+          eights2 = v128.xor(eights2, carry);
+          ripple(planes + 16 * 24, c, depth);
+        }
+      }
+      blockCounts(planes, ones, twos, fours, eights, depth, j << 7, rows, counts);
+      if (pair) blockCounts(planes + 16 * 24, ones2, twos2, fours2, eights2, depth, (j + 1) << 7, rows, counts);
+    }
+    popEpilogue(
+      counts,
+      rows,
+      aLevels + ((<usize>i) << 3),
+      load<i32>(apop + ((<usize>i) << 2)),
+      wpop,
+      wLow,
+      wStep,
+      n,
+      scale,
+      shift,
+      relu,
+      y + ((<usize>(i * strideItem)) << 2),
+    );
+  }
+}
+
+/** Bytes 8q.. of a bit row that ends (rowBytes) inside that word, the rest zero. */
+function tailWord(ai: usize, q: i32, rowBytes: i32): u64 {
+  let v: u64 = 0;
+  for (let b = rowBytes - 1; b >= q << 3; b--) v = (v << 8) | (<u64>load<u8>(ai + <usize>b));
+  return v;
+}
+
+/** Adds the bits of `carry` (one per row) to `depth` bit-sliced counter planes at `planes` (ripple carry). */
+function ripple(planes: usize, carry: v128, depth: i32): void {
+  for (let p = 0; p < depth; p++) {
+    const at = planes + ((<usize>p) << 4);
+    const c = v128.load(at);
+    v128.store(at, v128.xor(c, carry));
+    carry = v128.and(c, carry);
+  }
+}
+
+/**
+ * Counts of one block's 128 rows from its bit-sliced counters (ones to eights, then `depth` planes of sixteens and up
+ * at `planes`), 16 rows at a time: the bits of weight up to 128 summed in u8 lanes (at most 255), those of 256 and up
+ * in units of 256, then low + 256 * high in u16, widened to i32 at counts[r0..].
+ */
+function blockCounts(
+  planes: usize,
+  ones: v128,
+  twos: v128,
+  fours: v128,
+  eights: v128,
+  depth: i32,
+  r0: i32,
+  rows: i32,
+  counts: usize,
+): void {
+  v128.store(planes, ones, 16 * 20);
+  v128.store(planes, twos, 16 * 21);
+  v128.store(planes, fours, 16 * 22);
+  v128.store(planes, eights, 16 * 23);
+  for (let h = 0; h < 8; h++) {
+    if (r0 + (h << 4) >= rows) break;
+    const hb = (<usize>h) << 1;
+    let low = expandBits(planes + 16 * 20 + hb, 1);
+    low = i8x16.add(low, expandBits(planes + 16 * 21 + hb, 2));
+    low = i8x16.add(low, expandBits(planes + 16 * 22 + hb, 4));
+    low = i8x16.add(low, expandBits(planes + 16 * 23 + hb, 8));
+    let high = i32x4.splat(0);
+    for (let p = 0; p < depth; p++) {
+      const bitsAt = planes + ((<usize>p) << 4) + hb;
+      if (p < 4) low = i8x16.add(low, expandBits(bitsAt, 16 << p));
+      else high = i8x16.add(high, expandBits(bitsAt, 1 << (p - 4)));
+    }
+    const c0 = i16x8.add(i16x8.extend_low_i8x16_u(low), i16x8.shl(i16x8.extend_low_i8x16_u(high), 8));
+    const c1 = i16x8.add(i16x8.extend_high_i8x16_u(low), i16x8.shl(i16x8.extend_high_i8x16_u(high), 8));
+    const at = counts + ((<usize>(r0 + (h << 4))) << 2);
+    v128.store(at, i32x4.extend_low_i16x8_u(c0));
+    v128.store(at, i32x4.extend_high_i16x8_u(c0), 16);
+    v128.store(at, i32x4.extend_low_i16x8_u(c1), 32);
+    v128.store(at, i32x4.extend_high_i16x8_u(c1), 48);
+  }
+}
+
+/** The 16 bits at p (rows 0..15 of a chunk) as 16 byte lanes holding `weight` where the bit is set, else 0. */
+function expandBits(p: usize, weight: i32): v128 {
+  const v = i16x8.splat(load<i16>(p));
+  const bytes = i8x16.shuffle(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return v128.and(i8x16.eq(v128.and(bytes, bit), bit), i8x16.splat(<i8>weight));
+}
+
+/**
+ * popRows' epilogue on precomputed counts P(a AND w_r) (i32 at `counts`) for one input with levels at `levels`
+ * and popcount pa: the same f64 expressions, four rows at a time, then the rest one at a time.
+ */
+function popEpilogue(
+  counts: usize,
+  rows: i32,
+  levels: usize,
+  paCount: i32,
+  wpop: usize,
+  wLow: usize,
+  wStep: usize,
+  n: i32,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  yi: usize,
+): void {
+  const al = <f64>load<f32>(levels);
+  const as = <f64>load<f32>(levels, 4);
+  const pa = <f64>paCount;
+  const big = f64x2.splat(<f64>n * al + as * pa);
+  const al2 = f64x2.splat(al);
+  const as2 = f64x2.splat(as);
+  const rows4 = rows & ~3;
+  let r = 0;
+  for (; r < rows4; r += 4) {
+    const ro = (<usize>r) << 2;
+    const c = v128.load(counts + ro);
+    const wl = v128.load(wLow + ro);
+    const ws = v128.load(wStep + ro);
+    const pw = v128.load(wpop + ro);
+    const lo = dot2(
+      f64x2.promote_low_f32x4(wl),
+      f64x2.promote_low_f32x4(ws),
+      f64x2.convert_low_i32x4_s(pw),
+      f64x2.convert_low_i32x4_s(c),
+      big,
+      al2,
+      as2,
+    );
+    const hi = dot2(
+      f64x2.promote_low_f32x4(i32x4.shuffle(wl, wl, 2, 3, 0, 1)),
+      f64x2.promote_low_f32x4(i32x4.shuffle(ws, ws, 2, 3, 0, 1)),
+      f64x2.convert_low_i32x4_s(i32x4.shuffle(pw, pw, 2, 3, 0, 1)),
+      f64x2.convert_low_i32x4_s(i32x4.shuffle(c, c, 2, 3, 0, 1)),
+      big,
+      al2,
+      as2,
+    );
+    let v = i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+    if (scale != 0) v = f32x4.mul(v, v128.load(scale + ro));
+    v = f32x4.add(v, v128.load(shift + ro));
+    if (relu != 0) v = f32x4.pmax(v, f32x4.splat(0));
+    v128.store(yi + ro, v);
+  }
+  for (; r < rows; r++) {
+    const wl = <f64>load<f32>(wLow + ((<usize>r) << 2));
+    const ws = <f64>load<f32>(wStep + ((<usize>r) << 2));
+    const pw = <f64>load<i32>(wpop + ((<usize>r) << 2));
+    const pand = <f64>load<i32>(counts + ((<usize>r) << 2));
+    const v = <f32>(wl * (<f64>n * al + as * pa) + al * ws * pw + as * ws * pand);
+    store<f32>(yi + ((<usize>r) << 2), epilogue(v, r, scale, shift, relu));
+  }
+}
+
 function dot2(wl: v128, ws: v128, pw: v128, pand: v128, big: v128, al: v128, as: v128): v128 {
   return f64x2.add(f64x2.add(f64x2.mul(wl, big), f64x2.mul(al, f64x2.mul(ws, pw))), f64x2.mul(as, f64x2.mul(ws, pand)));
 }

@@ -122,6 +122,26 @@ export interface KernelExports {
     strideRow: number,
     strideItem: number,
   ): void;
+  popColumns(
+    a: number,
+    items: number,
+    rowBytes: number,
+    apop: number,
+    aLevels: number,
+    w: number,
+    colBytes: number,
+    rows: number,
+    wpop: number,
+    wLow: number,
+    wStep: number,
+    n: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+    strideItem: number,
+    scratch: number,
+  ): void;
   popcount(p: number, bytes: number): number;
   binarize(
     x: number,
