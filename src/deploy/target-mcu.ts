@@ -196,7 +196,8 @@ export const mcuTarget: Target<McuDevice, McuDeployReport, McuProfileDetails> = 
           cpus: 1,
           // The board reports its arena, not its memory: unknown, as a browser without navigator.deviceMemory.
           memoryBytes: 0,
-          runtime: `cmp firmware ${caps.firmwareVersion}`,
+          // Not "cmp firmware ...": the CLI would print that as a command line to paste (npx cmp firmware ...).
+        runtime: `firmware-bridge ${caps.firmwareVersion}`,
         },
         model: { path: file.path },
         backend: 'mcu-split',

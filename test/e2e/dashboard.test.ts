@@ -339,7 +339,7 @@ test('the page profiles this machine on ort-node and bitwasm and the board under
     (id) => document.querySelector<HTMLSelectElement>('#profile-device')?.value === id,
     `mcu:${board.port}`,
   );
-  assert.equal(await page.locator(`#device-rows tr[data-device="serial:${board.port}"]`).count(), 1);
+  assert.equal(await page.locator(`#device-rows tr[data-device="mcu:${board.port}"]`).count(), 1);
   assert.equal(await page.inputValue('#profile-model'), exitModel, 'the --model of cmp dashboard is offered');
 
   await profileFromPage('local:ort-node', exitModel, LOCAL_COUNT);
