@@ -5,10 +5,10 @@ import { CmpError } from '../../errors.js';
 import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG } from '../data-flag.js';
-import { BROWSER_DEPLOY_FLAGS, browserDeploy } from './deploy-browser.js';
-import { ELECTRON_DEPLOY_FLAGS, electronDeploy } from './deploy-electron.js';
-import { MCU_DEPLOY_FLAGS, mcuDeploy } from './deploy-mcu.js';
-import { RPI_DEPLOY_FLAGS, rpiDeploy } from './deploy-rpi.js';
+import { BROWSER_DEPLOY_FLAGS, browserDeploy } from './deploy/browser.js';
+import { ELECTRON_DEPLOY_FLAGS, electronDeploy } from './deploy/electron.js';
+import { MCU_DEPLOY_FLAGS, mcuDeploy } from './deploy/mcu.js';
+import { RPI_DEPLOY_FLAGS, rpiDeploy } from './deploy/rpi.js';
 
 /** One target's deploy action; it prints its own result and returns the exit code. */
 export interface TargetDeploy {

@@ -1,13 +1,13 @@
 // cmp deploy --target mcu: the mcu target's flags, and what the upload and smoke test found as a table.
 
-import { TARGETS } from '../../deploy/targets.js';
-import { CmpError } from '../../errors.js';
-import { DEFAULT_BAUD_RATE } from '../../link/transport-serial.js';
-import { readModelFile } from '../../runtime/model-file.js';
-import type { FlagDef, Parsed } from '../args.js';
-import type { CliIo } from '../command.js';
-import { dataLoader } from '../data-flag.js';
-import { formatTable } from '../table.js';
+import { TARGETS } from '../../../deploy/targets.js';
+import { CmpError } from '../../../errors.js';
+import { DEFAULT_BAUD_RATE } from '../../../link/transport-serial.js';
+import { readModelFile } from '../../../runtime/model-file.js';
+import type { FlagDef, Parsed } from '../../args.js';
+import type { CliIo } from '../../command.js';
+import { dataLoader } from '../../data-flag.js';
+import { formatTable } from '../../table.js';
 
 /** Flags only this target reads. */
 export const MCU_DEPLOY_FLAGS: Record<string, FlagDef> = {

@@ -1,13 +1,13 @@
 // cmp deploy --target browser: the browser target's flags, and the site it wrote as a table.
 
-import { BROWSER_BACKENDS, type BrowserDeployReport } from '../../deploy/target-browser.js';
-import { TARGETS } from '../../deploy/targets.js';
-import { CmpError } from '../../errors.js';
-import { readModelFile } from '../../runtime/model-file.js';
-import type { FlagDef, Parsed } from '../args.js';
-import type { CliIo } from '../command.js';
-import { dataLoader } from '../data-flag.js';
-import { formatBytes, formatPercent, formatTable } from '../table.js';
+import { BROWSER_BACKENDS, type BrowserDeployReport } from '../../../deploy/target-browser.js';
+import { TARGETS } from '../../../deploy/targets.js';
+import { CmpError } from '../../../errors.js';
+import { readModelFile } from '../../../runtime/model-file.js';
+import type { FlagDef, Parsed } from '../../args.js';
+import type { CliIo } from '../../command.js';
+import { dataLoader } from '../../data-flag.js';
+import { formatBytes, formatPercent, formatTable } from '../../table.js';
 
 /** Flags only this target reads. */
 export const BROWSER_DEPLOY_FLAGS: Record<string, FlagDef> = {

@@ -1,18 +1,18 @@
 // cmp deploy --target rpi: releases the model to a Linux device (or a fleet of them) over SSH through the rpi
 // target, and prints what it did.
 
-import { forEachDevice } from '../../deploy/fleet.js';
-import type { ReleasePlans, RpiDeployReport } from '../../deploy/rpi.js';
-import type { RpiDevice } from '../../deploy/target-rpi.js';
-import { TARGETS } from '../../deploy/targets.js';
-import type { Parsed } from '../args.js';
-import type { CliIo } from '../command.js';
-import { dataLoader } from '../data-flag.js';
-import { finishFleet, named, rpiDevicesFrom } from '../rpi-flags.js';
-import { formatBytes, formatTable } from '../table.js';
-import { readModelFile } from '../../runtime/model-file.js';
+import { forEachDevice } from '../../../deploy/fleet.js';
+import type { ReleasePlans, RpiDeployReport } from '../../../deploy/rpi.js';
+import type { RpiDevice } from '../../../deploy/target-rpi.js';
+import { TARGETS } from '../../../deploy/targets.js';
+import type { Parsed } from '../../args.js';
+import type { CliIo } from '../../command.js';
+import { dataLoader } from '../../data-flag.js';
+import { finishFleet, named, rpiDevicesFrom } from '../../rpi-flags.js';
+import { formatBytes, formatTable } from '../../table.js';
+import { readModelFile } from '../../../runtime/model-file.js';
 
-export { RPI_DEPLOY_FLAGS } from '../rpi-flags.js';
+export { RPI_DEPLOY_FLAGS } from '../../rpi-flags.js';
 
 /** Releases the model to the device, or to every device of a fleet. */
 export const rpiDeploy = {

@@ -2,15 +2,15 @@
 // machine has Electron to run it.
 
 import { resolve } from 'node:path';
-import { DASHBOARD_DATASETS } from '../../dashboard/messages.js';
-import { TARGETS } from '../../deploy/targets.js';
-import { CmpError } from '../../errors.js';
-import { readModelFile } from '../../runtime/model-file.js';
-import type { FlagDef, Parsed } from '../args.js';
-import type { CliIo } from '../command.js';
-import { dataLoader } from '../data-flag.js';
-import { electronBinary, electronRange } from '../electron.js';
-import { formatBytes, formatTable } from '../table.js';
+import { DASHBOARD_DATASETS } from '../../../dashboard/messages.js';
+import { TARGETS } from '../../../deploy/targets.js';
+import { CmpError } from '../../../errors.js';
+import { readModelFile } from '../../../runtime/model-file.js';
+import type { FlagDef, Parsed } from '../../args.js';
+import type { CliIo } from '../../command.js';
+import { dataLoader } from '../../data-flag.js';
+import { electronBinary, electronRange } from '../../electron.js';
+import { formatBytes, formatTable } from '../../table.js';
 
 /** Flags only this target reads (--out is shared with browser: both write a folder). */
 export const ELECTRON_DEPLOY_FLAGS: Record<string, FlagDef> = {
