@@ -197,7 +197,7 @@ export const mcuTarget: Target<McuDevice, McuDeployReport, McuProfileDetails> = 
           // The board reports its arena, not its memory: unknown, as a browser without navigator.deviceMemory.
           memoryBytes: 0,
           // Not "cmp firmware ...": the CLI would print that as a command line to paste (npx cmp firmware ...).
-        runtime: `firmware-bridge ${caps.firmwareVersion}`,
+          runtime: `firmware-bridge ${caps.firmwareVersion}`,
         },
         model: { path: file.path },
         backend: 'mcu-split',
