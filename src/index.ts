@@ -96,4 +96,4 @@ export {
   type ElectronAppConfig,
   type ElectronAppReport,
   type ElectronAppSettings,
-} from './dashboard/electron-app.js';
+} from './deploy/electron-app.js';

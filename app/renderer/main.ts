@@ -401,7 +401,7 @@ function bindForms(view: View): void {
     const result = await view.link.request({ type: 'devices', serialPath: path });
     view.state = { ...view.state, devices: result.devices, notes: result.notes };
     renderDevices(view);
-    byId<HTMLSelectElement>('profile-device').value = `serial:${path}`;
+    byId<HTMLSelectElement>('profile-device').value = `mcu:${path}`;
     syncModelField(view);
   });
   byId<HTMLSelectElement>('profile-device').addEventListener('change', () => syncModelField(view));

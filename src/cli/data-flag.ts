@@ -2,6 +2,7 @@
 
 import { checkDatasetFits, chooseDataset, loadDataset, type Dataset, type DatasetConsumer } from '../data/datasets.js';
 import type { ModelSpec } from '../core/spec.js';
+import type { LoadData } from '../deploy/target.js';
 import type { CliIo } from './command.js';
 
 export const DATA_FLAG = {
@@ -58,4 +59,21 @@ export async function loadDataFlag(
 /** What a data set must fit for a run folder: its spec's input, classes and recorded data set. */
 export function runConsumer(name: string, spec: ModelSpec, recorded: string | undefined): DatasetConsumer {
   return { name, recorded, inputShape: spec.input.shape, classes: spec.labels.length };
+}
+
+/**
+ * The --data flag as a target's LoadData: the test split, `count` instances; named in one line unless a smoke test's
+ * single image. Each data set loads once however many devices of a fleet ask.
+ */
+export function dataLoader(value: unknown, io: CliIo): LoadData {
+  const loaded = new Map<string, Promise<Dataset>>();
+  return (model, count) => {
+    const key = JSON.stringify([model.name, model.recorded, count]);
+    let data = loaded.get(key);
+    if (!data) {
+      data = loadDataFlag(value, io, model, { limitTest: count, limitTrain: 1, use: 'test', announce: count > 1 });
+      loaded.set(key, data);
+    }
+    return data;
+  };
 }

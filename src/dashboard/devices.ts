@@ -1,14 +1,12 @@
-// The dashboard's device list: this machine (one entry per backend), serial ports (listed, recorded by deploys, or
-// named), SSH hosts and browser sites from earlier deploys ($CMP_HOME/devices.json).
+// The dashboard's device list: this machine (one entry per backend), boards on serial ports (listed, recorded by
+// deploys, or named), SSH hosts and browser sites from earlier deploys ($CMP_HOME/devices.json).
 
 import { listDevices, type DeviceRecord } from '../deploy/devices.js';
+import { LOCAL_BACKENDS } from '../deploy/target-local.js';
 import { formatAddress } from '../deploy/remote.js';
 import { isCmpError } from '../errors.js';
 import { listSerialPorts } from '../link/transport-serial.js';
 import type { DashboardDevice } from './messages.js';
-
-/** The backends this machine is profiled on: onnxruntime's native runtime and cmp's own 1-bit WebAssembly engine. */
-export const LOCAL_BACKENDS: readonly string[] = Object.freeze(['ort-node', 'bitwasm']);
 
 /** The device list and one line for each source that could not be read. */
 export interface DeviceList {
@@ -40,8 +38,8 @@ export async function listDashboardDevices(serialPaths: readonly string[]): Prom
   const addSerial = (path: string, detail: string, model?: string): void => {
     if (serial.has(path)) return;
     serial.set(path, {
-      id: `serial:${path}`,
-      kind: 'serial',
+      id: `mcu:${path}`,
+      kind: 'mcu',
       name: path,
       detail,
       profilable: true,

@@ -42,10 +42,10 @@ export type ClientMessage =
 /** The request types, which name the reply each gets (ReplyResults). */
 export type ClientMessageType = ClientMessage['type'];
 
-/** A device the dashboard can show or profile. `id` is `<kind>:<name>`. */
+/** A device the dashboard can show or profile. `id` is `<kind>:<name>`, the kind as deploy/target.ts names it. */
 export interface DashboardDevice {
   id: string;
-  kind: 'local' | 'serial' | 'rpi' | 'browser';
+  kind: 'local' | 'mcu' | 'rpi' | 'browser';
   name: string;
   /** One line for the list: backend, port, host, site folder. */
   detail: string;

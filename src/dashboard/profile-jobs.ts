@@ -1,24 +1,19 @@
-// Profiling one device for the dashboard: this machine (Predictor on a backend), a microcontroller over a serial port
-// (split inference, turned into a cmp-profile/1 view), an SSH host (its agent), or a saved profile file.
+// Profiling one device for the dashboard through its target (TARGETS[kind].profile(), as cmp profile does), and
+// reading saved profile files.
 
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { availableParallelism, totalmem } from 'node:os';
-import { nowMs } from '../core/clock.js';
 import { checkDatasetFits, chooseDataset, loadDataset, type Dataset, type DatasetConsumer } from '../data/datasets.js';
 import type { DeviceRecord } from '../deploy/devices.js';
-import { profileRpi } from '../deploy/rpi.js';
+import type { ProfileRequest } from '../deploy/target.js';
+import type { McuProfileDetails } from '../deploy/target-mcu.js';
+import { rpiDeviceOf } from '../deploy/target-rpi.js';
+import { TARGETS } from '../deploy/targets.js';
 import { CmpError } from '../errors.js';
-import { McuClient } from '../link/mcu-client.js';
-import { convertToMcuModel } from '../link/mcu-model.js';
-import { DEFAULT_BAUD_RATE, openSerialTransport } from '../link/transport-serial.js';
 import { checkDeviceProfile } from '../profile/device-profile-check.js';
-import { profilePredictor, summarize, type DeviceFacts, type DeviceProfile } from '../profile/device-profile.js';
-import { runSplit } from '../profile/split.js';
-import { createBackend } from '../runtime/backends.js';
-import { datasetConsumer, readModelFile, type ModelFile } from '../runtime/model-file.js';
-import { Predictor } from '../runtime/predictor.js';
-import type { DashboardDataset, McuDetails } from './messages.js';
+import type { DeviceProfile } from '../profile/device-profile.js';
+import { readModelFile, type ModelFile } from '../runtime/model-file.js';
+import type { DashboardDataset, DashboardDevice, McuDetails } from './messages.js';
 
 /** Largest saved profile the dashboard reads, bytes (one latency per instance leaves room for 100,000). */
 export const MAX_PROFILE_FILE_BYTES = 8 * 1024 * 1024;
@@ -40,19 +35,6 @@ export interface ProfileJobResult {
   mcu?: McuDetails;
 }
 
-/** This machine as cmp-profile/1 names it; inside Electron the runtime says so. */
-export function localFacts(): DeviceFacts {
-  const electron = process.versions.electron;
-  return {
-    name: 'this machine',
-    platform: process.platform,
-    arch: process.arch,
-    cpus: availableParallelism(),
-    memoryBytes: totalmem(),
-    runtime: electron ? `electron ${electron} (node ${process.version})` : `node ${process.version}`,
-  };
-}
-
 /**
  * The test images a profile runs: `auto` is the model's own data set (its manifest), else Fashion-MNIST when
  * installed, else MNIST (as cmp's --data flag resolves it; CMP_FASHION_MNIST_DIR moves the files). A data set that
@@ -72,173 +54,59 @@ export async function loadProfileData(
   return data;
 }
 
-/** Profiles `request.model` on this machine with `backend`, one instance at a time. */
-export async function profileLocal(backend: string, request: ProfileJobRequest): Promise<ProfileJobResult> {
-  const file = readModel(request.model);
-  const data = await loadProfileData(request.dataset, datasetConsumer(file), request.count, (note) =>
-    request.onProgress(0, request.count, note),
-  );
-  const count = Math.min(request.count, data.test.count);
-  request.onProgress(0, count, `opening ${file.path} on ${backend}`);
-  const predictor = await Predictor.open(file, { backend });
-  try {
-    checkFeatures(file, predictor.features, data);
-    const measured = await profilePredictor(predictor, data.test.x, data.test.y, count, {
-      dataset: data.name,
-      onProgress: (done, total) => request.onProgress(done, total, `${done}/${total} on ${backend}`),
-    });
-    return {
-      profile: {
-        schema: 'cmp-profile/1',
-        device: localFacts(),
-        model: { path: file.path },
-        ...measured,
-        rssBytes: process.resourceUsage().maxRSS * 1024,
-      },
-    };
-  } finally {
-    await predictor.dispose();
-  }
-}
-
 /**
- * Profiles split inference with the board on `port`: the board (the sensor end) runs the model up to its exits and
- * hands the kept inputs off; the host finishes in onnxruntime-node. The board must already hold `request.model`.
+ * Profiles one device of the list through its target, as `cmp profile --target KIND` does: this machine on a backend
+ * (`local:BACKEND`), a board on a serial port (split inference; it must already hold `request.model`), an SSH device
+ * devices.json recorded (`record`; it runs its release). Browsers profile themselves, in their page.
  */
-export async function profileSerial(port: string, request: ProfileJobRequest): Promise<ProfileJobResult> {
-  const file = readModel(request.model);
-  const mcu = convertToMcuModel(file);
-  const data = await loadProfileData(request.dataset, datasetConsumer(file), request.count, (note) =>
-    request.onProgress(0, request.count, note),
-  );
-  const count = Math.min(request.count, data.test.count);
-  const features = data.inputShape.reduce((a, b) => a * b, 1);
-  request.onProgress(0, count, `connecting to ${port}`);
-  const transport = await openSerialTransport(port, { baudRate: DEFAULT_BAUD_RATE });
-  const client = new McuClient(transport);
-  const backend = await createBackend('ort-node', file).catch(async (err: unknown) => {
-    client.dispose();
-    await transport.close();
-    throw err;
-  });
-  try {
-    const caps = await client.connect();
-    if (caps.model?.crc !== mcu.crc) {
-      throw new CmpError(
-        'BAD_ARGUMENT',
-        `The board on ${port} holds ${caps.model ? `another model (CRC-32 0x${caps.model.crc.toString(16)})` : 'no model'}. Deploy it first: cmp deploy ${file.path} --target mcu --port ${port}`,
-      );
-    }
-    await client.profile(true);
-    const startedAt = new Date().toISOString();
-    const began = nowMs();
-    const { report, samples } = await runSplit(client, file, backend, data.test, count, {
-      baudRate: DEFAULT_BAUD_RATE,
-      onProgress: (done, total) => request.onProgress(done, total, `${done}/${total} on ${port}`),
-    });
-    const durationMs = nowMs() - began;
-    const device = await client.profile();
-    const exits = mcu.exits?.length ?? 0;
-    const latencies = samples.map((s) => s.latencyMs);
-    const exitRows = Array.from({ length: exits + 1 }, (_, k) => {
-      const taken = samples
-        .map((s, i) => ({ s, i }))
-        .filter(({ s }) => (k === exits ? s.exit === 0 : s.exit === k + 1));
-      return {
-        exit: k === exits ? 'final' : `exit${k + 1}`,
-        share: samples.length ? taken.length / samples.length : 0,
-        accuracy: taken.length ? taken.filter(({ s, i }) => s.label === data.test.y[i]).length / taken.length : 0,
-      };
-    });
-    const onDevice = samples.filter((s) => s.exit > 0).map((s) => s.latencyMs);
-    const handedOff = samples.filter((s) => s.exit === 0).map((s) => s.latencyMs);
-    const profile: DeviceProfile = {
-      schema: 'cmp-profile/1',
-      device: {
-        name: port,
-        platform: caps.board,
-        arch: 'mcu',
-        cpus: 1,
-        // The board reports its arena, not its memory: unknown, as a browser without navigator.deviceMemory.
-        memoryBytes: 0,
-        runtime: `cmp firmware ${caps.firmwareVersion}`,
-      },
-      model: { path: file.path },
-      backend: 'mcu-split',
-      dataset: data.name,
-      samples: report.samples,
-      accuracy: report.accuracy,
-      latencyMs: summarize(latencies),
-      latenciesMs: latencies.map((ms) => Math.round(ms * 1e4) / 1e4),
-      stages: [
-        ...(onDevice.length ? [{ name: 'answered on the device', runs: onDevice.length, ...summarize(onDevice) }] : []),
-        ...(handedOff.length
-          ? [{ name: 'handed off to the host', runs: handedOff.length, ...summarize(handedOff) }]
-          : []),
-      ],
-      exits: exitRows,
-      throughputPerS: durationMs > 0 ? (report.samples / durationMs) * 1000 : 0,
-      // The link is what the sensor end sends per inference, against the whole input as uint8 pixels.
-      link: {
-        meanBytes: report.meanUpBytes,
-        fullBytes: features,
-        saving: report.meanUpBytes > 0 ? features / report.meanUpBytes : 0,
-      },
-      startedAt,
-      durationMs,
-    };
-    return {
-      profile,
-      mcu: {
-        port,
-        board: caps.board,
-        firmwareVersion: caps.firmwareVersion,
-        clockHz: caps.clockHz,
-        arenaBytes: caps.arenaBytes,
-        baudRate: report.baudRate,
-        deviceShare: report.deviceShare,
-        meanUpBytes: report.meanUpBytes,
-        meanDownBytes: report.meanDownBytes,
-        meanHandoffBytes: report.meanHandoffBytes,
-        uplinkMsAtBaud: report.uplinkMsAtBaud,
-        deviceMsMean: (device.totalCycles / Math.max(device.inferences, 1) / caps.clockHz) * 1000,
-        resends: client.stats.resends,
-      },
-    };
-  } finally {
-    client.dispose();
-    await backend.dispose();
-    await transport.close();
+export async function profileDevice(
+  device: DashboardDevice,
+  record: DeviceRecord | undefined,
+  request: ProfileJobRequest,
+): Promise<ProfileJobResult> {
+  const asked: ProfileRequest = {
+    ...(device.needsModel ? { model: readModel(request.model) } : {}),
+    data: (model, count) =>
+      loadProfileData(request.dataset, model, count, (note) => request.onProgress(0, request.count, note)),
+    count: request.count,
+    onProgress: request.onProgress,
+  };
+  if (device.kind === 'local') {
+    const { profile } = await TARGETS.local.profile({ backend: device.id.slice('local:'.length) }, asked);
+    return { profile };
   }
+  if (device.kind === 'mcu') {
+    const { profile, details } = await TARGETS.mcu.profile({ port: device.name }, asked);
+    return { profile, mcu: mcuDetails(details) };
+  }
+  if (device.kind === 'rpi') {
+    if (!record) throw new CmpError('BAD_ARGUMENT', `${device.name} is no longer in devices.json. Deploy to it again.`);
+    const { profile } = await TARGETS.rpi.profile(rpiDeviceOf(record), asked);
+    return { profile };
+  }
+  throw new CmpError(
+    'BAD_ARGUMENT',
+    `${device.name} profiles itself: serve the site (cmp serve ${device.name}) and press Profile in its page.`,
+  );
 }
 
-/** Profiles the release an SSH device runs, on the device (its agent), as `cmp profile --target rpi` does. */
-export async function profileSsh(record: DeviceRecord, request: ProfileJobRequest): Promise<ProfileJobResult> {
-  const ssh = record.ssh;
-  if (!ssh) throw new CmpError('BAD_ARGUMENT', `Device ${record.name} has no SSH address. Deploy to it again.`);
-  const profile = await profileRpi(
-    {
-      address: { user: ssh.user, host: ssh.host, port: ssh.port },
-      identity: ssh.identity,
-      knownHosts: ssh.knownHosts,
-      remoteDir: ssh.remoteDir,
-      node: ssh.node,
-      onProgress: (message) => {
-        const m = /(\d+)\/(\d+)/.exec(message);
-        request.onProgress(m ? Number(m[1]) : 0, m ? Number(m[2]) : request.count, message);
-      },
-    },
-    async (releaseDataset) => {
-      const data = await loadProfileData(
-        request.dataset,
-        { name: 'the release', recorded: releaseDataset },
-        request.count,
-      );
-      return { name: data.name, split: data.test, features: data.inputShape.reduce((a, b) => a * b, 1) };
-    },
-    request.count,
-  );
-  return { profile: checkDeviceProfile(profile, record.name) };
+/** What the dashboard shows of a board's split inference beside its profile. */
+function mcuDetails(d: McuProfileDetails): McuDetails {
+  return {
+    port: d.port,
+    board: d.board,
+    firmwareVersion: d.firmwareVersion,
+    clockHz: d.clockHz,
+    arenaBytes: d.arenaBytes,
+    baudRate: d.report.baudRate,
+    deviceShare: d.report.deviceShare,
+    meanUpBytes: d.report.meanUpBytes,
+    meanDownBytes: d.report.meanDownBytes,
+    meanHandoffBytes: d.report.meanHandoffBytes,
+    uplinkMsAtBaud: d.report.uplinkMsAtBaud,
+    deviceMsMean: d.deviceMsMean,
+    resends: d.link.resends,
+  };
 }
 
 /**
@@ -299,14 +167,4 @@ export async function readProfileFile(path: string): Promise<DeviceProfile[]> {
 function readModel(path: string | undefined): ModelFile {
   if (!path) throw new CmpError('BAD_ARGUMENT', 'Profiling this device needs a model: give the path of an ONNX file.');
   return readModelFile(path);
-}
-
-function checkFeatures(file: ModelFile, features: number, data: Dataset): void {
-  const values = data.inputShape.reduce((a, b) => a * b, 1);
-  if (features !== values) {
-    throw new CmpError(
-      'BAD_ARGUMENT',
-      `${file.path} takes ${features} values per instance but ${data.name} images have ${values}. Pick the model's data set.`,
-    );
-  }
 }

@@ -26,14 +26,7 @@ import {
   type ServerMessage,
 } from './messages.js';
 import { modelView } from './model-view.js';
-import {
-  profileLocal,
-  profileSerial,
-  profileSsh,
-  readProfileFile,
-  type ProfileJobRequest,
-  type ProfileJobResult,
-} from './profile-jobs.js';
+import { profileDevice, readProfileFile, type ProfileJobRequest } from './profile-jobs.js';
 import { buildReport } from './report.js';
 
 /** Profiles read from each browser site, newest first (a site keeps every profile its pages posted). */
@@ -259,7 +252,9 @@ export class DashboardSession {
   }
 
   private findDevice(id: string): DashboardDevice | undefined {
-    return this.devices.devices.find((d) => d.id === id);
+    // A page from before one name per kind may still say serial: for a board.
+    const known = id.startsWith('serial:') ? `mcu:${id.slice('serial:'.length)}` : id;
+    return this.devices.devices.find((d) => d.id === known);
   }
 
   /** Runs one job to its end; a failure becomes the job's message, never a rejection (the queue goes on). */
@@ -287,15 +282,7 @@ export class DashboardSession {
       onProgress: (done, total, text) => update({ done, total, message: text }, done === 0 || done === total),
     };
     try {
-      let result: ProfileJobResult;
-      if (device.kind === 'local') result = await profileLocal(device.id.slice('local:'.length), request);
-      else if (device.kind === 'serial') result = await profileSerial(device.name, request);
-      else {
-        const record = this.devices.records.get(device.id);
-        if (!record)
-          throw new CmpError('BAD_ARGUMENT', `${device.name} is no longer in devices.json. Deploy to it again.`);
-        result = await profileSsh(record, request);
-      }
+      const result = await profileDevice(device, this.devices.records.get(device.id), request);
       const p = result.profile;
       const entry = this.addProfile(
         'measured',

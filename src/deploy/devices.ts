@@ -6,10 +6,14 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { CmpError } from '../errors.js';
+import { readDeviceKind, type DeviceKind } from './target.js';
 
-/** One device a deploy went to. `name` identifies it: user@host:port for rpi, the site folder for browser. */
+/**
+ * One device a deploy went to. `kind` is its target's (deploy/target.ts); `name` identifies it: user@host:port for
+ * rpi, the site folder for browser, the serial port for mcu.
+ */
 export interface DeviceRecord {
-  kind: 'rpi' | 'browser' | 'mcu';
+  kind: Extract<DeviceKind, 'rpi' | 'browser' | 'mcu'>;
   name: string;
   /** rpi: how to reach it again (never a secret: the key stays where it is, by path). */
   ssh?: {
@@ -57,11 +61,14 @@ export function listDevices(path = join(cmpHome(), 'devices.json')): DeviceRecor
 }
 
 /**
- * An entry as written, with a relative model path (older files kept it as typed, relative to a folder nobody
+ * An entry as written, its kind under today's name, with a relative model path (older files kept it as typed, relative to a folder nobody
  * recorded) made absolute where it can be found: a browser site's own copy under model/, else from this folder.
  * One found nowhere stays as written, and the dashboard says it is missing when it is used.
  */
-function readRecord(record: DeviceRecord): DeviceRecord {
+function readRecord(written: DeviceRecord): DeviceRecord {
+  // A kind written under an old name (the dashboard's `serial` for a board) is read as the kind it meant.
+  const kind = readDeviceKind(written.kind);
+  const record = kind && kind !== written.kind ? { ...written, kind: kind as DeviceRecord['kind'] } : written;
   if (typeof record.model !== 'string' || isAbsolute(record.model)) return record;
   const candidates = [
     ...(record.kind === 'browser' && record.path ? [join(record.path, 'model', basename(record.model))] : []),

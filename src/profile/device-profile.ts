@@ -3,6 +3,7 @@
 
 import { nowMs, percentile } from '../core/clock.js';
 import type { Predictor } from '../runtime/predictor.js';
+import { ExitTally, type ExitRow } from './exit-rows.js';
 
 /** What the device is: read on the device itself. */
 export interface DeviceFacts {
@@ -49,7 +50,7 @@ export interface DeviceProfile {
   /** Per stage (models with exits: stage1.., else one "model" stage), over the instances that reached it. */
   stages: ({ name: string; runs: number } & LatencySummary)[];
   /** Per exit then the final classifier: share of instances and their accuracy. */
-  exits: { exit: string; share: number; accuracy: number }[];
+  exits: ExitRow[];
   /** Instances per second over the measured run. */
   throughputPerS: number;
   /** Masked models: bytes per instance on the link against sending the whole input. */
@@ -84,7 +85,7 @@ export async function profilePredictor(
   const sample = (i: number): Float32Array => x.subarray(i * f, (i + 1) * f);
   for (let i = 0; i < Math.min(options.warmup ?? 10, count); i++) await predictor.infer(sample(i));
   const exits = predictor.thresholds.length;
-  const taken = Array.from({ length: exits + 1 }, () => ({ count: 0, correct: 0 }));
+  const tally = new ExitTally(exits);
   const stageTimes: number[][] = [];
   const latencies: number[] = [];
   let linkBytes = 0;
@@ -95,11 +96,9 @@ export async function profilePredictor(
     const p = await predictor.infer(sample(i));
     latencies.push(p.latencyMs);
     p.stageMs.forEach((ms, k) => (stageTimes[k] ??= []).push(ms));
-    const slot = taken[p.exit === 0 ? exits : p.exit - 1];
-    const right = Number(p.label === y[i]);
-    slot.count++;
-    slot.correct += right;
-    correct += right;
+    const right = p.label === y[i];
+    tally.add(p.exit, right);
+    correct += Number(right);
     linkBytes += p.linkBytes ?? 0;
     if (i % 25 === 0) options.onProgress?.(i, count);
   }
@@ -120,11 +119,7 @@ export async function profilePredictor(
       runs: times.length,
       ...summarize(times),
     })),
-    exits: taken.map((t, k) => ({
-      exit: k === exits ? 'final' : `exit${k + 1}`,
-      share: count ? t.count / count : 0,
-      accuracy: t.count ? t.correct / t.count : 0,
-    })),
+    exits: tally.rows(),
     throughputPerS: durationMs > 0 ? (count / durationMs) * 1000 : 0,
     ...(predictor.masked && count
       ? { link: { meanBytes: linkBytes / count, fullBytes, saving: linkBytes ? (fullBytes * count) / linkBytes : 0 } }

@@ -4,6 +4,7 @@ import { nowMs } from '../core/clock.js';
 import { CmpError } from '../errors.js';
 import { callerNormalization, type ModelFile } from './model-file.js';
 import type { Profiler } from './profiler.js';
+import { standardize } from './standardize.js';
 
 /** A loaded model on one runtime. */
 export interface Backend {
@@ -158,7 +159,8 @@ function probeInput(file: ModelFile): Probe | undefined {
   let state = 12345;
   for (let i = 0; i < input.length; i++) {
     state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    input[i] = (state / 2 ** 32 - mean) / std;
+    input[i] = state / 2 ** 32;
   }
+  standardize(input, { mean, std }, input);
   return { input, dims: [1, ...file.inputDims] };
 }

@@ -6,6 +6,7 @@ import type { Dataset, Split } from '../data/datasets.js';
 import type { Backend } from './backend.js';
 import { MaskedInput, type LinkTally } from './masked-input.js';
 import { callerNormalization, type ModelFile } from './model-file.js';
+import { standardize } from './standardize.js';
 
 export interface EvalOptions {
   /** Evaluate only the first `limit` test samples. */
@@ -157,11 +158,7 @@ function outputClasses(file: ModelFile, data: Dataset): number {
 
 function batchInput(split: Split, data: Dataset, start: number, size: number, mean: number, std: number): Float32Array {
   const features = data.inputShape.reduce((a, b) => a * b, 1);
-  const view = split.x.subarray(start * features, (start + size) * features);
-  if (mean === 0 && std === 1) return view.slice();
-  const out = new Float32Array(view.length);
-  for (let i = 0; i < view.length; i++) out[i] = (view[i] - mean) / std;
-  return out;
+  return standardize(split.x.subarray(start * features, (start + size) * features), { mean, std });
 }
 
 function argmax(values: Float32Array, offset: number, length: number): number {

@@ -7,6 +7,7 @@ import { checkMaskSpec, parseGranularity, type MaskSpec } from '../core/mask.js'
 import { SelectionCodec } from '../link/codec.js';
 import { createBackend, type Backend } from './backend.js';
 import { callerNormalization, readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
+import { standardize } from './standardize.js';
 
 /** Bytes that crossed the link so far. */
 export interface LinkTally {
@@ -96,7 +97,6 @@ export class MaskedInput {
 
   /** Receiver: the model input for `frames`: static masks the compact kept features, dynamic the whole input. */
   decode(frames: Uint8Array[]): { input: Float32Array; dims: number[] } {
-    const { mean, std } = this.normalize;
     const staticFeatures = this.codec.staticFeatures;
     const width = staticFeatures ? staticFeatures.length : this.codec.layout.unitOf.length;
     const input = new Float32Array(frames.length * width);
@@ -104,8 +104,9 @@ export class MaskedInput {
     frames.forEach((frame, i) => {
       const { features, values } = this.codec.decode(frame);
       const base = i * width;
-      if (staticFeatures) for (let k = 0; k < values.length; k++) input[base + k] = (values[k] - mean) / std;
-      else for (let k = 0; k < values.length; k++) input[base + features[k]] = (values[k] - mean) / std;
+      const standard = standardize(values, this.normalize);
+      if (staticFeatures) input.set(standard, base);
+      else for (let k = 0; k < standard.length; k++) input[base + features[k]] = standard[k];
     });
     return { input, dims: staticFeatures ? [frames.length, width] : [frames.length, ...this.shape] };
   }
@@ -121,8 +122,7 @@ export class MaskedInput {
 
   private normalized(x: Float32Array): Float32Array {
     const { mean, std } = this.normalize;
-    if (mean === 0 && std === 1) return x;
-    return x.map((v) => (v - mean) / std);
+    return mean === 0 && std === 1 ? x : standardize(x, this.normalize);
   }
 }
 

@@ -7,6 +7,7 @@ import { createBackend, type Backend } from './backends.js';
 import { STAGED_REASON, StagedModel } from './early-exit.js';
 import { MaskedInput } from './masked-input.js';
 import { callerNormalization, readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
+import { standardize } from './standardize.js';
 
 /** The answer for one instance. */
 export interface Prediction {
@@ -147,7 +148,7 @@ export class Predictor {
     // Files whose graph normalizes take the pixels as they are; older cmp files and --input-range ones are normalized
     // here.
     const { mean, std } = callerNormalization(this.file);
-    const input = mean === 0 && std === 1 ? pixels.slice() : pixels.map((v) => (v - mean) / std);
+    const input = standardize(pixels, { mean, std });
     const known = this.file.inputDims.filter((d) => d > 0).reduce((a, b) => a * b, 1);
     return { input, dims: [1, ...this.file.inputDims.map((d) => (d > 0 ? d : this.features / known))] };
   }

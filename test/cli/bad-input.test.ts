@@ -263,11 +263,11 @@ test('deploy without --target assumes none: it lists the targets and how to reac
   );
 });
 
-test('profile without --target assumes none either: it names both devices and the flag each needs', () => {
+test('profile without --target assumes none either: it names the devices and the flag each needs', () => {
   const result = runCli(['profile', join(dir, 'x.onnx'), '--port', '/dev/pts/3']);
   assert.equal(result.code, 2);
   assertOneLineError(
     result,
-    /^cmp: npx cmp profile needs --target NAME, where the model runs: mcu \(a microcontroller, with --port PATH\); rpi \(a Linux device over SSH, with --host USER@HOST\)\. Example: npx cmp profile --target rpi --host pi@raspberrypi\.local$/,
+    /^cmp: npx cmp profile needs --target NAME, where the model runs: local \(this machine, with --backend NAME\); mcu \(a microcontroller, with --port PATH\); rpi \(a Linux device over SSH, with --host USER@HOST\)\. Example: npx cmp profile --target rpi --host pi@raspberrypi\.local$/,
   );
 });

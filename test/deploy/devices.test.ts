@@ -77,3 +77,24 @@ test("an older file's relative model is read as the site's copy, else from this 
     process.chdir(cwd);
   }
 });
+
+test('an entry under an old kind name is read as its kind today, and a redeploy replaces it', () => {
+  const work = tempDir();
+  const file = join(work, 'devices.json');
+  const model = join(work, 'fm.onnx');
+  const old = { kind: 'serial', name: '/dev/pts/7', path: '/dev/pts/7', model, deployedAt: at };
+  writeFileSync(file, JSON.stringify({ schema: 'cmp-devices/1', devices: [old] }));
+  assert.deepEqual(
+    listDevices(file).map((d) => [d.kind, d.name]),
+    [['mcu', '/dev/pts/7']],
+  );
+  recordDevice(
+    { kind: 'mcu', name: '/dev/pts/7', path: '/dev/pts/7', model, deployedAt: '2026-12-02T10:00:00.000Z' },
+    file,
+  );
+  const written = JSON.parse(readFileSync(file, 'utf8')) as { devices: DeviceRecord[] };
+  assert.deepEqual(
+    written.devices.map((d) => [d.kind, d.deployedAt]),
+    [['mcu', '2026-12-02T10:00:00.000Z']],
+  );
+});

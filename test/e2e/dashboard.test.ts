@@ -330,21 +330,21 @@ test('the page profiles this machine on ort-node and bitwasm and the board under
   assert.doesNotMatch(page.url(), /token=/, 'the token left the address bar');
   const devices = await page.$$eval('#device-rows tr', (rows) => rows.map((r) => r.getAttribute('data-device')));
   assert.deepEqual(devices.slice(0, 2), ['local:ort-node', 'local:bitwasm']);
-  assert.ok(devices.includes(`serial:${board.port}`), 'the board cmp deploy recorded');
+  assert.ok(devices.includes(`mcu:${board.port}`), 'the board cmp deploy recorded');
   assert.ok(devices.includes(`browser:${resolve(site)}`), 'the site cmp deploy recorded');
   // A port named by hand joins the list once (pseudo-terminals are never listed by the system).
   await page.fill('#serial-path', board.port);
   await page.click('#serial-form button');
   await page.waitForFunction(
     (id) => document.querySelector<HTMLSelectElement>('#profile-device')?.value === id,
-    `serial:${board.port}`,
+    `mcu:${board.port}`,
   );
-  assert.equal(await page.locator(`#device-rows tr[data-device="serial:${board.port}"]`).count(), 1);
+  assert.equal(await page.locator(`#device-rows tr[data-device="mcu:${board.port}"]`).count(), 1);
   assert.equal(await page.inputValue('#profile-model'), exitModel, 'the --model of cmp dashboard is offered');
 
   await profileFromPage('local:ort-node', exitModel, LOCAL_COUNT);
   await profileFromPage('local:bitwasm', plainModel, LOCAL_COUNT);
-  await profileFromPage(`serial:${board.port}`, exitModel, MCU_COUNT);
+  await profileFromPage(`mcu:${board.port}`, exitModel, MCU_COUNT);
   await page.waitForFunction(
     () => {
       const jobs = [...document.querySelectorAll('#jobs li')];
@@ -453,7 +453,7 @@ test('the numbers on screen equal the JSON profiles the server holds; the histog
     [
       ['local:ort-node', 'ort-node', LOCAL_COUNT],
       ['local:bitwasm', 'bitwasm', LOCAL_COUNT],
-      [`serial:${board.port}`, 'mcu-split', MCU_COUNT],
+      [`mcu:${board.port}`, 'mcu-split', MCU_COUNT],
     ],
   );
   for (const entry of measured) {

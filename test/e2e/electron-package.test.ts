@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { runInNewContext } from 'node:vm';
 import { stagePath } from '../../src/core/manifest.js';
-import type { ElectronAppConfig } from '../../src/dashboard/electron-app.js';
+import type { ElectronAppConfig } from '../../src/deploy/electron-app.js';
 import type { ServerMessage } from '../../src/dashboard/messages.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { EXIT_MLP, fixtures } from '../fixtures.js';

@@ -15,7 +15,7 @@ import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
 import { formatDuration, plural } from '../progress.js';
 import { formatBytes, formatPercent, formatTable } from '../table.js';
-import { trainProgress } from './train.js';
+import { trainProgress } from '../train-progress.js';
 
 /** The demo's models: a float baseline and the same MLP with DAB binary weights. */
 const DEMO_MODELS: readonly { name: string; weights: BinarizeMode }[] = Object.freeze([

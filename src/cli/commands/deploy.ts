@@ -1,26 +1,30 @@
-// cmp deploy: puts an exported model on a target (mcu, rpi, browser) through that target's handler.
+// cmp deploy: puts an exported model on a target (mcu, rpi, browser, electron): the target's flags, then its deploy.
 
+import { TARGETS as DEVICE_TARGETS } from '../../deploy/targets.js';
 import { CmpError } from '../../errors.js';
 import type { FlagDef, Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG } from '../data-flag.js';
-import { BROWSER_DEPLOY_FLAGS, browserDeploy } from './deploy-browser.js';
-import { ELECTRON_DEPLOY_FLAGS, electronDeploy } from './deploy-electron.js';
-import { MCU_DEPLOY_FLAGS, mcuDeploy } from './deploy-mcu.js';
-import { RPI_DEPLOY_FLAGS, rpiDeploy } from './deploy-rpi.js';
+import { BROWSER_DEPLOY_FLAGS, browserDeploy } from './deploy/browser.js';
+import { ELECTRON_DEPLOY_FLAGS, electronDeploy } from './deploy/electron.js';
+import { MCU_DEPLOY_FLAGS, mcuDeploy } from './deploy/mcu.js';
+import { RPI_DEPLOY_FLAGS, rpiDeploy } from './deploy/rpi.js';
 
 /** One target's deploy action; it prints its own result and returns the exit code. */
 export interface TargetDeploy {
   run(parsed: Parsed, io: CliIo): Promise<number>;
 }
 
-/** Targets by short lowercase name, with the flags only they read (the rest are refused for them). */
+/**
+ * The targets a model is deployed to, by kind, with the flags only they read (the rest are refused for them). The
+ * local target is left out: this machine runs a model where it lies.
+ */
 const TARGETS: Readonly<Record<string, { deploy: TargetDeploy; flags: Record<string, FlagDef>; what: string }>> =
   Object.freeze({
-    browser: { deploy: browserDeploy, flags: BROWSER_DEPLOY_FLAGS, what: 'a static site, with --out DIR' },
-    electron: { deploy: electronDeploy, flags: ELECTRON_DEPLOY_FLAGS, what: 'the dashboard app, with --out DIR' },
-    mcu: { deploy: mcuDeploy, flags: MCU_DEPLOY_FLAGS, what: 'a microcontroller, with --port PATH' },
-    rpi: { deploy: rpiDeploy, flags: RPI_DEPLOY_FLAGS, what: 'a Linux device over SSH, with --host USER@HOST' },
+    browser: { deploy: browserDeploy, flags: BROWSER_DEPLOY_FLAGS, what: DEVICE_TARGETS.browser.what },
+    electron: { deploy: electronDeploy, flags: ELECTRON_DEPLOY_FLAGS, what: DEVICE_TARGETS.electron.what },
+    mcu: { deploy: mcuDeploy, flags: MCU_DEPLOY_FLAGS, what: DEVICE_TARGETS.mcu.what },
+    rpi: { deploy: rpiDeploy, flags: RPI_DEPLOY_FLAGS, what: DEVICE_TARGETS.rpi.what },
   });
 
 /** Flags every target reads. --port is the serial port for mcu and the SSH port for rpi. */

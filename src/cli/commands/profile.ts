@@ -1,28 +1,22 @@
-// cmp profile: runs a deployed model on its device: mcu over the serial link (split inference, bytes each way),
-// rpi on the device itself over SSH (latency per stage, exits, accuracy, memory), as a cmp-profile/1 JSON.
+// cmp profile: runs a model on a device through its target, as a cmp-profile/1 (the same the dashboard gets):
+// mcu over the serial link (split inference, bytes each way), rpi on the device itself over SSH, local on this
+// machine; host records this machine's cost table for cmp analyze.
 
+import { writeFileSync } from 'node:fs';
+import { forEachDevice } from '../../deploy/fleet.js';
+import { recordHostCosts } from '../../deploy/target-local.js';
+import { COST_RUNS } from '../../deploy/target-mcu.js';
+import { TARGETS } from '../../deploy/targets.js';
 import { CmpError } from '../../errors.js';
-import { McuClient } from '../../link/mcu-client.js';
-import { convertToMcuModel } from '../../link/mcu-model.js';
-import { DEFAULT_BAUD_RATE, openSerialTransport } from '../../link/transport-serial.js';
-import { profileRpi } from '../../deploy/rpi.js';
+import { DEFAULT_BAUD_RATE } from '../../link/transport-serial.js';
 import type { DeviceProfile } from '../../profile/device-profile.js';
-import { runSplit } from '../../profile/split.js';
-import { createBackend } from '../../runtime/backends.js';
-import { callerNormalization, datasetConsumer, readModelFile, type ModelFile } from '../../runtime/model-file.js';
+import type { ProfileRequest } from '../../deploy/target.js';
+import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
-import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
+import { DATA_FLAG, dataLoader, loadDataFlag } from '../data-flag.js';
+import { finishFleet, named, RPI_DEPLOY_FLAGS, rpiDevicesFrom } from '../rpi-flags.js';
 import { formatBytes, formatPercent, formatTable } from '../table.js';
-import { finishFleet, named, RPI_DEPLOY_FLAGS, rpiDevicesFrom } from './deploy-rpi.js';
-import { forEachDevice } from '../../deploy/fleet.js';
-import type { Split } from '../../data/datasets.js';
-import { writeFileSync } from 'node:fs';
-import { cmpHome } from '../../deploy/devices.js';
-import { analyzeModel, hostUnits } from '../../profile/analyze.js';
-import { costTablePath, recordCosts, recordModelCost, type CostSample } from '../../profile/cost-table.js';
-import { nowMs, percentile } from '../../core/clock.js';
-import { inputDimsFor } from '../../runtime/evaluate.js';
 
 export const profileCommand: Command = {
   def: {
@@ -33,8 +27,8 @@ export const profileCommand: Command = {
       target: {
         type: 'string',
         value: 'NAME',
-        choices: ['mcu', 'rpi', 'host'],
-        help: 'where the model runs (required)',
+        choices: ['local', 'mcu', 'rpi', 'host'],
+        help: "where the model runs (required); host: record this machine's cost table for cmp analyze",
       },
       port: {
         type: 'string',
@@ -47,18 +41,19 @@ export const profileCommand: Command = {
       backend: {
         type: 'string',
         value: 'NAME',
-        help: "rpi: backend on the device (default: the release's); host: the backend to time (default ort-node)",
+        help: "rpi: backend on the device (default: the release's); local, host: the backend to run (default ort-node)",
       },
       out: {
         type: 'string',
         value: 'FILE',
-        help: 'rpi: also write the cmp-profile/1 JSON here (the dashboard reads it)',
+        help: 'rpi, local: also write the cmp-profile/1 JSON here (the dashboard reads it)',
       },
       ...RPI_DEPLOY_FLAGS,
     },
     examples: [
       'cmp profile fm-exit.onnx --target mcu --port /dev/pts/3 --data fashion-mnist --limit 500',
       'cmp profile --target rpi --host pi@raspberrypi.local --data fashion-mnist --limit 1000',
+      'cmp profile fm-mlp.onnx --target local --backend bitwasm --data fashion-mnist --limit 1000',
       'cmp profile fm-mlp.onnx --target host --backend ort-node --data fashion-mnist',
     ],
   },
@@ -68,11 +63,12 @@ export const profileCommand: Command = {
     if (!f.target) {
       throw new CmpError(
         'BAD_FLAG',
-        'cmp profile needs --target NAME, where the model runs: mcu (a microcontroller, with --port PATH); rpi (a Linux device over SSH, with --host USER@HOST). Example: cmp profile --target rpi --host pi@raspberrypi.local',
+        `cmp profile needs --target NAME, where the model runs: ${(['local', 'mcu', 'rpi'] as const).map((k) => `${k} (${TARGETS[k].what})`).join('; ')}. Example: cmp profile --target rpi --host pi@raspberrypi.local`,
       );
     }
     if (f.target === 'rpi') return profileOnRpi(parsed, io);
     if (f.target === 'host') return profileOnHost(parsed, io);
+    if (f.target === 'local') return profileOnLocal(parsed, io);
     if (!parsed.positionals[0])
       throw new CmpError('BAD_FLAG', 'cmp profile --target mcu needs the MODEL the board runs.');
     const port = f.port as string | undefined;
@@ -83,203 +79,120 @@ export const profileCommand: Command = {
       );
     }
     const file = readModelFile(parsed.positionals[0]);
-    const mcu = convertToMcuModel(file);
-    const limit = (f.limit as number | undefined) ?? 500;
-    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
-      limitTest: limit,
-      limitTrain: 1,
-      use: 'test',
-    });
     const baudRate = (f['baud-rate'] as number | undefined) ?? DEFAULT_BAUD_RATE;
-    const transport = await openSerialTransport(port, { baudRate });
-    const client = new McuClient(transport);
-    const backend = await createBackend('ort-node', file);
-    try {
-      io.progress.update(`connecting to ${port}`);
-      const caps = await client.connect();
-      if (caps.model?.crc !== mcu.crc) {
-        throw new CmpError(
-          'BAD_ARGUMENT',
-          `The board on ${port} holds ${caps.model ? `another model (CRC-32 0x${caps.model.crc.toString(16)})` : 'no model'}. Deploy it first: cmp deploy ${file.path} --target mcu --port ${port}`,
-        );
-      }
-      await client.profile(true);
-      const { report } = await runSplit(client, file, backend, data.test, limit, {
-        baudRate,
-        onProgress: (done, total) => io.progress.update(`profile ${done}/${total}`),
-      });
-      const device = await client.profile();
-      io.progress.update('layer costs');
-      const costs = await measureLayerCosts(client, file, data.test, caps.board, caps.clockHz);
-      io.progress.done();
-      const deviceMs = (device.totalCycles / Math.max(device.inferences, 1) / caps.clockHz) * 1000;
-      const result = {
-        model: file.path,
-        target: 'mcu',
-        port,
-        board: caps.board,
-        dataset: data.name,
-        ...report,
-        deviceMsMean: deviceMs,
-        wholeModelDeviceMs: costs.wholeMs,
-        costTable: costs.path,
-        link: client.stats,
-      };
-      if (io.json) io.out(JSON.stringify(result, null, 2));
-      else {
-        io.out(
-          formatTable(
+    const { profile, details } = await TARGETS.mcu.profile(
+      { port, baudRate, recordCosts: true },
+      { ...request(parsed, io), model: file },
+    );
+    io.progress.done();
+    const { report } = details;
+    const costs = details.costs as { wholeMs: number; path: string };
+    const deviceMs = details.deviceMsMean;
+    const result = {
+      model: file.path,
+      target: 'mcu',
+      port,
+      board: details.board,
+      dataset: profile.dataset,
+      ...report,
+      deviceMsMean: deviceMs,
+      wholeModelDeviceMs: costs.wholeMs,
+      costTable: costs.path,
+      link: details.link,
+      profile,
+    };
+    if (io.json) io.out(JSON.stringify(result, null, 2));
+    else {
+      io.out(
+        formatTable(
+          [
+            'samples',
+            'accuracy',
+            'on device',
+            'up B/inf',
+            'down B/inf',
+            'hand-off B',
+            `uplink ms @${baudRate}`,
+            'device ms',
+            'p50 ms',
+            'p90 ms',
+            'p99 ms',
+          ],
+          [
             [
-              'samples',
-              'accuracy',
-              'on device',
-              'up B/inf',
-              'down B/inf',
-              'hand-off B',
-              `uplink ms @${baudRate}`,
-              'device ms',
-              'p50 ms',
-              'p90 ms',
-              'p99 ms',
+              report.samples,
+              formatPercent(report.accuracy),
+              formatPercent(report.deviceShare),
+              report.meanUpBytes.toFixed(1),
+              report.meanDownBytes.toFixed(1),
+              report.meanHandoffBytes.toFixed(1),
+              report.uplinkMsAtBaud.toFixed(2),
+              deviceMs.toFixed(2),
+              report.latencyMs.p50.toFixed(1),
+              report.latencyMs.p90.toFixed(1),
+              report.latencyMs.p99.toFixed(1),
             ],
-            [
-              [
-                report.samples,
-                formatPercent(report.accuracy),
-                formatPercent(report.deviceShare),
-                report.meanUpBytes.toFixed(1),
-                report.meanDownBytes.toFixed(1),
-                report.meanHandoffBytes.toFixed(1),
-                report.uplinkMsAtBaud.toFixed(2),
-                deviceMs.toFixed(2),
-                report.latencyMs.p50.toFixed(1),
-                report.latencyMs.p90.toFixed(1),
-                report.latencyMs.p99.toFixed(1),
-              ],
-            ],
-          ),
-        );
-      }
-      if (!io.json)
-        io.out(
-          `A whole inference on the device: ${costs.wholeMs.toFixed(3)} ms (median of ${COST_RUNS}). Layer costs recorded in ${costs.path} (cmp analyze reads them).`,
-        );
-      return 0;
-    } finally {
-      client.dispose();
-      await backend.dispose();
-      await transport.close();
+          ],
+        ),
+      );
     }
+    if (!io.json)
+      io.out(
+        `A whole inference on the device: ${costs.wholeMs.toFixed(3)} ms (median of ${COST_RUNS}). Layer costs recorded in ${costs.path} (cmp analyze reads them).`,
+      );
+    return 0;
   },
 };
 
+/** What every target's profile is asked: the --data flag's instances, --limit of them, with progress. */
+function request(parsed: Parsed, io: CliIo): ProfileRequest {
+  const f = parsed.flags;
+  return {
+    data: dataLoader(f.data, io),
+    count: (f.limit as number | undefined) ?? 500,
+    ...(f.backend !== undefined ? { backend: f.backend as string } : {}),
+    onProgress: (_done, _total, message) => io.progress.update(message),
+  };
+}
+
+/** Profiles the model on this machine, as the dashboard's "this machine" devices do: a cmp-profile/1. */
+async function profileOnLocal(parsed: Parsed, io: CliIo): Promise<number> {
+  const f = parsed.flags;
+  if (!parsed.positionals[0]) throw new CmpError('BAD_FLAG', 'cmp profile --target local needs the MODEL to run.');
+  const model = readModelFile(parsed.positionals[0]);
+  const { profile } = await TARGETS.local.profile(
+    { backend: (f.backend as string | undefined) ?? 'ort-node' },
+    { ...request(parsed, io), model },
+  );
+  io.progress.done();
+  if (f.out) writeFileSync(f.out as string, `${JSON.stringify(profile, null, 2)}\n`);
+  io.out(io.json ? JSON.stringify(profile, null, 2) : formatDeviceProfile(profile));
+  return 0;
+}
+
 /**
- * Times batch-1 calls of the model on this machine's backend (as cmp run does) and records its p50 with the model's
- * work per kernel in the backend's cost table ($CMP_HOME/costs/host-BACKEND.json), which cmp analyze --target host
- * fits over every model recorded.
+ * Times batch-1 calls of the model on this machine's backend and records them in its cost table, which cmp analyze
+ * --target host fits over every model recorded.
  */
 async function profileOnHost(parsed: Parsed, io: CliIo): Promise<number> {
   const f = parsed.flags;
   if (!parsed.positionals[0]) throw new CmpError('BAD_FLAG', 'cmp profile --target host needs the MODEL to time.');
   const file = readModelFile(parsed.positionals[0]);
-  const limit = (f.limit as number | undefined) ?? 500;
-  const backend = await createBackend((f.backend as string | undefined) ?? 'ort-node', file);
-  try {
-    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
-      limitTest: limit,
-      limitTrain: 1,
-      use: 'test',
-    });
-    const features = data.inputShape.reduce((a, b) => a * b, 1);
-    const count = Math.floor(data.test.x.length / features);
-    if (count === 0)
-      throw new CmpError('BAD_ARGUMENT', `Data set ${data.name} has no test samples. Use another data set.`);
-    const dims = inputDimsFor(file, data, 1);
-    const { mean, std } = callerNormalization(file);
-    const latencies: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const x = data.test.x.slice(i * features, (i + 1) * features);
-      if (mean !== 0 || std !== 1) for (let k = 0; k < features; k++) x[k] = (x[k] - mean) / std;
-      const began = nowMs();
-      await backend.run(x, dims);
-      latencies.push(nowMs() - began);
-      if (i % 50 === 0) io.progress.update(`latency ${i}/${count}`);
-    }
-    io.progress.done();
-    const p50 = percentile(latencies, 50);
-    const units = hostUnits(analyzeModel(file, { target: 'host' }).layers, backend.name);
-    const path = costTablePath(cmpHome(), `host-${backend.name}`);
-    recordModelCost(path, `host-${backend.name}`, 'performance.now(), batch-1 p50', {
-      model: file.path,
-      units,
-      ms: p50,
-    });
-    const result = {
-      model: file.path,
-      target: 'host',
-      backend: backend.name,
-      samples: count,
-      p50Ms: p50,
-      costTable: path,
-    };
-    if (io.json) io.out(JSON.stringify(result, null, 2));
-    else
-      io.out(
-        `${file.path} on ${backend.name}: batch-1 p50 ${p50.toFixed(4)} ms over ${count} calls. Recorded in ${path} (cmp analyze --target host --backend ${backend.name} fits it over every model recorded there).`,
-      );
-    return 0;
-  } finally {
-    await backend.dispose();
-  }
-}
-
-/** Whole inferences whose layer times make the cost samples (the median of each layer's over them). */
-export const COST_RUNS = 9;
-
-/**
- * Runs the model COST_RUNS times on the board, reading the cycles of each layer after each run, and records every
- * layer's median time with its kernel and work units in the board's cost table ($CMP_HOME/costs/BOARD.json).
- */
-async function measureLayerCosts(
-  client: McuClient,
-  file: ModelFile,
-  test: Split,
-  board: string,
-  clockHz: number,
-): Promise<{ path: string; wholeMs: number }> {
-  const analysis = analyzeModel(file, { target: 'mcu', board });
-  const features = analysis.layers.length ? analysis.layers[0].inputShape.reduce((a, b) => a * b, 1) : 0;
-  const runs = Math.min(COST_RUNS, Math.max(1, Math.floor(test.x.length / features)));
-  const perLayer: number[][] = analysis.layers.map(() => []);
-  const overhead: number[] = [];
-  const whole: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const pixels = Uint8Array.from(test.x.subarray(i * features, (i + 1) * features), (v) => Math.round(v * 255));
-    const r = await client.infer(pixels);
-    whole.push((r.cycles / clockHz) * 1000);
-    const p = await client.profile();
-    p.layerCycles.forEach((c, l) => c > 0 && perLayer[l]?.push((c / clockHz) * 1000));
-    overhead.push(((p.lastCycles - p.layerCycles.reduce((a, b) => a + b, 0)) / clockHz) * 1000);
-  }
-  const samples: CostSample[] = [];
-  analysis.layers.forEach((l, i) => {
-    if (perLayer[i].length) samples.push({ kernel: l.kernel, units: l.units, ms: median(perLayer[i]) });
+  const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
+    limitTest: (f.limit as number | undefined) ?? 500,
+    limitTrain: 1,
+    use: 'test',
   });
-  const path = costTablePath(cmpHome(), board);
-  recordCosts(
-    path,
-    board,
-    `counter ticks at ${clockHz} Hz (under QEMU: its virtual clock, host time)`,
-    file.path,
-    samples,
-    Math.max(0, median(overhead)),
+  const result = await recordHostCosts(file, (f.backend as string | undefined) ?? 'ort-node', data, (message) =>
+    io.progress.update(message),
   );
-  return { path, wholeMs: median(whole) };
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)] : 0;
+  io.progress.done();
+  if (io.json) io.out(JSON.stringify(result, null, 2));
+  else
+    io.out(
+      `${file.path} on ${result.backend}: batch-1 p50 ${result.p50Ms.toFixed(4)} ms over ${result.samples} calls. Recorded in ${result.costTable} (cmp analyze --target host --backend ${result.backend} fits it over every model recorded there).`,
+    );
+  return 0;
 }
 
 /**
@@ -288,28 +201,14 @@ function median(values: number[]): number {
  */
 async function profileOnRpi(parsed: Parsed, io: CliIo): Promise<number> {
   const f = parsed.flags;
-  const limit = (f.limit as number | undefined) ?? 500;
   const { fleet, parallel, devices } = rpiDevicesFrom(parsed, io, 'profile');
-  const loadData = async (
-    releaseDataset: string | undefined,
-  ): Promise<{ name: string; split: Split; features: number }> => {
-    const data = await loadDataFlag(
-      f.data,
-      io,
-      { name: 'the release', recorded: releaseDataset },
-      {
-        limitTest: limit,
-        limitTrain: 1,
-        use: 'test',
-      },
-    );
-    return { name: data.name, split: data.test, features: data.inputShape.reduce((a, b) => a * b, 1) };
-  };
-  const backend = f.backend as string | undefined;
+  const asked = request(parsed, io);
   if (fleet) {
-    const results = await forEachDevice(named(devices), parallel, (d) =>
-      profileRpi(d.options, loadData, limit, backend),
-    );
+    // Each device reports its own progress line (rpiDevicesFrom names it); the request's would hide which.
+    const results = await forEachDevice(named(devices), parallel, async (d) => {
+      const { profile } = await TARGETS.rpi.profile(d.options, { ...asked, onProgress: undefined });
+      return profile;
+    });
     if (f.out) {
       const ok = results.flatMap((r) => (r.ok ? [r.value] : []));
       writeFileSync(f.out as string, `${JSON.stringify(ok, null, 2)}\n`);
@@ -333,7 +232,7 @@ async function profileOnRpi(parsed: Parsed, io: CliIo): Promise<number> {
       (p) => p,
     );
   }
-  const profile = await profileRpi(devices[0], loadData, limit, backend);
+  const { profile } = await TARGETS.rpi.profile(devices[0], asked);
   io.progress.done();
   if (f.out) writeFileSync(f.out as string, `${JSON.stringify(profile, null, 2)}\n`);
   io.out(io.json ? JSON.stringify(profile, null, 2) : formatDeviceProfile(profile));

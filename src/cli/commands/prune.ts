@@ -21,7 +21,7 @@ import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag, runConsumer } from '../data-flag.js';
 import { formatPercent, formatTable } from '../table.js';
-import { trainProgress } from './train.js';
+import { trainProgress } from '../train-progress.js';
 
 export const pruneCommand: Command = {
   def: {

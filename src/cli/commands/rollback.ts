@@ -1,9 +1,9 @@
 // cmp rollback: switches a device back to its previous release, health-checked like a deploy.
 
-import { rollbackRpi } from '../../deploy/rpi.js';
+import { TARGETS } from '../../deploy/targets.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
-import { RPI_DEPLOY_FLAGS, rpiOptionsFrom } from './deploy-rpi.js';
+import { RPI_DEPLOY_FLAGS, rpiOptionsFrom } from '../rpi-flags.js';
 
 export const rollbackCommand: Command = {
   def: {
@@ -18,7 +18,7 @@ export const rollbackCommand: Command = {
     examples: ['cmp rollback --target rpi --host pi@raspberrypi.local'],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
-    const result = await rollbackRpi(rpiOptionsFrom(parsed, io, 'rollback'));
+    const result = await TARGETS.rpi.rollback(rpiOptionsFrom(parsed, io, 'rollback'));
     io.progress.done();
     io.out(
       io.json

@@ -10,6 +10,8 @@ import { callerNormalization, datasetConsumer, readModelFile } from '../../runti
 import { STAGED_REASON, StagedModel } from '../../runtime/early-exit.js';
 import type { Dataset } from '../../data/datasets.js';
 import { Profiler, type ProfileRow } from '../../runtime/profiler.js';
+import { standardize } from '../../runtime/standardize.js';
+import { ExitTally } from '../../profile/exit-rows.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag } from '../data-flag.js';
@@ -99,7 +101,7 @@ export const runCommand: Command = {
           let input: Float32Array = data.test.x.slice(i * features, (i + 1) * features);
           let sampleDims = dims;
           if (link) ({ input, dims: sampleDims } = await link.modelInput(input, 1));
-          else if (mean !== 0 || std !== 1) for (let k = 0; k < features; k++) input[k] = (input[k] - mean) / std;
+          else standardize(input, { mean, std }, input);
           const began = nowMs();
           await backend.run(input, sampleDims);
           latencies.push(nowMs() - began);
@@ -202,18 +204,17 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
   try {
     const features = data.inputShape.reduce((a, b) => a * b, 1);
     const n = model.exitCount;
-    const taken = Array.from({ length: n + 1 }, () => ({ count: 0, correct: 0, latencies: [] as number[] }));
+    const tally = new ExitTally(n);
+    const latenciesByExit = Array.from({ length: n + 1 }, (): number[] => []);
     const all: number[] = [];
     const stageTimes: number[][] = [];
     let handoff = 0;
     for (let i = 0; i < data.test.count; i++) {
       const sample = data.test.x.slice(i * features, (i + 1) * features);
       const result = await model.run(link ? (await link.modelInput(sample, 1)).input : sample);
-      const slot = taken[result.exit === 0 ? n : result.exit - 1];
       const ms = result.stageMs.reduce((a, b) => a + b, 0);
-      slot.count++;
-      slot.correct += Number(result.label === data.test.y[i]);
-      slot.latencies.push(ms);
+      tally.add(result.exit, result.label === data.test.y[i]);
+      latenciesByExit[tally.slot(result.exit)].push(ms);
       all.push(ms);
       result.stageMs.forEach((t, k) => (stageTimes[k] ??= []).push(t));
       handoff += result.handoffBytes.reduce((a, b) => a + b, 0);
@@ -227,16 +228,14 @@ async function runStaged(path: string, data: Dataset, backend: string, io: CliIo
       backend: model.backendName,
       ...(model.backendChoice ? { backendChoice: model.backendChoice } : {}),
       samples: count,
-      accuracy: taken.reduce((a, t) => a + t.correct, 0) / count,
+      accuracy: tally.accuracy(),
       thresholds: model.thresholds,
-      exits: taken.map((t, k) => ({
-        exit: k === n ? 'final' : `exit${k + 1}`,
-        share: t.count / count,
-        accuracy: t.count ? t.correct / t.count : 0,
+      exits: tally.rows().map((row, k) => ({
+        ...row,
         latencyMs: {
-          p50: percentile(t.latencies, 50),
-          p90: percentile(t.latencies, 90),
-          p99: percentile(t.latencies, 99),
+          p50: percentile(latenciesByExit[k], 50),
+          p90: percentile(latenciesByExit[k], 90),
+          p99: percentile(latenciesByExit[k], 99),
         },
       })),
       latencyMs: {

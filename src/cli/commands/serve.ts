@@ -2,16 +2,16 @@
 // that onnxruntime-web's threads need, and stores the profiles its page posts under DIR/profiles/.
 
 import { createReadStream } from 'node:fs';
-import { mkdir, realpath, stat, writeFile } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, join, sep } from 'node:path';
 import { SITE_LAYOUT } from '../../core/site.js';
 import { CmpError, isCmpError } from '../../errors.js';
+import { readSiteConfig, saveSiteProfile } from '../../deploy/target-browser.js';
 import { checkDeviceProfile } from '../../profile/device-profile-check.js';
 import type { DeviceProfile } from '../../profile/device-profile.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
-import { readSiteConfig } from './deploy-browser.js';
 import { stopSignal } from '../stop-signal.js';
 
 export const DEFAULT_SERVE_PORT = 8080;
@@ -220,23 +220,10 @@ async function receiveProfile(
     if (!isCmpError(err)) throw err;
     return reply(res, 400, err.message);
   }
-  const dir = join(root, SITE_LAYOUT.profilesDir);
-  await mkdir(dir, { recursive: true });
-  const stem = `${new Date().toISOString().replace(/[:.]/g, '-')}-${profile.backend.replace(/[^a-z0-9-]/gi, '_').slice(0, 32)}`;
-  for (let n = 1; ; n++) {
-    const name = `${stem}${n > 1 ? `-${n}` : ''}.json`;
-    try {
-      await writeFile(join(dir, name), `${JSON.stringify(profile, null, 2)}\n`, { flag: 'wx' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw err;
-    }
-    const saved = `${SITE_LAYOUT.profilesDir}/${name}`;
-    res.writeHead(201, { ...HEADERS, 'content-type': CONTENT_TYPES['.json'] });
-    res.end(`${JSON.stringify({ saved })}\n`);
-    onProfile(saved, profile);
-    return;
-  }
+  const saved = await saveSiteProfile(root, profile);
+  res.writeHead(201, { ...HEADERS, 'content-type': CONTENT_TYPES['.json'] });
+  res.end(`${JSON.stringify({ saved })}\n`);
+  onProfile(saved, profile);
 }
 
 /**

@@ -2,11 +2,12 @@
 
 import { CmpError } from '../../errors.js';
 import { forEachDevice } from '../../deploy/fleet.js';
-import { rpiStatus, type RpiStatus } from '../../deploy/rpi.js';
+import type { RpiStatus } from '../../deploy/rpi.js';
+import { TARGETS } from '../../deploy/targets.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
+import { finishFleet, named, RPI_DEPLOY_FLAGS, rpiDevicesFrom } from '../rpi-flags.js';
 import { formatTable } from '../table.js';
-import { finishFleet, named, RPI_DEPLOY_FLAGS, rpiDevicesFrom } from './deploy-rpi.js';
 
 export const statusCommand: Command = {
   def: {
@@ -23,7 +24,9 @@ export const statusCommand: Command = {
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const { fleet, parallel, devices } = rpiDevicesFrom(parsed, io, 'status');
     if (fleet) {
-      const results = await forEachDevice(named(devices), parallel, async (d) => healthy(await rpiStatus(d.options)));
+      const results = await forEachDevice(named(devices), parallel, async (d) =>
+        healthy(await TARGETS.rpi.status(d.options)),
+      );
       return finishFleet(
         io,
         results,
@@ -32,7 +35,7 @@ export const statusCommand: Command = {
         (s) => s,
       );
     }
-    const status = await rpiStatus(devices[0]);
+    const status = await TARGETS.rpi.status(devices[0]);
     io.progress.done();
     if (io.json) {
       io.out(JSON.stringify(status, null, 2));

@@ -15,7 +15,7 @@ import {
   type MaskValueType,
 } from '../../core/mask.js';
 import { DEFAULT_GSS, type GroupSparsityOptions } from '../../compress/gss.js';
-import { DEFAULT_TRAIN_OPTIONS, type TrainProgress } from '../../compress/train.js';
+import { DEFAULT_TRAIN_OPTIONS } from '../../compress/train.js';
 import { chooseMaskCheckpoint, loadRun, prepareRunOut } from '../../core/run.js';
 import {
   ARCHS,
@@ -29,8 +29,9 @@ import {
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag, runConsumer } from '../data-flag.js';
-import { formatDuration, type Progress } from '../progress.js';
+import { formatDuration } from '../progress.js';
 import { formatPercent, formatTable } from '../table.js';
+import { trainProgress } from '../train-progress.js';
 
 /** Named settings of --binarize and --int8. */
 export const PRESETS: readonly string[] = Object.freeze(['hybrid']);
@@ -196,23 +197,6 @@ export function maskFlags(f: Parsed['flags']): MaskOptions | undefined {
     checkpointStep: step / 100,
     checkpointKeptRatio: DEFAULT_MASK_TRAINING.checkpointKeptRatio,
     minKeep: (f['min-keep'] as number | undefined) ?? DEFAULT_MASK_TRAINING.minKeep,
-  };
-}
-
-/** Reports training progress: a live status line, and a line per epoch. */
-export function trainProgress(progress: Progress, label: string): (p: TrainProgress) => void {
-  return (p) => {
-    if (p.phase === 'batch') {
-      progress.update(
-        // The time left (with its unit) before the loss: a narrow terminal cuts the end of the line.
-        `${label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches}, ETA ${formatDuration(p.etaMs)}, loss ${p.loss.toFixed(4)}`,
-      );
-    } else {
-      const r = p.record;
-      progress.log(
-        `${label} epoch ${r.epoch}/${p.epochs}: loss ${r.loss.toFixed(4)}, train ${formatPercent(r.trainAccuracy)}, test ${formatPercent(r.testAccuracy)} (${formatDuration(r.durationMs)}, ETA ${formatDuration(p.etaMs)})`,
-      );
-    }
   };
 }
 

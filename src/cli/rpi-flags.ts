@@ -1,16 +1,13 @@
-// cmp deploy --target rpi: releases the model to a Linux device (or a fleet of them) over SSH, switches atomically,
-// health-checks it. Also the SSH flags and the fleet plumbing that status, rollback and profile share.
+// The flags that say which SSH devices a command works on (--host, --hosts, --identity...), shared by deploy,
+// status, rollback and profile for --target rpi, and the per-device table a fleet command ends with.
 
-import { CmpError } from '../../errors.js';
-import { recordDevice } from '../../deploy/devices.js';
-import { forEachDevice, readHostsFile, type FleetResult } from '../../deploy/fleet.js';
-import { deployRpi, type ReleasePlans, type RpiDeployReport, type RpiOptions } from '../../deploy/rpi.js';
-import { formatAddress, parseRemoteAddress } from '../../deploy/remote.js';
-import { datasetConsumer, readModelFile } from '../../runtime/model-file.js';
-import type { FlagDef, Parsed } from '../args.js';
-import type { CliIo } from '../command.js';
-import { loadDataFlag } from '../data-flag.js';
-import { formatBytes, formatTable } from '../table.js';
+import { CmpError } from '../errors.js';
+import { readHostsFile, type FleetResult } from '../deploy/fleet.js';
+import { formatAddress, parseRemoteAddress } from '../deploy/remote.js';
+import type { RpiDevice } from '../deploy/target-rpi.js';
+import type { FlagDef, Parsed } from './args.js';
+import type { CliIo } from './command.js';
+import { formatTable } from './table.js';
 
 /** How to reach an rpi device: every rpi command takes these (and --port for SSH). */
 export const RPI_DEPLOY_FLAGS: Record<string, FlagDef> = {
@@ -31,8 +28,8 @@ export const RPI_DEPLOY_FLAGS: Record<string, FlagDef> = {
   node: { type: 'string', value: 'PATH', default: 'node', help: 'rpi: Node.js on the device' },
 };
 
-/** RpiOptions from the flags for one device (--host); --port (SSH) is optional. */
-export function rpiOptionsFrom(parsed: Parsed, io: CliIo, command: string): RpiOptions {
+/** RpiDevice from the flags for one device (--host); --port (SSH) is optional. */
+export function rpiOptionsFrom(parsed: Parsed, io: CliIo, command: string): RpiDevice {
   const f = parsed.flags;
   const host = f.host as string | undefined;
   if (!host) {
@@ -51,13 +48,13 @@ export function rpiDevicesFrom(
   parsed: Parsed,
   io: CliIo,
   command: string,
-): { fleet: boolean; parallel: number; devices: RpiOptions[] } {
+): { fleet: boolean; parallel: number; devices: RpiDevice[] } {
   const f = parsed.flags;
   if (f.hosts === undefined) return { fleet: false, parallel: 1, devices: [rpiOptionsFrom(parsed, io, command)] };
   if (f.host !== undefined)
     throw new CmpError('BAD_FLAG', 'Use --host for one device or --hosts for a fleet, not both.');
   const shared = sharedOptions(parsed, io);
-  const devices = readHostsFile(f.hosts as string, sshPort(parsed)).map((d): RpiOptions => ({
+  const devices = readHostsFile(f.hosts as string, sshPort(parsed)).map((d): RpiDevice => ({
     ...shared,
     address: d.address,
     ...(d.remoteDir ? { remoteDir: d.remoteDir } : {}),
@@ -69,12 +66,12 @@ export function rpiDevicesFrom(
 }
 
 /** Devices named for fleet results. */
-export function named(devices: RpiOptions[]): { name: string; options: RpiOptions }[] {
+export function named(devices: RpiDevice[]): { name: string; options: RpiDevice }[] {
   return devices.map((options) => ({ name: formatAddress(options.address), options }));
 }
 
 /** Settings every device of a command shares, from the flags. */
-function sharedOptions(parsed: Parsed, io: CliIo): Omit<RpiOptions, 'address'> {
+function sharedOptions(parsed: Parsed, io: CliIo): Omit<RpiDevice, 'address'> {
   const f = parsed.flags;
   return {
     identity: f.identity as string | undefined,
@@ -142,91 +139,4 @@ export function finishFleet<T>(
     `${what} failed on ${failed.length} of ${results.length} devices: ${failed.map((r) => r.device.name).join(', ')}.`,
   );
   return 1;
-}
-
-/** Releases the model to the device, or to every device of a fleet. */
-export const rpiDeploy = {
-  async run(parsed: Parsed, io: CliIo): Promise<number> {
-    const { fleet, parallel, devices } = rpiDevicesFrom(parsed, io, 'deploy');
-    const file = readModelFile(parsed.positionals[0]);
-    const data = await loadDataFlag(parsed.flags.data, io, datasetConsumer(file), {
-      limitTest: 1,
-      limitTrain: 1,
-      use: 'test',
-      announce: false,
-    });
-    const features = data.inputShape.reduce((a, b) => a * b, 1);
-    const smoke = data.test.x.slice(0, features);
-    const plans: ReleasePlans = new Map();
-    const deployOne = async (options: RpiOptions): Promise<RpiDeployReport> => {
-      const report = await deployRpi(file, smoke, options, plans);
-      const { address, identity, knownHosts, remoteDir, node } = options;
-      recordDevice({
-        kind: 'rpi',
-        name: report.host,
-        ssh: { ...address, identity, knownHosts, remoteDir, node },
-        model: file.path,
-        release: report.release,
-        deployedAt: new Date().toISOString(),
-      });
-      return report;
-    };
-    if (!fleet) {
-      const report = await deployOne(devices[0]);
-      io.progress.done();
-      io.out(io.json ? JSON.stringify(report, null, 2) : formatDeploy(report));
-      return 0;
-    }
-    let done = 0;
-    const results = await forEachDevice(named(devices), parallel, async (d) => {
-      const report = await deployOne(d.options);
-      io.progress.update(`deployed ${++done}/${devices.length}`);
-      return report;
-    });
-    return finishFleet(
-      io,
-      results,
-      'Deploy',
-      {
-        headers: ['release', 'backend', 'health', 'p50 ms', 'p99 ms', 'ms'],
-        row: (r) => [
-          r.unchanged ? `${r.release} (unchanged)` : r.release,
-          r.backend,
-          r.health?.ok === true ? 'ok' : '?',
-          latencyOf(r, 'p50'),
-          latencyOf(r, 'p99'),
-          Math.round(r.totalMs),
-        ],
-      },
-      (r) => r,
-    );
-  },
-};
-
-function latencyOf(r: RpiDeployReport, p: 'p50' | 'p99'): string {
-  const ms = (r.health?.latencyMs as { p50?: number; p99?: number } | undefined)?.[p];
-  return typeof ms === 'number' ? ms.toFixed(3) : '-';
-}
-
-function formatDeploy(r: RpiDeployReport): string {
-  const table = formatTable(
-    ['device', 'release', 'previous', 'backend', 'release size', 'uploaded', 'upload ms', 'activate ms'],
-    [
-      [
-        r.host,
-        r.release,
-        r.previous ?? '-',
-        r.backend,
-        formatBytes(r.releaseBytes),
-        formatBytes(r.uploadedBytes),
-        Math.round(r.uploadMs),
-        Math.round(r.activateMs),
-      ],
-    ],
-  );
-  const device = `${r.facts.uname}, ${r.facts.cpus} CPUs, ${formatBytes(r.facts.memoryBytes)}, Node ${r.facts.nodeVersion}`;
-  const what = r.unchanged
-    ? `${r.host} already runs release ${r.release} and is healthy: nothing to do.`
-    : `${r.host} runs release ${r.release}: smoke test and health check passed.`;
-  return `${table}\n\n${what}\nDevice: ${device}. Backend: ${r.backend} (${r.backendReason}).`;
 }

@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { CMP_VERSION } from '../core/version.js';
 import { CmpError } from '../errors.js';
 import { modelFilesOf, type ModelFile } from '../runtime/model-file.js';
-import { isOrtNodeRuntimeFile, sha256Hex, walkFiles } from '../deploy/package-files.js';
+import { isOrtNodeRuntimeFile, sha256Hex, walkFiles } from './package-files.js';
 
 /** The app folder's format, in cmp-app.json and in package.json's "cmp" field. */
 export const ELECTRON_APP_SCHEMA = 'cmp-electron-app/1';
@@ -86,7 +86,7 @@ export interface ElectronAppReport {
   platform: { os: string; arch: string };
 }
 
-/** The package root: src/dashboard and dist/dashboard both sit two levels below it. */
+/** The package root: src/deploy and dist/deploy both sit two levels below it. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BUNDLES = Object.freeze({
   electron: join(ROOT, 'dist', 'targets', 'electron'),

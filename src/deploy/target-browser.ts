@@ -1,4 +1,5 @@
-// cmp deploy --target browser: writes a static site that runs the model with onnxruntime-web or bitwasm.
+// The browser target: a static site that runs the model with onnxruntime-web or bitwasm (cmp serve serves it; its
+// pages profile themselves and post cmp-profile/1 back, which the site keeps under profiles/).
 
 import {
   copyFileSync,
@@ -11,9 +12,10 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { modelFilePaths } from '../../core/manifest.js';
+import { modelFilePaths } from '../core/manifest.js';
 import {
   SITE_LAYOUT,
   SITE_RUNTIMES,
@@ -21,48 +23,58 @@ import {
   type SiteConfig,
   type SitePrediction,
   type SiteRuntime,
-} from '../../core/site.js';
-import { isBinaryMode } from '../../core/spec.js';
-import { CMP_VERSION } from '../../core/version.js';
-import { recordDevice } from '../../deploy/devices.js';
-import { CmpError, isCmpError } from '../../errors.js';
-import { datasetConsumer, readModelFile, type ModelFile } from '../../runtime/model-file.js';
-import { Predictor } from '../../runtime/predictor.js';
-import type { FlagDef, Parsed } from '../args.js';
-import type { CliIo } from '../command.js';
-import { loadDataFlag } from '../data-flag.js';
-import { formatBytes, formatPercent, formatTable } from '../table.js';
+} from '../core/site.js';
+import { isBinaryMode } from '../core/spec.js';
+import { CMP_VERSION } from '../core/version.js';
+import { CmpError, isCmpError } from '../errors.js';
+import { checkDeviceProfile } from '../profile/device-profile-check.js';
+import type { DeviceProfile } from '../profile/device-profile.js';
+import { datasetConsumer, type ModelFile } from '../runtime/model-file.js';
+import { Predictor } from '../runtime/predictor.js';
+import { recordDevice } from './devices.js';
+import type { Target } from './target.js';
 
 /** Backends a browser has: ort-node is a native addon and never runs there. */
 export const BROWSER_BACKENDS: readonly string[] = Object.freeze(['auto', 'ort-web', 'bitwasm']);
 
-/** Flags only this target reads. */
-export const BROWSER_DEPLOY_FLAGS: Record<string, FlagDef> = {
-  out: {
-    type: 'string',
-    value: 'DIR',
-    help: 'browser: folder the static site is written to (new, empty, or an earlier cmp site)',
-  },
-  samples: { type: 'int', default: '100', help: 'browser: test images the page answers and profiles' },
-  backend: {
-    type: 'string',
-    value: 'NAME',
-    default: 'auto',
-    choices: BROWSER_BACKENDS,
-    help: 'browser: backend the page opens the model on (the address may override it: ?backend=NAME)',
-  },
-};
+/** Largest profile a page may post, bytes (one latency per instance leaves room for 100,000). */
+export const MAX_SITE_PROFILE_BYTES = 8 * 1024 * 1024;
 
-/** Writes the static site. */
-export const browserDeploy = {
-  async run(parsed: Parsed, io: CliIo): Promise<number> {
-    const f = parsed.flags;
-    const out = f.out as string | undefined;
-    if (!out) {
-      throw new CmpError('BAD_FLAG', 'cmp deploy --target browser needs --out DIR, the folder the site is written to.');
-    }
-    const backend = (f.backend as string | undefined) ?? 'auto';
-    // deploy merges every target's flags, so a --backend of another target could have passed the parser's choices.
+/** A site folder, and what the site's page runs. */
+export interface BrowserDevice {
+  /** The folder the site is written to: new, empty, or a site cmp wrote before. */
+  out: string;
+  /** The backend the page opens the model on (default auto; the address may override it: ?backend=NAME). */
+  backend?: string;
+  /** Test instances the page answers and profiles (default 100). */
+  samples?: number;
+}
+
+/** What a site deploy wrote. */
+export interface BrowserDeployReport {
+  model: string;
+  target: 'browser';
+  out: string;
+  dataset: string;
+  samples: number;
+  backend: string;
+  files: number;
+  bytes: number;
+  runtimes: SiteRuntime[];
+  runtimesReason: string;
+  /** Bytes by part: page (index.html and its script), each runtime, model, samples, site.json. */
+  parts: Record<string, number>;
+  host: { backend: 'ort-node'; accuracy: number };
+}
+
+export const browserTarget: Target<BrowserDevice, BrowserDeployReport> = {
+  kind: 'browser',
+  what: 'a static site, with --out DIR',
+
+  async deploy(device, file, options) {
+    const { out } = device;
+    const progress = options.onProgress ?? (() => undefined);
+    const backend = device.backend ?? 'auto';
     if (!BROWSER_BACKENDS.includes(backend)) {
       throw new CmpError(
         'BAD_FLAG',
@@ -71,16 +83,11 @@ export const browserDeploy = {
     }
     const previous = checkOut(out);
     const bundle = bundleDir();
-    const file = readModelFile(parsed.positionals[0]);
     const modelFiles = modelFilePaths(file.path, file.manifest).map((path) => ({
       site: posix.join(SITE_LAYOUT.modelDir, basename(path)),
       bytes: path === file.path ? file.bytes : readSibling(path, file.path),
     }));
-    const data = await loadDataFlag(f.data, io, datasetConsumer(file), {
-      limitTest: (f.samples as number | undefined) ?? 100,
-      limitTrain: 1,
-      use: 'test',
-    });
+    const data = await options.data(datasetConsumer(file), device.samples ?? 100);
     const count = data.test.count;
     const features = data.inputShape.reduce((a, b) => a * b, 1);
     const pixels = data.test.x.subarray(0, count * features);
@@ -95,7 +102,7 @@ export const browserDeploy = {
         );
       }
       for (let i = 0; i < count; i++) {
-        io.progress.update(`host predictions ${i}/${count}`);
+        progress(`host predictions ${i}/${count}`);
         const p = await host.infer(pixels.subarray(i * features, (i + 1) * features));
         predictions.push({ label: p.label, exit: p.exit, logits: Array.from(p.logits) });
       }
@@ -104,11 +111,10 @@ export const browserDeploy = {
     }
     if (backend !== 'auto') {
       // The page would fail later on a backend that cannot run this model (bitwasm and early exits): say so now.
-      io.progress.update(`opening ${file.path} on ${backend}`);
+      progress(`opening ${file.path} on ${backend}`);
       await (await Predictor.open(file, { backend })).dispose();
     }
     const shipped = await siteRuntimes(file, backend);
-    io.progress.done();
 
     // The runtimes the page will not use stay out: onnxruntime-web alone is 13.6 MiB, a binary model 1/100th of it.
     const left = Object.entries(SITE_RUNTIMES).flatMap(([name, files]) =>
@@ -166,7 +172,14 @@ export const browserDeploy = {
     }
 
     const hostAccuracy = count ? predictions.filter((p, i) => p.label === data.test.y[i]).length / count : 0;
-    const result = {
+    recordDevice({
+      kind: 'browser',
+      name: resolve(out),
+      path: resolve(out),
+      model: file.path,
+      deployedAt: new Date().toISOString(),
+    });
+    return {
       model: file.path,
       target: 'browser',
       out,
@@ -177,45 +190,64 @@ export const browserDeploy = {
       bytes,
       runtimes: shipped.runtimes,
       runtimesReason: shipped.why,
-      /** Bytes by part: page (index.html and its script), each runtime, model, samples, site.json. */
       parts,
       host: { backend: 'ort-node', accuracy: hostAccuracy },
-      serve: `cmp serve ${out}`,
     };
-    recordDevice({
-      kind: 'browser',
-      name: resolve(out),
-      path: resolve(out),
-      model: file.path,
-      deployedAt: new Date().toISOString(),
-    });
-    if (io.json) io.out(JSON.stringify(result, null, 2));
-    else {
-      io.out(
-        formatTable(
-          ['model', 'site', 'samples', 'backend', 'files', 'size', 'host accuracy'],
-          [
-            [
-              file.path,
-              out,
-              `${count} ${data.name}`,
-              backend,
-              result.files,
-              formatBytes(bytes),
-              formatPercent(hostAccuracy),
-            ],
-          ],
-        ),
+  },
+
+  /**
+   * A browser profiles itself in the site's page and posts the profile to cmp serve, which keeps it under profiles/:
+   * the newest one posted, checked whole. `request` is not run here (the page chose its instances).
+   */
+  async profile(device) {
+    const dir = join(device.out, SITE_LAYOUT.profilesDir);
+    const names = await readdir(dir).catch((): string[] => []);
+    const newest = names
+      .filter((n) => n.endsWith('.json'))
+      .sort()
+      .at(-1);
+    if (!newest) {
+      throw new CmpError(
+        'BAD_ARGUMENT',
+        `No browser has posted a profile to ${device.out} yet. Serve the site (cmp serve ${device.out}), open it in a browser and press Profile.`,
       );
-      const said = Object.entries(parts).map(([part, n]) => `${part} ${formatBytes(n)}`);
-      io.out(
-        `Site: ${formatBytes(bytes)} (${said.join(', ')}). Runtimes: ${shipped.runtimes.join(' and ')} (${shipped.why}).`,
-      );
-      io.out(`Serve it: cmp serve ${out}`);
     }
-    return 0;
+    const path = join(dir, newest);
+    if ((await stat(path)).size > MAX_SITE_PROFILE_BYTES) {
+      throw new CmpError(
+        'BAD_ARGUMENT',
+        `${path} is larger than a profile's ${MAX_SITE_PROFILE_BYTES} bytes. Remove it.`,
+      );
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(await readFile(path, 'utf8'));
+    } catch (err) {
+      throw new CmpError('BAD_ARGUMENT', `${path} is not JSON. Remove it; the page posts a new one.`, { cause: err });
+    }
+    return { profile: checkDeviceProfile(value, path, { quote: false }), details: undefined };
   },
 };
+
+/**
+ * Stores a profile a page posted in the site's profiles/, as <time>-<backend>.json (names sort by time, so the last
+ * is the newest); returns its path inside the site.
+ */
+export async function saveSiteProfile(root: string, profile: DeviceProfile): Promise<string> {
+  const dir = join(root, SITE_LAYOUT.profilesDir);
+  await mkdir(dir, { recursive: true });
+  const stem = `${new Date().toISOString().replace(/[:.]/g, '-')}-${profile.backend.replace(/[^a-z0-9-]/gi, '_').slice(0, 32)}`;
+  for (let n = 1; ; n++) {
+    const name = `${stem}${n > 1 ? `-${n}` : ''}.json`;
+    try {
+      await writeFile(join(dir, name), `${JSON.stringify(profile, null, 2)}\n`, { flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw err;
+    }
+    return `${SITE_LAYOUT.profilesDir}/${name}`;
+  }
+}
 
 /**
  * The runtimes a site ships for `backend`: the one asked for; with auto, bitwasm alone when it runs the model and
@@ -297,7 +329,7 @@ function removeSite(out: string, previous: SiteConfig): void {
 
 /** The page bundle (targets/build.ts): beside the compiled CLI in dist/, or dist/ itself when running from src/. */
 function bundleDir(): string {
-  for (const url of ['../../targets/browser/', '../../../dist/targets/browser/']) {
+  for (const url of ['../targets/browser/', '../../dist/targets/browser/']) {
     const dir = fileURLToPath(new URL(url, import.meta.url));
     if (existsSync(join(dir, SITE_LAYOUT.bundle))) return dir;
   }

@@ -1,16 +1,16 @@
-// cmp deploy --target electron: writes the dashboard as an Electron app folder that carries the model as this
-// machine's device (run it with `electron DIR`, or package it with electron-builder or electron-forge).
+// cmp deploy --target electron: the electron target's flags, the app folder it wrote as a table, and whether this
+// machine has Electron to run it.
 
 import { resolve } from 'node:path';
-import { DASHBOARD_DATASETS } from '../../dashboard/messages.js';
-import { writeElectronApp } from '../../dashboard/electron-app.js';
-import { CmpError } from '../../errors.js';
-import { readModelFile } from '../../runtime/model-file.js';
-import { Predictor } from '../../runtime/predictor.js';
-import type { FlagDef, Parsed } from '../args.js';
-import type { CliIo } from '../command.js';
-import { electronBinary, electronRange } from '../electron.js';
-import { formatBytes, formatTable } from '../table.js';
+import { DASHBOARD_DATASETS } from '../../../dashboard/messages.js';
+import { TARGETS } from '../../../deploy/targets.js';
+import { CmpError } from '../../../errors.js';
+import { readModelFile } from '../../../runtime/model-file.js';
+import type { FlagDef, Parsed } from '../../args.js';
+import type { CliIo } from '../../command.js';
+import { dataLoader } from '../../data-flag.js';
+import { electronBinary, electronRange } from '../../electron.js';
+import { formatBytes, formatTable } from '../../table.js';
 
 /** Flags only this target reads (--out is shared with browser: both write a folder). */
 export const ELECTRON_DEPLOY_FLAGS: Record<string, FlagDef> = {
@@ -37,11 +37,10 @@ export const electronDeploy = {
       );
     }
     const file = readModelFile(parsed.positionals[0]);
-    // The app's local device runs the model on onnxruntime-node: a model it cannot open is refused here, not there.
-    io.progress.update(`opening ${file.path} on ort-node`);
-    await (await Predictor.open(file, { backend: 'ort-node' })).dispose();
-    io.progress.update(`writing ${out}`);
-    const report = writeElectronApp(file, out, dataset);
+    const { app: report } = await TARGETS.electron.deploy({ out, dataset }, file, {
+      data: dataLoader(f.data, io),
+      onProgress: (message) => io.progress.update(message),
+    });
     const here = electronBinary();
     io.progress.done();
     const result = {
