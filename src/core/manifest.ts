@@ -55,7 +55,7 @@ export interface Manifest {
   /**
    * Input selection. Static: the graph input is the compact vector of the kept features (`features` values, ascending
    * NCHW order). Dynamic: the graph input is the whole [C, H, W] input with unsent features at zero, and the sender
-   * runs the selector file beside the model (`selector`). Frames between them are cmp-select/1 (link/codec.ts).
+   * runs the selector file beside the model (`selector`). Frames between them are cmp-select/1 (core/codec.ts).
    */
   inputMask?: ManifestMask;
   /** True in a dynamic mask's selector file: input -> per-unit scores, not a classifier. */
@@ -69,7 +69,7 @@ export interface ManifestMask {
   granularity: string;
   values: 'uint8' | 'float16' | 'float32';
   units: number;
-  /** CRC-32 mask id every frame carries (see link/codec.ts maskId). */
+  /** CRC-32 mask id every frame carries (see core/codec.ts maskId). */
   maskId: number;
   /** Static: the kept units, ascending, and how many features they cover (the graph input's length). */
   kept?: number[];

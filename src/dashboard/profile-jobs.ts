@@ -10,7 +10,7 @@ import type { DeviceRecord } from '../deploy/devices.js';
 import { profileRpi } from '../deploy/rpi.js';
 import { CmpError } from '../errors.js';
 import { McuClient } from '../link/mcu-client.js';
-import { convertToMcuModel } from '../link/mcu-model.js';
+import { convertToMcuModel } from '../core/mcu-model.js';
 import { DEFAULT_BAUD_RATE, openSerialTransport } from '../link/transport-serial.js';
 import { checkDeviceProfile } from '../profile/device-profile-check.js';
 import { profilePredictor, summarize, type DeviceFacts, type DeviceProfile } from '../profile/device-profile.js';

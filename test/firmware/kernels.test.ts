@@ -9,7 +9,7 @@ import { toFloat16Bits } from '../../src/core/float16.js';
 import { predictFrozen } from '../../src/compress/train.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { firmwareRoot, requireTool } from '../../src/link/firmware-build.js';
-import { convertToMcuModel } from '../../src/link/mcu-model.js';
+import { convertToMcuModel } from '../../src/core/mcu-model.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';

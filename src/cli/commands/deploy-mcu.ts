@@ -4,7 +4,7 @@ import { nowMs } from '../../core/clock.js';
 import { recordDevice } from '../../deploy/devices.js';
 import { CmpError } from '../../errors.js';
 import { McuClient } from '../../link/mcu-client.js';
-import { convertToMcuModel, type McuModel } from '../../link/mcu-model.js';
+import { convertToMcuModel, type McuModel } from '../../core/mcu-model.js';
 import type { Capabilities } from '../../link/protocol.js';
 import { DEFAULT_BAUD_RATE, openSerialTransport } from '../../link/transport-serial.js';
 import { createBackend } from '../../runtime/backends.js';

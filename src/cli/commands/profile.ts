@@ -3,7 +3,7 @@
 
 import { CmpError } from '../../errors.js';
 import { McuClient } from '../../link/mcu-client.js';
-import { convertToMcuModel } from '../../link/mcu-model.js';
+import { convertToMcuModel } from '../../core/mcu-model.js';
 import { DEFAULT_BAUD_RATE, openSerialTransport } from '../../link/transport-serial.js';
 import { profileRpi } from '../../deploy/rpi.js';
 import type { DeviceProfile } from '../../profile/device-profile.js';
