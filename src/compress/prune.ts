@@ -500,7 +500,8 @@ export interface ConnectionPlan {
  * when nothing is named); per layer, the same share of each layer's blocks (a threshold per layer at that quantile of
  * its scores); global: blocks ranked across layers by their score relative to their layer's mean. The first layer's
  * blocks come from groups of input features (GroupScores.inputBlocks) when scored. A parent unit left with no outgoing
- * connection leaves (and its incoming weights with it); input features stay. Every cut layer keeps at least one block.
+ * connection leaves (and its incoming weights with it); input features stay. Every child group keeps its best block.
+ * Counting every layer (no `counted`), the classifier's weights are not cut.
  */
 export function planConnections(
   spec: ModelSpec,
@@ -529,7 +530,12 @@ export function planConnections(
     const fromInput = s.inputBlocks
       ? [{ blocks: s.inputBlocks, parentUnits: s.inputBlocks.parentUnits, parentGroupSize: s.groupSize }]
       : [];
-    return [...fromInput, ...fromLayer].filter((c) => !counted || counted.includes(c.blocks.layer));
+    // Counting every layer, the classifier's weights are not cut (as no unit pruning narrows it): they are a sliver of
+    // the weights, and a logit cut off from most of the network cannot be predicted.
+    const classifier = weightLayers[weightLayers.length - 1].name;
+    return [...fromInput, ...fromLayer].filter((c) =>
+      counted ? counted.includes(c.blocks.layer) : c.blocks.layer !== classifier,
+    );
   });
   if (cuts.length === 0) {
     throw new CmpError(
@@ -548,17 +554,27 @@ export function planConnections(
     const plan: KeepPlan = new Map();
     for (const { blocks, parentUnits, parentGroupSize, parent } of cuts) {
       const n = blocks.scores.length;
-      const order = Array.from(blocks.scores.keys()).sort((a, b) => blocks.scores[a] - blocks.scores[b] || a - b);
+      const parentGroups = Math.ceil(parentUnits / parentGroupSize);
+      // Every child group keeps its best block, so no unit (or logit) is cut off from everything before it.
+      const kept = new Set(
+        Array.from({ length: n / parentGroups }, (_, c) => {
+          let best = c * parentGroups;
+          for (let b = best; b < (c + 1) * parentGroups; b++) if (blocks.scores[b] > blocks.scores[best]) best = b;
+          return best;
+        }),
+      );
+      const order = Array.from(blocks.scores.keys())
+        .filter((b) => !kept.has(b))
+        .sort((a, b) => blocks.scores[a] - blocks.scores[b] || a - b);
       const mean = blocks.scores.reduce((a, v) => a + v, 0) / n || 1;
       const removed =
         scope === 'per-layer'
-          ? order.slice(0, Math.min(n - 1, Math.round(threshold * n)))
-          : order.filter((b) => blocks.scores[b] / mean < threshold).slice(0, n - 1);
+          ? order.slice(0, Math.round(threshold * n))
+          : order.filter((b) => blocks.scores[b] / mean < threshold);
       const gone = new Uint8Array(n);
       for (const b of removed) gone[b] = 1;
       const next = layerNamed(blocks.layer);
       const mask = masks.get(`${next.name}.weight`) as Float32Array;
-      const parentGroups = Math.ceil(parentUnits / parentGroupSize);
       const live = new Uint8Array(parentUnits);
       forEachConnection(parentUnits, next, mask.length, (i, p, child) => {
         if (gone[Math.floor(child / blocks.childGroupSize) * parentGroups + Math.floor(p / parentGroupSize)])

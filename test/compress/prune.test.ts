@@ -383,6 +383,17 @@ test('planConnections cuts the lowest-scored blocks of the counted layer, and a 
   );
   assert.deepEqual([...(masks.get('logits.weight') as Float32Array)], new Array(8).fill(1));
   assert.equal(remaining, 16);
+  // As deep as it goes, counting every layer: each child group keeps its best block, and the classifier is not cut.
+  const deepest = planConnections(spec, scores, 0.99, 'per-layer');
+  const fc2 = deepest.masks.get('fc2.weight') as Float32Array;
+  for (let unit = 0; unit < 4; unit++) {
+    assert.ok(
+      [0, 1, 2, 3, 4, 5].some((row) => fc2[row * 4 + unit] === 1),
+      `fc2 unit ${unit} keeps an input`,
+    );
+  }
+  assert.deepEqual([...fc2].filter((v) => v === 1).length, 8, "each child group keeps its best block's 4 weights");
+  assert.deepEqual([...(deepest.masks.get('logits.weight') as Float32Array)], new Array(8).fill(1));
   // Counting fc1 too, its blocks from the input's feature groups (2 features each) are cut as well; no unit leaves
   // for losing input connections.
   const fromInput = [
