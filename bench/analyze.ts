@@ -10,7 +10,7 @@ import { trainRun, type TrainRunOptions } from '../src/compress/train-run.js';
 import { loadDataset } from '../src/data/datasets.js';
 import { exportRun } from '../src/export/export-run.js';
 import { buildFirmware, requireTool } from '../src/link/firmware-build.js';
-import { convertToMcuModel } from '../src/link/mcu-model.js';
+import { convertToMcuModel } from '../src/core/mcu-model.js';
 import { bootQemu } from '../src/link/qemu.js';
 import { analyzeModel, hostUnits } from '../src/profile/analyze.js';
 import {

@@ -17,8 +17,8 @@ import { checkClientMessage } from '../src/dashboard/messages.js';
 import { checkHostKey } from '../src/deploy/known-hosts.js';
 import { isCmpError } from '../src/errors.js';
 import { exportOnnx } from '../src/export/export-onnx.js';
-import { maskId, SelectionCodec } from '../src/link/codec.js';
-import { crc32 } from '../src/link/crc32.js';
+import { maskId, SelectionCodec } from '../src/core/codec.js';
+import { crc32 } from '../src/core/crc32.js';
 import {
   cobsEncode,
   decodeFrame,

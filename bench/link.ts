@@ -13,7 +13,7 @@ import { loadDataset, type Dataset } from '../src/data/datasets.js';
 import { CmpError } from '../src/errors.js';
 import { exportOnnx } from '../src/export/export-onnx.js';
 import { buildFirmware, requireTool } from '../src/link/firmware-build.js';
-import { convertToMcuModel } from '../src/link/mcu-model.js';
+import { convertToMcuModel } from '../src/core/mcu-model.js';
 import { bootQemu } from '../src/link/qemu.js';
 import { runSplit, type SplitReport } from '../src/profile/split.js';
 import { createBackend } from '../src/runtime/backends.js';

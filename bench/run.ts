@@ -26,6 +26,7 @@ const BENCHMARKS: readonly { name: string; load: () => Promise<Benchmark> }[] = 
   { name: 'import', load: async () => (await import('./import.js')).importBench },
   { name: 'fuzz', load: async () => (await import('./fuzz.js')).fuzz },
   { name: 'analyze', load: async () => (await import('./analyze.js')).analyze },
+  { name: 'schema-size', load: async () => (await import('./schema-size.js')).schemaSize },
 ]);
 
 async function main(argv: string[]): Promise<number> {

@@ -27,8 +27,15 @@ export {
   type LatencySummary,
   type ProfileMeasurement,
 } from './profile/device-profile.js';
-export { RELEASE_ID, RELEASE_LAYOUT, type ReleaseConfig, type ReleaseFileEntry } from './core/release.js';
 export {
+  parseReleaseConfig,
+  RELEASE_ID,
+  RELEASE_LAYOUT,
+  type ReleaseConfig,
+  type ReleaseFileEntry,
+} from './core/release.js';
+export {
+  parseSiteConfig,
   SITE_LAYOUT,
   SITE_LOGIT_TOLERANCE,
   SITE_RUNTIMES,

@@ -121,24 +121,27 @@ export const BUNDLES: Readonly<Record<string, { options: BuildOptions; beside: s
   },
 });
 
+/** Options every bundle shares; each bundle's own come after them. */
+export const SHARED_OPTIONS: BuildOptions = Object.freeze({
+  bundle: true,
+  format: 'esm',
+  minify: true,
+  sourcemap: false,
+  legalComments: 'eof',
+  logLevel: 'warning',
+  define: { __CMP_VERSION__: JSON.stringify(VERSION) },
+});
+
 async function main(names: string[]): Promise<void> {
   for (const name of names.length ? names : Object.keys(BUNDLES)) {
     const bundle = BUNDLES[name];
     if (!bundle) throw new Error(`Unknown bundle "${name}". Use one of: ${Object.keys(BUNDLES).join(', ')}.`);
     const outfile = bundle.options.outfile as string;
     mkdirSync(dirname(outfile), { recursive: true });
-    await build({
-      bundle: true,
-      format: 'esm',
-      minify: true,
-      sourcemap: false,
-      legalComments: 'eof',
-      logLevel: 'warning',
-      define: { __CMP_VERSION__: JSON.stringify(VERSION) },
-      ...bundle.options,
-    });
+    await build({ ...SHARED_OPTIONS, ...bundle.options });
     for (const file of bundle.beside) copyFileSync(file, join(dirname(outfile), file.split('/').pop() as string));
   }
 }
 
-await main(process.argv.slice(2));
+// Run as a script (npm run build:targets), not when a bench imports BUNDLES.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main(process.argv.slice(2));

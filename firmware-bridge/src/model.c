@@ -197,7 +197,7 @@ static cmp_status_t parse_exits(const uint8_t *blob, uint32_t bytes, uint32_t of
 /**
  * Sizes the workspace as the layer loop uses it: the input sits in buffer a, each layer but flatten writes into the
  * other buffer, so a holds the input and the outputs of layers 2, 4, ... and b those of layers 1, 3, ...; binarized
- * inputs and im2col patches only for the layers that have them. src/link/mcu-model.ts computes the same.
+ * inputs and im2col patches only for the layers that have them. src/core/mcu-model.ts computes the same.
  */
 static void plan_workspace(cmp_model_t *model) {
   uint32_t inputs = cmp_shape_count(model->input);

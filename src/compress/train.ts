@@ -18,7 +18,7 @@ import {
   type MaskTrainingState,
   type OptimizerState,
 } from './checkpoint.js';
-import { SelectionCodec } from '../link/codec.js';
+import { SelectionCodec } from '../core/codec.js';
 import { frozenGates, LambdaSchedule, type LambdaScheduleOptions, type MaskTerms } from './mask.js';
 import { loadTf, type Tf } from './tf.js';
 
@@ -439,7 +439,7 @@ export function heldOut(data: Dataset, count: number): Split {
 
 /**
  * What a frozen masked model's sender transmits per instance of `split`, on average: units kept, and bytes of the
- * cmp-select/1 frame (header, selection and values; see link/codec.ts).
+ * cmp-select/1 frame (header, selection and values; see core/codec.ts).
  */
 export async function maskTraffic(
   frozen: FrozenModel,

@@ -1,88 +1,102 @@
 // The cmp manifest: JSON stored in an ONNX file's metadata_props under "cmp", describing input, labels and layers.
 
+import * as v from 'valibot';
 import { CmpError } from '../errors.js';
-import type { BinarizeMode, InputSpec, ModelSpec, WeightMode } from './spec.js';
+import { checkDocument } from './schema.js';
+import { INPUT_SPEC_SCHEMA, MODEL_SPEC_SCHEMA } from './spec.js';
 
 export const MANIFEST_KEY = 'cmp';
 export const MANIFEST_FORMAT = 'cmp-manifest/1';
 /** What the graph input of a file written by this cmp takes: pixel / 255 in [0, 1] (see Manifest.input.feed). */
 export const PIXEL_FEED = 'pixel/255';
 
-/** Compression of one weight layer as stored in the file. */
-export interface LayerManifest {
-  name: string;
-  kind: 'dense' | 'conv';
-  weightShape: number[];
-  weightCount: number;
-  weights: WeightMode;
-  inputs: BinarizeMode;
-  /** Bytes the layer's weights take in the file (packed bits and float16 levels, int8 values and float32 scales, or
-   * float32 values). */
-  weightBytes: number;
-  /** weightBytes * 8 / weightCount: 32 for float, about 8 for int8, about 1 for binary (levels and padding included). */
-  bitsPerWeight: number;
-  /**
-   * Names of the initializers: `bits`, `upper`, `lower` (binary), `weightInt8` and `weightScale` (int8, in the op's
-   * layout, dequantized along the output axis) or `weight` (float), then `scale` (absent when all ones) and `shift`, the per-channel folded batch norm or bias: y = (x * W) * scale + shift.
-   */
-  initializers: Record<string, string>;
-}
+const COUNT = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 
-export interface Manifest {
-  format: typeof MANIFEST_FORMAT;
-  cmpVersion: string;
-  arch: string;
-  /**
-   * Graph input name and layout (NCHW float32) and the network's input normalization, (pixel/255 - mean) / std.
-   * `feed` says who applies it. 'pixel/255': callers feed pixel / 255 in [0, 1] and the graph normalizes (a Sub and a
-   * Div on the input, absent when mean is 0 and std 1). Absent, in files exported before it existed: callers feed the
-   * normalized values. In both cases a dynamic mask's unsent features are those that normalize to 0 (`mean` with
-   * 'pixel/255', else 0).
-   */
-  input: InputSpec & { name: string; layout: 'NCHW'; feed?: typeof PIXEL_FEED };
-  output: { name: string };
-  labels: string[];
-  /** The whole network as trained (every layer in order), so runtimes other than onnxruntime can rebuild it. */
-  spec: ModelSpec;
-  /** The weight layers in order, with their compression and initializer names. */
-  layers: LayerManifest[];
-  /** Early exits: the layer each reads, its entropy threshold (null: never taken until calibrated), its stage. */
-  exits?: { name: string; after: string; threshold: number | null; stage: number }[];
-  /** Number of stages (exits + 1) when the model has exits; each is also exported as its own file. */
-  stages?: number;
-  /** In a stage file: which stage it is, its input and outputs. */
-  stage?: { index: number; of: number; input: string; outputs: string[] };
-  /**
-   * Input selection. Static: the graph input is the compact vector of the kept features (`features` values, ascending
-   * NCHW order). Dynamic: the graph input is the whole [C, H, W] input with unsent features at zero, and the sender
-   * runs the selector file beside the model (`selector`). Frames between them are cmp-select/1 (link/codec.ts).
-   */
-  inputMask?: ManifestMask;
-  /** True in a dynamic mask's selector file: input -> per-unit scores, not a classifier. */
-  selector?: boolean;
-  /** Where the model came from, when cmp trained it. */
-  training?: { dataset: string; epochs: number; testAccuracy: number };
-}
+/**
+ * Compression of one weight layer as stored in the file. `weightBytes`: bytes the layer's weights take in the file
+ * (packed bits and float16 levels, int8 values and float32 scales, or float32 values). `bitsPerWeight`: weightBytes * 8
+ * / weightCount: 32 for float, about 8 for int8, about 1 for binary (levels and padding included). `initializers`:
+ * names of the initializers: `bits`, `upper`, `lower` (binary), `weightInt8` and `weightScale` (int8, in the op's
+ * layout, dequantized along the output axis) or `weight` (float), then `scale` (absent when all ones) and `shift`, the
+ * per-channel folded batch norm or bias: y = (x * W) * scale + shift.
+ */
+export const LAYER_MANIFEST_SCHEMA = v.object({
+  name: v.string(),
+  kind: v.picklist(['dense', 'conv']),
+  weightShape: v.array(COUNT),
+  weightCount: COUNT,
+  weights: v.picklist(['none', 'xnor', 'dab', 'int8']),
+  inputs: v.picklist(['none', 'xnor', 'dab']),
+  weightBytes: COUNT,
+  bitsPerWeight: v.pipe(v.number(), v.minValue(0)),
+  initializers: v.record(v.string(), v.string()),
+});
+export type LayerManifest = v.InferOutput<typeof LAYER_MANIFEST_SCHEMA>;
 
-export interface ManifestMask {
-  kind: 'static' | 'dynamic';
-  granularity: string;
-  values: 'uint8' | 'float16' | 'float32';
-  units: number;
-  /** CRC-32 mask id every frame carries (see link/codec.ts maskId). */
-  maskId: number;
-  /** Static: the kept units, ascending, and how many features they cover (the graph input's length). */
-  kept?: number[];
-  features?: number;
-  /** Dynamic: the selector's pool window (its file lies beside the model, see selectorPath). */
-  selectorPool?: number;
-  /** Dynamic: the selector's prior, when it has one (see core/mask.ts DynamicMaskSpec). */
-  prior?: number[];
-  /** Bytes of the whole input at the same value type: what the link would carry without a mask. */
-  fullInputBytes: number;
-}
+/**
+ * Input selection. Static: the graph input is the compact vector of the kept features (`features` values, ascending
+ * NCHW order). Dynamic: the graph input is the whole [C, H, W] input with unsent features at zero, and the sender
+ * runs the selector file beside the model (`selector`). Frames between them are cmp-select/1 (core/codec.ts), each
+ * carrying `maskId`, a CRC-32 (see core/codec.ts maskId). Static: `kept` units, ascending, and the `features` they
+ * cover (the graph input's length). Dynamic: the selector's pool window `selectorPool` (its file lies beside the model,
+ * see selectorPath) and its `prior` when it has one (see core/mask.ts DynamicMaskSpec). `fullInputBytes`: bytes of the
+ * whole input at the same value type, what the link would carry without a mask.
+ */
+export const MANIFEST_MASK_SCHEMA = v.object({
+  kind: v.picklist(['static', 'dynamic']),
+  granularity: v.string(),
+  values: v.picklist(['uint8', 'float16', 'float32']),
+  units: COUNT,
+  maskId: v.pipe(COUNT, v.maxValue(0xffffffff)),
+  kept: v.optional(v.array(COUNT)),
+  features: v.optional(COUNT),
+  selectorPool: v.optional(v.pipe(COUNT, v.minValue(1))),
+  prior: v.optional(v.array(COUNT)),
+  fullInputBytes: COUNT,
+});
+export type ManifestMask = v.InferOutput<typeof MANIFEST_MASK_SCHEMA>;
 
-/** Parses the manifest text found in an ONNX file; a malformed one is one MODEL_INVALID line. */
+/**
+ * The cmp manifest (cmp-manifest/1), the whole document:
+ * - `input`: graph input name and layout (NCHW float32) and the network's input normalization, (pixel/255 - mean) /
+ *   std. `feed` says who applies it. 'pixel/255': callers feed pixel / 255 in [0, 1] and the graph normalizes (a Sub
+ *   and a Div on the input, absent when mean is 0 and std 1). Absent, in files exported before it existed: callers
+ *   feed the normalized values. In both cases a dynamic mask's unsent features are those that normalize to 0 (`mean`
+ *   with 'pixel/255', else 0).
+ * - `spec`: the whole network as trained (every layer in order), so runtimes other than onnxruntime can rebuild it.
+ * - `layers`: the weight layers in order, with their compression and initializer names.
+ * - `exits`: early exits, the layer each reads, its entropy threshold (null: never taken until calibrated), its stage;
+ *   `stages`: their number + 1, each also exported as its own file; `stage`: in a stage file, which it is, its input
+ *   and outputs.
+ * - `selector`: true in a dynamic mask's selector file (input -> per-unit scores, not a classifier).
+ * - `training`: where the model came from, when cmp trained it.
+ */
+export const MANIFEST_SCHEMA = v.object({
+  format: v.literal(MANIFEST_FORMAT),
+  cmpVersion: v.string(),
+  arch: v.string(),
+  input: v.object({
+    ...INPUT_SPEC_SCHEMA.entries,
+    name: v.string(),
+    layout: v.literal('NCHW'),
+    feed: v.optional(v.literal(PIXEL_FEED)),
+  }),
+  output: v.object({ name: v.string() }),
+  labels: v.array(v.string()),
+  spec: MODEL_SPEC_SCHEMA,
+  layers: v.array(LAYER_MANIFEST_SCHEMA),
+  exits: v.optional(
+    v.array(v.object({ name: v.string(), after: v.string(), threshold: v.nullable(v.number()), stage: COUNT })),
+  ),
+  stages: v.optional(COUNT),
+  stage: v.optional(v.object({ index: COUNT, of: COUNT, input: v.string(), outputs: v.array(v.string()) })),
+  inputMask: v.optional(MANIFEST_MASK_SCHEMA),
+  selector: v.optional(v.boolean()),
+  training: v.optional(v.object({ dataset: v.string(), epochs: COUNT, testAccuracy: v.number() })),
+});
+export type Manifest = v.InferOutput<typeof MANIFEST_SCHEMA>;
+
+/** Parses the manifest text found in an ONNX file: the whole document, or one MODEL_INVALID line naming the field. */
 export function parseManifest(text: string, source: string): Manifest {
   const bad = (problem: string): CmpError =>
     new CmpError('MODEL_INVALID', `The cmp manifest in ${source} ${problem}. Re-export the model with cmp export.`);
@@ -92,47 +106,7 @@ export function parseManifest(text: string, source: string): Manifest {
   } catch {
     throw bad('is not valid JSON');
   }
-  if (typeof value !== 'object' || value === null) throw bad('is not a JSON object');
-  const m = value as Partial<Manifest>;
-  if (m.format !== MANIFEST_FORMAT) throw bad(`has unknown format ${JSON.stringify(m.format)}`);
-  const shape = m.input?.shape;
-  if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) {
-    throw bad('has no valid input shape [C, H, W]');
-  }
-  const feed: unknown = m.input?.feed;
-  if (feed !== undefined && feed !== PIXEL_FEED) {
-    throw bad(`says its input takes ${JSON.stringify(feed)}, which this cmp does not know (it knows "${PIXEL_FEED}")`);
-  }
-  if (typeof m.input?.name !== 'string' || typeof m.output?.name !== 'string') throw bad('names no input or output');
-  if (!Array.isArray(m.labels) || !m.labels.every((l) => typeof l === 'string')) throw bad('has no label list');
-  if (!Array.isArray(m.layers)) throw bad('has no layer list');
-  m.layers.forEach((layer: unknown, i) => checkLayer(layer, `layers[${i}]`, bad));
-  return m as Manifest;
-}
-
-/** Checks one layer entry field by field, so a damaged one is a line naming the field, not a crash where it is read. */
-function checkLayer(value: unknown, where: string, bad: (problem: string) => CmpError): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(`has no object ${where}`);
-  const l = value as Record<string, unknown>;
-  const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
-  const checks: [string, boolean][] = [
-    ['name', typeof l.name === 'string'],
-    ['kind', l.kind === 'dense' || l.kind === 'conv'],
-    ['weightShape', Array.isArray(l.weightShape) && l.weightShape.every(count)],
-    ['weightCount', count(l.weightCount)],
-    ['weights', typeof l.weights === 'string'],
-    ['inputs', typeof l.inputs === 'string'],
-    ['weightBytes', count(l.weightBytes)],
-    ['bitsPerWeight', typeof l.bitsPerWeight === 'number' && Number.isFinite(l.bitsPerWeight)],
-    [
-      'initializers',
-      typeof l.initializers === 'object' &&
-        l.initializers !== null &&
-        Object.values(l.initializers).every((n) => typeof n === 'string'),
-    ],
-  ];
-  const wrong = checks.find(([, ok]) => !ok);
-  if (wrong) throw bad(`has a missing or malformed ${where}.${wrong[0]}`);
+  return checkDocument(MANIFEST_SCHEMA, value, (problem) => bad(`has ${problem}`));
 }
 
 /** Where a dynamic mask's selector lives, beside the model: fm-dyn.onnx -> fm-dyn.selector.onnx. */

@@ -1,12 +1,18 @@
 // Input selection masks: which input features a sensor sends. Granularity, the unit layout and the spec entries.
 
+import * as v from 'valibot';
 import { CmpError } from '../errors.js';
 
 /**
  * What one mask unit covers: `pixel` one position with all its channels, `channel` one value (a pixel of one
  * channel), `block` a size x size square of positions with all channels (edge blocks are clipped to the image).
  */
-export type MaskGranularity = { kind: 'pixel' } | { kind: 'channel' } | { kind: 'block'; size: number };
+export const MASK_GRANULARITY_SCHEMA = v.variant('kind', [
+  v.object({ kind: v.literal('pixel') }),
+  v.object({ kind: v.literal('channel') }),
+  v.object({ kind: v.literal('block'), size: v.pipe(v.number(), v.safeInteger(), v.minValue(1)) }),
+]);
+export type MaskGranularity = v.InferOutput<typeof MASK_GRANULARITY_SCHEMA>;
 
 /** How selected values travel on the wire: uint8 is round(value * 255) of [0, 1] inputs. */
 export type MaskValueType = 'uint8' | 'float16' | 'float32';
@@ -26,30 +32,35 @@ export const MASK_SOURCES: readonly MaskSource[] = Object.freeze(['learned', 'im
  * One mask for every instance. `kept` lists the kept units in ascending order; while a learned mask trains it follows
  * the `mask.logits` tensor (a unit is kept while its logit is positive) and is written at every save.
  */
-export interface StaticMaskSpec {
-  kind: 'static';
-  granularity: MaskGranularity;
-  source: MaskSource;
-  values: MaskValueType;
-  kept: number[];
-}
+const UNIT_LIST = v.array(v.pipe(v.number(), v.safeInteger(), v.minValue(0)));
+export const STATIC_MASK_SPEC_SCHEMA = v.object({
+  kind: v.literal('static'),
+  granularity: MASK_GRANULARITY_SCHEMA,
+  source: v.picklist(['learned', 'importance', 'random']),
+  values: v.picklist(['uint8', 'float16', 'float32']),
+  kept: UNIT_LIST,
+});
+export type StaticMaskSpec = v.InferOutput<typeof STATIC_MASK_SPEC_SCHEMA>;
 
 /**
  * A mask chosen per instance on the sender by a linear selector: scores = avgpool(input, selectorPool) flattened,
  * times `selector.weight` [pooled features, units], plus `selector.bias` [units]; a unit is sent when its score is > 0.
  */
-export interface DynamicMaskSpec {
-  kind: 'dynamic';
-  granularity: MaskGranularity;
-  values: MaskValueType;
-  selectorPool: number;
+export const DYNAMIC_MASK_SPEC_SCHEMA = v.object({
+  kind: v.literal('dynamic'),
+  granularity: MASK_GRANULARITY_SCHEMA,
+  values: v.picklist(['uint8', 'float16', 'float32']),
+  selectorPool: v.pipe(v.number(), v.safeInteger(), v.minValue(1)),
   /**
    * The units the selector sends for at least half of the held-out instances, ascending (set after training): frames
    * may code their selection as the units where they differ from it, which costs less than listing every unit.
    */
-  prior?: number[];
-}
+  prior: v.optional(UNIT_LIST),
+});
+export type DynamicMaskSpec = v.InferOutput<typeof DYNAMIC_MASK_SPEC_SCHEMA>;
 
+/** An input mask in a model spec; checkMaskSpec adds what the schema cannot say (units in range, ascending). */
+export const MASK_SPEC_SCHEMA = v.variant('kind', [STATIC_MASK_SPEC_SCHEMA, DYNAMIC_MASK_SPEC_SCHEMA]);
 export type MaskSpec = StaticMaskSpec | DynamicMaskSpec;
 
 /** The units of a granularity on an input [C, H, W]: how many, each feature's unit, and each unit's features. */

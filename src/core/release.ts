@@ -1,5 +1,9 @@
 // The release format (cmp-release/1) shared by the host that builds a release and the device agent that runs it.
 
+import * as v from 'valibot';
+import { CmpError } from '../errors.js';
+import { checkDocument } from './schema.js';
+
 /*
  * On the device, under the base folder (default ~/.cmp):
  *   releases/<id>/            one immutable release: cmp-edge.mjs (the agent), bitwasm.wasm, release.json,
@@ -16,31 +20,48 @@
  */
 
 /** One file of a release, relative to its folder. */
-export interface ReleaseFileEntry {
-  path: string;
-  bytes: number;
-  sha256: string;
-}
+const RELEASE_FILE_SCHEMA = v.object({
+  path: v.string(),
+  bytes: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
+  sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits')),
+});
+export type ReleaseFileEntry = v.InferOutput<typeof RELEASE_FILE_SCHEMA>;
 
-/** release.json. */
-export interface ReleaseConfig {
-  schema: 'cmp-release/1';
-  id: string;
-  createdAt: string;
-  cmpVersion: string;
-  /** The model, relative to the release folder. */
-  model: string;
-  /** The data set the model was trained on (its manifest), the default for profiling. */
-  dataset?: string;
-  /** Backend the service and the profile run on (a registered name, or auto). */
-  backend: string;
-  /** Why this backend: e.g. "onnxruntime-node ships linux/arm64". */
-  backendReason: string;
-  /** The platform the release was built for (node's process.platform / process.arch on the device). */
-  platform: { os: string; arch: string };
-  /** One instance and what the host's onnxruntime answered for it: the health check compares the device's answer. */
-  smoke: { input: number[]; label: number; logits: number[]; tolerance: number };
-  files: ReleaseFileEntry[];
+/**
+ * release.json (cmp-release/1). `model`: relative to the release folder. `dataset`: the data set the model was trained
+ * on (its manifest), the default for profiling. `backend`: the one the service and the profile run on (a registered
+ * name, or auto), `backendReason` why (e.g. "onnxruntime-node ships linux/arm64"). `platform`: node's
+ * process.platform / process.arch on the device it was built for. `smoke`: one instance and what the host's
+ * onnxruntime answered for it; the health check compares the device's answer.
+ */
+export const RELEASE_CONFIG_SCHEMA = v.object({
+  schema: v.literal('cmp-release/1'),
+  id: v.pipe(v.string(), v.regex(/^[0-9a-f]{12}$/, '12 lowercase hex digits')),
+  createdAt: v.string(),
+  cmpVersion: v.string(),
+  model: v.string(),
+  dataset: v.optional(v.string()),
+  backend: v.string(),
+  backendReason: v.string(),
+  platform: v.object({ os: v.string(), arch: v.string() }),
+  smoke: v.object({
+    input: v.array(v.number()),
+    label: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
+    logits: v.array(v.number()),
+    tolerance: v.pipe(v.number(), v.minValue(0)),
+  }),
+  files: v.array(RELEASE_FILE_SCHEMA),
+});
+export type ReleaseConfig = v.InferOutput<typeof RELEASE_CONFIG_SCHEMA>;
+
+/** `value` (a parsed release.json) as a whole ReleaseConfig, or one IO line naming the field and what to do. */
+export function parseReleaseConfig(value: unknown, source: string): ReleaseConfig {
+  return checkDocument(
+    RELEASE_CONFIG_SCHEMA,
+    value,
+    (problem) =>
+      new CmpError('IO', `The release config ${source} has ${problem}. Deploy the model again with cmp deploy.`),
+  );
 }
 
 /** A release id: 12 lowercase hex digits. Everything that names a release on the device is checked against this. */

@@ -1,6 +1,10 @@
 // The browser site format (cmp-site/1) shared by `cmp deploy --target browser`, which writes it, the page, which
 // reads it, and `cmp serve`, which serves it.
 
+import * as v from 'valibot';
+import { CmpError } from '../errors.js';
+import { checkDocument } from './schema.js';
+
 /*
  * In the site folder:
  *   index.html, cmp-page.js    the page and its bundle (dist/targets/browser/, built by targets/build.ts)
@@ -12,44 +16,54 @@
  *   profiles/<name>.json       profiles the page posted to `cmp serve` (a redeploy keeps them)
  */
 
-/** One sample as the host's onnxruntime-node answered it. */
-export interface SitePrediction {
-  label: number;
-  /** 1..n for an early exit, 0 for the final classifier. */
-  exit: number;
-  logits: number[];
-}
+/** One sample as the host's onnxruntime-node answered it: `exit` 1..n for an early exit, 0 for the final classifier. */
+const SITE_PREDICTION_SCHEMA = v.object({
+  label: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
+  exit: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
+  logits: v.array(v.number()),
+});
+export type SitePrediction = v.InferOutput<typeof SITE_PREDICTION_SCHEMA>;
 
-/** site.json. */
-export interface SiteConfig {
-  schema: 'cmp-site/1';
-  createdAt: string;
-  cmpVersion: string;
-  /** The model, relative to the site folder; its stage and selector files lie beside it. */
-  model: string;
-  /** Backend the page opens the model on unless its address names another (?backend=NAME). */
-  backend: string;
-  /**
-   * The runtimes the site ships (keys of SITE_RUNTIMES); the page opens the model on no other. Sites written before
-   * this field shipped both.
-   */
-  runtimes?: SiteRuntime[];
-  samples: {
-    /** Relative to the site folder. */
-    file: string;
-    dataset: string;
-    count: number;
-    /** Values of one instance (channels x height x width). */
-    features: number;
-    /** True label of each sample. */
-    labels: number[];
-    /** Class names, indexed by label. */
-    classes: string[];
-    /** What the host answered for each sample, for the page to compare its own answers with. */
-    host: { backend: string; predictions: SitePrediction[] };
-  };
-  /** Every file the deploy wrote, relative to the site folder: a redeploy removes exactly these. */
-  files: string[];
+/**
+ * site.json (cmp-site/1). `model`: relative to the site folder; its stage and selector files lie beside it.
+ * `backend`: the one the page opens the model on unless its address names another (?backend=NAME). `runtimes`: the
+ * runtimes the site ships (keys of SITE_RUNTIMES); the page opens the model on no other (sites written before this
+ * field shipped both). `samples`: the sample inputs (`file` relative to the site folder; `features` values of one
+ * instance; each sample's true label; class names by label; what the host answered for each, for the page to compare
+ * its own answers with). `files`: every file the deploy wrote, relative to the site folder: a redeploy removes exactly
+ * these.
+ */
+export const SITE_CONFIG_SCHEMA = v.object({
+  schema: v.literal('cmp-site/1'),
+  createdAt: v.string(),
+  cmpVersion: v.string(),
+  model: v.string(),
+  backend: v.string(),
+  runtimes: v.optional(v.array(v.picklist(['bitwasm', 'ort-web']))),
+  samples: v.object({
+    file: v.string(),
+    dataset: v.string(),
+    count: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
+    features: v.pipe(v.number(), v.safeInteger(), v.minValue(1)),
+    labels: v.array(v.pipe(v.number(), v.safeInteger(), v.minValue(0))),
+    classes: v.array(v.string()),
+    host: v.object({ backend: v.string(), predictions: v.array(SITE_PREDICTION_SCHEMA) }),
+  }),
+  files: v.array(v.string()),
+});
+export type SiteConfig = v.InferOutput<typeof SITE_CONFIG_SCHEMA>;
+
+/** `value` (a parsed site.json) as a whole SiteConfig, or one IO line naming the field and what to do. */
+export function parseSiteConfig(value: unknown, source: string): SiteConfig {
+  return checkDocument(
+    SITE_CONFIG_SCHEMA,
+    value,
+    (problem) =>
+      new CmpError(
+        'IO',
+        `The site config ${source} has ${problem}. Deploy the site again with cmp deploy --target browser.`,
+      ),
+  );
 }
 
 export const SITE_SCHEMA = 'cmp-site/1';

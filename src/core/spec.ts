@@ -1,7 +1,9 @@
 // The model spec: a small JSON description of a cmp network that training, export and later passes extend.
 
+import * as v from 'valibot';
 import { CmpError } from '../errors.js';
-import { checkMaskSpec, maskLayout, selectorFeatures, type MaskSpec } from './mask.js';
+import { checkMaskSpec, maskLayout, MASK_SPEC_SCHEMA, selectorFeatures } from './mask.js';
+import { checkDocument } from './schema.js';
 
 /** How a tensor is binarized: `dab` fits two levels to the distribution, `xnor` uses +/-alpha, `none` keeps float. */
 export type BinarizeMode = 'none' | 'xnor' | 'dab';
@@ -19,94 +21,109 @@ export function isBinaryMode(mode: WeightMode): mode is Exclude<BinarizeMode, 'n
   return mode === 'xnor' || mode === 'dab';
 }
 
-export type Activation = 'relu' | 'none';
+/** A whole number >= 1 (units, filters, kernel and pool sizes). */
+const POSITIVE = v.pipe(v.number(), v.safeInteger(), v.minValue(1));
+
+export const ACTIVATION_SCHEMA = v.picklist(['relu', 'none']);
+export type Activation = v.InferOutput<typeof ACTIVATION_SCHEMA>;
 
 /** What a weight layer compresses: its weights (binarized or int8), and its input activations (binarized). */
-export interface LayerBinarize {
-  weights: WeightMode;
-  inputs: BinarizeMode;
-}
+const LAYER_BINARIZE_SCHEMA = v.object({
+  weights: v.picklist(['none', 'xnor', 'dab', 'int8']),
+  inputs: v.picklist(['none', 'xnor', 'dab']),
+});
+export type LayerBinarize = v.InferOutput<typeof LAYER_BINARIZE_SCHEMA>;
 
 /** A fully connected layer. Followed by batch normalization when `batchNorm`, then `activation`. */
-export interface DenseSpec {
-  kind: 'dense';
-  name: string;
-  units: number;
-  batchNorm: boolean;
-  activation: Activation;
-  binarize: LayerBinarize;
-}
+const DENSE_SCHEMA = v.object({
+  kind: v.literal('dense'),
+  name: v.string(),
+  units: POSITIVE,
+  batchNorm: v.boolean(),
+  activation: ACTIVATION_SCHEMA,
+  binarize: LAYER_BINARIZE_SCHEMA,
+});
+export type DenseSpec = v.InferOutput<typeof DENSE_SCHEMA>;
 
-/** A 2-D convolution, square kernel, stride 1, NCHW; no padding ('valid') unless `padding` says otherwise. */
-export interface ConvSpec {
-  kind: 'conv';
-  name: string;
-  filters: number;
-  kernel: number;
-  /** Zeros added on every side of the input (after its binarization), 0 to kernel - 1; absent: none. */
-  padding?: number;
-  batchNorm: boolean;
-  activation: Activation;
-  binarize: LayerBinarize;
-}
+/**
+ * A 2-D convolution, square kernel, stride 1, NCHW; no padding ('valid') unless `padding` says otherwise: zeros added
+ * on every side of the input (after its binarization), 0 to kernel - 1.
+ */
+const CONV_SCHEMA = v.object({
+  kind: v.literal('conv'),
+  name: v.string(),
+  filters: POSITIVE,
+  kernel: POSITIVE,
+  padding: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))),
+  batchNorm: v.boolean(),
+  activation: ACTIVATION_SCHEMA,
+  binarize: LAYER_BINARIZE_SCHEMA,
+});
+export type ConvSpec = v.InferOutput<typeof CONV_SCHEMA>;
 
 /** Max pooling with a square window and the same stride. */
-export interface MaxPoolSpec {
-  kind: 'maxpool';
-  name: string;
-  size: number;
-}
+const MAXPOOL_SCHEMA = v.object({ kind: v.literal('maxpool'), name: v.string(), size: POSITIVE });
+export type MaxPoolSpec = v.InferOutput<typeof MAXPOOL_SCHEMA>;
 
 /** Average pooling with a square window and the same stride (imported models; cmp's own architectures use max). */
-export interface AvgPoolSpec {
-  kind: 'avgpool';
-  name: string;
-  size: number;
-}
+const AVGPOOL_SCHEMA = v.object({ kind: v.literal('avgpool'), name: v.string(), size: POSITIVE });
+export type AvgPoolSpec = v.InferOutput<typeof AVGPOOL_SCHEMA>;
 
 /** Flattens [C, H, W] to [C*H*W] in C-major order (as ONNX Flatten on NCHW). */
-export interface FlattenSpec {
-  kind: 'flatten';
-  name: string;
-}
+const FLATTEN_SCHEMA = v.object({ kind: v.literal('flatten'), name: v.string() });
+export type FlattenSpec = v.InferOutput<typeof FLATTEN_SCHEMA>;
 
-export type LayerSpec = DenseSpec | ConvSpec | MaxPoolSpec | AvgPoolSpec | FlattenSpec;
+export const LAYER_SPEC_SCHEMA = v.variant('kind', [
+  DENSE_SCHEMA,
+  CONV_SCHEMA,
+  MAXPOOL_SCHEMA,
+  AVGPOOL_SCHEMA,
+  FLATTEN_SCHEMA,
+]);
+export type LayerSpec = v.InferOutput<typeof LAYER_SPEC_SCHEMA>;
 export type WeightLayerSpec = DenseSpec | ConvSpec;
 
 /**
  * The network input: `shape` is [channels, height, width]; values fed to the network are `(pixel/255 - mean) / std`
  * per the manifest (cmp's own models use mean 0, std 1: inputs in [0, 1]).
  */
-export interface InputSpec {
-  shape: [number, number, number];
-  mean: number;
-  std: number;
-}
+export const INPUT_SPEC_SCHEMA = v.object({
+  shape: v.tuple([POSITIVE, POSITIVE, POSITIVE]),
+  mean: v.number(),
+  std: v.pipe(v.number(), v.gtValue(0)),
+});
+export type InputSpec = v.InferOutput<typeof INPUT_SPEC_SCHEMA>;
 
 /**
  * An early exit: a float classifier head (flatten, dense) reading the output of layer `after`. At inference the
  * model stops at the first exit whose softmax entropy is below its `threshold` (nats; set by cmp calibrate).
+ * `lossWeight` weighs this head's loss in joint training (the final classifier weighs 1).
  */
-export interface ExitSpec {
-  name: string;
-  after: string;
-  /** Weight of this head's loss in joint training (the final classifier weighs 1). */
-  lossWeight: number;
-  threshold?: number;
-}
+const EXIT_SPEC_SCHEMA = v.object({
+  name: v.string(),
+  after: v.string(),
+  lossWeight: v.number(),
+  threshold: v.optional(v.number()),
+});
+export type ExitSpec = v.InferOutput<typeof EXIT_SPEC_SCHEMA>;
 
-/** A cmp network. `format` is versioned so later readers can refuse what they do not know. */
-export interface ModelSpec {
-  format: 'cmp-model/1';
-  arch: string;
-  input: InputSpec;
-  labels: string[];
-  layers: LayerSpec[];
-  /** Early exits in network order (absent: none). */
-  exits?: ExitSpec[];
-  /** Input selection (absent: the whole input is sent); see core/mask.ts. */
-  inputMask?: MaskSpec;
-}
+/** The model spec format's name and version. */
+export const MODEL_FORMAT = 'cmp-model/1';
+
+/**
+ * A cmp network (cmp-model/1). `format` is versioned so later readers can refuse what they do not know; `exits` are
+ * in network order (absent: none); `inputMask` is the input selection (absent: the whole input is sent).
+ */
+export const MODEL_SPEC_SCHEMA = v.object({
+  format: v.literal(MODEL_FORMAT),
+  arch: v.string(),
+  input: INPUT_SPEC_SCHEMA,
+  labels: v.array(v.string()),
+  layers: v.array(LAYER_SPEC_SCHEMA),
+  exits: v.optional(v.array(EXIT_SPEC_SCHEMA)),
+  inputMask: v.optional(MASK_SPEC_SCHEMA),
+});
+export type ModelSpec = v.InferOutput<typeof MODEL_SPEC_SCHEMA>;
 
 export function isWeightLayer(layer: LayerSpec): layer is WeightLayerSpec {
   return layer.kind === 'dense' || layer.kind === 'conv';
@@ -405,17 +422,13 @@ function matchesLayer(selectors: string[], index: number, count: number): boolea
   );
 }
 
-/** Checks a parsed JSON value is a ModelSpec this version understands. */
+/** Checks a parsed JSON value is a whole ModelSpec this version understands, and that its layers fit together. */
 export function parseSpec(value: unknown, source: string): ModelSpec {
   const bad = (problem: string): CmpError =>
-    new CmpError('MODEL_INVALID', `Invalid model spec in ${source}: ${problem}. Retrain with cmp train.`);
-  if (typeof value !== 'object' || value === null) throw bad('not a JSON object');
-  const spec = value as Partial<ModelSpec>;
-  if (spec.format !== 'cmp-model/1') throw bad(`unknown format ${JSON.stringify(spec.format)}`);
-  if (!Array.isArray(spec.layers) || !Array.isArray(spec.labels) || !spec.input)
-    throw bad('missing layers, labels or input');
-  inferShapes(spec as ModelSpec);
-  return spec as ModelSpec;
+    new CmpError('MODEL_INVALID', `Invalid model spec in ${source}: it has ${problem}. Retrain with cmp train.`);
+  const spec = checkDocument(MODEL_SPEC_SCHEMA, value, bad);
+  inferShapes(spec);
+  return spec;
 }
 
 /**

@@ -1,6 +1,8 @@
 // The dashboard's messages (cmp-dashboard/1): what the renderer sends over the WebSocket or Electron IPC, what the
 // server answers, and the one check every incoming message passes before anything acts on it.
 
+import * as v from 'valibot';
+import { checkDocument } from '../core/schema.js';
 import { CmpError } from '../errors.js';
 import type { DeviceProfile } from '../profile/device-profile.js';
 
@@ -19,6 +21,12 @@ export const DASHBOARD_DATASETS: readonly string[] = Object.freeze(['auto', 'fas
 /** One of DASHBOARD_DATASETS. */
 export type DashboardDataset = 'auto' | 'fashion-mnist' | 'mnist';
 
+/** A message id: a whole number >= 0 that the reply repeats. */
+const ID = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+/** A path, key or device id: one non-empty line of at most `max` characters. */
+const line = (max: number) =>
+  v.pipe(v.string(), v.minLength(1), v.maxLength(max), v.regex(/^[^\0\r\n]*$/, 'one line (no NUL, CR or LF)'));
+
 /*
  * Requests, renderer -> server. Each carries `id`, a whole number the reply repeats:
  *   hello                              the whole state: devices, profiles, jobs, models, data sets
@@ -30,14 +38,23 @@ export type DashboardDataset = 'auto' | 'fashion-mnist' | 'mnist';
  *   report                             the report: one self-contained HTML file and the JSON behind it
  * Unknown types and unknown keys are refused.
  */
-export type ClientMessage =
-  | { id: number; type: 'hello' }
-  | { id: number; type: 'devices'; serialPath?: string }
-  | { id: number; type: 'profile'; device: string; model?: string; dataset: DashboardDataset; count: number }
-  | { id: number; type: 'load-profile'; path: string }
-  | { id: number; type: 'remove-profile'; key: string }
-  | { id: number; type: 'model'; path: string }
-  | { id: number; type: 'report' };
+export const CLIENT_MESSAGE_SCHEMA = v.variant('type', [
+  v.strictObject({ id: ID, type: v.literal('hello') }),
+  v.strictObject({ id: ID, type: v.literal('devices'), serialPath: v.optional(line(MAX_PATH_LENGTH)) }),
+  v.strictObject({
+    id: ID,
+    type: v.literal('profile'),
+    device: line(512),
+    model: v.optional(line(MAX_PATH_LENGTH)),
+    dataset: v.picklist(['auto', 'fashion-mnist', 'mnist']),
+    count: v.pipe(v.number(), v.safeInteger(), v.minValue(1), v.maxValue(MAX_PROFILE_COUNT)),
+  }),
+  v.strictObject({ id: ID, type: v.literal('load-profile'), path: line(MAX_PATH_LENGTH) }),
+  v.strictObject({ id: ID, type: v.literal('remove-profile'), key: line(64) }),
+  v.strictObject({ id: ID, type: v.literal('model'), path: line(MAX_PATH_LENGTH) }),
+  v.strictObject({ id: ID, type: v.literal('report') }),
+]);
+export type ClientMessage = v.InferOutput<typeof CLIENT_MESSAGE_SCHEMA>;
 
 /** The request types, which name the reply each gets (ReplyResults). */
 export type ClientMessageType = ClientMessage['type'];
@@ -216,17 +233,6 @@ export type ServerMessage =
   | { type: 'job'; job: JobState }
   | { type: 'profiles'; profiles: ProfileEntry[] };
 
-const KEYS: Readonly<Record<ClientMessageType, { required: readonly string[]; optional: readonly string[] }>> =
-  Object.freeze({
-    hello: { required: [], optional: [] },
-    devices: { required: [], optional: ['serialPath'] },
-    profile: { required: ['device', 'dataset', 'count'], optional: ['model'] },
-    'load-profile': { required: ['path'], optional: [] },
-    'remove-profile': { required: ['key'], optional: [] },
-    model: { required: ['path'], optional: [] },
-    report: { required: [], optional: [] },
-  });
-
 /** The request id of `value` when it has a usable one, for the error reply to a message that fails the check. */
 export function messageId(value: unknown): number | null {
   const id = (value as { id?: unknown } | null)?.id;
@@ -237,65 +243,13 @@ export function messageId(value: unknown): number | null {
 
 /** Returns `value` as a ClientMessage, or throws one CmpError naming the first thing wrong with it. */
 export function checkClientMessage(value: unknown): ClientMessage {
+  const type = (value as { type?: unknown } | null)?.type;
+  const known = CLIENT_MESSAGE_SCHEMA.options.some((o) => o.entries.type.literal === type);
   const bad = (problem: string): CmpError =>
-    new CmpError('BAD_ARGUMENT', `Dashboard message ${problem}. See src/dashboard/messages.ts for the requests.`);
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('is not a JSON object');
-  const m = value as Record<string, unknown>;
-  if (!Object.prototype.hasOwnProperty.call(m, 'type') || typeof m.type !== 'string') throw bad('has no string "type"');
-  const type = m.type;
-  const keys = Object.prototype.hasOwnProperty.call(KEYS, type) ? KEYS[type as ClientMessageType] : undefined;
-  if (!keys)
-    throw bad(`has unknown type ${JSON.stringify(type.slice(0, 40))}; use one of ${Object.keys(KEYS).join(', ')}`);
-  if (messageId(m) === null) throw bad(`"${type}" has no "id" (a whole number >= 0)`);
-  const allowed = new Set(['id', 'type', ...keys.required, ...keys.optional]);
-  const unknown = Object.keys(m).find((k) => !allowed.has(k));
-  if (unknown !== undefined) throw bad(`"${type}" has unknown key ${JSON.stringify(unknown.slice(0, 40))}`);
-  const missing = keys.required.find((k) => !Object.prototype.hasOwnProperty.call(m, k));
-  if (missing !== undefined) throw bad(`"${type}" has no "${missing}"`);
-  const text = (key: string, max = MAX_PATH_LENGTH): void => {
-    const v = m[key];
-    if (v === undefined && !keys.required.includes(key)) return;
-    if (typeof v !== 'string' || v.length === 0 || v.length > max || /[\0\r\n]/.test(v)) {
-      throw bad(`"${type}" has ${key} ${describe(v)}; send a non-empty one-line string of at most ${max} characters`);
-    }
-  };
-  switch (type as ClientMessageType) {
-    case 'devices':
-      text('serialPath');
-      break;
-    case 'profile': {
-      text('device', 512);
-      text('model');
-      if (!DASHBOARD_DATASETS.includes(m.dataset as string)) {
-        throw bad(`"profile" has dataset ${describe(m.dataset)}; use one of ${DASHBOARD_DATASETS.join(', ')}`);
-      }
-      const count = m.count;
-      if (!Number.isSafeInteger(count) || (count as number) < 1 || (count as number) > MAX_PROFILE_COUNT) {
-        throw bad(`"profile" has count ${describe(count)}; use a whole number from 1 to ${MAX_PROFILE_COUNT}`);
-      }
-      break;
-    }
-    case 'load-profile':
-    case 'model':
-      text('path');
-      break;
-    case 'remove-profile':
-      text('key', 64);
-      break;
-    default:
-      break;
-  }
-  return m as unknown as ClientMessage;
-}
-
-/** A received value in a message, short enough for one line. */
-function describe(value: unknown): string {
-  if (value === undefined) return 'missing';
-  let json: string;
-  try {
-    json = JSON.stringify(value) ?? typeof value;
-  } catch {
-    json = typeof value; // a BigInt or a cycle, which IPC's structured clone can carry
-  }
-  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
+    new CmpError(
+      'BAD_ARGUMENT',
+      `Dashboard message ${known ? `"${String(type)}" ` : ''}has ${problem}. See src/dashboard/messages.ts for the requests.`,
+    );
+  if (Array.isArray(value)) throw bad('a top level that is a list, expected an object');
+  return checkDocument(CLIENT_MESSAGE_SCHEMA, value, bad);
 }

@@ -6,13 +6,13 @@ import { freeze } from '../core/frozen.js';
 import type { LayerManifest, Manifest } from '../core/manifest.js';
 import { featureMask, maskLayout, parseGranularity, type MaskGranularity } from '../core/mask.js';
 import { loadRun } from '../core/run.js';
-import { selectedUnits } from '../compress/train.js';
 import { CmpError } from '../errors.js';
 import { exportOnnx } from '../export/export-onnx.js';
 import { encodePng, paint, rgbImage } from '../export/png.js';
 import { isBinaryMode } from '../core/spec.js';
 import { inspectModel } from '../runtime/inspect.js';
-import { readModelFile } from '../runtime/model-file.js';
+import { MaskedInput } from '../runtime/masked-input.js';
+import { parseModelFile, readModelFile } from '../runtime/model-file.js';
 import type { ModelView } from './messages.js';
 import { loadProfileData } from './profile-jobs.js';
 
@@ -31,6 +31,26 @@ export async function modelView(path: string): Promise<ModelView> {
     throw new CmpError('BAD_ARGUMENT', `There is no model or run folder at ${path}. Check the path.`, { cause: err });
   }
   return folder ? runView(path) : onnxView(path);
+}
+
+/** What a run's exported selector file sends for the first `count` instances of `x` (pixels in [0, 1]). */
+async function exportedSelections(
+  exported: ReturnType<typeof exportOnnx>,
+  dir: string,
+  x: Float32Array,
+  count: number,
+): Promise<number[][]> {
+  const selector = exported.selector;
+  if (!selector) return [];
+  const file = parseModelFile(exported.bytes, `${dir}/model.onnx`);
+  const masked = await MaskedInput.open(file, 'auto', async (path) => parseModelFile(selector, path));
+  if (!masked) return [];
+  try {
+    const features = exported.manifest.input.shape.reduce((a, b) => a * b, 1);
+    return await masked.selections(x.subarray(0, count * features), count);
+  } finally {
+    await masked.dispose();
+  }
 }
 
 function onnxView(path: string): ModelView {
@@ -90,7 +110,8 @@ async function runView(dir: string): Promise<ModelView> {
     let note: string | undefined;
     if (spec.kind === 'static') selections = [spec.kept];
     else {
-      // The selector runs in TensorFlow.js, which the Electron app does not carry: there the picture is left out.
+      // The exported selector file runs on the runtime (as on a sender), not on the trainer: the viewer carries no
+      // TensorFlow.js.
       try {
         const data = await loadProfileData(
           'auto',
@@ -102,7 +123,12 @@ async function runView(dir: string): Promise<ModelView> {
           },
           DYNAMIC_MASK_EXAMPLES,
         );
-        selections = await selectedUnits(frozen, data.test, Math.min(DYNAMIC_MASK_EXAMPLES, data.test.count));
+        selections = await exportedSelections(
+          exported,
+          dir,
+          data.test.x,
+          Math.min(DYNAMIC_MASK_EXAMPLES, data.test.count),
+        );
       } catch (err) {
         note = `No picture of the dynamic mask: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
       }

@@ -2,7 +2,7 @@
 // a rename, and the device agent's `activate` (switch + health check + restore on failure). See core/release.ts.
 
 import { nowMs } from '../core/clock.js';
-import { RELEASE_ID, RELEASE_LAYOUT as L, type ReleaseConfig } from '../core/release.js';
+import { parseReleaseConfig, RELEASE_ID, RELEASE_LAYOUT as L, type ReleaseConfig } from '../core/release.js';
 import type { Split } from '../data/datasets.js';
 import { CmpError } from '../errors.js';
 import type { DeviceProfile } from '../profile/device-profile.js';
@@ -233,8 +233,9 @@ export async function rollbackRpi(options: RpiOptions): Promise<Record<string, u
 export async function currentConfig(remote: Remote, base: string): Promise<ReleaseConfig | undefined> {
   const id = await currentRelease(remote, base);
   if (!id) return undefined;
-  const r = await remote.exec(['cat', '--', `${base}/${L.releases}/${id}/${L.config}`]);
-  return r.code === 0 ? (JSON.parse(r.stdout) as ReleaseConfig) : undefined;
+  const path = `${base}/${L.releases}/${id}/${L.config}`;
+  const r = await remote.exec(['cat', '--', path]);
+  return r.code === 0 ? parseReleaseConfig(JSON.parse(r.stdout), `${path} on the device`) : undefined;
 }
 
 /**

@@ -17,6 +17,7 @@ import { basename, isAbsolute, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { modelFilePaths } from '../core/manifest.js';
 import {
+  parseSiteConfig,
   SITE_LAYOUT,
   SITE_RUNTIMES,
   SITE_SCHEMA,
@@ -281,14 +282,19 @@ function sitePart(name: string, modelFiles: string[]): string {
   return 'page';
 }
 
-/** Reads a site's config, or undefined when `dir` holds none (or a foreign file by that name). */
+/**
+ * Reads a site's config, or undefined when `dir` holds none (or a foreign file by that name); a damaged cmp-site/1
+ * file is one line naming its bad field.
+ */
 export function readSiteConfig(dir: string): SiteConfig | undefined {
+  const path = join(dir, SITE_LAYOUT.config);
+  let config: unknown;
   try {
-    const config = JSON.parse(readFileSync(join(dir, SITE_LAYOUT.config), 'utf8')) as Partial<SiteConfig>;
-    return config.schema === SITE_SCHEMA && Array.isArray(config.files) ? (config as SiteConfig) : undefined;
+    config = JSON.parse(readFileSync(path, 'utf8'));
   } catch {
     return undefined;
   }
+  return (config as { schema?: unknown } | null)?.schema === SITE_SCHEMA ? parseSiteConfig(config, path) : undefined;
 }
 
 /** The earlier site in `out`, if any; refuses a file, or a folder with files that cmp did not write. */

@@ -6,7 +6,7 @@ import { nowMs } from '../core/clock.js';
 import type { Split } from '../data/datasets.js';
 import { CmpError } from '../errors.js';
 import { McuClient, type LinkStats } from '../link/mcu-client.js';
-import { convertToMcuModel, type McuModel } from '../link/mcu-model.js';
+import { convertToMcuModel, type McuModel } from '../core/mcu-model.js';
 import type { Capabilities } from '../link/protocol.js';
 import { DEFAULT_BAUD_RATE, openSerialTransport } from '../link/transport-serial.js';
 import { analyzeModel } from '../profile/analyze.js';

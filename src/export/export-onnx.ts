@@ -12,7 +12,7 @@ import {
   type ManifestMask,
 } from '../core/manifest.js';
 import { granularityName, MASK_VALUE_BYTES, maskLayout } from '../core/mask.js';
-import { maskId } from '../link/codec.js';
+import { maskId } from '../core/codec.js';
 import {
   encodeModel,
   int64Attribute,

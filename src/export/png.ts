@@ -1,7 +1,7 @@
 // A minimal PNG writer (8-bit RGB, no interlace) for mask pictures: enough for cmp masks --png, no dependency.
 
 import { deflateSync } from 'node:zlib';
-import { crc32 } from '../link/crc32.js';
+import { crc32 } from '../core/crc32.js';
 
 /** An RGB picture: `pixels` is width * height * 3 bytes, row-major. */
 export interface RgbImage {

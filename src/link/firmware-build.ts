@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CmpError } from '../errors.js';
-import type { McuModel } from './mcu-model.js';
+import type { McuModel } from '../core/mcu-model.js';
 
 const run = promisify(execFile);
 

@@ -1,7 +1,7 @@
 // Link framing: COBS with a 0x00 delimiter around a body of version, type, sequence number, payload and CRC-32.
 
 import { CmpError } from '../errors.js';
-import { crc32 } from './crc32.js';
+import { crc32 } from '../core/crc32.js';
 
 /** Protocol version (byte 0 of every body); see firmware-bridge/PROTOCOL.md. */
 export const PROTOCOL_VERSION = 1;

@@ -1,7 +1,7 @@
 // The host side of the serial protocol: probe, upload, infer, profile, reset, with timeouts, resends and resync.
 
 import { CmpError } from '../errors.js';
-import { modelCrc } from './mcu-model.js';
+import { modelCrc } from '../core/mcu-model.js';
 import { encodeFrame, FrameDecoder, PROTOCOL_VERSION, type Frame, type FrameFault } from './frame.js';
 import {
   INFER_HANDOFF,

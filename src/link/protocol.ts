@@ -112,7 +112,7 @@ export interface DeviceHandoff {
   entropy: number;
   cycles: number;
   exitsChecked: number;
-  /** The cmp-select/1 frame (link/codec.ts). */
+  /** The cmp-select/1 frame (core/codec.ts). */
   frame: Uint8Array;
 }
 

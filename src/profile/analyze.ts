@@ -11,7 +11,7 @@ import {
   mcuWorkspaceBytes,
   MCU_MODEL_HEADER_BYTES,
   MCU_MODEL_LAYER_BYTES,
-} from '../link/mcu-model.js';
+} from '../core/mcu-model.js';
 import type { ModelFile } from '../runtime/model-file.js';
 import { costKey, estimateMs, type CostTable } from './cost-table.js';
 

@@ -1,65 +1,79 @@
 // The profile a device brings back (cmp-profile/1): latency percentiles per stage, exit shares, accuracy, link bytes.
 // The rpi agent, the browser page and the dashboard's local device all measure through profilePredictor.
 
+import * as v from 'valibot';
 import { nowMs, percentile } from '../core/clock.js';
 import type { Predictor } from '../runtime/predictor.js';
 import { ExitTally, type ExitRow } from './exit-rows.js';
 
+/** A count: a whole number >= 0. */
+const COUNT = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+/** A share or an accuracy, in [0, 1]. */
+const SHARE = v.pipe(v.number(), v.minValue(0), v.maxValue(1));
+const NON_NEGATIVE = v.pipe(v.number(), v.minValue(0));
+
 /** What the device is: read on the device itself. */
-export interface DeviceFacts {
+export const DEVICE_FACTS_SCHEMA = v.strictObject({
   /** How the user named it: user@host, "browser", "this machine". */
-  name: string;
+  name: v.string(),
   /** node: process.platform; browsers: navigator.platform. */
-  platform: string;
+  platform: v.string(),
   /** node: process.arch (x64, arm64, arm); browsers: "wasm". */
-  arch: string;
-  cpus: number;
+  arch: v.string(),
+  cpus: COUNT,
   /** Physical memory, bytes (browsers: navigator.deviceMemory when known, else 0). */
-  memoryBytes: number;
+  memoryBytes: COUNT,
   /** e.g. "node v20.20.2" or the browser's user agent. */
-  runtime: string;
-}
+  runtime: v.string(),
+});
+export type DeviceFacts = v.InferOutput<typeof DEVICE_FACTS_SCHEMA>;
 
 /** Latency percentiles in milliseconds. */
-export interface LatencySummary {
-  mean: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  min: number;
-  max: number;
-}
+const LATENCY_FIELDS = {
+  mean: NON_NEGATIVE,
+  p50: NON_NEGATIVE,
+  p90: NON_NEGATIVE,
+  p99: NON_NEGATIVE,
+  min: NON_NEGATIVE,
+  max: NON_NEGATIVE,
+};
+export const LATENCY_SUMMARY_SCHEMA = v.object(LATENCY_FIELDS);
+export type LatencySummary = v.InferOutput<typeof LATENCY_SUMMARY_SCHEMA>;
 
-/** A profile of one model on one device. */
-export interface DeviceProfile {
-  schema: 'cmp-profile/1';
-  device: DeviceFacts;
-  model: { path: string; release?: string };
-  backend: string;
+/** The profile format's name and version, the value of its `schema` field. */
+export const PROFILE_FORMAT = 'cmp-profile/1';
+
+/** A profile of one model on one device (cmp-profile/1). Unknown top-level and device fields are refused. */
+export const DEVICE_PROFILE_SCHEMA = v.strictObject({
+  schema: v.literal(PROFILE_FORMAT),
+  device: DEVICE_FACTS_SCHEMA,
+  model: v.object({ path: v.string(), release: v.optional(v.string()) }),
+  backend: v.string(),
   /** Why the device runs this backend (deployed releases: e.g. no onnxruntime-node binary for linux/arm). */
-  backendReason?: string;
+  backendReason: v.optional(v.string()),
   /** Models with exits: how the exits run and why (stage by stage, see runtime/early-exit.ts STAGED_REASON). */
-  exitsReason?: string;
-  dataset: string;
-  samples: number;
-  accuracy: number;
+  exitsReason: v.optional(v.string()),
+  dataset: v.string(),
+  samples: v.pipe(v.number(), v.safeInteger(), v.minValue(1)),
+  accuracy: SHARE,
   /** Whole-instance latency (selection, stages, classifier). */
-  latencyMs: LatencySummary;
-  /** Every instance's latency, milliseconds rounded to 0.1 µs, in run order (histograms). */
-  latenciesMs: number[];
+  latencyMs: LATENCY_SUMMARY_SCHEMA,
+  /** Every instance's latency, milliseconds rounded to 0.1 µs, in run order (histograms); one per sample. */
+  latenciesMs: v.array(NON_NEGATIVE),
   /** Per stage (models with exits: stage1.., else one "model" stage), over the instances that reached it. */
-  stages: ({ name: string; runs: number } & LatencySummary)[];
+  stages: v.array(v.object({ name: v.string(), runs: COUNT, ...LATENCY_FIELDS })),
   /** Per exit then the final classifier: share of instances and their accuracy. */
-  exits: ExitRow[];
+  exits: v.array(v.object({ exit: v.string(), share: SHARE, accuracy: SHARE })),
   /** Instances per second over the measured run. */
-  throughputPerS: number;
+  throughputPerS: NON_NEGATIVE,
   /** Masked models: bytes per instance on the link against sending the whole input. */
-  link?: { meanBytes: number; fullBytes: number; saving: number };
+  link: v.optional(v.object({ meanBytes: NON_NEGATIVE, fullBytes: NON_NEGATIVE, saving: NON_NEGATIVE })),
   /** Peak resident memory of the process, bytes, where the platform tells. */
-  rssBytes?: number;
-  startedAt: string;
-  durationMs: number;
-}
+  rssBytes: v.optional(COUNT),
+  startedAt: v.pipe(v.string(), v.isoTimestamp()),
+  durationMs: NON_NEGATIVE,
+});
+export type DeviceProfile = v.InferOutput<typeof DEVICE_PROFILE_SCHEMA>;
 
 /** The measurement part of a profile; the caller adds device, model and memory. */
 export type ProfileMeasurement = Omit<DeviceProfile, 'schema' | 'device' | 'model' | 'rssBytes'>;

@@ -5,7 +5,7 @@ import { nowMs, percentile } from '../core/clock.js';
 import { argmaxAt } from '../core/entropy.js';
 import type { Split } from '../data/datasets.js';
 import { CmpError } from '../errors.js';
-import { SelectionCodec } from '../link/codec.js';
+import { SelectionCodec } from '../core/codec.js';
 import type { McuClient } from '../link/mcu-client.js';
 import type { Backend } from '../runtime/backend.js';
 import { maskSpecOf } from '../runtime/masked-input.js';

@@ -4,7 +4,7 @@
 import { CmpError } from '../errors.js';
 import { selectorPath, type ManifestMask } from '../core/manifest.js';
 import { checkMaskSpec, parseGranularity, type MaskSpec } from '../core/mask.js';
-import { SelectionCodec } from '../link/codec.js';
+import { SelectionCodec } from '../core/codec.js';
 import { createBackend, type Backend } from './backend.js';
 import { callerNormalization, readModelFileAsync, type ModelFile, type ModelReader } from './model-file.js';
 import { standardize } from './standardize.js';
@@ -74,16 +74,10 @@ export class MaskedInput {
   async encode(x: Float32Array, n: number): Promise<Uint8Array[]> {
     const features = x.length / n;
     const frames: Uint8Array[] = [];
-    let scores: Float32Array | undefined;
-    if (this.selector) scores = await this.selector.run(this.normalized(x), [n, ...this.shape]);
-    const units = this.codec.layout.units;
+    const selections = this.selector ? await this.selections(x, n) : undefined;
     for (let i = 0; i < n; i++) {
       const sample = x.subarray(i * features, (i + 1) * features);
-      let chosen: number[] | undefined;
-      if (scores) {
-        chosen = [];
-        for (let u = 0; u < units; u++) if (scores[i * units + u] > 0) chosen.push(u);
-      }
+      const chosen = selections?.[i];
       const frame = this.codec.encode(sample, chosen);
       this.tally.frames++;
       this.tally.units += chosen ? chosen.length : (this.mask.kept?.length ?? 0);
@@ -93,6 +87,23 @@ export class MaskedInput {
       frames.push(frame);
     }
     return frames;
+  }
+
+  /**
+   * The units sent for each instance of `x` ([n, C, H, W] pixels in [0, 1]): what the selector file picks (a unit is
+   * sent while its score is above 0), or a static mask's kept units.
+   */
+  async selections(x: Float32Array, n: number): Promise<number[][]> {
+    if (!this.selector) return Array.from({ length: n }, () => [...(this.mask.kept ?? [])]);
+    const scores = await this.selector.run(this.normalized(x), [n, ...this.shape]);
+    const units = this.codec.layout.units;
+    const out: number[][] = [];
+    for (let i = 0; i < n; i++) {
+      const chosen: number[] = [];
+      for (let u = 0; u < units; u++) if (scores[i * units + u] > 0) chosen.push(u);
+      out.push(chosen);
+    }
+    return out;
   }
 
   /** Receiver: the model input for `frames`: static masks the compact kept features, dynamic the whole input. */

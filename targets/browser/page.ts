@@ -5,12 +5,12 @@ import {
   CmpError,
   isCmpError,
   parseModelFile,
+  parseSiteConfig,
   Predictor,
   profilePredictor,
   SITE_LAYOUT,
   SITE_LOGIT_TOLERANCE,
   SITE_RUNTIMES,
-  SITE_SCHEMA,
   type DeviceFacts,
   type DeviceProfile,
   type ModelFile,
@@ -82,14 +82,7 @@ async function fetchBytes(path: string): Promise<Uint8Array> {
 
 async function loadConfig(): Promise<SiteConfig> {
   const config: unknown = JSON.parse(new TextDecoder().decode(await fetchBytes(SITE_LAYOUT.config)));
-  const schema = (config as { schema?: unknown } | null)?.schema;
-  if (schema !== SITE_SCHEMA) {
-    throw new CmpError(
-      'IO',
-      `${SITE_LAYOUT.config} is ${JSON.stringify(schema)}, not ${SITE_SCHEMA}. Deploy the site again with this cmp.`,
-    );
-  }
-  return config as SiteConfig;
+  return parseSiteConfig(config, SITE_LAYOUT.config);
 }
 
 /** The device as the browser describes it (DeviceFacts of cmp-profile/1). */

@@ -28,6 +28,7 @@ import {
   CmpError,
   isCmpError,
   nowMs,
+  parseReleaseConfig,
   Predictor,
   profilePredictor,
   readModelFile,
@@ -42,6 +43,11 @@ import {
 const RELEASE_DIR = dirname(fileURLToPath(import.meta.url));
 const BASE = resolve(RELEASE_DIR, '..', '..');
 const at = (...parts: string[]): string => join(BASE, ...parts);
+
+/** A release.json, checked whole against cmp-release/1 (a damaged one is one line naming the field). */
+function readReleaseConfig(path: string): ReleaseConfig {
+  return parseReleaseConfig(JSON.parse(readFileSync(path, 'utf8')), path);
+}
 /**
  * How long start waits for the service's socket to answer, and stop for the supervisor to leave. A service that exits
  * is reported at once; this only bounds one still loading, which on a slow device can take long: the emulated arm64
@@ -161,7 +167,7 @@ function isAgent(pid: number, verb?: string): boolean {
 
 /** release.json of this release. */
 function readConfig(): ReleaseConfig {
-  const config = JSON.parse(readFileSync(join(RELEASE_DIR, L.config), 'utf8')) as ReleaseConfig;
+  const config = readReleaseConfig(join(RELEASE_DIR, L.config));
   if (config.schema !== 'cmp-release/1' || !RELEASE_ID.test(config.id) || basename(RELEASE_DIR) !== config.id) {
     throw new CmpError('RUN_INVALID', `${RELEASE_DIR} is not release ${config.id}. Deploy again.`);
   }
@@ -625,7 +631,7 @@ function call(method: string, path: string, body?: Json): Promise<Json> {
 async function health(smokeCheck: boolean): Promise<Json> {
   const served = await call('GET', '/health');
   if (!smokeCheck) return served;
-  const config = JSON.parse(readFileSync(at(L.current, L.config), 'utf8')) as ReleaseConfig;
+  const config = readReleaseConfig(at(L.current, L.config));
   if (served.release !== config.id)
     throw new CmpError('IO', `The service runs release ${String(served.release)}, not ${config.id}.`);
   const p = await call('POST', '/infer', { input: config.smoke.input });
@@ -646,7 +652,7 @@ async function status(): Promise<Json> {
     .filter((n) => RELEASE_ID.test(n))
     .map((id) => {
       try {
-        const c = JSON.parse(readFileSync(join(dir, id, L.config), 'utf8')) as ReleaseConfig;
+        const c = readReleaseConfig(join(dir, id, L.config));
         return { id, createdAt: c.createdAt, model: c.model, backend: c.backend };
       } catch {
         return { id, createdAt: '', model: '?', backend: '?' };
@@ -675,7 +681,7 @@ async function status(): Promise<Json> {
 /** Why the current release runs the backend it does (release.json). */
 function currentReason(): string | null {
   try {
-    const config = JSON.parse(readFileSync(at(L.current, L.config), 'utf8')) as ReleaseConfig;
+    const config = readReleaseConfig(at(L.current, L.config));
     const pinned = pinnedBackend(config, at(L.current)).reason;
     return pinned ? `${config.backendReason}; ${pinned}` : config.backendReason;
   } catch {

@@ -209,8 +209,20 @@ test('sizes and fields are checked before use: a manifest layer without a field,
     writeFileSync(path, encodeOnnxModel(model, path));
     assertOneLineError(
       runCli(['inspect', path]),
-      new RegExp(`manifest in .* has a missing or malformed layers\\[0\\]\\.${field}\\. Re-export`),
+      new RegExp(`manifest in .* has no layers\\[0\\]\\.${field}\\. Re-export`),
     );
+  }
+  // The whole document is checked: exits, the input mask and the spec inside, not only the layers.
+  const whole = manifest as unknown as Record<string, unknown>;
+  for (const [field, damage, pattern] of [
+    ['exits', [{ name: 'exit1', after: 'fc1', threshold: 'low', stage: 1 }], /has exits\[0\]\.threshold "low"/],
+    ['inputMask', { kind: 'static', granularity: 'pixel', values: 'uint8', units: 4 }, /has no inputMask\.maskId/],
+    ['spec', { ...(whole.spec as object), layers: 'none' }, /has spec\.layers "none", expected a list/],
+  ] as const) {
+    entry.value = JSON.stringify({ ...whole, [field]: damage });
+    const path = join(dir, `bad-${field}.onnx`);
+    writeFileSync(path, encodeOnnxModel(model, path));
+    assertOneLineError(runCli(['inspect', path]), pattern);
   }
   // A foreign model whose weight tensor declares dims no array can hold, or negative ones, with 8 bytes of data.
   for (const dims of [

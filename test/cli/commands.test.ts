@@ -33,7 +33,7 @@ test('no command imports another: a command file imports only its own folder amo
 test('deploy, profile, status, rollback and serve hold no target logic: no link client, SSH, predictor or records', () => {
   const forbidden = [
     'link/mcu-client',
-    'link/mcu-model',
+    'core/mcu-model',
     'deploy/remote-ssh',
     'deploy/devices',
     'profile/split',

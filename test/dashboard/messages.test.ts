@@ -31,22 +31,23 @@ test('every request type passes the check as sent', () => {
 
 test('the check refuses what is not a request, naming the first thing wrong in one line', () => {
   const bad: [unknown, RegExp][] = [
-    [null, /is not a JSON object/],
-    [[{ id: 1, type: 'hello' }], /is not a JSON object/],
-    [{ id: 1 }, /has no string "type"/],
-    [{ id: 1, type: 'toString' }, /has unknown type "toString"/],
-    [{ id: 1, type: 'constructor' }, /has unknown type "constructor"/],
-    [{ id: -1, type: 'hello' }, /"hello" has no "id"/],
-    [{ id: 1.5, type: 'hello' }, /"hello" has no "id"/],
-    [{ id: 1, type: 'report', path: 'x' }, /"report" has unknown key "path"/],
-    [{ id: 1, type: 'model' }, /"model" has no "path"/],
-    [{ id: 1, type: 'model', path: '' }, /"model" has path ""; send a non-empty one-line string/],
-    [{ id: 1, type: 'model', path: 'a\0b' }, /"model" has path "a\\u0000b"/],
-    [{ id: 1, type: 'model', path: 7 }, /"model" has path 7/],
-    [{ id: 1, type: 'devices', serialPath: 'x'.repeat(5000) }, /serialPath "x{56}\.\.\.;/],
+    [null, /has a top level that is null, expected an object/],
+    [[{ id: 1, type: 'hello' }], /has a top level that is a list, expected an object/],
+    [{ id: 1 }, /has no type/],
+    [{ id: 1, type: 'toString' }, /has type "toString", expected \("hello" \| "devices" \|/],
+    [{ id: 1, type: 'constructor' }, /has type "constructor"/],
+    [{ id: -1, type: 'hello' }, /"hello" has id -1, expected >=0/],
+    [{ id: 1.5, type: 'hello' }, /"hello" has id 1\.5, expected safe integer/],
+    [{ id: 1, type: 'report', path: 'x' }, /"report" has unknown field "path"/],
+    [{ id: 1, type: 'model' }, /"model" has no path/],
+    [{ id: 1, type: 'model', path: '' }, /"model" has path "", expected length >=1/],
+    [{ id: 1, type: 'model', path: 'a\0b' }, /"model" has path "a\\u0000b", expected one line/],
+    [{ id: 1, type: 'model', path: 7 }, /"model" has path 7, expected string/],
+    [{ id: 1, type: 'devices', serialPath: 'x'.repeat(5000) }, /serialPath "x{56}\.\.\., expected length <=4096/],
     [{ id: 1, type: 'profile', device: 'd', dataset: 'auto', count: MAX_PROFILE_COUNT + 1 }, /count 10001/],
     [{ id: 1, type: 'profile', device: 'd', dataset: 'auto', count: '5' }, /count "5"/],
-    [{ id: 1, type: 'profile', device: 'd', dataset: 'auto' }, /"profile" has no "count"/],
+    [{ id: 1, type: 'profile', device: 'd', dataset: 'auto' }, /"profile" has no count/],
+    [{ id: 1, type: 'profile', device: 'd', dataset: 'x', count: 1 }, /dataset "x", expected \("auto" \|/],
   ];
   for (const [value, pattern] of bad) {
     assert.throws(
@@ -69,7 +70,7 @@ test('a session answers bad messages with an error reply carrying the id it coul
     type: 'error',
     id: 3,
     message:
-      'Dashboard message "model" has path bigint; send a non-empty one-line string of at most 4096 characters. See src/dashboard/messages.ts for the requests.',
+      'Dashboard message "model" has path bigint, expected string. See src/dashboard/messages.ts for the requests.',
   });
   const unreadable = await session.handle(new Map([['type', 'hello']]));
   assert.equal(unreadable.type, 'error');
@@ -162,9 +163,9 @@ test('load-profile reads only regular files up to the size limit, and its errors
   const secret = 'SECRET-d41d8cd9';
   const files: [string, string, RegExp][] = [
     ['not-json.txt', `root:${secret}:0:0\n`, /is not JSON\. Load a cmp-profile\/1 file/],
-    ['key.json', JSON.stringify({ [secret]: 1 }), /has an unknown field \(key 1 of the profile\)/],
-    ['schema.json', JSON.stringify({ schema: secret }), /has schema a string, not "cmp-profile\/1"/],
-    ['device.json', JSON.stringify({ schema: 'cmp-profile/1', device: { [secret]: 1 } }), /key 1 of device/],
+    ['key.json', JSON.stringify({ [secret]: 1 }), /has no schema\./],
+    ['schema.json', JSON.stringify({ schema: secret }), /has schema a string, expected "cmp-profile\/1"/],
+    ['device.json', JSON.stringify({ schema: 'cmp-profile/1', device: { [secret]: 1 } }), /has no device\.name/],
   ];
   const session = new DashboardSession({ mode: 'http' });
   for (const [name, content, pattern] of files) {

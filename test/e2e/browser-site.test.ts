@@ -222,7 +222,11 @@ test('bad profile posts get one-line refusals: not JSON, wrong shape, too large,
   const json = { 'content-type': 'application/json' };
   const cases: [number, RegExp, Parameters<typeof exchange>[2]][] = [
     [400, /^Profile is not JSON \(.+\)\. Send one cmp-profile\/1 object\.$/, { body: '{"schema":', headers: json }],
-    [400, /^Profile from the page has schema "x", not "cmp-profile\/1"\. /, { body: '{"schema":"x"}', headers: json }],
+    [
+      400,
+      /^Profile from the page has schema "x", expected "cmp-profile\/1"\. /,
+      { body: '{"schema":"x"}', headers: json },
+    ],
     [413, /^Profile is larger than \d+ bytes\./, { body: Buffer.alloc(9 * 1024 * 1024, 32), headers: json }],
     [
       403,

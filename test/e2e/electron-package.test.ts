@@ -256,7 +256,7 @@ test('the bundled main process, against a stand-in for Electron: sandboxed windo
     message: 'Refused: the message did not come from the dashboard page.',
   });
   assert.equal(r.bad.type, 'error');
-  assert.match(r.bad.type === 'error' ? r.bad.message : '', /^Dashboard message "hello" has unknown key "extra"\./);
+  assert.match(r.bad.type === 'error' ? r.bad.message : '', /^Dashboard message "hello" has unknown field "extra"\./);
   assert.equal(r.hello.type, 'reply');
   const state = r.hello.type === 'reply' ? (r.hello.result as { mode: string; models: string[] }) : undefined;
   assert.equal(state?.mode, 'electron');

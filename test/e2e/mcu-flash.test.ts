@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { boardMemory, buildFirmware, requireTool } from '../../src/link/firmware-build.js';
-import { convertToMcuModel, type McuModel } from '../../src/link/mcu-model.js';
+import { convertToMcuModel, type McuModel } from '../../src/core/mcu-model.js';
 import { FEATURE_BUILTIN } from '../../src/link/protocol.js';
 import { analyzeModel } from '../../src/profile/analyze.js';
 import { bootQemu, type QemuSession } from '../../src/link/qemu.js';

@@ -7,7 +7,7 @@ import type { Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { requireTool, type FirmwareBuild } from '../../src/link/firmware-build.js';
 import { McuClient } from '../../src/link/mcu-client.js';
-import { convertToMcuModel, type McuModel } from '../../src/link/mcu-model.js';
+import { convertToMcuModel, type McuModel } from '../../src/core/mcu-model.js';
 import { analyzeModel } from '../../src/profile/analyze.js';
 import {
   FEATURE_EXITS,

@@ -7,7 +7,7 @@ import { before, test } from 'node:test';
 import { trainRun, DEFAULT_MASK_TRAINING, type MaskOptions } from '../../src/compress/train-run.js';
 import { predictFrozen, predictFrozenWithExits, selectedUnits } from '../../src/compress/train.js';
 import type { MaskSpec } from '../../src/core/mask.js';
-import { SelectionCodec } from '../../src/link/codec.js';
+import { SelectionCodec } from '../../src/core/codec.js';
 import { selectorPath } from '../../src/core/manifest.js';
 import { loadDataset, type Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
@@ -170,6 +170,10 @@ test('a dynamic mask: the selector file picks per instance and the receiver mode
   const plain = new SelectionCodec({ ...spec, prior: undefined } as MaskSpec, data.inputShape, 0);
   const sent = await selectedUnits(trained.frozen, data.test, SAMPLES);
   const plainBytes = sent.reduce((a, units) => a + plain.selectionLength(units), 0);
+  // The runtime's selector (what a sender and the dashboard's model view run) picks what the trainer picks.
+  const masked = (await MaskedInput.open(file, 'ort-node'))!;
+  assert.deepEqual(await masked.selections(data.test.x.subarray(0, SAMPLES * 784), SAMPLES), sent);
+  await masked.dispose();
   assert.equal(link.frames, SAMPLES);
   assert.ok(
     link.selectionBytes < plainBytes,

@@ -8,7 +8,7 @@ import { before, test } from 'node:test';
 import { toFloat16Bits } from '../../src/core/float16.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { firmwareRoot, requireTool } from '../../src/link/firmware-build.js';
-import { convertToMcuModel } from '../../src/link/mcu-model.js';
+import { convertToMcuModel } from '../../src/core/mcu-model.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
 import { binarizedCase, fixtures } from '../fixtures.js';
 import { ROOT, tempDir } from '../helpers.js';

@@ -14,7 +14,7 @@ import { loadDataset, type Dataset } from '../../src/data/datasets.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import { importOnnx } from '../../src/import/import-onnx.js';
 import { importRun } from '../../src/import/import-run.js';
-import { convertToMcuModel } from '../../src/link/mcu-model.js';
+import { convertToMcuModel } from '../../src/core/mcu-model.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { predict } from '../../src/runtime/evaluate.js';
 import { parseModelFile, readModelFile } from '../../src/runtime/model-file.js';

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { crc32 } from '../../src/link/crc32.js';
+import { crc32 } from '../../src/core/crc32.js';
 import {
   cobsDecode,
   cobsEncode,

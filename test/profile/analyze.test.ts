@@ -6,7 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { encodeModel, floatTensor, node, valueInfo } from '../../src/core/onnx.js';
-import { convertToMcuModel } from '../../src/link/mcu-model.js';
+import { convertToMcuModel } from '../../src/core/mcu-model.js';
 import { analyzeModel } from '../../src/profile/analyze.js';
 import { costTablePath, fitCosts, fitTotals, recordCosts } from '../../src/profile/cost-table.js';
 import { readModelFile } from '../../src/runtime/model-file.js';

@@ -10,7 +10,7 @@ import type { FrozenModel } from '../../src/core/frozen.js';
 import { selectorPath, stagePath, type Manifest } from '../../src/core/manifest.js';
 import { EXIT_INDEX_NAME, exportOnnx } from '../../src/export/export-onnx.js';
 import { firmwareRoot, requireTool } from '../../src/link/firmware-build.js';
-import { convertToMcuModel } from '../../src/link/mcu-model.js';
+import { convertToMcuModel } from '../../src/core/mcu-model.js';
 import { MaskedInput } from '../../src/runtime/masked-input.js';
 import { readModelFile, type ModelFile } from '../../src/runtime/model-file.js';
 import { Predictor } from '../../src/runtime/predictor.js';

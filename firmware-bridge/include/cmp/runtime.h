@@ -53,7 +53,7 @@ cmp_status_t cmp_runtime_load_const(cmp_runtime_t *rt, cmp_arena_t *arena, const
                                     cmp_counter_fn counter);
 /**
  * Arena bytes a parsed model needs in all: the blob (rounded to 4) plus its workspace, or the workspace alone for a
- * model loaded in place (cmp_runtime_load_const). src/link/mcu-model.ts computes the same (McuModel.arenaBytes).
+ * model loaded in place (cmp_runtime_load_const). src/core/mcu-model.ts computes the same (McuModel.arenaBytes).
  */
 uint32_t cmp_runtime_required_bytes(const cmp_runtime_t *rt);
 

@@ -2,7 +2,7 @@
 
 import { BOARDS, buildFirmware, type FirmwareBuild } from '../../link/firmware-build.js';
 import { McuClient } from '../../link/mcu-client.js';
-import { convertToMcuModel } from '../../link/mcu-model.js';
+import { convertToMcuModel } from '../../core/mcu-model.js';
 import { readModelFile } from '../../runtime/model-file.js';
 import { startQemu } from '../../link/qemu.js';
 import { openSerialTransport } from '../../link/transport-serial.js';

@@ -1,10 +1,10 @@
 // The device model blob ("CMPM" formats 1 and 2, firmware-bridge/MODEL.md), converted from an ONNX file cmp exported.
 
-import { packedRowBytes } from '../core/bitpack.js';
-import type { Manifest } from '../core/manifest.js';
-import { featuresOf, maskLayout, parseGranularity } from '../core/mask.js';
-import type { OnnxModel, OnnxTensor } from '../core/onnx.js';
-import { inferShapes, type LayerSpec } from '../core/spec.js';
+import { packedRowBytes } from './bitpack.js';
+import type { Manifest } from './manifest.js';
+import { featuresOf, maskLayout, parseGranularity } from './mask.js';
+import type { OnnxModel, OnnxTensor } from './onnx.js';
+import { inferShapes, type LayerSpec } from './spec.js';
 import { CmpError } from '../errors.js';
 import { crc32 } from './crc32.js';
 

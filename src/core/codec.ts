@@ -1,7 +1,7 @@
 // The input-selection codec (cmp-select/1): what a sensor sends for one instance, only the features its mask selects.
 
 import { CmpError } from '../errors.js';
-import { fromFloat16Bits, toFloat16Bits } from '../core/float16.js';
+import { fromFloat16Bits, toFloat16Bits } from './float16.js';
 import {
   featuresOf,
   granularityName,
@@ -9,7 +9,7 @@ import {
   maskLayout,
   type MaskLayout,
   type MaskSpec,
-} from '../core/mask.js';
+} from './mask.js';
 import { crc32 } from './crc32.js';
 
 /**

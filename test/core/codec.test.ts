@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { makeRng } from '../../src/core/rng.js';
 import { featuresOf, maskLayout, type MaskSpec } from '../../src/core/mask.js';
-import { maskId, SELECT_HEADER_BYTES, SelectionCodec } from '../../src/link/codec.js';
+import { maskId, SELECT_HEADER_BYTES, SelectionCodec } from '../../src/core/codec.js';
 
 const SHAPE: [number, number, number] = [1, 28, 28];
 
