@@ -19,8 +19,9 @@ import { forEachDevice } from '../../deploy/fleet.js';
 import type { Split } from '../../data/datasets.js';
 import { writeFileSync } from 'node:fs';
 import { cmpHome } from '../../deploy/devices.js';
-import { analyzeModel, hostUnits } from '../../profile/analyze.js';
-import { costTablePath, recordCosts, recordModelCost, type CostSample } from '../../profile/cost-table.js';
+import { analyzeModel } from '../../profile/analyze.js';
+import { costTablePath, recordCosts, type CostSample } from '../../profile/cost-table.js';
+import { measureHostCosts, recordHostCosts } from '../../profile/host-costs.js';
 import { nowMs, percentile } from '../../core/clock.js';
 import { inputDimsFor } from '../../runtime/evaluate.js';
 
@@ -174,9 +175,9 @@ export const profileCommand: Command = {
 };
 
 /**
- * Times batch-1 calls of the model on this machine's backend (as cmp run does) and records its p50 with the model's
- * work per kernel in the backend's cost table ($CMP_HOME/costs/host-BACKEND.json), which cmp analyze --target host
- * fits over every model recorded.
+ * Times batch-1 calls of the model on this machine's backend (as cmp run does) and records it in the backend's cost
+ * table ($CMP_HOME/costs/host-BACKEND.json): per-layer times where the backend times layers (bitwasm), else the p50
+ * with the model's work per kernel, which cmp analyze --target host fits over every model recorded.
  */
 async function profileOnHost(parsed: Parsed, io: CliIo): Promise<number> {
   const f = parsed.flags;
@@ -207,13 +208,11 @@ async function profileOnHost(parsed: Parsed, io: CliIo): Promise<number> {
     }
     io.progress.done();
     const p50 = percentile(latencies, 50);
-    const units = hostUnits(analyzeModel(file, { target: 'host' }).layers, backend.name);
+    // A backend that times its layers (bitwasm) also gives per-layer samples: the first image, profiled.
+    const first = data.test.x.slice(0, features);
+    if (mean !== 0 || std !== 1) for (let k = 0; k < features; k++) first[k] = (first[k] - mean) / std;
     const path = costTablePath(cmpHome(), `host-${backend.name}`);
-    recordModelCost(path, `host-${backend.name}`, 'performance.now(), batch-1 p50', {
-      model: file.path,
-      units,
-      ms: p50,
-    });
+    recordHostCosts(path, backend.name, file.path, await measureHostCosts(backend, file, first, dims, p50));
     const result = {
       model: file.path,
       target: 'host',
