@@ -2,6 +2,7 @@
 // server answers, and the one check every incoming message passes before anything acts on it.
 
 import { CmpError } from '../errors.js';
+import type { ModelAnalysis } from '../profile/analyze.js';
 import type { DeviceProfile } from '../profile/device-profile.js';
 
 /** The protocol name `hello` answers with; a change to the messages below changes it. */
@@ -26,7 +27,8 @@ export type DashboardDataset = 'auto' | 'fashion-mnist' | 'mnist';
  *   profile device model dataset count start a profiling job (the reply names it; `job` events follow)
  *   load-profile path                  add a saved cmp-profile/1 JSON file (e.g. from cmp profile --target rpi --out)
  *   remove-profile key                 drop a profile from the comparison
- *   model path                         the model view of an ONNX file or a run folder
+ *   model path [device]                the model view of an ONNX file or a run folder; its analysis (cmp analyze)
+ *                                      for device (an id devices lists; default this machine on ort-node)
  *   report                             the report: one self-contained HTML file and the JSON behind it
  * Unknown types and unknown keys are refused.
  */
@@ -36,7 +38,7 @@ export type ClientMessage =
   | { id: number; type: 'profile'; device: string; model?: string; dataset: DashboardDataset; count: number }
   | { id: number; type: 'load-profile'; path: string }
   | { id: number; type: 'remove-profile'; key: string }
-  | { id: number; type: 'model'; path: string }
+  | { id: number; type: 'model'; path: string; device?: string }
   | { id: number; type: 'report' };
 
 /** The request types, which name the reply each gets (ReplyResults). */
@@ -96,6 +98,27 @@ export interface ProfileEntry {
   profile: DeviceProfile;
   histogram: LatencyHistogram;
   mcu?: McuDetails;
+  /** The latency cmp analyze estimates for this profile's model from the device's cost table, beside the measured. */
+  estimate: LatencyEstimate;
+}
+
+/**
+ * Estimated against measured latency of a profile. The estimate is the device's recorded cost table (cmp profile
+ * writes it) applied to the model's analysis; the measured is the profile's: the batch-1 p50 on this machine's
+ * backends, the device's mean compute time per inference on a board (the layers up to its last exit).
+ */
+export interface LatencyEstimate {
+  /** The cost table's device (host-ort-node, mps2-an385), when there is one for this profile's device. */
+  costTable?: string;
+  /** Estimated ms (absent: no table, no model file, or the table lacks a kernel; `note` says which). */
+  estimatedMs?: number;
+  measuredMs: number;
+  /** What the measured number is, in words. */
+  measured: string;
+  /** (estimated - measured) / measured. */
+  error?: number;
+  /** Why there is no estimate, or what it leaves out; one line. */
+  note?: string;
 }
 
 /** A profiling job's state; `job` events carry it whenever it changes. */
@@ -162,6 +185,18 @@ export interface ModelView {
     validationAccuracy: number;
     testAccuracy: number;
   }[];
+  /**
+   * What cmp analyze says of the model for `device` (a device id; the target and cost table follow from its kind):
+   * per layer and in total work, memory, flash, the estimated latency, whether it fits and what to change.
+   */
+  analysis?: ModelAnalysis & {
+    device: string;
+    /** The cost table the estimate came from (absent: none recorded for the device; `note` says how to make one). */
+    costTable?: string;
+    note?: string;
+  };
+  /** Why there is no analysis (a file cmp cannot analyse); one line. */
+  analysisNote?: string;
   /** Run folders: exit calibration's operating points (accuracy against mean latency). */
   calibration?: {
     pareto: { thresholds: number[]; accuracy: number; meanLatencyMs: number; exitShares: number[] }[];
@@ -223,7 +258,7 @@ const KEYS: Readonly<Record<ClientMessageType, { required: readonly string[]; op
     profile: { required: ['device', 'dataset', 'count'], optional: ['model'] },
     'load-profile': { required: ['path'], optional: [] },
     'remove-profile': { required: ['key'], optional: [] },
-    model: { required: ['path'], optional: [] },
+    model: { required: ['path'], optional: ['device'] },
     report: { required: [], optional: [] },
   });
 
@@ -276,8 +311,11 @@ export function checkClientMessage(value: unknown): ClientMessage {
       break;
     }
     case 'load-profile':
+      text('path');
+      break;
     case 'model':
       text('path');
+      text('device', 512);
       break;
     case 'remove-profile':
       text('key', 64);
