@@ -282,7 +282,7 @@ export function hostUnits(layers: readonly LayerAnalysis[], device: string): Rec
     }
     if (onnxruntime) units.mac += l.cellMacs;
     else {
-      // bitwasm adds a float input where a bit is set (binary weights) at about a third of a float MAC's time.
+      // bitwasm adds or subtracts a float input per binary weight: far cheaper than a float MAC, so a term apart.
       units[l.weights === 'binary' ? 'binary-weight mac' : 'mac'] += l.macs;
       units.word += l.binaryOps;
     }
