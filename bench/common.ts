@@ -109,11 +109,21 @@ export class RowCache<Row> {
     return Object.keys(this.rows).length;
   }
 
-  /** Keeps a finished row; written to a temporary name and renamed, so the file is never half-written. */
+  /**
+   * Keeps a finished row; written to a temporary name and renamed, so the file is never half-written. Rows another
+   * process put in the same file meanwhile (two setups of one bench run side by side) are read back first and kept.
+   */
   put(key: string, row: Row): void {
+    try {
+      const onDisk = (JSON.parse(readFileSync(this.path, 'utf8')) as { rows: Record<string, Row> }).rows;
+      for (const [k, r] of Object.entries(onDisk)) if (!(k in this.rows)) this.rows[k] = r;
+    } catch {
+      // No file yet.
+    }
     this.rows[key] = row;
-    writeFileSync(`${this.path}.tmp`, JSON.stringify({ rows: this.rows }, null, 2));
-    renameSync(`${this.path}.tmp`, this.path);
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ rows: this.rows }, null, 2));
+    renameSync(tmp, this.path);
   }
 }
 

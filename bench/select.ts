@@ -133,8 +133,8 @@ export const select: Benchmark = {
       limitTest,
     });
     const rows: Row[] = [];
-    // Trainings without a learned mask also keep a checkpoint after every epoch beside the rows, so a job cut short
-    // (a session's end) carries on from its last epoch; mask training is not covered by training checkpoints.
+    // Every training also keeps a checkpoint after every epoch beside the rows, so a job cut short (a session's end)
+    // carries on from its last epoch. A learned mask's run folder lies there too: its mask checkpoints survive a stop.
     const epochsDir = (key: string): string =>
       join(dirname(cache.path), 'select-epochs', key.replace(/[^a-z0-9.]+/gi, '-'));
     const job = async (key: string, measureJob: () => Promise<Row[]>): Promise<void> => {
@@ -207,13 +207,14 @@ export const select: Benchmark = {
           const schedule = scheduleFor(granularity, data.inputShape);
           const key = `${name} ${g} ${kind} ${JSON.stringify(schedule)}`;
           await job(key, async () => {
-            const out = join(dir, `${name}-${g.replace(':', '')}-${kind}`);
+            const out = join(epochsDir(key), 'run');
             log(`${name} ${g}: learning a ${kind} mask (${maskEpochs} epochs, lambda from ${schedule.start})`);
             const learned = await trainRun(data, {
               ...common,
               epochs: maskEpochs,
               mask: { ...maskBase, schedule, kind, source: 'learned' },
               out,
+              checkpointDir: epochsDir(key),
             });
             const checkpoints = learned.masking?.checkpoints ?? [];
             const made: Row[] = checkpoints.map((c, i) => ({
@@ -250,6 +251,7 @@ export const select: Benchmark = {
                 ...common,
                 epochs: finetune,
                 from: { dir: from.dir, spec: from.record.spec, tensors: from.tensors },
+                checkpointDir: epochsDir(`${key} ${pick.dir}`),
               });
               const m = await measure(tuned.frozen, data, dir);
               made.push({

@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EpochRecord } from '../core/run.js';
+import type { EpochRecord, MaskCheckpointRecord } from '../core/run.js';
+import type { LambdaScheduleState } from './mask.js';
 
 const HEADER = 'checkpoint.json';
 const BLOB = 'checkpoint.bin';
@@ -27,6 +28,14 @@ export interface Checkpoint {
   optimizer: OptimizerState;
   /** Parameters and batch-norm statistics, by name. */
   params: Map<string, Float32Array>;
+  /** Mask training's own state: its lambda schedule, the last mask checkpoint's figures, the checkpoints made. */
+  masking?: MaskTrainingState;
+}
+
+export interface MaskTrainingState {
+  schedule: LambdaScheduleState;
+  last?: { validationAccuracy: number; keptFraction: number };
+  made: Omit<MaskCheckpointRecord, 'dir'>[];
 }
 
 interface Header extends Omit<Checkpoint, 'optimizer' | 'params'> {
@@ -101,6 +110,7 @@ export function loadCheckpoint(dir: string, key: string): Checkpoint | undefined
     durationMs: header.durationMs,
     optimizer: { steps: header.optimizerSteps, tensors },
     params,
+    ...(header.masking ? { masking: header.masking } : {}),
   };
 }
 

@@ -166,6 +166,13 @@ export function scheduleFor(granularity: MaskGranularity, shape: [number, number
   return { start: DEFAULT_LAMBDA_SCHEDULE.start * featuresPerUnit, growth: 1.5, patience: 2, tolerance: 0.005 };
 }
 
+/** Where a lambda schedule stands: what a training checkpoint keeps of it. */
+export interface LambdaScheduleState {
+  lambda: number;
+  calm: number;
+  previous: number;
+}
+
 export class LambdaSchedule {
   lambda: number;
   private calm = 0;
@@ -173,6 +180,14 @@ export class LambdaSchedule {
 
   constructor(private readonly options: LambdaScheduleOptions) {
     this.lambda = options.start;
+  }
+
+  get state(): LambdaScheduleState {
+    return { lambda: this.lambda, calm: this.calm, previous: this.previous };
+  }
+
+  restore(state: LambdaScheduleState): void {
+    ({ lambda: this.lambda, calm: this.calm, previous: this.previous } = state);
   }
 
   /** Records one epoch's validation accuracy; returns true when lambda grew. */

@@ -40,6 +40,8 @@ export interface ScoreOptions {
   bins: number;
   /** MINT: seeds the order of the samples (the estimator cuts them in thirds). */
   seed?: number;
+  /** Also score the first layer's blocks from groups of input features (see GroupScores.inputBlocks). */
+  inputBlocks?: boolean;
   onProgress?: (text: string) => void;
 }
 
@@ -51,6 +53,12 @@ export interface GroupScores {
   scores: Float64Array;
   /** Importance of the connections from this layer's groups to the next weight layer's groups (see BlockScores). */
   blocks?: BlockScores;
+  /**
+   * The first weight layer only, when it is dense over the flattened input and connections are cut there: importance
+   * of its own weights' blocks, from groups of `groupSize` consecutive input features (pixels in raster order) to its
+   * groups of units. Pixels never leave the network: a pixel group with no connection left is only zeros in the file.
+   */
+  inputBlocks?: BlockScores & { parentUnits: number };
 }
 
 /**
@@ -87,16 +95,26 @@ export async function scoreGroups(
     return mintScores(spec, tensors, data, layers, options);
   }
   const weightLayers = spec.layers.filter(isWeightLayer);
-  return layers.map((layer) => {
+  const inputUnits = options.inputBlocks ? inputFeatures(spec) : undefined;
+  return layers.map((layer, l) => {
     const units = unitsOf(layer);
     const next = weightLayers[weightLayers.indexOf(layer) + 1];
     const blocks = blockMagnitudes(
-      layer,
+      units,
       next,
       tensors,
       options.groupSize,
       next === weightLayers.at(-1) ? 1 : options.groupSize,
     );
+    const input =
+      l === 0 && inputUnits !== undefined
+        ? {
+            inputBlocks: {
+              ...blockMagnitudes(inputUnits, layer, tensors, options.groupSize, options.groupSize),
+              parentUnits: inputUnits,
+            },
+          }
+        : {};
     const perUnit = new Float64Array(units);
     if (options.method === 'gss') {
       // The norm the group lasso acted on: batch-norm scale and shift, or incoming weights and bias.
@@ -115,6 +133,7 @@ export async function scoreGroups(
         groupSize: options.groupSize,
         scores: groupSum(perUnit, options.groupSize, true),
         blocks,
+        ...input,
       };
     }
     incomingNorms(layer, tensors, perUnit, 1);
@@ -124,22 +143,48 @@ export async function scoreGroups(
       groupSize: options.groupSize,
       scores: groupSum(perUnit, options.groupSize, false),
       blocks,
+      ...input,
     };
   });
 }
 
 /**
- * Calls `visit(index, parent, child)` for every weight of `next`, the weight layer after `layer`: which of `layer`'s
- * units feeds it and which of `next`'s units it feeds. Dense weights are [in, out] (after a flatten, each unit feeds
- * H*W consecutive rows); conv weights are OIHW.
+ * The features the first weight layer reads when connections from the input can be cut there: a dense first layer
+ * over the flattened, unmasked input. Otherwise (a conv first layer, an input mask) a one-line error.
+ */
+export function inputFeatures(spec: ModelSpec): number {
+  const first = spec.layers.find(isWeightLayer);
+  if (first?.kind !== 'dense' || spec.inputMask) {
+    throw new CmpError(
+      'BAD_FLAG',
+      `Connections from the input are cut only in a dense first layer over an unmasked input, and ${first?.name ?? 'the model'} is not one. Name later layers in --layers.`,
+    );
+  }
+  return spec.input.shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Whether connection pruning cuts the first weight layer's connections from the input: when `counted` names that
+ * layer (a one-line error if it cannot be cut, see inputFeatures), or, counting every layer, when it can be.
+ */
+export function cutsFromInput(spec: ModelSpec, counted?: string[]): boolean {
+  const first = spec.layers.find(isWeightLayer);
+  if (!first || (counted && !counted.includes(first.name))) return false;
+  if (counted) return inputFeatures(spec) > 0;
+  return first.kind === 'dense' && !spec.inputMask;
+}
+
+/**
+ * Calls `visit(index, parent, child)` for every weight of `next`, fed by `units` parent units (the layer before it, or
+ * the input's features): which parent feeds it and which of `next`'s units it feeds. Dense weights are [in, out]
+ * (after a flatten, each unit feeds H*W consecutive rows); conv weights are OIHW.
  */
 function forEachConnection(
-  layer: WeightLayerSpec,
+  units: number,
   next: WeightLayerSpec,
   weights: number,
   visit: (index: number, parent: number, child: number) => void,
 ): void {
-  const units = unitsOf(layer);
   const out = unitsOf(next);
   if (next.kind === 'dense') {
     const perUnit = weights / out / units;
@@ -152,18 +197,18 @@ function forEachConnection(
 
 /** Mean absolute weight of each block of `next`'s weights (see BlockScores). */
 function blockMagnitudes(
-  layer: WeightLayerSpec,
+  parentUnits: number,
   next: WeightLayerSpec,
   tensors: Tensors,
   groupSize: number,
   childGroupSize: number,
 ): BlockScores {
   const w = tensors.get(`${next.name}.weight`) as Float32Array;
-  const parents = Math.ceil(unitsOf(layer) / groupSize);
+  const parents = Math.ceil(parentUnits / groupSize);
   const childUnits = unitsOf(next);
   const sums = new Float64Array(Math.ceil(childUnits / childGroupSize) * parents);
   const counts = new Float64Array(sums.length);
-  forEachConnection(layer, next, w.length, (i, parent, child) => {
+  forEachConnection(parentUnits, next, w.length, (i, parent, child) => {
     const b = Math.floor(child / childGroupSize) * parents + Math.floor(parent / groupSize);
     sums[b] += Math.abs(w[i]);
     counts[b]++;
@@ -212,10 +257,13 @@ async function mintScores(
   const weightLayers = spec.layers.filter(isWeightLayer);
   const activations = new Map<string, Float32Array[]>(weightLayers.map((l) => [l.name, []]));
   const features = data.inputShape.reduce((a, b) => a * b, 1);
+  const inputs: Float32Array[] = [];
   for (let start = 0; start < sample.length; start += 250) {
     const idx = sample.slice(start, start + 250);
     const xs = new Float32Array(idx.length * features);
     idx.forEach((j, i) => xs.set(data.train.x.subarray(j * features, (j + 1) * features), i * features));
+    // Pixels as stored: the network's normalization is one scale and shift, which moves no nearest neighbour.
+    if (options.inputBlocks) inputs.push(xs);
     const x = tf.tensor4d(xs, [idx.length, ...data.inputShape]);
     const logits = forwardFrozen(tf, frozen, x, (name, out: tfTypes.Tensor) => {
       // Conv outputs are NHWC: one value per filter and sample, the mean over positions.
@@ -230,45 +278,76 @@ async function mintScores(
     const values = concat(activations.get(layer.name) as Float32Array[]);
     return { count: values.length / units, units, values };
   };
-  const groupsOf = (layer: WeightLayerSpec): number[][] => {
-    const units = unitsOf(layer);
-    const size = layer === weightLayers[weightLayers.length - 1] ? 1 : options.groupSize;
-    return Array.from({ length: Math.ceil(units / size) }, (_, g) =>
+  const groupsOf = (units: number, size: number): number[][] =>
+    Array.from({ length: Math.ceil(units / size) }, (_, g) =>
       Array.from({ length: Math.min(size, units - g * size) }, (_, k) => g * size + k),
     );
+  const childGroupSizeOf = (layer: WeightLayerSpec): number =>
+    layer === weightLayers[weightLayers.length - 1] ? 1 : options.groupSize;
+  // The [child groups x parent groups] dependencies of one layer's groups on the groups feeding it.
+  const dependencies = (
+    parents: LayerActivations,
+    parentGroups: number[][],
+    children: LayerActivations,
+    childGroups: number[][],
+  ): Float64Array => {
+    if (options.method === 'mint') return conditionalDependencies(parents, parentGroups, children, childGroups);
+    const dependency = new Float64Array(childGroups.length * parentGroups.length);
+    const binned = (a: LayerActivations, groups: number[][]): Uint8Array[] =>
+      groups.map((group) => {
+        const summed = new Float64Array(a.count);
+        for (let s = 0; s < a.count; s++) for (const u of group) summed[s] += a.values[s * a.units + u];
+        return quantileBins(summed, options.bins);
+      });
+    const childBins = binned(children, childGroups);
+    binned(parents, parentGroups).forEach((p, g) =>
+      childBins.forEach((c, k) => (dependency[k * parentGroups.length + g] = mutualInformation(p, c, options.bins))),
+    );
+    return dependency;
   };
-  return layers.map((layer) => {
+  return layers.map((layer, l) => {
     const next = weightLayers[weightLayers.indexOf(layer) + 1];
-    const parentGroups = groupsOf(layer);
-    const childGroups = groupsOf(next);
-    const parents = layerActivations(layer);
-    const children = layerActivations(next);
+    const parentGroups = groupsOf(unitsOf(layer), options.groupSize);
+    const childGroups = groupsOf(unitsOf(next), childGroupSizeOf(next));
+    const dependency = dependencies(layerActivations(layer), parentGroups, layerActivations(next), childGroups);
     const scores = new Float64Array(parentGroups.length);
-    let dependency: Float64Array;
-    if (options.method === 'mint') {
-      dependency = conditionalDependencies(parents, parentGroups, children, childGroups);
-    } else {
-      dependency = new Float64Array(childGroups.length * parentGroups.length);
-      const binned = (a: LayerActivations, groups: number[][]): Uint8Array[] =>
-        groups.map((group) => {
-          const summed = new Float64Array(a.count);
-          for (let s = 0; s < a.count; s++) for (const u of group) summed[s] += a.values[s * a.units + u];
-          return quantileBins(summed, options.bins);
-        });
-      const childBins = binned(children, childGroups);
-      binned(parents, parentGroups).forEach((p, g) =>
-        childBins.forEach((c, k) => (dependency[k * parentGroups.length + g] = mutualInformation(p, c, options.bins))),
-      );
-    }
     for (let c = 0; c < childGroups.length; c++) {
       for (let g = 0; g < parentGroups.length; g++) scores[g] += dependency[c * parentGroups.length + g];
     }
     options.onProgress?.(
       `${options.method}: scored ${layer.name} (${parentGroups.length} groups x ${childGroups.length} children)`,
     );
-    const childGroupSize = next === weightLayers[weightLayers.length - 1] ? 1 : options.groupSize;
+    const childGroupSize = childGroupSizeOf(next);
     const blocks = { layer: next.name, childUnits: unitsOf(next), childGroupSize, scores: dependency };
-    return { layer: layer.name, units: unitsOf(layer), groupSize: options.groupSize, scores, blocks };
+    const scored: GroupScores = {
+      layer: layer.name,
+      units: unitsOf(layer),
+      groupSize: options.groupSize,
+      scores,
+      blocks,
+    };
+    if (l === 0 && options.inputBlocks) {
+      const parentUnits = inputFeatures(spec);
+      const values = concat(inputs);
+      const inputGroups = groupsOf(parentUnits, options.groupSize);
+      const own = groupsOf(unitsOf(layer), options.groupSize);
+      scored.inputBlocks = {
+        layer: layer.name,
+        childUnits: unitsOf(layer),
+        childGroupSize: options.groupSize,
+        parentUnits,
+        scores: dependencies(
+          { count: values.length / parentUnits, units: parentUnits, values },
+          inputGroups,
+          layerActivations(layer),
+          own,
+        ),
+      };
+      options.onProgress?.(
+        `${options.method}: scored the input into ${layer.name} (${inputGroups.length} groups x ${own.length} children)`,
+      );
+    }
+    return scored;
   });
 }
 
@@ -411,14 +490,17 @@ export interface ConnectionPlan {
   masks: Map<string, Float32Array>;
   /** Weights that stay, of all weight layers or of those counted. */
   remaining: number;
+  /** The weight layers whose blocks were cut. */
+  cutLayers: string[];
 }
 
 /**
  * Chooses the blocks of connections to cut so that `sparsity` of the weights (of all weight layers, or of those named
  * in `counted`) is gone, as the MINT paper prunes: only the layers the measure counts are cut (all with block scores
  * when nothing is named); per layer, the same share of each layer's blocks (a threshold per layer at that quantile of
- * its scores); global: blocks ranked across layers by their score relative to their layer's mean. A parent unit left
- * with no outgoing connection leaves (and its incoming weights with it). Every cut layer keeps at least one block.
+ * its scores); global: blocks ranked across layers by their score relative to their layer's mean. The first layer's
+ * blocks come from groups of input features (GroupScores.inputBlocks) when scored. A parent unit left with no outgoing
+ * connection leaves (and its incoming weights with it); input features stay. Every cut layer keeps at least one block.
  */
 export function planConnections(
   spec: ModelSpec,
@@ -430,8 +512,26 @@ export function planConnections(
   const weightLayers = spec.layers.filter(isWeightLayer);
   const shapes = inferShapes(spec);
   const sizes = new Map(spec.layers.map((l, i) => [l.name, shapes[i].weightCount]));
-  const cut = scores.filter((s) => s.blocks && (!counted || counted.includes(s.blocks.layer)));
-  if (cut.length === 0) {
+  const layerNamed = (name: string): WeightLayerSpec => weightLayers.find((l) => l.name === name) as WeightLayerSpec;
+  // Each cut: the blocks of one weight layer's weights, from a hidden layer's groups (which may then leave) or from
+  // the input's feature groups (which never do).
+  interface Cut {
+    blocks: BlockScores;
+    parentUnits: number;
+    parentGroupSize: number;
+    /** The hidden layer's scores the blocks leave from; absent for the input. */
+    parent?: GroupScores;
+  }
+  const cuts = scores.flatMap((s): Cut[] => {
+    const fromLayer = s.blocks
+      ? [{ blocks: s.blocks, parentUnits: s.units, parentGroupSize: s.groupSize, parent: s }]
+      : [];
+    const fromInput = s.inputBlocks
+      ? [{ blocks: s.inputBlocks, parentUnits: s.inputBlocks.parentUnits, parentGroupSize: s.groupSize }]
+      : [];
+    return [...fromInput, ...fromLayer].filter((c) => !counted || counted.includes(c.blocks.layer));
+  });
+  if (cuts.length === 0) {
     throw new CmpError(
       'BAD_ARGUMENT',
       `Connection pruning cuts the weights after a hidden layer, and none of ${counted?.join(', ') ?? 'the layers'} has one. Use --granularity unit.`,
@@ -446,8 +546,7 @@ export function planConnections(
       weightLayers.map((l) => [`${l.name}.weight`, new Float32Array(sizes.get(l.name) ?? 0).fill(1)]),
     );
     const plan: KeepPlan = new Map();
-    for (const s of cut) {
-      const blocks = s.blocks as BlockScores;
+    for (const { blocks, parentUnits, parentGroupSize, parent } of cuts) {
       const n = blocks.scores.length;
       const order = Array.from(blocks.scores.keys()).sort((a, b) => blocks.scores[a] - blocks.scores[b] || a - b);
       const mean = blocks.scores.reduce((a, v) => a + v, 0) / n || 1;
@@ -457,23 +556,24 @@ export function planConnections(
           : order.filter((b) => blocks.scores[b] / mean < threshold).slice(0, n - 1);
       const gone = new Uint8Array(n);
       for (const b of removed) gone[b] = 1;
-      const layer = weightLayers.find((l) => l.name === s.layer) as WeightLayerSpec;
-      const next = weightLayers.find((l) => l.name === blocks.layer) as WeightLayerSpec;
+      const next = layerNamed(blocks.layer);
       const mask = masks.get(`${next.name}.weight`) as Float32Array;
-      const parentGroups = s.scores.length;
-      const live = new Uint8Array(s.units);
-      forEachConnection(layer, next, mask.length, (i, parent, child) => {
-        if (gone[Math.floor(child / blocks.childGroupSize) * parentGroups + Math.floor(parent / s.groupSize)])
+      const parentGroups = Math.ceil(parentUnits / parentGroupSize);
+      const live = new Uint8Array(parentUnits);
+      forEachConnection(parentUnits, next, mask.length, (i, p, child) => {
+        if (gone[Math.floor(child / blocks.childGroupSize) * parentGroups + Math.floor(p / parentGroupSize)])
           mask[i] = 0;
-        else live[parent] = 1;
+        else live[p] = 1;
       });
-      // A parent with no outgoing connection leaves the network, its incoming weights with it.
+      if (!parent) continue;
+      // A parent unit with no outgoing connection leaves the network, its incoming weights with it.
       const keep = Array.from(live.keys()).filter((u) => live[u]);
-      plan.set(s.layer, keep);
+      plan.set(parent.layer, keep);
+      const layer = layerNamed(parent.layer);
       const own = masks.get(`${layer.name}.weight`) as Float32Array;
-      const fanIn = own.length / s.units;
+      const fanIn = own.length / parentUnits;
       for (let i = 0; i < own.length; i++) {
-        const u = layer.kind === 'dense' ? i % s.units : Math.floor(i / fanIn);
+        const u = layer.kind === 'dense' ? i % parentUnits : Math.floor(i / fanIn);
         if (!live[u]) own[i] = 0;
       }
     }
@@ -482,11 +582,11 @@ export function planConnections(
       if (counted && !counted.includes(l.name)) continue;
       for (const v of masks.get(`${l.name}.weight`) as Float32Array) remaining += v;
     }
-    return { plan, masks, remaining };
+    return { plan, masks, remaining, cutLayers: [...new Set(cuts.map((c) => c.blocks.layer))] };
   };
   // What stays falls as the threshold rises: bisect for the threshold that reaches the target.
   const target = total * (1 - sparsity) * (1 + 1e-9);
-  const blockScores = cut.map((s) => (s.blocks as BlockScores).scores);
+  const blockScores = cuts.map((c) => c.blocks.scores);
   return planFor(bisectCut(scope, blockScores, (threshold) => planFor(threshold).remaining <= target));
 }
 
@@ -621,8 +721,13 @@ export async function pruneTensors(
 }> {
   checkSparsity(options.sparsity);
   const spec = run.record.spec;
-  // Scores computed earlier for the same run (a bench pruning one run to several shares) are reused.
-  const scores = options.scores ?? (await scoreGroups(spec, run.tensors, data, options));
+  const inputBlocks = options.granularity === 'connection' && cutsFromInput(spec, options.counted);
+  // Scores computed earlier for the same run (a bench pruning one run to several shares) are reused if they hold
+  // what this cut needs.
+  const scores =
+    options.scores && (!inputBlocks || options.scores[0]?.inputBlocks)
+      ? options.scores
+      : await scoreGroups(spec, run.tensors, data, { ...options, inputBlocks });
   let plan: KeepPlan;
   let applied: { spec: ModelSpec; tensors: Tensors };
   let weightMasks: Map<string, Float32Array> | undefined;
@@ -637,7 +742,7 @@ export async function pruneTensors(
       );
     }
     applied = applyPruning(spec, masked, plan);
-    const cutLayers = new Set(scores.flatMap((s) => (s.blocks ? [`${s.blocks.layer}.weight`] : [])));
+    const cutLayers = new Set(connections.cutLayers.map((l) => `${l}.weight`));
     const masks = applyPruning(spec, connections.masks, plan).tensors;
     weightMasks = new Map([...masks].filter(([name]) => cutLayers.has(name)));
   } else {

@@ -175,8 +175,12 @@ export async function trainRun(
     const { epoch, lambda, keptUnits, keptFraction, frameBytes, validationAccuracy, testAccuracy } = c;
     checkpoints.push({ dir, epoch, lambda, keptUnits, keptFraction, frameBytes, validationAccuracy, testAccuracy });
   };
+  // A resumed training's earlier checkpoints are already saved in `out` (which a resumed run must name again).
+  const resume = (made: Omit<MaskCheckpointRecord, 'dir'>[]): void => {
+    checkpoints.push(...made.map((c, i) => ({ dir: join('checkpoints', String(i + 1).padStart(2, '0')), ...c })));
+  };
   const maskTraining: MaskTrainingOptions | undefined =
-    mask && learnsMask ? { ...mask, onCheckpoint: saveCheckpoint } : undefined;
+    mask && learnsMask ? { ...mask, onCheckpoint: saveCheckpoint, onResume: resume } : undefined;
   let result = await train(spec, data, {
     ...options,
     ...(validationCount ? { validationCount } : {}),

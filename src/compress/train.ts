@@ -10,7 +10,14 @@ import { makeRng } from '../core/rng.js';
 import type { Dataset, Split } from '../data/datasets.js';
 import { forwardFrozen, forwardTrain, initParams, paramsFromTensors, paramsToTensors, type Params } from './network.js';
 import { shrinkGroups, type GroupSparsityOptions } from './gss.js';
-import { checkpointKey, clearCheckpoint, loadCheckpoint, saveCheckpoint, type OptimizerState } from './checkpoint.js';
+import {
+  checkpointKey,
+  clearCheckpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+  type MaskTrainingState,
+  type OptimizerState,
+} from './checkpoint.js';
 import { SelectionCodec } from '../link/codec.js';
 import { frozenGates, LambdaSchedule, type LambdaScheduleOptions, type MaskTerms } from './mask.js';
 import { loadTf, type Tf } from './tf.js';
@@ -83,6 +90,11 @@ export interface MaskTrainingOptions {
   /** Lambda stops growing once the kept fraction is at or below this. */
   minKeep: number;
   onCheckpoint?: (checkpoint: MaskCheckpoint) => void;
+  /**
+   * A training resumed from a training checkpoint (`checkpointDir`) calls this first with the mask checkpoints made
+   * before the stop, in order (their models were given to onCheckpoint then; keep them where they survive a stop).
+   */
+  onResume?: (made: Omit<MaskCheckpointRecord, 'dir'>[]) => void;
 }
 
 /**
@@ -119,7 +131,7 @@ function trainingKey(spec: ModelSpec, data: Dataset, options: TrainOptions): str
     ...options,
     onProgress: undefined,
     initial: undefined,
-    masking: undefined,
+    masking: options.masking && { ...options.masking, onCheckpoint: undefined, onResume: undefined },
     checkpointDir: undefined,
     weightMasks: undefined,
     distill: distill && { weight: distill.weight, temperature: distill.temperature, teacher: distill.teacher.spec },
@@ -201,13 +213,13 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
   const maskParams = new Set(
     [...params.trainable].filter(([name]) => name === MASK_LOGITS || name.startsWith('selector.')).map(([, v]) => v),
   );
-  let lastCheckpoint: MaskCheckpoint | undefined;
+  let lastCheckpoint: MaskTrainingState['last'];
+  const made: MaskTrainingState['made'] = [];
   let started = Date.now();
   const history: EpochRecord[] = [];
   let step = 0;
   let firstEpoch = 1;
   const checkpointDir = options.checkpointDir;
-  if (checkpointDir && masking) throw new CmpError('INTERNAL', 'Training checkpoints do not cover mask training.');
   const key = checkpointDir ? trainingKey(spec, data, options) : '';
   const resumed = checkpointDir ? loadCheckpoint(checkpointDir, key) : undefined;
   if (resumed) {
@@ -220,6 +232,12 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     step = resumed.step;
     firstEpoch = resumed.epoch + 1;
     started -= resumed.durationMs;
+    if (resumed.masking && schedule && masking) {
+      schedule.restore(resumed.masking.schedule);
+      lastCheckpoint = resumed.masking.last;
+      made.push(...resumed.masking.made);
+      masking.onResume?.(made);
+    }
   }
   const recordSoFar = (epochs: number, testAccuracy: number): TrainingRecord => ({
     dataset: data.name,
@@ -337,7 +355,16 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
           keptFraction <= lastCheckpoint.keptFraction * masking.checkpointKeptRatio;
         if (due) {
           masking.onCheckpoint?.(checkpoint);
-          lastCheckpoint = checkpoint;
+          lastCheckpoint = { validationAccuracy, keptFraction };
+          made.push({
+            epoch,
+            lambda: schedule.lambda,
+            keptUnits,
+            keptFraction,
+            frameBytes,
+            validationAccuracy,
+            testAccuracy,
+          });
         }
         if (keptFraction > masking.minKeep) schedule.update(validationAccuracy);
       }
@@ -361,6 +388,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
         durationMs: Date.now() - started,
         optimizer: await optimizer.state(),
         params: new Map([...epochTensors].map(([name, t]) => [name, t.data])),
+        ...(schedule ? { masking: { schedule: schedule.state, last: lastCheckpoint, made } } : {}),
       });
     }
     const elapsed = Date.now() - started;

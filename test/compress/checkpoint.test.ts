@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { specFor } from '../../src/compress/train-run.js';
+import { DEFAULT_MASK_TRAINING, specFor, trainRun, type TrainRunOptions } from '../../src/compress/train-run.js';
 import { train, type TrainOptions } from '../../src/compress/train.js';
+import { RUN_MODEL_FILE } from '../../src/core/run.js';
 import type { Dataset } from '../../src/data/datasets.js';
 import { fixtureData } from '../fixtures.js';
 import { tempDir } from '../helpers.js';
@@ -77,4 +78,70 @@ test('a checkpoint of another training, or a damaged one, is not resumed', async
   epochs.length = 0;
   await train(spec, data, { ...options, checkpointDir: dir, onProgress: count });
   assert.deepEqual(epochs, [1, 2], 'a damaged checkpoint is ignored');
+});
+
+test("mask training stopped mid-schedule resumes with its lambda, its mask checkpoints and the unbroken run's tensors", async () => {
+  const options: TrainRunOptions = {
+    arch: 'mlp',
+    widths: [24],
+    binarizeWeights: 'none',
+    binarizeActivations: 'none',
+    epochs: 5,
+    batchSize: 50,
+    learningRate: 0.01,
+    seed: 7,
+    mask: {
+      kind: 'static',
+      granularity: { kind: 'pixel' },
+      source: 'learned',
+      values: 'uint8',
+      ...DEFAULT_MASK_TRAINING,
+      // A large start and no patience: lambda grows every epoch, so a resumed run that lost it would differ.
+      schedule: { ...DEFAULT_MASK_TRAINING.schedule, start: 0.02, patience: 1 },
+      warmupEpochs: 1,
+      checkpointStep: 0,
+      checkpointKeptRatio: 1,
+    },
+  };
+  const unbroken = await trainRun(data, { ...options, out: join(tempDir(), 'run') });
+  const made = unbroken.masking?.checkpoints ?? [];
+  const epochsMade = made.map((c) => c.epoch);
+  assert.ok(epochsMade.some((e) => e <= 3) && epochsMade.some((e) => e > 3), `checkpoints at ${epochsMade.join(', ')}`);
+  const lambdas = unbroken.training.history.map((r) => r.lambda);
+  assert.ok((lambdas[4] ?? 0) > (lambdas[2] ?? 0), `lambda grew (${lambdas.join(', ')})`);
+  const dir = tempDir();
+  const out = join(tempDir(), 'run');
+  await assert.rejects(
+    trainRun(data, {
+      ...options,
+      out,
+      checkpointDir: dir,
+      onProgress: (p) => {
+        if (p.phase === 'epoch' && p.record.epoch === 3) throw new Error('stopped');
+      },
+    }),
+    /stopped/,
+  );
+  const epochs: number[] = [];
+  const resumed = await trainRun(data, {
+    ...options,
+    out,
+    checkpointDir: dir,
+    onProgress: (p) => {
+      if (p.phase === 'epoch') epochs.push(p.record.epoch);
+    },
+  });
+  assert.deepEqual(epochs, [4, 5], 'only the epochs not done ran');
+  assert.deepEqual(
+    resumed.training.history.map((r) => r.lambda),
+    lambdas,
+  );
+  assert.deepEqual(resumed.masking?.checkpoints, made, 'the same mask checkpoints, the earlier ones included');
+  for (const [name, t] of unbroken.tensors) {
+    assert.deepEqual(resumed.tensors.get(name)?.data, t.data, `${name} equals the unbroken run's`);
+  }
+  assert.ok(
+    existsSync(join(out, made[0].dir, RUN_MODEL_FILE)),
+    'the checkpoints made before the stop are still in the run',
+  );
 });

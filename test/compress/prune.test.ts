@@ -6,6 +6,8 @@ import { before, test } from 'node:test';
 import { pruneRun } from '../../src/compress/prune-run.js';
 import {
   applyPruning,
+  cutsFromInput,
+  inputFeatures,
   mutualInformation,
   nonzeroWeights,
   planConnections,
@@ -285,22 +287,56 @@ test('bad prune input: sparsity outside (0, 1), an untrained folder, a model wit
     r.stderr.trim(),
     /^cmp: --layers names "fc9", which is not a weight layer of .*Its weight layers: fc1, /,
   );
-  r = runCli([
-    'prune',
-    `${dir}/run`,
-    '--sparsity',
-    '0.5',
-    '--granularity',
-    'connection',
-    '--layers',
-    'fc1',
-    '--out',
-    `${dir}/o`,
-  ]);
-  assert.notEqual(r.code, 0);
-  assert.match(
-    r.stderr.trim(),
-    /^cmp: --granularity connection cuts the weights after a hidden layer, and fc1 has none before it\. Name a later layer in --layers \(logits\)/,
+});
+
+test('connections from the input are cut in a dense first layer over an unmasked input, and refused elsewhere', () => {
+  const mlp = {
+    format: 'cmp-model/1',
+    arch: 'mlp',
+    input: { shape: [1, 2, 2], mean: 0, std: 1 },
+    labels: ['a', 'b'],
+    layers: [
+      { kind: 'flatten', name: 'flatten' },
+      {
+        kind: 'dense',
+        name: 'fc1',
+        units: 3,
+        batchNorm: false,
+        activation: 'relu',
+        binarize: { weights: 'none', inputs: 'none' },
+      },
+      {
+        kind: 'dense',
+        name: 'logits',
+        units: 2,
+        batchNorm: false,
+        activation: 'none',
+        binarize: { weights: 'none', inputs: 'none' },
+      },
+    ],
+  } as ModelSpec;
+  assert.equal(cutsFromInput(mlp), true);
+  assert.equal(cutsFromInput(mlp, ['logits']), false);
+  assert.equal(inputFeatures(mlp), 4);
+  const conv = {
+    ...mlp,
+    layers: [
+      {
+        kind: 'conv',
+        name: 'conv1',
+        filters: 2,
+        kernel: 1,
+        batchNorm: false,
+        activation: 'relu',
+        binarize: { weights: 'none', inputs: 'none' },
+      },
+      ...mlp.layers,
+    ],
+  } as ModelSpec;
+  assert.equal(cutsFromInput(conv), false, 'counting every layer, a conv net keeps its input connections');
+  assert.throws(
+    () => cutsFromInput(conv, ['conv1', 'fc1']),
+    /^CmpError: Connections from the input are cut only in a dense first layer over an unmasked input, and conv1 is not one\. Name later layers in --layers\.$/,
   );
 });
 
@@ -347,6 +383,30 @@ test('planConnections cuts the lowest-scored blocks of the counted layer, and a 
   );
   assert.deepEqual([...(masks.get('logits.weight') as Float32Array)], new Array(8).fill(1));
   assert.equal(remaining, 16);
+  // Counting fc1 too, its blocks from the input's feature groups (2 features each) are cut as well; no unit leaves
+  // for losing input connections.
+  const fromInput = [
+    {
+      ...scores[0],
+      inputBlocks: {
+        layer: 'fc1',
+        childUnits: 6,
+        childGroupSize: 2,
+        parentUnits: 4,
+        scores: Float64Array.of(5, 0.1, 6, 0.2, 4, 3),
+      },
+    },
+    scores[1],
+  ];
+  const both = planConnections(spec, fromInput, 1 / 3, 'per-layer', ['fc1', 'fc2']);
+  assert.deepEqual(both.plan.get('fc1'), [0, 1, 4, 5]);
+  // fc1's weights are [in = 4, out = 6]: input group 1 (rows 2, 3) loses child groups 0 and 1 (columns 0-3), and
+  // units 2 and 3 left with fc2's cut, so their columns are zero too.
+  assert.deepEqual(
+    [...(both.masks.get('fc1.weight') as Float32Array)],
+    [1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1],
+  );
+  assert.deepEqual(both.cutLayers.sort(), ['fc1', 'fc2']);
   // The next block up: the cut that also takes the (child 1, parent 2) block, whose score is 3.
   const deeper = planConnections(spec, scores, 0.5, 'per-layer', ['fc2']);
   assert.deepEqual(deeper.plan.get('fc1'), [0, 1, 4, 5]);
@@ -415,6 +475,38 @@ test('cmp prune --granularity connection cuts blocks of fc2, holds them at zero 
     );
     await backend.dispose();
   }
+  // Counting the whole network, MINT also cuts fc1's connections from pixel groups.
+  const r = runCli([
+    'prune',
+    `${dir}/float`,
+    '--data',
+    'fashion-mnist',
+    '--limit-train',
+    '1000',
+    '--limit-test',
+    '200',
+    '--granularity',
+    'connection',
+    '--sparsity',
+    '0.9',
+    '--group-size',
+    '5',
+    '--samples-per-class',
+    '30',
+    '--retrain',
+    '1',
+    '--json',
+    '--out',
+    `${dir}/whole`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { pruning: { weightsBefore: number; weightsAfter: number } };
+  assert.ok(out.pruning.weightsAfter <= 0.1 * out.pruning.weightsBefore, `${out.pruning.weightsAfter} weights left`);
+  const whole = loadRun(`${dir}/whole`);
+  const fc1 = nonzeroWeights(whole.record.spec, whole.tensors, ['fc1']);
+  const fc1Before = weightCount(loadRun(`${dir}/float`).record.spec, ['fc1']);
+  assert.ok(fc1 <= 0.15 * fc1Before, `fc1 keeps ${fc1} of ${fc1Before} weights: its input connections were cut`);
+  assert.equal(nonzeroWeights(whole.record.spec, whole.tensors), out.pruning.weightsAfter);
 });
 
 test('cmp prune --method mint runs end to end on a small slice and writes a smaller run that exports', async () => {

@@ -4,6 +4,7 @@
 import { pruneRun } from '../../compress/prune-run.js';
 import {
   checkSparsity,
+  cutsFromInput,
   nonzeroWeights,
   PRUNE_GRANULARITIES,
   PRUNE_METHODS,
@@ -115,14 +116,8 @@ export const pruneCommand: Command = {
         `--layers names "${unknown}", which is not a weight layer of ${run.dir}. Its weight layers: ${weightLayers.join(', ')}.`,
       );
     }
-    // Connections are cut after a hidden layer: every weight layer but the first.
-    if (f.granularity === 'connection' && counted?.every((l) => l === weightLayers[0])) {
-      throw new CmpError(
-        'BAD_FLAG',
-        `--granularity connection cuts the weights after a hidden layer, and ${weightLayers[0]} has none before it. ` +
-          `Name a later layer in --layers (${weightLayers.slice(1).join(', ')}) or use --granularity unit.`,
-      );
-    }
+    // The first weight layer's connections come from the input: only a dense layer over an unmasked input has them.
+    if (f.granularity === 'connection') cutsFromInput(run.record.spec, counted);
     prepareRunOut(f.out, f.force === true);
     const data = await loadDataFlag(f.data, io, runConsumer(run.dir, run.record.spec, run.record.training.dataset), {
       limitTrain: f['limit-train'] as number | undefined,
