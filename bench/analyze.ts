@@ -259,14 +259,16 @@ export const analyze: Benchmark = {
       });
     }
     const worst = Math.max(...rows.map((r) => Math.abs(r.errorPct)));
+    const boardModels = new Set(MODELS.map((m) => m.name));
     const mismatches = rows.filter((r) => r.predictedArena !== r.arenaUsed || r.predictedModelBytes !== r.modelBytes);
     const goals: Goal[] = [
       atMost('cmp analyze arena and model bytes differ from the firmware (models)', mismatches.length, 0, 'models'),
       atMost('largest |estimate - measured device time| (leave one model out)', worst, 25, '%'),
+      // The issue's goal is on the models deployed to the board; the host-only ones are more calibration.
       ...HOST_BACKENDS.map((b) =>
         atMost(
-          `largest |estimate - ${b} batch-1 p50| on this machine (leave one model out)`,
-          Math.max(...hostRows.filter((r) => r.backend === b).map((r) => Math.abs(r.errorPct))),
+          `largest |estimate - ${b} batch-1 p50| on this machine, the ${MODELS.length} board models (leave one out)`,
+          worstHost(hostRows, b, boardModels),
           25,
           '%',
         ),
@@ -307,6 +309,7 @@ export const analyze: Benchmark = {
       `Also: ${runs} Fashion-MNIST test images per model (medians), models trained 1 epoch on ${limitTrain} images; each estimate uses the cost table fitted on the other models (the board: the other ${MODELS.length - 1}, over their layers; a host backend: the other ${hostModels.length - 1}, ${HOST_EXTRA_MODELS.length} of them host-only, bitwasm over their layers' medians (${LAYER_COST_RUNS} profiled calls) and ort-node over their batch-1 p50s; ${values['host-budget-ms']} ms of interleaved calls per model).`,
       `Paper/vendor figure: none (ST Edge AI and Edge Impulse publish no estimate error to compare).`,
       machineLine(describeMachine()),
+      `Over all ${hostModels.length} host models (the host-only ones left out in turn too): ${HOST_BACKENDS.map((b) => `${b} worst ${worstHost(hostRows, b).toFixed(1)}%`).join(', ')}.`,
       `Took ${elapsedS.toFixed(0)} s.`,
       ...goalLines(goals, 1),
     ];
@@ -320,4 +323,11 @@ export const analyze: Benchmark = {
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s.length ? s[Math.floor((s.length - 1) / 2)] : 0;
+}
+
+/** The largest |error| of `backend`'s rows, over `models` (default: every row), %. */
+function worstHost(rows: readonly HostRow[], backend: string, models?: ReadonlySet<string>): number {
+  return Math.max(
+    ...rows.filter((r) => r.backend === backend && (!models || models.has(r.model))).map((r) => Math.abs(r.errorPct)),
+  );
 }
