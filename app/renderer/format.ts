@@ -9,4 +9,6 @@ export const FORMAT = Object.freeze({
   count: (v: number): string => String(v),
   bits: (v: number): string => (Number.isFinite(v) ? v.toFixed(3) : '-'),
   mib: (v: number): string => `${(v / 2 ** 20).toFixed(1)} MiB`,
+  /** A relative error, signed: +12.3%. */
+  error: (v: number): string => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)}%` : '-'),
 });

@@ -1,6 +1,7 @@
 // The dashboard renderer: devices, profiling jobs with live progress, profiles side by side (histograms, percentiles,
-// exits, link bytes), the model view and the report export. Everything it shows comes from the dashboard's messages;
-// every number on screen carries its exact value in data-value, beside the text a person reads.
+// exits, link bytes, estimated against measured latency), the model view with its analysis for a chosen device, and
+// the report export. Everything it shows comes from the dashboard's messages; every number on screen carries its
+// exact value in data-value, beside the text a person reads.
 
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
@@ -90,6 +91,10 @@ function renderDevices(view: View): void {
   if (devices.some((d) => d.id === chosen && d.profilable)) select.value = chosen;
   const models = [...new Set([...view.state.models, ...devices.map((d) => d.model).filter((m): m is string => !!m)])];
   byId('model-list').replaceChildren(...models.map((m) => el('option', { value: m })));
+  const analyse = byId<HTMLSelectElement>('model-device');
+  const analysed = analyse.value;
+  analyse.replaceChildren(...devices.map((d) => el('option', { value: d.id }, `${d.name} (${d.kind})`)));
+  if (devices.some((d) => d.id === analysed)) analyse.value = analysed;
   syncModelField(view);
 }
 
@@ -238,6 +243,23 @@ function card(view: View, entry: ProfileEntry): HTMLElement {
         [true, true, true, true, true, true],
       )
     : undefined;
+  const e = entry.estimate;
+  const estimate = table(
+    ['cost table', 'estimated ms', 'measured ms', 'error'],
+    [
+      el(
+        'tr',
+        {},
+        el('td', {}, e.costTable ?? '-'),
+        e.estimatedMs !== undefined
+          ? valueCell('estimate.estimatedMs', e.estimatedMs, FORMAT.ms)
+          : el('td', { class: 'number' }, '-'),
+        valueCell('estimate.measuredMs', e.measuredMs, FORMAT.ms),
+        e.error !== undefined ? valueCell('estimate.error', e.error, FORMAT.error) : el('td', { class: 'number' }, '-'),
+      ),
+    ],
+    [false, true, true, true],
+  );
   const facts = [
     `${d.platform}/${d.arch}`,
     d.cpus ? `${d.cpus} CPU${d.cpus === 1 ? '' : 's'}` : '',
@@ -262,7 +284,92 @@ function card(view: View, entry: ProfileEntry): HTMLElement {
     el('h3', {}, 'Link'),
     link,
     ...(mcu ? [el('h3', {}, 'Split inference'), mcu] : []),
+    el('h3', {}, 'Estimated against measured'),
+    estimate,
+    el('p', { class: 'facts', 'data-estimate-note': '' }, `Measured: ${e.measured}.${e.note ? ` ${e.note}` : ''}`),
   );
+}
+
+/** The analysis of the model view: per layer work and memory, totals, the board's memory and fit, and advice. */
+function analysisPart(a: NonNullable<ModelView['analysis']>): HTMLElement[] {
+  const ms = (v: number | undefined): HTMLTableCellElement =>
+    v === undefined ? el('td', { class: 'number' }, '-') : valueCell('estimateMs', v, FORMAT.ms);
+  const rows = a.layers.map((l) =>
+    el(
+      'tr',
+      { 'data-analysis-layer': l.name },
+      el('th', { scope: 'row' }, l.name),
+      el('td', {}, `${l.kind} ${l.weights}/${l.inputs}`),
+      valueCell('params', l.params, FORMAT.count),
+      valueCell('storedBytes', l.storedBytes, FORMAT.count),
+      valueCell('macs', l.macs, FORMAT.count),
+      valueCell('binaryOps', l.binaryOps, FORMAT.count),
+      valueCell('activationBytes', l.activationBytes, FORMAT.count),
+      valueCell('workingBytes', l.workingBytes, FORMAT.count),
+      ms(l.estimateMs),
+    ),
+  );
+  rows.push(
+    el(
+      'tr',
+      { 'data-analysis-layer': 'total' },
+      el('th', { scope: 'row' }, 'total'),
+      el('td', {}, 'largest output, peak working'),
+      valueCell('params', a.totals.params, FORMAT.count),
+      valueCell('storedBytes', a.totals.storedBytes, FORMAT.count),
+      valueCell('macs', a.totals.macs, FORMAT.count),
+      valueCell('binaryOps', a.totals.binaryOps, FORMAT.count),
+      valueCell('activationBytes', a.peakActivationBytes, FORMAT.count),
+      valueCell('workingBytes', a.peakWorkingBytes, FORMAT.count),
+      ms(a.latency?.ms),
+    ),
+  );
+  const parts: HTMLElement[] = [
+    el('h3', {}, `Analysis for ${a.device} (${a.target})`),
+    table(
+      [
+        'layer',
+        'kind',
+        'params',
+        a.mcu ? 'flash B' : 'stored B',
+        'MACs',
+        'binary ops',
+        'output B',
+        'working B',
+        'est. ms',
+      ],
+      rows,
+      [false, false, true, true, true, true, true, true, true],
+    ),
+  ];
+  if (a.mcu) {
+    const m = a.mcu;
+    const fit = (fits: boolean): HTMLElement =>
+      el('strong', { class: fits ? 'fits' : 'misfit', 'data-fits': String(fits) }, fits ? 'fits' : 'does not fit');
+    parts.push(
+      el(
+        'p',
+        { 'data-analysis': 'mcu' },
+        `${m.board.board}: flash ${m.board.flashBytes} B, RAM ${m.board.ramBytes} B, default arena ${m.board.arenaBytes} B. Model ${m.modelBytes} B${m.exact ? '' : ' (from the layer shapes)'}. Uploaded: arena ${m.arenaUploadedBytes} B, `,
+        fit(m.fitsUploaded),
+        `. In flash: ${m.modelBytes} B of flash, arena ${m.arenaInFlashBytes} B, `,
+        fit(m.fitsInFlash),
+        '.',
+      ),
+    );
+  }
+  if (a.latency) {
+    parts.push(
+      el(
+        'p',
+        { 'data-analysis': 'latency' },
+        `Estimated batch-1 latency from ${a.costTable ?? a.latency.device}'s cost table: ${FORMAT.ms(a.latency.ms)} ms${a.latency.missing.length ? `, without ${a.latency.missing.join(', ')} (not in the table: profile a model that has them)` : ''}.`,
+      ),
+    );
+  }
+  if (a.note) parts.push(el('p', { class: 'facts', 'data-analysis': 'note' }, a.note));
+  if (a.advice.length) parts.push(el('ul', { 'data-analysis': 'advice' }, ...a.advice.map((t) => el('li', {}, t))));
+  return parts;
 }
 
 function renderModel(view: View, m: ModelView): void {
@@ -309,6 +416,8 @@ function renderModel(view: View, m: ModelView): void {
       ),
     );
   }
+  if (m.analysis) parts.push(...analysisPart(m.analysis));
+  else if (m.analysisNote) parts.push(el('p', { class: 'facts', 'data-analysis': 'note' }, m.analysisNote));
   const charts: { name: string; title: string; draw: (holder: HTMLElement) => uPlot }[] = [];
   if (m.mask) {
     const mask = m.mask;
@@ -420,9 +529,19 @@ function bindForms(view: View): void {
   submit('load-form', () =>
     view.link.request({ type: 'load-profile', path: byId<HTMLInputElement>('load-path').value.trim() }),
   );
-  submit('model-form', async () => {
-    const m = await view.link.request({ type: 'model', path: byId<HTMLInputElement>('model-path').value.trim() });
+  const openModel = async (): Promise<void> => {
+    const device = byId<HTMLSelectElement>('model-device').value;
+    const m = await view.link.request({
+      type: 'model',
+      path: byId<HTMLInputElement>('model-path').value.trim(),
+      ...(device ? { device } : {}),
+    });
     renderModel(view, m);
+  };
+  submit('model-form', openModel);
+  // Another device: the same model analysed for it (its target and cost table), once a model is open.
+  byId<HTMLSelectElement>('model-device').addEventListener('change', () => {
+    if (byId('model-view').childElementCount && byId<HTMLInputElement>('model-path').value.trim()) attempt(openModel);
   });
   byId('export').addEventListener('click', () => attempt(() => exportReport(view)));
 }

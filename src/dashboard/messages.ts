@@ -4,6 +4,7 @@
 import * as v from 'valibot';
 import { checkDocument } from '../core/schema.js';
 import { CmpError } from '../errors.js';
+import type { ModelAnalysis } from '../profile/analyze.js';
 import type { DeviceProfile } from '../profile/device-profile.js';
 
 /** The protocol name `hello` answers with; a change to the messages below changes it. */
@@ -34,7 +35,8 @@ const line = (max: number) =>
  *   profile device model dataset count start a profiling job (the reply names it; `job` events follow)
  *   load-profile path                  add a saved cmp-profile/1 JSON file (e.g. from cmp profile --target rpi --out)
  *   remove-profile key                 drop a profile from the comparison
- *   model path                         the model view of an ONNX file or a run folder
+ *   model path [device]                the model view of an ONNX file or a run folder; its analysis (cmp analyze)
+ *                                      for device (an id devices lists; default this machine on ort-node)
  *   report                             the report: one self-contained HTML file and the JSON behind it
  * Unknown types and unknown keys are refused.
  */
@@ -51,7 +53,7 @@ export const CLIENT_MESSAGE_SCHEMA = v.variant('type', [
   }),
   v.strictObject({ id: ID, type: v.literal('load-profile'), path: line(MAX_PATH_LENGTH) }),
   v.strictObject({ id: ID, type: v.literal('remove-profile'), key: line(64) }),
-  v.strictObject({ id: ID, type: v.literal('model'), path: line(MAX_PATH_LENGTH) }),
+  v.strictObject({ id: ID, type: v.literal('model'), path: line(MAX_PATH_LENGTH), device: v.optional(line(512)) }),
   v.strictObject({ id: ID, type: v.literal('report') }),
 ]);
 export type ClientMessage = v.InferOutput<typeof CLIENT_MESSAGE_SCHEMA>;
@@ -113,6 +115,27 @@ export interface ProfileEntry {
   profile: DeviceProfile;
   histogram: LatencyHistogram;
   mcu?: McuDetails;
+  /** The latency cmp analyze estimates for this profile's model from the device's cost table, beside the measured. */
+  estimate: LatencyEstimate;
+}
+
+/**
+ * Estimated against measured latency of a profile. The estimate is the device's recorded cost table (cmp profile
+ * writes it) applied to the model's analysis; the measured is the profile's: the batch-1 p50 on this machine's
+ * backends, the device's mean compute time per inference on a board (the layers up to its last exit).
+ */
+export interface LatencyEstimate {
+  /** The cost table's device (host-ort-node, mps2-an385), when there is one for this profile's device. */
+  costTable?: string;
+  /** Estimated ms (absent: no table, no model file, or the table lacks a kernel; `note` says which). */
+  estimatedMs?: number;
+  measuredMs: number;
+  /** What the measured number is, in words. */
+  measured: string;
+  /** (estimated - measured) / measured. */
+  error?: number;
+  /** Why there is no estimate, or what it leaves out; one line. */
+  note?: string;
 }
 
 /** A profiling job's state; `job` events carry it whenever it changes. */
@@ -179,6 +202,18 @@ export interface ModelView {
     validationAccuracy: number;
     testAccuracy: number;
   }[];
+  /**
+   * What cmp analyze says of the model for `device` (a device id; the target and cost table follow from its kind):
+   * per layer and in total work, memory, flash, the estimated latency, whether it fits and what to change.
+   */
+  analysis?: ModelAnalysis & {
+    device: string;
+    /** The cost table the estimate came from (absent: none recorded for the device; `note` says how to make one). */
+    costTable?: string;
+    note?: string;
+  };
+  /** Why there is no analysis (a file cmp cannot analyse); one line. */
+  analysisNote?: string;
   /** Run folders: exit calibration's operating points (accuracy against mean latency). */
   calibration?: {
     pareto: { thresholds: number[]; accuracy: number; meanLatencyMs: number; exitShares: number[] }[];

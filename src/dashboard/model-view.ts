@@ -6,13 +6,14 @@ import { freeze } from '../core/frozen.js';
 import type { LayerManifest, Manifest } from '../core/manifest.js';
 import { featureMask, maskLayout, parseGranularity, type MaskGranularity } from '../core/mask.js';
 import { loadRun } from '../core/run.js';
-import { CmpError } from '../errors.js';
+import { CmpError, isCmpError } from '../errors.js';
 import { exportOnnx } from '../export/export-onnx.js';
 import { encodePng, paint, rgbImage } from '../export/png.js';
 import { isBinaryMode } from '../core/spec.js';
 import { inspectModel } from '../runtime/inspect.js';
 import { MaskedInput } from '../runtime/masked-input.js';
-import { parseModelFile, readModelFile } from '../runtime/model-file.js';
+import { parseModelFile, readModelFile, type ModelFile } from '../runtime/model-file.js';
+import { DEFAULT_ANALYSIS_DEVICE, deviceAnalysis } from './estimates.js';
 import type { ModelView } from './messages.js';
 import { loadProfileData } from './profile-jobs.js';
 
@@ -22,15 +23,18 @@ export const DYNAMIC_MASK_EXAMPLES = 50;
 const PICTURE_SCALE = 6;
 const PICTURE_GAP = 4;
 
-/** The model view of `path`: a folder is read as a run (cmp train --out), anything else as an ONNX file. */
-export async function modelView(path: string): Promise<ModelView> {
+/**
+ * The model view of `path`: a folder is read as a run (cmp train --out), anything else as an ONNX file; with the
+ * analysis (cmp analyze) for `device`, an id of the device list (default: this machine on onnxruntime).
+ */
+export async function modelView(path: string, device = DEFAULT_ANALYSIS_DEVICE): Promise<ModelView> {
   let folder: boolean;
   try {
     folder = statSync(path).isDirectory();
   } catch (err) {
     throw new CmpError('BAD_ARGUMENT', `There is no model or run folder at ${path}. Check the path.`, { cause: err });
   }
-  return folder ? runView(path) : onnxView(path);
+  return folder ? runView(path, device) : onnxView(path, device);
 }
 
 /** What a run's exported selector file sends for the first `count` instances of `x` (pixels in [0, 1]). */
@@ -53,7 +57,17 @@ async function exportedSelections(
   }
 }
 
-function onnxView(path: string): ModelView {
+/** The analysis part of a view, or the one line saying why there is none. */
+function analysisPart(file: ModelFile, device: string): Pick<ModelView, 'analysis' | 'analysisNote'> {
+  try {
+    return { analysis: deviceAnalysis(file, device) };
+  } catch (err) {
+    const text = isCmpError(err) ? err.message : `Internal error: ${String((err as Error)?.message ?? err)}`;
+    return { analysisNote: `No analysis: ${text.split('\n')[0]}` };
+  }
+}
+
+function onnxView(path: string, device: string): ModelView {
   const file = readModelFile(path);
   const report = inspectModel(file);
   const manifest = file.manifest;
@@ -86,10 +100,11 @@ function onnxView(path: string): ModelView {
         }
       : {}),
     checkpoints: [],
+    ...analysisPart(file, device),
   };
 }
 
-async function runView(dir: string): Promise<ModelView> {
+async function runView(dir: string, device: string): Promise<ModelView> {
   const run = loadRun(dir);
   const { record } = run;
   const frozen = freeze(record.spec, run.tensors);
@@ -169,6 +184,7 @@ async function runView(dir: string): Promise<ModelView> {
     ...(calibration
       ? { calibration: { pareto: calibration.pareto, chosen: calibration.chosen, full: calibration.full } }
       : {}),
+    ...analysisPart(parseModelFile(exported.bytes, dir), device),
   };
 }
 

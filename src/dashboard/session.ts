@@ -8,6 +8,7 @@ import { SITE_LAYOUT } from '../core/site.js';
 import { CmpError, isCmpError } from '../errors.js';
 import type { DeviceProfile } from '../profile/device-profile.js';
 import { listDashboardDevices, type DeviceList } from './devices.js';
+import { profileEstimate } from './estimates.js';
 import { latencyHistogram } from './histogram.js';
 import {
   checkClientMessage,
@@ -126,7 +127,7 @@ export class DashboardSession {
         return { removed: message.key };
       }
       case 'model':
-        this.model = await modelView(message.path);
+        this.model = await modelView(message.path, message.device);
         return this.model;
       case 'report':
         return buildReport(this.profiles, this.model);
@@ -209,6 +210,7 @@ export class DashboardSession {
       profile,
       histogram: latencyHistogram(profile.latenciesMs),
       ...(mcu ? { mcu } : {}),
+      estimate: profileEstimate(profile, origin, mcu),
     };
     this.profiles.push(entry);
     if (announce) this.emit({ type: 'profiles', profiles: this.profiles });

@@ -5,9 +5,9 @@ import { availableParallelism, totalmem } from 'node:os';
 import { nowMs, percentile } from '../core/clock.js';
 import type { Dataset } from '../data/datasets.js';
 import { CmpError } from '../errors.js';
-import { analyzeModel, hostUnits } from '../profile/analyze.js';
-import { costTablePath, recordModelCost } from '../profile/cost-table.js';
+import { costTablePath } from '../profile/cost-table.js';
 import { profilePredictor, type DeviceFacts } from '../profile/device-profile.js';
+import { measureHostCosts, recordHostCosts as recordHostTable } from '../profile/host-costs.js';
 import { createBackend } from '../runtime/backends.js';
 import { inputDimsFor } from '../runtime/evaluate.js';
 import { callerNormalization, datasetConsumer, type ModelFile } from '../runtime/model-file.js';
@@ -112,8 +112,9 @@ export interface HostCostReport {
 
 /**
  * Times batch-1 calls of the model on this machine's backend (as cmp run does: the backend alone, no Predictor) and
- * records their p50 with the model's work per kernel in the backend's cost table ($CMP_HOME/costs/host-BACKEND.json),
- * which cmp analyze --target host fits over every model recorded.
+ * records it in the backend's cost table ($CMP_HOME/costs/host-BACKEND.json): per-layer times where the backend times
+ * layers (bitwasm), else the p50 with the model's work per kernel, which cmp analyze --target host fits over every
+ * model recorded.
  */
 export async function recordHostCosts(
   file: ModelFile,
@@ -138,13 +139,10 @@ export async function recordHostCosts(
       if (i % 50 === 0) onProgress(`latency ${i}/${count}`);
     }
     const p50 = percentile(latencies, 50);
-    const units = hostUnits(analyzeModel(file, { target: 'host' }).layers, backend.name);
+    // A backend that times its layers (bitwasm) also gives per-layer samples: the first image, profiled.
+    const first = standardize(data.test.x.subarray(0, features), normalization);
     const path = costTablePath(cmpHome(), `host-${backend.name}`);
-    recordModelCost(path, `host-${backend.name}`, 'performance.now(), batch-1 p50', {
-      model: file.path,
-      units,
-      ms: p50,
-    });
+    recordHostTable(path, backend.name, file.path, await measureHostCosts(backend, file, first, dims, p50));
     return { model: file.path, target: 'host', backend: backend.name, samples: count, p50Ms: p50, costTable: path };
   } finally {
     await backend.dispose();

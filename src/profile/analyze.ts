@@ -2,6 +2,8 @@
 // the arena the firmware will ask for, flash) and a latency estimate from a per-kernel cost table measured on the
 // device, for any ONNX file cmp reads.
 
+import { existsSync } from 'node:fs';
+import { packedRowBytes } from '../core/bitpack.js';
 import { inferShapes, type ModelSpec } from '../core/spec.js';
 import { CmpError } from '../errors.js';
 import { importOnnx } from '../import/import-onnx.js';
@@ -13,7 +15,7 @@ import {
   MCU_MODEL_LAYER_BYTES,
 } from '../core/mcu-model.js';
 import type { ModelFile } from '../runtime/model-file.js';
-import { costKey, estimateMs, type CostTable } from './cost-table.js';
+import { costKey, costTablePath, estimateMs, readCostTable, type CostTable } from './cost-table.js';
 
 /** Where the analysis is for. */
 export const ANALYZE_TARGETS: readonly string[] = Object.freeze(['mcu', 'rpi', 'browser', 'host']);
@@ -38,6 +40,11 @@ export interface LayerAnalysis {
   cellMacs: number;
   /** Bytes of the layer's float32 output. */
   activationBytes: number;
+  /**
+   * Bytes live while the layer runs: its float input and output, the packed bits of a binarized input and a conv's
+   * im2col patch (float and packed). The largest over the layers is the model's peak working memory.
+   */
+  workingBytes: number;
   /** The cost-table entry this layer's time is looked up under, and its work units there. */
   kernel: string;
   units: number;
@@ -69,6 +76,8 @@ export interface ModelAnalysis {
   totals: { params: number; storedBytes: number; macs: number; binaryOps: number };
   /** The largest layer output, bytes. */
   peakActivationBytes: number;
+  /** The largest layer's working memory, bytes (on mcu the arena's workspace, which reuses two buffers, is exact). */
+  peakWorkingBytes: number;
   mcu?: McuAnalysis;
   /** Estimated batch-1 latency, ms, and the cost table it came from; `missing`: kernels the table lacks. */
   latency?: { ms: number; device: string; missing: string[] };
@@ -115,6 +124,13 @@ export function analyzeModel(file: ModelFile, options: AnalyzeOptions): ModelAna
     const storedBytes =
       mcuModel?.layers[i].bytes ?? (weights === 'none' ? 0 : lm ? lm.weightBytes : cells * 4 + rows * 4);
     const window = layer.kind === 'maxpool' || layer.kind === 'avgpool' ? layer.size * layer.size : 0;
+    const inputCount = count(inputShape);
+    const workingBytes =
+      layer.kind === 'flatten'
+        ? 4 * inputCount
+        : 4 * (inputCount + outputs) +
+          (inputs !== 'none' ? packedRowBytes(inputCount) : 0) +
+          (layer.kind === 'conv' ? 4 * rowLength + packedRowBytes(rowLength) : 0);
     const kernel = costKey(layer.kind, weights, inputs);
     const units = weights === 'none' ? (window ? outputs * window : 0) : binary ? binaryOps : macs;
     return {
@@ -130,6 +146,7 @@ export function analyzeModel(file: ModelFile, options: AnalyzeOptions): ModelAna
       binaryOps,
       cellMacs: cells * positions,
       activationBytes: 4 * outputs,
+      workingBytes,
       kernel,
       units,
     };
@@ -146,6 +163,7 @@ export function analyzeModel(file: ModelFile, options: AnalyzeOptions): ModelAna
     layers,
     totals,
     peakActivationBytes: Math.max(4 * count(spec.input.shape), ...layers.map((l) => l.activationBytes)),
+    peakWorkingBytes: Math.max(4 * count(spec.input.shape), ...layers.map((l) => l.workingBytes)),
     advice: [],
   };
   if (options.target === 'mcu') {
@@ -218,14 +236,43 @@ export function analyzeModel(file: ModelFile, options: AnalyzeOptions): ModelAna
   return analysis;
 }
 
+/** The cost table cmp profile recorded for a target in `home` ($CMP_HOME), or one line saying how to record it. */
+export function findCostTable(
+  home: string,
+  target: string,
+  options: { board?: string; backend?: string } = {},
+): { costs?: CostTable; path?: string; note?: string } {
+  let device: string;
+  let how: string;
+  if (target === 'mcu') {
+    device = options.board ?? 'mps2-an385';
+    how = `no cost table for ${device} yet. Measure one: cmp profile MODEL --target mcu --port PORT (any model; it records`;
+  } else if (target === 'host') {
+    const backend = options.backend ?? 'ort-node';
+    device = `host-${backend}`;
+    how = `no cost table for ${backend} on this machine yet. Measure one: cmp profile MODEL --target host --backend ${backend} (on two or more models; it records`;
+  } else return { note: `No latency estimate: pass --costs FILE, a ${target} cost table.` };
+  const path = costTablePath(home, device);
+  if (!existsSync(path)) return { path, note: `No latency estimate: ${how} ${path}).` };
+  return { costs: readCostTable(path), path };
+}
+
 /**
  * A model's work as a host backend does it, summed over layers: weight layers (each a few operator calls), layers
  * that binarize their input and the elements they binarize, multiply-accumulates and popcount words. onnxruntime
- * unpacks binary weights into float at session start (constant folding), so there every weight cell is a MAC.
+ * unpacks binary weights into float at session start (constant folding), so there every weight cell is a MAC; bitwasm
+ * keeps them 1-bit, and its MACs of binary weights with float inputs are a term of their own.
  */
 export function hostUnits(layers: readonly LayerAnalysis[], device: string): Record<string, number> {
   const onnxruntime = /ort-/.test(device);
-  const units: Record<string, number> = { layer: 0, 'binarized layer': 0, 'binarized input': 0, mac: 0, word: 0 };
+  const units: Record<string, number> = {
+    layer: 0,
+    'binarized layer': 0,
+    'binarized input': 0,
+    mac: 0,
+    ...(onnxruntime ? {} : { 'binary-weight mac': 0 }),
+    word: 0,
+  };
   for (const l of layers) {
     if (l.weights === 'none') continue;
     units.layer++;
@@ -235,7 +282,8 @@ export function hostUnits(layers: readonly LayerAnalysis[], device: string): Rec
     }
     if (onnxruntime) units.mac += l.cellMacs;
     else {
-      units.mac += l.macs;
+      // bitwasm adds or subtracts a float input per binary weight: far cheaper than a float MAC, so a term apart.
+      units[l.weights === 'binary' ? 'binary-weight mac' : 'mac'] += l.macs;
       units.word += l.binaryOps;
     }
   }

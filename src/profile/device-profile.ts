@@ -4,7 +4,7 @@
 import * as v from 'valibot';
 import { nowMs, percentile } from '../core/clock.js';
 import type { Predictor } from '../runtime/predictor.js';
-import { ExitTally, type ExitRow } from './exit-rows.js';
+import { ExitTally } from './exit-rows.js';
 
 /** A count: a whole number >= 0. */
 const COUNT = v.pipe(v.number(), v.safeInteger(), v.minValue(0));

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { latencyHistogram } from '../../src/dashboard/histogram.js';
-import { checkClientMessage, MAX_PROFILE_COUNT } from '../../src/dashboard/messages.js';
+import { checkClientMessage, MAX_PROFILE_COUNT, type LatencyEstimate } from '../../src/dashboard/messages.js';
 import { contentSecurityPolicy, presentedToken, sameToken } from '../../src/dashboard/security.js';
 import { DashboardSession } from '../../src/dashboard/session.js';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
@@ -25,6 +25,7 @@ test('every request type passes the check as sent', () => {
     { id: 6, type: 'remove-profile', key: 'p1' },
     { id: 7, type: 'model', path: 'runs/fm' },
     { id: 8, type: 'report' },
+    { id: 9, type: 'model', path: 'runs/fm', device: 'serial:/dev/pts/3' },
   ];
   for (const message of good) assert.equal(checkClientMessage(message), message);
 });
@@ -43,6 +44,7 @@ test('the check refuses what is not a request, naming the first thing wrong in o
     [{ id: 1, type: 'model', path: '' }, /"model" has path "", expected length >=1/],
     [{ id: 1, type: 'model', path: 'a\0b' }, /"model" has path "a\\u0000b", expected one line/],
     [{ id: 1, type: 'model', path: 7 }, /"model" has path 7, expected string/],
+    [{ id: 1, type: 'model', path: 'fm.onnx', device: '' }, /"model" has device "", expected length >=1/],
     [{ id: 1, type: 'devices', serialPath: 'x'.repeat(5000) }, /serialPath "x{56}\.\.\., expected length <=4096/],
     [{ id: 1, type: 'profile', device: 'd', dataset: 'auto', count: MAX_PROFILE_COUNT + 1 }, /count 10001/],
     [{ id: 1, type: 'profile', device: 'd', dataset: 'auto', count: '5' }, /count "5"/],
@@ -145,6 +147,11 @@ test('a fleet profile file (cmp profile --hosts) loads as one card per device; f
     first.result.profiles.map((p) => p.title.split(' · ')[0]),
     ['pi@a', 'pi@c'],
   );
+  // Estimated against measured: the measured is the file's p50; cost tables exist for boards and this machine only.
+  const estimate = (first.result.profiles[0] as unknown as { estimate: LatencyEstimate }).estimate;
+  assert.equal(estimate.measuredMs, 1);
+  assert.equal(estimate.estimatedMs, undefined);
+  assert.match(estimate.note ?? '', /^No estimate: cost tables are recorded for boards and this machine's backends/);
   const second = (await session.handle({ id: 2, type: 'load-profile', path: array })) as {
     result: { profiles: unknown[] };
   };

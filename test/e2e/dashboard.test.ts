@@ -22,6 +22,7 @@ import type {
   ServerMessage,
 } from '../../src/dashboard/messages.js';
 import { recordDevice } from '../../src/deploy/devices.js';
+import type { ModelAnalysis } from '../../src/profile/analyze.js';
 import { requireTool } from '../../src/link/firmware-build.js';
 import { startQemu, type QemuBoard } from '../../src/link/qemu.js';
 import { FORMAT } from '../../app/renderer/format.js';
@@ -95,6 +96,27 @@ before(async () => {
   board = await startQemu({ elfPath: firmware.elfPath });
   const deployed = runCli(['deploy', exitModel, '--target', 'mcu', '--port', board.port, '--data', 'fashion-mnist']);
   assert.equal(deployed.code, 0, deployed.stderr);
+  // The cost tables cmp profile records: this machine's backends (ort-node fitted over whole models, bitwasm over
+  // its layers) and the board (its layers' cycle counts); the cards and the model view estimate from them.
+  // (cmp profile --target host takes whole images: the masked model's table comes from the plain one.)
+  for (const backend of ['ort-node', 'bitwasm']) {
+    const common = ['--data', 'fashion-mnist', '--limit', '20', '--quiet'];
+    const timed = runCli(['profile', plainModel, '--target', 'host', '--backend', backend, ...common]);
+    assert.equal(timed.code, 0, timed.stderr);
+  }
+  const onBoard = runCli([
+    'profile',
+    exitModel,
+    '--target',
+    'mcu',
+    '--port',
+    board.port,
+    '--data',
+    'fashion-mnist',
+    '--limit',
+    '20',
+  ]);
+  assert.equal(onBoard.code, 0, onBoard.stderr);
   site = join(dir, 'site');
   const written = runCli(['deploy', plainModel, '--target', 'browser', '--out', site, '--samples', '5', '--quiet']);
   assert.equal(written.code, 0, written.stderr);
@@ -400,6 +422,10 @@ function expected(entry: ProfileEntry, field: string): [number, (v: number) => s
     }
     case 'link':
       return [p.link?.[last as 'meanBytes'] ?? NaN, last === 'saving' ? FORMAT.saving : FORMAT.bytes];
+    case 'estimate': {
+      const value = (entry.estimate as unknown as Record<string, number>)[last];
+      return [value, last === 'error' ? FORMAT.error : FORMAT.ms];
+    }
     case 'mcu': {
       const value = (entry.mcu as unknown as Record<string, number>)[last];
       const format = { deviceShare: FORMAT.percent, deviceMsMean: FORMAT.ms, resends: FORMAT.count }[last];
@@ -494,6 +520,25 @@ test('the numbers on screen equal the JSON profiles the server holds; the histog
     mcu.profile.exits.map((e) => e.exit),
     ['exit1', 'final'],
   );
+  // Estimated against measured: the device's cost table through cmp analyze, beside the profile's own figure.
+  for (const [entry, table, measuredMs, analyze] of [
+    [measured[0], 'host-ort-node', measured[0].profile.latencyMs.p50, ['--target', 'host', '--backend', 'ort-node']],
+    [measured[1], 'host-bitwasm', measured[1].profile.latencyMs.p50, ['--target', 'host', '--backend', 'bitwasm']],
+    [mcu, 'mps2-an385', mcu.mcu?.deviceMsMean, ['--target', 'mcu']],
+  ] as const) {
+    const e = entry.estimate;
+    assert.equal(e.costTable, table, entry.title);
+    assert.equal(e.measuredMs, measuredMs, entry.title);
+    assert.ok(e.estimatedMs !== undefined && e.estimatedMs > 0, `${entry.title}: estimate ${e.estimatedMs}`);
+    assert.ok(Math.abs((e.error ?? NaN) - (e.estimatedMs - e.measuredMs) / e.measuredMs) < 1e-12);
+    const cli = runCli(['analyze', entry.profile.model.path, ...analyze, '--json']);
+    assert.equal(cli.code, 0, cli.stderr);
+    const a = JSON.parse(cli.stdout) as ModelAnalysis;
+    if (entry === mcu) {
+      // The board runs the layers up to its exit (and the exit's head): less than the whole model.
+      assert.ok(e.estimatedMs < (a.latency?.ms ?? 0), `device share ${e.estimatedMs} of ${a.latency?.ms} ms`);
+    } else assert.equal(e.estimatedMs, a.latency?.ms, `${entry.title}: the estimate cmp analyze gives`);
+  }
   assert.ok(measured[0].profile.link && measured[0].profile.link.saving > 1, 'the masked model on this machine');
   assert.equal(measured[1].profile.link, undefined, 'no mask, no link');
   assert.deepEqual(pageErrors, [], 'no errors or policy violations in the page');
@@ -531,6 +576,75 @@ test('report export: one self-contained HTML file with its charts, and the JSON 
   assert.match(html, /<img alt="input mask" src="data:image\/png;base64,/);
   assert.doesNotMatch(html, /<script(?! type="application\/json")/, 'no script runs in the report');
   assert.doesNotMatch(html, /(src|href)="(?!data:)/, 'nothing is loaded from outside the file');
+});
+
+test('the model view analyses the model for the chosen device: per-layer work and memory, fit, estimate', async () => {
+  await page.fill('#model-path', exitModel);
+  await page.selectOption('#model-device', `mcu:${board.port}`);
+  await page.click('#model-form button');
+  await page.waitForSelector('#model-view [data-analysis="mcu"]');
+  const client = await Client.open();
+  const view = await client.request<ModelView>({
+    id: 1,
+    type: 'model',
+    path: exitModel,
+    device: `mcu:${board.port}`,
+  });
+  const cli = runCli(['analyze', exitModel, '--target', 'mcu', '--json']);
+  assert.equal(cli.code, 0, cli.stderr);
+  const expectedAnalysis = JSON.parse(cli.stdout) as ModelAnalysis;
+  const a = view.analysis;
+  assert.ok(a, view.analysisNote);
+  assert.equal(a.target, 'mcu');
+  assert.equal(a.costTable, 'mps2-an385');
+  assert.deepEqual(a.mcu, expectedAnalysis.mcu, 'the arena and flash cmp analyze gives');
+  assert.deepEqual(a.layers, expectedAnalysis.layers);
+  const onScreen = await page.$$eval('#model-view tr[data-analysis-layer]', (rows) =>
+    rows.map((r): [string, Record<string, string>] => [
+      r.getAttribute('data-analysis-layer') ?? '',
+      Object.fromEntries(
+        [...r.querySelectorAll('[data-field]')].map((c) => [
+          c.getAttribute('data-field') ?? '',
+          c.getAttribute('data-value') ?? '',
+        ]),
+      ),
+    ]),
+  );
+  const fields = (l: Omit<ModelAnalysis['layers'][number], 'name' | 'kind'>): Record<string, string> => ({
+    params: String(l.params),
+    storedBytes: String(l.storedBytes),
+    macs: String(l.macs),
+    binaryOps: String(l.binaryOps),
+    activationBytes: String(l.activationBytes),
+    workingBytes: String(l.workingBytes),
+    ...(l.estimateMs !== undefined ? { estimateMs: String(l.estimateMs) } : {}),
+  });
+  const totals = a.layers[0] && {
+    ...a.layers[0],
+    ...a.totals,
+    activationBytes: a.peakActivationBytes,
+    workingBytes: a.peakWorkingBytes,
+    estimateMs: a.latency?.ms,
+  };
+  assert.ok(a.latency && a.latency.ms > 0, 'an estimate from the board table');
+  assert.deepEqual(onScreen, [...a.layers.map((l) => [l.name, fields(l)]), ['total', fields(totals)]]);
+  const fits = await page.$$eval('#model-view [data-fits]', (l) => l.map((f) => f.getAttribute('data-fits')));
+  assert.deepEqual(fits, [String(a.mcu?.fitsUploaded), String(a.mcu?.fitsInFlash)]);
+  // Another device: the same model for this machine's bitwasm, priced by its table.
+  await page.selectOption('#model-device', 'local:bitwasm');
+  await page.waitForFunction(() => !document.querySelector('#model-view [data-analysis="mcu"]'));
+  const host = await client.request<ModelView>({ id: 2, type: 'model', path: exitModel, device: 'local:bitwasm' });
+  client.close();
+  assert.equal(host.analysis?.target, 'host');
+  assert.equal(host.analysis?.costTable, 'host-bitwasm');
+  const bitwasm = runCli(['analyze', exitModel, '--target', 'host', '--backend', 'bitwasm', '--json']);
+  const hostMs = (JSON.parse(bitwasm.stdout) as ModelAnalysis).latency?.ms;
+  assert.equal(host.analysis?.latency?.ms, hostMs);
+  assert.equal(
+    await page.getAttribute('#model-view tr[data-analysis-layer="total"] [data-field="estimateMs"]', 'data-value'),
+    String(hostMs),
+  );
+  assert.deepEqual(pageErrors, [], 'no errors or policy violations in the page');
 });
 
 test('saved profile files and browser sites join the comparison; a bad file is a one-line error', async () => {

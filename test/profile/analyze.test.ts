@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { encodeModel, floatTensor, node, valueInfo } from '../../src/core/onnx.js';
 import { convertToMcuModel } from '../../src/core/mcu-model.js';
-import { analyzeModel } from '../../src/profile/analyze.js';
-import { costTablePath, fitCosts, fitTotals, recordCosts } from '../../src/profile/cost-table.js';
+import { analyzeModel, hostUnits } from '../../src/profile/analyze.js';
+import { costTablePath, fitCosts, fitTotals, readCostTable, recordCosts } from '../../src/profile/cost-table.js';
 import { readModelFile } from '../../src/runtime/model-file.js';
 import { DAB_MLP, fixtures } from '../fixtures.js';
 import { runCli, tempDir } from '../helpers.js';
@@ -67,6 +67,16 @@ test('a cmp export: MACs and binary ops per layer, and the arena and model bytes
   assert.equal(a.mcu?.arenaInFlashBytes, mcu.workspaceBytes);
   assert.equal(a.mcu?.exact, true);
   assert.equal(a.latency, undefined, 'no cost table, no estimate');
+  // Working memory: fc1's float input and output; fc2's also the packed bits of its binarized input.
+  assert.equal(byName.fc1.workingBytes, 4 * (784 + 64));
+  assert.equal(byName.fc2.workingBytes, 4 * (64 + 64) + 64 / 8);
+  assert.equal(a.peakWorkingBytes, Math.max(4 * 784, ...a.layers.map((l) => l.workingBytes)));
+  // bitwasm keeps weights 1-bit: fc1's MACs (binary weights, float pixels) are a term apart from float MACs;
+  // onnxruntime unpacks them to float, so there every weight cell is a MAC.
+  const wasm = hostUnits(a.layers, 'host-bitwasm');
+  assert.equal(wasm['binary-weight mac'], 784 * 64 + 64 * 10);
+  assert.equal(wasm.mac, 0);
+  assert.equal(hostUnits(a.layers, 'host-ort-node').mac, 784 * 64 + 64 * 64 + 64 * 10);
 });
 
 test('any ONNX file cmp reads: a foreign Gemm MLP without a cmp manifest', () => {
@@ -135,6 +145,26 @@ test('cmp analyze prints the table, estimates from a recorded cost table, and re
   assert.equal(timed.code, 0, timed.stderr);
   assert.match(timed.stdout, /batch-1 p50 [\d.]+ ms over 20 calls/);
   assert.ok(existsSync(hostTable), 'cmp profile --target host records the backend table');
+  // bitwasm times its layers: its table holds each layer's median with its kernel, fitted per kernel as the board's.
+  const wasm = runCli(
+    ['profile', path, '--target', 'host', '--backend', 'bitwasm', '--data', 'fashion-mnist', '--limit', '20'],
+    undefined,
+    { CMP_HOME: home },
+  );
+  assert.equal(wasm.code, 0, wasm.stderr);
+  const wasmTable = readCostTable(costTablePath(home, 'host-bitwasm'));
+  assert.equal(wasmTable.models, undefined, 'per layer, not over whole models');
+  assert.deepEqual(
+    wasmTable.samples.map((s) => [s.kernel, s.units]),
+    layers.filter((l) => l.units > 0).map((l) => [l.kernel, l.units]),
+  );
+  assert.ok(wasmTable.samples.every((s) => s.ms > 0));
+  const byLayer = runCli(['analyze', path, '--target', 'host', '--backend', 'bitwasm', '--json'], undefined, {
+    CMP_HOME: home,
+  });
+  const w = JSON.parse(byLayer.stdout) as { latency: { ms: number }; layers: { estimateMs?: number }[] };
+  const inLayers = w.layers.reduce((sum, l) => sum + (l.estimateMs ?? 0), 0);
+  assert.ok(Math.abs(w.latency.ms - inLayers - (wasmTable.overheadMs ?? 0)) < 1e-12, 'layers plus the overhead');
   const host = runCli(['analyze', path, '--target', 'host', '--json'], undefined, { CMP_HOME: home });
   assert.equal(host.code, 0, host.stderr);
   const h = JSON.parse(host.stdout) as { latency: { ms: number; device: string } };

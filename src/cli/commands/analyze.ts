@@ -1,11 +1,10 @@
 // cmp analyze: before anything is uploaded, per layer and in total: parameters, bytes, MACs, binary ops, activations,
 // the arena the firmware will ask for, flash, an estimated latency from the device's cost table, and whether it fits.
 
-import { existsSync } from 'node:fs';
 import { cmpHome } from '../../deploy/devices.js';
 import { BOARDS } from '../../link/firmware-build.js';
-import { analyzeModel, ANALYZE_TARGETS, type ModelAnalysis } from '../../profile/analyze.js';
-import { costTablePath, readCostTable, type CostTable } from '../../profile/cost-table.js';
+import { analyzeModel, ANALYZE_TARGETS, findCostTable, type ModelAnalysis } from '../../profile/analyze.js';
+import { readCostTable, type CostTable } from '../../profile/cost-table.js';
 import { readModelFile } from '../../runtime/model-file.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
@@ -42,18 +41,11 @@ export const analyzeCommand: Command = {
     let costs: CostTable | undefined;
     let note: string | undefined;
     if (f.costs) costs = readCostTable(f.costs as string);
-    else if (target === 'mcu') {
-      const path = costTablePath(cmpHome(), board);
-      if (existsSync(path)) costs = readCostTable(path);
-      else
-        note = `No latency estimate: no cost table for ${board} yet. Measure one: cmp profile MODEL --target mcu --port PORT (any model; it records ${path}).`;
-    } else if (target === 'host') {
-      const backend = (f.backend as string | undefined) ?? 'ort-node';
-      const path = costTablePath(cmpHome(), `host-${backend}`);
-      if (existsSync(path)) costs = readCostTable(path);
-      else
-        note = `No latency estimate: no cost table for ${backend} on this machine yet. Measure one: cmp profile MODEL --target host --backend ${backend} (on two or more models; it records ${path}).`;
-    } else note = `No latency estimate: pass --costs FILE, a ${target} cost table.`;
+    else
+      ({ costs, note } = findCostTable(cmpHome(), target, {
+        board,
+        backend: (f.backend as string | undefined) ?? 'ort-node',
+      }));
     const analysis = analyzeModel(file, { target, board, costs });
     if (io.json) {
       io.out(JSON.stringify({ ...analysis, ...(note ? { note } : {}) }, null, 2));
@@ -69,7 +61,19 @@ export const analyzeCommand: Command = {
 export function formatAnalysis(a: ModelAnalysis): string {
   const lines = [
     formatTable(
-      ['layer', 'kind', 'weights', 'inputs', 'params', 'stored B', 'MACs', 'binary ops', 'output B', 'est. ms'],
+      [
+        'layer',
+        'kind',
+        'weights',
+        'inputs',
+        'params',
+        'stored B',
+        'MACs',
+        'binary ops',
+        'output B',
+        'working B',
+        'est. ms',
+      ],
       [
         ...a.layers.map((l) => [
           l.name,
@@ -81,6 +85,7 @@ export function formatAnalysis(a: ModelAnalysis): string {
           l.macs,
           l.binaryOps,
           l.activationBytes,
+          l.workingBytes,
           l.estimateMs !== undefined ? l.estimateMs.toFixed(3) : '-',
         ]),
         [
@@ -93,6 +98,7 @@ export function formatAnalysis(a: ModelAnalysis): string {
           a.totals.macs,
           a.totals.binaryOps,
           a.peakActivationBytes,
+          a.peakWorkingBytes,
           a.latency ? a.latency.ms.toFixed(3) : '-',
         ],
       ],
