@@ -448,8 +448,9 @@ test('cmp prune --granularity connection cuts blocks of fc2, holds them at zero 
       'connection',
       '--layers',
       'fc2',
+      // fc1's 8 groups of 5 feed fc2's 6: each child group keeps its best block, so at most 7/8 of fc2 can go.
       '--sparsity',
-      '0.9',
+      '0.85',
       '--group-size',
       '5',
       '--samples-per-class',
@@ -468,7 +469,7 @@ test('cmp prune --granularity connection cuts blocks of fc2, holds them at zero 
     assert.equal(out.pruning.granularity, 'connection');
     const pruned = loadRun(`${dir}/${method}`);
     const fc2 = nonzeroWeights(pruned.record.spec, pruned.tensors, ['fc2']);
-    assert.ok(fc2 <= 0.1 * 40 * 30 && fc2 > 0, `${method}: fc2 keeps ${fc2} of 1200 weights after fine-tuning`);
+    assert.ok(fc2 <= 0.15 * 40 * 30 && fc2 >= 6 * 25, `${method}: fc2 keeps ${fc2} of 1200 weights after fine-tuning`);
     assert.equal(
       nonzeroWeights(pruned.record.spec, pruned.tensors),
       out.pruning.weightsAfter,
