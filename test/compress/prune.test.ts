@@ -114,6 +114,18 @@ for (const arch of ['mlp', 'lenet']) {
   });
 }
 
+/** A float dense layer for hand-built specs (ReLU, or none for the classifier). */
+function dense(name: string, units: number, last = false): ModelSpec['layers'][number] {
+  return {
+    kind: 'dense',
+    name,
+    units,
+    batchNorm: false,
+    activation: last ? 'none' : 'relu',
+    binarize: { weights: 'none', inputs: 'none' },
+  };
+}
+
 test('planPruning reaches the asked share of weights and keeps the best-scored groups', () => {
   const spec = {
     format: 'cmp-model/1',
@@ -148,14 +160,6 @@ test('planPruning reaches the asked share of weights and keeps the best-scored g
 });
 
 test("planPruning can count one layer's weights: 96% of fc2 as the MINT paper measures it", () => {
-  const dense = (name: string, units: number, last = false): ModelSpec['layers'][number] => ({
-    kind: 'dense',
-    name,
-    units,
-    batchNorm: false,
-    activation: last ? 'none' : 'relu',
-    binarize: { weights: 'none', inputs: 'none' },
-  });
   const spec = {
     format: 'cmp-model/1',
     arch: 'mlp',
@@ -295,25 +299,7 @@ test('connections from the input are cut in a dense first layer over an unmasked
     arch: 'mlp',
     input: { shape: [1, 2, 2], mean: 0, std: 1 },
     labels: ['a', 'b'],
-    layers: [
-      { kind: 'flatten', name: 'flatten' },
-      {
-        kind: 'dense',
-        name: 'fc1',
-        units: 3,
-        batchNorm: false,
-        activation: 'relu',
-        binarize: { weights: 'none', inputs: 'none' },
-      },
-      {
-        kind: 'dense',
-        name: 'logits',
-        units: 2,
-        batchNorm: false,
-        activation: 'none',
-        binarize: { weights: 'none', inputs: 'none' },
-      },
-    ],
+    layers: [{ kind: 'flatten', name: 'flatten' }, dense('fc1', 3), dense('logits', 2, true)],
   } as ModelSpec;
   assert.equal(cutsFromInput(mlp), true);
   assert.equal(cutsFromInput(mlp, ['logits']), false);
@@ -341,14 +327,6 @@ test('connections from the input are cut in a dense first layer over an unmasked
 });
 
 test('planConnections cuts the lowest-scored blocks of the counted layer, and a parent left unconnected leaves', () => {
-  const dense = (name: string, units: number, last = false): ModelSpec['layers'][number] => ({
-    kind: 'dense',
-    name,
-    units,
-    batchNorm: false,
-    activation: last ? 'none' : 'relu',
-    binarize: { weights: 'none', inputs: 'none' },
-  });
   const spec = {
     format: 'cmp-model/1',
     arch: 'mlp',
