@@ -336,7 +336,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       const keptFraction = keptUnits / units;
       maskRecord = { validationAccuracy, keptFraction, lambda: schedule.lambda };
       if (maskActive) {
-        const checkpoint: MaskCheckpoint = {
+        const figures = {
           epoch,
           lambda: schedule.lambda,
           keptUnits,
@@ -344,6 +344,9 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
           frameBytes,
           validationAccuracy,
           testAccuracy,
+        };
+        const checkpoint: MaskCheckpoint = {
+          ...figures,
           spec: currentSpec,
           tensors: epochTensors,
           training: recordSoFar(epoch, testAccuracy),
@@ -356,15 +359,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
         if (due) {
           masking.onCheckpoint?.(checkpoint);
           lastCheckpoint = { validationAccuracy, keptFraction };
-          made.push({
-            epoch,
-            lambda: schedule.lambda,
-            keptUnits,
-            keptFraction,
-            frameBytes,
-            validationAccuracy,
-            testAccuracy,
-          });
+          made.push(figures);
         }
         if (keptFraction > masking.minKeep) schedule.update(validationAccuracy);
       }
