@@ -5,9 +5,15 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { packBits } from '../../src/core/bitpack.js';
 import { roundToFloat16 } from '../../src/core/float16.js';
+import { quantizeInput, quantizeRows } from '../../src/core/quantize.js';
 import type { BinarizeMode } from '../../src/core/spec.js';
 import { binarizeSample, createReferenceEngine } from '../../src/runtime/bitwasm/engine-reference.js';
-import { createWasmEngine, maskedConvPlan, repackForPopcount } from '../../src/runtime/bitwasm/engine-wasm.js';
+import {
+  createWasmEngine,
+  maskedConvPlan,
+  repackForPopcount,
+  tapsMajor,
+} from '../../src/runtime/bitwasm/engine-wasm.js';
 import type { Plan, PlanLayer, PlanWeightLayer } from '../../src/runtime/bitwasm/plan.js';
 import { Profiler } from '../../src/runtime/profiler.js';
 import { makeRng } from '../../src/core/rng.js';
@@ -45,6 +51,8 @@ interface LayerOptions {
   rows: number;
   kernel?: number;
   binary: boolean;
+  /** int8 rows (core/quantize.ts) instead of float ones when not binary. */
+  int8?: boolean;
   inputs: BinarizeMode;
   relu?: boolean;
   scale?: boolean;
@@ -66,6 +74,8 @@ function weightLayer(name: string, o: LayerOptions, next: () => number): PlanWei
       lower,
       step: upper.map((u, r) => u - lower[r]),
     };
+  } else if (o.int8) {
+    weights = { kind: 'int8', ...quantizeRows(uniform(o.rows * rowLength, next), o.rows, rowLength) };
   } else {
     weights = { kind: 'float', rows: uniform(o.rows * rowLength, next) };
   }
@@ -253,6 +263,70 @@ for (const { name, options } of SINGLE_LAYERS) {
     }
   });
 }
+
+// int8 layers quantize their input per sample and sum integer products exactly (i8Dot): four rows and two samples a
+// step, then leftover rows and samples; rows of 37 and 297 values end past their last whole 16. Convs read patches of
+// the position-major input, one channel (LeNet's first layer) or several.
+const INT8_LAYERS: { name: string; options: LayerOptions }[] = [
+  {
+    name: 'dense 37->13 int8 w, float in',
+    options: { kind: 'dense', inputShape: [37, 1, 1], rows: 13, binary: false, int8: true, inputs: 'none', relu: true },
+  },
+  {
+    name: 'dense 1024->8 int8 w, dab in',
+    options: { kind: 'dense', inputShape: [1024, 1, 1], rows: 8, binary: false, int8: true, inputs: 'dab' },
+  },
+  {
+    name: 'conv 3x3 33->6 on 9x7 int8 w, float in',
+    options: { kind: 'conv', inputShape: [33, 9, 7], rows: 6, kernel: 3, binary: false, int8: true, inputs: 'none' },
+  },
+  {
+    name: 'conv 5x5 1->9 on 12x13 int8 w, float in',
+    options: { kind: 'conv', inputShape: [1, 12, 13], rows: 9, kernel: 5, binary: false, int8: true, inputs: 'none' },
+  },
+];
+
+for (const { name, options } of INT8_LAYERS) {
+  test(`wasm equals reference (float inputs: to the bit): ${name}, batch 1 and 3, a sample does not depend on its batch`, async () => {
+    const layer = weightLayer('layer', options, makeRng(name.length));
+    const plan = planOf([layer]);
+    const wasm = await createWasmEngine(plan);
+    const reference = createReferenceEngine(plan);
+    const [c, h, w] = plan.inputShape;
+    const input = uniform(3 * c * h * w, makeRng(7), 2);
+    for (const batch of [1, 3]) {
+      const x = input.subarray(0, batch * c * h * w);
+      // Binarized inputs arrive with levels a float rounding apart (binarize sums in another order): the rule then.
+      if (options.inputs === 'none') assert.deepEqual(wasm.run(x, batch), reference.run(x, batch), `batch ${batch}`);
+      else assert.ok(relativeDiff(wasm.run(x, batch), reference.run(x, batch)) <= TOLERANCE, `batch ${batch}`);
+    }
+    assert.deepEqual(
+      wasm.run(input.subarray(c * h * w, 2 * c * h * w), 1),
+      wasm.run(input, 3).subarray(plan.classes, 2 * plan.classes),
+    );
+    // Quantizing the input moves the outputs by about 1% of their scale, no more: the product of the float rows.
+    const floats = { ...layer, weights: { kind: 'float' as const, rows: dequantize(layer) } };
+    const diff = relativeDiff(wasm.run(input, 3), createReferenceEngine(planOf([floats])).run(input, 3));
+    assert.ok(diff > 0 && diff < 2e-2, `int8 inputs against float inputs: relative difference ${diff}`);
+  });
+}
+
+function dequantize(layer: PlanWeightLayer): Float32Array {
+  const w = layer.weights as Extract<PlanWeightLayer['weights'], { kind: 'int8' }>;
+  return Float32Array.from(w.data, (q, i) => q * w.scales[Math.floor(i / layer.rowLength)]);
+}
+
+test('input quantization: the largest magnitude becomes +/-127, halves round away from zero, all zeros keep scale 1', () => {
+  const q = quantizeInput(Float32Array.from([2.54, -2.54, 0.01, -0.01, 0.03, 0]));
+  assert.equal(q.scale, Math.fround(2.54 / 127));
+  assert.deepEqual(Array.from(q.data), [127, -127, 1, -1, 2, 0]);
+  assert.deepEqual(quantizeInput(new Float32Array(4)), { data: new Int8Array(4), scale: 1 });
+  // Conv rows go from the file's (c, ky, kx) to (ky, kx, c): filter 0 of 2 channels, 2x2 taps.
+  assert.deepEqual(
+    Array.from(tapsMajor(Int8Array.from([0, 1, 2, 3, 10, 11, 12, 13]), 1, 2, 2)),
+    [0, 10, 1, 11, 2, 12, 3, 13],
+  );
+});
 
 test('wasm equals reference on a whole awkward network (conv, odd pool, conv, flatten, dense), batch 1 and 5', async () => {
   const next = makeRng(99);

@@ -1,7 +1,7 @@
 // The reference engine: what the exported graph computes, in simple TypeScript loops, for tests to compare against.
 
 import { expandBinary } from '../../core/bitpack.js';
-import { dequantizeRows } from '../../core/quantize.js';
+import { quantizeInput } from '../../core/quantize.js';
 import { ACTIVATION_LLOYD_STEPS, type BinarizeMode } from '../../core/spec.js';
 import type { Profiler } from '../profiler.js';
 import { features, layerTag, normalizeInput, padPlanes, type Engine } from './engine.js';
@@ -9,17 +9,21 @@ import type { Plan, PlanWeightLayer } from './plan.js';
 
 const f32 = Math.fround;
 
-/** A reference engine for `plan`: weights expanded to float32 rows, sums in float64. */
+/**
+ * A reference engine for `plan`: binary weights expanded to float32 rows, sums in float64; int8 layers quantize their
+ * input per sample (core/quantize.ts quantizeInput) and sum integer products exactly, as the wasm kernels do.
+ */
 export function createReferenceEngine(plan: Plan): Engine {
-  const expanded = new Map<PlanWeightLayer, Float32Array>();
+  const expanded = new Map<PlanWeightLayer, Float32Array | Int8Array>();
   let weightBytes = 0;
   for (const layer of plan.layers) {
     if (layer.kind !== 'dense' && layer.kind !== 'conv') continue;
     const w = layer.weights;
     if (w.kind === 'float') expanded.set(layer, w.rows);
-    else if (w.kind === 'int8')
-      expanded.set(layer, dequantizeRows({ ...w, rows: layer.rows, rowLength: layer.rowLength }));
-    else {
+    else if (w.kind === 'int8') {
+      expanded.set(layer, w.data);
+      weightBytes += w.scales.byteLength;
+    } else {
       const upper = w.lower.map((lo, r) => f32(lo + w.step[r]));
       expanded.set(layer, expandBinary(w.packed, layer.rows, layer.rowLength, upper, w.lower));
     }
@@ -45,7 +49,7 @@ export function createReferenceEngine(plan: Plan): Engine {
             h = padded;
           } else if (layer.kind !== 'flatten') {
             const x = binarizeSample(h, layer.inputShape, layer.kind === 'conv', layer.inputs);
-            h = layer.kind === 'dense' ? dense(x, layer, expanded.get(layer)!) : conv(x, layer, expanded.get(layer)!);
+            h = weightLayer(x, layer, expanded.get(layer)!);
           }
           if (event !== undefined) profiler?.end(event);
         }
@@ -110,25 +114,42 @@ export function binarizeSample(x: Float32Array, shape: number[], isConv: boolean
   return v.map((value) => (value >= threshold ? high : lower));
 }
 
-function epilogue(sum: number, r: number, layer: PlanWeightLayer): number {
-  let y = f32(sum);
+/**
+ * A weight layer on one sample. int8 rows take the input as quantizeInput gives it, and each output is the exact integer
+ * sum times f32(input scale * row scale), rounded once to float32 (kernels.as.ts i8Out), then the epilogue.
+ */
+function weightLayer(x: Float32Array, layer: PlanWeightLayer, w: Values): Float32Array {
+  let input: Values = x;
+  let rowScale: Float32Array | undefined;
+  if (layer.weights.kind === 'int8') {
+    const q = quantizeInput(x);
+    input = q.data;
+    rowScale = layer.weights.scales.map((s) => f32(q.scale * s));
+  }
+  return layer.kind === 'dense' ? dense(input, layer, w, rowScale) : conv(input, layer, w, rowScale);
+}
+
+function epilogue(sum: number, r: number, layer: PlanWeightLayer, rowScale?: Float32Array): number {
+  let y = f32(rowScale ? sum * rowScale[r] : sum);
   if (layer.scale) y = f32(y * layer.scale[r]);
   y = f32(y + layer.shift[r]);
   return layer.relu && !(y > 0) ? 0 : y;
 }
 
-function dense(x: Float32Array, layer: PlanWeightLayer, w: Float32Array): Float32Array {
+type Values = Float32Array | Int8Array;
+
+function dense(x: Values, layer: PlanWeightLayer, w: Values, rowScale?: Float32Array): Float32Array {
   const out = new Float32Array(layer.rows);
   const n = layer.rowLength;
   for (let r = 0; r < layer.rows; r++) {
     let s = 0;
     for (let k = 0; k < n; k++) s += x[k] * w[r * n + k];
-    out[r] = epilogue(s, r, layer);
+    out[r] = epilogue(s, r, layer, rowScale);
   }
   return out;
 }
 
-function conv(x: Float32Array, layer: PlanWeightLayer, w: Float32Array): Float32Array {
+function conv(x: Values, layer: PlanWeightLayer, w: Values, rowScale?: Float32Array): Float32Array {
   const [c, h, wd] = layer.inputShape;
   const k = layer.kernel;
   const [, oh, ow] = layer.outputShape;
@@ -144,7 +165,7 @@ function conv(x: Float32Array, layer: PlanWeightLayer, w: Float32Array): Float32
             }
           }
         }
-        out[(r * oh + oy) * ow + ox] = epilogue(s, r, layer);
+        out[(r * oh + oy) * ow + ox] = epilogue(s, r, layer, rowScale);
       }
     }
   }

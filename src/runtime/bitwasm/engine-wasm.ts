@@ -15,7 +15,7 @@ interface WasmLayer {
   plan: PlanWeightLayer;
   tag: string;
   /**
-   * f32: float rows; i8: int8 rows and their scales (in `step`); masked: file bit rows with float inputs; pop:
+   * f32: float rows; i8: int8 rows (conv taps (ky, kx, c), tapsMajor) and their scales (in `step`); masked: file bit rows with float inputs; pop:
    * 16-byte-padded bit rows with binarized inputs.
    */
   path: 'f32' | 'i8' | 'masked' | 'pop';
@@ -44,6 +44,8 @@ interface WasmLayer {
 interface Needs {
   activation: number;
   quantized: number;
+  /** int8 layers: the input quantized to i16 (quantizeInput), then a conv's patches of it. */
+  q16: number;
   tmp: number;
   colSum: number;
   bits: number;
@@ -80,7 +82,20 @@ export async function createWasmEngine(plan: Plan): Promise<Engine> {
   const weightBytes = top - weightStart;
   const scratchStart = top;
   let capacity = 0;
-  let buffers = { a: 0, b: 0, q: 0, tmp: 0, colSum: 0, bits: 0, patches: 0, apop: 0, levels: 0, lut: 0 };
+  let buffers = {
+    a: 0,
+    b: 0,
+    q: 0,
+    q16: 0,
+    ascales: 0,
+    tmp: 0,
+    colSum: 0,
+    bits: 0,
+    patches: 0,
+    apop: 0,
+    levels: 0,
+    lut: 0,
+  };
 
   const ensureCapacity = (batch: number): void => {
     if (batch <= capacity) return;
@@ -90,6 +105,8 @@ export async function createWasmEngine(plan: Plan): Promise<Engine> {
       a: alloc(n.activation * batch),
       b: alloc(n.activation * batch),
       q: alloc(n.quantized * batch),
+      q16: alloc(n.q16 * batch),
+      ascales: alloc(4 * batch),
       tmp: alloc(n.tmp),
       colSum: alloc(n.colSum),
       bits: alloc(n.bits * batch),
@@ -168,7 +185,8 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
   const w = layer.weights;
   if (w.kind === 'float') return { ...base, path: 'f32', weights: put(w.rows) };
   if (w.kind === 'int8') {
-    const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
+    const data = layer.kind === 'conv' ? tapsMajor(w.data, layer.rows, layer.inputShape[0], layer.kernel) : w.data;
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     return { ...base, path: 'i8', weights: put(bytes), step: put(w.scales) };
   }
   const lower = put(w.lower);
@@ -379,9 +397,35 @@ export function repackForPopcount(
   return { rows, rowStride, chunkBytes, popcounts };
 }
 
+/**
+ * int8 conv rows from the file's (c, ky, kx) order to (ky, kx, c), the order of i8Im2col's patch rows: each kernel
+ * row's taps then read one contiguous run of pixels of the position-major quantized input.
+ */
+export function tapsMajor(data: Int8Array, rows: number, channels: number, kernel: number): Int8Array {
+  const taps = kernel * kernel;
+  const len = channels * taps;
+  const out = new Int8Array(data.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < channels; c++) {
+      for (let t = 0; t < taps; t++) out[r * len + t * channels + c] = data[r * len + c * taps + t];
+    }
+  }
+  return out;
+}
+
 /** Scratch bytes per sample (activations, quantized inputs, bits) or for one sample at a time (the rest). */
 function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Needs {
-  const n: Needs = { activation: 16, quantized: 16, tmp: 16, colSum: 16, bits: 16, patches: 16, apop: 16, lut: 16 };
+  const n: Needs = {
+    activation: 16,
+    quantized: 16,
+    q16: 16,
+    tmp: 16,
+    colSum: 16,
+    bits: 16,
+    patches: 16,
+    apop: 16,
+    lut: 16,
+  };
   const grow = (key: keyof Needs, bytes: number): void => {
     n[key] = Math.max(n[key], align16(bytes));
   };
@@ -399,8 +443,9 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
       grow('bits', isConv ? h * w * packedRowBytes(c) : wl.path === 'pop' ? wl.rowStride : packedRowBytes(c));
       if (wl.path === 'f32' || wl.path === 'i8') grow('quantized', 4 * features(layer.inputShape));
     }
+    if (wl.path === 'i8') grow('q16', 2 * features(layer.inputShape));
     if (isConv && (wl.path === 'pop' || wl.path === 'i8')) {
-      grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 4 * positions * layer.rowLength);
+      grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 2 * positions * layer.rowLength);
     }
     grow('apop', 4 * (isConv ? positions : 1));
     // Subset-sum tables (1 KiB, or 128 bytes with nibbles) for every row byte and 32 nibble sums; when blocked,
@@ -436,6 +481,8 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
 
 interface Buffers {
   q: number;
+  q16: number;
+  ascales: number;
   tmp: number;
   colSum: number;
   bits: number;
@@ -592,8 +639,11 @@ function runLayer(
   }
   if (!isConv) {
     if (l.path === 'f32') k.f32Rows(input, batch, len, l.weights, rows, l.scale, l.shift, relu, y, 1, rows);
-    else if (l.path === 'i8') k.i8Rows(input, batch, len, l.weights, l.step, rows, l.scale, l.shift, relu, y, 1, rows);
-    else maskedRows(k, l, input, batch, y, 1, rows, buf.lut);
+    else if (l.path === 'i8') {
+      for (let s = 0; s < batch; s++)
+        k.quantizeInput(input + s * inBytes, len, 1, buf.q16 + 2 * s * len, buf.ascales + 4 * s);
+      k.i8Dot(buf.q16, batch, len, l.weights, l.step, rows, buf.ascales, 4, l.scale, l.shift, relu, y, 1, rows);
+    } else maskedRows(k, l, input, batch, y, 1, rows, buf.lut);
     return;
   }
   for (let s = 0; s < batch; s++) {
@@ -602,8 +652,9 @@ function runLayer(
     const { lower, step, scale, shift, weights } = l;
     if (l.path === 'f32') k.f32Conv(x1, c, h, w, layer.kernel, weights, rows, scale, shift, relu, out);
     else if (l.path === 'i8') {
-      k.im2colF32(x1, c, h, w, layer.kernel, buf.patches);
-      k.i8Rows(buf.patches, positions, len, weights, step, rows, scale, shift, relu, out, positions, 1);
+      k.quantizeInput(x1, c, h * w, buf.q16, buf.ascales);
+      k.i8Im2col(buf.q16, c, h, w, layer.kernel, buf.patches);
+      k.i8Dot(buf.patches, positions, len, weights, step, rows, buf.ascales, 0, scale, shift, relu, out, positions, 1);
     } else if (l.direct) {
       k.maskedConv(
         x1,

@@ -71,16 +71,109 @@ export function f32Rows(
 }
 
 /**
- * int8 weights (core/quantize.ts), float inputs: y = epilogue(wscale[r] * dot(a_i, q_r)), q_r the row's int8 values,
- * 16 per step widened to four f32x4 (sign-extended to i16, i32, then converted).
+ * A layer's input quantized for the int8 kernels (core/quantize.ts quantizeInput, the rule): one symmetric scale per
+ * sample, s = f32(max |x| / 127) (1 when all are zero), q = x * f32(1 / s) rounded half away from zero, clamped to
+ * +/-127, all in f32 as the reference computes it. The `channels` planes of `positions` values are written
+ * position-major as i16 (q[p * channels + c]), so a conv's patch rows are contiguous runs of pixels (i8Im2col); dense
+ * inputs (positions 1) keep their order. Returns s and stores it at `scaleOut`.
  */
-export function i8Rows(
+export function quantizeInput(x: usize, channels: i32, positions: i32, q: usize, scaleOut: usize): f32 {
+  const n = channels * positions;
+  const n4 = n & ~3;
+  let m4 = f32x4.splat(0);
+  let k = 0;
+  for (; k < n4; k += 4) m4 = f32x4.max(m4, f32x4.abs(v128.load(x + ((<usize>k) << 2))));
+  let maxAbs = max(max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
+  for (; k < n; k++) maxAbs = max(maxAbs, abs(load<f32>(x + ((<usize>k) << 2))));
+  const s: f32 = maxAbs > 0 ? <f32>(<f64>maxAbs / 127.0) : 1;
+  const inv: f32 = <f32>1 / s;
+  store<f32>(scaleOut, s);
+  if (positions == 1) {
+    const inv4 = f32x4.splat(inv);
+    const half = f32x4.splat(0.5);
+    const sign = i32x4.splat(0x80000000);
+    const hi = i32x4.splat(127);
+    const lo = i32x4.splat(-127);
+    const n8 = n & ~7;
+    k = 0;
+    for (; k < n8; k += 8) {
+      const a = v128.load(x + ((<usize>k) << 2));
+      const b = v128.load(x + ((<usize>k) << 2), 16);
+      const ra = f32x4.add(f32x4.mul(a, inv4), v128.or(v128.and(a, sign), half));
+      const rb = f32x4.add(f32x4.mul(b, inv4), v128.or(v128.and(b, sign), half));
+      const qa = i32x4.max_s(i32x4.min_s(i32x4.trunc_sat_f32x4_s(ra), hi), lo);
+      const qb = i32x4.max_s(i32x4.min_s(i32x4.trunc_sat_f32x4_s(rb), hi), lo);
+      v128.store(q + ((<usize>k) << 1), i16x8.narrow_i32x4_s(qa, qb));
+    }
+    for (; k < n; k++) store<i16>(q + ((<usize>k) << 1), quantizeOne(load<f32>(x + ((<usize>k) << 2)), inv));
+    return s;
+  }
+  for (let c = 0; c < channels; c++) {
+    const src = x + ((<usize>c * <usize>positions) << 2);
+    for (let p = 0; p < positions; p++) {
+      store<i16>(q + ((<usize>(p * channels + c)) << 1), quantizeOne(load<f32>(src + ((<usize>p) << 2)), inv));
+    }
+  }
+  return s;
+}
+
+function quantizeOne(v: f32, inv: f32): i16 {
+  const r = v * inv + (v < 0 ? <f32>-0.5 : <f32>0.5);
+  // As i32x4.trunc_sat_f32x4_s and the clamp in the vector loop: NaN gives 0.
+  return r >= 127 ? 127 : r <= -127 ? -127 : r == r ? <i16>(<i32>r) : 0;
+}
+
+/**
+ * The patch rows of a K x K 'valid' conv from a position-major i16 input (quantizeInput): row (oy, ox) is the K runs of
+ * K * C values starting at pixels (oy + ky, ox), in (ky, kx, c) order (the order i8 conv weights are laid out in).
+ */
+export function i8Im2col(q: usize, C: i32, H: i32, W: i32, K: i32, out: usize): void {
+  const OH = H - K + 1;
+  const OW = W - K + 1;
+  const run = (<usize>(K * C)) << 1;
+  let d = out;
+  for (let oy = 0; oy < OH; oy++) {
+    for (let ox = 0; ox < OW; ox++) {
+      for (let ky = 0; ky < K; ky++) {
+        memory.copy(d, q + ((<usize>(((oy + ky) * W + ox) * C)) << 1), run);
+        d += run;
+      }
+    }
+  }
+}
+
+/** The int8 epilogue: the exact integer dot times f32(sample scale * row scale), rounded once to f32, then epilogue. */
+function i8Out(dot: i32, as: f32, r: i32, wscale: usize, scale: usize, shift: usize, relu: i32): f32 {
+  const combined = as * load<f32>(wscale + ((<usize>r) << 2));
+  return epilogue(<f32>(<f64>dot * <f64>combined), r, scale, shift, relu);
+}
+
+function hsumI32(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + (i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3));
+}
+
+/** The tail of a row's dot past its last whole 16 values. */
+function i8Tail(a: usize, w: usize, from: i32, len: i32): i32 {
+  let s = 0;
+  for (let k = from; k < len; k++) s += <i32>load<i16>(a + ((<usize>k) << 1)) * <i32>load<i8>(w + <usize>k);
+  return s;
+}
+
+/**
+ * int8 weights times int8 inputs (as i16, quantizeInput): y = i8Out(dot(q_i, w_r)), the dots exact in i32
+ * (i32x4.dot_i16x8_s on the weights sign-extended to i16). Four rows share each load of an input, and two inputs each
+ * widening of a row's weights; `ascale + i * ascaleStride` holds item i's input scale (stride 0: one for all).
+ * Weights [rows, len] int8, inputs [items, len] i16; len up to 2^31 / 127^2 = 133k keeps the sums in range.
+ */
+export function i8Dot(
   a: usize,
   items: i32,
   len: i32,
   w: usize,
   wscale: usize,
   rows: i32,
+  ascale: usize,
+  ascaleStride: i32,
   scale: usize,
   shift: usize,
   relu: i32,
@@ -89,29 +182,123 @@ export function i8Rows(
   strideItem: i32,
 ): void {
   const len16 = len & ~15;
-  for (let i = 0; i < items; i++) {
-    const ai = a + ((<usize>i * <usize>len) << 2);
-    for (let r = 0; r < rows; r++) {
-      const wr = w + <usize>r * <usize>len;
-      let acc0 = f32x4.splat(0);
-      let acc1 = f32x4.splat(0);
-      let k = 0;
-      for (; k < len16; k += 16) {
-        const q = v128.load(wr + <usize>k);
-        const lo = i16x8.extend_low_i8x16_s(q);
-        const hi = i16x8.extend_high_i8x16_s(q);
-        const o = ai + ((<usize>k) << 2);
-        acc0 = f32x4.add(acc0, f32x4.mul(v128.load(o), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo))));
-        acc1 = f32x4.add(acc1, f32x4.mul(v128.load(o, 16), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo))));
-        acc0 = f32x4.add(acc0, f32x4.mul(v128.load(o, 32), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi))));
-        acc1 = f32x4.add(acc1, f32x4.mul(v128.load(o, 48), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi))));
+  const rows4 = rows & ~3;
+  const items2 = items & ~1;
+  let i = 0;
+  for (; i < items2; i += 2) {
+    const a0 = a + ((<usize>i * <usize>len) << 1);
+    const a1 = a0 + ((<usize>len) << 1);
+    const as0 = load<f32>(ascale + <usize>(i * ascaleStride));
+    const as1 = load<f32>(ascale + <usize>((i + 1) * ascaleStride));
+    let r = 0;
+    for (; r < rows4; r += 4) {
+      const w0 = w + <usize>r * <usize>len;
+      const w1 = w0 + <usize>len;
+      const w2 = w1 + <usize>len;
+      const w3 = w2 + <usize>len;
+      let c00 = i32x4.splat(0);
+      let c01 = i32x4.splat(0);
+      let c10 = i32x4.splat(0);
+      let c11 = i32x4.splat(0);
+      let c20 = i32x4.splat(0);
+      let c21 = i32x4.splat(0);
+      let c30 = i32x4.splat(0);
+      let c31 = i32x4.splat(0);
+      for (let k = 0; k < len16; k += 16) {
+        const o = (<usize>k) << 1;
+        const x0l = v128.load(a0 + o);
+        const x0h = v128.load(a0 + o, 16);
+        const x1l = v128.load(a1 + o);
+        const x1h = v128.load(a1 + o, 16);
+        let q = v128.load(w0 + <usize>k);
+        let l = i16x8.extend_low_i8x16_s(q);
+        let h = i16x8.extend_high_i8x16_s(q);
+        c00 = i32x4.add(c00, i32x4.add(i32x4.dot_i16x8_s(l, x0l), i32x4.dot_i16x8_s(h, x0h)));
+        c01 = i32x4.add(c01, i32x4.add(i32x4.dot_i16x8_s(l, x1l), i32x4.dot_i16x8_s(h, x1h)));
+        q = v128.load(w1 + <usize>k);
+        l = i16x8.extend_low_i8x16_s(q);
+        h = i16x8.extend_high_i8x16_s(q);
+        c10 = i32x4.add(c10, i32x4.add(i32x4.dot_i16x8_s(l, x0l), i32x4.dot_i16x8_s(h, x0h)));
+        c11 = i32x4.add(c11, i32x4.add(i32x4.dot_i16x8_s(l, x1l), i32x4.dot_i16x8_s(h, x1h)));
+        q = v128.load(w2 + <usize>k);
+        l = i16x8.extend_low_i8x16_s(q);
+        h = i16x8.extend_high_i8x16_s(q);
+        c20 = i32x4.add(c20, i32x4.add(i32x4.dot_i16x8_s(l, x0l), i32x4.dot_i16x8_s(h, x0h)));
+        c21 = i32x4.add(c21, i32x4.add(i32x4.dot_i16x8_s(l, x1l), i32x4.dot_i16x8_s(h, x1h)));
+        q = v128.load(w3 + <usize>k);
+        l = i16x8.extend_low_i8x16_s(q);
+        h = i16x8.extend_high_i8x16_s(q);
+        c30 = i32x4.add(c30, i32x4.add(i32x4.dot_i16x8_s(l, x0l), i32x4.dot_i16x8_s(h, x0h)));
+        c31 = i32x4.add(c31, i32x4.add(i32x4.dot_i16x8_s(l, x1l), i32x4.dot_i16x8_s(h, x1h)));
       }
-      let s = hsum(f32x4.add(acc0, acc1));
-      for (; k < len; k++) s += load<f32>(ai + ((<usize>k) << 2)) * <f32>load<i8>(wr + <usize>k);
-      const v = s * load<f32>(wscale + ((<usize>r) << 2));
-      store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), epilogue(v, r, scale, shift, relu));
+      const y0 = y + ((<usize>(r * strideRow + i * strideItem)) << 2);
+      const y1 = y0 + ((<usize>strideItem) << 2);
+      const sr = (<usize>strideRow) << 2;
+      store<f32>(y0, i8Out(hsumI32(c00) + i8Tail(a0, w0, len16, len), as0, r, wscale, scale, shift, relu));
+      store<f32>(y1, i8Out(hsumI32(c01) + i8Tail(a1, w0, len16, len), as1, r, wscale, scale, shift, relu));
+      store<f32>(y0 + sr, i8Out(hsumI32(c10) + i8Tail(a0, w1, len16, len), as0, r + 1, wscale, scale, shift, relu));
+      store<f32>(y1 + sr, i8Out(hsumI32(c11) + i8Tail(a1, w1, len16, len), as1, r + 1, wscale, scale, shift, relu));
+      store<f32>(y0 + 2 * sr, i8Out(hsumI32(c20) + i8Tail(a0, w2, len16, len), as0, r + 2, wscale, scale, shift, relu));
+      store<f32>(y1 + 2 * sr, i8Out(hsumI32(c21) + i8Tail(a1, w2, len16, len), as1, r + 2, wscale, scale, shift, relu));
+      store<f32>(y0 + 3 * sr, i8Out(hsumI32(c30) + i8Tail(a0, w3, len16, len), as0, r + 3, wscale, scale, shift, relu));
+      store<f32>(y1 + 3 * sr, i8Out(hsumI32(c31) + i8Tail(a1, w3, len16, len), as1, r + 3, wscale, scale, shift, relu));
+    }
+    for (; r < rows; r++) {
+      const wr = w + <usize>r * <usize>len;
+      store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), i8Out(i8Row(a0, wr, len), as0, r, wscale, scale, shift, relu));
+      store<f32>(y + ((<usize>(r * strideRow + (i + 1) * strideItem)) << 2), i8Out(i8Row(a1, wr, len), as1, r, wscale, scale, shift, relu));
     }
   }
+  for (; i < items; i++) {
+    const a0 = a + ((<usize>i * <usize>len) << 1);
+    const as0 = load<f32>(ascale + <usize>(i * ascaleStride));
+    let r = 0;
+    for (; r < rows4; r += 4) {
+      const w0 = w + <usize>r * <usize>len;
+      const w1 = w0 + <usize>len;
+      const w2 = w1 + <usize>len;
+      const w3 = w2 + <usize>len;
+      let c0 = i32x4.splat(0);
+      let c1 = i32x4.splat(0);
+      let c2 = i32x4.splat(0);
+      let c3 = i32x4.splat(0);
+      for (let k = 0; k < len16; k += 16) {
+        const o = (<usize>k) << 1;
+        const xl = v128.load(a0 + o);
+        const xh = v128.load(a0 + o, 16);
+        let q = v128.load(w0 + <usize>k);
+        c0 = i32x4.add(c0, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh)));
+        q = v128.load(w1 + <usize>k);
+        c1 = i32x4.add(c1, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh)));
+        q = v128.load(w2 + <usize>k);
+        c2 = i32x4.add(c2, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh)));
+        q = v128.load(w3 + <usize>k);
+        c3 = i32x4.add(c3, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh)));
+      }
+      const y0 = y + ((<usize>(r * strideRow + i * strideItem)) << 2);
+      const sr = (<usize>strideRow) << 2;
+      store<f32>(y0, i8Out(hsumI32(c0) + i8Tail(a0, w0, len16, len), as0, r, wscale, scale, shift, relu));
+      store<f32>(y0 + sr, i8Out(hsumI32(c1) + i8Tail(a0, w1, len16, len), as0, r + 1, wscale, scale, shift, relu));
+      store<f32>(y0 + 2 * sr, i8Out(hsumI32(c2) + i8Tail(a0, w2, len16, len), as0, r + 2, wscale, scale, shift, relu));
+      store<f32>(y0 + 3 * sr, i8Out(hsumI32(c3) + i8Tail(a0, w3, len16, len), as0, r + 3, wscale, scale, shift, relu));
+    }
+    for (; r < rows; r++) {
+      const wr = w + <usize>r * <usize>len;
+      store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), i8Out(i8Row(a0, wr, len), as0, r, wscale, scale, shift, relu));
+    }
+  }
+}
+
+/** One row's dot with one input (i8Dot's leftover rows). */
+function i8Row(a: usize, w: usize, len: i32): i32 {
+  const len16 = len & ~15;
+  let c = i32x4.splat(0);
+  for (let k = 0; k < len16; k += 16) {
+    const o = (<usize>k) << 1;
+    const q = v128.load(w + <usize>k);
+    c = i32x4.add(c, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load(a + o)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load(a + o, 16))));
+  }
+  return hsumI32(c) + i8Tail(a, w, len16, len);
 }
 
 /**
@@ -1626,27 +1813,6 @@ function convTail(
       }
     }
     store<f32>(yr + ((<usize>(oy * OW + ox)) << 2), epilogue(s, r, scale, shift, relu));
-  }
-}
-
-/** Float patches of one sample x [C, H, W]: row p = oy * OW + ox holds x[c, oy + ky, ox + kx] in (c, ky, kx) order. */
-export function im2colF32(x: usize, C: i32, H: i32, W: i32, K: i32, out: usize): void {
-  const OH = H - K + 1;
-  const OW = W - K + 1;
-  const len = C * K * K;
-  for (let oy = 0; oy < OH; oy++) {
-    for (let ox = 0; ox < OW; ox++) {
-      let d = out + ((<usize>(oy * OW + ox) * <usize>len) << 2);
-      for (let c = 0; c < C; c++) {
-        for (let ky = 0; ky < K; ky++) {
-          const src = x + ((<usize>((c * H + oy + ky) * W + ox)) << 2);
-          for (let kx = 0; kx < K; kx++) {
-            store<f32>(d, load<f32>(src + ((<usize>kx) << 2)));
-            d += 4;
-          }
-        }
-      }
-    }
   }
 }
 

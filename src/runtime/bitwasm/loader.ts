@@ -19,13 +19,17 @@ export interface KernelExports {
     strideRow: number,
     strideItem: number,
   ): void;
-  i8Rows(
+  quantizeInput(x: number, channels: number, positions: number, q: number, scaleOut: number): number;
+  i8Im2col(q: number, channels: number, height: number, width: number, kernel: number, out: number): void;
+  i8Dot(
     a: number,
     items: number,
     len: number,
     w: number,
     wscale: number,
     rows: number,
+    ascale: number,
+    ascaleStride: number,
     scale: number,
     shift: number,
     relu: number,
@@ -167,7 +171,6 @@ export interface KernelExports {
     rowBytes: number,
     apop: number,
   ): void;
-  im2colF32(x: number, channels: number, height: number, width: number, kernel: number, out: number): void;
   f32Conv(
     x: number,
     channels: number,
