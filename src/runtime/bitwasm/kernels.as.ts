@@ -83,7 +83,10 @@ export function quantizeInput(x: usize, channels: i32, positions: i32, q: usize,
   let m4 = f32x4.splat(0);
   let k = 0;
   for (; k < n4; k += 4) m4 = f32x4.max(m4, f32x4.abs(v128.load(x + ((<usize>k) << 2))));
-  let maxAbs = max(max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
+  let maxAbs = max(
+    max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)),
+    max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)),
+  );
   for (; k < n; k++) maxAbs = max(maxAbs, abs(load<f32>(x + ((<usize>k) << 2))));
   const s: f32 = maxAbs > 0 ? <f32>(<f64>maxAbs / 127.0) : 1;
   const inv: f32 = <f32>1 / s;
@@ -245,8 +248,14 @@ export function i8Dot(
     }
     for (; r < rows; r++) {
       const wr = w + <usize>r * <usize>len;
-      store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), i8Out(i8Row(a0, wr, len), as0, r, wscale, scale, shift, relu));
-      store<f32>(y + ((<usize>(r * strideRow + (i + 1) * strideItem)) << 2), i8Out(i8Row(a1, wr, len), as1, r, wscale, scale, shift, relu));
+      store<f32>(
+        y + ((<usize>(r * strideRow + i * strideItem)) << 2),
+        i8Out(i8Row(a0, wr, len), as0, r, wscale, scale, shift, relu),
+      );
+      store<f32>(
+        y + ((<usize>(r * strideRow + (i + 1) * strideItem)) << 2),
+        i8Out(i8Row(a1, wr, len), as1, r, wscale, scale, shift, relu),
+      );
     }
   }
   for (; i < items; i++) {
@@ -267,13 +276,37 @@ export function i8Dot(
         const xl = v128.load(a0 + o);
         const xh = v128.load(a0 + o, 16);
         let q = v128.load(w0 + <usize>k);
-        c0 = i32x4.add(c0, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh)));
+        c0 = i32x4.add(
+          c0,
+          i32x4.add(
+            i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl),
+            i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh),
+          ),
+        );
         q = v128.load(w1 + <usize>k);
-        c1 = i32x4.add(c1, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh)));
+        c1 = i32x4.add(
+          c1,
+          i32x4.add(
+            i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl),
+            i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh),
+          ),
+        );
         q = v128.load(w2 + <usize>k);
-        c2 = i32x4.add(c2, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh)));
+        c2 = i32x4.add(
+          c2,
+          i32x4.add(
+            i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl),
+            i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh),
+          ),
+        );
         q = v128.load(w3 + <usize>k);
-        c3 = i32x4.add(c3, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh)));
+        c3 = i32x4.add(
+          c3,
+          i32x4.add(
+            i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), xl),
+            i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), xh),
+          ),
+        );
       }
       const y0 = y + ((<usize>(r * strideRow + i * strideItem)) << 2);
       const sr = (<usize>strideRow) << 2;
@@ -284,7 +317,10 @@ export function i8Dot(
     }
     for (; r < rows; r++) {
       const wr = w + <usize>r * <usize>len;
-      store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), i8Out(i8Row(a0, wr, len), as0, r, wscale, scale, shift, relu));
+      store<f32>(
+        y + ((<usize>(r * strideRow + i * strideItem)) << 2),
+        i8Out(i8Row(a0, wr, len), as0, r, wscale, scale, shift, relu),
+      );
     }
   }
 }
@@ -296,7 +332,13 @@ function i8Row(a: usize, w: usize, len: i32): i32 {
   for (let k = 0; k < len16; k += 16) {
     const o = (<usize>k) << 1;
     const q = v128.load(w + <usize>k);
-    c = i32x4.add(c, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load(a + o)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load(a + o, 16))));
+    c = i32x4.add(
+      c,
+      i32x4.add(
+        i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load(a + o)),
+        i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load(a + o, 16)),
+      ),
+    );
   }
   return hsumI32(c) + i8Tail(a, w, len16, len);
 }
