@@ -69,6 +69,12 @@ export const ALLOWANCES: readonly Allowance[] = Object.freeze<Allowance[]>([
     why: "onnxruntime-node fuses DequantizeLinear + MatMul into MatMulNBits, which quantizes the layer's input to int8",
   },
   {
+    name: 'int8 layers on bitwasm',
+    relative: 2e-2,
+    applies: (backend, model) => engineOf(backend) === 'bitwasm' && layersOf(model).some((l) => l.weights === 'int8'),
+    why: "bitwasm quantizes an int8 layer's input to int8 per sample and sums int8 products (core/quantize.ts quantizeInput)",
+  },
+  {
     name: 'binary weights on float inputs, firmware',
     relative: 5e-4,
     applies: (backend, model) =>

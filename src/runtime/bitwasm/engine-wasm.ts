@@ -44,7 +44,7 @@ interface WasmLayer {
 interface Needs {
   activation: number;
   quantized: number;
-  /** int8 layers: the input quantized to i16 (quantizeInput), then a conv's patches of it. */
+  /** int8 layers: the input quantized to i16 (quantizeInput), for convs then pixel-major (pixelMajor). */
   q16: number;
   tmp: number;
   colSum: number;
@@ -443,7 +443,8 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
       grow('bits', isConv ? h * w * packedRowBytes(c) : wl.path === 'pop' ? wl.rowStride : packedRowBytes(c));
       if (wl.path === 'f32' || wl.path === 'i8') grow('quantized', 4 * features(layer.inputShape));
     }
-    if (wl.path === 'i8') grow('q16', 2 * features(layer.inputShape));
+    // The quantized input, and for convs its pixel-major copy.
+    if (wl.path === 'i8') grow('q16', (isConv ? 4 : 2) * features(layer.inputShape));
     if (isConv && (wl.path === 'pop' || wl.path === 'i8')) {
       grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 2 * positions * layer.rowLength);
     }
@@ -641,7 +642,7 @@ function runLayer(
     if (l.path === 'f32') k.f32Rows(input, batch, len, l.weights, rows, l.scale, l.shift, relu, y, 1, rows);
     else if (l.path === 'i8') {
       for (let s = 0; s < batch; s++)
-        k.quantizeInput(input + s * inBytes, len, 1, buf.q16 + 2 * s * len, buf.ascales + 4 * s);
+        k.quantizeInput(input + s * inBytes, len, buf.q16 + 2 * s * len, buf.ascales + 4 * s);
       k.i8Dot(buf.q16, batch, len, l.weights, l.step, rows, buf.ascales, 4, l.scale, l.shift, relu, y, 1, rows);
     } else maskedRows(k, l, input, batch, y, 1, rows, buf.lut);
     return;
@@ -652,8 +653,11 @@ function runLayer(
     const { lower, step, scale, shift, weights } = l;
     if (l.path === 'f32') k.f32Conv(x1, c, h, w, layer.kernel, weights, rows, scale, shift, relu, out);
     else if (l.path === 'i8') {
-      k.quantizeInput(x1, c, h * w, buf.q16, buf.ascales);
-      k.i8Im2col(buf.q16, c, h, w, layer.kernel, buf.patches);
+      // One channel is pixel-major already; more are transposed into the second half of the buffer.
+      const pixels = c === 1 ? buf.q16 : buf.q16 + inBytes / 2;
+      k.quantizeInput(x1, c * h * w, buf.q16, buf.ascales);
+      if (c > 1) k.pixelMajor(buf.q16, c, h * w, pixels);
+      k.i8Im2col(pixels, c, h, w, layer.kernel, buf.patches);
       k.i8Dot(buf.patches, positions, len, weights, step, rows, buf.ascales, 0, scale, shift, relu, out, positions, 1);
     } else if (l.direct) {
       k.maskedConv(

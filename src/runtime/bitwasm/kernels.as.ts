@@ -73,12 +73,9 @@ export function f32Rows(
 /**
  * A layer's input quantized for the int8 kernels (core/quantize.ts quantizeInput, the rule): one symmetric scale per
  * sample, s = f32(max |x| / 127) (1 when all are zero), q = x * f32(1 / s) rounded half away from zero, clamped to
- * +/-127, all in f32 as the reference computes it. The `channels` planes of `positions` values are written
- * position-major as i16 (q[p * channels + c]), so a conv's patch rows are contiguous runs of pixels (i8Im2col); dense
- * inputs (positions 1) keep their order. Returns s and stores it at `scaleOut`.
+ * +/-127, all in f32 as the reference computes it; `n` floats to `n` i16. Returns s and stores it at `scaleOut`.
  */
-export function quantizeInput(x: usize, channels: i32, positions: i32, q: usize, scaleOut: usize): f32 {
-  const n = channels * positions;
+export function quantizeInput(x: usize, n: i32, q: usize, scaleOut: usize): f32 {
   const n4 = n & ~3;
   let m4 = f32x4.splat(0);
   let k = 0;
@@ -91,33 +88,87 @@ export function quantizeInput(x: usize, channels: i32, positions: i32, q: usize,
   const s: f32 = maxAbs > 0 ? <f32>(<f64>maxAbs / 127.0) : 1;
   const inv: f32 = <f32>1 / s;
   store<f32>(scaleOut, s);
-  if (positions == 1) {
-    const inv4 = f32x4.splat(inv);
-    const half = f32x4.splat(0.5);
-    const sign = i32x4.splat(0x80000000);
-    const hi = i32x4.splat(127);
-    const lo = i32x4.splat(-127);
-    const n8 = n & ~7;
-    k = 0;
-    for (; k < n8; k += 8) {
-      const a = v128.load(x + ((<usize>k) << 2));
-      const b = v128.load(x + ((<usize>k) << 2), 16);
-      const ra = f32x4.add(f32x4.mul(a, inv4), v128.or(v128.and(a, sign), half));
-      const rb = f32x4.add(f32x4.mul(b, inv4), v128.or(v128.and(b, sign), half));
-      const qa = i32x4.max_s(i32x4.min_s(i32x4.trunc_sat_f32x4_s(ra), hi), lo);
-      const qb = i32x4.max_s(i32x4.min_s(i32x4.trunc_sat_f32x4_s(rb), hi), lo);
-      v128.store(q + ((<usize>k) << 1), i16x8.narrow_i32x4_s(qa, qb));
-    }
-    for (; k < n; k++) store<i16>(q + ((<usize>k) << 1), quantizeOne(load<f32>(x + ((<usize>k) << 2)), inv));
-    return s;
+  const inv4 = f32x4.splat(inv);
+  const half = f32x4.splat(0.5);
+  const sign = i32x4.splat(0x80000000);
+  const hi = i32x4.splat(127);
+  const lo = i32x4.splat(-127);
+  const n8 = n & ~7;
+  k = 0;
+  for (; k < n8; k += 8) {
+    const a = v128.load(x + ((<usize>k) << 2));
+    const b = v128.load(x + ((<usize>k) << 2), 16);
+    const ra = f32x4.add(f32x4.mul(a, inv4), v128.or(v128.and(a, sign), half));
+    const rb = f32x4.add(f32x4.mul(b, inv4), v128.or(v128.and(b, sign), half));
+    const qa = i32x4.max_s(i32x4.min_s(i32x4.trunc_sat_f32x4_s(ra), hi), lo);
+    const qb = i32x4.max_s(i32x4.min_s(i32x4.trunc_sat_f32x4_s(rb), hi), lo);
+    v128.store(q + ((<usize>k) << 1), i16x8.narrow_i32x4_s(qa, qb));
   }
-  for (let c = 0; c < channels; c++) {
-    const src = x + ((<usize>c * <usize>positions) << 2);
-    for (let p = 0; p < positions; p++) {
-      store<i16>(q + ((<usize>(p * channels + c)) << 1), quantizeOne(load<f32>(src + ((<usize>p) << 2)), inv));
-    }
-  }
+  for (; k < n; k++) store<i16>(q + ((<usize>k) << 1), quantizeOne(load<f32>(x + ((<usize>k) << 2)), inv));
   return s;
+}
+
+/**
+ * i16 planes [C, P] to pixel-major [P, C] (out[p * C + c]), so a conv's patch rows are contiguous runs of pixels
+ * (i8Im2col): 8 x 8 blocks transposed in three rounds of interleaves, the leftover channels and pixels one at a time.
+ */
+export function pixelMajor(q: usize, C: i32, P: i32, out: usize): void {
+  const C8 = C & ~7;
+  const P8 = P & ~7;
+  const rowBytes = (<usize>P) << 1;
+  const outRow = (<usize>C) << 1;
+  for (let c = 0; c < C8; c += 8) {
+    const src = q + ((<usize>c * <usize>P) << 1);
+    for (let p = 0; p < P8; p += 8) {
+      const s = src + ((<usize>p) << 1);
+      const r0 = v128.load(s);
+      const r1 = v128.load(s + rowBytes);
+      const r2 = v128.load(s + 2 * rowBytes);
+      const r3 = v128.load(s + 3 * rowBytes);
+      const r4 = v128.load(s + 4 * rowBytes);
+      const r5 = v128.load(s + 5 * rowBytes);
+      const r6 = v128.load(s + 6 * rowBytes);
+      const r7 = v128.load(s + 7 * rowBytes);
+      // 16-bit interleaves: (c0 c1) pairs of pixels 0-3 and 4-7.
+      const a0 = i16x8.shuffle(r0, r1, 0, 8, 1, 9, 2, 10, 3, 11);
+      const a1 = i16x8.shuffle(r0, r1, 4, 12, 5, 13, 6, 14, 7, 15);
+      const a2 = i16x8.shuffle(r2, r3, 0, 8, 1, 9, 2, 10, 3, 11);
+      const a3 = i16x8.shuffle(r2, r3, 4, 12, 5, 13, 6, 14, 7, 15);
+      const a4 = i16x8.shuffle(r4, r5, 0, 8, 1, 9, 2, 10, 3, 11);
+      const a5 = i16x8.shuffle(r4, r5, 4, 12, 5, 13, 6, 14, 7, 15);
+      const a6 = i16x8.shuffle(r6, r7, 0, 8, 1, 9, 2, 10, 3, 11);
+      const a7 = i16x8.shuffle(r6, r7, 4, 12, 5, 13, 6, 14, 7, 15);
+      // 32-bit interleaves: (c0 c1 c2 c3) of pixels 0-1, 2-3, 4-5, 6-7.
+      const b0 = i32x4.shuffle(a0, a2, 0, 4, 1, 5);
+      const b1 = i32x4.shuffle(a0, a2, 2, 6, 3, 7);
+      const b2 = i32x4.shuffle(a1, a3, 0, 4, 1, 5);
+      const b3 = i32x4.shuffle(a1, a3, 2, 6, 3, 7);
+      const b4 = i32x4.shuffle(a4, a6, 0, 4, 1, 5);
+      const b5 = i32x4.shuffle(a4, a6, 2, 6, 3, 7);
+      const b6 = i32x4.shuffle(a5, a7, 0, 4, 1, 5);
+      const b7 = i32x4.shuffle(a5, a7, 2, 6, 3, 7);
+      // 64-bit interleaves: the 8 channels of one pixel.
+      const d = out + ((<usize>(p * C + c)) << 1);
+      v128.store(d, i64x2.shuffle(b0, b4, 0, 2));
+      v128.store(d + outRow, i64x2.shuffle(b0, b4, 1, 3));
+      v128.store(d + 2 * outRow, i64x2.shuffle(b1, b5, 0, 2));
+      v128.store(d + 3 * outRow, i64x2.shuffle(b1, b5, 1, 3));
+      v128.store(d + 4 * outRow, i64x2.shuffle(b2, b6, 0, 2));
+      v128.store(d + 5 * outRow, i64x2.shuffle(b2, b6, 1, 3));
+      v128.store(d + 6 * outRow, i64x2.shuffle(b3, b7, 0, 2));
+      v128.store(d + 7 * outRow, i64x2.shuffle(b3, b7, 1, 3));
+    }
+    for (let p = P8; p < P; p++) {
+      for (let j = 0; j < 8; j++) {
+        store<i16>(out + ((<usize>(p * C + c + j)) << 1), load<i16>(q + ((<usize>((c + j) * P + p)) << 1)));
+      }
+    }
+  }
+  for (let c = C8; c < C; c++) {
+    for (let p = 0; p < P; p++) {
+      store<i16>(out + ((<usize>(p * C + c)) << 1), load<i16>(q + ((<usize>(c * P + p)) << 1)));
+    }
+  }
 }
 
 function quantizeOne(v: f32, inv: f32): i16 {
@@ -127,7 +178,7 @@ function quantizeOne(v: f32, inv: f32): i16 {
 }
 
 /**
- * The patch rows of a K x K 'valid' conv from a position-major i16 input (quantizeInput): row (oy, ox) is the K runs of
+ * The patch rows of a K x K 'valid' conv from a pixel-major i16 input (pixelMajor): row (oy, ox) is the K runs of
  * K * C values starting at pixels (oy + ky, ox), in (ky, kx, c) order (the order i8 conv weights are laid out in).
  */
 export function i8Im2col(q: usize, C: i32, H: i32, W: i32, K: i32, out: usize): void {

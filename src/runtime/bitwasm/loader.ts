@@ -19,7 +19,8 @@ export interface KernelExports {
     strideRow: number,
     strideItem: number,
   ): void;
-  quantizeInput(x: number, channels: number, positions: number, q: number, scaleOut: number): number;
+  quantizeInput(x: number, n: number, q: number, scaleOut: number): number;
+  pixelMajor(q: number, channels: number, positions: number, out: number): void;
   i8Im2col(q: number, channels: number, height: number, width: number, kernel: number, out: number): void;
   i8Dot(
     a: number,
