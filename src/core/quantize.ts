@@ -53,13 +53,13 @@ export function dequantizeRows(q: Int8Rows): Float32Array {
 
 /**
  * A layer's input quantized for int8 x int8 products (bitwasm's int8 layers; onnxruntime-node's MatMulNBits does the
- * like): one symmetric scale per sample, scale = f32(max |x| / 127) (1 when all are zero), q = f32(f32(x * f32(1 /
- * scale)) +/- 0.5) truncated, clamped to +/-127 (NaN gives 0), every step in float32 as the WebAssembly kernel computes
+ * like): one symmetric scale per sample, scale = f32(max |x| / 127) (1 when all are zero; NaNs do not count), q =
+ * f32(f32(x * f32(1 / scale)) +/- 0.5) truncated, clamped to +/-127 (NaN gives 0), every step in float32 as the WebAssembly kernel computes
  * it, so both give the same integers.
  */
 export function quantizeInput(x: Float32Array): { data: Int8Array; scale: number } {
   let maxAbs = 0;
-  for (let k = 0; k < x.length; k++) maxAbs = Math.max(maxAbs, Math.abs(x[k]));
+  for (let k = 0; k < x.length; k++) if (maxAbs < Math.abs(x[k])) maxAbs = Math.abs(x[k]);
   const scale = maxAbs > 0 ? Math.fround(maxAbs / INT8_MAX) : 1;
   const inv = Math.fround(1 / scale);
   const data = new Int8Array(x.length);

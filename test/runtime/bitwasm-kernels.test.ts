@@ -316,11 +316,20 @@ function dequantize(layer: PlanWeightLayer): Float32Array {
   return Float32Array.from(w.data, (q, i) => q * w.scales[Math.floor(i / layer.rowLength)]);
 }
 
-test('input quantization: the largest magnitude becomes +/-127, halves round away from zero, all zeros keep scale 1', () => {
+test('input quantization: the largest magnitude becomes +/-127, halves round away from zero, all zeros keep scale 1', async () => {
   const q = quantizeInput(Float32Array.from([2.54, -2.54, 0.01, -0.01, 0.03, 0]));
   assert.equal(q.scale, Math.fround(2.54 / 127));
   assert.deepEqual(Array.from(q.data), [127, -127, 1, -1, 2, 0]);
   assert.deepEqual(quantizeInput(new Float32Array(4)), { data: new Int8Array(4), scale: 1 });
+  // A NaN neither sets the scale nor adds to the sums: 0 in both engines, which then agree on the other values.
+  const nan = quantizeInput(Float32Array.from([Number.NaN, 1.27, -0.5]));
+  assert.deepEqual([Array.from(nan.data), nan.scale], [[0, 127, -50], Math.fround(0.01)]);
+  const layer = weightLayer('fc', INT8_LAYERS[0].options, makeRng(3));
+  const x = uniform(37, makeRng(4), 2);
+  x[5] = Number.NaN;
+  const wasm = (await createWasmEngine(planOf([layer]))).run(x, 1);
+  assert.ok(wasm.every((v) => Number.isFinite(v)));
+  assert.deepEqual(wasm, createReferenceEngine(planOf([layer])).run(x, 1));
   // Conv rows go from the file's (c, ky, kx) to (ky, kx, c): filter 0 of 2 channels, 2x2 taps.
   assert.deepEqual(
     Array.from(tapsMajor(Int8Array.from([0, 1, 2, 3, 10, 11, 12, 13]), 1, 2, 2)),

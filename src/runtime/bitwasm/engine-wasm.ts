@@ -46,6 +46,8 @@ interface Needs {
   quantized: number;
   /** int8 layers: the input quantized to i16 (quantizeInput), for convs then pixel-major (pixelMajor). */
   q16: number;
+  /** int8 convs: the weights widened to i16 (widenI8). */
+  wide: number;
   tmp: number;
   colSum: number;
   bits: number;
@@ -88,6 +90,7 @@ export async function createWasmEngine(plan: Plan): Promise<Engine> {
     q: 0,
     q16: 0,
     ascales: 0,
+    wide: 0,
     tmp: 0,
     colSum: 0,
     bits: 0,
@@ -107,6 +110,7 @@ export async function createWasmEngine(plan: Plan): Promise<Engine> {
       q: alloc(n.quantized * batch),
       q16: alloc(n.q16 * batch),
       ascales: alloc(4 * batch),
+      wide: alloc(n.wide),
       tmp: alloc(n.tmp),
       colSum: alloc(n.colSum),
       bits: alloc(n.bits * batch),
@@ -419,6 +423,7 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
     activation: 16,
     quantized: 16,
     q16: 16,
+    wide: 16,
     tmp: 16,
     colSum: 16,
     bits: 16,
@@ -445,6 +450,7 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
     }
     // The quantized input, and for convs its pixel-major copy.
     if (wl.path === 'i8') grow('q16', (isConv ? 4 : 2) * features(layer.inputShape));
+    if (wl.path === 'i8' && isConv) grow('wide', 2 * align16(layer.rows * layer.rowLength));
     if (isConv && (wl.path === 'pop' || wl.path === 'i8')) {
       grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 2 * positions * layer.rowLength);
     }
@@ -484,6 +490,7 @@ interface Buffers {
   q: number;
   q16: number;
   ascales: number;
+  wide: number;
   tmp: number;
   colSum: number;
   bits: number;
@@ -647,6 +654,8 @@ function runLayer(
     } else maskedRows(k, l, input, batch, y, 1, rows, buf.lut);
     return;
   }
+  // An int8 conv's rows meet every position: widened to i16 once per call, they leave i16Dot's inner loop.
+  if (l.path === 'i8') k.widenI8(l.weights, rows * len, buf.wide);
   for (let s = 0; s < batch; s++) {
     const out = y + s * outBytes;
     const x1 = input + s * inBytes;
@@ -658,7 +667,22 @@ function runLayer(
       k.quantizeInput(x1, c * h * w, buf.q16, buf.ascales);
       if (c > 1) k.pixelMajor(buf.q16, c, h * w, pixels);
       k.i8Im2col(pixels, c, h, w, layer.kernel, buf.patches);
-      k.i8Dot(buf.patches, positions, len, weights, step, rows, buf.ascales, 0, scale, shift, relu, out, positions, 1);
+      k.i16Dot(
+        buf.patches,
+        positions,
+        len,
+        buf.wide,
+        step,
+        rows,
+        buf.ascales,
+        0,
+        scale,
+        shift,
+        relu,
+        out,
+        positions,
+        1,
+      );
     } else if (l.direct) {
       k.maskedConv(
         x1,

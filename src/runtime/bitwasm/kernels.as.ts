@@ -79,29 +79,42 @@ export function quantizeInput(x: usize, n: i32, q: usize, scaleOut: usize): f32 
   const n4 = n & ~3;
   let m4 = f32x4.splat(0);
   let k = 0;
-  for (; k < n4; k += 4) m4 = f32x4.max(m4, f32x4.abs(v128.load(x + ((<usize>k) << 2))));
-  let maxAbs = max(
-    max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)),
-    max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)),
-  );
-  for (; k < n; k++) maxAbs = max(maxAbs, abs(load<f32>(x + ((<usize>k) << 2))));
+  for (; k < n4; k += 4) m4 = f32x4.pmax(m4, f32x4.abs(v128.load(x + ((<usize>k) << 2))));
+  // pmax (a < b ? b : a) passes NaN over, as the reference's comparisons do.
+  let maxAbs: f32 = 0;
+  for (let lane = 0; lane < 4; lane++) {
+    const v = f32x4.extract_lane(m4, 0);
+    if (maxAbs < v) maxAbs = v;
+    m4 = i32x4.shuffle(m4, m4, 1, 2, 3, 0);
+  }
+  for (; k < n; k++) {
+    const v = abs(load<f32>(x + ((<usize>k) << 2)));
+    if (maxAbs < v) maxAbs = v;
+  }
   const s: f32 = maxAbs > 0 ? <f32>(<f64>maxAbs / 127.0) : 1;
   const inv: f32 = <f32>1 / s;
   store<f32>(scaleOut, s);
   const inv4 = f32x4.splat(inv);
   const half = f32x4.splat(0.5);
   const sign = i32x4.splat(0x80000000);
-  const hi = i32x4.splat(127);
-  const lo = i32x4.splat(-127);
+  const hi = f32x4.splat(127);
+  const lo = f32x4.splat(-127);
+  // An integer t in [-127, 127] plus 1.5 * 2^23 has the bits 0x4B400000 + t: the conversion without trunc_sat's checks.
+  const magic = f32x4.splat(12582912);
+  const magicBits = i32x4.splat(0x4b400000);
   const n8 = n & ~7;
   k = 0;
   for (; k < n8; k += 8) {
     const a = v128.load(x + ((<usize>k) << 2));
     const b = v128.load(x + ((<usize>k) << 2), 16);
-    const ra = f32x4.add(f32x4.mul(a, inv4), v128.or(v128.and(a, sign), half));
-    const rb = f32x4.add(f32x4.mul(b, inv4), v128.or(v128.and(b, sign), half));
-    const qa = i32x4.max_s(i32x4.min_s(i32x4.trunc_sat_f32x4_s(ra), hi), lo);
-    const qb = i32x4.max_s(i32x4.min_s(i32x4.trunc_sat_f32x4_s(rb), hi), lo);
+    let ra = f32x4.trunc(f32x4.add(f32x4.mul(a, inv4), v128.or(v128.and(a, sign), half)));
+    let rb = f32x4.trunc(f32x4.add(f32x4.mul(b, inv4), v128.or(v128.and(b, sign), half)));
+    ra = f32x4.pmin(f32x4.pmax(ra, lo), hi);
+    rb = f32x4.pmin(f32x4.pmax(rb, lo), hi);
+    ra = v128.and(ra, f32x4.eq(ra, ra));
+    rb = v128.and(rb, f32x4.eq(rb, rb));
+    const qa = i32x4.sub(f32x4.add(ra, magic), magicBits);
+    const qb = i32x4.sub(f32x4.add(rb, magic), magicBits);
     v128.store(q + ((<usize>k) << 1), i16x8.narrow_i32x4_s(qa, qb));
   }
   for (; k < n; k++) store<i16>(q + ((<usize>k) << 1), quantizeOne(load<f32>(x + ((<usize>k) << 2)), inv));
@@ -392,6 +405,106 @@ function i8Row(a: usize, w: usize, len: i32): i32 {
     );
   }
   return hsumI32(c) + i8Tail(a, w, len16, len);
+}
+
+/** A layer's int8 weights sign-extended to i16 (`n` a multiple of 16 or the bytes past it readable): for i16Dot. */
+export function widenI8(w: usize, n: i32, out: usize): void {
+  for (let k = 0; k < n; k += 16) {
+    const q = v128.load(w + <usize>k);
+    v128.store(out + ((<usize>k) << 1), i16x8.extend_low_i8x16_s(q));
+    v128.store(out + ((<usize>k) << 1), i16x8.extend_high_i8x16_s(q), 16);
+  }
+}
+
+/**
+ * i8Dot on weights widened to i16 once per call (widenI8): for convs, whose rows meet every position, so the widening
+ * leaves the inner loop. Four rows and two inputs a step of 8 values; then leftover inputs and rows.
+ */
+export function i16Dot(
+  a: usize,
+  items: i32,
+  len: i32,
+  w: usize,
+  wscale: usize,
+  rows: i32,
+  ascale: usize,
+  ascaleStride: i32,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideRow: i32,
+  strideItem: i32,
+): void {
+  const len8 = len & ~7;
+  const rows4 = rows & ~3;
+  const rowBytes = (<usize>len) << 1;
+  const sr = (<usize>strideRow) << 2;
+  for (let i = 0; i < items; i += 2) {
+    const pair = i + 1 < items;
+    const a0 = a + <usize>i * rowBytes;
+    // A lone last input runs as its own pair; only the first of the two is stored.
+    const a1 = pair ? a0 + rowBytes : a0;
+    const as0 = load<f32>(ascale + <usize>(i * ascaleStride));
+    const as1 = pair ? load<f32>(ascale + <usize>((i + 1) * ascaleStride)) : as0;
+    let r = 0;
+    for (; r < rows4; r += 4) {
+      const w0 = w + <usize>r * rowBytes;
+      const w1 = w0 + rowBytes;
+      const w2 = w1 + rowBytes;
+      const w3 = w2 + rowBytes;
+      let c00 = i32x4.splat(0);
+      let c01 = i32x4.splat(0);
+      let c10 = i32x4.splat(0);
+      let c11 = i32x4.splat(0);
+      let c20 = i32x4.splat(0);
+      let c21 = i32x4.splat(0);
+      let c30 = i32x4.splat(0);
+      let c31 = i32x4.splat(0);
+      for (let k = 0; k < len8; k += 8) {
+        const o = (<usize>k) << 1;
+        const x0 = v128.load(a0 + o);
+        const x1 = v128.load(a1 + o);
+        let q = v128.load(w0 + o);
+        c00 = i32x4.add(c00, i32x4.dot_i16x8_s(q, x0));
+        c01 = i32x4.add(c01, i32x4.dot_i16x8_s(q, x1));
+        q = v128.load(w1 + o);
+        c10 = i32x4.add(c10, i32x4.dot_i16x8_s(q, x0));
+        c11 = i32x4.add(c11, i32x4.dot_i16x8_s(q, x1));
+        q = v128.load(w2 + o);
+        c20 = i32x4.add(c20, i32x4.dot_i16x8_s(q, x0));
+        c21 = i32x4.add(c21, i32x4.dot_i16x8_s(q, x1));
+        q = v128.load(w3 + o);
+        c30 = i32x4.add(c30, i32x4.dot_i16x8_s(q, x0));
+        c31 = i32x4.add(c31, i32x4.dot_i16x8_s(q, x1));
+      }
+      const y0 = y + ((<usize>(r * strideRow + i * strideItem)) << 2);
+      store<f32>(y0, i8Out(hsumI32(c00) + i16Tail(a0, w0, len8, len), as0, r, wscale, scale, shift, relu));
+      store<f32>(y0 + sr, i8Out(hsumI32(c10) + i16Tail(a0, w1, len8, len), as0, r + 1, wscale, scale, shift, relu));
+      store<f32>(y0 + 2 * sr, i8Out(hsumI32(c20) + i16Tail(a0, w2, len8, len), as0, r + 2, wscale, scale, shift, relu));
+      store<f32>(y0 + 3 * sr, i8Out(hsumI32(c30) + i16Tail(a0, w3, len8, len), as0, r + 3, wscale, scale, shift, relu));
+      if (!pair) continue;
+      const y1 = y0 + ((<usize>strideItem) << 2);
+      store<f32>(y1, i8Out(hsumI32(c01) + i16Tail(a1, w0, len8, len), as1, r, wscale, scale, shift, relu));
+      store<f32>(y1 + sr, i8Out(hsumI32(c11) + i16Tail(a1, w1, len8, len), as1, r + 1, wscale, scale, shift, relu));
+      store<f32>(y1 + 2 * sr, i8Out(hsumI32(c21) + i16Tail(a1, w2, len8, len), as1, r + 2, wscale, scale, shift, relu));
+      store<f32>(y1 + 3 * sr, i8Out(hsumI32(c31) + i16Tail(a1, w3, len8, len), as1, r + 3, wscale, scale, shift, relu));
+    }
+    for (; r < rows; r++) {
+      const wr = w + <usize>r * rowBytes;
+      const y0 = y + ((<usize>(r * strideRow + i * strideItem)) << 2);
+      store<f32>(y0, i8Out(i16Tail(a0, wr, 0, len), as0, r, wscale, scale, shift, relu));
+      if (pair)
+        store<f32>(y0 + ((<usize>strideItem) << 2), i8Out(i16Tail(a1, wr, 0, len), as1, r, wscale, scale, shift, relu));
+    }
+  }
+}
+
+/** The dot of i16 inputs and i16 weights from `from` to `len`, one value at a time (i16Dot's tails, leftover rows). */
+function i16Tail(a: usize, w: usize, from: i32, len: i32): i32 {
+  let s = 0;
+  for (let k = from; k < len; k++) s += <i32>load<i16>(a + ((<usize>k) << 1)) * <i32>load<i16>(w + ((<usize>k) << 1));
+  return s;
 }
 
 /**

@@ -21,6 +21,23 @@ export interface KernelExports {
   ): void;
   quantizeInput(x: number, n: number, q: number, scaleOut: number): number;
   pixelMajor(q: number, channels: number, positions: number, out: number): void;
+  widenI8(w: number, n: number, out: number): void;
+  i16Dot(
+    a: number,
+    items: number,
+    len: number,
+    w: number,
+    wscale: number,
+    rows: number,
+    ascale: number,
+    ascaleStride: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+    strideRow: number,
+    strideItem: number,
+  ): void;
   i8Im2col(q: number, channels: number, height: number, width: number, kernel: number, out: number): void;
   i8Dot(
     a: number,
