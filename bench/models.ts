@@ -1,6 +1,6 @@
-// models: whole-model batch-1 latency (p50, p99) and peak RSS of the binarized MLP and LeNet, and of the imported PyTorch
-// LeNet-5 fine-tuned with DAB weights, on each backend, each backend in its own process so peak RSS is its own, the
-// backends taking turns over several rounds; and which backend `auto` picks for each.
+// models: whole-model batch-1 latency (p50, p99) and peak RSS of the binarized MLP and LeNet, of the imported PyTorch
+// LeNet-5 fine-tuned with DAB weights and of an int8 MLP and LeNet, on each backend, each backend in its own process so
+// peak RSS is its own, the backends taking turns over several rounds; and which backend `auto` picks for each.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -58,8 +58,10 @@ interface ChildResult {
 interface Agreement {
   model: string;
   images: number;
+  /** LOGITS_TOLERANCE, or for int8 models INT8_LOGITS_RELATIVE of the logit scale. */
+  tolerance: string;
   labelsEqual: number;
-  /** Images whose logits all agree within LOGITS_TOLERANCE. */
+  /** Images whose logits all agree within `tolerance`. */
   logitsWithin: number;
   maxLogitDiff: number;
 }
@@ -67,7 +69,14 @@ interface Agreement {
 /** The tolerance the bitwasm tests state for logits (test/runtime/backend-bitwasm.test.ts). */
 const LOGITS_TOLERANCE = 1e-4;
 
-async function agreement(model: string, file: ModelFile, data: Dataset): Promise<Agreement> {
+/**
+ * For models with int8 layers, which both runtimes run on quantized inputs (bitwasm per sample, onnxruntime-node in
+ * MatMulNBits), the conformance suite's allowance instead: 0.02 of the logit scale max(1, max |logit|)
+ * (test/runtime/conformance.ts ALLOWANCES).
+ */
+const INT8_LOGITS_RELATIVE = 2e-2;
+
+async function agreement(model: string, file: ModelFile, data: Dataset, int8: boolean): Promise<Agreement> {
   // Labels and logits compared image by image, on every test image of the model's data set.
   const outputs: Float32Array[] = [];
   for (const name of ['ort-node', 'bitwasm']) {
@@ -77,17 +86,26 @@ async function agreement(model: string, file: ModelFile, data: Dataset): Promise
   }
   const [ort, bit] = outputs;
   const classes = data.labels.length;
-  const result: Agreement = { model, images: data.test.count, labelsEqual: 0, logitsWithin: 0, maxLogitDiff: 0 };
+  const tolerance = int8 ? `${INT8_LOGITS_RELATIVE} of the logit scale` : String(LOGITS_TOLERANCE);
+  const result: Agreement = {
+    model,
+    images: data.test.count,
+    tolerance,
+    labelsEqual: 0,
+    logitsWithin: 0,
+    maxLogitDiff: 0,
+  };
   for (let i = 0; i < data.test.count; i++) {
-    let [a, b, diff] = [0, 0, 0];
+    let [a, b, diff, scale] = [0, 0, 0, 1];
     for (let c = 0; c < classes; c++) {
       const k = i * classes + c;
       if (ort[k] > ort[i * classes + a]) a = c;
       if (bit[k] > bit[i * classes + b]) b = c;
       diff = Math.max(diff, Math.abs(ort[k] - bit[k]));
+      scale = Math.max(scale, Math.abs(ort[k]));
     }
     result.labelsEqual += Number(a === b);
-    result.logitsWithin += Number(diff <= LOGITS_TOLERANCE);
+    result.logitsWithin += Number(diff <= (int8 ? INT8_LOGITS_RELATIVE * scale : LOGITS_TOLERANCE));
     result.maxLogitDiff = Math.max(result.maxLogitDiff, diff);
   }
   return result;
@@ -168,12 +186,14 @@ export const models: Benchmark = {
     const sets = new Map<string, Dataset>();
     for (const name of ['fashion-mnist', 'mnist']) sets.set(name, await loadDataset(name, { limitTrain }));
     const dir = mkdtempSync(join(tmpdir(), 'cmp-bench-models-'));
-    const train = (data: Dataset, arch: string, widths: number[], binarizeActivations: 'dab' | 'none') =>
+    const train = (data: Dataset, arch: string, widths: number[], binarizeActivations: 'dab' | 'none', int8 = false) =>
       trainRun(data, {
         arch,
         widths,
         binarizeWeights: 'dab',
         binarizeActivations,
+        // Every weight layer int8 (quantization-aware), activations float.
+        ...(int8 ? { int8: ['all'] } : {}),
         epochs,
         batchSize: 100,
         learningRate: 0.002,
@@ -215,6 +235,18 @@ export const models: Benchmark = {
         make: (d: Dataset) => train(d, 'lenet', [256], 'dab'),
       },
       { name: 'LeNet-5 (PyTorch) dab w', file: 'lenet5', dataset: 'mnist', make: lenet5 },
+      {
+        name: 'MLP 784-512-512-10 int8 w',
+        file: 'mlp-int8',
+        dataset: 'fashion-mnist',
+        make: (d: Dataset) => train(d, 'mlp', [512, 512], 'none', true),
+      },
+      {
+        name: 'LeNet int8 w',
+        file: 'lenet-int8',
+        dataset: 'fashion-mnist',
+        make: (d: Dataset) => train(d, 'lenet', [256], 'none', true),
+      },
     ];
     const rows: Row[] = [];
     const agreements: Agreement[] = [];
@@ -225,7 +257,8 @@ export const models: Benchmark = {
       const trained = await spec.make(data);
       const path = join(dir, `${spec.file}.onnx`);
       writeFileSync(path, exportOnnx(trained.frozen).bytes);
-      if (backends.includes('bitwasm')) agreements.push(await agreement(spec.name, readModelFile(path), data));
+      if (backends.includes('bitwasm'))
+        agreements.push(await agreement(spec.name, readModelFile(path), data, spec.name.includes('int8')));
       // What `auto` loads for this file here: it races bitwasm against onnxruntime-node at load.
       const auto = await createBackend('auto', readModelFile(path));
       picks.push({ model: spec.name, auto: auto.name });
@@ -325,7 +358,7 @@ export const models: Benchmark = {
       ...agreements.map(
         (a) =>
           `${a.model}: bitwasm against ort-node on all ${a.images} test images: labels equal on ${a.labelsEqual}, ` +
-          `logits within ${LOGITS_TOLERANCE} on ${a.logitsWithin} (largest difference ${a.maxLogitDiff.toExponential(2)})`,
+          `logits within ${a.tolerance} on ${a.logitsWithin} (largest difference ${a.maxLogitDiff.toExponential(2)})`,
       ),
       '',
       ...picks.map((p) => `${p.model}: auto picks ${p.auto}`),
@@ -342,7 +375,8 @@ export const models: Benchmark = {
 
 /**
  * Issue 22's goals here: the imported LeNet-5 with DAB weights and float activations at least as fast on bitwasm as on
- * onnxruntime-node held to one thread, and `auto` picking bitwasm for it (and for the models with binary activations).
+ * onnxruntime-node held to one thread, `auto` picking bitwasm for it (and for the models with binary activations), and
+ * for the int8 models the faster of bitwasm and onnxruntime-node.
  */
 function issue22Goals(rows: Row[], picks: { model: string; auto: string }[]): Goal[] {
   const goals: Goal[] = [];
@@ -355,6 +389,16 @@ function issue22Goals(rows: Row[], picks: { model: string; auto: string }[]): Go
       goals.push(
         atLeast(`${pick.model}: bitwasm batch-1 p50 at least as fast as ort-node 1 thread`, one / bit, 1, 'x'),
       );
+    }
+    if (pick.model.includes('int8')) {
+      // int8 models: auto should pick bitwasm where it wins, so the goal is the faster of the two in this run.
+      const ort = p50(pick.model, 'ort-node');
+      if (bit === undefined || ort === undefined) continue;
+      const faster = bit <= ort ? 'bitwasm' : 'ort-node';
+      goals.push(
+        atLeast(`${pick.model}: auto picks the faster here, ${faster} (1 = yes)`, Number(pick.auto === faster), 1, ''),
+      );
+      continue;
     }
     goals.push(atLeast(`${pick.model}: auto picks bitwasm (1 = yes)`, Number(pick.auto === 'bitwasm'), 1, ''));
   }

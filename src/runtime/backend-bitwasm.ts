@@ -60,17 +60,17 @@ export async function createBitwasmBackend(
 }
 
 /**
- * Registered as `bitwasm`; `auto` ranks it first for cmp models with at least one binary layer and for the stage files
- * of models with exits (per-call overhead weighs most there: B-LeNet's stage 1 is a few microseconds of work), and
- * then keeps it only if it runs the model faster than the next backend here.
+ * Registered as `bitwasm`; `auto` ranks it first for cmp models with at least one binary or int8 layer and for the
+ * stage files of models with exits (per-call overhead weighs most there: B-LeNet's stage 1 is a few microseconds of
+ * work), and then keeps it only if it runs the model faster than the next backend here.
  */
 export const bitwasmBackend: BackendFactory = {
   name: 'bitwasm',
   priority: BITWASM_PRIORITY,
   raced: true,
   rank(file: ModelFile): number {
-    const binary = file.manifest?.layers?.some((l) => isBinaryMode(l.weights));
-    return binary || file.manifest?.stage ? BITWASM_PRIORITY : 0;
+    const packed = file.manifest?.layers?.some((l) => isBinaryMode(l.weights) || l.weights === 'int8');
+    return packed || file.manifest?.stage ? BITWASM_PRIORITY : 0;
   },
   create: (file: ModelFile) => createBitwasmBackend(file),
 };
