@@ -53,19 +53,25 @@ export function dequantizeRows(q: Int8Rows): Float32Array {
 
 /**
  * A layer's input quantized for int8 x int8 products (bitwasm's int8 layers; onnxruntime-node's MatMulNBits does the
- * like): one symmetric scale per sample, scale = f32(max |x| / 127) (1 when all are zero; NaNs do not count), q =
- * f32(f32(x * f32(1 / scale)) +/- 0.5) truncated, clamped to +/-127 (NaN gives 0), every step in float32 as the WebAssembly kernel computes
- * it, so both give the same integers.
+ * like): one scale per sample, scale = f32(max |x| / L) (1 when all are zero; NaNs do not count), with L = 255 levels
+ * when no value is negative (after a ReLU, or pixels: twice the resolution) and 127 otherwise; q = f32(f32(x * f32(1 /
+ * scale)) +/- 0.5) truncated, clamped to +/-L (NaN gives 0), every step in float32 as the WebAssembly kernel computes
+ * it, so both give the same integers. Held as int16 (0..255 does not fit int8); the products still fit int32 sums.
  */
-export function quantizeInput(x: Float32Array): { data: Int8Array; scale: number } {
+export function quantizeInput(x: Float32Array): { data: Int16Array; scale: number } {
   let maxAbs = 0;
-  for (let k = 0; k < x.length; k++) if (maxAbs < Math.abs(x[k])) maxAbs = Math.abs(x[k]);
-  const scale = maxAbs > 0 ? Math.fround(maxAbs / INT8_MAX) : 1;
+  let low = 0;
+  for (let k = 0; k < x.length; k++) {
+    if (maxAbs < Math.abs(x[k])) maxAbs = Math.abs(x[k]);
+    if (x[k] < low) low = x[k];
+  }
+  const levels = low < 0 ? INT8_MAX : 255;
+  const scale = maxAbs > 0 ? Math.fround(maxAbs / levels) : 1;
   const inv = Math.fround(1 / scale);
-  const data = new Int8Array(x.length);
+  const data = new Int16Array(x.length);
   for (let k = 0; k < x.length; k++) {
     const r = Math.fround(Math.fround(x[k] * inv) + (x[k] < 0 ? -0.5 : 0.5));
-    data[k] = r >= INT8_MAX ? INT8_MAX : r <= -INT8_MAX ? -INT8_MAX : r === r ? Math.trunc(r) : 0;
+    data[k] = r >= levels ? levels : r <= -levels ? -levels : r === r ? Math.trunc(r) : 0;
   }
   return { data, scale };
 }

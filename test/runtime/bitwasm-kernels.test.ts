@@ -304,6 +304,9 @@ for (const { name, options } of INT8_LAYERS) {
       wasm.run(input.subarray(c * h * w, 2 * c * h * w), 1),
       wasm.run(input, 3).subarray(plan.classes, 2 * plan.classes),
     );
+    // No negative inputs (as after a ReLU): 255 levels, the same in both engines.
+    const positive = input.map(Math.abs);
+    if (options.inputs === 'none') assert.deepEqual(wasm.run(positive, 3), reference.run(positive, 3));
     // Quantizing the input moves the outputs by about 1% of their scale, no more: the product of the float rows.
     const floats = { ...layer, weights: { kind: 'float' as const, rows: dequantize(layer) } };
     const diff = relativeDiff(wasm.run(input, 3), createReferenceEngine(planOf([floats])).run(input, 3));
@@ -316,11 +319,14 @@ function dequantize(layer: PlanWeightLayer): Float32Array {
   return Float32Array.from(w.data, (q, i) => q * w.scales[Math.floor(i / layer.rowLength)]);
 }
 
-test('input quantization: the largest magnitude becomes +/-127, halves round away from zero, all zeros keep scale 1', async () => {
+test('input quantization: the largest magnitude becomes +/-127 (255 without negatives), halves round away from zero', async () => {
   const q = quantizeInput(Float32Array.from([2.54, -2.54, 0.01, -0.01, 0.03, 0]));
   assert.equal(q.scale, Math.fround(2.54 / 127));
   assert.deepEqual(Array.from(q.data), [127, -127, 1, -1, 2, 0]);
-  assert.deepEqual(quantizeInput(new Float32Array(4)), { data: new Int8Array(4), scale: 1 });
+  assert.deepEqual(quantizeInput(new Float32Array(4)), { data: new Int16Array(4), scale: 1 });
+  // No negative value (after a ReLU): 255 levels, twice the resolution.
+  const relu = quantizeInput(Float32Array.from([2.55, 0.01, 0.025, 0]));
+  assert.deepEqual([Array.from(relu.data), relu.scale], [[255, 1, 3, 0], Math.fround(2.55 / 255)]);
   // A NaN neither sets the scale nor adds to the sums: 0 in both engines, which then agree on the other values.
   const nan = quantizeInput(Float32Array.from([Number.NaN, 1.27, -0.5]));
   assert.deepEqual([Array.from(nan.data), nan.scale], [[0, 127, -50], Math.fround(0.01)]);

@@ -136,7 +136,7 @@ function epilogue(sum: number, r: number, layer: PlanWeightLayer, rowScale?: Flo
   return layer.relu && !(y > 0) ? 0 : y;
 }
 
-type Values = Float32Array | Int8Array;
+type Values = Float32Array | Int8Array | Int16Array;
 
 function dense(x: Values, layer: PlanWeightLayer, w: Values, rowScale?: Float32Array): Float32Array {
   const out = new Float32Array(layer.rows);

@@ -71,35 +71,48 @@ export function f32Rows(
 }
 
 /**
- * A layer's input quantized for the int8 kernels (core/quantize.ts quantizeInput, the rule): one symmetric scale per
- * sample, s = f32(max |x| / 127) (1 when all are zero), q = x * f32(1 / s) rounded half away from zero, clamped to
- * +/-127, all in f32 as the reference computes it; `n` floats to `n` i16. Returns s and stores it at `scaleOut`.
+ * A layer's input quantized for the int8 kernels (core/quantize.ts quantizeInput, the rule): one scale per sample,
+ * s = f32(max |x| / L) (1 when all are zero), L = 255 levels when no input is negative (after a ReLU, or pixels) and
+ * 127 otherwise; q = x * f32(1 / s) rounded half away from zero, clamped to +/-L, all in f32 as the reference computes
+ * it; `n` floats to `n` i16. Returns s and stores it at `scaleOut`.
  */
 export function quantizeInput(x: usize, n: i32, q: usize, scaleOut: usize): f32 {
   const n4 = n & ~3;
   let m4 = f32x4.splat(0);
+  let low4 = f32x4.splat(0);
   let k = 0;
-  for (; k < n4; k += 4) m4 = f32x4.pmax(m4, f32x4.abs(v128.load(x + ((<usize>k) << 2))));
-  // pmax (a < b ? b : a) passes NaN over, as the reference's comparisons do.
+  for (; k < n4; k += 4) {
+    const v = v128.load(x + ((<usize>k) << 2));
+    m4 = f32x4.pmax(m4, f32x4.abs(v));
+    low4 = f32x4.pmin(low4, v);
+  }
+  // pmax (a < b ? b : a) and pmin pass NaN over, as the reference's comparisons do.
   let maxAbs: f32 = 0;
+  let low: f32 = 0;
   for (let lane = 0; lane < 4; lane++) {
     const v = f32x4.extract_lane(m4, 0);
     if (maxAbs < v) maxAbs = v;
+    const u = f32x4.extract_lane(low4, 0);
+    if (u < low) low = u;
     m4 = i32x4.shuffle(m4, m4, 1, 2, 3, 0);
+    low4 = i32x4.shuffle(low4, low4, 1, 2, 3, 0);
   }
   for (; k < n; k++) {
-    const v = abs(load<f32>(x + ((<usize>k) << 2)));
+    const u = load<f32>(x + ((<usize>k) << 2));
+    const v = abs(u);
     if (maxAbs < v) maxAbs = v;
+    if (u < low) low = u;
   }
-  const s: f32 = maxAbs > 0 ? <f32>(<f64>maxAbs / 127.0) : 1;
+  const levels: f32 = low < 0 ? 127 : 255;
+  const s: f32 = maxAbs > 0 ? <f32>(<f64>maxAbs / <f64>levels) : 1;
   const inv: f32 = <f32>1 / s;
   store<f32>(scaleOut, s);
   const inv4 = f32x4.splat(inv);
   const half = f32x4.splat(0.5);
   const sign = i32x4.splat(0x80000000);
-  const hi = f32x4.splat(127);
-  const lo = f32x4.splat(-127);
-  // An integer t in [-127, 127] plus 1.5 * 2^23 has the bits 0x4B400000 + t: the conversion without trunc_sat's checks.
+  const hi = f32x4.splat(levels);
+  const lo = f32x4.splat(-levels);
+  // An integer t in [-255, 255] plus 1.5 * 2^23 has the bits 0x4B400000 + t: the conversion without trunc_sat's checks.
   const magic = f32x4.splat(12582912);
   const magicBits = i32x4.splat(0x4b400000);
   const n8 = n & ~7;
@@ -117,7 +130,7 @@ export function quantizeInput(x: usize, n: i32, q: usize, scaleOut: usize): f32 
     const qb = i32x4.sub(f32x4.add(rb, magic), magicBits);
     v128.store(q + ((<usize>k) << 1), i16x8.narrow_i32x4_s(qa, qb));
   }
-  for (; k < n; k++) store<i16>(q + ((<usize>k) << 1), quantizeOne(load<f32>(x + ((<usize>k) << 2)), inv));
+  for (; k < n; k++) store<i16>(q + ((<usize>k) << 1), quantizeOne(load<f32>(x + ((<usize>k) << 2)), inv, levels));
   return s;
 }
 
@@ -184,10 +197,10 @@ export function pixelMajor(q: usize, C: i32, P: i32, out: usize): void {
   }
 }
 
-function quantizeOne(v: f32, inv: f32): i16 {
+function quantizeOne(v: f32, inv: f32, levels: f32): i16 {
   const r = v * inv + (v < 0 ? <f32>-0.5 : <f32>0.5);
   // As i32x4.trunc_sat_f32x4_s and the clamp in the vector loop: NaN gives 0.
-  return r >= 127 ? 127 : r <= -127 ? -127 : r == r ? <i16>(<i32>r) : 0;
+  return r >= levels ? <i16>levels : r <= -levels ? -(<i16>levels) : r == r ? <i16>(<i32>r) : 0;
 }
 
 /**
@@ -230,7 +243,7 @@ function i8Tail(a: usize, w: usize, from: i32, len: i32): i32 {
  * int8 weights times int8 inputs (as i16, quantizeInput): y = i8Out(dot(q_i, w_r)), the dots exact in i32
  * (i32x4.dot_i16x8_s on the weights sign-extended to i16). Four rows share each load of an input, and two inputs each
  * widening of a row's weights; `ascale + i * ascaleStride` holds item i's input scale (stride 0: one for all).
- * Weights [rows, len] int8, inputs [items, len] i16; len up to 2^31 / 127^2 = 133k keeps the sums in range.
+ * Weights [rows, len] int8, inputs [items, len] i16; len up to 2^31 / (255 * 127) = 66k keeps the sums in range.
  */
 export function i8Dot(
   a: usize,
