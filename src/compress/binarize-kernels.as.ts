@@ -67,31 +67,18 @@ export function dabSearch(w: usize, len: i32, stride: i32, thr: usize, scratch: 
   for (let first = 0; first < stride; first += BLOCK) {
     const count = min<i32>(BLOCK, stride - first);
     const base = w + ((<usize>first) << 2);
-    // Minimum, maximum and float64 total of each row, four rows per v128.
-    for (let q = 0; q < count; q += 4) {
-      let lo = v128.load(base + ((<usize>q) << 2));
-      let hi = lo;
-      let t0 = f64x2.splat(0);
-      let t1 = f64x2.splat(0);
-      for (let j = 0; j < len; j++) {
-        const v = v128.load(base + <usize>j * rowBytes + ((<usize>q) << 2));
-        lo = f32x4.min(lo, v);
-        hi = f32x4.max(hi, v);
-        t0 = f64x2.add(t0, f64x2.promote_low_f32x4(v));
-        t1 = f64x2.add(t1, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)));
-      }
-      const at = (<usize>q) << 3;
-      store<f64>(mins + at, <f64>f32x4.extract_lane(lo, 0));
-      store<f64>(mins + at + 8, <f64>f32x4.extract_lane(lo, 1));
-      store<f64>(mins + at + 16, <f64>f32x4.extract_lane(lo, 2));
-      store<f64>(mins + at + 24, <f64>f32x4.extract_lane(lo, 3));
-      store<f64>(maxs + at, <f64>f32x4.extract_lane(hi, 0));
-      store<f64>(maxs + at + 8, <f64>f32x4.extract_lane(hi, 1));
-      store<f64>(maxs + at + 16, <f64>f32x4.extract_lane(hi, 2));
-      store<f64>(maxs + at + 24, <f64>f32x4.extract_lane(hi, 3));
-      v128.store(totals + at, t0);
-      v128.store(totals + at + 16, t1);
-    }
+    // Minimum, maximum and float64 total of each row, four rows per v128; a whole block (one line a step) at once.
+    if (count == BLOCK) rangeBlock(base, len, rowBytes, mins, maxs, totals);
+    else
+      for (let q = 0; q < count; q += 4)
+        rangeColumns(
+          base + ((<usize>q) << 2),
+          len,
+          rowBytes,
+          mins + ((<usize>q) << 3),
+          maxs + ((<usize>q) << 3),
+          totals + ((<usize>q) << 3),
+        );
     // A row with one value, or all equal, has no split: its threshold is its value.
     for (let i = 0; i < count; i++) {
       const mn = load<f64>(mins + ((<usize>i) << 3));
@@ -102,19 +89,45 @@ export function dabSearch(w: usize, len: i32, stride: i32, thr: usize, scratch: 
     }
     memory.fill(counts, 0, <usize>(BLOCK * B) * 4);
     memory.fill(sums, 0, <usize>(BLOCK * B) * 8);
+    // Each value's bucket, (v - min) * scale in float64 two rows per f64x2, then its row's count and float64 sum.
+    const top = i32x4.splat(B - 1);
     for (let j = 0; j < len; j++) {
       const row = base + <usize>j * rowBytes;
       const k = bucketOf + <usize>j * <usize>BLOCK;
-      for (let i = 0; i < count; i++) {
-        const v = <f64>load<f32>(row + ((<usize>i) << 2));
-        const b = min<i32>(
-          B - 1,
-          <i32>((v - load<f64>(mins + ((<usize>i) << 3))) * load<f64>(scales + ((<usize>i) << 3))),
+      for (let q = 0; q < count; q += 4) {
+        const v = v128.load(row + ((<usize>q) << 2));
+        const lo = f64x2.promote_low_f32x4(v);
+        const hi = f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
+        const m = mins + ((<usize>q) << 3);
+        const sc = scales + ((<usize>q) << 3);
+        const blo = i32x4.trunc_sat_f64x2_s_zero(f64x2.mul(f64x2.sub(lo, v128.load(m)), v128.load(sc)));
+        const bhi = i32x4.trunc_sat_f64x2_s_zero(f64x2.mul(f64x2.sub(hi, v128.load(m, 16)), v128.load(sc, 16)));
+        const b4 = i32x4.min_s(i32x4.shuffle(blo, bhi, 0, 1, 4, 5), top);
+        const at = k + <usize>q;
+        const slots = counts + ((<usize>(q * B)) << 2);
+        const sumSlots = sums + ((<usize>(q * B)) << 3);
+        tally(at, slots, sumSlots, i32x4.extract_lane(b4, 0), f64x2.extract_lane(lo, 0));
+        tally(
+          at + 1,
+          slots + ((<usize>B) << 2),
+          sumSlots + ((<usize>B) << 3),
+          i32x4.extract_lane(b4, 1),
+          f64x2.extract_lane(lo, 1),
         );
-        store<u8>(k + <usize>i, <u8>b);
-        const slot = <usize>(i * B + b);
-        store<i32>(counts + (slot << 2), load<i32>(counts + (slot << 2)) + 1);
-        store<f64>(sums + (slot << 3), load<f64>(sums + (slot << 3)) + v);
+        tally(
+          at + 2,
+          slots + ((<usize>B) << 3),
+          sumSlots + ((<usize>B) << 4),
+          i32x4.extract_lane(b4, 2),
+          f64x2.extract_lane(hi, 0),
+        );
+        tally(
+          at + 3,
+          slots + <usize>B * 12,
+          sumSlots + <usize>B * 24,
+          i32x4.extract_lane(b4, 3),
+          f64x2.extract_lane(hi, 1),
+        );
       }
     }
     // Per row: the best split at a bucket edge, then the buckets whose corner bound reaches it, each given a stretch
@@ -221,6 +234,87 @@ export function dabSearch(w: usize, len: i32, stride: i32, thr: usize, scratch: 
         sumAbove += load<f64>(sums + ((o + <usize>b) << 3));
       }
     }
+  }
+}
+
+/** Records value v (in bucket b) of one row: its bucket byte, its bucket's count and float64 sum. */
+function tally(at: usize, counts: usize, sums: usize, b: i32, v: f64): void {
+  store<u8>(at, <u8>b);
+  const c = counts + ((<usize>b) << 2);
+  store<i32>(c, load<i32>(c) + 1);
+  const s = sums + ((<usize>b) << 3);
+  store<f64>(s, load<f64>(s) + v);
+}
+
+/** Minimum, maximum (as float64) and float64 total of four rows (one v128 column) into mins, maxs and totals. */
+function rangeColumns(col: usize, len: i32, rowBytes: usize, mins: usize, maxs: usize, totals: usize): void {
+  let lo = v128.load(col);
+  let hi = lo;
+  let t0 = f64x2.splat(0);
+  let t1 = f64x2.splat(0);
+  for (let j = 0; j < len; j++) {
+    const v = v128.load(col + <usize>j * rowBytes);
+    lo = f32x4.min(lo, v);
+    hi = f32x4.max(hi, v);
+    t0 = f64x2.add(t0, f64x2.promote_low_f32x4(v));
+    t1 = f64x2.add(t1, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)));
+  }
+  storeRange(lo, hi, t0, t1, mins, maxs, totals);
+}
+
+/** rangeColumns for BLOCK (16) rows at once, reading one 64-byte line of the matrix per step. */
+function rangeBlock(base: usize, len: i32, rowBytes: usize, mins: usize, maxs: usize, totals: usize): void {
+  let lo0 = v128.load(base);
+  let lo1 = v128.load(base, 16);
+  let lo2 = v128.load(base, 32);
+  let lo3 = v128.load(base, 48);
+  let hi0 = lo0;
+  let hi1 = lo1;
+  let hi2 = lo2;
+  let hi3 = lo3;
+  for (let j = 0; j < len; j++) {
+    const row = base + <usize>j * rowBytes;
+    const v0 = v128.load(row);
+    const v1 = v128.load(row, 16);
+    const v2 = v128.load(row, 32);
+    const v3 = v128.load(row, 48);
+    lo0 = f32x4.min(lo0, v0);
+    lo1 = f32x4.min(lo1, v1);
+    lo2 = f32x4.min(lo2, v2);
+    lo3 = f32x4.min(lo3, v3);
+    hi0 = f32x4.max(hi0, v0);
+    hi1 = f32x4.max(hi1, v1);
+    hi2 = f32x4.max(hi2, v2);
+    hi3 = f32x4.max(hi3, v3);
+  }
+  // Totals in a second sweep: with the ranges, sixteen float64 accumulators would not fit in registers.
+  for (let q = 0; q < 4; q++) {
+    const col = base + ((<usize>q) << 4);
+    let t0 = f64x2.splat(0);
+    let t1 = f64x2.splat(0);
+    for (let j = 0; j < len; j++) {
+      const v = v128.load(col + <usize>j * rowBytes);
+      t0 = f64x2.add(t0, f64x2.promote_low_f32x4(v));
+      t1 = f64x2.add(t1, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)));
+    }
+    v128.store(totals + ((<usize>q) << 5), t0);
+    v128.store(totals + ((<usize>q) << 5), t1, 16);
+  }
+  storeRange(lo0, hi0, f64x2.splat(0), f64x2.splat(0), mins, maxs, 0);
+  storeRange(lo1, hi1, f64x2.splat(0), f64x2.splat(0), mins + 32, maxs + 32, 0);
+  storeRange(lo2, hi2, f64x2.splat(0), f64x2.splat(0), mins + 64, maxs + 64, 0);
+  storeRange(lo3, hi3, f64x2.splat(0), f64x2.splat(0), mins + 96, maxs + 96, 0);
+}
+
+/** Stores four rows' minimum and maximum as float64, and their totals unless `totals` is 0. */
+function storeRange(lo: v128, hi: v128, t0: v128, t1: v128, mins: usize, maxs: usize, totals: usize): void {
+  v128.store(mins, f64x2.promote_low_f32x4(lo));
+  v128.store(mins, f64x2.promote_low_f32x4(i32x4.shuffle(lo, lo, 2, 3, 0, 1)), 16);
+  v128.store(maxs, f64x2.promote_low_f32x4(hi));
+  v128.store(maxs, f64x2.promote_low_f32x4(i32x4.shuffle(hi, hi, 2, 3, 0, 1)), 16);
+  if (totals != 0) {
+    v128.store(totals, t0);
+    v128.store(totals, t1, 16);
   }
 }
 
