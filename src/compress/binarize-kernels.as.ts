@@ -34,8 +34,9 @@ export function heapBase(): usize {
 /** Bytes of scratch dabSearch needs for rows of `len` values. */
 export function searchScratchBytes(len: i32): usize {
   // members (f64) and bucketOf (u8) per value of a block, then counts, offsets, fill (i32) and sums (f64) per bucket,
-  // then mins, maxs, totals, scales, bests (f64) and edges (i32) per row of the block.
-  return <usize>BLOCK * <usize>len * 9 + <usize>(BLOCK * B) * 20 + <usize>BLOCK * 44 + 64;
+  // then mins, maxs, totals, scales, bests (f64) and edges (i32) per row of the block, bounds (f64) per bucket of a
+  // row, and each row's lowest and highest bucket worth gathering (u8).
+  return <usize>BLOCK * <usize>len * 9 + <usize>(BLOCK * B) * 20 + <usize>BLOCK * 44 + <usize>B * 8 + 32 + 64;
 }
 
 /** core/binarize.ts splitScore. */
@@ -62,6 +63,9 @@ export function dabSearch(w: usize, len: i32, stride: i32, thr: usize, scratch: 
   const scales = totals + <usize>BLOCK * 8;
   const bests = scales + <usize>BLOCK * 8;
   const edges = bests + <usize>BLOCK * 8;
+  const bounds = edges + <usize>BLOCK * 4;
+  const lows = bounds + <usize>B * 8;
+  const highs = lows + 16;
   const n = <f64>len;
   const rowBytes = (<usize>stride) << 2;
   for (let first = 0; first < stride; first += BLOCK) {
@@ -130,9 +134,14 @@ export function dabSearch(w: usize, len: i32, stride: i32, thr: usize, scratch: 
         );
       }
     }
-    // Per row: the best split at a bucket edge, then the buckets whose corner bound reaches it, each given a stretch
-    // of members.
+    // Per row, in one sweep down its buckets: the best split at a bucket edge, and each bucket's bound (the largest
+    // score at the corners of the region its inner splits lie in); then the buckets whose bound reaches the best edge
+    // are each given a stretch of members, and the row's range of buckets worth a look while gathering.
     let gathered = 0;
+    for (let i = 0; i < 16; i++) {
+      store<u8>(lows + <usize>i, 255);
+      store<u8>(highs + <usize>i, 0);
+    }
     for (let i = 0; i < count; i++) {
       const o = <usize>(i * B);
       memory.fill(offsets + (o << 2), 0xff, <usize>B * 4);
@@ -140,19 +149,41 @@ export function dabSearch(w: usize, len: i32, stride: i32, thr: usize, scratch: 
       const scale = load<f64>(scales + ((<usize>i) << 3));
       if (scale == 0) continue;
       const total = load<f64>(totals + ((<usize>i) << 3));
+      const mn = load<f64>(mins + ((<usize>i) << 3));
+      const width = (load<f64>(maxs + ((<usize>i) << 3)) - mn) / <f64>B;
       let best = -Infinity;
       let edge = B - 1;
       let above: f64 = 0;
       let sumAbove: f64 = 0;
+      // The score at the edge above the current bucket: splitScore(above, sumAbove), at first its closure at k = 0.
+      let previous = (total * total) / n;
       for (let b = B - 1; b >= 0; b--) {
         const c = load<i32>(counts + ((o + <usize>b) << 2));
         if (c == 0) continue;
+        if (c > 1) {
+          // The region's far corners at k = above + c; for the lowest bucket (k = n, outside every split) the inner
+          // splits leave at least one value below, so its corners at c - 1 bound them.
+          const fc = above + <f64>c < n ? <f64>c : <f64>(c - 1);
+          const k = above + fc;
+          const lo = sumAbove + fc * (mn + <f64>b * width);
+          const hi = sumAbove + fc * (mn + <f64>(b + 1) * width);
+          const inK = 1 / k;
+          const inRest = 1 / (n - k);
+          const bound = Math.max(
+            previous,
+            Math.max(
+              lo * lo * inK + (total - lo) * (total - lo) * inRest,
+              hi * hi * inK + (total - hi) * (total - hi) * inRest,
+            ),
+          );
+          store<f64>(bounds + ((<usize>b) << 3), bound);
+        }
         above += <f64>c;
         sumAbove += load<f64>(sums + ((o + <usize>b) << 3));
         if (above < n) {
-          const score = splitScore(above, sumAbove, total, n);
-          if (score > best) {
-            best = score;
+          previous = splitScore(above, sumAbove, total, n);
+          if (previous > best) {
+            best = previous;
             edge = b;
           }
         }
@@ -160,39 +191,36 @@ export function dabSearch(w: usize, len: i32, stride: i32, thr: usize, scratch: 
       store<i32>(edges + ((<usize>i) << 2), edge);
       store<f64>(bests + ((<usize>i) << 3), best);
       const floor = best - Math.abs(best) * 1e-9;
-      const mn = load<f64>(mins + ((<usize>i) << 3));
-      const width = (load<f64>(maxs + ((<usize>i) << 3)) - mn) / <f64>B;
-      above = 0;
-      sumAbove = 0;
+      let low = edge;
+      let high = edge;
       for (let b = B - 1; b >= 0; b--) {
         const c = load<i32>(counts + ((o + <usize>b) << 2));
-        if (c > 1) {
-          const fc = <f64>c;
-          const bound = Math.max(
-            splitScore(above, sumAbove, total, n),
-            Math.max(
-              splitScore(above + fc, sumAbove + fc * (mn + <f64>b * width), total, n),
-              splitScore(above + fc, sumAbove + fc * (mn + <f64>(b + 1) * width), total, n),
-            ),
-          );
-          if (bound >= floor) {
-            store<i32>(offsets + ((o + <usize>b) << 2), gathered);
-            gathered += c;
-          }
+        if (c > 1 && load<f64>(bounds + ((<usize>b) << 3)) >= floor) {
+          store<i32>(offsets + ((o + <usize>b) << 2), gathered);
+          gathered += c;
+          low = min<i32>(low, b);
+          high = max<i32>(high, b);
         }
-        above += <f64>c;
-        sumAbove += load<f64>(sums + ((o + <usize>b) << 3));
       }
+      store<u8>(lows + <usize>i, <u8>low);
+      store<u8>(highs + <usize>i, <u8>high);
     }
-    // The best edge's threshold is the lowest value of the bucket above it, found while gathering.
+    // The best edge's threshold is the lowest value of the bucket above it, found while gathering. Sixteen rows'
+    // buckets are one v128: only the lanes within their row's range are looked at.
     for (let i = 0; i < count; i++) {
       if (load<f64>(scales + ((<usize>i) << 3)) != 0) store<f32>(thr + ((<usize>(first + i)) << 2), <f32>Infinity);
     }
     memory.copy(fill, offsets, <usize>(BLOCK * B) * 4);
+    const lowLanes = v128.load(lows);
+    const highLanes = v128.load(highs);
     for (let j = 0; j < len; j++) {
       const row = base + <usize>j * rowBytes;
       const k = bucketOf + <usize>j * <usize>BLOCK;
-      for (let i = 0; i < count; i++) {
+      const b16 = v128.load(k);
+      let lanes = i8x16.bitmask(v128.and(i8x16.ge_u(b16, lowLanes), i8x16.le_u(b16, highLanes)));
+      while (lanes != 0) {
+        const i = ctz<i32>(lanes);
+        lanes &= lanes - 1;
         const b = <i32>load<u8>(k + <usize>i);
         const v = load<f32>(row + ((<usize>i) << 2));
         const t = thr + ((<usize>(first + i)) << 2);
