@@ -28,6 +28,13 @@ interface Row {
   epochSeconds: number;
   rounds: number[];
   vsFloat: number;
+  /**
+   * Median over the rounds of the process's CPU time for the whole run (building the network, the epoch, freezing):
+   * what the run cost, which other work on a shared machine does not inflate as it does the wall time.
+   */
+  cpuSeconds: number;
+  cpuRounds: number[];
+  cpuVsFloat: number;
 }
 
 export const trainSpeed: Benchmark = {
@@ -52,19 +59,25 @@ export const trainSpeed: Benchmark = {
       await trainRun(warmUp, { ...TRAINING, arch, binarizeWeights: 'none', binarizeActivations: 'none' });
     }
     const times = new Map<string, number[]>();
+    const cpuTimes = new Map<string, number[]>();
     for (let round = 0; round < rounds; round++) {
       for (const arch of archs) {
         for (const m of MODELS) {
+          const cpuStart = process.cpuUsage();
           const trained = await trainRun(data, {
             arch,
             binarizeWeights: m.weights,
             binarizeActivations: m.activations,
             ...TRAINING,
           });
+          const cpu = process.cpuUsage(cpuStart);
+          const cpuMs = (cpu.user + cpu.system) / 1000;
           const key = `${arch} ${m.name}`;
           times.set(key, [...(times.get(key) ?? []), trained.training.history[0].durationMs / 1000]);
+          cpuTimes.set(key, [...(cpuTimes.get(key) ?? []), cpuMs / 1000]);
           process.stderr.write(
-            `train-speed: round ${round + 1}/${rounds} ${key} ${trained.training.history[0].durationMs} ms\n`,
+            `train-speed: round ${round + 1}/${rounds} ${key} epoch ${trained.training.history[0].durationMs} ms, ` +
+              `run CPU ${Math.round(cpuMs)} ms\n`,
           );
         }
       }
@@ -72,14 +85,29 @@ export const trainSpeed: Benchmark = {
     const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
     const rows: Row[] = archs.flatMap((arch) => {
       const float = median(times.get(`${arch} float`) as number[]);
+      const floatCpu = median(cpuTimes.get(`${arch} float`) as number[]);
       return MODELS.map((m) => {
         const rounds = times.get(`${arch} ${m.name}`) as number[];
-        return { arch, model: m.name, epochSeconds: median(rounds), rounds, vsFloat: median(rounds) / float };
+        const cpuRounds = cpuTimes.get(`${arch} ${m.name}`) as number[];
+        return {
+          arch,
+          model: m.name,
+          epochSeconds: median(rounds),
+          rounds,
+          vsFloat: median(rounds) / float,
+          cpuSeconds: median(cpuRounds),
+          cpuRounds,
+          cpuVsFloat: median(cpuRounds) / floatCpu,
+        };
       });
     });
+    // Judged on both clocks: CPU time is the cost, steady under other load; wall time is what a user waits.
     const goals: Goal[] = rows
       .filter((r) => r.model === 'dab weights')
-      .map((r) => atMost(`${r.arch} dab weights epoch <= ${MAX_DAB_RATIO}x float`, r.vsFloat, MAX_DAB_RATIO, 'x'));
+      .flatMap((r) => [
+        atMost(`${r.arch} dab weights run CPU time <= ${MAX_DAB_RATIO}x float`, r.cpuVsFloat, MAX_DAB_RATIO, 'x'),
+        atMost(`${r.arch} dab weights epoch wall time <= ${MAX_DAB_RATIO}x float`, r.vsFloat, MAX_DAB_RATIO, 'x'),
+      ]);
     const inputs = { dataset: data.name, limitTrain, limitTest, rounds, batchSize: 100, archs };
     const record = benchRecord('train-speed', { inputs, rows, goals }, values.save);
     if (json) {
@@ -88,14 +116,17 @@ export const trainSpeed: Benchmark = {
     }
     const out = [
       `train-speed: one epoch on ${limitTrain} ${data.name} images (batches of 100, ${limitTest} test images evaluated), ` +
-        `median of ${rounds} interleaved rounds`,
+        `median of ${rounds} interleaved rounds; cpu: the whole run's CPU time, epoch: the epoch's wall time`,
       `machine: ${machineLine(describeMachine())}`,
       '',
       formatTable(
-        ['arch', 'model', 'epoch s', 'vs float', 'rounds s'],
+        ['arch', 'model', 'cpu s', 'vs float', 'cpu rounds s', 'epoch s', 'vs float', 'epoch rounds s'],
         rows.map((r) => [
           r.arch,
           r.model,
+          r.cpuSeconds.toFixed(2),
+          `${r.cpuVsFloat.toFixed(2)}x`,
+          r.cpuRounds.map((s) => s.toFixed(2)).join(' '),
           r.epochSeconds.toFixed(2),
           `${r.vsFloat.toFixed(2)}x`,
           r.rounds.map((s) => s.toFixed(2)).join(' '),
