@@ -385,9 +385,10 @@ function siftDown(a: usize, k: i32, count: i32): void {
 }
 
 /**
- * The two-level fit of every row given its threshold (core/binarize.ts fitTwoLevel's levels, float64 sums): writes
- * each value's level to out, the levels to lower and upper (float32 per row) and the count at or above the threshold
- * to ups (i32 per row). mode 0: DAB (levels: the means on either side); 1: XNOR (levels +/- mean |v|, thr all 0).
+ * The two-level fit of every row given its threshold: writes each value's level to out, the levels to lower and upper
+ * (float32 per row) and to lower64 and upper64 (float64, equal to core/binarize.ts fitTwoLevel's: the same sums in the
+ * same order), and the count at or above the threshold to ups (i32 per row). mode 0: DAB (levels: the means on
+ * either side); 1: XNOR (levels +/- mean |v|, thr all 0).
  */
 export function fitLevels(
   w: usize,
@@ -397,6 +398,8 @@ export function fitLevels(
   mode: i32,
   lower: usize,
   upper: usize,
+  lower64: usize,
+  upper64: usize,
   ups: usize,
   out: usize,
 ): void {
@@ -419,7 +422,8 @@ export function fitLevels(
       const kept = v128.and(v, bits);
       up0 = f64x2.add(up0, f64x2.promote_low_f32x4(kept));
       up1 = f64x2.add(up1, f64x2.promote_low_f32x4(i32x4.shuffle(kept, kept, 2, 3, 0, 1)));
-      const a = mode == 0 ? v : v128.and(v, absMask);
+      // DAB: the values below the split; XNOR: every value's magnitude.
+      const a = mode == 0 ? v128.andnot(v, bits) : v128.and(v, absMask);
       all0 = f64x2.add(all0, f64x2.promote_low_f32x4(a));
       all1 = f64x2.add(all1, f64x2.promote_low_f32x4(i32x4.shuffle(a, a, 2, 3, 0, 1)));
     }
@@ -433,13 +437,15 @@ export function fitLevels(
       let loLevel: f64;
       if (mode == 0) {
         hiLevel = c > 0 ? upSum / c : 0;
-        loLevel = c < n ? (allSum - upSum) / (n - c) : hiLevel;
+        loLevel = c < n ? allSum / (n - c) : hiLevel;
       } else {
         hiLevel = allSum / n;
         loLevel = -hiLevel;
       }
       store<f32>(upper + ((<usize>(q + l)) << 2), <f32>hiLevel);
       store<f32>(lower + ((<usize>(q + l)) << 2), <f32>loLevel);
+      store<f64>(upper64 + ((<usize>(q + l)) << 3), hiLevel);
+      store<f64>(lower64 + ((<usize>(q + l)) << 3), loLevel);
     }
   }
   for (let j = 0; j < len; j++) {

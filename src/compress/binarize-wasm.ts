@@ -2,7 +2,7 @@
 // into their memory in the layout they read, and their results handed back as views.
 
 import { readFileSync } from 'node:fs';
-import type { RowLayout } from '../core/binarize.js';
+import type { RowLayout, TwoLevelFit } from '../core/binarize.js';
 import type { BinarizeMode } from '../core/spec.js';
 import { CmpError } from '../errors.js';
 
@@ -23,6 +23,8 @@ interface Exports {
     mode: number,
     lower: number,
     upper: number,
+    lower64: number,
+    upper64: number,
     ups: number,
     out: number,
   ): void;
@@ -56,6 +58,8 @@ interface Plan {
   ups: number;
   lower: number;
   upper: number;
+  lower64: number;
+  upper64: number;
   scratch: number;
 }
 
@@ -84,28 +88,58 @@ export class BinarizeKernels {
     mode: Exclude<BinarizeMode, 'none'>,
     layout: RowLayout,
   ): { values: Float32Array; fit: SweptFit } {
-    const k = this.exports;
-    const plan = this.plan(rows, rowLength);
-    this.load(values, plan.w, rows, rowLength, layout);
-    const memory = k.memory.buffer;
-    if (mode === 'dab') k.dabSearch(plan.w, rowLength, plan.stride, plan.thr, plan.scratch);
-    else new Float32Array(memory, plan.thr, plan.stride).fill(0);
-    k.fitLevels(
-      plan.w,
-      rowLength,
-      plan.stride,
-      plan.thr,
-      mode === 'dab' ? 0 : 1,
-      plan.lower,
-      plan.upper,
-      plan.ups,
-      plan.out,
-    );
+    const plan = this.fitPlan(values, rows, rowLength, mode, layout);
+    const memory = this.exports.memory.buffer;
     const fit = {
       thresholds: new Float32Array(memory, plan.thr, rows).slice(),
       ups: new Int32Array(memory, plan.ups, rows).slice(),
     };
     return { values: this.unload(plan.out, values.length, rows, rowLength, layout), fit };
+  }
+
+  /**
+   * fitTwoLevel's contract and results, to the bit (thresholds as DabSearch finds them, levels from the same float64
+   * sums in the same order), for freeze's binarizeRows: training freezes its network at every epoch.
+   */
+  readonly fitRows = (
+    values: Float32Array,
+    rows: number,
+    rowLength: number,
+    mode: Exclude<BinarizeMode, 'none'>,
+    layout: RowLayout = { rowStep: rowLength, step: 1 },
+  ): TwoLevelFit => {
+    const plan = this.fitPlan(values, rows, rowLength, mode, layout);
+    const memory = this.exports.memory.buffer;
+    const thresholds = new Float32Array(memory, plan.thr, rows);
+    const bits = new Uint8Array(values.length);
+    const { rowStep, step } = layout;
+    for (let r = 0; r < rows; r++) {
+      const t = thresholds[r];
+      for (let j = 0, at = r * rowStep; j < rowLength; j++, at += step) bits[at] = +(values[at] >= t);
+    }
+    return {
+      bits,
+      upper: new Float64Array(memory, plan.upper64, rows).slice(),
+      lower: new Float64Array(memory, plan.lower64, rows).slice(),
+    };
+  };
+
+  /** Loads the values and runs the search (DAB) and the fit; returns where their results lie. */
+  private fitPlan(
+    values: Float32Array,
+    rows: number,
+    rowLength: number,
+    mode: Exclude<BinarizeMode, 'none'>,
+    layout: RowLayout,
+  ): Plan {
+    const k = this.exports;
+    const plan = this.plan(rows, rowLength);
+    this.load(values, plan.w, rows, rowLength, layout);
+    if (mode === 'dab') k.dabSearch(plan.w, rowLength, plan.stride, plan.thr, plan.scratch);
+    else new Float32Array(k.memory.buffer, plan.thr, plan.stride).fill(0);
+    const { w, stride, thr, lower, upper, lower64, upper64, ups, out } = plan;
+    k.fitLevels(w, rowLength, stride, thr, mode === 'dab' ? 0 : 1, lower, upper, lower64, upper64, ups, out);
+    return plan;
   }
 
   /**
@@ -148,7 +182,9 @@ export class BinarizeKernels {
       ups: w + 3 * matrix + row,
       lower: w + 3 * matrix + 2 * row,
       upper: w + 3 * matrix + 3 * row,
-      scratch: w + 3 * matrix + 4 * row,
+      lower64: w + 3 * matrix + 4 * row,
+      upper64: w + 3 * matrix + 6 * row,
+      scratch: w + 3 * matrix + 8 * row,
     };
     const end = plan.scratch + k.searchScratchBytes(len);
     const short = end - k.memory.buffer.byteLength;

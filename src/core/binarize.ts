@@ -100,6 +100,9 @@ export function fitTwoLevel(
   return { bits, upper, lower };
 }
 
+/** A two-level fitter with fitTwoLevel's contract and results: binarizeRows and freeze take one. */
+export type TwoLevelFitter = typeof fitTwoLevel;
+
 /** DAB's threshold of each row (the lowest value of its upper level), by DabSearch; `layout` as in fitTwoLevel. */
 export function dabThresholds(
   values: Float32Array,
@@ -234,16 +237,17 @@ export class DabSearch {
 }
 
 /**
- * Binarizes each row of a [rows, rowLength] matrix with fitTwoLevel. Levels are rounded to float16, the precision
- * they are stored with, so every consumer uses the same numbers.
+ * Binarizes each row of a [rows, rowLength] matrix with fitTwoLevel (or `fit`, a faster fitter giving the same
+ * results). Levels are rounded to float16, the precision they are stored with, so every consumer uses the same numbers.
  */
 export function binarizeRows(
   values: Float32Array,
   rows: number,
   rowLength: number,
   mode: Exclude<BinarizeMode, 'none'>,
+  fit: TwoLevelFitter = fitTwoLevel,
 ): BinaryRows {
-  const { bits, upper, lower } = fitTwoLevel(values, rows, rowLength, mode);
+  const { bits, upper, lower } = fit(values, rows, rowLength, mode);
   return {
     mode,
     rows,

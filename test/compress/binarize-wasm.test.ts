@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { binarizeKernels } from '../../src/compress/binarize-wasm.js';
-import { bestSplit, dabThresholds, fitTwoLevel } from '../../src/core/binarize.js';
+import { bestSplit, binarizeRows, dabThresholds, fitTwoLevel } from '../../src/core/binarize.js';
 
 let seed = 7;
 const rnd = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
@@ -122,4 +122,23 @@ test('the wasm gradient passes dy straight through where |w| <= 1 and adds the m
     }
   }
   assert.ok(clipped > 0, 'some weights lie outside [-1, 1]');
+});
+
+test('the wasm fitter gives the bits and float64 levels of fitTwoLevel exactly, so freeze packs the same layers', () => {
+  const kernels = binarizeKernels();
+  for (const [name, shape] of SHAPES) {
+    for (const [rowLength, rows] of SIZES) {
+      const values = Float32Array.from({ length: rows * rowLength }, shape);
+      for (const mode of ['dab', 'xnor'] as const) {
+        const at = `${name} ${rowLength}x${rows} ${mode}`;
+        assert.deepEqual(
+          kernels.fitRows(values, rows, rowLength, mode),
+          fitTwoLevel(values, rows, rowLength, mode),
+          at,
+        );
+        const fast = binarizeRows(values, rows, rowLength, mode, kernels.fitRows);
+        assert.deepEqual(fast, binarizeRows(values, rows, rowLength, mode), at);
+      }
+    }
+  }
 });
