@@ -356,14 +356,15 @@ export function binarizeWeights(
   const rowLength = w.size / rows;
   const layout = kind === 'dense' ? { rowStep: 1, step: rows } : { rowStep: rowLength, step: 1 };
   const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    // The weights are read again in the backward pass without save(), which would copy them: the gradient is taken
+    // within the tidy scope of the forward pass (tfjs' gradients), so they are still there, unchanged.
     const m = args[0] as Tensor;
-    (args[1] as tfTypes.GradSaveFunc)([m]);
     const kernels = binarizeKernels();
     const { values, fit } = kernels.fit(viewFloat32(tf, m), rows, rowLength, mode, layout);
     return {
       value: tensorOfScratch(tf, values, m.shape),
-      gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const grad = kernels.gradient(viewFloat32(tf, saved[0]), viewFloat32(tf, dy), fit, rows, rowLength, layout);
+      gradFunc: (dy: Tensor) => {
+        const grad = kernels.gradient(viewFloat32(tf, m), viewFloat32(tf, dy), fit, rows, rowLength, layout);
         return tensorOfScratch(tf, grad, m.shape);
       },
     };
