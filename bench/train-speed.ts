@@ -27,6 +27,7 @@ interface Row {
   /** Median over the rounds of one epoch's wall time (training steps and the epoch's test evaluation). */
   epochSeconds: number;
   rounds: number[];
+  /** Median over the rounds of the epoch's wall time over float's in the same round. */
   vsFloat: number;
   /**
    * Median over the rounds of the process's CPU time for the whole run (building the network, the epoch, freezing):
@@ -34,6 +35,7 @@ interface Row {
    */
   cpuSeconds: number;
   cpuRounds: number[];
+  /** Median over the rounds of the run's CPU time over float's in the same round. */
   cpuVsFloat: number;
 }
 
@@ -83,9 +85,12 @@ export const trainSpeed: Benchmark = {
       }
     }
     const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    // A model's ratio to float is the median of its rounds' ratios: each round trains every model back to back, so a
+    // round's ratio compares them under the same load, where the load drifts from round to round.
+    const ratio = (rounds: number[], float: number[]): number => median(rounds.map((t, i) => t / float[i]));
     const rows: Row[] = archs.flatMap((arch) => {
-      const float = median(times.get(`${arch} float`) as number[]);
-      const floatCpu = median(cpuTimes.get(`${arch} float`) as number[]);
+      const float = times.get(`${arch} float`) as number[];
+      const floatCpu = cpuTimes.get(`${arch} float`) as number[];
       return MODELS.map((m) => {
         const rounds = times.get(`${arch} ${m.name}`) as number[];
         const cpuRounds = cpuTimes.get(`${arch} ${m.name}`) as number[];
@@ -94,10 +99,10 @@ export const trainSpeed: Benchmark = {
           model: m.name,
           epochSeconds: median(rounds),
           rounds,
-          vsFloat: median(rounds) / float,
+          vsFloat: ratio(rounds, float),
           cpuSeconds: median(cpuRounds),
           cpuRounds,
-          cpuVsFloat: median(cpuRounds) / floatCpu,
+          cpuVsFloat: ratio(cpuRounds, floatCpu),
         };
       });
     });
@@ -116,7 +121,7 @@ export const trainSpeed: Benchmark = {
     }
     const out = [
       `train-speed: one epoch on ${limitTrain} ${data.name} images (batches of 100, ${limitTest} test images evaluated), ` +
-        `median of ${rounds} interleaved rounds; cpu: the whole run's CPU time, epoch: the epoch's wall time`,
+        `median of ${rounds} interleaved rounds (vs float: the median of the rounds' ratios); cpu: the whole run's CPU time, epoch: the epoch's wall time`,
       `machine: ${machineLine(describeMachine())}`,
       '',
       formatTable(
