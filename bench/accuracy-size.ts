@@ -3,6 +3,7 @@
 // and MNIST, over several seeds: test accuracy (mean and spread) with onnxruntime-node, ONNX bytes and bits per weight,
 // with the issues' goals judged on the means and reported met or missed.
 
+import { dirname, join } from 'node:path';
 import { trainRun, type TrainRunOptions } from '../src/compress/train-run.js';
 import { freeze } from '../src/core/frozen.js';
 import type { FrozenModel } from '../src/core/frozen.js';
@@ -118,6 +119,9 @@ export const accuracySize: Benchmark = {
     const datasets = (values.datasets as string).split(',');
     const cache = new RowCache<Row>('accuracy-size-seeds', { widths, epochs, limitTrain, limitTest });
     if (cache.size) process.stderr.write(`accuracy-size: resuming, ${cache.size} rows already in ${cache.path}\n`);
+    // Each training leaves a checkpoint after every epoch (keyed by what shapes it, cleared when it ends), so a conv
+    // net's ten epochs on the full split carry on after a stop instead of starting again.
+    const epochsDir = join(dirname(cache.path), 'accuracy-size-epochs');
     for (const name of datasets) {
       const data = await loadDataset(name, { limitTrain, limitTest });
       for (const arch of archs) {
@@ -144,6 +148,7 @@ export const accuracySize: Benchmark = {
             } else {
               const trained = await trainRun(data, {
                 ...trainOptions(arch, widths, epochs, seed, label),
+                checkpointDir: join(epochsDir, label.replace(/[^A-Za-z0-9.-]+/g, '-')),
                 binarizeWeights: m.weights === 'int8' ? 'none' : m.weights,
                 binarizeActivations: m.activations,
                 ...(m.int8 ? { int8: m.int8 } : {}),

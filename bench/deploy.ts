@@ -1,6 +1,7 @@
 // deploy: cmp deploy --target rpi against a real sshd on 127.0.0.1: release size against copying the project's
 // node_modules, deploy time (fresh and unchanged), and cold start on the device to the first inference against
-// loading the same model through the installed library.
+// loading the same model through the installed library. A second version of the model (a new exit threshold) shows
+// what a model update sends: only the model's files, the runtimes are linked from the release already there.
 
 import { spawnSync } from 'node:child_process';
 import { lstatSync, readdirSync } from 'node:fs';
@@ -28,6 +29,7 @@ export const deploy: Benchmark = {
     const repeats = positiveInt('repeats', values.repeats) as number;
     const work = tempDir('cmp-bench-deploy-');
     const modelPath = values.model ?? trainModel(work);
+    const updatePath = values.model ? undefined : recalibrated(work);
     const model = readModelFile(modelPath);
     const data = await loadDataset(model.manifest?.training?.dataset ?? 'mnist', { limitTrain: 1, limitTest: 1 });
     const features = data.inputShape.reduce((a, b) => a * b, 1);
@@ -43,6 +45,9 @@ export const deploy: Benchmark = {
       process.stderr.write(`deploy: deploying ${modelPath} to ${sshd.host}\n`);
       const fresh = await deployRpi(model, data.test.x.slice(0, features), options);
       const unchanged = await deployRpi(model, data.test.x.slice(0, features), options);
+      const update = updatePath
+        ? await deployRpi(readModelFile(updatePath), data.test.x.slice(0, features), options)
+        : undefined;
       process.stderr.write(`deploy: cold starts (${repeats} each side)\n`);
       const agent = join(base, RELEASE_LAYOUT.current, RELEASE_LAYOUT.agent);
       const release = coldStarts(repeats, process.execPath, [agent, 'smoke'], (out) => {
@@ -73,7 +78,11 @@ export const deploy: Benchmark = {
           upload: fresh.uploadMs,
           activate: fresh.activateMs,
           unchanged: unchanged.totalMs,
+          ...(update
+            ? { update: update.totalMs, updateUpload: update.uploadMs, updateActivate: update.activateMs }
+            : {}),
         },
+        ...(update ? { update: { uploadedBytes: update.uploadedBytes, reusedBytes: update.reusedBytes } } : {}),
         coldStartMs: { release: summary(release), library: summary(library) },
       };
       const record = benchRecord('deploy', { inputs, ...results }, values.save);
@@ -100,10 +109,29 @@ export const deploy: Benchmark = {
           ),
           '',
           formatTable(
-            ['deploy', 'total ms', 'upload ms', 'activate ms'],
+            ['deploy', 'total ms', 'upload ms', 'activate ms', 'bytes sent', 'linked on the device'],
             [
-              ['fresh release', ms(fresh.totalMs), ms(fresh.uploadMs), ms(fresh.activateMs)],
-              ['same release again (no-op)', ms(unchanged.totalMs), '0', '0'],
+              [
+                'fresh release',
+                ms(fresh.totalMs),
+                ms(fresh.uploadMs),
+                ms(fresh.activateMs),
+                formatBytes(fresh.uploadedBytes),
+                formatBytes(fresh.reusedBytes),
+              ],
+              ['same release again (no-op)', ms(unchanged.totalMs), '0', '0', '0 B', '0 B'],
+              ...(update
+                ? [
+                    [
+                      'model update (new exit threshold)',
+                      ms(update.totalMs),
+                      ms(update.uploadMs),
+                      ms(update.activateMs),
+                      formatBytes(update.uploadedBytes),
+                      formatBytes(update.reusedBytes),
+                    ],
+                  ]
+                : []),
             ],
           ),
           '',
@@ -162,6 +190,20 @@ export function trainModel(work: string): string {
       '--quiet',
     ],
     ['export', run, '--out', out, '--quiet'],
+  ]) {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cmp ${args[0]} failed: ${r.stderr.trim()}`);
+  }
+  return out;
+}
+
+/** A second version of trainModel's model: its exit threshold recalibrated, exported beside it. */
+function recalibrated(work: string): string {
+  const cli = join(ROOT, 'bin', 'cmp.js');
+  const out = join(work, 'fm-exit-2.onnx');
+  for (const args of [
+    ['calibrate', join(work, 'run'), '--thresholds', '0.25', '--quiet'],
+    ['export', join(work, 'run'), '--out', out, '--quiet'],
   ]) {
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`cmp ${args[0]} failed: ${r.stderr.trim()}`);

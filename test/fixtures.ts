@@ -105,6 +105,22 @@ export const EXIT_MASKED_MLP: ModelFixture = {
   },
 };
 
+/**
+ * A wide float MLP (1536-1536, a 14 MB file): a model no device has seen yet, whose upload lasts long enough to be
+ * cut off mid-way even though a redeploy sends only the model (the runtimes are linked from the device's release).
+ */
+export const WIDE_FLOAT_MLP: ModelFixture = {
+  data: FM_1000,
+  train: {
+    arch: 'mlp',
+    widths: [1536, 1536],
+    binarizeWeights: 'none',
+    binarizeActivations: 'none',
+    ...ONE_EPOCH,
+    seed: 1,
+  },
+};
+
 /** The smallest float MLP: nothing for bitwasm to race on, and a release no device has seen yet. */
 export const FLOAT_MLP: ModelFixture = {
   data: FM_1000,

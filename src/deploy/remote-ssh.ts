@@ -143,6 +143,23 @@ export async function openSsh(address: RemoteAddress, options: SshOptions = {}):
       ),
     putData: (data, remote) =>
       sftpCall<void>(`uploading ${remote}`, (cb) => sftp.writeFile(remote, Buffer.from(data), (err) => cb(err))),
+    readData: (path) =>
+      new Promise((resolve, reject) =>
+        closed
+          ? reject(lost(`reading ${path}`, undefined))
+          : sftp.readFile(path, (err, data) => resolve(err ? undefined : new Uint8Array(data))),
+      ),
+    async link(existing: string, path: string): Promise<boolean> {
+      // OpenSSH's hardlink@openssh.com extension (every OpenSSH since 5.7); ssh2 throws when the server lacks it.
+      try {
+        await sftpCall<void>(`linking ${path}`, (cb) => sftp.ext_openssh_hardlink(existing, path, (err) => cb(err)));
+        return true;
+      } catch (err) {
+        if (closed) throw err;
+        return false;
+      }
+    },
+    mkdir: (path) => sftpCall<void>(`creating ${path}`, (cb) => sftp.mkdir(path, (err) => cb(err))),
     async mkdirp(remote: string): Promise<void> {
       const parts = remote.split('/').filter((p) => p.length);
       let path = remote.startsWith('/') ? '' : '.';

@@ -26,7 +26,13 @@ export interface Remote {
   script(source: string, timeoutMs?: number): Promise<ExecResult>;
   putFile(localPath: string, remotePath: string, onBytes?: (sent: number) => void): Promise<void>;
   putData(data: Uint8Array, remotePath: string): Promise<void>;
+  /** A file's bytes, or undefined when nothing is there. */
+  readData(remotePath: string): Promise<Uint8Array | undefined>;
+  /** Hard-links `existing` at `remotePath`: false when the device's SFTP server cannot (then upload instead). */
+  link(existing: string, remotePath: string): Promise<boolean>;
   mkdirp(remotePath: string): Promise<void>;
+  /** Makes one folder whose parent exists (one request, where mkdirp asks about every folder on the path). */
+  mkdir(remotePath: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   /** The link's target, or undefined when there is no link. */
   readlink(remotePath: string): Promise<string | undefined>;

@@ -54,7 +54,10 @@ export interface RpiDeployReport {
   backend: string;
   backendReason: string;
   releaseBytes: number;
+  /** Bytes sent over the link: the release's files the device did not have already. */
   uploadedBytes: number;
+  /** Bytes of the release hard-linked from the device's current or previous release instead of sent (the runtimes). */
+  reusedBytes: number;
   uploadMs: number;
   activateMs: number;
   totalMs: number;
@@ -147,6 +150,7 @@ export async function deployRpi(
           previous: null,
           unchanged: true,
           uploadedBytes: 0,
+          reusedBytes: 0,
           uploadMs: 0,
           activateMs: 0,
           totalMs: nowMs() - began,
@@ -155,7 +159,7 @@ export async function deployRpi(
       }
     }
     const uploadBegan = nowMs();
-    const uploadedBytes = await upload(remote, base, plan.config, plan.sources, options.node ?? 'node', progress);
+    const sent = await upload(remote, base, plan.config, plan.sources, options.node ?? 'node', progress);
     const uploadMs = nowMs() - uploadBegan;
     progress(`activating ${id} (smoke test, switch, health check)`);
     const activateBegan = nowMs();
@@ -169,7 +173,8 @@ export async function deployRpi(
       backend: typeof health.backend === 'string' ? health.backend : report.backend,
       previous: (result.previous as string | null) ?? null,
       unchanged: false,
-      uploadedBytes,
+      uploadedBytes: sent.uploaded,
+      reusedBytes: sent.reused,
       uploadMs,
       activateMs: nowMs() - activateBegan,
       totalMs: nowMs() - began,
@@ -307,7 +312,12 @@ async function currentRelease(remote: Remote, base: string): Promise<string | un
   return id && RELEASE_ID.test(id) ? id : undefined;
 }
 
-/** Uploads into releases/.partial-<id>, then renames it into place; a release already there and intact is kept. */
+/**
+ * Uploads into releases/.partial-<id>, then renames it into place; a release already there and intact is kept. A
+ * file the current or previous release holds with the same SHA-256 (onnxruntime's libraries, the agent) is hard-linked
+ * from there instead of sent: a new model costs the link its own bytes. Releases are never changed in place, and the
+ * agent checks every file's SHA-256 before it switches to a release, so a shared file that was damaged is caught.
+ */
 async function upload(
   remote: Remote,
   base: string,
@@ -315,29 +325,74 @@ async function upload(
   sources: Map<string, string>,
   node: string,
   progress: (message: string) => void,
-): Promise<number> {
+): Promise<{ uploaded: number; reused: number }> {
   const final = `${base}/${L.releases}/${config.id}`;
   if ((await remote.size(`${final}/${L.config}`)) !== undefined) {
     const verified = await remote.exec([node, `${final}/${L.agent}`, 'verify']).catch(() => undefined);
-    if (verified?.code === 0) return 0;
+    if (verified?.code === 0) return { uploaded: 0, reused: 0 };
     await remote.remove(final);
   }
   const partial = `${base}/${L.releases}/${L.partialPrefix}${config.id}`;
-  await remote.remove(partial);
-  const total = config.files.reduce((a, f) => a + f.bytes, 0);
-  let done = 0;
-  const dirs = new Set(config.files.map((f) => f.path.split('/').slice(0, -1).join('/')));
-  for (const dir of [...dirs].sort()) await remote.mkdirp(dir ? `${partial}/${dir}` : partial);
+  // A partial folder is left only by a cut upload: a question over SFTP, where rm costs a remote shell each time.
+  if ((await remote.size(partial)) !== undefined) await remote.remove(partial);
+  const onDevice = await deviceFiles(remote, base);
+  // The partial folder is new, so its folders are made without asking what exists: parents first, each level's
+  // folders and the links at once (SFTP answers requests in flight in order; a slow link pays its round trip once).
+  await remote.mkdirp(partial);
+  const folders = new Set<string>();
   for (const f of config.files) {
-    await remote.putFile(sources.get(f.path) as string, `${partial}/${f.path}`, (sent) =>
-      progress(`upload ${Math.round(((done + sent) / total) * 100)}% (${f.path})`),
+    const parts = f.path.split('/').slice(0, -1);
+    parts.forEach((_, k) => folders.add(parts.slice(0, k + 1).join('/')));
+  }
+  const depth = (dir: string): number => dir.split('/').length;
+  for (let d = 1; d <= Math.max(0, ...[...folders].map(depth)); d++) {
+    await Promise.all([...folders].filter((dir) => depth(dir) === d).map((dir) => remote.mkdir(`${partial}/${dir}`)));
+  }
+  const sent = { uploaded: 0, reused: 0 };
+  const linked = await Promise.all(
+    config.files.map(async (f) => {
+      const there = onDevice.get(`${f.sha256}:${f.bytes}`);
+      return there !== undefined && (await remote.link(there, `${partial}/${f.path}`));
+    }),
+  );
+  const toSend = config.files.filter((f, i) => {
+    if (linked[i]) sent.reused += f.bytes;
+    return !linked[i];
+  });
+  const total = toSend.reduce((a, f) => a + f.bytes, 0);
+  for (const f of toSend) {
+    await remote.putFile(sources.get(f.path) as string, `${partial}/${f.path}`, (bytes) =>
+      progress(`upload ${Math.round(((sent.uploaded + bytes) / total) * 100)}% (${f.path})`),
     );
-    done += f.bytes;
+    sent.uploaded += f.bytes;
   }
   // release.json goes last: a folder without it is never taken for a release.
   await remote.putData(new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`), `${partial}/${L.config}`);
   await remote.rename(partial, final);
-  return total;
+  return sent;
+}
+
+/**
+ * The files of the device's current and previous releases by `sha256:bytes`, as paths on the device. A release whose
+ * release.json is missing or unreadable offers nothing (its files are uploaded again).
+ */
+async function deviceFiles(remote: Remote, base: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const name of [L.current, L.previous]) {
+    const id = (await remote.readlink(`${base}/${name}`))?.split('/').pop();
+    if (!id || !RELEASE_ID.test(id)) continue;
+    const dir = `${base}/${L.releases}/${id}`;
+    const text = await remote.readData(`${dir}/${L.config}`);
+    if (!text) continue;
+    let config: ReleaseConfig;
+    try {
+      config = parseReleaseConfig(JSON.parse(new TextDecoder().decode(text)), `${dir}/${L.config}`);
+    } catch {
+      continue;
+    }
+    for (const f of config.files) files.set(`${f.sha256}:${f.bytes}`, `${dir}/${f.path}`);
+  }
+  return files;
 }
 
 /** Runs an agent verb of the release at `releaseDir` and parses its one JSON line. */

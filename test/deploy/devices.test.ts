@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { listDevices, recordDevice, type DeviceRecord } from '../../src/deploy/devices.js';
+import { targetFor } from '../../src/deploy/targets.js';
 import { tempDir } from '../helpers.js';
 
 const at = '2026-12-01T10:00:00.000Z';
@@ -97,4 +98,11 @@ test('an entry under an old kind name is read as its kind today, and a redeploy 
     written.devices.map((d) => [d.kind, d.deployedAt]),
     [['mcu', '2026-12-02T10:00:00.000Z']],
   );
+});
+
+test('targets are found by kind; an old name reads as its kind and an unknown one lists the kinds', () => {
+  assert.equal(targetFor('serial').kind, 'mcu');
+  assert.throws(() => targetFor('rpii'), {
+    message: 'Unknown target "rpii". Use one of: local, rpi, mcu, browser, electron.',
+  });
 });

@@ -1,6 +1,7 @@
 // The dashboard end to end: `cmp dashboard --http` as a user starts it, opened in headless Chromium, profiling this
 // machine (onnxruntime-node and bitwasm) and the microcontroller firmware under QEMU; the numbers on screen equal the
-// server's JSON, the charts hold data, the report exports, and the server refuses what it must.
+// server's JSON, the charts hold data, the report exports, and the server refuses what it must. The dashboard and
+// `cmp profile` profile a device through the same target, so their cmp-profile/1 agree on everything but the timings.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -23,6 +24,7 @@ import type {
 } from '../../src/dashboard/messages.js';
 import { recordDevice } from '../../src/deploy/devices.js';
 import type { ModelAnalysis } from '../../src/profile/analyze.js';
+import type { DeviceProfile } from '../../src/profile/device-profile.js';
 import { requireTool } from '../../src/link/firmware-build.js';
 import { startQemu, type QemuBoard } from '../../src/link/qemu.js';
 import { FORMAT } from '../../app/renderer/format.js';
@@ -44,6 +46,8 @@ let dashboard: { child: ChildProcessWithoutNullStreams; url: string; port: numbe
 let browser: Browser;
 let page: Page;
 const pageErrors: string[] = [];
+/** What `cmp profile --json` measured in before(), for the devices and models the page profiles after. */
+const cliProfiles: { bitwasm?: DeviceProfile; board?: DeviceProfile } = {};
 
 /** A DAB MLP with one exit and a learned static input mask, saved as a run folder with its mask checkpoints. */
 const MASK_EXIT_MLP: ModelFixture = {
@@ -98,25 +102,21 @@ before(async () => {
   assert.equal(deployed.code, 0, deployed.stderr);
   // The cost tables cmp profile records: this machine's backends (ort-node fitted over whole models, bitwasm over
   // its layers) and the board (its layers' cycle counts); the cards and the model view estimate from them.
-  // (cmp profile --target host takes whole images: the masked model's table comes from the plain one.)
+  // (cmp profile --target host takes whole images: the masked model's table comes from the plain one.) The local and
+  // board runs profile what the page profiles later, to compare the two.
+  const profiled = (args: string[], count: number): DeviceProfile => {
+    const r = runCli(['profile', ...args, '--data', 'fashion-mnist', '--limit', String(count), '--json', '--quiet']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as DeviceProfile & { profile?: DeviceProfile };
+    return out.profile ?? out;
+  };
   for (const backend of ['ort-node', 'bitwasm']) {
     const common = ['--data', 'fashion-mnist', '--limit', '20', '--quiet'];
     const timed = runCli(['profile', plainModel, '--target', 'host', '--backend', backend, ...common]);
     assert.equal(timed.code, 0, timed.stderr);
   }
-  const onBoard = runCli([
-    'profile',
-    exitModel,
-    '--target',
-    'mcu',
-    '--port',
-    board.port,
-    '--data',
-    'fashion-mnist',
-    '--limit',
-    '20',
-  ]);
-  assert.equal(onBoard.code, 0, onBoard.stderr);
+  cliProfiles.bitwasm = profiled([plainModel, '--target', 'local', '--backend', 'bitwasm'], LOCAL_COUNT);
+  cliProfiles.board = profiled([exitModel, '--target', 'mcu', '--port', board.port], MCU_COUNT);
   site = join(dir, 'site');
   const written = runCli(['deploy', plainModel, '--target', 'browser', '--out', site, '--samples', '5', '--quiet']);
   assert.equal(written.code, 0, written.stderr);
@@ -162,6 +162,27 @@ async function startDashboard(extra: string[]): Promise<typeof dashboard> {
   });
   const { url, port } = JSON.parse(first) as { url: string; port: number };
   return { child, url, port, token: new URL(url).searchParams.get('token') ?? '' };
+}
+
+/**
+ * A profile without what varies from run to run: latencies, throughput, times, memory, and the bytes on the wire (a
+ * frame QEMU's PTY dropped is sent again and counted).
+ */
+function measuredOnce(p: DeviceProfile | undefined): unknown {
+  assert.ok(p, 'a profile');
+  return {
+    schema: p.schema,
+    device: p.device,
+    model: p.model,
+    backend: p.backend,
+    dataset: p.dataset,
+    samples: p.samples,
+    accuracy: p.accuracy,
+    exits: p.exits,
+    stages: p.stages.map((s) => [s.name, s.runs]),
+    fullBytes: p.link?.fullBytes,
+    latencies: p.latenciesMs.length,
+  };
 }
 
 /** One HTTP exchange with the dashboard, headers as given. */
@@ -539,6 +560,9 @@ test('the numbers on screen equal the JSON profiles the server holds; the histog
       assert.ok(e.estimatedMs < (a.latency?.ms ?? 0), `device share ${e.estimatedMs} of ${a.latency?.ms} ms`);
     } else assert.equal(e.estimatedMs, a.latency?.ms, `${entry.title}: the estimate cmp analyze gives`);
   }
+  // The CLI and the dashboard measured the same: a profile is the target's, whoever asks.
+  assert.deepEqual(measuredOnce(measured[1].profile), measuredOnce(cliProfiles.bitwasm));
+  assert.deepEqual(measuredOnce(mcu.profile), measuredOnce(cliProfiles.board));
   assert.ok(measured[0].profile.link && measured[0].profile.link.saving > 1, 'the masked model on this machine');
   assert.equal(measured[1].profile.link, undefined, 'no mask, no link');
   assert.deepEqual(pageErrors, [], 'no errors or policy violations in the page');

@@ -11,6 +11,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -21,7 +22,7 @@ import { stagePath } from '../../src/core/manifest.js';
 import { exportOnnx } from '../../src/export/export-onnx.js';
 import type { DeviceProfile } from '../../src/profile/device-profile.js';
 import { listDevices } from '../../src/deploy/devices.js';
-import { EXIT_MLP, FLOAT_MLP, fixtures, MASKED_MLP } from '../fixtures.js';
+import { EXIT_MLP, fixtures, MASKED_MLP, WIDE_FLOAT_MLP } from '../fixtures.js';
 import { assertOneLineError, CLI, HANG_MS, runCli, tempDir, TEST_CMP_HOME } from '../helpers.js';
 import { cutMidUpload, deviceHealth, deviceRelease, startSshd, stopDeviceService, type Sshd } from './sshd.js';
 
@@ -201,11 +202,37 @@ test('profile the exit model on the device: exit shares and per-stage latency ag
 test('redeploy another model, then profile it on the device', () => {
   const r = runCli(['deploy', models.masked, '--target', 'rpi', ...device(), '--json', '--quiet']);
   assert.equal(r.code, 0, r.stderr);
-  const report = JSON.parse(r.stdout) as { release: string; previous: string };
+  const report = JSON.parse(r.stdout) as {
+    release: string;
+    previous: string;
+    releaseBytes: number;
+    uploadedBytes: number;
+    reusedBytes: number;
+  };
   assert.notEqual(report.release, releases.exit);
   assert.equal(report.previous, releases.exit);
   assert.equal(currentRelease(), report.release);
   releases.masked = report.release;
+  // Only what the previous release lacks crosses the link; the runtimes are hard-linked from it on the device.
+  const files = (id: string): { path: string; sha256: string; bytes: number }[] =>
+    (JSON.parse(readFileSync(join(deviceDir, 'releases', id, 'release.json'), 'utf8')) as { files: [] }).files;
+  const before = new Map(files(releases.exit).map((f) => [f.sha256, f.path]));
+  const fresh = files(report.release).filter((f) => !before.has(f.sha256));
+  assert.ok(fresh.length > 0 && fresh.every((f) => f.path.startsWith('model/')), 'only model files are new');
+  assert.equal(
+    report.uploadedBytes,
+    fresh.reduce((a, f) => a + f.bytes, 0),
+  );
+  assert.equal(report.uploadedBytes + report.reusedBytes, report.releaseBytes);
+  const shared = files(report.release).filter((f) => before.has(f.sha256));
+  assert.ok(
+    shared.some((f) => f.path.endsWith('.so.1')),
+    'onnxruntime is among the shared files',
+  );
+  for (const f of shared) {
+    const inode = (id: string, path: string): number => statSync(join(deviceDir, 'releases', id, path)).ino;
+    assert.equal(inode(report.release, f.path), inode(releases.exit, before.get(f.sha256) as string), f.path);
+  }
 
   const limit = 60;
   const p = runCli([
@@ -368,8 +395,8 @@ test('a lock held by a live agent refuses start and stop; one left by a process 
 
 test('a connection cut during the upload leaves the previous release running', async () => {
   const running = currentRelease();
-  // A model the device has never seen, so the upload is real work; the device is cut off once it has begun.
-  const fresh = await fixtures.onnx(FLOAT_MLP, join(work, 'fresh.onnx'));
+  // A large model the device has never seen, so the upload is real work; the device is cut off once it has begun.
+  const fresh = await fixtures.onnx(WIDE_FLOAT_MLP, join(work, 'fresh.onnx'));
   const deploy = spawn(process.execPath, [CLI, 'deploy', fresh, '--target', 'rpi', ...device(), '--quiet'], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, CMP_HOME: TEST_CMP_HOME },

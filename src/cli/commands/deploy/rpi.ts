@@ -63,7 +63,17 @@ function latencyOf(r: RpiDeployReport, p: 'p50' | 'p99'): string {
 
 function formatDeploy(r: RpiDeployReport): string {
   const table = formatTable(
-    ['device', 'release', 'previous', 'backend', 'release size', 'uploaded', 'upload ms', 'activate ms'],
+    [
+      'device',
+      'release',
+      'previous',
+      'backend',
+      'release size',
+      'uploaded',
+      'on the device',
+      'upload ms',
+      'activate ms',
+    ],
     [
       [
         r.host,
@@ -72,6 +82,7 @@ function formatDeploy(r: RpiDeployReport): string {
         r.backend,
         formatBytes(r.releaseBytes),
         formatBytes(r.uploadedBytes),
+        formatBytes(r.reusedBytes),
         Math.round(r.uploadMs),
         Math.round(r.activateMs),
       ],
