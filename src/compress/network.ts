@@ -2,7 +2,6 @@
 // estimators) and the inference pass of a frozen model, which export reproduces op for op.
 
 import type * as tfTypes from '@tensorflow/tfjs';
-import { dabThresholds, nextDownFloat32 } from '../core/binarize.js';
 import { expandBinary } from '../core/bitpack.js';
 import { dequantizeRows, INT8_MAX } from '../core/quantize.js';
 import type { FrozenModel, FrozenWeightLayer } from '../core/frozen.js';
@@ -19,8 +18,9 @@ import {
   type BinarizeMode,
   type ModelSpec,
 } from '../core/spec.js';
+import { binarizeKernels } from './binarize-wasm.js';
 import { maskInputFrozen, maskInputTrain, type MaskTerms } from './mask.js';
-import { viewFloat32, type Tf } from './tf.js';
+import { tensorOfScratch, viewFloat32, type Tf } from './tf.js';
 
 type Tensor = tfTypes.Tensor;
 type Variable = tfTypes.Variable;
@@ -339,11 +339,12 @@ function xnorLevels(tf: Tf, values: Tensor): Tensor {
 
 /**
  * A weight layer's binarized weights for training, two levels per output unit: a column of a dense layer's [in, out]
- * weights (reduced along axis 0, so no transpose is needed), a filter of a conv layer's OIHW weights. DAB: the split
- * minimising the reconstruction error, found per row on the weights' values by core/binarize.ts dabThresholds, the
- * split freeze's binarizeRows uses, without sorting the rows (tfjs's topk sort of a 784x512 layer cost several times
- * the layer's product); upper and lower are the means on either side. XNOR: split at 0, levels +/- mean |w|. Backward: straight-through where |w| <= 1 (latent weights are clipped to [-1, 1]) plus the gradient
- * through the level means, since each level is the mean of the weights it stands for.
+ * weights, a filter of a conv layer's OIHW weights. DAB: the split minimising the reconstruction error, the one
+ * freeze's binarizeRows finds (to the bit, without sorting the rows); upper and lower are the means on either side.
+ * XNOR: split at 0, levels +/- mean |w|. Backward: straight-through where |w| <= 1 (latent weights are clipped to
+ * [-1, 1]) plus the gradient through the level means, since each level is the mean of the weights it stands for. Both
+ * passes run in WebAssembly (binarize-wasm.ts) on a copy of the weights: as a dozen TensorFlow.js ops, whose reductions
+ * along a column each transposed the matrix, they made an MLP step with DAB weights cost 1.9x a float one.
  */
 export function binarizeWeights(
   tf: Tf,
@@ -353,50 +354,22 @@ export function binarizeWeights(
 ): Tensor {
   const rows = (kind === 'dense' ? w.shape[1] : w.shape[0]) as number;
   const rowLength = w.size / rows;
-  const axis = kind === 'dense' ? 0 : 1;
-  const matrix = kind === 'dense' ? w : w.reshape([rows, rowLength]);
+  const layout = kind === 'dense' ? { rowStep: 1, step: rows } : { rowStep: rowLength, step: 1 };
   const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
+    // The weights are read again in the backward pass without save(), which would copy them: the gradient is taken
+    // within the tidy scope of the forward pass (tfjs' gradients), so they are still there, unchanged.
     const m = args[0] as Tensor;
-    const save = args[1] as tfTypes.GradSaveFunc;
-    const values = viewFloat32(tf, m);
-    let bits: Tensor;
-    let upper: Tensor;
-    let lower: Tensor;
-    if (mode === 'dab') {
-      const layout = kind === 'dense' ? { rowStep: 1, step: rows } : { rowStep: rowLength, step: 1 };
-      // bits = values >= threshold, as step(values - the float32 just below threshold): exact for float32 values, and
-      // tfjs-wasm's broadcasting compare is 30x slower.
-      const below = dabThresholds(values, rows, rowLength, layout).map(nextDownFloat32);
-      bits = tf.step(tf.sub(m, tf.tensor(below, kind === 'dense' ? [1, rows] : [rows, 1])));
-      const ups = tf.sum(bits, axis, true);
-      const upSum = tf.sum(tf.mul(m, bits), axis, true);
-      upper = tf.div(upSum, tf.maximum(ups, 1));
-      lower = tf.div(tf.sub(tf.sum(m, axis, true), upSum), tf.maximum(tf.sub(rowLength, ups), 1));
-    } else {
-      bits = tf.step(tf.sub(m, nextDownFloat32(0)));
-      upper = tf.mean(tf.abs(m), axis, true);
-      lower = tf.neg(upper);
-    }
-    // Latent weights stay in [-1, 1] (training clips them), except perhaps at the first step of a fine-tuning: the
-    // straight-through mask is only computed when some weight is outside.
-    let outside = false;
-    for (let i = 0; i < values.length && !outside; i++) outside = Math.abs(values[i]) > 1;
-    save(outside ? [bits, tf.sub(1, tf.step(tf.sub(tf.abs(m), 1)))] : [bits]);
+    const kernels = binarizeKernels();
+    const { values, fit } = kernels.fit(viewFloat32(tf, m), rows, rowLength, mode, layout);
     return {
-      value: tf.add(lower, tf.mul(tf.sub(upper, lower), bits)),
-      gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const [b, inside] = saved;
-        const ups = tf.sum(b, axis, true);
-        const upSum = tf.sum(tf.mul(dy, b), axis, true);
-        const meanUp = tf.div(upSum, tf.maximum(ups, 1));
-        const meanDown = tf.div(tf.sub(tf.sum(dy, axis, true), upSum), tf.maximum(tf.sub(rowLength, ups), 1));
-        const ste = inside ? tf.mul(dy, inside) : dy;
-        return tf.add(ste, tf.add(meanDown, tf.mul(b, tf.sub(meanUp, meanDown))));
+      value: tensorOfScratch(tf, values, m.shape),
+      gradFunc: (dy: Tensor) => {
+        const grad = kernels.gradient(viewFloat32(tf, m), viewFloat32(tf, dy), fit, rows, rowLength, layout);
+        return tensorOfScratch(tf, grad, m.shape);
       },
     };
   });
-  const q = f(matrix);
-  return kind === 'dense' ? q : q.reshape(w.shape);
+  return f(w);
 }
 
 /**

@@ -66,3 +66,11 @@ export function viewFloat32(tf: Tf, tensor: import('@tensorflow/tfjs').Tensor): 
   }
   return tensor.dataSync() as Float32Array;
 }
+
+/**
+ * A float32 tensor of `values`, a buffer the caller reuses: tfjs-wasm copies it into its heap at once, while other
+ * backends may keep the array itself, so they get a copy.
+ */
+export function tensorOfScratch(tf: Tf, values: Float32Array, shape: number[]): import('@tensorflow/tfjs').Tensor {
+  return tf.tensor(tf.getBackend() === 'wasm' ? values : values.slice(), shape, 'float32');
+}

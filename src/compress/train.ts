@@ -8,6 +8,7 @@ import { maskLayout } from '../core/mask.js';
 import { isBinaryMode, MASK_LOGITS, type ModelSpec } from '../core/spec.js';
 import { makeRng } from '../core/rng.js';
 import type { Dataset, Split } from '../data/datasets.js';
+import { binarizeKernels } from './binarize-wasm.js';
 import { forwardFrozen, forwardTrain, initParams, paramsFromTensors, paramsToTensors, type Params } from './network.js';
 import { shrinkGroups, type GroupSparsityOptions } from './gss.js';
 import {
@@ -322,7 +323,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       flatTensors(epochTensors),
       heldOut(data, validationCount),
     );
-    const frozen = freeze(currentSpec, flatTensors(epochTensors));
+    const frozen = freeze(currentSpec, flatTensors(epochTensors), binarizeKernels().fitRows);
     const testAccuracy = await evaluateFrozen(frozen, data, data.test);
     let maskRecord: Pick<EpochRecord, 'validationAccuracy' | 'keptFraction' | 'lambda'> = {};
     if (masking && schedule) {
@@ -400,7 +401,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
     flatTensors(tensors),
     heldOut(data, validationCount),
   );
-  const frozen = freeze(currentSpec, flatTensors(tensors));
+  const frozen = freeze(currentSpec, flatTensors(tensors), binarizeKernels().fitRows);
   const testAccuracy = history.length
     ? history[history.length - 1].testAccuracy
     : await evaluateFrozen(frozen, data, data.test);

@@ -55,8 +55,9 @@ export interface TwoLevelFit {
 /**
  * Fits two levels to each row of `values`. `dab`: the split minimising the reconstruction error (bestSplit over the
  * row sorted descending), upper = mean of the values at or above it, lower = mean of those below. `xnor`: split at 0,
- * upper = -lower = mean |w|. Sums are float64. Training calls this on every batch, so DAB's split is found without
- * sorting rows (see DabSearch); `layout` lets it read a dense layer's [in, out] weights column by column.
+ * upper = -lower = mean |w|. Sums are float64. DAB's split is found without sorting rows (see DabSearch); `layout`
+ * lets it read a dense layer's [in, out] weights column by column. Training fits every layer at every batch with the
+ * same method in WebAssembly (compress/binarize-wasm.ts), tested equal to this.
  */
 export function fitTwoLevel(
   values: Float32Array,
@@ -98,6 +99,9 @@ export function fitTwoLevel(
   }
   return { bits, upper, lower };
 }
+
+/** A two-level fitter with fitTwoLevel's contract and results: binarizeRows and freeze take one. */
+export type TwoLevelFitter = typeof fitTwoLevel;
 
 /** DAB's threshold of each row (the lowest value of its upper level), by DabSearch; `layout` as in fitTwoLevel. */
 export function dabThresholds(
@@ -233,16 +237,17 @@ export class DabSearch {
 }
 
 /**
- * Binarizes each row of a [rows, rowLength] matrix with fitTwoLevel. Levels are rounded to float16, the precision
- * they are stored with, so every consumer uses the same numbers.
+ * Binarizes each row of a [rows, rowLength] matrix with fitTwoLevel (or `fit`, a faster fitter giving the same
+ * results). Levels are rounded to float16, the precision they are stored with, so every consumer uses the same numbers.
  */
 export function binarizeRows(
   values: Float32Array,
   rows: number,
   rowLength: number,
   mode: Exclude<BinarizeMode, 'none'>,
+  fit: TwoLevelFitter = fitTwoLevel,
 ): BinaryRows {
-  const { bits, upper, lower } = fitTwoLevel(values, rows, rowLength, mode);
+  const { bits, upper, lower } = fit(values, rows, rowLength, mode);
   return {
     mode,
     rows,
@@ -261,15 +266,4 @@ function splitScore(k: number, s: number, total: number, n: number): number {
   if (k <= 0) return (total * total) / n;
   if (k >= n) return s === total ? (s * s) / n : Infinity;
   return (s * s) / k + ((total - s) * (total - s)) / (n - k);
-}
-
-const float32Scratch = new Float32Array(1);
-const float32Bits = new Int32Array(float32Scratch.buffer);
-
-/** The largest float32 below `value` (a finite float32): `x >= value` is `x > nextDownFloat32(value)` for float32 x. */
-export function nextDownFloat32(value: number): number {
-  if (value === 0) return -1.401298464324817e-45;
-  float32Scratch[0] = value;
-  float32Bits[0] += value > 0 ? -1 : 1;
-  return float32Scratch[0];
 }

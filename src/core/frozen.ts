@@ -1,7 +1,7 @@
 // A frozen model: a trained spec with binary weights packed, levels fixed and batch norm folded; what export writes.
 
 import { CmpError } from '../errors.js';
-import { binarizeRows, type BinaryRows } from './binarize.js';
+import { binarizeRows, fitTwoLevel, type BinaryRows, type TwoLevelFitter } from './binarize.js';
 import { quantizeRows, type Int8Rows } from './quantize.js';
 import { featuresOf, maskLayout, selectorFeatures, type MaskSpec } from './mask.js';
 import {
@@ -85,10 +85,15 @@ export interface FrozenModel {
 
 /**
  * Freezes trained tensors: binarizes weights per the spec (levels rounded to float16) or quantizes them to int8, folds
- * batch norm into one scale
- * and shift per channel. Tensor names: `<layer>.weight`, `<layer>.bias`, `<layer>.bn.{gamma,beta,mean,variance}`.
+ * batch norm into one scale and shift per channel. Tensor names: `<layer>.weight`, `<layer>.bias`,
+ * `<layer>.bn.{gamma,beta,mean,variance}`. `fit` fits binary layers: fitTwoLevel, or a fitter with its results (training
+ * passes its WebAssembly kernels, as it freezes at every epoch).
  */
-export function freeze(spec: ModelSpec, tensors: Map<string, Float32Array>): FrozenModel {
+export function freeze(
+  spec: ModelSpec,
+  tensors: Map<string, Float32Array>,
+  fit: TwoLevelFitter = fitTwoLevel,
+): FrozenModel {
   const shapes = inferShapes(spec);
   const get = (name: string, length: number): Float32Array => {
     const t = tensors.get(name);
@@ -107,7 +112,7 @@ export function freeze(spec: ModelSpec, tensors: Map<string, Float32Array>): Fro
     const rows = (): Float32Array => (layer.kind === 'dense' ? transpose(raw, rowLength, out) : raw);
     if (mode === 'none') weights = { kind: 'float', data: raw };
     else if (mode === 'int8') weights = { kind: 'int8', ...quantizeRows(rows(), out, rowLength) };
-    else weights = { kind: 'binary', ...binarizeRows(rows(), out, rowLength, mode) };
+    else weights = { kind: 'binary', ...binarizeRows(rows(), out, rowLength, mode, fit) };
     const scale = new Float32Array(out).fill(1);
     const shift = new Float32Array(out);
     if (layer.batchNorm) {
