@@ -91,10 +91,13 @@ export async function createBackend(name: string, file: ModelFile): Promise<Back
 
 /**
  * Calls per backend in a race: warm-up calls (onnxruntime sizes its arenas, V8 moves hot wasm from its baseline
- * compiler to the optimizing one), timed calls, and the time after which a race of big models stops early.
+ * compiler to the optimizing one), at least RACE_CALLS timed calls and at most RACE_MAX_CALLS, and the time the race
+ * may take: a big model stops early after a few calls, a small one keeps timing until the budget is spent, since its
+ * first calls are not yet its steady speed and two backends a few hundredths of a millisecond apart need many calls.
  */
 const RACE_WARMUP = 5;
 const RACE_CALLS = 15;
+const RACE_MAX_CALLS = 200;
 const RACE_BUDGET_MS = 60;
 
 /**
@@ -109,7 +112,7 @@ async function race(a: Backend, b: Backend, probe: Probe): Promise<Backend> {
   ]);
   const failed = new Set<Backend>();
   const began = nowMs();
-  for (let i = 0; i < RACE_WARMUP + RACE_CALLS && failed.size === 0; i++) {
+  for (let i = 0; i < RACE_WARMUP + RACE_MAX_CALLS && failed.size === 0; i++) {
     for (const backend of i % 2 === 0 ? [a, b] : [b, a]) {
       const t = nowMs();
       try {
@@ -120,7 +123,9 @@ async function race(a: Backend, b: Backend, probe: Probe): Promise<Backend> {
       }
       if (i >= RACE_WARMUP) samples.get(backend)?.push(nowMs() - t);
     }
-    if (i >= RACE_WARMUP + 2 && nowMs() - began > 2 * RACE_BUDGET_MS) break;
+    const spent = nowMs() - began;
+    if (i >= RACE_WARMUP + 2 && spent > 2 * RACE_BUDGET_MS) break;
+    if (i >= RACE_WARMUP + RACE_CALLS && spent > RACE_BUDGET_MS) break;
   }
   const median = (backend: Backend): number => {
     const s = [...(samples.get(backend) ?? [])].sort((x, y) => x - y);
