@@ -2,6 +2,27 @@
 
 import { CmpError } from '../../errors.js';
 
+/**
+ * i8Dot and i16Dot: quantized inputs `a` (i16 lanes, one scale per item at `ascale`) times int8 or widened i16 rows
+ * `w` (one scale per row at `wscale`), summed in i32, then the layer's scale, shift and ReLU into `y`.
+ */
+type IntegerDot = (
+  a: number,
+  items: number,
+  len: number,
+  w: number,
+  wscale: number,
+  rows: number,
+  ascale: number,
+  ascaleStride: number,
+  scale: number,
+  shift: number,
+  relu: number,
+  y: number,
+  strideRow: number,
+  strideItem: number,
+) => void;
+
 /** The kernels' exports (see kernels.as.ts for what each computes); pointers are byte offsets into `memory`. */
 export interface KernelExports {
   memory: WebAssembly.Memory;
@@ -22,39 +43,9 @@ export interface KernelExports {
   quantizeInput(x: number, n: number, q: number, scaleOut: number): number;
   pixelMajor(q: number, channels: number, positions: number, out: number): void;
   widenI8(w: number, n: number, out: number): void;
-  i16Dot(
-    a: number,
-    items: number,
-    len: number,
-    w: number,
-    wscale: number,
-    rows: number,
-    ascale: number,
-    ascaleStride: number,
-    scale: number,
-    shift: number,
-    relu: number,
-    y: number,
-    strideRow: number,
-    strideItem: number,
-  ): void;
+  i16Dot: IntegerDot;
   i8Im2col(q: number, channels: number, height: number, width: number, kernel: number, out: number): void;
-  i8Dot(
-    a: number,
-    items: number,
-    len: number,
-    w: number,
-    wscale: number,
-    rows: number,
-    ascale: number,
-    ascaleStride: number,
-    scale: number,
-    shift: number,
-    relu: number,
-    y: number,
-    strideRow: number,
-    strideItem: number,
-  ): void;
+  i8Dot: IntegerDot;
   maskedRows(
     a: number,
     items: number,
