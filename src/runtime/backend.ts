@@ -20,7 +20,7 @@ export interface Backend {
   readonly choice?: BackendChoice;
 }
 
-/** The timing race `auto` ran at load: median batch-1 milliseconds of each backend on the same probe input. */
+/** The timing race `auto` ran at load: median batch-1 milliseconds of each backend on the same probe inputs. */
 export interface BackendChoice {
   medianMs: Record<string, number>;
   /** One line: which backend won, by how much. */
@@ -101,11 +101,11 @@ const RACE_MAX_CALLS = 200;
 const RACE_BUDGET_MS = 60;
 
 /**
- * Times two loaded backends call by call on one probe input (batch 1) and keeps the faster, with the race recorded in
+ * Times two loaded backends call by call on the probe inputs (batch 1) and keeps the faster, with the race recorded in
  * its `choice`; the other is disposed. A backend that fails on the probe loses.
  */
 async function race(a: Backend, b: Backend, probe: Probe): Promise<Backend> {
-  const { input, dims } = probe;
+  const { inputs, dims } = probe;
   const samples = new Map<Backend, number[]>([
     [a, []],
     [b, []],
@@ -116,7 +116,7 @@ async function race(a: Backend, b: Backend, probe: Probe): Promise<Backend> {
     for (const backend of i % 2 === 0 ? [a, b] : [b, a]) {
       const t = nowMs();
       try {
-        await backend.run(input, dims);
+        await backend.run(inputs[i % inputs.length], dims);
       } catch {
         failed.add(backend);
         continue;
@@ -150,22 +150,33 @@ async function race(a: Backend, b: Backend, probe: Probe): Promise<Backend> {
   return Object.assign(winner, { choice });
 }
 
-/** A fixed batch-1 input the race times both backends on. */
+/**
+ * Fixed batch-1 inputs the race times both backends on, one after another. Several, not one: a kernel whose branches
+ * follow the data runs a repeated input faster than real traffic, since the CPU's branch predictor learns it (bitwasm's
+ * int8 LeNet: 0.070 ms per call on one input repeated, 0.152 ms on inputs that change, onnxruntime-node 0.058 ms both
+ * ways), and a race on one input picked the slower backend.
+ */
 interface Probe {
-  input: Float32Array;
+  inputs: Float32Array[];
   dims: number[];
 }
+
+/** How many distinct probe inputs a race cycles through. */
+const PROBE_INPUTS = 16;
 
 /** A fixed pseudo-random batch-1 input in the model's input range, or undefined when its input dims are open. */
 function probeInput(file: ModelFile): Probe | undefined {
   if (file.inputDims.length === 0 || file.inputDims.some((d) => d <= 0)) return undefined;
   const { mean, std } = callerNormalization(file);
-  const input = new Float32Array(file.inputDims.reduce((x, y) => x * y, 1));
+  const size = file.inputDims.reduce((x, y) => x * y, 1);
   let state = 12345;
-  for (let i = 0; i < input.length; i++) {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    input[i] = state / 2 ** 32;
-  }
-  standardize(input, { mean, std }, input);
-  return { input, dims: [1, ...file.inputDims] };
+  const inputs = Array.from({ length: PROBE_INPUTS }, () => {
+    const input = new Float32Array(size);
+    for (let i = 0; i < size; i++) {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      input[i] = state / 2 ** 32;
+    }
+    return standardize(input, { mean, std }, input);
+  });
+  return { inputs, dims: [1, ...file.inputDims] };
 }
