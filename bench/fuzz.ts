@@ -35,6 +35,7 @@ import { atMost, benchRecord, goalLines, parseBenchFlags, positiveInt, type Goal
 import { describeMachine, machineLine } from './machine.js';
 import { makeRng } from '../src/core/rng.js';
 import type { Benchmark } from './run.js';
+import { PROFILE } from './schema-size.js';
 
 /** One input's outcome. `damaged`: the input is known to be damaged, so accepting it is a failure. */
 type Outcome = 'refused' | 'accepted' | 'accepted-damaged' | 'crashed' | 'hung';
@@ -292,26 +293,10 @@ export function runFuzz(options: { seed: number; scale: number; hangLimitMs?: nu
   );
 
   // Profiles loaded from a file: a valid one with a field removed or mistyped; an error may never quote a value.
-  const profile = {
-    schema: 'cmp-profile/1',
-    device: { name: 'pi', platform: 'linux', arch: 'arm64', cpus: 4, memoryBytes: 1e9, runtime: 'node v20' },
-    model: { path: 'm.onnx' },
-    backend: 'bitwasm',
-    dataset: 'mnist',
-    samples: 2,
-    accuracy: 0.5,
-    latencyMs: { mean: 1, p50: 1, p90: 1, p99: 1, min: 1, max: 1 },
-    latenciesMs: [1, 1],
-    stages: [],
-    exits: [{ exit: 'final', share: 1, accuracy: 0.5 }],
-    throughputPerS: 1000,
-    startedAt: new Date(0).toISOString(),
-    durationMs: 2,
-  };
   const marker = 'SECRET-FUZZ';
   rows.push(
     tryKind('profile file, damaged', n(5_000), () => {
-      const value = mutateJson(profile, r, marker);
+      const value = mutateJson(PROFILE, r, marker);
       try {
         checkDeviceProfile(value, 'fuzz.json', { quote: false });
       } catch (err) {

@@ -124,8 +124,8 @@ globalThis.check = (x) => {
   },
 ];
 
-/** A cmp-profile/1 document (the check below also gives it a share of 1.5, which must be refused). */
-const PROFILE = {
+/** A minimal valid cmp-profile/1 document (the check below also gives it a share of 1.5, which must be refused). */
+export const PROFILE = {
   schema: 'cmp-profile/1',
   device: { name: 'pi', platform: 'linux', arch: 'arm64', cpus: 4, memoryBytes: 1e9, runtime: 'node v20' },
   model: { path: 'm.onnx' },
