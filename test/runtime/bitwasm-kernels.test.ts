@@ -10,6 +10,7 @@ import type { BinarizeMode } from '../../src/core/spec.js';
 import { binarizeSample, createReferenceEngine } from '../../src/runtime/bitwasm/engine-reference.js';
 import {
   createWasmEngine,
+  int8ConvPlan,
   maskedConvPlan,
   repackForPopcount,
   tapsMajor,
@@ -266,8 +267,10 @@ for (const { name, options } of SINGLE_LAYERS) {
 
 // int8 layers quantize their input per sample and sum integer products exactly (i8Dot): four rows and two samples a
 // step, then leftover rows and samples; rows of 37 and 297 values end past their last whole 16. Convs read patches of
-// the position-major input, one channel (LeNet's first layer) or several.
-const INT8_LAYERS: { name: string; options: LayerOptions }[] = [
+// the position-major input, one channel (LeNet's first layer) or several, or run Winograd F(2x2, 3x3) in integers
+// (`variant`, the profile's tag): odd output sides (partial tiles), channels and filters short of a multiple of 8,
+// a last block of tiles short of 8.
+const INT8_LAYERS: { name: string; options: LayerOptions; variant?: RegExp }[] = [
   {
     name: 'dense 37->13 int8 w, float in',
     options: { kind: 'dense', inputShape: [37, 1, 1], rows: 13, binary: false, int8: true, inputs: 'none', relu: true },
@@ -279,6 +282,26 @@ const INT8_LAYERS: { name: string; options: LayerOptions }[] = [
   {
     name: 'conv 3x3 33->6 on 9x7 int8 w, float in',
     options: { kind: 'conv', inputShape: [33, 9, 7], rows: 6, kernel: 3, binary: false, int8: true, inputs: 'none' },
+    variant: /\(winograd\)$/,
+  },
+  {
+    name: 'conv 3x3 5->9 on 8x8 int8 w, float in, ReLU',
+    options: {
+      kind: 'conv',
+      inputShape: [5, 8, 8],
+      rows: 9,
+      kernel: 3,
+      binary: false,
+      int8: true,
+      inputs: 'none',
+      relu: true,
+    },
+    variant: /\(winograd\)$/,
+  },
+  {
+    name: 'conv 3x3 3->4 on 5x6 int8 w, float in (too small for Winograd)',
+    options: { kind: 'conv', inputShape: [3, 5, 6], rows: 4, kernel: 3, binary: false, int8: true, inputs: 'none' },
+    variant: /in$/,
   },
   {
     name: 'conv 5x5 1->9 on 12x13 int8 w, float in',
@@ -286,7 +309,7 @@ const INT8_LAYERS: { name: string; options: LayerOptions }[] = [
   },
 ];
 
-for (const { name, options } of INT8_LAYERS) {
+for (const { name, options, variant } of INT8_LAYERS) {
   test(`wasm equals reference (float inputs: to the bit): ${name}, batch 1 and 3, a sample does not depend on its batch`, async () => {
     const layer = weightLayer('layer', options, makeRng(name.length));
     const plan = planOf([layer]);
@@ -304,15 +327,43 @@ for (const { name, options } of INT8_LAYERS) {
       wasm.run(input.subarray(c * h * w, 2 * c * h * w), 1),
       wasm.run(input, 3).subarray(plan.classes, 2 * plan.classes),
     );
-    // No negative inputs (as after a ReLU): 255 levels, the same in both engines.
+    // No negative inputs (as after a ReLU): 255 levels, the same in both engines; a NaN counts as 0 in both.
     const positive = input.map(Math.abs);
     if (options.inputs === 'none') assert.deepEqual(wasm.run(positive, 3), reference.run(positive, 3));
+    const nan = input.slice();
+    nan[c * h * w + 4] = Number.NaN;
+    if (options.inputs === 'none') assert.deepEqual(wasm.run(nan, 3), reference.run(nan, 3));
+    if (variant) {
+      const profiler = new Profiler();
+      wasm.run(input, 1, profiler);
+      assert.match(profiler.events[0].tag, variant);
+    }
     // Quantizing the input moves the outputs by about 1% of their scale, no more: the product of the float rows.
     const floats = { ...layer, weights: { kind: 'float' as const, rows: dequantize(layer) } };
     const diff = relativeDiff(wasm.run(input, 3), createReferenceEngine(planOf([floats])).run(input, 3));
     assert.ok(diff > 0 && diff < 2e-2, `int8 inputs against float inputs: relative difference ${diff}`);
   });
 }
+
+test('int8 convs: Winograd for 3x3 kernels with enough work, while 4x the direct sum fits i32 (1841 channels)', () => {
+  const conv = (channels: number, size: number, kernel: number, rows = 8): PlanWeightLayer => ({
+    ...weightLayer(
+      'conv',
+      { kind: 'conv', inputShape: [1, 5, 5], rows: 1, binary: false, int8: true, inputs: 'none' },
+      makeRng(1),
+    ),
+    inputShape: [channels, size, size],
+    outputShape: [rows, size - kernel + 1, size - kernel + 1],
+    kernel,
+    rows,
+    rowLength: channels * kernel * kernel,
+  });
+  assert.equal(int8ConvPlan(conv(1841, 4, 3)), 'winograd');
+  assert.equal(int8ConvPlan(conv(1842, 4, 3)), 'patches');
+  assert.equal(int8ConvPlan(conv(64, 16, 3, 64)), 'winograd');
+  assert.equal(int8ConvPlan(conv(64, 16, 5, 64)), 'patches');
+  assert.equal(int8ConvPlan(conv(1, 5, 3, 4)), 'patches');
+});
 
 function dequantize(layer: PlanWeightLayer): Float32Array {
   const w = layer.weights as Extract<PlanWeightLayer['weights'], { kind: 'int8' }>;

@@ -38,6 +38,8 @@ interface WasmLayer {
   direct: boolean;
   /** Masked conv path: channels per group of the per-pixel subset-sum tables (maskedConvTables); 0 when direct. */
   pixelGroup: number;
+  /** int8 conv path: how the products run (int8ConvPlan). */
+  i8Conv: Int8ConvKind;
 }
 
 /** Scratch sizes in bytes for a batch of one (`perSample`) or shared across the batch. */
@@ -183,15 +185,23 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
     nibbles: false,
     direct: false,
     pixelGroup: 0,
+    i8Conv: 'patches' as Int8ConvKind,
     scale: layer.scale ? put(layer.scale) : 0,
     shift: put(layer.shift),
   };
   const w = layer.weights;
   if (w.kind === 'float') return { ...base, path: 'f32', weights: put(w.rows) };
   if (w.kind === 'int8') {
-    const data = layer.kind === 'conv' ? tapsMajor(w.data, layer.rows, layer.inputShape[0], layer.kernel) : w.data;
+    const i8Conv = layer.kind === 'conv' ? int8ConvPlan(layer) : 'patches';
+    const data =
+      layer.kind !== 'conv'
+        ? w.data
+        : i8Conv === 'winograd'
+          ? winogradMajor(w.data, layer.rows, layer.inputShape[0])
+          : tapsMajor(w.data, layer.rows, layer.inputShape[0], layer.kernel);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    return { ...base, path: 'i8', weights: put(bytes), step: put(w.scales) };
+    const tag = i8Conv === 'winograd' ? `${base.tag} (winograd)` : base.tag;
+    return { ...base, tag, path: 'i8', weights: put(bytes), step: put(w.scales), i8Conv };
   }
   const lower = put(w.lower);
   const step = put(w.step);
@@ -417,6 +427,55 @@ export function tapsMajor(data: Int8Array, rows: number, channels: number, kerne
   return out;
 }
 
+/** How an int8 conv's products run: i16Dot on patch rows (i8Im2col), or Winograd F(2x2, 3x3) (kernels.as.ts). */
+export type Int8ConvKind = 'patches' | 'winograd';
+
+/**
+ * The most channels a Winograd conv may have: 4x the direct integer sum, 4 * 9 * 255 * 127 per channel, stays within
+ * i32 (the kernels' sums wrap, so the result is exact while the true one fits).
+ */
+const WINOGRAD_MAX_CHANNELS = Math.floor(2 ** 31 / (4 * 9 * 255 * 127));
+
+/**
+ * How an int8 conv runs. Winograd F(2x2, 3x3) for 3x3 convs of at most WINOGRAD_MAX_CHANNELS channels whose direct
+ * products, outputs x filters x channels (times 9), reach WINOGRAD_MIN_WORK: 16 products per tile of 4 outputs
+ * instead of 36, against transforms of the input, the filters (each call: only the int8 weights stay resident) and
+ * the outputs. Timed on x64 (V8) under load, the layer alone, interleaved (scratch runs, p50 of 8 x 50 calls), patch
+ * rows against Winograd: 64 -> 64 on 16x16 200.6 against 114.9 µs; 32 -> 64 on 14x14 85.0 / 50.0; 16 -> 16 on 14x14
+ * 16.5 / 10.5; 8 -> 8 on 16x16 10.0 / 6.8; 4 -> 16 on 28x28 97.5 / 43.0; 3 -> 32 on 18x18 41.6 / 19.3; 33 -> 6 on
+ * 9x9 21.5 / 6.1; 1 -> 16 on 28x28 40.0 / 34.1; 2 -> 8 on 10x10 3.6 / 2.7 (work 1024); Winograd lost only on the
+ * tiny 1 -> 4 on 5x5 (1.2 / 2.0, work 36) and 1 -> 8 on 3x3 (0.2 / 0.9, work 8), where its fixed costs dominate.
+ */
+export function int8ConvPlan(layer: PlanWeightLayer): Int8ConvKind {
+  const channels = layer.inputShape[0];
+  const work = layer.outputShape[1] * layer.outputShape[2] * layer.rows * channels;
+  const winograd = layer.kernel === 3 && channels <= WINOGRAD_MAX_CHANNELS && work >= WINOGRAD_MIN_WORK;
+  return winograd ? 'winograd' : 'patches';
+}
+
+const WINOGRAD_MIN_WORK = 1024;
+
+/** kernels.as.ts E_PAD and WINOGRAD_BLOCK: bytes between the 16 arrays of the Winograd transforms, tiles per block. */
+const WINOGRAD_PAD = 64;
+const WINOGRAD_BLOCK = 8;
+
+/** The padded sizes of a Winograd conv (kernels.as.ts): channels and filters rounded up to 8. */
+export function winogradShape(layer: PlanWeightLayer): { c8: number; coutP: number } {
+  return { c8: Math.ceil(layer.inputShape[0] / 8) * 8, coutP: Math.ceil(layer.rows / 8) * 8 };
+}
+
+/** int8 3x3 conv rows from the file's [rows][c][ky][kx] to [c][ky * 3 + kx][rows rounded up to 8], filters padded with zeros. */
+export function winogradMajor(data: Int8Array, rows: number, channels: number): Int8Array {
+  const coutP = Math.ceil(rows / 8) * 8;
+  const out = new Int8Array(channels * 9 * coutP);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < channels; c++) {
+      for (let t = 0; t < 9; t++) out[(c * 9 + t) * coutP + r] = data[(r * channels + c) * 9 + t];
+    }
+  }
+  return out;
+}
+
 /** Scratch bytes per sample (activations, quantized inputs, bits) or for one sample at a time (the rest). */
 function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Needs {
   const n: Needs = {
@@ -449,9 +508,18 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
       if (wl.path === 'f32' || wl.path === 'i8') grow('quantized', 4 * features(layer.inputShape));
     }
     // The quantized input, and for convs its pixel-major copy.
-    if (wl.path === 'i8') grow('q16', (isConv ? 4 : 2) * features(layer.inputShape));
-    if (wl.path === 'i8' && isConv) grow('wide', 2 * align16(layer.rows * layer.rowLength));
-    if (isConv && (wl.path === 'pop' || wl.path === 'i8')) {
+    if (wl.path === 'i8' && wl.i8Conv === 'winograd') {
+      // The pixels with channels padded to 8 and a pixel of zeros; U (wide); V and M (patches).
+      const s = winogradShape(layer);
+      grow('q16', align16(2 * features(layer.inputShape)) + align16(2 * h * w * s.c8) + 2 * s.c8);
+      grow('wide', 16 * (2 * s.c8 * s.coutP + WINOGRAD_PAD));
+      grow(
+        'patches',
+        16 * (2 * WINOGRAD_BLOCK * s.c8 + WINOGRAD_PAD) + 16 * (4 * WINOGRAD_BLOCK * s.coutP + WINOGRAD_PAD),
+      );
+    } else if (wl.path === 'i8') grow('q16', (isConv ? 4 : 2) * features(layer.inputShape));
+    if (wl.path === 'i8' && isConv && wl.i8Conv === 'patches') grow('wide', 2 * align16(layer.rows * layer.rowLength));
+    if (isConv && (wl.path === 'pop' || (wl.path === 'i8' && wl.i8Conv === 'patches'))) {
       grow('patches', wl.path === 'pop' ? positions * wl.rowStride : 2 * positions * layer.rowLength);
     }
     grow('apop', 4 * (isConv ? positions : 1));
@@ -654,18 +722,31 @@ function runLayer(
     } else maskedRows(k, l, input, batch, y, 1, rows, buf.lut);
     return;
   }
-  // An int8 conv's rows meet every position: widened to i16 once per call, they leave i16Dot's inner loop.
-  if (l.path === 'i8') k.widenI8(l.weights, rows * len, buf.wide);
+  // An int8 conv's rows meet every position: widened to i16 (or transformed, Winograd) once per call, they leave the
+  // inner loops.
+  const wino = l.path === 'i8' && l.i8Conv === 'winograd' ? winogradShape(layer) : undefined;
+  if (wino) k.winogradWeights(l.weights, c, wino.c8, wino.coutP, buf.wide);
+  else if (l.path === 'i8') k.widenI8(l.weights, rows * len, buf.wide);
   for (let s = 0; s < batch; s++) {
     const out = y + s * outBytes;
     const x1 = input + s * inBytes;
     const { lower, step, scale, shift, weights } = l;
     if (l.path === 'f32') k.f32Conv(x1, c, h, w, layer.kernel, weights, rows, scale, shift, relu, out);
-    else if (l.path === 'i8') {
+    else if (wino) {
+      const pixels = buf.q16 + align16(2 * c * h * w);
+      const zero = pixels + align16(2 * h * w * wino.c8);
+      const v = buf.patches;
+      const m = v + 16 * (2 * WINOGRAD_BLOCK * wino.c8 + WINOGRAD_PAD);
+      const [, oh, ow] = layer.outputShape;
+      k.quantizeInput(x1, c * h * w, buf.q16, buf.ascales);
+      k.pixelMajor(buf.q16, c, h * w, pixels, wino.c8);
+      k.winogradConv(pixels, wino.c8, h, w, buf.wide, wino.coutP, rows, oh, ow, zero, v, m, out);
+      k.i32Epilogue(out, rows, positions, buf.ascales, step, scale, shift, relu);
+    } else if (l.path === 'i8') {
       // One channel is pixel-major already; more are transposed into the second half of the buffer.
       const pixels = c === 1 ? buf.q16 : buf.q16 + inBytes / 2;
       k.quantizeInput(x1, c * h * w, buf.q16, buf.ascales);
-      if (c > 1) k.pixelMajor(buf.q16, c, h * w, pixels);
+      if (c > 1) k.pixelMajor(buf.q16, c, h * w, pixels, c);
       k.i8Im2col(pixels, c, h, w, layer.kernel, buf.patches);
       k.i16Dot(
         buf.patches,

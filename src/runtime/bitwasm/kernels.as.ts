@@ -138,14 +138,17 @@ export function quantizeInput(x: usize, n: i32, q: usize, scaleOut: usize): f32 
 }
 
 /**
- * i16 planes [C, P] to pixel-major [P, C] (out[p * C + c]), so a conv's patch rows are contiguous runs of pixels
- * (i8Im2col): 8 x 8 blocks transposed in three rounds of interleaves, the leftover channels and pixels one at a time.
+ * i16 planes [C, P] to pixel-major [P, stride] (out[p * stride + c], stride >= C; channels C..stride-1 zero), so a
+ * conv's patch rows are contiguous runs of pixels (i8Im2col, stride C) and Winograd tiles read whole vectors of
+ * channels (winogradInput, stride a multiple of 8): 8 x 8 blocks transposed in three rounds of interleaves, the
+ * leftover channels and pixels one at a time.
  */
-export function pixelMajor(q: usize, C: i32, P: i32, out: usize): void {
+export function pixelMajor(q: usize, C: i32, P: i32, out: usize, stride: i32): void {
+  if (stride > C) memory.fill(out, 0, (<usize>P * <usize>stride) << 1);
   const C8 = C & ~7;
   const P8 = P & ~7;
   const rowBytes = (<usize>P) << 1;
-  const outRow = (<usize>C) << 1;
+  const outRow = (<usize>stride) << 1;
   for (let c = 0; c < C8; c += 8) {
     const src = q + ((<usize>c * <usize>P) << 1);
     for (let p = 0; p < P8; p += 8) {
@@ -177,7 +180,7 @@ export function pixelMajor(q: usize, C: i32, P: i32, out: usize): void {
       const b6 = i32x4.shuffle(a5, a7, 0, 4, 1, 5);
       const b7 = i32x4.shuffle(a5, a7, 2, 6, 3, 7);
       // 64-bit interleaves: the 8 channels of one pixel.
-      const d = out + ((<usize>(p * C + c)) << 1);
+      const d = out + ((<usize>(p * stride + c)) << 1);
       v128.store(d, i64x2.shuffle(b0, b4, 0, 2));
       v128.store(d + outRow, i64x2.shuffle(b0, b4, 1, 3));
       v128.store(d + 2 * outRow, i64x2.shuffle(b1, b5, 0, 2));
@@ -189,13 +192,13 @@ export function pixelMajor(q: usize, C: i32, P: i32, out: usize): void {
     }
     for (let p = P8; p < P; p++) {
       for (let j = 0; j < 8; j++) {
-        store<i16>(out + ((<usize>(p * C + c + j)) << 1), load<i16>(q + ((<usize>((c + j) * P + p)) << 1)));
+        store<i16>(out + ((<usize>(p * stride + c + j)) << 1), load<i16>(q + ((<usize>((c + j) * P + p)) << 1)));
       }
     }
   }
   for (let c = C8; c < C; c++) {
     for (let p = 0; p < P; p++) {
-      store<i16>(out + ((<usize>(p * C + c)) << 1), load<i16>(q + ((<usize>(c * P + p)) << 1)));
+      store<i16>(out + ((<usize>(p * stride + c)) << 1), load<i16>(q + ((<usize>(c * P + p)) << 1)));
     }
   }
 }
@@ -521,6 +524,345 @@ function i16Tail(a: usize, w: usize, from: i32, len: i32): i32 {
   let s = 0;
   for (let k = from; k < len; k++) s += <i32>load<i16>(a + ((<usize>k) << 1)) * <i32>load<i16>(w + ((<usize>k) << 1));
   return s;
+}
+
+/*
+ * Winograd F(2x2, 3x3) in exact integers, for 3x3 int8 convs (stride 1, 'valid'): each 2 x 2 block of outputs (a
+ * tile) from its 4 x 4 input patch d with 16 products per channel instead of 36. With the 2G-scaled filter transform
+ * U = (2G) g (2G)^T (integers, |U| <= 9 * 127), the input transform V = B^T d B (|V| <= 4 * 255) and the output
+ * transform A^T M A of M = the sum over channels of U * V, the result is 4x the direct integer sum, so a shift by 2
+ * gives it exactly:
+ *   2G = [2 0 0; 1 1 1; 1 -1 1; 0 0 2], B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
+ * U and V fit i16; the products and sums are i32 and wrap, which leaves the result exact whenever 4x the direct sum
+ * fits i32 (sums are exact modulo 2^32): channels <= 2^31 / (4 * 9 * 255 * 127) = 1841 (the engine checks).
+ * Layouts, with C8 the channels rounded up to 8 (the padding zero) and CoutP the filters rounded up to 8:
+ *   weights (as placed at load): int8 [C][9 taps][CoutP], the filters zero-padded;
+ *   U: i16 [16][C8 / 2][CoutP][2], each i32 lane the filter's values for channels 2p and 2p + 1;
+ *   V: i16 [16][WINOGRAD_BLOCK][C8] and M: i32 [16][WINOGRAD_BLOCK][CoutP], for one block of tiles (row-major).
+ * Element e = 4i + j is row i, column j of the 4 x 4 transforms; the 16 arrays of U, V and M lie E_PAD bytes apart
+ * besides their size, so that the 16 of one tile or filter do not share one set of the L1 cache (their sizes are often
+ * multiples of 4 KiB: with 64 -> 64 filters, the filters' transform took 63 µs without the padding, 4.6 µs with it
+ * and straight-line code, and the products 123 against 81 µs).
+ */
+const E_PAD: usize = 64;
+
+/** The filters' transforms U from the int8 weights (see above), once per call: 8 filters and 2 channels a step. */
+export function winogradWeights(w: usize, C: i32, C8: i32, CoutP: i32, u: usize): void {
+  const pairs = C8 >> 1;
+  const eStride = ((<usize>(pairs * CoutP)) << 2) + E_PAD;
+  for (let p = 0; p < pairs; p++) {
+    for (let cb = 0; cb < CoutP; cb += 8) {
+      const slot = u + ((<usize>(p * CoutP + cb)) << 2);
+      // Each channel's 16 vectors of 8 filters go to the pair's two slots; then they are interleaved in place.
+      for (let j = 0; j < 2; j++) {
+        const c = 2 * p + j;
+        const at = slot + ((<usize>j) << 4);
+        if (c >= C) {
+          for (let e = 0; e < 16; e++) v128.store(at + <usize>e * eStride, i32x4.splat(0));
+          continue;
+        }
+        const g = w + <usize>(c * 9 * CoutP + cb);
+        const row = <usize>CoutP;
+        // (2G) g, the 4 x 3 left product, one column (kx) at a time; times (2G)^T, row i of U from its row i.
+        const g00 = i16x8.extend_low_i8x16_s(v128.load64_zero(g));
+        const g01 = i16x8.extend_low_i8x16_s(v128.load64_zero(g + row));
+        const g02 = i16x8.extend_low_i8x16_s(v128.load64_zero(g + 2 * row));
+        const g10 = i16x8.extend_low_i8x16_s(v128.load64_zero(g + 3 * row));
+        const g11 = i16x8.extend_low_i8x16_s(v128.load64_zero(g + 4 * row));
+        const g12 = i16x8.extend_low_i8x16_s(v128.load64_zero(g + 5 * row));
+        const g20 = i16x8.extend_low_i8x16_s(v128.load64_zero(g + 6 * row));
+        const g21 = i16x8.extend_low_i8x16_s(v128.load64_zero(g + 7 * row));
+        const g22 = i16x8.extend_low_i8x16_s(v128.load64_zero(g + 8 * row));
+        winogradWeightRow(at, eStride, 0, i16x8.shl(g00, 1), i16x8.shl(g01, 1), i16x8.shl(g02, 1));
+        const s0 = i16x8.add(g00, g20);
+        const s1 = i16x8.add(g01, g21);
+        const s2 = i16x8.add(g02, g22);
+        winogradWeightRow(at, eStride, 1, i16x8.add(s0, g10), i16x8.add(s1, g11), i16x8.add(s2, g12));
+        winogradWeightRow(at, eStride, 2, i16x8.sub(s0, g10), i16x8.sub(s1, g11), i16x8.sub(s2, g12));
+        winogradWeightRow(at, eStride, 3, i16x8.shl(g20, 1), i16x8.shl(g21, 1), i16x8.shl(g22, 1));
+      }
+      for (let e = 0; e < 16; e++) {
+        const at = slot + <usize>e * eStride;
+        const a = v128.load(at);
+        const b = v128.load(at, 16);
+        v128.store(at, i16x8.shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11));
+        v128.store(at, i16x8.shuffle(a, b, 4, 12, 5, 13, 6, 14, 7, 15), 16);
+      }
+    }
+  }
+}
+
+/** Row i of U (elements 4i .. 4i + 3) from row i of (2G) g, for one channel of 8 filters. */
+function winogradWeightRow(at: usize, eStride: usize, i: i32, r0: v128, r1: v128, r2: v128): void {
+  const s = i16x8.add(r0, r2);
+  const base = at + <usize>(4 * i) * eStride;
+  v128.store(base, i16x8.shl(r0, 1));
+  v128.store(base + eStride, i16x8.add(s, r1));
+  v128.store(base + 2 * eStride, i16x8.sub(s, r1));
+  v128.store(base + 3 * eStride, i16x8.shl(r2, 1));
+}
+
+/**
+ * A Winograd conv of one sample (see above) from its pixel-major quantized input (pixelMajor, stride C8) and U: the
+ * tiles in blocks of WINOGRAD_BLOCK, each block's V and M (at v and m) made and used while they stay in cache. The
+ * outputs are i32 (i32Epilogue then makes them floats). `zero`: C8 i16, cleared here.
+ */
+export function winogradConv(
+  x: usize,
+  C8: i32,
+  H: i32,
+  W: i32,
+  u: usize,
+  CoutP: i32,
+  rows: i32,
+  OH: i32,
+  OW: i32,
+  zero: usize,
+  v: usize,
+  m: usize,
+  y: usize,
+): void {
+  memory.fill(zero, 0, (<usize>C8) << 1);
+  const TW = (OW + 1) >> 1;
+  const tiles = ((OH + 1) >> 1) * TW;
+  for (let t0 = 0; t0 < tiles; t0 += WINOGRAD_BLOCK) {
+    winogradInput(x, C8, H, W, TW, t0, tiles, zero, v);
+    winogradProducts(v, u, m, WINOGRAD_BLOCK, C8, CoutP);
+    winogradOutput(m, t0, min(WINOGRAD_BLOCK, tiles - t0), CoutP, rows, TW, OH, OW, y);
+  }
+}
+
+/** Tiles per block of winogradConv (a multiple of 4). */
+const WINOGRAD_BLOCK = 8;
+
+/**
+ * The input transforms V = B^T d B of tiles t0 .. t0 + WINOGRAD_BLOCK - 1, 8 channels a step. The patches of the last
+ * tiles reach past the input when an output side is odd, and tiles past the last have none: those pixels read `zero`.
+ */
+function winogradInput(x: usize, C8: i32, H: i32, W: i32, TW: i32, t0: i32, tiles: i32, zero: usize, v: usize): void {
+  const pixel = (<usize>C8) << 1;
+  const eStride = <usize>WINOGRAD_BLOCK * pixel + E_PAD;
+  const at = memory.data(16 * sizeof<usize>());
+  for (let b = 0; b < WINOGRAD_BLOCK; b++) {
+    const t = t0 + b;
+    const ty = t / TW;
+    const tx = t - ty * TW;
+    for (let i = 0; i < 4; i++) {
+      for (let j = 0; j < 4; j++) {
+        const py = 2 * ty + i;
+        const px = 2 * tx + j;
+        store<usize>(
+          at + <usize>(4 * i + j) * sizeof<usize>(),
+          t < tiles && py < H && px < W ? x + <usize>(py * W + px) * pixel : zero,
+        );
+      }
+    }
+    const out = v + <usize>b * pixel;
+    for (let o: usize = 0; o < pixel; o += 16) {
+      // B^T d: t_0 = d_0 - d_2, t_1 = d_1 + d_2, t_2 = d_2 - d_1, t_3 = d_1 - d_3 (rows), then the same on columns.
+      for (let j = 0; j < 4; j++) {
+        const d0 = v128.load(load<usize>(at + <usize>j * sizeof<usize>()) + o);
+        const d1 = v128.load(load<usize>(at + <usize>(4 + j) * sizeof<usize>()) + o);
+        const d2 = v128.load(load<usize>(at + <usize>(8 + j) * sizeof<usize>()) + o);
+        const d3 = v128.load(load<usize>(at + <usize>(12 + j) * sizeof<usize>()) + o);
+        // Column j of B^T d kept in the slots of elements j, 4 + j, 8 + j, 12 + j of V (finished below).
+        const dst = out + o + <usize>j * eStride;
+        v128.store(dst, i16x8.sub(d0, d2));
+        v128.store(dst + 4 * eStride, i16x8.add(d1, d2));
+        v128.store(dst + 8 * eStride, i16x8.sub(d2, d1));
+        v128.store(dst + 12 * eStride, i16x8.sub(d1, d3));
+      }
+      for (let i = 0; i < 4; i++) {
+        const row = out + o + <usize>(4 * i) * eStride;
+        const t0 = v128.load(row);
+        const t1 = v128.load(row + eStride);
+        const t2 = v128.load(row + 2 * eStride);
+        const t3 = v128.load(row + 3 * eStride);
+        v128.store(row, i16x8.sub(t0, t2));
+        v128.store(row + eStride, i16x8.add(t1, t2));
+        v128.store(row + 2 * eStride, i16x8.sub(t2, t1));
+        v128.store(row + 3 * eStride, i16x8.sub(t1, t3));
+      }
+    }
+  }
+}
+
+/**
+ * The 16 products M_e = V_e U_e^T, summed over channels in i32 (i32x4.dot_i16x8_s: two channels of four filters a
+ * step): four tiles by eight filters a block, each tile's channel pair splatted across the lanes.
+ */
+function winogradProducts(v: usize, u: usize, m: usize, tilesP: i32, C8: i32, CoutP: i32): void {
+  const pairs = C8 >> 1;
+  const vRow = (<usize>C8) << 1;
+  const uRow = (<usize>CoutP) << 2;
+  for (let e = 0; e < 16; e++) {
+    const ve = v + <usize>e * (<usize>tilesP * vRow + E_PAD);
+    const ue = u + <usize>e * (<usize>pairs * uRow + E_PAD);
+    const me = m + <usize>e * (<usize>tilesP * uRow + E_PAD);
+    for (let t = 0; t < tilesP; t += 4) {
+      const x0 = ve + <usize>t * vRow;
+      const x1 = x0 + vRow;
+      const x2 = x1 + vRow;
+      const x3 = x2 + vRow;
+      for (let co = 0; co < CoutP; co += 8) {
+        let a00 = i32x4.splat(0);
+        let a01 = i32x4.splat(0);
+        let a10 = i32x4.splat(0);
+        let a11 = i32x4.splat(0);
+        let a20 = i32x4.splat(0);
+        let a21 = i32x4.splat(0);
+        let a30 = i32x4.splat(0);
+        let a31 = i32x4.splat(0);
+        let up = ue + ((<usize>co) << 2);
+        for (let p = 0; p < pairs; p++) {
+          const w0 = v128.load(up);
+          const w1 = v128.load(up, 16);
+          up += uRow;
+          const o = (<usize>p) << 2;
+          let s = v128.load32_splat(x0 + o);
+          a00 = i32x4.add(a00, i32x4.dot_i16x8_s(s, w0));
+          a01 = i32x4.add(a01, i32x4.dot_i16x8_s(s, w1));
+          s = v128.load32_splat(x1 + o);
+          a10 = i32x4.add(a10, i32x4.dot_i16x8_s(s, w0));
+          a11 = i32x4.add(a11, i32x4.dot_i16x8_s(s, w1));
+          s = v128.load32_splat(x2 + o);
+          a20 = i32x4.add(a20, i32x4.dot_i16x8_s(s, w0));
+          a21 = i32x4.add(a21, i32x4.dot_i16x8_s(s, w1));
+          s = v128.load32_splat(x3 + o);
+          a30 = i32x4.add(a30, i32x4.dot_i16x8_s(s, w0));
+          a31 = i32x4.add(a31, i32x4.dot_i16x8_s(s, w1));
+        }
+        const y0 = me + <usize>t * uRow + ((<usize>co) << 2);
+        v128.store(y0, a00);
+        v128.store(y0, a01, 16);
+        v128.store(y0 + uRow, a10);
+        v128.store(y0 + uRow, a11, 16);
+        v128.store(y0 + 2 * uRow, a20);
+        v128.store(y0 + 2 * uRow, a21, 16);
+        v128.store(y0 + 3 * uRow, a30);
+        v128.store(y0 + 3 * uRow, a31, 16);
+      }
+    }
+  }
+}
+
+/**
+ * The output transforms A^T M A / 4 (exact: see above) of `count` tiles from t0, four filters a step, as i32 into the
+ * conv's output planes y [rows][OH][OW]; a last tile's row or column past the output is dropped.
+ */
+function winogradOutput(
+  m: usize,
+  t0: i32,
+  count: i32,
+  CoutP: i32,
+  rows: i32,
+  TW: i32,
+  OH: i32,
+  OW: i32,
+  y: usize,
+): void {
+  const eStride = ((<usize>(WINOGRAD_BLOCK * CoutP)) << 2) + E_PAD;
+  const plane = (<usize>(OH * OW)) << 2;
+  const rowBytes = (<usize>OW) << 2;
+  for (let b = 0; b < count; b++) {
+    const t = t0 + b;
+    const ty = t / TW;
+    const tx = t - ty * TW;
+    const right = 2 * tx + 1 < OW;
+    const down = 2 * ty + 1 < OH;
+    const base = y + ((<usize>(2 * ty * OW + 2 * tx)) << 2);
+    for (let co = 0; co < rows; co += 4) {
+      const mp = m + ((<usize>(b * CoutP + co)) << 2);
+      // A^T M: two rows of four, s_j = m_0j + m_1j + m_2j and d_j = m_1j - m_2j - m_3j.
+      let m0 = v128.load(mp);
+      let m1 = v128.load(mp + 4 * eStride);
+      let m2 = v128.load(mp + 8 * eStride);
+      let m3 = v128.load(mp + 12 * eStride);
+      const s0 = i32x4.add(i32x4.add(m0, m1), m2);
+      const d0 = i32x4.sub(i32x4.sub(m1, m2), m3);
+      m0 = v128.load(mp + eStride);
+      m1 = v128.load(mp + 5 * eStride);
+      m2 = v128.load(mp + 9 * eStride);
+      m3 = v128.load(mp + 13 * eStride);
+      const s1 = i32x4.add(i32x4.add(m0, m1), m2);
+      const d1 = i32x4.sub(i32x4.sub(m1, m2), m3);
+      m0 = v128.load(mp + 2 * eStride);
+      m1 = v128.load(mp + 6 * eStride);
+      m2 = v128.load(mp + 10 * eStride);
+      m3 = v128.load(mp + 14 * eStride);
+      const s2 = i32x4.add(i32x4.add(m0, m1), m2);
+      const d2 = i32x4.sub(i32x4.sub(m1, m2), m3);
+      m0 = v128.load(mp + 3 * eStride);
+      m1 = v128.load(mp + 7 * eStride);
+      m2 = v128.load(mp + 11 * eStride);
+      m3 = v128.load(mp + 15 * eStride);
+      const s3 = i32x4.add(i32x4.add(m0, m1), m2);
+      const d3 = i32x4.sub(i32x4.sub(m1, m2), m3);
+      // Then times A: column 0 = x_0 + x_1 + x_2, column 1 = x_1 - x_2 - x_3.
+      const y00 = i32x4.shr_s(i32x4.add(i32x4.add(s0, s1), s2), 2);
+      const y01 = i32x4.shr_s(i32x4.sub(i32x4.sub(s1, s2), s3), 2);
+      const y10 = i32x4.shr_s(i32x4.add(i32x4.add(d0, d1), d2), 2);
+      const y11 = i32x4.shr_s(i32x4.sub(i32x4.sub(d1, d2), d3), 2);
+      const n = min(4, rows - co);
+      const at = base + <usize>co * plane;
+      storeLanes(at, plane, y00, n);
+      if (right) storeLanes(at + 4, plane, y01, n);
+      if (down) {
+        storeLanes(at + rowBytes, plane, y10, n);
+        if (right) storeLanes(at + rowBytes + 4, plane, y11, n);
+      }
+    }
+  }
+}
+
+/** Lane l of v (l < n) to p + l * plane. */
+function storeLanes(p: usize, plane: usize, v: v128, n: i32): void {
+  store<i32>(p, i32x4.extract_lane(v, 0));
+  if (n > 1) store<i32>(p + plane, i32x4.extract_lane(v, 1));
+  if (n > 2) store<i32>(p + 2 * plane, i32x4.extract_lane(v, 2));
+  if (n > 3) store<i32>(p + 3 * plane, i32x4.extract_lane(v, 3));
+}
+
+/**
+ * Exact i32 dots in place in y [rows][positions] to the layer's outputs, as i8Out computes them one at a time: the dot
+ * times f32(sample scale * row scale) in f64, rounded once to f32, then scale, shift and ReLU; four positions a step.
+ */
+export function i32Epilogue(
+  y: usize,
+  rows: i32,
+  positions: i32,
+  ascale: usize,
+  wscale: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+): void {
+  const as = load<f32>(ascale);
+  const p4 = positions & ~3;
+  for (let r = 0; r < rows; r++) {
+    const yr = y + ((<usize>(r * positions)) << 2);
+    const combined = f64x2.splat(<f64>(as * load<f32>(wscale + ((<usize>r) << 2))));
+    let k = 0;
+    for (; k < p4; k += 4) {
+      const at = yr + ((<usize>k) << 2);
+      v128.store(at, i8Out4(v128.load(at), combined, r, scale, shift, relu));
+    }
+    for (; k < positions; k++) {
+      const at = yr + ((<usize>k) << 2);
+      store<f32>(at, i8Out(load<i32>(at), as, r, wscale, scale, shift, relu));
+    }
+  }
+}
+
+/** i8Out on four dots: f64 products (exact conversions), one rounding to f32, then the epilogue in SIMD (storeConv). */
+function i8Out4(dot: v128, combined: v128, r: i32, scale: usize, shift: usize, relu: i32): v128 {
+  const lo = f64x2.mul(f64x2.convert_low_i32x4_s(dot), combined);
+  const hi = f64x2.mul(f64x2.convert_low_i32x4_s(i32x4.shuffle(dot, dot, 2, 3, 0, 1)), combined);
+  let v = i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+  if (scale != 0) v = f32x4.mul(v, f32x4.splat(load<f32>(scale + ((<usize>r) << 2))));
+  v = f32x4.add(v, f32x4.splat(load<f32>(shift + ((<usize>r) << 2))));
+  if (relu != 0) v = f32x4.pmax(f32x4.splat(0), v);
+  return v;
 }
 
 /**

@@ -41,7 +41,33 @@ export interface KernelExports {
     strideItem: number,
   ): void;
   quantizeInput(x: number, n: number, q: number, scaleOut: number): number;
-  pixelMajor(q: number, channels: number, positions: number, out: number): void;
+  pixelMajor(q: number, channels: number, positions: number, out: number, stride: number): void;
+  winogradWeights(w: number, channels: number, channels8: number, filtersPadded: number, u: number): void;
+  winogradConv(
+    x: number,
+    channels8: number,
+    height: number,
+    width: number,
+    u: number,
+    filtersPadded: number,
+    rows: number,
+    outHeight: number,
+    outWidth: number,
+    zero: number,
+    v: number,
+    m: number,
+    y: number,
+  ): void;
+  i32Epilogue(
+    y: number,
+    rows: number,
+    positions: number,
+    ascale: number,
+    wscale: number,
+    scale: number,
+    shift: number,
+    relu: number,
+  ): void;
   widenI8(w: number, n: number, out: number): void;
   i16Dot: IntegerDot;
   i8Im2col(q: number, channels: number, height: number, width: number, kernel: number, out: number): void;
