@@ -269,7 +269,8 @@ for (const { name, options } of SINGLE_LAYERS) {
 // step, then leftover rows and samples; rows of 37 and 297 values end past their last whole 16. Convs read patches of
 // the position-major input, one channel (LeNet's first layer) or several, or run Winograd F(2x2, 3x3) in integers
 // (`variant`, the profile's tag): odd output sides (partial tiles), channels and filters short of a multiple of 8,
-// a last block of tiles short of 8.
+// a last block of tiles short of 8; or four output positions a vector (few channels): rows ending inside a step of 8,
+// filters short of a multiple of 4.
 const INT8_LAYERS: { name: string; options: LayerOptions; variant?: RegExp }[] = [
   {
     name: 'dense 37->13 int8 w, float in',
@@ -306,6 +307,26 @@ const INT8_LAYERS: { name: string; options: LayerOptions; variant?: RegExp }[] =
   {
     name: 'conv 5x5 1->9 on 12x13 int8 w, float in',
     options: { kind: 'conv', inputShape: [1, 12, 13], rows: 9, kernel: 5, binary: false, int8: true, inputs: 'none' },
+    variant: /\(positions\)$/,
+  },
+  {
+    name: 'conv 5x5 7->6 on 13x12 int8 w, float in (pairs across channels, the last alone)',
+    options: { kind: 'conv', inputShape: [7, 13, 12], rows: 6, kernel: 5, binary: false, int8: true, inputs: 'none' },
+    variant: /\(positions\)$/,
+  },
+  {
+    name: 'conv 3x3 1->5 on 6x14 int8 w, float in, ReLU (pairs along rows)',
+    options: {
+      kind: 'conv',
+      inputShape: [1, 6, 14],
+      rows: 5,
+      kernel: 3,
+      binary: false,
+      int8: true,
+      inputs: 'none',
+      relu: true,
+    },
+    variant: /\(positions\)$/,
   },
 ];
 
@@ -345,7 +366,7 @@ for (const { name, options, variant } of INT8_LAYERS) {
   });
 }
 
-test('int8 convs: Winograd for 3x3 kernels with enough work, while 4x the direct sum fits i32 (1841 channels)', () => {
+test('int8 convs: Winograd for 3x3 kernels with enough work (while 4x the direct sum fits i32), positions for few channels', () => {
   const conv = (channels: number, size: number, kernel: number, rows = 8): PlanWeightLayer => ({
     ...weightLayer(
       'conv',
@@ -363,6 +384,13 @@ test('int8 convs: Winograd for 3x3 kernels with enough work, while 4x the direct
   assert.equal(int8ConvPlan(conv(64, 16, 3, 64)), 'winograd');
   assert.equal(int8ConvPlan(conv(64, 16, 5, 64)), 'patches');
   assert.equal(int8ConvPlan(conv(1, 5, 3, 4)), 'patches');
+  // Few channels and rows of at least 8 outputs: four positions a vector (LeNet's 1 -> 16 and 16 -> 32 5x5).
+  assert.equal(int8ConvPlan(conv(1, 28, 5, 16)), 'pairs');
+  assert.equal(int8ConvPlan(conv(16, 12, 5, 32)), 'pairs');
+  assert.equal(int8ConvPlan(conv(17, 12, 5, 32)), 'patches');
+  assert.equal(int8ConvPlan(conv(16, 11, 5, 32)), 'patches');
+  assert.equal(int8ConvPlan(conv(4, 28, 3, 16)), 'pairs');
+  assert.equal(int8ConvPlan(conv(8, 16, 3, 16)), 'winograd');
 });
 
 function dequantize(layer: PlanWeightLayer): Float32Array {

@@ -198,9 +198,11 @@ function placeLayer(layer: PlanWeightLayer, put: (data: Float32Array | Uint8Arra
         ? w.data
         : i8Conv === 'winograd'
           ? winogradMajor(w.data, layer.rows, layer.inputShape[0])
-          : tapsMajor(w.data, layer.rows, layer.inputShape[0], layer.kernel);
+          : i8Conv === 'pairs'
+            ? pairMajor(w.data, layer)
+            : tapsMajor(w.data, layer.rows, layer.inputShape[0], layer.kernel);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const tag = i8Conv === 'winograd' ? `${base.tag} (winograd)` : base.tag;
+    const tag = i8Conv === 'patches' ? base.tag : `${base.tag} (${i8Conv === 'pairs' ? 'positions' : i8Conv})`;
     return { ...base, tag, path: 'i8', weights: put(bytes), step: put(w.scales), i8Conv };
   }
   const lower = put(w.lower);
@@ -427,8 +429,11 @@ export function tapsMajor(data: Int8Array, rows: number, channels: number, kerne
   return out;
 }
 
-/** How an int8 conv's products run: i16Dot on patch rows (i8Im2col), or Winograd F(2x2, 3x3) (kernels.as.ts). */
-export type Int8ConvKind = 'patches' | 'winograd';
+/**
+ * How an int8 conv's products run: i16Dot on patch rows (i8Im2col), Winograd F(2x2, 3x3), or four output positions a
+ * vector (i8ConvPairs) (kernels.as.ts).
+ */
+export type Int8ConvKind = 'patches' | 'winograd' | 'pairs';
 
 /**
  * The most channels a Winograd conv may have: 4x the direct integer sum, 4 * 9 * 255 * 127 per channel, stays within
@@ -447,11 +452,29 @@ const WINOGRAD_MAX_CHANNELS = Math.floor(2 ** 31 / (4 * 9 * 255 * 127));
  * tiny 1 -> 4 on 5x5 (1.2 / 2.0, work 36) and 1 -> 8 on 3x3 (0.2 / 0.9, work 8), where its fixed costs dominate.
  */
 export function int8ConvPlan(layer: PlanWeightLayer): Int8ConvKind {
-  const channels = layer.inputShape[0];
-  const work = layer.outputShape[1] * layer.outputShape[2] * layer.rows * channels;
+  const [channels] = layer.inputShape;
+  const [, oh, ow] = layer.outputShape;
+  const work = oh * ow * layer.rows * channels;
   const winograd = layer.kernel === 3 && channels <= WINOGRAD_MAX_CHANNELS && work >= WINOGRAD_MIN_WORK;
+  const pairs = channels <= PAIRS_MAX_CHANNELS && ow >= PAIRS_MIN_WIDTH;
+  if (pairs && (channels <= PAIRS_OVER_WINOGRAD_CHANNELS || !winograd)) return 'pairs';
   return winograd ? 'winograd' : 'patches';
 }
+
+/**
+ * i8ConvPairs (four output positions a vector) for convs of at most PAIRS_MAX_CHANNELS channels and output rows of at
+ * least PAIRS_MIN_WIDTH (eight positions a step), over Winograd up to PAIRS_OVER_WINOGRAD_CHANNELS. Timed as for
+ * Winograd above, patch rows against positions (against Winograd): 1 -> 16 5x5 on 28x28 (the int8 LeNet's conv1)
+ * 43.3 / 14.0 µs; 16 -> 32 5x5 on 12x12 (its conv2) 25.9 / 22.4; 1 -> 9 5x5 on 12x12 4.7 / 3.0; 6 -> 16 5x5 on 14x14
+ * 16.8 / 11.7; 2 -> 8 3x3 on 10x10 3.3 / 2.9; 1 -> 16 3x3 on 28x28 38.5 / 13.6 (Winograd 26.7); 4 -> 16 3x3 on 28x28
+ * 64.7 / 20.6 (29.5); 3 -> 32 3x3 on 18x18 42.0 / 14.0 (19.3); but 8 -> 16 3x3 on 14x14 11.3 / 9.0 (Winograd 7.0);
+ * 32 -> 64 5x5 on 12x12 80.8 / 79.3 and 64 -> 64 5x5 on 16x16 354.3 / 478.6 (many channels); with outputs 4 or 6
+ * wide, where half or a quarter of the lanes are wasted, 1 -> 8 5x5 on 8x8 1.4 / 2.4, 32 -> 32 5x5 on 8x8 12.1 / 22.3
+ * and 1 -> 16 7x7 on 12x12 3.7 / 4.4.
+ */
+const PAIRS_MAX_CHANNELS = 16;
+const PAIRS_MIN_WIDTH = 8;
+const PAIRS_OVER_WINOGRAD_CHANNELS = 4;
 
 const WINOGRAD_MIN_WORK = 1024;
 
@@ -462,6 +485,46 @@ const WINOGRAD_BLOCK = 8;
 /** The padded sizes of a Winograd conv (kernels.as.ts): channels and filters rounded up to 8. */
 export function winogradShape(layer: PlanWeightLayer): { c8: number; coutP: number } {
   return { c8: Math.ceil(layer.inputShape[0] / 8) * 8, coutP: Math.ceil(layer.rows / 8) * 8 };
+}
+
+/**
+ * How i8ConvPairs pairs an int8 conv's taps: along kernel rows (values x and x + 1 of a channel, `step` 2; an odd
+ * kernel's last column paired with a zero weight) or across channels (2a and 2a + 1, `step` 1), whichever needs fewer
+ * pairs (`taps` = a * kernel * b); `rowsP` the filters rounded up to 4.
+ */
+export function pairShape(layer: PlanWeightLayer): { a: number; b: number; step: number; taps: number; rowsP: number } {
+  const channels = layer.inputShape[0];
+  const k = layer.kernel;
+  const along = { a: channels, b: Math.ceil(k / 2), step: 2 };
+  const across = { a: Math.ceil(channels / 2), b: k, step: 1 };
+  const best = along.a * along.b < across.a * across.b ? along : across;
+  return { ...best, taps: best.a * k * best.b, rowsP: Math.ceil(layer.rows / 4) * 4 };
+}
+
+/**
+ * int8 conv rows from the file's [rows][c][ky][kx] to i8ConvPairs' weight pairs [taps][rowsP][2] (pairShape), zeros
+ * for the missing partner and the padding filters; bytes rounded up to 16 for widenI8.
+ */
+export function pairMajor(data: Int8Array, layer: PlanWeightLayer): Int8Array {
+  const [channels] = layer.inputShape;
+  const k = layer.kernel;
+  const { a: pairsA, b: pairsB, step, taps, rowsP } = pairShape(layer);
+  const out = new Int8Array(align16(2 * taps * rowsP));
+  const at = (r: number, c: number, ky: number, kx: number): number =>
+    c < channels && kx < k ? data[((r * channels + c) * k + ky) * k + kx] : 0;
+  let t = 0;
+  for (let a = 0; a < pairsA; a++) {
+    for (let ky = 0; ky < k; ky++) {
+      for (let b = 0; b < pairsB; b++, t++) {
+        for (let r = 0; r < layer.rows; r++) {
+          const i = 2 * (t * rowsP + r);
+          out[i] = step === 2 ? at(r, a, ky, 2 * b) : at(r, 2 * a, ky, b);
+          out[i + 1] = step === 2 ? at(r, a, ky, 2 * b + 1) : at(r, 2 * a + 1, ky, b);
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /** int8 3x3 conv rows from the file's [rows][c][ky][kx] to [c][ky * 3 + kx][rows rounded up to 8], filters padded with zeros. */
@@ -517,6 +580,12 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
         'patches',
         16 * (2 * WINOGRAD_BLOCK * s.c8 + WINOGRAD_PAD) + 16 * (4 * WINOGRAD_BLOCK * s.coutP + WINOGRAD_PAD),
       );
+    } else if (wl.path === 'i8' && wl.i8Conv === 'pairs') {
+      // The quantized planes; the pairs (patches), with room for the reads past the last position; the weight pairs.
+      const s = pairShape(layer);
+      grow('q16', 2 * features(layer.inputShape) + 32);
+      grow('patches', 4 * (c + 1) * h * w + 4 * (layer.kernel + 16) + 64);
+      grow('wide', 2 * align16(2 * s.taps * s.rowsP));
     } else if (wl.path === 'i8') grow('q16', (isConv ? 4 : 2) * features(layer.inputShape));
     if (wl.path === 'i8' && isConv && wl.i8Conv === 'patches') grow('wide', 2 * align16(layer.rows * layer.rowLength));
     if (isConv && (wl.path === 'pop' || (wl.path === 'i8' && wl.i8Conv === 'patches'))) {
@@ -725,7 +794,9 @@ function runLayer(
   // An int8 conv's rows meet every position: widened to i16 (or transformed, Winograd) once per call, they leave the
   // inner loops.
   const wino = l.path === 'i8' && l.i8Conv === 'winograd' ? winogradShape(layer) : undefined;
+  const pairs = l.path === 'i8' && l.i8Conv === 'pairs' ? pairShape(layer) : undefined;
   if (wino) k.winogradWeights(l.weights, c, wino.c8, wino.coutP, buf.wide);
+  else if (pairs) k.widenI8(l.weights, align16(2 * pairs.taps * pairs.rowsP), buf.wide);
   else if (l.path === 'i8') k.widenI8(l.weights, rows * len, buf.wide);
   for (let s = 0; s < batch; s++) {
     const out = y + s * outBytes;
@@ -742,6 +813,29 @@ function runLayer(
       k.pixelMajor(buf.q16, c, h * w, pixels, wino.c8);
       k.winogradConv(pixels, wino.c8, h, w, buf.wide, wino.coutP, rows, oh, ow, zero, v, m, out);
       k.i32Epilogue(out, rows, positions, buf.ascales, step, scale, shift, relu);
+    } else if (pairs) {
+      k.quantizeInput(x1, c * h * w, buf.q16, buf.ascales);
+      if (pairs.step === 2) k.pairAlongRows(buf.q16, c * h * w, buf.patches);
+      else k.pairChannels(buf.q16, c, h * w, buf.patches);
+      const { a, b, step: pairStep } = pairs;
+      const { kernel } = layer;
+      k.i8ConvPairs(
+        buf.patches,
+        a,
+        h,
+        w,
+        kernel,
+        b,
+        pairStep,
+        buf.wide,
+        rows,
+        buf.ascales,
+        step,
+        scale,
+        shift,
+        relu,
+        out,
+      );
     } else if (l.path === 'i8') {
       // One channel is pixel-major already; more are transposed into the second half of the buffer.
       const pixels = c === 1 ? buf.q16 : buf.q16 + inBytes / 2;

@@ -866,6 +866,147 @@ function i8Out4(dot: v128, combined: v128, r: i32, scale: usize, shift: usize, r
 }
 
 /**
+ * int8 convs vectorized over output positions, for few channels (LeNet's first layer has one: 25 products per output,
+ * too few to amortize a patch row's horizontal sum and scalar epilogue). The quantized input is laid out as i32 pairs
+ * of two values that share a weight pair (pairAlongRows, pairChannels), so the pairs of four consecutive output
+ * positions are one v128 and i32x4.dot_i16x8_s with a splatted weight pair adds two taps to four outputs, exactly in
+ * i32 as i16Dot. Taps: for a < A, ky < K, b < B, the pair at byte offset ((a * H + ky) * W + b * step) * 4 from the
+ * output's (a = channel, pairs along rows with step 2; or a = channel pair, step 1). Weights: i16 pairs [taps][rowsP]
+ * (pairMajor in engine-wasm.ts, widened by widenI8), rowsP the filters rounded up to 4 (zeros). Four filters by eight
+ * positions a step; the positions past a row's end are computed from whatever follows and not stored (`e` needs
+ * (K + 8) * 4 readable bytes past its end).
+ */
+export function i8ConvPairs(
+  e: usize,
+  A: i32,
+  H: i32,
+  W: i32,
+  K: i32,
+  B: i32,
+  step: i32,
+  wp: usize,
+  rows: i32,
+  ascale: usize,
+  wscale: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+): void {
+  const OH = H - K + 1;
+  const OW = W - K + 1;
+  const rowsP = (rows + 3) & ~3;
+  const plane = (<usize>(OH * OW)) << 2;
+  const tapRow = (<usize>rowsP) << 2;
+  const as = load<f32>(ascale);
+  for (let oy = 0; oy < OH; oy++) {
+    for (let ox = 0; ox < OW; ox += 8) {
+      const at = e + ((<usize>(oy * W + ox)) << 2);
+      const n0 = min(4, OW - ox);
+      const n1 = min(4, OW - ox - 4);
+      for (let r = 0; r < rows; r += 4) {
+        let a00 = i32x4.splat(0);
+        let a01 = i32x4.splat(0);
+        let a10 = i32x4.splat(0);
+        let a11 = i32x4.splat(0);
+        let a20 = i32x4.splat(0);
+        let a21 = i32x4.splat(0);
+        let a30 = i32x4.splat(0);
+        let a31 = i32x4.splat(0);
+        let w = wp + ((<usize>r) << 2);
+        for (let a = 0; a < A; a++) {
+          for (let ky = 0; ky < K; ky++) {
+            let p = at + ((<usize>((a * H + ky) * W)) << 2);
+            for (let b = 0; b < B; b++) {
+              const x0 = v128.load(p);
+              const x1 = v128.load(p, 16);
+              p += (<usize>step) << 2;
+              let s = v128.load32_splat(w);
+              a00 = i32x4.add(a00, i32x4.dot_i16x8_s(x0, s));
+              a01 = i32x4.add(a01, i32x4.dot_i16x8_s(x1, s));
+              s = v128.load32_splat(w, 4);
+              a10 = i32x4.add(a10, i32x4.dot_i16x8_s(x0, s));
+              a11 = i32x4.add(a11, i32x4.dot_i16x8_s(x1, s));
+              s = v128.load32_splat(w, 8);
+              a20 = i32x4.add(a20, i32x4.dot_i16x8_s(x0, s));
+              a21 = i32x4.add(a21, i32x4.dot_i16x8_s(x1, s));
+              s = v128.load32_splat(w, 12);
+              a30 = i32x4.add(a30, i32x4.dot_i16x8_s(x0, s));
+              a31 = i32x4.add(a31, i32x4.dot_i16x8_s(x1, s));
+              w += tapRow;
+            }
+          }
+        }
+        const out = y + <usize>r * plane + ((<usize>(oy * OW + ox)) << 2);
+        pairsOut(out, a00, a01, n0, n1, as, r, wscale, scale, shift, relu);
+        if (r + 1 < rows) pairsOut(out + plane, a10, a11, n0, n1, as, r + 1, wscale, scale, shift, relu);
+        if (r + 2 < rows) pairsOut(out + 2 * plane, a20, a21, n0, n1, as, r + 2, wscale, scale, shift, relu);
+        if (r + 3 < rows) pairsOut(out + 3 * plane, a30, a31, n0, n1, as, r + 3, wscale, scale, shift, relu);
+      }
+    }
+  }
+}
+
+/** Eight outputs of filter r (n0 of the first four, n1 of the next) through i8Out4 to out. */
+function pairsOut(
+  out: usize,
+  d0: v128,
+  d1: v128,
+  n0: i32,
+  n1: i32,
+  as: f32,
+  r: i32,
+  wscale: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+): void {
+  const combined = f64x2.splat(<f64>(as * load<f32>(wscale + ((<usize>r) << 2))));
+  storeFloats(out, i8Out4(d0, combined, r, scale, shift, relu), n0);
+  if (n1 > 0) storeFloats(out + 16, i8Out4(d1, combined, r, scale, shift, relu), n1);
+}
+
+/** The first n (1..4) lanes of v to p. */
+function storeFloats(p: usize, v: v128, n: i32): void {
+  if (n >= 4) {
+    v128.store(p, v);
+    return;
+  }
+  store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+}
+
+/** i8ConvPairs' input, pairs along rows: i32 i of `e` holds i16 values i and i + 1 of q (n values). */
+export function pairAlongRows(q: usize, n: i32, e: usize): void {
+  for (let i = 0; i < n; i += 8) {
+    const a = v128.load(q + ((<usize>i) << 1));
+    const b = v128.load(q + ((<usize>i) << 1), 2);
+    v128.store(e + ((<usize>i) << 2), i16x8.shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11));
+    v128.store(e + ((<usize>i) << 2), i16x8.shuffle(a, b, 4, 12, 5, 13, 6, 14, 7, 15), 16);
+  }
+}
+
+/**
+ * i8ConvPairs' input, pairs across channels: i32 (a, p) of `e` holds channels 2a and 2a + 1 of pixel p of the planes
+ * q [C][P] (an odd last channel paired with 0).
+ */
+export function pairChannels(q: usize, C: i32, P: i32, e: usize): void {
+  const planeBytes = (<usize>P) << 1;
+  for (let c = 0; c < C; c += 2) {
+    const q0 = q + <usize>c * planeBytes;
+    const e0 = e + <usize>c * planeBytes;
+    const odd = c + 1 == C;
+    for (let p = 0; p < P; p += 8) {
+      const a = v128.load(q0 + ((<usize>p) << 1));
+      const b = odd ? i16x8.splat(0) : v128.load(q0 + planeBytes + ((<usize>p) << 1));
+      v128.store(e0 + ((<usize>p) << 2), i16x8.shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11));
+      v128.store(e0 + ((<usize>p) << 2), i16x8.shuffle(a, b, 4, 12, 5, 13, 6, 14, 7, 15), 16);
+    }
+  }
+}
+
+/**
  * Binary weights, float inputs (a masked sum): dot = lower[r] * sum(a) + step[r] * sum(a_k where bit k of row r).
  * Per input, the subset sums of every 8 consecutive inputs (one weight byte's worth) turn each weight byte into
  * lookups. They are kept as one table of all 256 sums (1 KiB per byte of a row, one lookup per weight byte) or, when

@@ -58,6 +58,25 @@ export interface KernelExports {
     m: number,
     y: number,
   ): void;
+  i8ConvPairs(
+    e: number,
+    pairsA: number,
+    height: number,
+    width: number,
+    kernel: number,
+    pairsB: number,
+    step: number,
+    wp: number,
+    rows: number,
+    ascale: number,
+    wscale: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+  ): void;
+  pairAlongRows(q: number, n: number, e: number): void;
+  pairChannels(q: number, channels: number, positions: number, e: number): void;
   i32Epilogue(
     y: number,
     rows: number,
