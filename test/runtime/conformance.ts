@@ -6,7 +6,10 @@ import { join, relative } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { predictFrozenWithExits } from '../../src/compress/train.js';
 import { argmaxAt, softmaxEntropy } from '../../src/core/entropy.js';
-import type { FrozenModel } from '../../src/core/frozen.js';
+import type { FrozenModel, FrozenWeightLayer } from '../../src/core/frozen.js';
+import { quantizeRows } from '../../src/core/quantize.js';
+import { makeRng } from '../../src/core/rng.js';
+import type { ModelSpec } from '../../src/core/spec.js';
 import { selectorPath, stagePath, type Manifest } from '../../src/core/manifest.js';
 import { EXIT_INDEX_NAME, exportOnnx } from '../../src/export/export-onnx.js';
 import { firmwareRoot, requireTool } from '../../src/link/firmware-build.js';
@@ -14,7 +17,7 @@ import { convertToMcuModel } from '../../src/core/mcu-model.js';
 import { MaskedInput } from '../../src/runtime/masked-input.js';
 import { readModelFile, type ModelFile } from '../../src/runtime/model-file.js';
 import { Predictor } from '../../src/runtime/predictor.js';
-import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
+import { fixtureData, fixtures, type FixtureData, type ModelFixture } from '../fixtures.js';
 import { launchChromium, ROOT } from '../helpers.js';
 
 /** One input as a backend (or the reference) answered it. */
@@ -161,14 +164,28 @@ export async function conformanceModel(
   fixture: ModelFixture,
   count: number,
 ): Promise<ConformanceModel> {
-  const data = await fixtureData(fixture.data);
   const trained = await fixtures.model(fixture);
-  const raw = await predictFrozenWithExits(trained.frozen, data, data.test, count);
-  const classes = trained.frozen.spec.labels.length;
+  return frozenConformanceModel(dir, name, trained.frozen, fixture.data, count);
+}
+
+/**
+ * conformanceModel for a frozen model made without training (layer shapes no trainer arch has, such as 3x3 int8
+ * convs): the reference is the frozen model's own answers on the data's first test images.
+ */
+export async function frozenConformanceModel(
+  dir: string,
+  name: string,
+  model: FrozenModel,
+  fixtureSlice: FixtureData,
+  count: number,
+): Promise<ConformanceModel> {
+  const data = await fixtureData(fixtureSlice);
+  const raw = await predictFrozenWithExits(model, data, data.test, count);
+  const classes = model.spec.labels.length;
   const thresholds = raw.exits.map((logits) => middleGap(logits, count, classes));
   const frozen: FrozenModel = {
-    ...trained.frozen,
-    exits: (trained.frozen.exits ?? []).map((e, k) => ({ ...e, threshold: thresholds[k] })),
+    ...model,
+    exits: (model.exits ?? []).map((e, k) => ({ ...e, threshold: thresholds[k] })),
   };
   const exported = exportOnnx(frozen);
   const path = join(dir, `${name}.onnx`);
@@ -385,3 +402,60 @@ export const TWO_EXIT_LENET: ModelFixture = {
     seed: 3,
   },
 };
+
+/**
+ * An int8 conv net no trainer arch makes: 3x3 convs, 1 -> 8 on 28x28 (four output positions a vector in bitwasm),
+ * pooled, 8 -> 12 on 13x13 (Winograd, odd output sides), pooled, and an int8 dense layer, random weights (seed 5). Its
+ * reference is its own float answers, so it checks what is computed, not what is learned.
+ */
+export function int8ConvNet(): FrozenModel {
+  const next = makeRng(5);
+  const random = (n: number, scale = 1, offset = 0): Float32Array =>
+    Float32Array.from({ length: n }, () => offset + (next() * 2 - 1) * scale);
+  const int8 = { weights: 'int8', inputs: 'none' } as const;
+  const conv = (name: string, filters: number, channels: number): FrozenWeightLayer => ({
+    kind: 'conv',
+    name,
+    weightShape: [filters, channels, 3, 3],
+    // Mostly positive weights: fewer outputs that cancel to near zero, where the quantized input's error is largest.
+    weights: { kind: 'int8', ...quantizeRows(random(filters * channels * 9, 1, 0.5), filters, channels * 9) },
+    scale: random(filters, 0.5, 1),
+    shift: random(filters, 0.5),
+    activation: 'relu',
+    inputs: 'none',
+  });
+  const spec: ModelSpec = {
+    format: 'cmp-model/1',
+    arch: 'int8-convnet',
+    input: { shape: [1, 28, 28], mean: 0, std: 1 },
+    labels: Array.from({ length: 10 }, (_, i) => String(i)),
+    layers: [
+      { kind: 'conv', name: 'conv1', filters: 8, kernel: 3, batchNorm: true, activation: 'relu', binarize: int8 },
+      { kind: 'maxpool', name: 'pool1', size: 2 },
+      { kind: 'conv', name: 'conv2', filters: 12, kernel: 3, batchNorm: true, activation: 'relu', binarize: int8 },
+      { kind: 'maxpool', name: 'pool2', size: 2 },
+      { kind: 'flatten', name: 'flatten' },
+      { kind: 'dense', name: 'logits', units: 10, batchNorm: false, activation: 'none', binarize: int8 },
+    ],
+  };
+  return {
+    spec,
+    layers: [
+      conv('conv1', 8, 1),
+      { kind: 'maxpool', name: 'pool1', size: 2 },
+      conv('conv2', 12, 8),
+      { kind: 'maxpool', name: 'pool2', size: 2 },
+      { kind: 'flatten', name: 'flatten' },
+      {
+        kind: 'dense',
+        name: 'logits',
+        weightShape: [300, 10],
+        weights: { kind: 'int8', ...quantizeRows(random(10 * 300), 10, 300) },
+        scale: new Float32Array(10).fill(1),
+        shift: random(10, 0.1),
+        activation: 'none',
+        inputs: 'none',
+      },
+    ],
+  };
+}
