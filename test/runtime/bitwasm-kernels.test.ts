@@ -189,8 +189,9 @@ for (const features of [64, 65, 150]) {
   });
 }
 // Float inputs into 1-bit convs: one channel adds the set taps straight from the input (maskedConv), more build
-// subset-sum tables per input pixel (maskedConvTables). Output widths of 5 (one quad at a time), 18 (a block of 16
-// and a quad) and odd heights exercise its tails; 40 and 13 channels end in a partial group of channels.
+// subset-sum tables per input pixel (maskedConvTables). Output widths of 5 (one quad at a time) and 18 (two blocks of 8
+// and a quad), and heights of 4 and 8 (one and two rows past the last step of three) exercise its tails; 40 and 13
+// channels end in a partial group of channels.
 SINGLE_LAYERS.push({
   name: 'conv 5x5 1->16 on 12x13 1-bit w, float in (direct)',
   options: { kind: 'conv', inputShape: [1, 12, 13], rows: 16, kernel: 5, binary: true, inputs: 'none', relu: true },
@@ -200,8 +201,8 @@ SINGLE_LAYERS.push({
   options: { kind: 'conv', inputShape: [40, 6, 7], rows: 64, kernel: 3, binary: true, inputs: 'none' },
 });
 SINGLE_LAYERS.push({
-  name: 'conv 3x3 13->24 on 9x20 1-bit w, float in (pixel tables, 7 x 18 outputs)',
-  options: { kind: 'conv', inputShape: [13, 9, 20], rows: 24, kernel: 3, binary: true, inputs: 'none', relu: true },
+  name: 'conv 3x3 13->24 on 10x20 1-bit w, float in (pixel tables, 8 x 18 outputs)',
+  options: { kind: 'conv', inputShape: [13, 10, 20], rows: 24, kernel: 3, binary: true, inputs: 'none', relu: true },
 });
 // Float convs run f32Conv: four filters and four outputs per step; a last step overlapping the one before it on widths
 // that are no multiple of four, one output at a time on widths under four, one filter at a time for the rows after

@@ -462,12 +462,12 @@ function scratchNeeds(plan: Plan, layers: Map<PlanWeightLayer, WasmLayer>): Need
       // popColumns: the set inputs' column addresses, 2 x 24 planes of 16 bytes, the counts (rows padded to 128).
       grow('lut', 4 * ((layer.rowLength + 3) & ~3) + 16 * 48 + 4 * ((layer.rows + 127) & ~127));
     } else if (wl.path === 'masked' && wl.pixelGroup > 0) {
-      // maskedConvTables: 2^group planes of the input's pixels, then the window sums.
+      // maskedConvTables: 2^group planes of the input's pixels, the sums, the (filter, tap) offsets, the taps'.
       const [, oh, ow] = layer.outputShape;
       grow(
         'lut',
         4 * (tablePlaneFloats(h, w, layer.kernel) << wl.pixelGroup) +
-          4 * (layer.rows + 1) * (oh * ((ow + 3) & ~3) + layer.kernel * layer.kernel),
+          4 * ((layer.rows + 1) * (oh * ((ow + 3) & ~3) + layer.kernel * layer.kernel) + layer.kernel * layer.kernel),
       );
     } else if (wl.path === 'masked' && wl.direct) {
       // maskedConv: the window sums, then the set taps' offsets.

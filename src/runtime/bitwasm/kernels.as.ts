@@ -951,18 +951,19 @@ function maskedEpilogue4(lo: f64, st: f64, win: v128, sum: v128, r: i32, scale: 
 }
 
 /**
- * Binary weights on float inputs for a 'valid' convolution with many channels: subset-sum tables per input pixel.
- * The channels are taken G at a time (a group; the last may hold fewer); for a group, plane m of the tables holds, at
- * every input pixel, the sum of the group's channels whose bit is set in m (2^G planes, plane 0 zeros). One table
- * entry then stands for G taps of every filter at every output whose window covers that pixel, so a filter's masked
- * sum at an output is K*K lookups per group. Outputs go four to a v128 along a row (the tables are planes, so four
- * neighbouring outputs read four neighbouring floats), two rows and sixteen columns per step. Sums run group after
- * group in float32 into `acc`, rows padded to OWP (OW rounded up to 4; the padding columns read past the row and are
- * dropped); row `rows` of `idx` selects every channel and gives the window sums. Then y[r, p] = epilogue(lower[r] *
- * window(p) + step[r] * sum) with the two products in f64, as maskedConv does.
+ * Binary weights on float inputs for a 'valid' convolution with many channels: subset-sum tables per input pixel. The
+ * channels are taken G at a time (a group; the last may hold fewer); for a group, plane m of the tables holds, at every
+ * input pixel, the sum of the group's channels whose bit is set in m (2^G planes, plane 0 zeros). One table entry then
+ * stands for G taps of every filter at every output whose window covers that pixel, so a filter's masked sum at an
+ * output is K*K lookups per group. Outputs go four to a v128 along a row (the tables are planes, so four neighbouring
+ * outputs read four neighbouring floats), three rows and eight columns per step (six accumulators: eight spilled one to
+ * the stack on x64). Sums run group after group in float32 into `acc`, rows padded to OWP (OW rounded up to 4; the
+ * padding columns read past the row and are dropped); row `rows` of `idx` selects every channel and gives the window
+ * sums. Then y[r, p] = epilogue(lower[r] * window(p) + step[r] * sum) with the two products in f64, as maskedConv does.
  * x: one sample [C, H, W]; idx: u8 [rows + 1, groups, K*K], entry (r, g, ky * K + kx) the bits of channels
  * gG..gG+G-1 of filter r at tap (ky, kx) (bit j: channel gG + j); y: [rows, OH, OW]; scratch: 2^G planes of
- * tablePlaneFloats(H, W, K) floats, then (rows + 1) * OH * OWP floats of sums.
+ * tablePlaneFloats(H, W, K) floats, then (rows + 1) * OH * OWP floats of sums, (rows + 1) * K*K u32 of (filter, tap)
+ * offsets and K*K u32 of tap offsets.
  */
 export function maskedConvTables(
   x: usize,
@@ -995,7 +996,12 @@ export function maskedConvTables(
   const accPlane = <usize>OH * accRow;
   // Per group, the byte offset of every (filter, tap)'s table row from the output's row: plane and tap together.
   const offs = acc + <usize>(rows + 1) * accPlane;
-  const full = OWP & ~15;
+  const full = OWP & ~7;
+  // Each tap's byte offset in a plane, after the (filter, tap) offsets.
+  const taps = offs + ((<usize>((rows + 1) * KK)) << 2);
+  for (let ky = 0; ky < K; ky++) {
+    for (let kx = 0; kx < K; kx++) store<u32>(taps + ((<usize>(ky * K + kx)) << 2), <u32>((ky * W + kx) << 2));
+  }
   memory.fill(tables, 0, planeBytes);
   for (let g = 0; g < groups; g++) {
     const c0 = g * G;
@@ -1019,23 +1025,26 @@ export function maskedConvTables(
       const ib = idx + <usize>((r * groups + g) * KK);
       const ob = offs + ((<usize>(r * KK)) << 2);
       for (let t = 0; t < KK; t++) {
-        const tap = (<usize>((t / K) * W + (t % K))) << 2;
-        store<u32>(ob + ((<usize>t) << 2), <u32>(<usize>load<u8>(ib + <usize>t) * planeBytes + tap));
+        const at = (<usize>t) << 2;
+        store<u32>(ob + at, <u32>(<usize>load<u8>(ib + <usize>t) * planeBytes + <usize>load<u32>(taps + at)));
       }
     }
-    // Two output rows of every filter in turn: the table rows they read (K + 1 rows of each plane) stay in L1.
-    for (let oy = 0; oy < OH; oy += 2) {
-      // An odd last row runs twice (both stores write the same values).
+    // Three output rows of every filter in turn: the table rows they read (K + 2 rows of each plane) stay in L1.
+    for (let oy = 0; oy < OH; oy += 3) {
+      // Past the last row, rows run twice (both stores write the same values).
       const oy1 = min(oy + 1, OH - 1);
+      const oy2 = min(oy + 2, OH - 1);
       const t0 = tables + <usize>oy * rowBytes;
       const t1 = tables + <usize>oy1 * rowBytes;
+      const t2 = tables + <usize>oy2 * rowBytes;
       for (let r = 0; r <= rows; r++) {
         const out = acc + <usize>r * accPlane;
         const ob = offs + ((<usize>(r * KK)) << 2);
         const y0 = out + <usize>oy * accRow;
         const y1 = out + <usize>oy1 * accRow;
+        const y2 = out + <usize>oy2 * accRow;
         let b = 0;
-        for (; b < full; b += 16) {
+        for (; b < full; b += 8) {
           const bo = (<usize>b) << 2;
           let a0 = f32x4.splat(0);
           let a1 = a0;
@@ -1043,53 +1052,48 @@ export function maskedConvTables(
           let a3 = a0;
           let a4 = a0;
           let a5 = a0;
-          let a6 = a0;
-          let a7 = a0;
           if (!first) {
             a0 = v128.load(y0 + bo);
             a1 = v128.load(y0 + bo, 16);
-            a2 = v128.load(y0 + bo, 32);
-            a3 = v128.load(y0 + bo, 48);
-            a4 = v128.load(y1 + bo);
-            a5 = v128.load(y1 + bo, 16);
-            a6 = v128.load(y1 + bo, 32);
-            a7 = v128.load(y1 + bo, 48);
+            a2 = v128.load(y1 + bo);
+            a3 = v128.load(y1 + bo, 16);
+            a4 = v128.load(y2 + bo);
+            a5 = v128.load(y2 + bo, 16);
           }
           const u0 = t0 + bo;
           const u1 = t1 + bo;
+          const u2 = t2 + bo;
           for (let t: usize = 0; t < <usize>KK; t++) {
             const off = <usize>load<u32>(ob + (t << 2));
-            {
-              const p0 = u0 + off;
-              const p1 = u1 + off;
-              a0 = f32x4.add(a0, v128.load(p0));
-              a1 = f32x4.add(a1, v128.load(p0, 16));
-              a2 = f32x4.add(a2, v128.load(p0, 32));
-              a3 = f32x4.add(a3, v128.load(p0, 48));
-              a4 = f32x4.add(a4, v128.load(p1));
-              a5 = f32x4.add(a5, v128.load(p1, 16));
-              a6 = f32x4.add(a6, v128.load(p1, 32));
-              a7 = f32x4.add(a7, v128.load(p1, 48));
-            }
+            const p0 = u0 + off;
+            const p1 = u1 + off;
+            const p2 = u2 + off;
+            a0 = f32x4.add(a0, v128.load(p0));
+            a1 = f32x4.add(a1, v128.load(p0, 16));
+            a2 = f32x4.add(a2, v128.load(p1));
+            a3 = f32x4.add(a3, v128.load(p1, 16));
+            a4 = f32x4.add(a4, v128.load(p2));
+            a5 = f32x4.add(a5, v128.load(p2, 16));
           }
-          v128.store(y1 + bo, a4);
-          v128.store(y1 + bo, a5, 16);
-          v128.store(y1 + bo, a6, 32);
-          v128.store(y1 + bo, a7, 48);
+          v128.store(y2 + bo, a4);
+          v128.store(y2 + bo, a5, 16);
+          v128.store(y1 + bo, a2);
+          v128.store(y1 + bo, a3, 16);
           v128.store(y0 + bo, a0);
           v128.store(y0 + bo, a1, 16);
-          v128.store(y0 + bo, a2, 32);
-          v128.store(y0 + bo, a3, 48);
         }
         for (; b < OWP; b += 4) {
           const bo = (<usize>b) << 2;
           let a0 = first ? f32x4.splat(0) : v128.load(y0 + bo);
           let a1 = first ? f32x4.splat(0) : v128.load(y1 + bo);
+          let a2 = first ? f32x4.splat(0) : v128.load(y2 + bo);
           for (let t: usize = 0; t < <usize>KK; t++) {
             const off = <usize>load<u32>(ob + (t << 2)) + bo;
             a0 = f32x4.add(a0, v128.load(t0 + off));
             a1 = f32x4.add(a1, v128.load(t1 + off));
+            a2 = f32x4.add(a2, v128.load(t2 + off));
           }
+          v128.store(y2 + bo, a2);
           v128.store(y1 + bo, a1);
           v128.store(y0 + bo, a0);
         }
