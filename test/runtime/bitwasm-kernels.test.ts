@@ -384,7 +384,7 @@ test('wasm equals reference on a whole awkward network (conv, odd pool, conv, fl
   assert.ok(profiler.events.every((e) => e.endMs >= e.startMs));
 });
 
-test('masked sum skips input groups of zeros (blocked byte tables and nibble tables) and matches the reference', async () => {
+test('masked sum skips input groups of zeros, one sample at a time (blocked byte and nibble tables) and eight at a time, and matches the reference', async () => {
   const next = makeRng(5);
   // 203 inputs = 26 row bytes: groups 0, 3-12 and the partial tail group 25 are all zeros, so blocks gather.
   const zeros = new Set([0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 25]);
@@ -395,13 +395,21 @@ test('masked sum skips input groups of zeros (blocked byte tables and nibble tab
       next,
     );
     const plan = planOf([layer]);
-    const batch = 3;
+    // Eleven samples: a batch runs one step of eight and a partial step of three. Sample 9 has a nonzero group 3, so
+    // the second step builds that group's tables while the first skips it.
+    const batch = 11;
     const input = uniform(batch * 203, next, 2);
     for (let i = 0; i < batch * 203; i++) if (zeros.has((i % 203) >> 3) || (i % 203) % 13 === 1) input[i] = 0;
-    const actual = (await createWasmEngine(plan)).run(input, batch);
-    const expected = createReferenceEngine(plan).run(input, batch);
-    const diff = relativeDiff(actual, expected);
-    assert.ok(diff <= TOLERANCE, `${rows} rows: relative difference ${diff}`);
+    input[9 * 203 + 3 * 8 + 5] = 1.5;
+    const engine = await createWasmEngine(plan);
+    const batched = engine.run(input, batch).slice();
+    const diff = relativeDiff(batched, createReferenceEngine(plan).run(input, batch));
+    assert.ok(diff <= TOLERANCE, `${rows} rows, batch ${batch}: relative difference ${diff}`);
+    // Alone, each sample skips its own groups of zeros one sample at a time: the same floats.
+    for (let s = 0; s < batch; s++) {
+      const one = engine.run(input.subarray(s * 203, (s + 1) * 203), 1);
+      assert.deepEqual(one, batched.subarray(s * rows, (s + 1) * rows), `${rows} rows, sample ${s} alone`);
+    }
     // All-zero samples leave only the shift: the skipped groups really add nothing.
     const empty = (await createWasmEngine(plan)).run(new Float32Array(203), 1);
     assert.deepEqual(empty, createReferenceEngine(plan).run(new Float32Array(203), 1));
