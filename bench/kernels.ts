@@ -37,9 +37,11 @@ const GOALS = Object.freeze({ denseSpeedup: 5, weightMemoryRatio: 25 });
 /**
  * The goals of issue 22: the binary dense layer at batch 1 within 10 µs and 10x onnxruntime-node (1 thread); the
  * float-input binary conv at least as fast as onnxruntime-node; int8 layers within 1.5x of onnxruntime-node's faster
- * path (the int8 file or the float layer) with 4x less weight memory.
+ * path (the int8 file or the float layer) with 4x less weight memory. "4x" is read as the binarization issue reads an
+ * int8 file's "4x smaller" (>= 3.9x): a float32 scale per row makes int8's ratio 4n / (n + 4 rows) for n weights, under
+ * 4 for any layer, so the bar a kernel can miss is whether it keeps anything wider than int8 resident.
  */
-const GOALS_22 = Object.freeze({ denseUs: 10, denseSpeedup: 10, convSpeedup: 1, int8Slowdown: 1.5, int8Memory: 4 });
+const GOALS_22 = Object.freeze({ denseUs: 10, denseSpeedup: 10, convSpeedup: 1, int8Slowdown: 1.5, int8Memory: 3.9 });
 
 interface LayerCase {
   name: string;
@@ -446,7 +448,7 @@ function evaluateGoals22(rows: Row[]): Goal[] {
         'x',
       ),
       atLeast(
-        `${int8.split(',')[0]} int8: float32 weight bytes / bitwasm's`,
+        `${int8.split(',')[0]} int8: float32 weight bytes / bitwasm's (4x: >= 3.9x, int8 plus a scale per row)`,
         ortF.weightBytes / mine.weightBytes,
         GOALS_22.int8Memory,
         'x',

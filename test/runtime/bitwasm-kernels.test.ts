@@ -190,8 +190,9 @@ for (const features of [64, 65, 150]) {
   });
 }
 // Float inputs into 1-bit convs: one channel adds the set taps straight from the input (maskedConv), more build
-// subset-sum tables per input pixel (maskedConvTables). Output widths of 5 (one quad at a time), 18 (a block of 16
-// and a quad) and odd heights exercise its tails; 40 and 13 channels end in a partial group of channels.
+// subset-sum tables per input pixel (maskedConvTables). Output widths of 5 (one quad at a time) and 18 (two blocks of 8
+// and a quad), and heights of 4 and 8 (one and two rows past the last step of three) exercise its tails; 40 and 13
+// channels end in a partial group of channels.
 SINGLE_LAYERS.push({
   name: 'conv 5x5 1->16 on 12x13 1-bit w, float in (direct)',
   options: { kind: 'conv', inputShape: [1, 12, 13], rows: 16, kernel: 5, binary: true, inputs: 'none', relu: true },
@@ -201,8 +202,8 @@ SINGLE_LAYERS.push({
   options: { kind: 'conv', inputShape: [40, 6, 7], rows: 64, kernel: 3, binary: true, inputs: 'none' },
 });
 SINGLE_LAYERS.push({
-  name: 'conv 3x3 13->24 on 9x20 1-bit w, float in (pixel tables, 7 x 18 outputs)',
-  options: { kind: 'conv', inputShape: [13, 9, 20], rows: 24, kernel: 3, binary: true, inputs: 'none', relu: true },
+  name: 'conv 3x3 13->24 on 10x20 1-bit w, float in (pixel tables, 8 x 18 outputs)',
+  options: { kind: 'conv', inputShape: [13, 10, 20], rows: 24, kernel: 3, binary: true, inputs: 'none', relu: true },
 });
 // Float convs run f32Conv: four filters and four outputs per step; a last step overlapping the one before it on widths
 // that are no multiple of four, one output at a time on widths under four, one filter at a time for the rows after
@@ -462,7 +463,7 @@ test('wasm equals reference on a whole awkward network (conv, odd pool, conv, fl
   assert.ok(profiler.events.every((e) => e.endMs >= e.startMs));
 });
 
-test('masked sum skips input groups of zeros (blocked byte tables and nibble tables) and matches the reference', async () => {
+test('masked sum skips input groups of zeros, one sample at a time (blocked byte and nibble tables) and eight at a time, and matches the reference', async () => {
   const next = makeRng(5);
   // 203 inputs = 26 row bytes: groups 0, 3-12 and the partial tail group 25 are all zeros, so blocks gather.
   const zeros = new Set([0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 25]);
@@ -473,13 +474,21 @@ test('masked sum skips input groups of zeros (blocked byte tables and nibble tab
       next,
     );
     const plan = planOf([layer]);
-    const batch = 3;
+    // Eleven samples: a batch runs one step of eight and a partial step of three. Sample 9 has a nonzero group 3, so
+    // the second step builds that group's tables while the first skips it.
+    const batch = 11;
     const input = uniform(batch * 203, next, 2);
     for (let i = 0; i < batch * 203; i++) if (zeros.has((i % 203) >> 3) || (i % 203) % 13 === 1) input[i] = 0;
-    const actual = (await createWasmEngine(plan)).run(input, batch);
-    const expected = createReferenceEngine(plan).run(input, batch);
-    const diff = relativeDiff(actual, expected);
-    assert.ok(diff <= TOLERANCE, `${rows} rows: relative difference ${diff}`);
+    input[9 * 203 + 3 * 8 + 5] = 1.5;
+    const engine = await createWasmEngine(plan);
+    const batched = engine.run(input, batch).slice();
+    const diff = relativeDiff(batched, createReferenceEngine(plan).run(input, batch));
+    assert.ok(diff <= TOLERANCE, `${rows} rows, batch ${batch}: relative difference ${diff}`);
+    // Alone, each sample skips its own groups of zeros one sample at a time: the same floats.
+    for (let s = 0; s < batch; s++) {
+      const one = engine.run(input.subarray(s * 203, (s + 1) * 203), 1);
+      assert.deepEqual(one, batched.subarray(s * rows, (s + 1) * rows), `${rows} rows, sample ${s} alone`);
+    }
     // All-zero samples leave only the shift: the skipped groups really add nothing.
     const empty = (await createWasmEngine(plan)).run(new Float32Array(203), 1);
     assert.deepEqual(empty, createReferenceEngine(plan).run(new Float32Array(203), 1));

@@ -1189,22 +1189,29 @@ function blockedOf<T>(
         if (b == gathered) memory.copy(gathered + <usize>n * rs, bits + <usize>g * rs, rs);
         n++;
       }
+      // Each row's running sum takes its groups' lookups one at a time, in group order: skipping a group of zeros
+      // (whose lookups are +0) then changes nothing, so maskedRowsBatch, which skips fewer, gives the same floats.
       if (n == TABLE_GROUPS) {
         for (let r: usize = 0; r < rs; r++) {
           const br = b + r;
-          const s0 = lookup<T>(lut, load<u8>(br)) + lookup<T>(lut + tb, load<u8>(br + rs));
-          const s1 = lookup<T>(lut + 2 * tb, load<u8>(br + 2 * rs)) + lookup<T>(lut + 3 * tb, load<u8>(br + 3 * rs));
-          const s2 = lookup<T>(lut + 4 * tb, load<u8>(br + 4 * rs)) + lookup<T>(lut + 5 * tb, load<u8>(br + 5 * rs));
-          const s3 = lookup<T>(lut + 6 * tb, load<u8>(br + 6 * rs)) + lookup<T>(lut + 7 * tb, load<u8>(br + 7 * rs));
           const o = acc + (r << 2);
-          store<f32>(o, load<f32>(o) + (s0 + s1 + (s2 + s3)));
+          let s = load<f32>(o);
+          s += lookup<T>(lut, load<u8>(br));
+          s += lookup<T>(lut + tb, load<u8>(br + rs));
+          s += lookup<T>(lut + 2 * tb, load<u8>(br + 2 * rs));
+          s += lookup<T>(lut + 3 * tb, load<u8>(br + 3 * rs));
+          s += lookup<T>(lut + 4 * tb, load<u8>(br + 4 * rs));
+          s += lookup<T>(lut + 5 * tb, load<u8>(br + 5 * rs));
+          s += lookup<T>(lut + 6 * tb, load<u8>(br + 6 * rs));
+          s += lookup<T>(lut + 7 * tb, load<u8>(br + 7 * rs));
+          store<f32>(o, s);
         }
       } else if (n > 0) {
         for (let r: usize = 0; r < rs; r++) {
-          let s: f32 = 0;
-          for (let t = 0; t < n; t++) s += lookup<T>(lut + <usize>t * tb, load<u8>(b + <usize>t * rs + r));
           const o = acc + (r << 2);
-          store<f32>(o, load<f32>(o) + s);
+          let s = load<f32>(o);
+          for (let t = 0; t < n; t++) s += lookup<T>(lut + <usize>t * tb, load<u8>(b + <usize>t * rs + r));
+          store<f32>(o, s);
         }
       }
     }
@@ -1215,6 +1222,220 @@ function blockedOf<T>(
       store<f32>(y + ((<usize>(r * strideRow + i * strideItem)) << 2), epilogue(v, r, scale, shift, relu));
     }
   }
+}
+
+/** Samples per step of maskedRowsBatch: the lanes of two v128 in every table entry and running sum. */
+const BATCH_LANES = 8;
+
+/** Groups of 8 inputs whose tables maskedRowsBatch builds together: 256 entries of 32 bytes each, 32 KiB in all. */
+const BATCH_GROUPS = 4;
+
+/**
+ * maskedRowsBlocked for several samples at once, to the bit: eight samples ride in the lanes of two v128, so a table
+ * entry holds one group's subset sum for all eight, and one weight byte's lookup adds for all eight. The lookups per
+ * sample fall eightfold, and each group's tables are built once per eight samples. Each step transposes its samples'
+ * inputs to [groups * 8, 8] (inputs past len and samples past `items` read as zeros; the latter are not stored), builds
+ * the tables of BATCH_GROUPS groups (skipping groups whose inputs are zero in every sample), then adds every row's
+ * lookups to its running sums, one group at a time in group order. Every float is maskedRowsBlocked's: the same table
+ * entries, the same order of sums (a group of zeros that one skips and the other does not adds +0), window sums in f64,
+ * the same epilogue. So a sample's outputs do not depend on the batch it comes in. Weight bytes group-major, as for
+ * maskedRowsBlocked. `lut`: the transposed inputs (groups * 8 * 8 floats), BATCH_GROUPS tables of 256 * 8 floats,
+ * 2 x 16 * 8 floats of nibble sums, rows * 8 floats of running sums, 8 f64 of window sums and BATCH_GROUPS * rows
+ * bytes of gathered weight bytes.
+ */
+export function maskedRowsBatch(
+  a: usize,
+  items: i32,
+  len: i32,
+  bits: usize,
+  rows: i32,
+  lower: usize,
+  step: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+  y: usize,
+  strideRow: i32,
+  strideItem: i32,
+  lut: usize,
+): void {
+  const groups = (len + 7) >> 3;
+  const rs = <usize>rows;
+  const xt = lut;
+  const tables = xt + ((<usize>groups) << 8);
+  const nib = tables + BATCH_GROUPS * 8192;
+  const acc = nib + 1024;
+  const win = acc + (rs << 5);
+  const gathered = win + 64;
+  for (let i0 = 0; i0 < items; i0 += BATCH_LANES) {
+    const n = min(BATCH_LANES, items - i0);
+    if (n < BATCH_LANES || (len & 7) != 0) memory.fill(xt, 0, (<usize>groups) << 8);
+    for (let s = 0; s < n; s++) {
+      const as = a + ((<usize>(i0 + s) * <usize>len) << 2);
+      const to = xt + ((<usize>s) << 2);
+      for (let k = 0; k < len; k++) store<f32>(to + ((<usize>k) << 5), load<f32>(as + ((<usize>k) << 2)));
+    }
+    memory.fill(acc, 0, rs << 5);
+    // Window sums in f64, samples 0-1, 2-3, 4-5 and 6-7, as maskedRowsBlocked's total.
+    let w0 = f64x2.splat(0);
+    let w1 = w0;
+    let w2 = w0;
+    let w3 = w0;
+    let g = 0;
+    while (g < groups) {
+      // Tables for the next BATCH_GROUPS groups with a nonzero input; past a group of zeros, the chosen groups' weight
+      // bytes are gathered into one block (as in maskedRowsBlocked), so that byte t of row r is at b + t * rows + r.
+      let m = 0;
+      let b = bits + <usize>g * rs;
+      for (; g < groups && m < BATCH_GROUPS; g++) {
+        if (lanesZero(xt + ((<usize>g) << 8))) {
+          if (b != gathered) {
+            memory.copy(gathered, b, <usize>m * rs);
+            b = gathered;
+          }
+          continue;
+        }
+        const entry = batchTables(xt + ((<usize>g) << 8), nib, tables + ((<usize>m) << 13));
+        const e0 = v128.load(entry);
+        const e1 = v128.load(entry, 16);
+        w0 = f64x2.add(w0, f64x2.promote_low_f32x4(e0));
+        w1 = f64x2.add(w1, f64x2.promote_low_f32x4(i32x4.shuffle(e0, e0, 2, 3, 0, 1)));
+        w2 = f64x2.add(w2, f64x2.promote_low_f32x4(e1));
+        w3 = f64x2.add(w3, f64x2.promote_low_f32x4(i32x4.shuffle(e1, e1, 2, 3, 0, 1)));
+        if (b == gathered) memory.copy(gathered + <usize>m * rs, bits + <usize>g * rs, rs);
+        m++;
+      }
+      if (m == BATCH_GROUPS) {
+        for (let r: usize = 0; r < rs; r++) {
+          const p = b + r;
+          const t0 = tables + ((<usize>load<u8>(p)) << 5);
+          const t1 = tables + 8192 + ((<usize>load<u8>(p + rs)) << 5);
+          const t2 = tables + 16384 + ((<usize>load<u8>(p + 2 * rs)) << 5);
+          const t3 = tables + 24576 + ((<usize>load<u8>(p + 3 * rs)) << 5);
+          const o = acc + (r << 5);
+          let lo = f32x4.add(v128.load(o), v128.load(t0));
+          let hi = f32x4.add(v128.load(o, 16), v128.load(t0, 16));
+          lo = f32x4.add(lo, v128.load(t1));
+          hi = f32x4.add(hi, v128.load(t1, 16));
+          lo = f32x4.add(lo, v128.load(t2));
+          hi = f32x4.add(hi, v128.load(t2, 16));
+          v128.store(o, f32x4.add(lo, v128.load(t3)));
+          v128.store(o, f32x4.add(hi, v128.load(t3, 16)), 16);
+        }
+      } else {
+        for (let t = 0; t < m; t++) {
+          const bt = b + <usize>t * rs;
+          const table = tables + ((<usize>t) << 13);
+          for (let r: usize = 0; r < rs; r++) {
+            const e = table + ((<usize>load<u8>(bt + r)) << 5);
+            const o = acc + (r << 5);
+            v128.store(o, f32x4.add(v128.load(o), v128.load(e)));
+            v128.store(o, f32x4.add(v128.load(o, 16), v128.load(e, 16)), 16);
+          }
+        }
+      }
+    }
+    v128.store(win, w0);
+    v128.store(win, w1, 16);
+    v128.store(win, w2, 32);
+    v128.store(win, w3, 48);
+    const si = (<usize>strideItem) << 2;
+    for (let r = 0; r < rows; r++) {
+      const o = acc + ((<usize>r) << 5);
+      for (let q = 0; q < n; q += 4) {
+        const v = batchEpilogue(
+          v128.load(win + ((<usize>q) << 3)),
+          v128.load(win + ((<usize>q) << 3), 16),
+          v128.load(o + ((<usize>q) << 2)),
+          r,
+          lower,
+          step,
+          scale,
+          shift,
+          relu,
+        );
+        const at = y + ((<usize>(r * strideRow + (i0 + q) * strideItem)) << 2);
+        store<f32>(at, f32x4.extract_lane(v, 0));
+        if (q + 1 < n) store<f32>(at + si, f32x4.extract_lane(v, 1));
+        if (q + 2 < n) store<f32>(at + 2 * si, f32x4.extract_lane(v, 2));
+        if (q + 3 < n) store<f32>(at + 3 * si, f32x4.extract_lane(v, 3));
+      }
+    }
+  }
+}
+
+/**
+ * Four samples' outputs of row r, each the float maskedRowsBlocked gives: f32(lower * total + step * sum) in f64 (t01,
+ * t23: the totals of samples 0-1 and 2-3), then epilogue's scale, shift and ReLU (the mask keeps v where v > 0).
+ */
+function batchEpilogue(
+  t01: v128,
+  t23: v128,
+  sum: v128,
+  r: i32,
+  lower: usize,
+  step: usize,
+  scale: usize,
+  shift: usize,
+  relu: i32,
+): v128 {
+  const lo = f64x2.splat(<f64>load<f32>(lower + ((<usize>r) << 2)));
+  const st = f64x2.splat(<f64>load<f32>(step + ((<usize>r) << 2)));
+  const a = f64x2.add(f64x2.mul(lo, t01), f64x2.mul(st, f64x2.promote_low_f32x4(sum)));
+  const b = f64x2.add(f64x2.mul(lo, t23), f64x2.mul(st, f64x2.promote_low_f32x4(i32x4.shuffle(sum, sum, 2, 3, 0, 1))));
+  let v = i32x4.shuffle(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
+  if (scale != 0) v = f32x4.mul(v, f32x4.splat(load<f32>(scale + ((<usize>r) << 2))));
+  v = f32x4.add(v, f32x4.splat(load<f32>(shift + ((<usize>r) << 2))));
+  if (relu != 0) v = v128.and(v, f32x4.gt(v, f32x4.splat(0)));
+  return v;
+}
+
+/** Whether the 8 x 8 transposed inputs at x (one group, eight samples) are all zero (a NaN is not). */
+function lanesZero(x: usize): bool {
+  const zero = f32x4.splat(0);
+  let any = f32x4.ne(v128.load(x), zero);
+  for (let k: usize = 1; k < 16; k++) any = v128.or(any, f32x4.ne(v128.load(x + (k << 4)), zero));
+  return !v128.any_true(any);
+}
+
+/**
+ * The 256 subset sums of one group's eight transposed inputs at x (eight samples each) into `table`, entry m at m * 32
+ * bytes: the sums of the low and high four inputs (16 each, in `nib`), then every pair added, low plus high, as
+ * groupTables adds them. Returns the address of entry 255, the sum of all eight.
+ */
+function batchTables(x: usize, nib: usize, table: usize): usize {
+  // Nibble sums as groupTables makes them, lane by lane: entry l is (H + (bit 1 of l ? x1 : 0)) + (bit 0 ? x0 : 0),
+  // with H 0, x2, x3 or x3 + x2 by bits 3 and 2, so that every entry is the float groupTables gives that sample.
+  const zero = f32x4.splat(0);
+  for (let half: usize = 0; half < 2; half++) {
+    const xs = x + (half << 7);
+    const t = nib + (half << 9);
+    for (let o: usize = 0; o < 32; o += 16) {
+      const x0 = v128.load(xs + o);
+      const x1 = v128.load(xs + 32 + o);
+      const x2 = v128.load(xs + 64 + o);
+      const x3 = v128.load(xs + 96 + o);
+      const x32 = f32x4.add(x3, x2);
+      for (let l: usize = 0; l < 16; l++) {
+        const high = l >> 2;
+        const h = high == 0 ? zero : high == 1 ? x2 : high == 2 ? x3 : x32;
+        const e = f32x4.add(f32x4.add(h, (l & 2) != 0 ? x1 : zero), (l & 1) != 0 ? x0 : zero);
+        v128.store(t + (l << 5) + o, e);
+      }
+    }
+  }
+  for (let h: usize = 0; h < 16; h++) {
+    const b = nib + 512 + (h << 5);
+    const b0 = v128.load(b);
+    const b1 = v128.load(b, 16);
+    const o = table + (h << 9);
+    for (let l: usize = 0; l < 16; l++) {
+      const e = nib + (l << 5);
+      v128.store(o + (l << 5), f32x4.add(v128.load(e), b0));
+      v128.store(o + (l << 5), f32x4.add(v128.load(e, 16), b1), 16);
+    }
+  }
+  return table + (255 << 5);
 }
 
 /**
@@ -1434,18 +1655,19 @@ function maskedEpilogue4(lo: f64, st: f64, win: v128, sum: v128, r: i32, scale: 
 }
 
 /**
- * Binary weights on float inputs for a 'valid' convolution with many channels: subset-sum tables per input pixel.
- * The channels are taken G at a time (a group; the last may hold fewer); for a group, plane m of the tables holds, at
- * every input pixel, the sum of the group's channels whose bit is set in m (2^G planes, plane 0 zeros). One table
- * entry then stands for G taps of every filter at every output whose window covers that pixel, so a filter's masked
- * sum at an output is K*K lookups per group. Outputs go four to a v128 along a row (the tables are planes, so four
- * neighbouring outputs read four neighbouring floats), two rows and sixteen columns per step. Sums run group after
- * group in float32 into `acc`, rows padded to OWP (OW rounded up to 4; the padding columns read past the row and are
- * dropped); row `rows` of `idx` selects every channel and gives the window sums. Then y[r, p] = epilogue(lower[r] *
- * window(p) + step[r] * sum) with the two products in f64, as maskedConv does.
+ * Binary weights on float inputs for a 'valid' convolution with many channels: subset-sum tables per input pixel. The
+ * channels are taken G at a time (a group; the last may hold fewer); for a group, plane m of the tables holds, at every
+ * input pixel, the sum of the group's channels whose bit is set in m (2^G planes, plane 0 zeros). One table entry then
+ * stands for G taps of every filter at every output whose window covers that pixel, so a filter's masked sum at an
+ * output is K*K lookups per group. Outputs go four to a v128 along a row (the tables are planes, so four neighbouring
+ * outputs read four neighbouring floats), three rows and eight columns per step (six accumulators: eight spilled one to
+ * the stack on x64). Sums run group after group in float32 into `acc`, rows padded to OWP (OW rounded up to 4; the
+ * padding columns read past the row and are dropped); row `rows` of `idx` selects every channel and gives the window
+ * sums. Then y[r, p] = epilogue(lower[r] * window(p) + step[r] * sum) with the two products in f64, as maskedConv does.
  * x: one sample [C, H, W]; idx: u8 [rows + 1, groups, K*K], entry (r, g, ky * K + kx) the bits of channels
  * gG..gG+G-1 of filter r at tap (ky, kx) (bit j: channel gG + j); y: [rows, OH, OW]; scratch: 2^G planes of
- * tablePlaneFloats(H, W, K) floats, then (rows + 1) * OH * OWP floats of sums.
+ * tablePlaneFloats(H, W, K) floats, then (rows + 1) * OH * OWP floats of sums, (rows + 1) * K*K u32 of (filter, tap)
+ * offsets and K*K u32 of tap offsets.
  */
 export function maskedConvTables(
   x: usize,
@@ -1478,7 +1700,12 @@ export function maskedConvTables(
   const accPlane = <usize>OH * accRow;
   // Per group, the byte offset of every (filter, tap)'s table row from the output's row: plane and tap together.
   const offs = acc + <usize>(rows + 1) * accPlane;
-  const full = OWP & ~15;
+  const full = OWP & ~7;
+  // Each tap's byte offset in a plane, after the (filter, tap) offsets.
+  const taps = offs + ((<usize>((rows + 1) * KK)) << 2);
+  for (let ky = 0; ky < K; ky++) {
+    for (let kx = 0; kx < K; kx++) store<u32>(taps + ((<usize>(ky * K + kx)) << 2), <u32>((ky * W + kx) << 2));
+  }
   memory.fill(tables, 0, planeBytes);
   for (let g = 0; g < groups; g++) {
     const c0 = g * G;
@@ -1502,23 +1729,26 @@ export function maskedConvTables(
       const ib = idx + <usize>((r * groups + g) * KK);
       const ob = offs + ((<usize>(r * KK)) << 2);
       for (let t = 0; t < KK; t++) {
-        const tap = (<usize>((t / K) * W + (t % K))) << 2;
-        store<u32>(ob + ((<usize>t) << 2), <u32>(<usize>load<u8>(ib + <usize>t) * planeBytes + tap));
+        const at = (<usize>t) << 2;
+        store<u32>(ob + at, <u32>(<usize>load<u8>(ib + <usize>t) * planeBytes + <usize>load<u32>(taps + at)));
       }
     }
-    // Two output rows of every filter in turn: the table rows they read (K + 1 rows of each plane) stay in L1.
-    for (let oy = 0; oy < OH; oy += 2) {
-      // An odd last row runs twice (both stores write the same values).
+    // Three output rows of every filter in turn: the table rows they read (K + 2 rows of each plane) stay in L1.
+    for (let oy = 0; oy < OH; oy += 3) {
+      // Past the last row, rows run twice (both stores write the same values).
       const oy1 = min(oy + 1, OH - 1);
+      const oy2 = min(oy + 2, OH - 1);
       const t0 = tables + <usize>oy * rowBytes;
       const t1 = tables + <usize>oy1 * rowBytes;
+      const t2 = tables + <usize>oy2 * rowBytes;
       for (let r = 0; r <= rows; r++) {
         const out = acc + <usize>r * accPlane;
         const ob = offs + ((<usize>(r * KK)) << 2);
         const y0 = out + <usize>oy * accRow;
         const y1 = out + <usize>oy1 * accRow;
+        const y2 = out + <usize>oy2 * accRow;
         let b = 0;
-        for (; b < full; b += 16) {
+        for (; b < full; b += 8) {
           const bo = (<usize>b) << 2;
           let a0 = f32x4.splat(0);
           let a1 = a0;
@@ -1526,53 +1756,48 @@ export function maskedConvTables(
           let a3 = a0;
           let a4 = a0;
           let a5 = a0;
-          let a6 = a0;
-          let a7 = a0;
           if (!first) {
             a0 = v128.load(y0 + bo);
             a1 = v128.load(y0 + bo, 16);
-            a2 = v128.load(y0 + bo, 32);
-            a3 = v128.load(y0 + bo, 48);
-            a4 = v128.load(y1 + bo);
-            a5 = v128.load(y1 + bo, 16);
-            a6 = v128.load(y1 + bo, 32);
-            a7 = v128.load(y1 + bo, 48);
+            a2 = v128.load(y1 + bo);
+            a3 = v128.load(y1 + bo, 16);
+            a4 = v128.load(y2 + bo);
+            a5 = v128.load(y2 + bo, 16);
           }
           const u0 = t0 + bo;
           const u1 = t1 + bo;
+          const u2 = t2 + bo;
           for (let t: usize = 0; t < <usize>KK; t++) {
             const off = <usize>load<u32>(ob + (t << 2));
-            {
-              const p0 = u0 + off;
-              const p1 = u1 + off;
-              a0 = f32x4.add(a0, v128.load(p0));
-              a1 = f32x4.add(a1, v128.load(p0, 16));
-              a2 = f32x4.add(a2, v128.load(p0, 32));
-              a3 = f32x4.add(a3, v128.load(p0, 48));
-              a4 = f32x4.add(a4, v128.load(p1));
-              a5 = f32x4.add(a5, v128.load(p1, 16));
-              a6 = f32x4.add(a6, v128.load(p1, 32));
-              a7 = f32x4.add(a7, v128.load(p1, 48));
-            }
+            const p0 = u0 + off;
+            const p1 = u1 + off;
+            const p2 = u2 + off;
+            a0 = f32x4.add(a0, v128.load(p0));
+            a1 = f32x4.add(a1, v128.load(p0, 16));
+            a2 = f32x4.add(a2, v128.load(p1));
+            a3 = f32x4.add(a3, v128.load(p1, 16));
+            a4 = f32x4.add(a4, v128.load(p2));
+            a5 = f32x4.add(a5, v128.load(p2, 16));
           }
-          v128.store(y1 + bo, a4);
-          v128.store(y1 + bo, a5, 16);
-          v128.store(y1 + bo, a6, 32);
-          v128.store(y1 + bo, a7, 48);
+          v128.store(y2 + bo, a4);
+          v128.store(y2 + bo, a5, 16);
+          v128.store(y1 + bo, a2);
+          v128.store(y1 + bo, a3, 16);
           v128.store(y0 + bo, a0);
           v128.store(y0 + bo, a1, 16);
-          v128.store(y0 + bo, a2, 32);
-          v128.store(y0 + bo, a3, 48);
         }
         for (; b < OWP; b += 4) {
           const bo = (<usize>b) << 2;
           let a0 = first ? f32x4.splat(0) : v128.load(y0 + bo);
           let a1 = first ? f32x4.splat(0) : v128.load(y1 + bo);
+          let a2 = first ? f32x4.splat(0) : v128.load(y2 + bo);
           for (let t: usize = 0; t < <usize>KK; t++) {
             const off = <usize>load<u32>(ob + (t << 2)) + bo;
             a0 = f32x4.add(a0, v128.load(t0 + off));
             a1 = f32x4.add(a1, v128.load(t1 + off));
+            a2 = f32x4.add(a2, v128.load(t2 + off));
           }
+          v128.store(y2 + bo, a2);
           v128.store(y1 + bo, a1);
           v128.store(y0 + bo, a0);
         }

@@ -126,6 +126,22 @@ export interface KernelExports {
     lut: number,
     nibbles: number,
   ): void;
+  maskedRowsBatch(
+    a: number,
+    items: number,
+    len: number,
+    bits: number,
+    rows: number,
+    lower: number,
+    step: number,
+    scale: number,
+    shift: number,
+    relu: number,
+    y: number,
+    strideRow: number,
+    strideItem: number,
+    lut: number,
+  ): void;
   maskedConv(
     x: number,
     C: number,
