@@ -294,8 +294,10 @@ function normalize(tf: Tf, spec: ModelSpec, x: Tensor): Tensor {
 /**
  * conv2d (NHWC input, HWIO filter, 'valid', stride 1) with its own backward pass: tfjs-wasm has no
  * Conv2DBackpropFilter kernel, and its Conv3D stand-in is 50x slower. The input gradient is the full convolution of
- * the padded output gradient with the flipped filter; the filter gradient is patches^T * dy, the patches gathered by
- * k*k slices in (row, column, channel) order, which is exactly the HWIO filter flattened.
+ * the padded output gradient with the flipped filter; the filter gradient is a convolution too, of the input with
+ * the samples as channels by the output gradient. It replaced patches^T * dy with the patches gathered by k*k slices
+ * and a concat, which tfjs-wasm copies in JavaScript: a third of a LeNet training step, and a LeNet epoch on 2,000
+ * MNIST images went from 5.8 to 2.2 s of CPU.
  */
 export function convValid(tf: Tf, input: Tensor, hwio: Tensor): Tensor {
   const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
@@ -305,8 +307,7 @@ export function convValid(tf: Tf, input: Tensor, hwio: Tensor): Tensor {
       value: tf.conv2d(x, w, 1, 'valid'),
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [xs, ws] = saved as [tfTypes.Tensor4D, tfTypes.Tensor4D];
-        const [k, , inC, outC] = ws.shape;
-        const [n, oh, ow] = dy.shape;
+        const k = ws.shape[0];
         const padded = tf.pad(dy as tfTypes.Tensor4D, [
           [0, 0],
           [k - 1, k - 1],
@@ -315,11 +316,18 @@ export function convValid(tf: Tf, input: Tensor, hwio: Tensor): Tensor {
         ]);
         const flipped = tf.transpose<tfTypes.Tensor4D>(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]);
         const dx = tf.conv2d(padded, flipped, 1, 'valid');
-        const slices: Tensor[] = [];
-        for (let i = 0; i < k; i++)
-          for (let j = 0; j < k; j++) slices.push(tf.slice(xs, [0, i, j, 0], [n, oh, ow, inC]));
-        const patches = tf.concat(slices, 3).reshape([-1, k * k * inC]);
-        const dw = tf.matMul(tf.transpose(patches), dy.reshape([-1, outC])).reshape([k, k, inC, outC]);
+        // dw[kh, kw, c, o] = sum over samples and outputs of x[n, oy + kh, ox + kw, c] * dy[n, oy, ox, o]: a 'valid'
+        // conv of the input with the samples as channels ([c, h, w, n]) by the output gradient as the filter
+        // ([oh, ow, n, o]), whose [c, k, k, o] output is the gradient once transposed.
+        const dw = tf.transpose(
+          tf.conv2d(
+            tf.transpose<tfTypes.Tensor4D>(xs, [3, 1, 2, 0]),
+            tf.transpose<tfTypes.Tensor4D>(dy as tfTypes.Tensor4D, [1, 2, 0, 3]),
+            1,
+            'valid',
+          ),
+          [1, 2, 0, 3],
+        );
         return [dx, dw];
       },
     };

@@ -20,12 +20,30 @@ before(async () => {
   data = await fashionMnist(600, 200);
 });
 
-test('the conv backward pass matches finite differences', () => {
+test('the conv backward pass matches its definition (filter gradient) and finite differences', () => {
   const x = tf.randomNormal([2, 7, 6, 3], 0, 1, 'float32', 1);
   const w = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 2);
   const dy = tf.randomNormal([2, 5, 4, 4], 0, 1, 'float32', 3);
   const loss = (a: typeof x, b: typeof w): ReturnType<typeof tf.sum> => tf.sum(tf.mul(convValid(tf, a, b), dy));
   const [gx, gw] = tf.grads((a, b) => loss(a, b))([x, w]);
+  // Every element of the filter gradient against its definition: sum over samples and outputs of x under the tap
+  // times dy (HWIO, x NHWC).
+  const [xv, dyv, gwv] = [x.dataSync(), dy.dataSync(), gw.dataSync()];
+  for (let kh = 0; kh < 3; kh++)
+    for (let kw = 0; kw < 3; kw++)
+      for (let c = 0; c < 3; c++)
+        for (let o = 0; o < 4; o++) {
+          let sum = 0;
+          for (let n = 0; n < 2; n++)
+            for (let oy = 0; oy < 5; oy++)
+              for (let ox = 0; ox < 4; ox++)
+                sum += xv[((n * 7 + oy + kh) * 6 + ox + kw) * 3 + c] * dyv[((n * 5 + oy) * 4 + ox) * 4 + o];
+          const got = gwv[((kh * 3 + kw) * 3 + c) * 4 + o];
+          assert.ok(
+            Math.abs(got - sum) < 1e-4 * Math.max(1, Math.abs(sum)),
+            `dw[${kh},${kw},${c},${o}]: ${got} vs ${sum}`,
+          );
+        }
   const eps = 1e-2;
   for (const [grad, which, index] of [
     [gw, 'w', 7],
