@@ -7,7 +7,11 @@ import { packBits } from '../../src/core/bitpack.js';
 import { roundToFloat16 } from '../../src/core/float16.js';
 import { quantizeInput, quantizeRows } from '../../src/core/quantize.js';
 import type { BinarizeMode } from '../../src/core/spec.js';
-import { binarizeSample, createReferenceEngine } from '../../src/runtime/bitwasm/engine-reference.js';
+import {
+  binarizationMargins,
+  binarizeSample,
+  createReferenceEngine,
+} from '../../src/runtime/bitwasm/engine-reference.js';
 import {
   createWasmEngine,
   int8ConvPlan,
@@ -512,4 +516,19 @@ test('max pooling: 2x2 windows four at a time with a tail column, 3x3 windows, o
     actual[1] = expected[1] = 0;
     assert.deepEqual(actual, expected, `${size}x${size} on ${h}x${w}`);
   }
+});
+
+test('binarization margins: the nearest binarized value to its threshold, as a fraction of the largest', () => {
+  const next = makeRng(9);
+  const xnor = planOf([
+    weightLayer('fc', { kind: 'dense', inputShape: [4, 1, 1], rows: 3, binary: true, inputs: 'xnor' }, next),
+  ]);
+  // XNOR splits at 0: the nearest of 2, -0.5, 0.25, -1e-3 is 1e-3 away, over a largest |value| of 2.
+  const margins = binarizationMargins(xnor, Float32Array.from([2, -0.5, 0.25, -1e-3, 1, 1, 1, -1]), 2);
+  assert.ok(Math.abs(margins[0] - 5e-4) < 1e-9, `sample 0: ${margins[0]}`);
+  assert.equal(margins[1], 1);
+  const float = planOf([
+    weightLayer('fc', { kind: 'dense', inputShape: [4, 1, 1], rows: 3, binary: true, inputs: 'none' }, next),
+  ]);
+  assert.deepEqual(Array.from(binarizationMargins(float, new Float32Array(4), 1)), [Infinity]);
 });

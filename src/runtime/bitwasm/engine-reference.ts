@@ -14,7 +14,41 @@ const f32 = Math.fround;
  * input per sample (core/quantize.ts quantizeInput) and sum integer products exactly, as the wasm kernels do.
  */
 export function createReferenceEngine(plan: Plan): Engine {
-  const expanded = new Map<PlanWeightLayer, Float32Array | Int8Array>();
+  const { expanded, weightBytes } = expandWeights(plan);
+  return {
+    mode: 'reference',
+    plan,
+    weightBytes,
+    run(input: Float32Array, batch: number, profiler?: Profiler): Float32Array {
+      const out = new Float32Array(batch * plan.classes);
+      for (let s = 0; s < batch; s++) out.set(forwardSample(plan, expanded, input, s, profiler), s * plan.classes);
+      return out;
+    },
+    dispose(): void {},
+  };
+}
+
+/**
+ * For every sample, the smallest distance of a binarized activation from its threshold, as a fraction of the largest
+ * |value| its layer binarizes (Infinity where no layer binarizes its input): how far float32 sums in another order are
+ * from flipping a bit. A backend may answer a sample whose margin is near float32's epsilon either way.
+ */
+export function binarizationMargins(plan: Plan, input: Float32Array, batch: number): Float64Array {
+  const { expanded } = expandWeights(plan);
+  const margins = new Float64Array(batch);
+  for (let s = 0; s < batch; s++) {
+    const margin = { min: Infinity };
+    forwardSample(plan, expanded, input, s, undefined, margin);
+    margins[s] = margin.min;
+  }
+  return margins;
+}
+
+type Expanded = Map<PlanWeightLayer, Float32Array | Int8Array>;
+
+/** Each weight layer's rows as the reference multiplies them, and the bytes they and their scales take. */
+function expandWeights(plan: Plan): { expanded: Expanded; weightBytes: number } {
+  const expanded: Expanded = new Map();
   let weightBytes = 0;
   for (const layer of plan.layers) {
     if (layer.kind !== 'dense' && layer.kind !== 'conv') continue;
@@ -29,44 +63,51 @@ export function createReferenceEngine(plan: Plan): Engine {
     }
     weightBytes += expanded.get(layer)!.byteLength + (layer.scale?.byteLength ?? 0) + layer.shift.byteLength;
   }
-  return {
-    mode: 'reference',
-    plan,
-    weightBytes,
-    run(input: Float32Array, batch: number, profiler?: Profiler): Float32Array {
-      const out = new Float32Array(batch * plan.classes);
-      const inF = features(plan.inputShape);
-      for (let s = 0; s < batch; s++) {
-        let h: Float32Array = input.slice(s * inF, (s + 1) * inF);
-        normalizeInput(h, 0, inF, plan);
-        for (const layer of plan.layers) {
-          const event = profiler?.begin(layer.name, layerTag(layer));
-          if (layer.kind === 'maxpool') h = maxPool(h, layer.inputShape, layer.size);
-          else if (layer.kind === 'pad') {
-            const [c, height, width] = layer.inputShape;
-            const padded = new Float32Array(features(layer.outputShape));
-            padPlanes(h, 0, padded, 0, c, height, width, layer.size);
-            h = padded;
-          } else if (layer.kind !== 'flatten') {
-            const x = binarizeSample(h, layer.inputShape, layer.kind === 'conv', layer.inputs);
-            h = weightLayer(x, layer, expanded.get(layer)!);
-          }
-          if (event !== undefined) profiler?.end(event);
-        }
-        out.set(h, s * plan.classes);
-      }
-      return out;
-    },
-    dispose(): void {},
-  };
+  return { expanded, weightBytes };
+}
+
+/** Sample s of `input` through every layer; `margin.min` takes the smallest binarization margin met (see above). */
+function forwardSample(
+  plan: Plan,
+  expanded: Expanded,
+  input: Float32Array,
+  s: number,
+  profiler?: Profiler,
+  margin?: { min: number },
+): Float32Array {
+  const inF = features(plan.inputShape);
+  let h: Float32Array = input.slice(s * inF, (s + 1) * inF);
+  normalizeInput(h, 0, inF, plan);
+  for (const layer of plan.layers) {
+    const event = profiler?.begin(layer.name, layerTag(layer));
+    if (layer.kind === 'maxpool') h = maxPool(h, layer.inputShape, layer.size);
+    else if (layer.kind === 'pad') {
+      const [c, height, width] = layer.inputShape;
+      const padded = new Float32Array(features(layer.outputShape));
+      padPlanes(h, 0, padded, 0, c, height, width, layer.size);
+      h = padded;
+    } else if (layer.kind !== 'flatten') {
+      const x = binarizeSample(h, layer.inputShape, layer.kind === 'conv', layer.inputs, margin);
+      h = weightLayer(x, layer, expanded.get(layer)!);
+    }
+    if (event !== undefined) profiler?.end(event);
+  }
+  return h;
 }
 
 /**
  * One sample's input binarization (see export-onnx.ts binarizeInputs): DAB centres each position across channels
  * (conv) or the features (dense), runs ACTIVATION_LLOYD_STEPS Lloyd steps from the mean and returns each value's level;
- * XNOR returns +/- mean |x| by sign.
+ * XNOR returns +/- mean |x| by sign. `margin.min`, when given, takes the nearest value's distance from the threshold as a
+ * fraction of the largest |value|.
  */
-export function binarizeSample(x: Float32Array, shape: number[], isConv: boolean, mode: BinarizeMode): Float32Array {
+export function binarizeSample(
+  x: Float32Array,
+  shape: number[],
+  isConv: boolean,
+  mode: BinarizeMode,
+  margin?: { min: number },
+): Float32Array {
   if (mode === 'none') return x;
   const n = x.length;
   let lower: number;
@@ -109,6 +150,15 @@ export function binarizeSample(x: Float32Array, shape: number[], isConv: boolean
       upper = f32(upSum / Math.max(ups, 1));
       lower = f32(downSum / Math.max(n - ups, 1));
     }
+  }
+  if (margin) {
+    let scale = 0;
+    let nearest = Infinity;
+    for (let k = 0; k < n; k++) {
+      scale = Math.max(scale, Math.abs(v[k]));
+      nearest = Math.min(nearest, Math.abs(v[k] - threshold));
+    }
+    if (scale > 0) margin.min = Math.min(margin.min, nearest / scale);
   }
   const high = f32(lower + f32(upper - lower));
   return v.map((value) => (value >= threshold ? high : lower));
