@@ -344,8 +344,9 @@ function maskedRows(
   const { rows, rowLength: len, relu } = l.plan;
   const r = relu ? 1 : 0;
   const nibbles = l.nibbles ? 1 : 0;
-  if (l.rowStride === 0 && items >= MASKED_BATCH_MIN_ITEMS) {
-    k.maskedRowsBatch(
+  if (l.rowStride === 0) {
+    // Long rows, group-major: eight samples per table entry for a batch, else one sample at a time.
+    const args = [
       a,
       items,
       len,
@@ -360,25 +361,9 @@ function maskedRows(
       strideRow,
       strideItem,
       lut,
-    );
-  } else if (l.rowStride === 0) {
-    k.maskedRowsBlocked(
-      a,
-      items,
-      len,
-      l.weights,
-      rows,
-      l.lower,
-      l.step,
-      l.scale,
-      l.shift,
-      r,
-      y,
-      strideRow,
-      strideItem,
-      lut,
-      nibbles,
-    );
+    ] as const;
+    if (items >= MASKED_BATCH_MIN_ITEMS) k.maskedRowsBatch(...args);
+    else k.maskedRowsBlocked(...args, nibbles);
   } else {
     k.maskedRows(
       a,
