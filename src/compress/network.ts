@@ -130,6 +130,8 @@ export function forwardTrain(
     x = maskInputTrain(tf, spec.inputMask, spec.input.shape, x, tensors, maskTerms);
   }
   let h: Tensor = toNhwc(tf, x);
+  // Until the first weight layer, h is the data (or the learned mask's product with it): only a mask needs its gradient.
+  let inputGrad = spec.inputMask !== undefined;
   for (const layer of spec.layers) {
     switch (layer.kind) {
       case 'flatten':
@@ -151,7 +153,8 @@ export function forwardTrain(
         const mode = layer.binarize.weights;
         if (mode === 'int8') q = fakeQuantizeInt8(tf, w, layer.kind);
         else if (mode !== 'none') q = binarizeWeights(tf, w, layer.kind, mode);
-        h = layer.kind === 'dense' ? matMul(tf, input, q) : conv(tf, input, q, layer.padding);
+        h = layer.kind === 'dense' ? matMul(tf, input, q, inputGrad) : conv(tf, input, q, layer.padding, inputGrad);
+        inputGrad = true;
         if (layer.batchNorm) {
           const axes = layer.kind === 'dense' ? [0] : [0, 1, 2];
           const gamma = params.trainable.get(`${layer.name}.bn.gamma`) as Variable;
@@ -242,16 +245,17 @@ function frozenWeights(tf: Tf, layer: FrozenWeightLayer): Tensor {
 
 /**
  * x [N, in] times w [in, out], with a backward pass built from explicit transposes and plain products: tfjs-wasm's
- * own matMul gradient multiplies by transposed operands, its slow path.
+ * own matMul gradient multiplies by transposed operands, its slow path. Without `inputGrad` (x is the data), x's
+ * gradient is zeros instead of a product nobody reads.
  */
-function matMul(tf: Tf, x: Tensor, w: Tensor): Tensor {
+function matMul(tf: Tf, x: Tensor, w: Tensor, inputGrad = true): Tensor {
   const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
     const [a, b] = args as [Tensor, Tensor];
     (args[2] as tfTypes.GradSaveFunc)([a, b]);
     return {
       value: tf.matMul(a, b),
       gradFunc: (dy: Tensor, saved: Tensor[]) => [
-        tf.matMul(dy, tf.transpose(saved[1])),
+        inputGrad ? tf.matMul(dy, tf.transpose(saved[1])) : tf.zerosLike(saved[0]),
         tf.matMul(tf.transpose(saved[0]), dy),
       ],
     };
@@ -270,7 +274,7 @@ function flattenNchw(tf: Tf, h: Tensor): Tensor {
 }
 
 /** Convolution of NHWC input with OIHW weights, stride 1, `padding` zeros on every side (none when absent). */
-function conv(tf: Tf, input: Tensor, oihw: Tensor, padding = 0): Tensor {
+function conv(tf: Tf, input: Tensor, oihw: Tensor, padding = 0, inputGrad = true): Tensor {
   const padded = padding
     ? tf.pad(input as tfTypes.Tensor4D, [
         [0, 0],
@@ -279,7 +283,7 @@ function conv(tf: Tf, input: Tensor, oihw: Tensor, padding = 0): Tensor {
         [0, 0],
       ])
     : input;
-  return convValid(tf, padded, tf.transpose(oihw, [2, 3, 1, 0]));
+  return convValid(tf, padded, tf.transpose(oihw, [2, 3, 1, 0]), inputGrad);
 }
 
 /**
@@ -297,9 +301,10 @@ function normalize(tf: Tf, spec: ModelSpec, x: Tensor): Tensor {
  * the padded output gradient with the flipped filter; the filter gradient is a convolution too, of the input with
  * the samples as channels by the output gradient. It replaced patches^T * dy with the patches gathered by k*k slices
  * and a concat, which tfjs-wasm copies in JavaScript: a third of a LeNet training step, and a LeNet epoch on 2,000
- * MNIST images went from 5.8 to 2.2 s of CPU.
+ * MNIST images went from 5.8 to 2.2 s of CPU. Without `inputGrad` (the input is the data), the input's gradient is
+ * zeros instead of a convolution nobody reads.
  */
-export function convValid(tf: Tf, input: Tensor, hwio: Tensor): Tensor {
+export function convValid(tf: Tf, input: Tensor, hwio: Tensor, inputGrad = true): Tensor {
   const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {
     const [x, w] = args as [tfTypes.Tensor4D, tfTypes.Tensor4D];
     (args[2] as tfTypes.GradSaveFunc)([x, w]);
@@ -308,14 +313,19 @@ export function convValid(tf: Tf, input: Tensor, hwio: Tensor): Tensor {
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [xs, ws] = saved as [tfTypes.Tensor4D, tfTypes.Tensor4D];
         const k = ws.shape[0];
-        const padded = tf.pad(dy as tfTypes.Tensor4D, [
-          [0, 0],
-          [k - 1, k - 1],
-          [k - 1, k - 1],
-          [0, 0],
-        ]);
-        const flipped = tf.transpose<tfTypes.Tensor4D>(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]);
-        const dx = tf.conv2d(padded, flipped, 1, 'valid');
+        const dx = inputGrad
+          ? tf.conv2d(
+              tf.pad(dy as tfTypes.Tensor4D, [
+                [0, 0],
+                [k - 1, k - 1],
+                [k - 1, k - 1],
+                [0, 0],
+              ]),
+              tf.transpose<tfTypes.Tensor4D>(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]),
+              1,
+              'valid',
+            )
+          : tf.zerosLike(xs);
         // dw[kh, kw, c, o] = sum over samples and outputs of x[n, oy + kh, ox + kw, c] * dy[n, oy, ox, o]: a 'valid'
         // conv of the input with the samples as channels ([c, h, w, n]) by the output gradient as the filter
         // ([oh, ow, n, o]), whose [c, k, k, o] output is the gradient once transposed.
