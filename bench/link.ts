@@ -7,15 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calibrate, observeExits, validationSplit } from '../src/compress/calibrate.js';
 import { DEFAULT_MASK_TRAINING, trainRun, type TrainRunOptions } from '../src/compress/train-run.js';
-import type { FrozenModel } from '../src/core/frozen.js';
+import { SELECT_HEADER_BYTES } from '../src/core/codec.js';
+import { freeze, type FrozenModel } from '../src/core/frozen.js';
+import { scheduleFor } from '../src/compress/mask.js';
 import { loadRun } from '../src/core/run.js';
-import { loadDataset, type Dataset } from '../src/data/datasets.js';
+import { loadDataset, type Dataset, type Split } from '../src/data/datasets.js';
 import { CmpError } from '../src/errors.js';
 import { exportOnnx } from '../src/export/export-onnx.js';
 import { buildFirmware, requireTool } from '../src/link/firmware-build.js';
 import { convertToMcuModel } from '../src/core/mcu-model.js';
 import { bootQemu } from '../src/link/qemu.js';
-import { runSplit, type SplitReport } from '../src/profile/split.js';
+import { handoffUplinkBytes, resultUplinkBytes, runSplit, type SplitReport } from '../src/profile/split.js';
 import { createBackend } from '../src/runtime/backends.js';
 import { readModelFile } from '../src/runtime/model-file.js';
 import { formatTable } from '../src/cli/table.js';
@@ -35,20 +37,23 @@ export const link: Benchmark = {
   async run(argv: string[], json: boolean): Promise<number> {
     const values = parseBenchFlags(argv, {
       dataset: { default: 'fashion-mnist' },
-      images: { default: '300' },
-      epochs: { default: '10' },
+      images: {},
+      epochs: {},
       'mask-epochs': { default: '30' },
-      'lambda-start': { default: '0.001' },
+      'lambda-start': {},
       finetune: { default: '3' },
       'limit-train': {},
       save: {},
     });
-    const images = positiveInt('images', values.images) as number;
-    const epochs = positiveInt('epochs', values.epochs) as number;
+    const images = positiveInt('images', values.images);
     const maskEpochs = positiveInt('mask-epochs', values['mask-epochs']) as number;
     const finetune = positiveInt('finetune', values.finetune) as number;
+    // The full-input model trains as long as a masked model can (its mask run, then fine-tuning), so the comparison
+    // does not favour the masks.
+    const epochs = positiveInt('epochs', values.epochs) ?? maskEpochs + finetune;
     const limitTrain = positiveInt('limit-train', values['limit-train']);
-    const lambdaStart = Number(values['lambda-start']);
+    const schedule = scheduleFor({ kind: 'pixel' }, [1, 28, 28]);
+    const lambdaStart = values['lambda-start'] === undefined ? schedule.start : Number(values['lambda-start']);
     if (!(lambdaStart > 0))
       throw new CmpError('BAD_FLAG', `--lambda-start must be a positive number (got "${values['lambda-start']}").`);
     requireTool('qemu-system-arm');
@@ -67,34 +72,30 @@ export const link: Benchmark = {
       seed: 1,
     };
     const fullBytes = data.inputShape.reduce((a, b) => a * b, 1);
-    // The mask's share: the most accurate checkpoint whose frames stay within a tenth of the whole image.
-    const budget = fullBytes / 10;
+    // The goal's byte budget: a tenth of what handing the whole image off costs on the wire. Choices made on
+    // validation data keep 3% of it spare, for a hand-off share that moves a little on the test images.
+    const budget = (handoffUplinkBytes(SELECT_HEADER_BYTES + fullBytes) / 10) * 0.97;
     const mask = {
       kind: 'static',
       granularity: { kind: 'pixel' },
       source: 'learned',
       values: 'uint8',
       ...DEFAULT_MASK_TRAINING,
-      schedule: { ...DEFAULT_MASK_TRAINING.schedule, patience: 2 },
+      schedule: { ...schedule, start: lambdaStart },
     } as const;
 
     log(`training the full-input model (${epochs} epochs)`);
     const full = await trainRun(data, common);
-    const masked = await maskedModel(
-      data,
-      { ...common, epochs: maskEpochs, mask, out: join(dir, 'masked') },
-      budget,
+    const masked = await maskedModel(data, { ...common, epochs: maskEpochs, mask, out: join(dir, 'masked') }, budget, {
       finetune,
       log,
-    );
-    const exitRun = await maskedModel(
+    });
+    const exitModel = await maskedModel(
       data,
       { ...common, epochs: maskEpochs, exits: [1], mask, out: join(dir, 'exit') },
       budget,
-      finetune,
-      log,
+      { finetune, log },
     );
-    const exitFrozen = await calibrated(exitRun, data, masked.validationAccuracy - 0.005);
 
     const firmware = await buildFirmware({ board: 'mps2-an385', outDir: join(dir, 'fw') });
     const session = await bootQemu({ elfPath: firmware.elfPath, client: { timeoutMs: 3000 } });
@@ -103,7 +104,7 @@ export const link: Benchmark = {
       const setups: [Row['setup'], FrozenModel][] = [
         ['full input', full.frozen],
         ['masked input', masked.frozen],
-        ['masked input + exit', exitFrozen],
+        ['masked input + exit', exitModel.frozen],
       ];
       for (const [setup, frozen] of setups) {
         const exported = exportOnnx(frozen);
@@ -111,11 +112,11 @@ export const link: Benchmark = {
         writeFileSync(path, exported.bytes);
         const file = readModelFile(path);
         const mcu = convertToMcuModel(file);
-        log(`${setup}: uploading ${mcu.blob.length} bytes, then ${images} images`);
+        log(`${setup}: uploading ${mcu.blob.length} bytes, then ${data.test.count} images`);
         await session.client.uploadModel(mcu.blob);
         const backend = await createBackend('ort-node', file);
         try {
-          const { report } = await runSplit(session.client, file, backend, data.test, images);
+          const { report } = await runSplit(session.client, file, backend, data.test, data.test.count);
           const kept = exported.manifest.inputMask;
           rows.push({
             setup,
@@ -130,12 +131,18 @@ export const link: Benchmark = {
     } finally {
       await session.close();
     }
+    // Issue 20 judges the link by its best setup: the most accurate of those that send at least 10x fewer uplink
+    // bytes than the full input (else the leanest), on every test image.
     const fullRow = rows[0];
-    const best = rows[2];
+    const fewer = (r: Row): number => fullRow.meanUpBytes / r.meanUpBytes;
+    const maskedRows = rows.slice(1);
+    const best =
+      maskedRows.filter((r) => fewer(r) >= 10).sort((a, b) => b.accuracy - a.accuracy)[0] ??
+      [...maskedRows].sort((a, b) => fewer(b) - fewer(a))[0];
     const goals: Goal[] = [
-      atLeast('uplink bytes, full input / masked input + exit', fullRow.meanUpBytes / best.meanUpBytes, 10, 'x'),
+      atLeast(`uplink bytes, full input / ${best.setup}`, fewer(best), 10, 'x'),
       atLeast(
-        `accuracy within 1.5 pt of the full model (${(fullRow.accuracy * 100).toFixed(2)}%)`,
+        `${best.setup}: accuracy within 1.5 pt of the full model (${(fullRow.accuracy * 100).toFixed(2)}%)`,
         best.accuracy * 100,
         fullRow.accuracy * 100 - 1.5,
         'pt',
@@ -143,7 +150,7 @@ export const link: Benchmark = {
     ];
     const inputs = {
       dataset: data.name,
-      images,
+      images: data.test.count,
       epochs,
       maskEpochs,
       finetune,
@@ -157,7 +164,7 @@ export const link: Benchmark = {
       return 0;
     }
     const out = [
-      `link: ${data.name}, ${images} test images through the firmware on QEMU mps2-an385 (serialport on a PTY); a binary MLP (128, 64; DAB weights and activations); the host finishes hand-offs in onnxruntime-node. Up = device to host, down = host to device (the emulated sensor feed), framed bytes on the wire.`,
+      `link: ${data.name}, ${data.test.count} test images through the firmware on QEMU mps2-an385 (serialport on a PTY); a binary MLP (128, 64; DAB weights and activations); the host finishes hand-offs in onnxruntime-node. Up = device to host, down = host to device (the emulated sensor feed), framed bytes on the wire.`,
       `machine: ${machineLine(describeMachine())}`,
       '',
       formatTable(
@@ -187,7 +194,7 @@ export const link: Benchmark = {
         ]),
       ),
       '',
-      'Goals (issue 6):',
+      'Goals (issues 6 and 20):',
       ...goalLines(goals),
     ];
     process.stdout.write(`${out.join('\n')}\n`);
@@ -195,50 +202,80 @@ export const link: Benchmark = {
   },
 };
 
-/** Learns a mask, takes the most accurate checkpoint within `budget` bytes per frame and fine-tunes it. */
+/**
+ * Learns a mask and fine-tunes the checkpoint that is most accurate on validation data within `budget` uplink bytes
+ * per inference. Without exits that is a frame that fits. With an exit, a checkpoint's mask may be larger than the
+ * budget: its threshold is calibrated so that the images the exit answers (a RESULT on the wire) pay for those it
+ * hands off, and the checkpoint is the one whose calibrated point is most accurate. After fine-tuning the threshold is
+ * calibrated again, on the same validation images.
+ */
 async function maskedModel(
   data: Dataset,
   options: TrainRunOptions & { out: string },
   budget: number,
-  finetune: number,
-  log: (text: string) => boolean,
-): Promise<{ frozen: FrozenModel; validationAccuracy: number; out: string; validationCount: number }> {
+  { finetune, log }: { finetune: number; log: (text: string) => boolean },
+): Promise<{ frozen: FrozenModel }> {
   log(`learning a static mask${options.exits ? ' with an exit' : ''} (${options.epochs} epochs)`);
   const learned = await trainRun(data, options);
-  const checkpoints = learned.masking?.checkpoints ?? [];
-  // The most accurate checkpoint within the budget, else the leanest one (the goal then reports the miss).
-  const pick =
-    checkpoints.filter((c) => c.frameBytes <= budget).sort((a, b) => b.validationAccuracy - a.validationAccuracy)[0] ??
-    [...checkpoints].sort((a, b) => a.frameBytes - b.frameBytes)[0];
-  if (!pick) throw new CmpError('INTERNAL', 'Mask training saved no checkpoint; raise --mask-epochs.');
+  const validation = validationSplit(data, learned.training.validationCount ?? 0);
+  const scored: { dir: string; keptUnits: number; frameBytes: number; accuracy: number; bytes: number }[] = [];
+  for (const c of learned.masking?.checkpoints ?? []) {
+    if (!options.exits) {
+      const bytes = handoffUplinkBytes(c.frameBytes);
+      if (bytes <= budget) scored.push({ ...c, accuracy: c.validationAccuracy, bytes });
+      continue;
+    }
+    const run = loadRun(join(options.out, c.dir));
+    const point = await withinBudget(freeze(run.record.spec, run.tensors), data, validation, budget, c.frameBytes);
+    if (point) scored.push({ ...c, ...point });
+  }
+  const pick = scored.sort((a, b) => b.accuracy - a.accuracy)[0];
+  if (!pick) {
+    throw new CmpError(
+      'INTERNAL',
+      `No mask checkpoint fits ${budget.toFixed(1)} uplink bytes per inference; raise --mask-epochs or --lambda-start.`,
+    );
+  }
   const from = loadRun(join(options.out, pick.dir));
-  log(`fine-tuning ${pick.dir} (${pick.keptUnits} pixels, ${finetune} epochs)`);
+  log(
+    `fine-tuning ${pick.dir} (${pick.keptUnits} pixels; validation ${(pick.accuracy * 100).toFixed(2)}% at ${pick.bytes.toFixed(1)} uplink bytes; ${finetune} epochs)`,
+  );
   const tuned = await trainRun(data, {
     ...options,
     epochs: finetune,
     out: `${options.out}-tuned`,
     from: { dir: from.dir, spec: from.record.spec, tensors: from.tensors },
   });
-  const last = tuned.training.history[tuned.training.history.length - 1];
+  if (!options.exits) return { frozen: tuned.frozen };
+  const point = await withinBudget(tuned.frozen, data, validation, budget, pick.frameBytes);
+  const thresholds = point?.thresholds ?? tuned.frozen.exits?.map(() => -1) ?? [];
+  log(`exit threshold ${thresholds.map((t) => t.toFixed(4)).join(', ')} (${point ? 'within' : 'over'} the budget)`);
   return {
-    frozen: tuned.frozen,
-    validationAccuracy: last?.validationAccuracy ?? pick.validationAccuracy,
-    out: `${options.out}-tuned`,
-    validationCount: tuned.training.validationCount ?? 0,
+    frozen: { ...tuned.frozen, exits: (tuned.frozen.exits ?? []).map((e, i) => ({ ...e, threshold: thresholds[i] })) },
   };
 }
 
 /**
- * The exit model with its threshold chosen on validation data: the point that hands off least (stage 1 costs the
- * link nothing, a hand-off costs its frame) among those at least `target` accurate.
+ * The exit threshold most accurate on `validation` whose mean uplink bytes fit `budget`: an answer from the exit
+ * costs a RESULT, a hand-off costs the mask's `frameBytes` frame. Undefined when even answering everything on the device does
+ * not fit.
  */
-async function calibrated(
-  run: { frozen: FrozenModel; validationCount: number },
+async function withinBudget(
+  frozen: FrozenModel,
   data: Dataset,
-  target: number,
-): Promise<FrozenModel> {
-  const observations = await observeExits(run.frozen, data, validationSplit(data, run.validationCount));
-  const result = calibrate(observations, [0, 1], { targetAccuracy: target }, data.labels.length);
-  const thresholds = result.chosen.thresholds;
-  return { ...run.frozen, exits: (run.frozen.exits ?? []).map((e, i) => ({ ...e, threshold: thresholds[i] })) };
+  validation: Split,
+  budget: number,
+  frameBytes: number,
+): Promise<{ accuracy: number; bytes: number; thresholds: number[] } | undefined> {
+  const handoff = handoffUplinkBytes(frameBytes);
+  const answer = resultUplinkBytes();
+  const observations = await observeExits(frozen, data, validation);
+  const { chosen } = calibrate(
+    observations,
+    [answer, handoff - answer],
+    { latencyBudgetMs: budget },
+    data.labels.length,
+  );
+  if (chosen.meanLatencyMs > budget) return undefined;
+  return { accuracy: chosen.accuracy, bytes: chosen.meanLatencyMs, thresholds: chosen.thresholds };
 }

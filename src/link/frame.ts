@@ -13,6 +13,15 @@ export const FRAME_CRC_BYTES = 4;
 /** The longest encoded body a decoder keeps before it gives up on a frame (COBS overhead included). */
 const MAX_ENCODED = FRAME_HEADER_BYTES + MAX_PAYLOAD + FRAME_CRC_BYTES + 16;
 
+/**
+ * The most bytes one frame with `payload` bytes takes on the wire: both delimiters, header, CRC and COBS's worst
+ * case (one code byte per 254 bytes of body). Frames whose bodies hold zeros take exactly this or up to a few less.
+ */
+export function frameWireBytes(payload: number): number {
+  const body = FRAME_HEADER_BYTES + payload + FRAME_CRC_BYTES;
+  return 2 + body + Math.floor(body / 254) + 1;
+}
+
 /** One decoded frame. */
 export interface Frame {
   version: number;

@@ -106,6 +106,11 @@ export interface DeviceResult {
   logits?: Float32Array;
 }
 
+/** A RESULT's payload before its optional logits. */
+export const RESULT_BYTES = 20;
+/** A HANDOFF's payload before its cmp-select/1 frame (entropy, cycles, exits checked, padding). */
+export const HANDOFF_HEADER_BYTES = 12;
+
 /** A HANDOFF: no exit was confident; the device sends the selected inputs (cmp-select/1) for the host to finish. */
 export interface DeviceHandoff {
   /** Entropy of the last exit checked (NaN without exits). */
@@ -117,12 +122,12 @@ export interface DeviceHandoff {
 }
 
 export function parseHandoff(payload: Uint8Array): DeviceHandoff {
-  const v = reader(payload, 'HANDOFF', 12 + 8);
+  const v = reader(payload, 'HANDOFF', HANDOFF_HEADER_BYTES + 8);
   return {
     entropy: v.getFloat32(0, true),
     cycles: v.getUint32(4, true),
     exitsChecked: payload[8],
-    frame: payload.slice(12),
+    frame: payload.slice(HANDOFF_HEADER_BYTES),
   };
 }
 
@@ -194,7 +199,7 @@ export function parseModelInfo(payload: Uint8Array): ModelInfo {
 }
 
 export function parseResult(payload: Uint8Array): DeviceResult {
-  const v = reader(payload, 'RESULT', 20);
+  const v = reader(payload, 'RESULT', RESULT_BYTES);
   const count = v.getUint16(16, true);
   const result: DeviceResult = {
     label: v.getUint16(0, true),
@@ -204,9 +209,9 @@ export function parseResult(payload: Uint8Array): DeviceResult {
     inputCount: v.getUint32(12, true),
   };
   if (count > 0) {
-    reader(payload, 'RESULT', 20 + 4 * count);
+    reader(payload, 'RESULT', RESULT_BYTES + 4 * count);
     result.logits = new Float32Array(count);
-    for (let k = 0; k < count; k++) result.logits[k] = v.getFloat32(20 + 4 * k, true);
+    for (let k = 0; k < count; k++) result.logits[k] = v.getFloat32(RESULT_BYTES + 4 * k, true);
   }
   return result;
 }

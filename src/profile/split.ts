@@ -6,13 +6,25 @@ import { argmaxAt } from '../core/entropy.js';
 import type { Split } from '../data/datasets.js';
 import { CmpError } from '../errors.js';
 import { SelectionCodec } from '../core/codec.js';
+import { frameWireBytes } from '../link/frame.js';
 import type { McuClient } from '../link/mcu-client.js';
+import { HANDOFF_HEADER_BYTES, RESULT_BYTES } from '../link/protocol.js';
 import type { Backend } from '../runtime/backend.js';
 import { maskSpecOf } from '../runtime/masked-input.js';
 import { callerNormalization, type ModelFile } from '../runtime/model-file.js';
 
 /** Link speed the report converts bytes into time with: 10 bits per byte on a UART (start, 8 data, stop). */
 export const UART_BITS_PER_BYTE = 10;
+
+/** The most uplink bytes one split inference costs when an exit answers on the device: a RESULT without logits. */
+export function resultUplinkBytes(): number {
+  return frameWireBytes(RESULT_BYTES);
+}
+
+/** The most uplink bytes one split inference costs when the device hands a `frameBytes` cmp-select/1 frame off. */
+export function handoffUplinkBytes(frameBytes: number): number {
+  return frameWireBytes(HANDOFF_HEADER_BYTES + frameBytes);
+}
 
 export interface SplitSample {
   label: number;

@@ -9,6 +9,7 @@ import {
   decodeFrame,
   encodeFrame,
   FrameDecoder,
+  frameWireBytes,
   MAX_PAYLOAD,
   PROTOCOL_VERSION,
   type Frame,
@@ -69,6 +70,24 @@ test('COBS round-trips payloads of every awkward length without a zero byte on t
   }
   assert.equal(cobsDecode(Uint8Array.of(3, 1)), undefined, 'truncated block');
   assert.equal(cobsDecode(Uint8Array.of(2, 0)), undefined, 'zero inside');
+});
+
+test('frameWireBytes is what a short frame takes on the wire, and never less than a long one takes', () => {
+  // Bodies under 254 bytes get exactly one COBS code byte whatever they hold: the bound is their exact size.
+  for (const length of [0, 20, 32, 53, 240, 245]) {
+    for (const zeroEvery of [0, 1, 7]) {
+      assert.equal(encodeFrame(0x21, 0x0100, bytes(length, length, zeroEvery)).length, frameWireBytes(length));
+    }
+  }
+  let tight = false;
+  for (const length of [246, 254, 500, 796, MAX_PAYLOAD]) {
+    for (const zeroEvery of [0, 3, 300]) {
+      const wire = encodeFrame(0x23, 0x0101, bytes(length, length + 1, zeroEvery)).length;
+      assert.ok(wire <= frameWireBytes(length), `${length}/${zeroEvery}: ${wire} > ${frameWireBytes(length)}`);
+      tight ||= wire === frameWireBytes(length);
+    }
+  }
+  assert.ok(tight, 'payloads without zeros reach the bound');
 });
 
 test('a frame decodes to its type, sequence number and payload', () => {
