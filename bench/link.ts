@@ -285,8 +285,8 @@ async function maskedModel(
 
 /**
  * The exit threshold most accurate on `validation` whose mean uplink bytes fit `budget`: an answer from the exit
- * costs a RESULT, a hand-off costs the mask's `frameBytes` frame. Undefined when even answering everything on the device does
- * not fit.
+ * costs a RESULT, a hand-off costs the mask's `frameBytes` frame. Undefined when even answering everything on the
+ * device does not fit.
  */
 async function withinBudget(
   frozen: FrozenModel,
