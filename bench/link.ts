@@ -72,9 +72,10 @@ export const link: Benchmark = {
       seed: 1,
     };
     const fullBytes = data.inputShape.reduce((a, b) => a * b, 1);
-    // The goal's byte budget: a tenth of what handing the whole image off costs on the wire. Choices made on
-    // validation data keep 5% of it spare, for a hand-off share that moves a little on the test images.
-    const budget = (handoffUplinkBytes(SELECT_HEADER_BYTES + fullBytes) / 10) * 0.95;
+    // The goal's byte budget: a tenth of what handing the whole image off costs on the wire. A masked frame's bytes
+    // are the same for every image; the exit's mean depends on its hand-off share, which moves a little between the
+    // validation images it is calibrated on and the test images, so its choices keep 5% of the budget spare.
+    const budget = handoffUplinkBytes(SELECT_HEADER_BYTES + fullBytes) / 10;
     const mask = {
       kind: 'static',
       granularity: { kind: 'pixel' },
@@ -86,7 +87,16 @@ export const link: Benchmark = {
 
     // Over an hour on 2 cores with every test image: each trained model (as its ONNX file) and each setup's row is
     // kept in .bench/ as it finishes, so a stopped run resumes where it stopped.
-    const modelInputs = { dataset: data.name, epochs, maskEpochs, finetune, limitTrain, lambdaStart };
+    const modelInputs = {
+      dataset: data.name,
+      epochs,
+      maskEpochs,
+      finetune,
+      limitTrain,
+      lambdaStart,
+      budget,
+      spare: 0.05,
+    };
     const models = new RowCache<string>('link-models', modelInputs);
     const done = new RowCache<Row>('link', { ...modelInputs, images: data.test.count });
     const model = async (setup: Row['setup'], make: () => Promise<FrozenModel>): Promise<string> => {
@@ -119,7 +129,7 @@ export const link: Benchmark = {
         'masked input + exit',
         await model('masked input + exit', async () => {
           const options = { ...common, epochs: maskEpochs, exits: [1], mask, out: join(dir, 'exit') };
-          return (await maskedModel(data, options, budget, { finetune, log })).frozen;
+          return (await maskedModel(data, options, budget * (1 - modelInputs.spare), { finetune, log })).frozen;
         }),
       ],
     ];
@@ -232,7 +242,7 @@ export const link: Benchmark = {
 
 /**
  * Learns a mask and fine-tunes the checkpoint that is most accurate on validation data within `budget` uplink bytes
- * per inference. Without exits that is a frame that fits. With an exit, a checkpoint's mask may be larger than the
+ * per inference (none fits: the leanest). Without exits that is a frame that fits. With an exit, a checkpoint's mask may be larger than the
  * budget: its threshold is calibrated so that the images the exit answers (a RESULT on the wire) pay for those it
  * hands off, and the checkpoint is the one whose calibrated point is most accurate. After fine-tuning the threshold is
  * calibrated again, on the same validation images.
@@ -249,21 +259,21 @@ async function maskedModel(
   const scored: { dir: string; keptUnits: number; frameBytes: number; accuracy: number; bytes: number }[] = [];
   for (const c of learned.masking?.checkpoints ?? []) {
     if (!options.exits) {
-      const bytes = handoffUplinkBytes(c.frameBytes);
-      if (bytes <= budget) scored.push({ ...c, accuracy: c.validationAccuracy, bytes });
+      scored.push({ ...c, accuracy: c.validationAccuracy, bytes: handoffUplinkBytes(c.frameBytes) });
       continue;
     }
     const run = loadRun(join(options.out, c.dir));
-    const point = await withinBudget(freeze(run.record.spec, run.tensors), data, validation, budget, c.frameBytes);
-    if (point) scored.push({ ...c, ...point });
+    scored.push({
+      ...c,
+      ...(await cheapest(freeze(run.record.spec, run.tensors), data, validation, budget, c.frameBytes)),
+    });
   }
-  const pick = scored.sort((a, b) => b.accuracy - a.accuracy)[0];
-  if (!pick) {
-    throw new CmpError(
-      'INTERNAL',
-      `No mask checkpoint fits ${budget.toFixed(1)} uplink bytes per inference; raise --mask-epochs or --lambda-start.`,
-    );
-  }
+  // The most accurate that fits; else the leanest, and the goal reports the miss.
+  const pick =
+    scored.filter((c) => c.bytes <= budget).sort((a, b) => b.accuracy - a.accuracy)[0] ??
+    [...scored].sort((a, b) => a.bytes - b.bytes)[0];
+  if (!pick) throw new CmpError('INTERNAL', 'Mask training saved no checkpoint; raise --mask-epochs.');
+  if (pick.bytes > budget) log(`no checkpoint fits ${budget.toFixed(1)} uplink bytes; the leanest takes ${pick.bytes}`);
   const from = loadRun(join(options.out, pick.dir));
   log(
     `fine-tuning ${pick.dir} (${pick.keptUnits} pixels; validation ${(pick.accuracy * 100).toFixed(2)}% at ${pick.bytes.toFixed(1)} uplink bytes; ${finetune} epochs)`,
@@ -275,35 +285,31 @@ async function maskedModel(
     from: { dir: from.dir, spec: from.record.spec, tensors: from.tensors },
   });
   if (!options.exits) return { frozen: tuned.frozen };
-  const point = await withinBudget(tuned.frozen, data, validation, budget, pick.frameBytes);
-  const thresholds = point?.thresholds ?? tuned.frozen.exits?.map(() => -1) ?? [];
-  log(`exit threshold ${thresholds.map((t) => t.toFixed(4)).join(', ')} (${point ? 'within' : 'over'} the budget)`);
+  const point = await cheapest(tuned.frozen, data, validation, budget, pick.frameBytes);
+  const thresholds = point.thresholds;
+  log(
+    `exit threshold ${thresholds.map((t) => t.toFixed(4)).join(', ')}: ${point.bytes.toFixed(1)} bytes on validation`,
+  );
   return {
     frozen: { ...tuned.frozen, exits: (tuned.frozen.exits ?? []).map((e, i) => ({ ...e, threshold: thresholds[i] })) },
   };
 }
 
 /**
- * The exit threshold most accurate on `validation` whose mean uplink bytes fit `budget`: an answer from the exit
- * costs a RESULT, a hand-off costs the mask's `frameBytes` frame. Undefined when even answering everything on the
- * device does not fit.
+ * The exit threshold most accurate on `validation` whose mean uplink bytes fit `budget`, else the one that sends
+ * least: an answer from the exit costs a RESULT, a hand-off costs the mask's `frameBytes` frame.
  */
-async function withinBudget(
+async function cheapest(
   frozen: FrozenModel,
   data: Dataset,
   validation: Split,
   budget: number,
   frameBytes: number,
-): Promise<{ accuracy: number; bytes: number; thresholds: number[] } | undefined> {
+): Promise<{ accuracy: number; bytes: number; thresholds: number[] }> {
   const handoff = handoffUplinkBytes(frameBytes);
   const answer = resultUplinkBytes();
   const observations = await observeExits(frozen, data, validation);
-  const { chosen } = calibrate(
-    observations,
-    [answer, handoff - answer],
-    { latencyBudgetMs: budget },
-    data.labels.length,
-  );
-  if (chosen.meanLatencyMs > budget) return undefined;
+  const stageBytes = [answer, handoff - answer];
+  const { chosen } = calibrate(observations, stageBytes, { latencyBudgetMs: budget }, data.labels.length);
   return { accuracy: chosen.accuracy, bytes: chosen.meanLatencyMs, thresholds: chosen.thresholds };
 }
