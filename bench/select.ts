@@ -2,15 +2,21 @@
 // random-forest importance and random baselines, pixel and block granularity, the paper's figures beside ours, and the
 // issue's goals met or missed. Finished jobs are kept in .bench/ and a rerun resumes.
 
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { scheduleFor } from '../src/compress/mask.js';
-import { DEFAULT_MASK_TRAINING, trainRun, type MaskOptions, type TrainRunOptions } from '../src/compress/train-run.js';
+import {
+  DEFAULT_MASK_TRAINING,
+  specFor,
+  trainRun,
+  type MaskOptions,
+  type TrainRunOptions,
+} from '../src/compress/train-run.js';
 import type { FrozenModel } from '../src/core/frozen.js';
 import { selectorPath } from '../src/core/manifest.js';
 import { granularityName, parseGranularity } from '../src/core/mask.js';
-import { chooseMaskCheckpoint, loadRun, type MaskCheckpointRecord } from '../src/core/run.js';
+import { chooseMaskCheckpoint, loadRun, RUN_MODEL_FILE, type MaskCheckpointRecord, type Run } from '../src/core/run.js';
 import { loadDataset, type Dataset } from '../src/data/datasets.js';
 import { CmpError } from '../src/errors.js';
 import { exportOnnx } from '../src/export/export-onnx.js';
@@ -208,15 +214,24 @@ export const select: Benchmark = {
           const key = `${name} ${g} ${kind} ${JSON.stringify(schedule)}`;
           await job(key, async () => {
             const out = join(epochsDir(key), 'run');
-            log(`${name} ${g}: learning a ${kind} mask (${maskEpochs} epochs, lambda from ${schedule.start})`);
-            const learned = await trainRun(data, {
+            // A mask run that finished before a stop cut its fine-tuning short is read back, not trained again (its
+            // training checkpoint is cleared when it ends; the run folder holds the checkpoints made).
+            const options: TrainRunOptions = {
               ...common,
               epochs: maskEpochs,
               mask: { ...maskBase, schedule, kind, source: 'learned' },
               out,
               checkpointDir: epochsDir(key),
-            });
-            const checkpoints = learned.masking?.checkpoints ?? [];
+            };
+            const earlier = existsSync(join(out, RUN_MODEL_FILE)) ? loadRun(out) : undefined;
+            const finished = earlier && sameTraining(earlier, data, options) ? earlier.record.masking : undefined;
+            log(
+              finished
+                ? `${name} ${g} ${kind}: the mask run finished earlier, in ${out}`
+                : `${name} ${g}: learning a ${kind} mask (${maskEpochs} epochs, lambda from ${schedule.start})`,
+            );
+            const masking = finished ?? (await trainRun(data, options)).masking;
+            const checkpoints = masking?.checkpoints ?? [];
             const made: Row[] = checkpoints.map((c, i) => ({
               dataset: name,
               granularity: g,
@@ -425,4 +440,21 @@ export function evaluateGoals(rows: Row[], arch: string): Goal[] {
       ),
     );
   return goals;
+}
+
+/**
+ * Whether a run folder left by a finished training is what `options` would train now: the same layers, data split
+ * and recipe (the folder's path names the mask and schedule, not the network or the data limits).
+ */
+function sameTraining(run: Run, data: Dataset, options: TrainRunOptions): boolean {
+  const t = run.record.training;
+  return (
+    JSON.stringify(run.record.spec.layers) === JSON.stringify(specFor(data, options).layers) &&
+    t.epochs === options.epochs &&
+    t.seed === options.seed &&
+    t.batchSize === options.batchSize &&
+    t.learningRate === options.learningRate &&
+    t.trainCount + (t.validationCount ?? 0) === data.train.count &&
+    t.testCount === data.test.count
+  );
 }
