@@ -301,8 +301,8 @@ function normalize(tf: Tf, spec: ModelSpec, x: Tensor): Tensor {
  * the padded output gradient with the flipped filter; the filter gradient is a convolution too, of the input with
  * the samples as channels by the output gradient. It replaced patches^T * dy with the patches gathered by k*k slices
  * and a concat, which tfjs-wasm copies in JavaScript: a third of a LeNet training step (`npm run bench --
- * train-speed`: a LeNet epoch on 2,000 MNIST images 5.5-5.9 -> 2.4-2.8 s of CPU). Without `inputGrad` (the input is the data), the input's gradient is
- * zeros instead of a convolution nobody reads.
+ * train-speed`: a LeNet epoch on 2,000 MNIST images 5.5-5.9 -> 2.4-2.8 s of CPU). Without `inputGrad` (the input is
+ * the data), the input's gradient is zeros instead of a convolution nobody reads.
  */
 export function convValid(tf: Tf, input: Tensor, hwio: Tensor, inputGrad = true): Tensor {
   const f = tf.customGrad((...args: (Tensor | tfTypes.GradSaveFunc)[]) => {

@@ -15,7 +15,7 @@ import { analyzeModel } from '../../src/profile/analyze.js';
 import { convertToMcuModel } from '../../src/core/mcu-model.js';
 import { bootQemu, type QemuSession } from '../../src/link/qemu.js';
 import { parseGranularity } from '../../src/core/mask.js';
-import { runSplit } from '../../src/profile/split.js';
+import { handoffUplinkBytes, resultUplinkBytes, runSplit } from '../../src/profile/split.js';
 import { createBackend } from '../../src/runtime/backends.js';
 import { parseModelFile } from '../../src/runtime/model-file.js';
 import { fixtureData, fixtures, type ModelFixture } from '../fixtures.js';
@@ -136,6 +136,7 @@ test('runSplit: final labels equal the host-only run, and the link carries far f
   const exported = exportOnnx(frozen);
   const file = parseModelFile(exported.bytes, 'split.onnx');
   const backend = await createBackend('ort-node', file);
+  const resendsBefore = session.client.stats.resends;
   const { report, samples } = await runSplit(session.client, file, backend, data.test, IMAGES);
   await backend.dispose();
   let compared = 0;
@@ -148,6 +149,13 @@ test('runSplit: final labels equal the host-only run, and the link carries far f
     compared++;
   });
   assert.ok(compared > IMAGES * 0.9);
+  // What the link bench budgets with is what the firmware sends: a RESULT, or a HANDOFF carrying the frame. A request
+  // resent on a loaded machine brings a second answer, so only those inferences may carry more, never less.
+  const resends = session.client.stats.resends - resendsBefore;
+  const budgeted = samples.map((s) => (s.exit > 0 ? resultUplinkBytes() : handoffUplinkBytes(s.handoffBytes)));
+  samples.forEach((s, i) => assert.ok(s.upBytes >= budgeted[i], `image ${i}: ${s.upBytes} < ${budgeted[i]}`));
+  const over = samples.filter((s, i) => s.upBytes !== budgeted[i]).length;
+  assert.ok(over <= resends, `${over} inferences sent more than budgeted, with ${resends} resends`);
   assert.ok(report.deviceShare > 0.2 && report.deviceShare < 0.8, `device share ${report.deviceShare}`);
   assert.ok(report.meanUpBytes < FEATURES / 3, `${report.meanUpBytes} bytes up per inference`);
 });
