@@ -4,8 +4,8 @@
 
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { scheduleFor } from '../src/compress/mask.js';
+import { join } from 'node:path';
+import { scheduleFor, type KeepPlan } from '../src/compress/mask.js';
 import {
   DEFAULT_MASK_TRAINING,
   specFor,
@@ -14,6 +14,7 @@ import {
   type TrainRunOptions,
 } from '../src/compress/train-run.js';
 import type { FrozenModel } from '../src/core/frozen.js';
+import { SELECT_HEADER_BYTES } from '../src/core/codec.js';
 import { selectorPath } from '../src/core/manifest.js';
 import { granularityName, parseGranularity } from '../src/core/mask.js';
 import { chooseMaskCheckpoint, loadRun, RUN_MODEL_FILE, type MaskCheckpointRecord, type Run } from '../src/core/run.js';
@@ -24,7 +25,16 @@ import { formatTable } from '../src/cli/table.js';
 import { createBackend } from '../src/runtime/backends.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { readModelFile } from '../src/runtime/model-file.js';
-import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt, RowCache, type Goal } from './common.js';
+import {
+  atLeast,
+  benchRecord,
+  benchWorkDir,
+  goalLines,
+  parseBenchFlags,
+  positiveInt,
+  RowCache,
+  type Goal,
+} from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
@@ -141,8 +151,7 @@ export const select: Benchmark = {
     const rows: Row[] = [];
     // Every training also keeps a checkpoint after every epoch beside the rows, so a job cut short (a session's end)
     // carries on from its last epoch. A learned mask's run folder lies there too: its mask checkpoints survive a stop.
-    const epochsDir = (key: string): string =>
-      join(dirname(cache.path), 'select-epochs', key.replace(/[^a-z0-9.]+/gi, '-'));
+    const epochsDir = (key: string): string => join(benchWorkDir(), 'select-epochs', key.replace(/[^a-z0-9.]+/gi, '-'));
     const job = async (key: string, measureJob: () => Promise<Row[]>): Promise<void> => {
       const saved = cache.get(key);
       if (saved) {
@@ -177,7 +186,7 @@ export const select: Benchmark = {
         },
       };
       const fullBytes = data.inputShape.reduce((a, b) => a * b, 1);
-      const budgets = GOALS.filter((g) => g.dataset === name).map((g) => fullBytes / g.factor);
+      const budgets = budgetsFor(name, fullBytes);
       if (methods.includes('full')) {
         await job(`${name} full`, async () => {
           log(`${name}: the unmasked model (${epochs} epochs)`);
@@ -210,7 +219,7 @@ export const select: Benchmark = {
           }
         }
         for (const kind of (['static', 'dynamic'] as const).filter((m) => methods.includes(m))) {
-          const schedule = scheduleFor(granularity, data.inputShape);
+          const schedule = scheduleFor(granularity, data.inputShape, keepPlan(budgets, fullBytes, maskEpochs));
           const key = `${name} ${g} ${kind} ${JSON.stringify(schedule)}`;
           await job(key, async () => {
             const out = join(epochsDir(key), 'run');
@@ -295,6 +304,7 @@ export const select: Benchmark = {
       finetune,
       keeps,
       schedules: Object.fromEntries(granularities.map((g) => [granularityName(g), scheduleFor(g, [1, 28, 28])])),
+      keepPlans: Object.fromEntries(datasets.map((d) => [d, keepPlan(budgetsFor(d, 784), 784, maskEpochs)])),
       warmupEpochs: DEFAULT_MASK_TRAINING.warmupEpochs,
       values: 'uint8',
       limitTrain: limitTrain ?? 'all',
@@ -446,6 +456,23 @@ export function evaluateGoals(rows: Row[], arch: string): Goal[] {
  * Whether a run folder left by a finished training is what `options` would train now: the same layers, data split
  * and recipe (the folder's path names the mask and schedule, not the network or the data limits).
  */
+/** The goals' byte budgets for a data set whose whole input is `fullBytes`. */
+function budgetsFor(dataset: string, fullBytes: number): number[] {
+  return GOALS.filter((g) => g.dataset === dataset).map((g) => fullBytes / g.factor);
+}
+
+/**
+ * The kept share a learned mask's lambda must reach: the smallest budget's, where a static frame's values fit it (one
+ * byte a feature), by two thirds of the mask epochs after the warm-up, leaving a third to train at that share. The
+ * fraction is set beforehand, not tuned: the checkpoints, not the schedule, are chosen on validation data.
+ */
+export function keepPlan(budgets: number[], fullBytes: number, maskEpochs: number): KeepPlan | undefined {
+  if (budgets.length === 0) return undefined;
+  const keep = Math.max(Math.min(...budgets) - SELECT_HEADER_BYTES, 1) / fullBytes;
+  const from = DEFAULT_MASK_TRAINING.warmupEpochs;
+  return { keep, from, by: from + Math.round(((maskEpochs - from) * 2) / 3) };
+}
+
 function sameTraining(run: Run, data: Dataset, options: TrainRunOptions): boolean {
   const t = run.record.training;
   return (

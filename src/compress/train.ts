@@ -362,7 +362,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
           lastCheckpoint = { validationAccuracy, keptFraction };
           made.push(figures);
         }
-        if (keptFraction > masking.minKeep) schedule.update(validationAccuracy);
+        if (keptFraction > masking.minKeep) schedule.update(validationAccuracy, { epoch, keptFraction });
       }
     }
     const record: EpochRecord = {

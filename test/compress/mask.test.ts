@@ -1,9 +1,9 @@
 // Mask training terms: a dynamic selector pays for the bytes its selection costs, and the select bench's schedule
-// pushes a unit as hard as the pixels it covers.
+// pushes a unit as hard as the pixels it covers and, with a plan, reaches the budget's share and holds it.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { maskInputTrain, scheduleFor, type MaskTerms } from '../../src/compress/mask.js';
+import { LambdaSchedule, maskInputTrain, plannedKeep, scheduleFor, type MaskTerms } from '../../src/compress/mask.js';
 import { loadTf } from '../../src/compress/tf.js';
 import type { MaskSpec } from '../../src/core/mask.js';
 
@@ -46,4 +46,33 @@ test('the select schedule starts lambda in proportion to the pixels a unit cover
   assert.ok(Math.abs(block.start / pixel.start - 4) < 1e-12);
   assert.ok(Math.abs(block4.start / pixel.start - 16) < 1e-12);
   assert.equal(block.patience, 2);
+});
+
+test('a plan grows lambda every epoch the share is above its path, stops at the budget and shrinks under it', () => {
+  const plan = { keep: 0.04, from: 2, by: 21 };
+  assert.equal(plannedKeep(plan, 2), 1);
+  assert.ok(Math.abs(plannedKeep(plan, 21) - 0.04) < 1e-12);
+  assert.equal(plannedKeep(plan, 30), 0.04);
+  const mid = plannedKeep(plan, 11.5);
+  assert.ok(Math.abs(mid - 0.2) < 1e-9, `halfway on a geometric path: ${mid}`);
+
+  const options = scheduleFor({ kind: 'pixel' }, [1, 28, 28], plan);
+  const planned = new LambdaSchedule(options);
+  const calmOnly = new LambdaSchedule(scheduleFor({ kind: 'pixel' }, [1, 28, 28]));
+  // Validation accuracy that drops by a point every other epoch never lets the calm rule grow lambda.
+  for (let epoch = 3; epoch <= 12; epoch++) {
+    const accuracy = epoch % 2 ? 0.97 : 0.96;
+    calmOnly.update(accuracy);
+    planned.update(accuracy, { epoch, keptFraction: 0.5 });
+  }
+  assert.equal(calmOnly.lambda, options.start);
+  // Half the units are above the path from epoch 7 on (0.43 there, 0.51 at epoch 6): six growths by epoch 12.
+  assert.ok(Math.abs(planned.lambda / options.start - 1.5 ** 6) < 1e-9, `lambda x${planned.lambda / options.start}`);
+
+  const before = planned.lambda;
+  assert.equal(planned.update(0.97, { epoch: 25, keptFraction: 0.035 }), false, 'at the budget lambda holds');
+  assert.equal(planned.update(0.99, { epoch: 26, keptFraction: 0.035 }), false, 'calm or not');
+  assert.equal(planned.lambda, before);
+  planned.update(0.97, { epoch: 27, keptFraction: 0.02 });
+  assert.ok(Math.abs(planned.lambda - before / 1.5) < 1e-15, 'far under the budget lambda shrinks');
 });
