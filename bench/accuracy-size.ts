@@ -3,7 +3,7 @@
 // and MNIST, over several seeds: test accuracy (mean and spread) with onnxruntime-node, ONNX bytes and bits per weight,
 // with the issues' goals judged on the means and reported met or missed.
 
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { trainRun, type TrainRunOptions } from '../src/compress/train-run.js';
 import { freeze } from '../src/core/frozen.js';
 import type { FrozenModel } from '../src/core/frozen.js';
@@ -22,6 +22,7 @@ import {
   goalLines,
   parseBenchFlags,
   positiveInt,
+  benchWorkDir,
   RowCache,
   type Goal,
 } from './common.js';
@@ -121,7 +122,7 @@ export const accuracySize: Benchmark = {
     if (cache.size) process.stderr.write(`accuracy-size: resuming, ${cache.size} rows already in ${cache.path}\n`);
     // Each training leaves a checkpoint after every epoch (keyed by what shapes it, cleared when it ends), so a conv
     // net's ten epochs on the full split carry on after a stop instead of starting again.
-    const epochsDir = join(dirname(cache.path), 'accuracy-size-epochs');
+    const epochsDir = join(benchWorkDir(), 'accuracy-size-epochs');
     for (const name of datasets) {
       const data = await loadDataset(name, { limitTrain, limitTest });
       for (const arch of archs) {

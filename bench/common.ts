@@ -77,16 +77,32 @@ export function benchRecord(benchmark: string, fields: Record<string, unknown>, 
 }
 
 /**
- * Finished rows of a long benchmark, kept in `.bench/` under a hash of its inputs, so a run that stops (a session's
- * end, a crash) resumes where it stopped: rerun the same command and the rows already measured are not measured
- * again. Other inputs (epochs, seed, a limit) start a file of their own; delete `.bench/` to measure everything anew.
- * CMP_BENCH_DIR moves the folder (the tests point it at a temporary one).
+ * Where long benchmarks keep what a resumed run needs besides its rows: per-epoch training checkpoints and trained
+ * models (large, never committed). CMP_BENCH_DIR moves it (the tests point it at a temporary folder).
+ */
+export function benchWorkDir(): string {
+  return process.env.CMP_BENCH_DIR || '.bench';
+}
+
+/**
+ * Where finished rows go: CMP_BENCH_ROWS, else the work folder. The project's own long runs set
+ * CMP_BENCH_ROWS=bench/rows, whose files are committed, so a run that spans sessions (each on a fresh checkout, without
+ * `.bench/`) resumes from the rows that landed, and every figure the README quotes has its row in the repository.
+ */
+export function benchRowsDir(): string {
+  return process.env.CMP_BENCH_ROWS || benchWorkDir();
+}
+
+/**
+ * Finished rows of a long benchmark, kept in `benchRowsDir()` under a hash of its inputs, so a run that stops (a
+ * session's end, a crash) resumes where it stopped: rerun the same command and the rows already measured are not
+ * measured again. Other inputs (epochs, seed, a limit) start a file of their own; delete the file to measure anew.
  */
 export class RowCache<Row> {
   readonly path: string;
   private readonly rows: Record<string, Row>;
 
-  constructor(benchmark: string, inputs: unknown, dir = process.env.CMP_BENCH_DIR || '.bench') {
+  constructor(benchmark: string, inputs: unknown, dir = benchRowsDir()) {
     const key = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 12);
     mkdirSync(dir, { recursive: true });
     this.path = join(dir, `${benchmark}-${key}.json`);

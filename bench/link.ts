@@ -21,7 +21,16 @@ import { handoffUplinkBytes, resultUplinkBytes, runSplit, type SplitReport } fro
 import { createBackend } from '../src/runtime/backends.js';
 import { readModelFile } from '../src/runtime/model-file.js';
 import { formatTable } from '../src/cli/table.js';
-import { atLeast, benchRecord, goalLines, parseBenchFlags, positiveInt, RowCache, type Goal } from './common.js';
+import {
+  atLeast,
+  benchRecord,
+  benchWorkDir,
+  goalLines,
+  parseBenchFlags,
+  positiveInt,
+  RowCache,
+  type Goal,
+} from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
@@ -97,7 +106,7 @@ export const link: Benchmark = {
       budget,
       spare: 0.05,
     };
-    const models = new RowCache<string>('link-models', modelInputs);
+    const models = new RowCache<string>('link-models', modelInputs, benchWorkDir());
     const done = new RowCache<Row>('link', { ...modelInputs, images: data.test.count });
     const model = async (setup: Row['setup'], make: () => Promise<FrozenModel>): Promise<string> => {
       let kept = models.get(setup);

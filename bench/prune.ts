@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pruneRun } from '../src/compress/prune-run.js';
 import {
   nonzeroWeights,
@@ -33,6 +33,7 @@ import {
   goalLines,
   parseBenchFlags,
   positiveInt,
+  benchWorkDir,
   RowCache,
   type Goal,
 } from './common.js';
@@ -205,7 +206,7 @@ export const prune: Benchmark = {
     const cache = new RowCache<Row>('prune', { ...inputs, setups: recipes, seeds: 'any' });
     // Trained models are kept beside the rows, so a resumed run does not train them again; their folder is keyed by
     // what shapes them (recipe, data, seed), so a change to the retraining reuses them.
-    const runsDir = join(dirname(cache.path), 'prune-runs');
+    const runsDir = join(benchWorkDir(), 'prune-runs');
     const log = (text: string): boolean => process.stderr.write(`${text}\n`);
     const epochLog: TrainOptions['onProgress'] = (p) => {
       if (p.phase === 'epoch')
