@@ -1,9 +1,10 @@
 // The select bench's verdicts: goals count exported rows only, dynamic wins only on fewer bytes at equal accuracy,
-// and the paper's figure sits beside a row of the same method and a similar kept share.
+// the paper's figure sits beside a row of the same method and a similar kept share, and a learned mask's lambda plans
+// for the share whose static frame fits the smallest budget.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { evaluateGoals, paperFigure, type Row } from '../../bench/select.js';
+import { evaluateGoals, keepPlan, paperFigure, type Row } from '../../bench/select.js';
 
 function row(method: Row['method'], point: string, bytes: number, accuracy: number, kept = bytes / 784): Row {
   return {
@@ -57,4 +58,15 @@ test("the paper's figure goes beside rows of its method within a quarter of its 
   assert.equal(paperFigure(row('static', 'fine-tuned #02', 80, 0.98, 0.098)), '98.5% at 10%');
   assert.equal(paperFigure(row('static', 'fine-tuned #02', 160, 0.98, 0.2)), '');
   assert.equal(paperFigure(row('importance', 'trained', 47, 0.9, 0.05)), '90.0% at 5%');
+});
+
+test('the keep plan aims at the share whose static frame fits the smallest budget, by two thirds of the mask epochs', () => {
+  // MNIST: 10x and 20x of 784 bytes. A static frame is an 8-byte header and one byte a pixel: 31.2 pixels fit 39.2.
+  const plan = keepPlan([78.4, 39.2], 784, 30);
+  assert.ok(plan);
+  assert.ok(Math.abs(plan.keep - 31.2 / 784) < 1e-12, `keep ${plan.keep}`);
+  assert.deepEqual([plan.from, plan.by], [2, 21]);
+  assert.ok(Math.abs((keepPlan([156.8], 784, 12)?.keep ?? 0) - 148.8 / 784) < 1e-12);
+  assert.equal(keepPlan([156.8], 784, 12)?.by, 9);
+  assert.equal(keepPlan([], 784, 30), undefined, 'a data set without goals trains on the calm rule alone');
 });
