@@ -9,7 +9,7 @@ import { calibrate, observeExits, validationSplit } from '../src/compress/calibr
 import { DEFAULT_MASK_TRAINING, trainRun, type TrainRunOptions } from '../src/compress/train-run.js';
 import { SELECT_HEADER_BYTES } from '../src/core/codec.js';
 import { freeze, type FrozenModel } from '../src/core/frozen.js';
-import { scheduleFor } from '../src/compress/mask.js';
+import { planToReach, scheduleFor } from '../src/compress/mask.js';
 import { loadRun } from '../src/core/run.js';
 import { loadDataset, type Dataset, type Split } from '../src/data/datasets.js';
 import { CmpError } from '../src/errors.js';
@@ -105,6 +105,7 @@ export const link: Benchmark = {
       lambdaStart,
       budget,
       spare: 0.05,
+      maskedPlan: 'budget',
     };
     const models = new RowCache<string>('link-models', modelInputs, benchWorkDir());
     const done = new RowCache<Row>('link', { ...modelInputs, images: data.test.count });
@@ -130,7 +131,12 @@ export const link: Benchmark = {
       [
         'masked input',
         await model('masked input', async () => {
-          const options = { ...common, epochs: maskEpochs, mask, out: join(dir, 'masked') };
+          // Lambda plans for the most pixels whose hand-off fits the budget. The exit model's run keeps the calm rule
+          // alone: a large mask can win there, paid for by the images that exit.
+          const keep = pixelsWithin(budget, fullBytes) / fullBytes;
+          const plan = planToReach(keep, DEFAULT_MASK_TRAINING.warmupEpochs, maskEpochs);
+          const planned = { ...mask, schedule: { ...mask.schedule, plan } };
+          const options = { ...common, epochs: maskEpochs, mask: planned, out: join(dir, 'masked') };
           return (await maskedModel(data, options, budget, { finetune, log })).frozen;
         }),
       ],
@@ -256,6 +262,13 @@ export const link: Benchmark = {
  * hands off, and the checkpoint is the one whose calibrated point is most accurate. After fine-tuning the threshold is
  * calibrated again, on the same validation images.
  */
+/** The most pixels whose static frame's hand-off fits `budget` uplink bytes. */
+export function pixelsWithin(budget: number, fullBytes: number): number {
+  let pixels = fullBytes;
+  while (pixels > 1 && handoffUplinkBytes(SELECT_HEADER_BYTES + pixels) > budget) pixels--;
+  return pixels;
+}
+
 async function maskedModel(
   data: Dataset,
   options: TrainRunOptions & { out: string },

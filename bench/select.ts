@@ -5,7 +5,7 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { scheduleFor, type KeepPlan } from '../src/compress/mask.js';
+import { planToReach, scheduleFor, type KeepPlan } from '../src/compress/mask.js';
 import {
   DEFAULT_MASK_TRAINING,
   specFor,
@@ -463,14 +463,12 @@ function budgetsFor(dataset: string, fullBytes: number): number[] {
 
 /**
  * The kept share a learned mask's lambda must reach: the smallest budget's, where a static frame's values fit it (one
- * byte a feature), by two thirds of the mask epochs after the warm-up, leaving a third to train at that share. The
- * fraction is set beforehand, not tuned: the checkpoints, not the schedule, are chosen on validation data.
+ * byte a feature).
  */
 export function keepPlan(budgets: number[], fullBytes: number, maskEpochs: number): KeepPlan | undefined {
   if (budgets.length === 0) return undefined;
   const keep = Math.max(Math.min(...budgets) - SELECT_HEADER_BYTES, 1) / fullBytes;
-  const from = DEFAULT_MASK_TRAINING.warmupEpochs;
-  return { keep, from, by: from + Math.round(((maskEpochs - from) * 2) / 3) };
+  return planToReach(keep, DEFAULT_MASK_TRAINING.warmupEpochs, maskEpochs);
 }
 
 function sameTraining(run: Run, data: Dataset, options: TrainRunOptions): boolean {

@@ -245,6 +245,14 @@ export class LambdaSchedule {
   }
 }
 
+/**
+ * A plan to reach `keep` by two thirds of the mask epochs after the warm-up, leaving a third to train at that share.
+ * The fraction is set beforehand, not tuned: the benches choose checkpoints, not schedules, on validation data.
+ */
+export function planToReach(keep: number, warmupEpochs: number, epochs: number): KeepPlan {
+  return { keep, from: warmupEpochs, by: warmupEpochs + Math.round(((epochs - warmupEpochs) * 2) / 3) };
+}
+
 /** The share a plan expects at `epoch`: every unit until `from`, `keep` from `by` on, geometric between. */
 export function plannedKeep(plan: KeepPlan, epoch: number): number {
   const t = Math.min(1, Math.max(0, (epoch - plan.from) / Math.max(plan.by - plan.from, 1)));
