@@ -462,8 +462,8 @@ function budgetsFor(dataset: string, fullBytes: number): number[] {
 }
 
 /**
- * The kept share a learned mask's lambda must reach: the smallest budget's, where a static frame's values fit it (one
- * byte a feature).
+ * The share a learned mask's lambda must reach: the smallest budget's bytes after the frame header, over one byte a
+ * feature. A static mask then keeps the units whose frame fits it; a dynamic one pays its selection out of it.
  */
 export function keepPlan(budgets: number[], fullBytes: number, maskEpochs: number): KeepPlan | undefined {
   if (budgets.length === 0) return undefined;

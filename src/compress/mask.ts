@@ -149,7 +149,8 @@ export interface LambdaScheduleOptions {
 }
 
 /**
- * The kept share a mask run must reach (`keep`, a fraction of the units) by epoch `by` (1-based, of the whole
+ * The share a mask run must reach (`keep`, the frame's bytes after the header as a fraction of every feature's value:
+ * the kept share of the units for a static mask) by epoch `by` (1-based, of the whole
  * training), on a geometric path from every unit at epoch `from`. While the share is above the path lambda grows every
  * epoch, calm or not; once it is at or under `keep` lambda stops growing, and it shrinks again if the share falls
  * under `keep` times `HOLD_BAND`, so the run holds the budget instead of overshooting it.
@@ -221,22 +222,22 @@ export class LambdaSchedule {
   }
 
   /**
-   * Records one epoch's validation accuracy (and, for a plan, the epoch and the kept share); returns true when lambda
-   * grew.
+   * Records one epoch's validation accuracy and, for a plan, the epoch and the share the mask sends (in bytes, as a
+   * fraction of every feature's value: a dynamic frame's selection counts); returns true when lambda grew.
    */
-  update(accuracy: number, progress?: { epoch: number; keptFraction: number }): boolean {
+  update(accuracy: number, progress?: { epoch: number; share: number }): boolean {
     const dropped = this.previous >= 0 && accuracy < this.previous - this.options.tolerance;
     this.previous = accuracy;
     this.calm = dropped ? 0 : this.calm + 1;
     const plan = this.options.plan;
     if (plan && progress) {
-      if (progress.keptFraction < plan.keep * HOLD_BAND) {
+      if (progress.share < plan.keep * HOLD_BAND) {
         this.calm = 0;
         this.lambda /= this.options.growth;
         return false;
       }
-      if (progress.keptFraction <= plan.keep) return false;
-      if (progress.keptFraction > plannedKeep(plan, progress.epoch)) this.calm = this.options.patience;
+      if (progress.share <= plan.keep) return false;
+      if (progress.share > plannedKeep(plan, progress.epoch)) this.calm = this.options.patience;
     }
     if (this.calm < this.options.patience) return false;
     this.calm = 0;

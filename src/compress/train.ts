@@ -4,7 +4,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { CmpError } from '../errors.js';
 import { freeze, type FrozenModel } from '../core/frozen.js';
 import type { EpochRecord, MaskCheckpointRecord, TrainingRecord } from '../core/run.js';
-import { maskLayout } from '../core/mask.js';
+import { MASK_VALUE_BYTES, maskLayout } from '../core/mask.js';
 import { isBinaryMode, MASK_LOGITS, type ModelSpec } from '../core/spec.js';
 import { makeRng } from '../core/rng.js';
 import type { Dataset, Split } from '../data/datasets.js';
@@ -19,7 +19,7 @@ import {
   type MaskTrainingState,
   type OptimizerState,
 } from './checkpoint.js';
-import { SelectionCodec } from '../core/codec.js';
+import { SELECT_HEADER_BYTES, SelectionCodec } from '../core/codec.js';
 import { frozenGates, LambdaSchedule, type LambdaScheduleOptions, type MaskTerms } from './mask.js';
 import { loadTf, type Tf } from './tf.js';
 
@@ -330,11 +330,13 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
       const validation = heldOut(data, validationCount);
       const validationAccuracy = await evaluateFrozen(frozen, data, validation);
       const { keptUnits, frameBytes } = await maskTraffic(frozen, validation);
-      const units = maskLayout(
-        spec.input.shape,
-        (spec.inputMask as NonNullable<ModelSpec['inputMask']>).granularity,
-      ).units;
+      const inputMask = spec.inputMask as NonNullable<ModelSpec['inputMask']>;
+      const units = maskLayout(spec.input.shape, inputMask.granularity).units;
       const keptFraction = keptUnits / units;
+      // What a keep plan compares: the frame's bytes after the header as a share of every feature's value. For a
+      // static mask this is the kept share; a dynamic frame's selection counts as the units it could have carried.
+      const features = spec.input.shape.reduce((a, b) => a * b, 1);
+      const byteShare = (frameBytes - SELECT_HEADER_BYTES) / (features * MASK_VALUE_BYTES[inputMask.values]);
       maskRecord = { validationAccuracy, keptFraction, lambda: schedule.lambda };
       if (maskActive) {
         const figures = {
@@ -362,7 +364,7 @@ export async function train(spec: ModelSpec, data: Dataset, options: TrainOption
           lastCheckpoint = { validationAccuracy, keptFraction };
           made.push(figures);
         }
-        if (keptFraction > masking.minKeep) schedule.update(validationAccuracy, { epoch, keptFraction });
+        if (keptFraction > masking.minKeep) schedule.update(validationAccuracy, { epoch, share: byteShare });
       }
     }
     const record: EpochRecord = {

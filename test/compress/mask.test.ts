@@ -63,16 +63,16 @@ test('a plan grows lambda every epoch the share is above its path, stops at the 
   for (let epoch = 3; epoch <= 12; epoch++) {
     const accuracy = epoch % 2 ? 0.97 : 0.96;
     calmOnly.update(accuracy);
-    planned.update(accuracy, { epoch, keptFraction: 0.5 });
+    planned.update(accuracy, { epoch, share: 0.5 });
   }
   assert.equal(calmOnly.lambda, options.start);
   // Half the units are above the path from epoch 7 on (0.43 there, 0.51 at epoch 6): six growths by epoch 12.
   assert.ok(Math.abs(planned.lambda / options.start - 1.5 ** 6) < 1e-9, `lambda x${planned.lambda / options.start}`);
 
   const before = planned.lambda;
-  assert.equal(planned.update(0.97, { epoch: 25, keptFraction: 0.035 }), false, 'at the budget lambda holds');
-  assert.equal(planned.update(0.99, { epoch: 26, keptFraction: 0.035 }), false, 'calm or not');
+  assert.equal(planned.update(0.97, { epoch: 25, share: 0.035 }), false, 'at the budget lambda holds');
+  assert.equal(planned.update(0.99, { epoch: 26, share: 0.035 }), false, 'calm or not');
   assert.equal(planned.lambda, before);
-  planned.update(0.97, { epoch: 27, keptFraction: 0.02 });
+  planned.update(0.97, { epoch: 27, share: 0.02 });
   assert.ok(Math.abs(planned.lambda - before / 1.5) < 1e-15, 'far under the budget lambda shrinks');
 });
