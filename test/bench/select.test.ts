@@ -65,7 +65,7 @@ test('the keep plan aims at the share whose static frame fits the smallest budge
   const plan = keepPlan([78.4, 39.2], 784, 30);
   assert.ok(plan);
   assert.ok(Math.abs(plan.keep - 31.2 / 784) < 1e-12, `keep ${plan.keep}`);
-  assert.deepEqual([plan.from, plan.by], [2, 21]);
+  assert.deepEqual([plan.from, plan.by, plan.every], [2, 21, 2]);
   assert.ok(Math.abs((keepPlan([156.8], 784, 12)?.keep ?? 0) - 148.8 / 784) < 1e-12);
   assert.equal(keepPlan([156.8], 784, 12)?.by, 9);
   assert.equal(keepPlan([], 784, 30), undefined, 'a data set without goals trains on the calm rule alone');

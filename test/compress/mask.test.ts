@@ -48,8 +48,8 @@ test('the select schedule starts lambda in proportion to the pixels a unit cover
   assert.equal(block.patience, 2);
 });
 
-test('a plan grows lambda every epoch the share is above its path, stops at the budget and shrinks under it', () => {
-  const plan = { keep: 0.04, from: 2, by: 21 };
+test('a plan grows lambda every other epoch the share is above its path, stops at the budget and shrinks under it', () => {
+  const plan = { keep: 0.04, from: 2, by: 21, every: 2 };
   assert.equal(plannedKeep(plan, 2), 1);
   assert.ok(Math.abs(plannedKeep(plan, 21) - 0.04) < 1e-12);
   assert.equal(plannedKeep(plan, 30), 0.04);
@@ -58,16 +58,21 @@ test('a plan grows lambda every epoch the share is above its path, stops at the 
 
   const options = scheduleFor({ kind: 'pixel' }, [1, 28, 28], plan);
   const planned = new LambdaSchedule(options);
+  const everyEpoch = new LambdaSchedule(scheduleFor({ kind: 'pixel' }, [1, 28, 28], { ...plan, every: 1 }));
   const calmOnly = new LambdaSchedule(scheduleFor({ kind: 'pixel' }, [1, 28, 28]));
   // Validation accuracy that drops by a point every other epoch never lets the calm rule grow lambda.
   for (let epoch = 3; epoch <= 12; epoch++) {
     const accuracy = epoch % 2 ? 0.97 : 0.96;
     calmOnly.update(accuracy);
     planned.update(accuracy, { epoch, share: 0.5 });
+    everyEpoch.update(accuracy, { epoch, share: 0.5 });
   }
   assert.equal(calmOnly.lambda, options.start);
-  // Half the units are above the path from epoch 7 on (0.43 there, 0.51 at epoch 6): six growths by epoch 12.
-  assert.ok(Math.abs(planned.lambda / options.start - 1.5 ** 6) < 1e-9, `lambda x${planned.lambda / options.start}`);
+  // Half the units are above the path from epoch 7 on (0.43 there, 0.51 at epoch 6): growths at epochs 7, 9 and 11,
+  // or at each of 7-12 with every: 1.
+  const times = (s: LambdaSchedule): number => Math.log(s.lambda / options.start) / Math.log(1.5);
+  assert.ok(Math.abs(times(planned) - 3) < 1e-9, `grew ${times(planned)} times`);
+  assert.ok(Math.abs(times(everyEpoch) - 6) < 1e-9, `grew ${times(everyEpoch)} times`);
 
   const before = planned.lambda;
   assert.equal(planned.update(0.97, { epoch: 25, share: 0.035 }), false, 'at the budget lambda holds');
@@ -75,4 +80,10 @@ test('a plan grows lambda every epoch the share is above its path, stops at the 
   assert.equal(planned.lambda, before);
   planned.update(0.97, { epoch: 27, share: 0.02 });
   assert.ok(Math.abs(planned.lambda - before / 1.5) < 1e-15, 'far under the budget lambda shrinks');
+
+  // A schedule restored from its state carries on as the unbroken one.
+  const restored = new LambdaSchedule(options);
+  restored.restore(planned.state);
+  for (const s of [planned, restored]) s.update(0.97, { epoch: 28, share: 0.2 });
+  assert.equal(restored.lambda, planned.lambda);
 });
