@@ -220,7 +220,9 @@ export const select: Benchmark = {
         }
         for (const kind of (['static', 'dynamic'] as const).filter((m) => methods.includes(m))) {
           const schedule = scheduleFor(granularity, data.inputShape, keepPlan(budgets, fullBytes, maskEpochs));
-          const key = `${name} ${g} ${kind} ${JSON.stringify(schedule)}`;
+          // Dynamic frames may code their selection with the mask's rates since cmp-select/1's coding 5: rows measured
+          // before it are kept under the key without the mark.
+          const key = `${name} ${g} ${kind} ${JSON.stringify(schedule)}${kind === 'dynamic' ? ' rates' : ''}`;
           await job(key, async () => {
             const out = join(epochsDir(key), 'run');
             // A mask run that finished before a stop cut its fine-tuning short is read back, not trained again (its

@@ -685,8 +685,10 @@ class Adam {
 }
 
 /**
- * A dynamic mask's spec with its prior: the units its selector sends for more than half of the instances of `split`
- * (held-out data), the reference its frames code their selection against. Other specs, or no data, pass unchanged.
+ * A dynamic mask's spec with its prior and rates: the units its selector sends for more than half of the instances of
+ * `split` (held-out data), and how often it sends each unit, in 256ths (a count of c in n instances is
+ * (c + 1/2) / (n + 1), kept within 1..255 so that no selection is impossible to code); its frames code their
+ * selection against them. Other specs, or no data, pass unchanged.
  */
 export async function withSelectionPrior(
   spec: ModelSpec,
@@ -700,7 +702,10 @@ export async function withSelectionPrior(
   for (const chosen of sends) for (const u of chosen) counts[u]++;
   const prior: number[] = [];
   for (let u = 0; u < counts.length; u++) if (2 * counts[u] > split.count) prior.push(u);
-  return { ...spec, inputMask: { ...mask, prior } };
+  const rates = Array.from(counts, (c) =>
+    Math.max(1, Math.min(255, Math.round((256 * (c + 0.5)) / (split.count + 1)))),
+  );
+  return { ...spec, inputMask: { ...mask, prior, rates } };
 }
 
 /** The units a frozen dynamic mask's selector sends for each of the first `count` instances of `split`. */

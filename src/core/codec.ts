@@ -11,13 +11,14 @@ import {
   type MaskSpec,
 } from './mask.js';
 import { crc32 } from './crc32.js';
+import { decodeRates, encodeRates } from './rates-coder.js';
 
 /**
  * cmp-select/1, little-endian; documented in firmware-bridge/PROTOCOL.md ("Selected-input frames").
  *
  *   0  u8   version (1)
  *   1  u8   flags: bit 0 dynamic; bits 1-2 value type (0 uint8, 1 float16, 2 float32);
- *                  bits 3-5 selection coding (0 none: static mask, 1 bitmap, 2 index list, 3 gaps, 4 prior)
+ *                  bits 3-5 selection coding (0 none: static mask, 1 bitmap, 2 index list, 3 gaps, 4 prior, 5 rates)
  *   2  u32  mask id: CRC-32 of the mask's canonical description (see maskId); a receiver refuses other ids
  *   6  u16  number of selected units
  *   8  ...  selection, dynamic masks only, whichever coding is shortest for this instance:
@@ -28,6 +29,9 @@ import { crc32 } from './crc32.js';
  *             prior      the units where this frame differs from the mask's prior (the units its selector sends for
  *                        most instances, known to both ends from the model): their count, then the units as gaps,
  *                        each number written as a gap is; the selection is the prior with those units flipped
+ *             rates      every unit's bit (1: sent), arithmetic-coded with the unit's rate from the model (how often
+ *                        its selector sends it on held-out data, in 256ths; see core/rates-coder.ts), MSB first,
+ *                        zero-padded to a byte; its length follows from the coder's state, and the values follow it
  *   ...     values: every feature of the selected units in ascending feature (NCHW) order, 1, 2 or 4 bytes each;
  *           uint8 is round(value * 255) of inputs in [0, 1], float16 IEEE half, float32 IEEE single
  *
@@ -37,14 +41,14 @@ export const SELECT_CODEC_VERSION = 1;
 export const SELECT_HEADER_BYTES = 8;
 
 const VALUE_CODES = { uint8: 0, float16: 1, float32: 2 } as const;
-type Coding = 'none' | 'bitmap' | 'indices' | 'gaps' | 'prior';
-const CODING_CODES: Record<Coding, number> = { none: 0, bitmap: 1, indices: 2, gaps: 3, prior: 4 };
-const CODINGS: Coding[] = ['none', 'bitmap', 'indices', 'gaps', 'prior'];
+type Coding = 'none' | 'bitmap' | 'indices' | 'gaps' | 'prior' | 'rates';
+const CODING_CODES: Record<Coding, number> = { none: 0, bitmap: 1, indices: 2, gaps: 3, prior: 4, rates: 5 };
+const CODINGS: Coding[] = ['none', 'bitmap', 'indices', 'gaps', 'prior', 'rates'];
 
 /**
  * The mask id frames carry: CRC-32 of the mask's canonical JSON (kind, input shape, granularity, value type; the
  * kept units of a static mask; the CRC of a dynamic selector's weights, so a retrained selector is another mask, and
- * its prior when it has one).
+ * its prior and rates when it has them).
  */
 export function maskId(mask: MaskSpec, shape: [number, number, number], selectorWeights?: Float32Array): number {
   const canonical = {
@@ -54,7 +58,11 @@ export function maskId(mask: MaskSpec, shape: [number, number, number], selector
     values: mask.values,
     ...(mask.kind === 'static'
       ? { kept: mask.kept }
-      : { pool: mask.selectorPool, ...(mask.prior ? { prior: mask.prior } : {}) }),
+      : {
+          pool: mask.selectorPool,
+          ...(mask.prior ? { prior: mask.prior } : {}),
+          ...(mask.rates ? { rates: mask.rates } : {}),
+        }),
     ...(selectorWeights
       ? {
           selector: crc32(
@@ -80,6 +88,8 @@ export class SelectionCodec {
   readonly staticFeatures?: Int32Array;
   /** Dynamic masks with a prior: 1 for each unit the prior sends. */
   private readonly prior?: Uint8Array;
+  /** Dynamic masks with rates: each unit's chance of being sent, in 256ths. */
+  private readonly rates?: Uint8Array;
 
   constructor(
     readonly mask: MaskSpec,
@@ -88,9 +98,12 @@ export class SelectionCodec {
   ) {
     this.layout = maskLayout(shape, mask.granularity);
     if (mask.kind === 'static') this.staticFeatures = featuresOf(this.layout, mask.kept);
-    else if (mask.prior) {
-      this.prior = new Uint8Array(this.layout.units);
-      for (const u of mask.prior) this.prior[u] = 1;
+    else {
+      if (mask.prior) {
+        this.prior = new Uint8Array(this.layout.units);
+        for (const u of mask.prior) this.prior[u] = 1;
+      }
+      if (mask.rates) this.rates = Uint8Array.from(mask.rates);
     }
   }
 
@@ -132,10 +145,11 @@ export class SelectionCodec {
     view.setUint32(2, this.id, true);
     view.setUint16(6, chosen.length, true);
     let o = SELECT_HEADER_BYTES;
-    o =
-      selection.coding === 'prior'
-        ? writePrior(frame, o, this.flips(chosen))
-        : writeSelection(frame, o, chosen, selection.coding, layout.units);
+    if (selection.coding === 'rates') {
+      frame.set(encodeRates(this.chosen(chosen), this.rates as Uint8Array), o);
+      o += selection.bytes;
+    } else if (selection.coding === 'prior') o = writePrior(frame, o, this.flips(chosen));
+    else o = writeSelection(frame, o, chosen, selection.coding, layout.units);
     for (let i = 0; i < features.length; i++) {
       const v = input[features[i]];
       if (mask.values === 'uint8') frame[o] = Math.max(0, Math.min(255, Math.round(v * 255)));
@@ -181,10 +195,13 @@ export class SelectionCodec {
       if (coding === 'none') throw bad('a dynamic frame without a selection');
       if (count > layout.units) throw bad(`${count} units, the mask has ${layout.units}`);
       if (coding === 'prior' && !this.prior) throw bad('a selection coded against a prior the mask does not have');
+      if (coding === 'rates' && !this.rates) throw bad('a selection coded with rates the mask does not have');
       const read =
-        coding === 'prior'
-          ? readPrior(frame, o, count, this.prior as Uint8Array)
-          : readSelection(frame, o, count, coding, layout.units);
+        coding === 'rates'
+          ? readRates(frame, o, count, this.rates as Uint8Array)
+          : coding === 'prior'
+            ? readPrior(frame, o, count, this.prior as Uint8Array)
+            : readSelection(frame, o, count, coding, layout.units);
       if (typeof read === 'string') throw bad(read);
       units = read.units;
       o = read.end;
@@ -218,15 +235,22 @@ export class SelectionCodec {
       const flips = this.flips(units);
       options.push(['prior', numberBytes(flips.length) + gapBytes(flips)]);
     }
+    if (this.rates) options.push(['rates', encodeRates(this.chosen(units), this.rates).length]);
     options.sort((a, b) => a[1] - b[1]);
     return { coding: options[0][0], bytes: options[0][1] };
+  }
+
+  /** 1 for each of `units`, over every unit of the mask. */
+  private chosen(units: ArrayLike<number>): Uint8Array {
+    const chosen = new Uint8Array(this.layout.units);
+    for (let i = 0; i < units.length; i++) chosen[units[i]] = 1;
+    return chosen;
   }
 
   /** The units where `units` (ascending) and the prior differ, ascending. */
   private flips(units: ArrayLike<number>): number[] {
     const prior = this.prior as Uint8Array;
-    const chosen = new Uint8Array(prior.length);
-    for (let i = 0; i < units.length; i++) chosen[units[i]] = 1;
+    const chosen = this.chosen(units);
     const out: number[] = [];
     for (let u = 0; u < prior.length; u++) if (chosen[u] !== prior[u]) out.push(u);
     return out;
@@ -320,6 +344,26 @@ function readPrior(
   }
   if (n !== count) return `the prior and its flips select ${n} units, the header says ${count}`;
   return { units, end: flips.end };
+}
+
+/** Reads a selection arithmetic-coded with `rates`: `count` units, or says what is wrong. */
+function readRates(
+  frame: Uint8Array,
+  o: number,
+  count: number,
+  rates: Uint8Array,
+): { units: Int32Array; end: number } | string {
+  const { chosen, end } = decodeRates(frame, o, rates);
+  if (end > frame.length) return 'truncated in its rate-coded selection';
+  const units = new Int32Array(count);
+  let n = 0;
+  for (let u = 0; u < chosen.length; u++) {
+    if (!chosen[u]) continue;
+    if (n === count) return `the rate-coded selection holds more than the ${count} units the header says`;
+    units[n++] = u;
+  }
+  if (n !== count) return `the rate-coded selection holds ${n} units, the header says ${count}`;
+  return { units, end };
 }
 
 /** Reads `count` ascending units, or says what is wrong. */

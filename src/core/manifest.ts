@@ -39,7 +39,7 @@ export type LayerManifest = v.InferOutput<typeof LAYER_MANIFEST_SCHEMA>;
  * runs the selector file beside the model (`selector`). Frames between them are cmp-select/1 (core/codec.ts), each
  * carrying `maskId`, a CRC-32 (see core/codec.ts maskId). Static: `kept` units, ascending, and the `features` they
  * cover (the graph input's length). Dynamic: the selector's pool window `selectorPool` (its file lies beside the model,
- * see selectorPath) and its `prior` when it has one (see core/mask.ts DynamicMaskSpec). `fullInputBytes`: bytes of the
+ * see selectorPath) and its `prior` and `rates` when it has them (see core/mask.ts DynamicMaskSpec). `fullInputBytes`: bytes of the
  * whole input at the same value type, what the link would carry without a mask.
  */
 export const MANIFEST_MASK_SCHEMA = v.object({
@@ -52,6 +52,7 @@ export const MANIFEST_MASK_SCHEMA = v.object({
   features: v.optional(COUNT),
   selectorPool: v.optional(v.pipe(COUNT, v.minValue(1))),
   prior: v.optional(v.array(COUNT)),
+  rates: v.optional(v.array(COUNT)),
   fullInputBytes: COUNT,
 });
 export type ManifestMask = v.InferOutput<typeof MANIFEST_MASK_SCHEMA>;

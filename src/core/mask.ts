@@ -56,6 +56,11 @@ export const DYNAMIC_MASK_SPEC_SCHEMA = v.object({
    * may code their selection as the units where they differ from it, which costs less than listing every unit.
    */
   prior: v.optional(UNIT_LIST),
+  /**
+   * Per unit, how often the selector sends it on the held-out instances, in 256ths, 1..255 (set after training):
+   * frames may arithmetic-code their selection with these, about the selection's information in bits.
+   */
+  rates: v.optional(v.array(v.pipe(v.number(), v.safeInteger(), v.minValue(1), v.maxValue(255)))),
 });
 export type DynamicMaskSpec = v.InferOutput<typeof DYNAMIC_MASK_SPEC_SCHEMA>;
 
@@ -165,6 +170,12 @@ export function checkMaskSpec(mask: MaskSpec, shape: [number, number, number]): 
           throw bad(`prior unit ${u} is outside 0..${layout.units - 1}`);
         if (i > 0 && u <= mask.prior![i - 1]) throw bad('prior units are not strictly ascending');
       });
+    }
+    if (mask.rates !== undefined) {
+      if (!Array.isArray(mask.rates) || mask.rates.length !== layout.units)
+        throw bad(`its rates are not one per unit (${layout.units})`);
+      if (mask.rates.some((r) => !Number.isInteger(r) || r < 1 || r > 255))
+        throw bad('a rate is outside 1..255 (256ths of the instances)');
     }
   } else {
     throw bad(`unknown kind ${JSON.stringify((mask as { kind: unknown }).kind)}`);

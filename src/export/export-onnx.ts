@@ -180,7 +180,11 @@ function manifestMask(frozen: FrozenModel): ManifestMask | undefined {
     maskId: maskId(spec, shape, mask.selector?.weight),
     ...(spec.kind === 'static'
       ? { kept: spec.kept, features: (mask.features as Int32Array).length }
-      : { selectorPool: spec.selectorPool, ...(spec.prior ? { prior: spec.prior } : {}) }),
+      : {
+          selectorPool: spec.selectorPool,
+          ...(spec.prior ? { prior: spec.prior } : {}),
+          ...(spec.rates ? { rates: spec.rates } : {}),
+        }),
     fullInputBytes: layout.unitOf.length * valueBytes,
   };
 }

@@ -49,7 +49,8 @@ export class MaskedInput {
     if (!manifest || !mask || manifest.selector) return undefined;
     const shape = manifest.input.shape;
     const spec = maskSpecOf(mask, file.path);
-    // Checked here, where the file enters: a prior outside the mask would make frames decode to the wrong units.
+    // Checked here, where the file enters: a prior outside the mask, or rates that are not one per unit in 1..255,
+    // would make frames decode to the wrong units.
     checkMaskSpec(spec, shape);
     const codec = new SelectionCodec(spec, shape, mask.maskId);
     let selector: Backend | undefined;
@@ -152,5 +153,6 @@ export function maskSpecOf(mask: ManifestMask, source: string): MaskSpec {
     values: mask.values,
     selectorPool: mask.selectorPool ?? 1,
     ...(mask.prior ? { prior: mask.prior } : {}),
+    ...(mask.rates ? { rates: mask.rates } : {}),
   };
 }

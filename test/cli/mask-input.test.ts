@@ -189,6 +189,15 @@ test('a mask spec that does not match the model input is refused', () => {
     /prior units are not strictly ascending/,
   );
   checkMaskSpec({ ...dynamic, prior: [3, 7] }, [1, 28, 28]);
+  assert.throws(
+    () => checkMaskSpec({ ...dynamic, rates: new Array(783).fill(9) }, [1, 28, 28]),
+    /rates are not one per unit \(784\)/,
+  );
+  assert.throws(
+    () => checkMaskSpec({ ...dynamic, rates: [...Array.from({ length: 783 }, () => 9), 0] }, [1, 28, 28]),
+    /a rate is outside 1\.\.255/,
+  );
+  checkMaskSpec({ ...dynamic, rates: new Array(784).fill(255) }, [1, 28, 28]);
 });
 
 test('block layouts clip edge blocks and cover every feature once', () => {

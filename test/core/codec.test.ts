@@ -153,6 +153,42 @@ test('truncated, padded, foreign and malformed frames are refused with a one-lin
   refused(staticFrame, /static frame for a dynamic mask/);
 });
 
+test('with rates: a selection costs about its information, round-trips, and foreign or broken frames are refused', () => {
+  // A selector that sends the 60 units of a stroke-like band often and the others rarely.
+  const rng = makeRng(17);
+  const rates = Array.from({ length: 784 }, (_, u) => (u >= 300 && u < 360 ? 96 : 1));
+  const spec: MaskSpec = { kind: 'dynamic', granularity: { kind: 'pixel' }, values: 'uint8', selectorPool: 4, rates };
+  const codec = new SelectionCodec(spec, SHAPE, maskId(spec, SHAPE));
+  const input = pixels(784, 4);
+  let rateBytes = 0;
+  let gapBytes = 0;
+  for (let t = 0; t < 50; t++) {
+    const units = rates.flatMap((r, u) => (rng() * 256 < r ? [u] : []));
+    const frame = codec.encode(input, units);
+    assert.equal((frame[1] >> 3) & 7, 5, 'arithmetic-coded with the rates');
+    assert.equal(frame.length, codec.frameBytes(units));
+    assert.deepEqual([...codec.decode(frame).units], units);
+    let information = 0;
+    rates.forEach((r, u) => (information -= Math.log2(units.includes(u) ? r / 256 : 1 - r / 256)));
+    const bytes = codec.selectionLength(units);
+    assert.ok(bytes <= Math.ceil((information + 2) / 8) + 1, `${bytes} bytes for ${information.toFixed(1)} bits`);
+    rateBytes += bytes;
+    gapBytes += units.length;
+  }
+  // About 23 units a frame, 10 bytes where the gaps (the next shortest) would take one a unit.
+  assert.ok(rateBytes < gapBytes / 2, `${rateBytes} bytes coded with the rates, ${gapBytes} as gaps`);
+  const units = rates.flatMap((r, u) => (u % 3 === 0 && r > 1 ? [u] : []));
+  const frame = codec.encode(input, units);
+  assert.equal((frame[1] >> 3) & 7, 5);
+  const withoutRates = new SelectionCodec({ ...spec, rates: undefined }, SHAPE, codec.id);
+  assert.throws(() => withoutRates.decode(frame), /rates the mask does not have/);
+  assert.throws(() => codec.decode(frame.subarray(0, frame.length - 1)), /FRAME_INVALID|rejected/);
+  const wrong = frame.slice();
+  wrong[6] += 1;
+  assert.throws(() => codec.decode(wrong), /header says/);
+  assert.notEqual(maskId({ ...spec, rates: [...rates.slice(1), 2] }, SHAPE), codec.id, 'the rates are in the mask id');
+});
+
 test('the mask id changes with the prior of a dynamic mask', () => {
   const spec: MaskSpec = { kind: 'dynamic', granularity: { kind: 'pixel' }, values: 'uint8', selectorPool: 4 };
   const ids = new Set([

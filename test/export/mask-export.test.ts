@@ -162,14 +162,18 @@ test('a dynamic mask: the selector file picks per instance and the receiver mode
   const result = await evaluate(backend, file, data);
   const link = result.link;
   assert.ok(link && link.meanFrameBytes < 784, `${link?.meanFrameBytes} bytes per instance`);
-  // The selection is coded against the prior training found (the units sent for most held-out digits) when that is
-  // shorter: over the test digits it costs less than the best coding without a prior.
+  // The selection is coded against the prior training found (the units sent for most held-out digits), or with the
+  // rates it found (how often each unit was sent), when that is shorter: over the test digits it costs less than the
+  // best coding without them, and no more than with the prior alone.
   const mask = exported.manifest.inputMask!;
   assert.ok(Array.isArray(mask.prior) && mask.prior.length > 0, 'the manifest carries the prior');
+  assert.equal(mask.rates?.length, mask.units, 'and a rate per unit');
   const spec = trained.frozen.mask!.spec;
-  const plain = new SelectionCodec({ ...spec, prior: undefined } as MaskSpec, data.inputShape, 0);
+  const plain = new SelectionCodec({ ...spec, prior: undefined, rates: undefined } as MaskSpec, data.inputShape, 0);
+  const priorOnly = new SelectionCodec({ ...spec, rates: undefined } as MaskSpec, data.inputShape, 0);
   const sent = await selectedUnits(trained.frozen, data.test, SAMPLES);
   const plainBytes = sent.reduce((a, units) => a + plain.selectionLength(units), 0);
+  const priorBytes = sent.reduce((a, units) => a + priorOnly.selectionLength(units), 0);
   // The runtime's selector (what a sender and the dashboard's model view run) picks what the trainer picks.
   const masked = (await MaskedInput.open(file, 'ort-node'))!;
   assert.deepEqual(await masked.selections(data.test.x.subarray(0, SAMPLES * 784), SAMPLES), sent);
@@ -177,8 +181,9 @@ test('a dynamic mask: the selector file picks per instance and the receiver mode
   assert.equal(link.frames, SAMPLES);
   assert.ok(
     link.selectionBytes < plainBytes,
-    `${link.selectionBytes} selection bytes with the prior, ${plainBytes} without`,
+    `${link.selectionBytes} selection bytes with the prior and rates, ${plainBytes} without`,
   );
+  assert.ok(link.selectionBytes <= priorBytes, `${link.selectionBytes} bytes, ${priorBytes} with the prior alone`);
   await backend.dispose();
   writeFileSync(
     selectorPath(path),
