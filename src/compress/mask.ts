@@ -179,9 +179,9 @@ export const DEFAULT_LAMBDA_SCHEDULE: Readonly<LambdaScheduleOptions> = Object.f
  * block masks reach the same byte budget in the same epochs (at the paper's start they stayed above it for 30 epochs).
  * Patience 2 instead of the paper's 5 lets 30 epochs hold up to 14 increases, and a drop under half a point does not
  * reset it: validation accuracy at the peak learning rate moves that much from epoch to epoch on its own. With a
- * `plan`, lambda also grows every other epoch the share is above the plan's path, calm or not: on the full MNIST split the calm
- * rule alone grew lambda 6 times in 30 epochs and the static mask stopped at 6.8% of the pixels, short of the 20x
- * budget's 4%, because the validation accuracy of a moving mask swings 1-4 points between epochs.
+ * `plan`, lambda also grows every other epoch the share is above the plan's path, calm or not: on the full MNIST
+ * split the calm rule alone grew lambda 6 times in 30 epochs and the static mask stopped at 6.8% of the pixels, short
+ * of the 20x budget's 4%, because the validation accuracy of a moving mask swings 1-4 points between epochs.
  */
 export function scheduleFor(
   granularity: MaskGranularity,
