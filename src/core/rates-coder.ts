@@ -40,7 +40,8 @@ export function encodeRates(chosen: Uint8Array, rates: Uint8Array): Uint8Array {
       high = high * 2 + 1;
     }
   }
-  // Two more bits pick a quarter inside [low, high]: whatever follows them (padding, the frame's values) decodes the same.
+  // Two more bits pick a quarter inside [low, high]: whatever follows them (padding, the frame's values) decodes the
+  // same.
   pending++;
   emit(low < QUARTER ? 0 : 1);
   const out = new Uint8Array(Math.ceil(bits.length / 8));
