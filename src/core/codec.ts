@@ -146,7 +146,7 @@ export class SelectionCodec {
     view.setUint16(6, chosen.length, true);
     let o = SELECT_HEADER_BYTES;
     if (selection.coding === 'rates') {
-      frame.set(encodeRates(this.chosen(chosen), this.rates as Uint8Array), o);
+      frame.set(selection.rated as Uint8Array, o);
       o += selection.bytes;
     } else if (selection.coding === 'prior') o = writePrior(frame, o, this.flips(chosen));
     else o = writeSelection(frame, o, chosen, selection.coding, layout.units);
@@ -223,8 +223,8 @@ export class SelectionCodec {
     return { units, features, values };
   }
 
-  /** The shortest selection coding for `units` and its size in bytes. */
-  private selectionBytes(units: ArrayLike<number>): { coding: Coding; bytes: number } {
+  /** The shortest selection coding for `units`, its size in bytes, and the rate-coded bytes when it has them. */
+  private selectionBytes(units: ArrayLike<number>): { coding: Coding; bytes: number; rated?: Uint8Array } {
     const total = this.layout.units;
     const options: [Coding, number][] = [
       ['bitmap', Math.ceil(total / 8)],
@@ -235,9 +235,10 @@ export class SelectionCodec {
       const flips = this.flips(units);
       options.push(['prior', numberBytes(flips.length) + gapBytes(flips)]);
     }
-    if (this.rates) options.push(['rates', encodeRates(this.chosen(units), this.rates).length]);
+    const rated = this.rates ? encodeRates(this.chosen(units), this.rates) : undefined;
+    if (rated) options.push(['rates', rated.length]);
     options.sort((a, b) => a[1] - b[1]);
-    return { coding: options[0][0], bytes: options[0][1] };
+    return { coding: options[0][0], bytes: options[0][1], rated };
   }
 
   /** 1 for each of `units`, over every unit of the mask. */
