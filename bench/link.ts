@@ -255,13 +255,6 @@ export const link: Benchmark = {
   },
 };
 
-/**
- * Learns a mask and fine-tunes the checkpoint that is most accurate on validation data within `budget` uplink bytes
- * per inference (none fits: the leanest). Without exits that is a frame that fits. With an exit, a checkpoint's mask may be larger than the
- * budget: its threshold is calibrated so that the images the exit answers (a RESULT on the wire) pay for those it
- * hands off, and the checkpoint is the one whose calibrated point is most accurate. After fine-tuning the threshold is
- * calibrated again, on the same validation images.
- */
 /** The most pixels whose static frame's hand-off fits `budget` uplink bytes. */
 export function pixelsWithin(budget: number, fullBytes: number): number {
   let pixels = fullBytes;
@@ -269,6 +262,13 @@ export function pixelsWithin(budget: number, fullBytes: number): number {
   return pixels;
 }
 
+/**
+ * Learns a mask and fine-tunes the checkpoint that is most accurate on validation data within `budget` uplink bytes
+ * per inference (when none fits, the leanest). Without exits that is a frame that fits. With an exit, a checkpoint's
+ * mask may be larger than the budget: its threshold is calibrated so that the images the exit answers (a RESULT on
+ * the wire) pay for those it hands off, and the checkpoint is the one whose calibrated point is most accurate. After
+ * fine-tuning the threshold is calibrated again, on the same validation images.
+ */
 async function maskedModel(
   data: Dataset,
   options: TrainRunOptions & { out: string },
