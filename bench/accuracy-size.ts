@@ -3,8 +3,12 @@
 // and MNIST, over several seeds: test accuracy (mean and spread) with onnxruntime-node, ONNX bytes and bits per weight,
 // with the issues' goals judged on the means and reported met or missed.
 
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { trainRun, type TrainRunOptions } from '../src/compress/train-run.js';
+import { DEFAULT_KEEP_FLOAT_ACTIVATIONS, trainRun, type TrainRunOptions } from '../src/compress/train-run.js';
+import type { TrainResult } from '../src/compress/train.js';
+import { loadRun, RUN_MODEL_FILE, saveRun } from '../src/core/run.js';
+import { CMP_VERSION } from '../src/core/version.js';
 import { freeze } from '../src/core/frozen.js';
 import type { FrozenModel } from '../src/core/frozen.js';
 import { withBinarization, type BinarizeMode, type WeightMode } from '../src/core/spec.js';
@@ -29,6 +33,11 @@ import {
 import { describeMachine, machineLine } from './machine.js';
 import type { Benchmark } from './run.js';
 
+interface FloatModel {
+  spec: FrozenModel['spec'];
+  tensors: Map<string, Float32Array>;
+}
+
 interface Model {
   name: string;
   weights: WeightMode;
@@ -37,6 +46,11 @@ interface Model {
   int8?: string[];
   /** Quantized after training from the float model of the same seed, without training again. */
   postTraining?: boolean;
+  /**
+   * Fine-tuned from the float model of the same seed for this share of the bench's epochs (the two-stage training
+   * of binary-network practice, and the README's `cmp train --from --preset hybrid` flow), instead of from scratch.
+   */
+  fromFloat?: number;
 }
 
 const MODELS: readonly Model[] = Object.freeze([
@@ -46,6 +60,7 @@ const MODELS: readonly Model[] = Object.freeze([
   { name: 'xnor weights', weights: 'xnor', activations: 'none' },
   { name: 'dab weights', weights: 'dab', activations: 'none' },
   { name: 'hybrid', weights: 'dab', activations: 'none', int8: ['first', 'last'] },
+  { name: 'hybrid from float', weights: 'dab', activations: 'none', int8: ['first', 'last'], fromFloat: 0.5 },
   { name: 'xnor weights+act', weights: 'xnor', activations: 'xnor' },
   { name: 'dab weights+act', weights: 'dab', activations: 'dab' },
 ]);
@@ -128,7 +143,7 @@ export const accuracySize: Benchmark = {
       for (const arch of archs) {
         for (const seed of seeds) {
           // The float model of this seed, kept for post-training quantization.
-          let float: { spec: FrozenModel['spec']; tensors: Map<string, Float32Array> } | undefined;
+          let float: FloatModel | undefined;
           for (const m of models) {
             const label = `${data.name} ${arch} ${m.name} seed ${seed}`;
             const done = cache.get(label);
@@ -139,22 +154,39 @@ export const accuracySize: Benchmark = {
             let frozen: FrozenModel;
             let trainSeconds = 0;
             if (m.postTraining) {
-              float ??= await trainFloat(data, arch, widths, epochs, seed, `${data.name} ${arch} float seed ${seed}`);
+              float ??= await floatOf(data, arch, widths, epochs, seed);
               const spec = withBinarization(float.spec, {
                 int8Weights: m.int8,
                 keepFloatWeights: [],
                 keepFloatInputs: [],
               });
               frozen = freeze(spec, float.tensors);
+            } else if (m.fromFloat) {
+              float ??= await floatOf(data, arch, widths, epochs, seed);
+              const spec = withBinarization(float.spec, {
+                binarizeWeights: binaryWeights(m),
+                ...(m.int8 ? { int8Weights: m.int8 } : {}),
+                keepFloatWeights: [],
+                keepFloatInputs: [...DEFAULT_KEEP_FLOAT_ACTIVATIONS],
+              });
+              const trained = await trainRun(data, {
+                ...trainOptions(arch, widths, Math.max(1, Math.round(epochs * m.fromFloat)), seed, label),
+                checkpointDir: join(epochsDir, label.replace(/[^A-Za-z0-9.-]+/g, '-')),
+                binarizeWeights: binaryWeights(m),
+                binarizeActivations: m.activations,
+                from: { dir: floatDir(data.name, arch, seed), spec, tensors: float.tensors },
+              });
+              frozen = trained.frozen;
+              trainSeconds = trained.training.durationMs / 1000;
             } else {
               const trained = await trainRun(data, {
                 ...trainOptions(arch, widths, epochs, seed, label),
                 checkpointDir: join(epochsDir, label.replace(/[^A-Za-z0-9.-]+/g, '-')),
-                binarizeWeights: m.weights === 'int8' ? 'none' : m.weights,
+                binarizeWeights: binaryWeights(m),
                 binarizeActivations: m.activations,
                 ...(m.int8 ? { int8: m.int8 } : {}),
               });
-              if (m.weights === 'none') float = { spec: trained.spec, tensors: flat(trained.tensors) };
+              if (m.weights === 'none') float = keepFloat(data.name, arch, seed, trained);
               frozen = trained.frozen;
               trainSeconds = trained.training.durationMs / 1000;
             }
@@ -261,21 +293,47 @@ function trainOptions(
   };
 }
 
-/** Trains the float model of a seed again (its row was cached, its tensors were not) for post-training int8. */
-async function trainFloat(
+/** A model's 1-bit weight mode; int8 layers are float to the binarizer. */
+function binaryWeights(m: Model): BinarizeMode {
+  return m.weights === 'int8' ? 'none' : m.weights;
+}
+
+/** Where the float model of a seed is kept for the rows built from it (post-training int8, the hybrid from float). */
+function floatDir(dataset: string, arch: string, seed: number): string {
+  return join(benchWorkDir(), 'accuracy-size-models', `${dataset}-${arch}-float-seed-${seed}`);
+}
+
+/** Keeps a trained float model on disk, so a resumed run builds on it instead of training it again. */
+function keepFloat(dataset: string, arch: string, seed: number, trained: TrainResult): FloatModel {
+  saveRun(
+    floatDir(dataset, arch, seed),
+    { cmpVersion: CMP_VERSION, spec: trained.spec, training: trained.training },
+    trained.tensors,
+  );
+  return { spec: trained.spec, tensors: flat(trained.tensors) };
+}
+
+/** The float model of a seed: the one kept on disk, or trained again (its row was cached, its tensors were not). */
+async function floatOf(
   data: Dataset,
   arch: string,
   widths: number[],
   epochs: number,
   seed: number,
-  label: string,
-): Promise<{ spec: FrozenModel['spec']; tensors: Map<string, Float32Array> }> {
+): Promise<FloatModel> {
+  const dir = floatDir(data.name, arch, seed);
+  if (existsSync(join(dir, RUN_MODEL_FILE))) {
+    const run = loadRun(dir);
+    return { spec: run.record.spec, tensors: run.tensors };
+  }
+  const label = `${data.name} ${arch} float seed ${seed}`;
   const trained = await trainRun(data, {
     ...trainOptions(arch, widths, epochs, seed, label),
+    checkpointDir: join(benchWorkDir(), 'accuracy-size-epochs', label.replace(/[^A-Za-z0-9.-]+/g, '-')),
     binarizeWeights: 'none',
     binarizeActivations: 'none',
   });
-  return { spec: trained.spec, tensors: flat(trained.tensors) };
+  return keepFloat(data.name, arch, seed, trained);
 }
 
 function flat(tensors: Map<string, { data: Float32Array }>): Map<string, Float32Array> {
@@ -375,10 +433,10 @@ function evaluateGoals(summaries: Summary[]): Goal[] {
     const xnor = find(summaries, s.dataset, 'lenet', 'xnor weights+act');
     if (xnor) goals.push(atLeast(`${s.dataset} conv net dab weights+act >= xnor`, points(s, xnor), 0, 'pt'));
   }
-  for (const s of summaries.filter((x) => x.model === 'hybrid' || x.model.startsWith('int8 '))) {
+  for (const s of summaries.filter((x) => x.model.startsWith('hybrid') || x.model.startsWith('int8 '))) {
     const float = baseline(summaries, s);
     if (!float) continue;
-    const hybrid = s.model === 'hybrid';
+    const hybrid = s.model.startsWith('hybrid');
     const within = hybrid ? GOALS.hybridWithinPoints : GOALS.int8WithinPoints;
     const smaller = hybrid ? GOALS.hybridSmaller : GOALS.int8Smaller;
     const what = `${s.dataset} ${s.arch} ${s.model}`;
