@@ -5,7 +5,8 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planToReach, scheduleFor, type KeepPlan } from '../src/compress/mask.js';
+import { planToReach, scheduleFor, trimStaticMask, type KeepPlan } from '../src/compress/mask.js';
+import { validationSplit } from '../src/compress/calibrate.js';
 import {
   DEFAULT_MASK_TRAINING,
   specFor,
@@ -17,6 +18,7 @@ import type { FrozenModel } from '../src/core/frozen.js';
 import { SELECT_HEADER_BYTES } from '../src/core/codec.js';
 import { selectorPath } from '../src/core/manifest.js';
 import { granularityName, parseGranularity } from '../src/core/mask.js';
+import type { ModelSpec } from '../src/core/spec.js';
 import { chooseMaskCheckpoint, loadRun, RUN_MODEL_FILE, type MaskCheckpointRecord, type Run } from '../src/core/run.js';
 import { loadDataset, type Dataset } from '../src/data/datasets.js';
 import { CmpError } from '../src/errors.js';
@@ -53,6 +55,9 @@ const ARCH_SETUPS: Record<string, Pick<TrainRunOptions, 'arch' | 'filters' | 'wi
   mlp: { arch: 'mlp' },
   lenet5: { arch: 'lenet', filters: [6, 16], widths: [120, 84] },
 };
+
+/** How far over a budget a static mask's checkpoint may be to be trimmed to it: 10%. */
+const TRIM_SLACK = 1.1;
 
 const METHODS = ['full', 'random', 'importance', 'static', 'dynamic'] as const;
 type Method = (typeof METHODS)[number];
@@ -96,6 +101,11 @@ export interface Row {
   /** Of those bytes, what the selection of a dynamic frame took (0 for static masks and the whole input). */
   selectionBytes: number;
   testAccuracy: number;
+  /**
+   * On the held-out tenth of the training split (masked models train on the rest): what the goals choose a point by,
+   * so the test split only reports. Absent on the unmasked model, and on rows measured before it was kept.
+   */
+  validationAccuracy?: number;
 }
 
 export const select: Benchmark = {
@@ -154,7 +164,11 @@ export const select: Benchmark = {
     const epochsDir = (key: string): string => join(benchWorkDir(), 'select-epochs', key.replace(/[^a-z0-9.]+/gi, '-'));
     const job = async (key: string, measureJob: () => Promise<Row[]>): Promise<void> => {
       const saved = cache.get(key);
-      if (saved) {
+      // Rows saved before exported points kept their validation accuracy are measured again (a mask run's training is
+      // read back from its folder; only its fine-tuning runs again).
+      if (saved && exportedRows(saved).some((r) => r.validationAccuracy === undefined))
+        log(`${key}: measured again, its rows lack validation accuracy`);
+      else if (saved) {
         log(`${key}: kept from ${cache.path}`);
         rows.push(...saved);
         return;
@@ -191,7 +205,7 @@ export const select: Benchmark = {
         await job(`${name} full`, async () => {
           log(`${name}: the unmasked model (${epochs} epochs)`);
           const full = await trainRun(data, { ...common, checkpointDir: epochsDir(`${name} full`) });
-          const m = await measure(full.frozen, data, dir);
+          const m = await measure(full.frozen, data, dir, 0);
           return [{ dataset: name, granularity: '-', method: 'full', point: 'trained', ...m }];
         });
       }
@@ -213,7 +227,7 @@ export const select: Benchmark = {
                 mask: { ...maskBase, kind: 'static', source, keep },
                 checkpointDir: epochsDir(key),
               });
-              const m = await measure(fixed.frozen, data, dir);
+              const m = await measure(fixed.frozen, data, dir, fixed.training.validationCount ?? 0);
               return [{ dataset: name, granularity: g, method: source, point: 'trained', ...m }];
             });
           }
@@ -252,14 +266,24 @@ export const select: Benchmark = {
               bytesPerInference: c.frameBytes,
               selectionBytes: 0,
               testAccuracy: c.testAccuracy,
+              validationAccuracy: c.validationAccuracy,
             }));
             // Fine-tuned points: at each baseline share, and the most accurate checkpoint (on validation data) within
-            // each goal's bytes.
-            const picks = new Map<string, MaskCheckpointRecord>();
+            // each goal's bytes. A static mask's most compact checkpoint over a budget by at most TRIM_SLACK is also
+            // trimmed to it (its least open units dropped) and fine-tuned: the plan holds the mask at the budget, but
+            // a checkpoint can land a pixel over.
+            const picks = new Map<
+              string,
+              { point: string; run: Run; spec: ModelSpec; tensors: Map<string, Float32Array> }
+            >();
+            const pick = (c: MaskCheckpointRecord): void => {
+              const run = loadRun(join(out, c.dir));
+              const point = `fine-tuned ${c.dir.replace('checkpoints/', '#')}`;
+              picks.set(point, { point, run, spec: run.record.spec, tensors: run.tensors });
+            };
             for (const keep of keeps) {
               try {
-                const chosen = chooseMaskCheckpoint(loadRun(out), { keep });
-                picks.set(chosen.checkpoint.dir, chosen.checkpoint);
+                pick(chooseMaskCheckpoint(loadRun(out), { keep }).checkpoint);
               } catch {
                 log(`${name} ${g} ${kind}: no checkpoint keeps at most ${keep}`);
               }
@@ -268,25 +292,28 @@ export const select: Benchmark = {
               const best = checkpoints
                 .filter((c) => c.frameBytes <= budget)
                 .sort((a, b) => b.validationAccuracy - a.validationAccuracy)[0];
-              if (best) picks.set(best.dir, best);
+              if (best) pick(best);
+              const over = checkpoints
+                .filter((c) => c.frameBytes > budget && c.frameBytes <= budget * TRIM_SLACK)
+                .sort((a, b) => a.frameBytes - b.frameBytes)[0];
+              if (kind !== 'static' || !over) continue;
+              const run = loadRun(join(out, over.dir));
+              const trimmed = trimStaticMask(run.record.spec, run.tensors, budget);
+              const point = `trimmed ${over.dir.replace('checkpoints/', '#')} to ${budget.toFixed(1)} B, fine-tuned`;
+              if (trimmed) picks.set(point, { point, run, ...trimmed });
             }
-            for (const pick of picks.values()) {
-              const from = loadRun(join(out, pick.dir));
-              log(`${name} ${g} ${kind}: fine-tuning ${pick.dir} (${finetune} epochs)`);
+            for (const p of picks.values()) {
+              log(
+                `${name} ${g} ${kind}: ${p.point.replace(', fine-tuned', '')}: fine-tuning ${p.run.dir} (${finetune} epochs)`,
+              );
               const tuned = await trainRun(data, {
                 ...common,
                 epochs: finetune,
-                from: { dir: from.dir, spec: from.record.spec, tensors: from.tensors },
-                checkpointDir: epochsDir(`${key} ${pick.dir}`),
+                from: { dir: p.run.dir, spec: p.spec, tensors: p.tensors },
+                checkpointDir: epochsDir(`${key} ${p.point}`),
               });
-              const m = await measure(tuned.frozen, data, dir);
-              made.push({
-                dataset: name,
-                granularity: g,
-                method: kind,
-                point: `fine-tuned ${pick.dir.replace('checkpoints/', '#')}`,
-                ...m,
-              });
+              const m = await measure(tuned.frozen, data, dir, tuned.training.validationCount ?? 0);
+              made.push({ dataset: name, granularity: g, method: kind, point: p.point, ...m });
             }
             return made;
           });
@@ -333,6 +360,7 @@ export const select: Benchmark = {
           'bytes/inference',
           'selection',
           'fewer bytes',
+          'validation',
           'test accuracy',
           'vs full',
           'paper',
@@ -351,6 +379,7 @@ export const select: Benchmark = {
               ? `${((r.selectionBytes / r.bytesPerInference) * 100).toFixed(0)}%`
               : '',
             `${(fullBytes / r.bytesPerInference).toFixed(1)}x`,
+            r.validationAccuracy === undefined ? '' : `${(r.validationAccuracy * 100).toFixed(2)}%`,
             `${(r.testAccuracy * 100).toFixed(2)}%`,
             `${((r.testAccuracy - base.testAccuracy) * 100).toFixed(2)} pt`,
             paperFigure(r),
@@ -358,7 +387,7 @@ export const select: Benchmark = {
         }),
       ),
       '',
-      'Goals (issue 20): the most accurate exported mask (fine-tuned or trained with it) within the byte budget, against the unmasked model:',
+      'Goals (issue 20): the exported mask (fine-tuned or trained with it) most accurate on validation data within the byte budget, its test accuracy against the unmasked model:',
       ...goalLines(goals),
     ];
     process.stdout.write(`${out.join('\n')}\n`);
@@ -371,7 +400,8 @@ async function measure(
   frozen: FrozenModel,
   data: Dataset,
   dir: string,
-): Promise<Pick<Row, 'testAccuracy' | 'bytesPerInference' | 'selectionBytes' | 'keptFraction'>> {
+  validationCount: number,
+): Promise<Pick<Row, 'testAccuracy' | 'validationAccuracy' | 'bytesPerInference' | 'selectionBytes' | 'keptFraction'>> {
   const exported = exportOnnx(frozen);
   const path = join(dir, 'measure.onnx');
   writeFileSync(path, exported.bytes);
@@ -380,10 +410,14 @@ async function measure(
   const backend = await createBackend('ort-node', file);
   try {
     const result = await evaluate(backend, file, data);
+    const validation = validationCount
+      ? await evaluate(backend, file, { ...data, test: validationSplit(data, validationCount) })
+      : undefined;
     const mask = exported.manifest.inputMask;
     const link = result.link;
     return {
       testAccuracy: result.accuracy,
+      ...(validation ? { validationAccuracy: validation.accuracy } : {}),
       bytesPerInference: link?.meanFrameBytes ?? frozen.spec.input.shape.reduce((a, b) => a * b, 1),
       selectionBytes: link && link.frames ? link.selectionBytes / link.frames : 0,
       keptFraction: mask && link ? link.units / link.frames / mask.units : 1,
@@ -394,10 +428,10 @@ async function measure(
 }
 
 /** Exported rows: fine-tuned mask checkpoints and models trained with a fixed mask (not checkpoints at peak rate). */
-function exportedRows(rows: Row[], dataset: string, method?: Method): Row[] {
+function exportedRows(rows: Row[], dataset?: string, method?: Method): Row[] {
   return rows.filter(
     (r) =>
-      r.dataset === dataset &&
+      (dataset === undefined || r.dataset === dataset) &&
       r.method !== 'full' &&
       !r.point.startsWith('checkpoint') &&
       (method === undefined || r.method === method),
@@ -410,12 +444,15 @@ export function evaluateGoals(rows: Row[], arch: string): Goal[] {
     const full = rows.find((r) => r.dataset === goal.dataset && r.method === 'full');
     if (!full) continue;
     const budget = full.bytesPerInference / goal.factor;
-    const fitting = exportedRows(rows, goal.dataset).filter((r) => r.bytesPerInference <= budget);
-    const best = fitting.reduce((a, r) => Math.max(a, r.testAccuracy), 0);
+    // The point the validation data likes best within the budget; its test accuracy is what is judged.
+    const best = exportedRows(rows, goal.dataset)
+      .filter((r) => r.bytesPerInference <= budget && r.validationAccuracy !== undefined)
+      .sort((a, b) => (b.validationAccuracy as number) - (a.validationAccuracy as number))[0];
+    const which = best ? `${best.method} ${best.point}` : 'no point with validation accuracy';
     goals.push(
       atLeast(
-        `${goal.dataset}, ${arch}: accuracy at <= ${budget.toFixed(1)} bytes (${goal.factor}x fewer) within ${goal.points} pt of ${(full.testAccuracy * 100).toFixed(2)}%`,
-        best * 100,
+        `${goal.dataset}, ${arch}: accuracy at <= ${budget.toFixed(1)} bytes (${goal.factor}x fewer) within ${goal.points} pt of ${(full.testAccuracy * 100).toFixed(2)}% (${which}, chosen on validation)`,
+        (best?.testAccuracy ?? 0) * 100,
         full.testAccuracy * 100 - goal.points,
         'pt',
       ),

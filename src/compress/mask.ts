@@ -2,6 +2,7 @@
 // two baselines (random-forest importance and random masks).
 
 import type * as tfTypes from '@tensorflow/tfjs';
+import { SelectionCodec } from '../core/codec.js';
 import type { FrozenMask } from '../core/frozen.js';
 import {
   featureMask,
@@ -11,11 +12,15 @@ import {
   type MaskLayout,
   type MaskSpec,
 } from '../core/mask.js';
+import { MASK_LOGITS, type ModelSpec } from '../core/spec.js';
 import type { Split } from '../data/datasets.js';
 import { DEFAULT_FOREST, forestImportance, type ForestOptions } from './forest.js';
 import type { Tf } from './tf.js';
 
 type Tensor = tfTypes.Tensor;
+
+/** Initial logit of a mask unit (and bias of a selector's scores): open, half a unit from the decision at 0. */
+export const MASK_OPEN_LOGIT = 0.5;
 
 /** What a masked forward pass reports for the loss and the schedule. */
 export interface MaskTerms {
@@ -304,4 +309,34 @@ export function randomUnits(units: number, count: number, rng: () => number): nu
     [order[i], order[j]] = [order[j], order[i]];
   }
   return order.slice(0, count).sort((a, b) => a - b);
+}
+
+/**
+ * A learned static mask trimmed to frames of at most `maxFrameBytes`: the kept units least open at the end of
+ * training (lowest logits) are dropped, and their logits closed, until the frame fits. A checkpoint a pixel or two
+ * over a budget, trimmed and fine-tuned, can be the best mask within it. Undefined when the mask fits already, or
+ * cannot (the header alone is over).
+ */
+export function trimStaticMask(
+  spec: ModelSpec,
+  tensors: Map<string, Float32Array>,
+  maxFrameBytes: number,
+): { spec: ModelSpec; tensors: Map<string, Float32Array> } | undefined {
+  const mask = spec.inputMask;
+  const logits = tensors.get(MASK_LOGITS);
+  if (mask?.kind !== 'static' || !logits) return undefined;
+  const shape = spec.input.shape;
+  const bytes = (kept: number[]): number => new SelectionCodec({ ...mask, kept }, shape, 0).frameBytes();
+  if (bytes(mask.kept) <= maxFrameBytes) return undefined;
+  const byOpenness = [...mask.kept].sort((a, b) => logits[b] - logits[a] || a - b);
+  let count = byOpenness.length;
+  while (count > 0 && bytes(byOpenness.slice(0, count)) > maxFrameBytes) count--;
+  if (count === 0) return undefined;
+  const kept = byOpenness.slice(0, count).sort((a, b) => a - b);
+  const closed = Float32Array.from(logits);
+  for (const u of byOpenness.slice(count)) closed[u] = Math.min(closed[u], -MASK_OPEN_LOGIT);
+  return {
+    spec: { ...spec, inputMask: { ...mask, kept } },
+    tensors: new Map([...tensors, [MASK_LOGITS, closed]]),
+  };
 }

@@ -19,7 +19,7 @@ import {
   type ModelSpec,
 } from '../core/spec.js';
 import { binarizeKernels } from './binarize-wasm.js';
-import { maskInputFrozen, maskInputTrain, type MaskTerms } from './mask.js';
+import { MASK_OPEN_LOGIT, maskInputFrozen, maskInputTrain, type MaskTerms } from './mask.js';
 import { tensorOfScratch, viewFloat32, type Tf } from './tf.js';
 
 type Tensor = tfTypes.Tensor;
@@ -79,9 +79,6 @@ export function initParams(tf: Tf, spec: ModelSpec, rng: () => number): Params {
   }
   return { trainable, running };
 }
-
-/** Initial logit of a mask unit (and bias of a selector's scores): open, half a unit from the decision at 0. */
-export const MASK_OPEN_LOGIT = 0.5;
 
 /** Loads run tensors into parameters (for fine-tuning or evaluation). */
 export function paramsFromTensors(tf: Tf, spec: ModelSpec, tensors: Map<string, Float32Array>): Params {

@@ -1,11 +1,21 @@
 // Mask training terms: a dynamic selector pays for the bytes its selection costs, and the select bench's schedule
-// pushes a unit as hard as the pixels it covers and, with a plan, reaches the budget's share and holds it.
+// pushes a unit as hard as the pixels it covers and, with a plan, reaches the budget's share and holds it; a static
+// mask over a budget is trimmed to it by dropping its least open units.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LambdaSchedule, maskInputTrain, plannedKeep, scheduleFor, type MaskTerms } from '../../src/compress/mask.js';
+import {
+  LambdaSchedule,
+  maskInputTrain,
+  plannedKeep,
+  scheduleFor,
+  trimStaticMask,
+  type MaskTerms,
+} from '../../src/compress/mask.js';
 import { loadTf } from '../../src/compress/tf.js';
+import { SELECT_HEADER_BYTES } from '../../src/core/codec.js';
 import type { MaskSpec } from '../../src/core/mask.js';
+import { MASK_LOGITS, type ModelSpec } from '../../src/core/spec.js';
 
 /** The mask loss of two 2-pixel instances under a selector that sends pixel i where pixel i is bright. */
 async function penalty(instances: number[][]): Promise<number> {
@@ -86,4 +96,40 @@ test('a plan grows lambda every other epoch the share is above its path, stops a
   restored.restore(planned.state);
   for (const s of [planned, restored]) s.update(0.97, { epoch: 28, share: 0.2 });
   assert.equal(restored.lambda, planned.lambda);
+});
+
+test('a static mask over a byte budget is trimmed to it by dropping its least open units, and closes their logits', () => {
+  // A 4x4 picture, pixel units 0..15; kept 2, 5, 7, 9, 11 with logits 0.9, 0.2, 0.7, 0.1, 0.5.
+  const logits = new Float32Array(16).fill(-1);
+  const open: Record<number, number> = { 2: 0.9, 5: 0.2, 7: 0.7, 9: 0.1, 11: 0.5 };
+  for (const [u, l] of Object.entries(open)) logits[Number(u)] = l;
+  const spec = {
+    format: 'cmp-model/1',
+    arch: 'mlp',
+    input: { shape: [1, 4, 4], mean: 0, std: 1 },
+    labels: ['a', 'b'],
+    layers: [],
+    inputMask: {
+      kind: 'static',
+      granularity: { kind: 'pixel' },
+      source: 'learned',
+      values: 'uint8',
+      kept: [2, 5, 7, 9, 11],
+    },
+  } as unknown as ModelSpec;
+  const weight = new Float32Array([1, 2, 3]);
+  const tensors = new Map([
+    [MASK_LOGITS, logits],
+    ['fc.weight', weight],
+  ]);
+  const trimmed = trimStaticMask(spec, tensors, SELECT_HEADER_BYTES + 3.5);
+  assert.ok(trimmed);
+  assert.deepEqual(trimmed.spec.inputMask, { ...spec.inputMask, kept: [2, 7, 11] });
+  const after = trimmed.tensors.get(MASK_LOGITS) as Float32Array;
+  assert.ok(after[5] < 0 && after[9] < 0, 'the dropped units are closed');
+  assert.ok(after[2] > 0 && after[7] > 0 && after[11] > 0, 'the kept units stay open');
+  assert.equal(logits[5], Math.fround(open[5]), 'the run it came from is left as it was');
+  assert.equal(trimmed.tensors.get('fc.weight'), weight);
+  assert.equal(trimStaticMask(spec, tensors, SELECT_HEADER_BYTES + 5), undefined, 'a mask that fits is left alone');
+  assert.equal(trimStaticMask(spec, tensors, SELECT_HEADER_BYTES - 1), undefined, 'nothing fits under the header');
 });
