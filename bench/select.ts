@@ -14,12 +14,20 @@ import {
   type MaskOptions,
   type TrainRunOptions,
 } from '../src/compress/train-run.js';
-import type { FrozenModel } from '../src/core/frozen.js';
+import { freeze, type FrozenModel } from '../src/core/frozen.js';
 import { SELECT_HEADER_BYTES } from '../src/core/codec.js';
 import { selectorPath } from '../src/core/manifest.js';
 import { granularityName, parseGranularity } from '../src/core/mask.js';
 import type { ModelSpec } from '../src/core/spec.js';
-import { chooseMaskCheckpoint, loadRun, RUN_MODEL_FILE, type MaskCheckpointRecord, type Run } from '../src/core/run.js';
+import {
+  chooseMaskCheckpoint,
+  loadRun,
+  RUN_MODEL_FILE,
+  saveRun,
+  type MaskCheckpointRecord,
+  type Run,
+} from '../src/core/run.js';
+import { CMP_VERSION } from '../src/core/version.js';
 import { loadDataset, type Dataset } from '../src/data/datasets.js';
 import { CmpError } from '../src/errors.js';
 import { exportOnnx } from '../src/export/export-onnx.js';
@@ -55,6 +63,9 @@ const ARCH_SETUPS: Record<string, Pick<TrainRunOptions, 'arch' | 'filters' | 'wi
   mlp: { arch: 'mlp' },
   lenet5: { arch: 'lenet', filters: [6, 16], widths: [120, 84] },
 };
+
+/** The softening temperature of --distill (Hinton et al. 2015; prune's default too). */
+const DISTILL_TEMPERATURE = 4;
 
 /** How far over a budget a static mask's checkpoint may be to be trimmed to it: 10%. */
 const TRIM_SLACK = 1.1;
@@ -120,6 +131,7 @@ export const select: Benchmark = {
       epochs: { default: '10' },
       'mask-epochs': { default: '30' },
       finetune: { default: '4' },
+      distill: { default: '0' },
       keeps: { default: '0.05,0.1,0.2' },
       'limit-train': {},
       'limit-test': {},
@@ -130,6 +142,12 @@ export const select: Benchmark = {
     const finetune = positiveInt('finetune', values.finetune) as number;
     const limitTrain = positiveInt('limit-train', values['limit-train']);
     const limitTest = positiveInt('limit-test', values['limit-test']);
+    const distill = Number(values.distill);
+    if (!(distill >= 0 && distill <= 1))
+      throw new CmpError(
+        'BAD_FLAG',
+        `--distill is the teacher's share of the fine-tuning loss, in [0, 1] (got "${values.distill}").`,
+      );
     const keeps = (values.keeps as string).split(',').map(Number);
     if (keeps.some((k) => !(k > 0 && k <= 1)))
       throw new CmpError('BAD_FLAG', `--keeps must be shares in (0, 1] (got "${values.keeps}").`);
@@ -157,6 +175,7 @@ export const select: Benchmark = {
       finetune,
       limitTrain,
       limitTest,
+      ...(distill ? { distill, temperature: DISTILL_TEMPERATURE } : {}),
     });
     const rows: Row[] = [];
     // Every training also keeps a checkpoint after every epoch beside the rows, so a job cut short (a session's end)
@@ -201,11 +220,26 @@ export const select: Benchmark = {
       };
       const fullBytes = data.inputShape.reduce((a, b) => a * b, 1);
       const budgets = budgetsFor(name, fullBytes);
+      // The unmasked model, kept in its folder: with --distill it teaches the masks' fine-tuning.
+      const fullDir = join(epochsDir(`${name} full`), 'run');
+      const trainFull = async (): Promise<FrozenModel> => {
+        log(`${name}: the unmasked model (${epochs} epochs)`);
+        const full = await trainRun(data, { ...common, checkpointDir: epochsDir(`${name} full`) });
+        saveRun(fullDir, { cmpVersion: CMP_VERSION, spec: full.spec, training: full.training }, full.tensors);
+        return full.frozen;
+      };
+      let teacher: FrozenModel | undefined;
+      const teaching = async (): Promise<Pick<TrainRunOptions, 'distill'>> => {
+        if (!distill) return {};
+        if (!teacher) {
+          const kept = existsSync(join(fullDir, RUN_MODEL_FILE)) ? loadRun(fullDir) : undefined;
+          teacher = kept ? freeze(kept.record.spec, kept.tensors) : await trainFull();
+        }
+        return { distill: { teacher, weight: distill, temperature: DISTILL_TEMPERATURE } };
+      };
       if (methods.includes('full')) {
         await job(`${name} full`, async () => {
-          log(`${name}: the unmasked model (${epochs} epochs)`);
-          const full = await trainRun(data, { ...common, checkpointDir: epochsDir(`${name} full`) });
-          const m = await measure(full.frozen, data, dir, 0);
+          const m = await measure(await trainFull(), data, dir, 0);
           return [{ dataset: name, granularity: '-', method: 'full', point: 'trained', ...m }];
         });
       }
@@ -310,7 +344,8 @@ export const select: Benchmark = {
                 ...common,
                 epochs: finetune,
                 from: { dir: p.run.dir, spec: p.spec, tensors: p.tensors },
-                checkpointDir: epochsDir(`${key} ${p.point}`),
+                ...(await teaching()),
+                checkpointDir: epochsDir(`${key} ${p.point}${distill ? ` distill ${distill}` : ''}`),
               });
               const m = await measure(tuned.frozen, data, dir, tuned.training.validationCount ?? 0);
               made.push({ dataset: name, granularity: g, method: kind, point: p.point, ...m });
@@ -331,6 +366,7 @@ export const select: Benchmark = {
       epochs,
       maskEpochs,
       finetune,
+      distill,
       keeps,
       schedules: Object.fromEntries(granularities.map((g) => [granularityName(g), scheduleFor(g, [1, 28, 28])])),
       keepPlans: Object.fromEntries(datasets.map((d) => [d, keepPlan(budgetsFor(d, 784), 784, maskEpochs)])),
@@ -346,7 +382,7 @@ export const select: Benchmark = {
       return 0;
     }
     const out = [
-      `select: ${archName}; unmasked and baselines ${epochs} epochs, learned masks ${maskEpochs} epochs (lambda per granularity, x${DEFAULT_MASK_TRAINING.schedule.growth} after calm epochs), fine-tuning ${finetune}; accuracy by onnxruntime-node on what the receiver decoded, bytes counted frame by frame (uint8 values); paper: Oehmcke & Gieseke 2022, LeNet-5, read off its plots`,
+      `select: ${archName}; unmasked and baselines ${epochs} epochs, learned masks ${maskEpochs} epochs (lambda per granularity, x${DEFAULT_MASK_TRAINING.schedule.growth} after calm epochs), fine-tuning ${finetune}${distill ? ` distilled from the unmasked model (weight ${distill}, T ${DISTILL_TEMPERATURE})` : ''}; accuracy by onnxruntime-node on what the receiver decoded, bytes counted frame by frame (uint8 values); paper: Oehmcke & Gieseke 2022, LeNet-5, read off its plots`,
       `machine: ${machineLine(machine)}`,
       `rows kept in ${cache.path}`,
       '',
