@@ -132,6 +132,7 @@ export const select: Benchmark = {
       'mask-epochs': { default: '30' },
       finetune: { default: '4' },
       distill: { default: '0' },
+      'finetune-seeds': { default: '1,2,3' },
       keeps: { default: '0.05,0.1,0.2' },
       'limit-train': {},
       'limit-test': {},
@@ -148,6 +149,9 @@ export const select: Benchmark = {
         'BAD_FLAG',
         `--distill is the teacher's share of the fine-tuning loss, in [0, 1] (got "${values.distill}").`,
       );
+    const finetuneSeeds = (values['finetune-seeds'] as string).split(',').map(Number);
+    if (!finetuneSeeds.length || finetuneSeeds.some((x) => !Number.isSafeInteger(x) || x < 0))
+      throw new CmpError('BAD_FLAG', `--finetune-seeds takes seeds like 1,2,3 (got "${values['finetune-seeds']}").`);
     const keeps = (values.keeps as string).split(',').map(Number);
     if (keeps.some((k) => !(k > 0 && k <= 1)))
       throw new CmpError('BAD_FLAG', `--keeps must be shares in (0, 1] (got "${values.keeps}").`);
@@ -168,34 +172,37 @@ export const select: Benchmark = {
     const log = (text: string): boolean => process.stderr.write(`${text}\n`);
     // Jobs (one trained model, or one mask run with its fine-tuned points) are kept under inputs that fix their
     // meaning; the flags that only choose which jobs run (data sets, methods, granularities, keeps) are not part of it.
-    const cache = new RowCache<Row[]>('select', {
-      arch: archName,
-      epochs,
-      maskEpochs,
-      finetune,
-      limitTrain,
-      limitTest,
-      ...(distill ? { distill, temperature: DISTILL_TEMPERATURE } : {}),
-    });
+    // The mask jobs' fine-tuning (seeds, teacher) is part of theirs alone: the unmasked model and the baselines keep
+    // one file whatever it is. One fine-tuning seed (1) without a teacher was all before 5 December.
+    const jobInputs = { arch: archName, epochs, maskEpochs, finetune, limitTrain, limitTest };
+    const cache = new RowCache<Row[]>('select', jobInputs);
+    const tunedCache =
+      finetuneSeeds.join() === '1' && !distill
+        ? cache
+        : new RowCache<Row[]>('select', {
+            ...jobInputs,
+            finetuneSeeds,
+            ...(distill ? { distill, temperature: DISTILL_TEMPERATURE } : {}),
+          });
     const rows: Row[] = [];
     // Every training also keeps a checkpoint after every epoch beside the rows, so a job cut short (a session's end)
     // carries on from its last epoch. A learned mask's run folder lies there too: its mask checkpoints survive a stop.
     const epochsDir = (key: string): string => join(benchWorkDir(), 'select-epochs', key.replace(/[^a-z0-9.]+/gi, '-'));
-    const job = async (key: string, measureJob: () => Promise<Row[]>): Promise<void> => {
-      const saved = cache.get(key);
+    const job = async (key: string, measureJob: () => Promise<Row[]>, store = cache): Promise<void> => {
+      const saved = store.get(key);
       // Rows saved before exported points kept their validation accuracy are measured again (a mask run's training is
       // read back from its folder; only its fine-tuning runs again).
       if (saved && exportedRows(saved).some((r) => r.validationAccuracy === undefined))
         log(`${key}: measured again, its rows lack validation accuracy`);
       else if (saved) {
-        log(`${key}: kept from ${cache.path}`);
+        log(`${key}: kept from ${store.path}`);
         rows.push(...saved);
         return;
       }
       const began = Date.now();
       const made = await measureJob();
       log(`${key}: ${((Date.now() - began) / 60000).toFixed(1)} min`);
-      cache.put(key, made);
+      store.put(key, made);
       rows.push(...made);
     };
     for (const name of datasets) {
@@ -271,87 +278,97 @@ export const select: Benchmark = {
           // Dynamic frames may code their selection with the mask's rates since cmp-select/1's coding 5: rows measured
           // before it are kept under the key without the mark.
           const key = `${name} ${g} ${kind} ${JSON.stringify(schedule)}${kind === 'dynamic' ? ' rates' : ''}`;
-          await job(key, async () => {
-            const out = join(epochsDir(key), 'run');
-            // A mask run that finished before a stop cut its fine-tuning short is read back, not trained again (its
-            // training checkpoint is cleared when it ends; the run folder holds the checkpoints made).
-            const options: TrainRunOptions = {
-              ...common,
-              epochs: maskEpochs,
-              mask: { ...maskBase, schedule, kind, source: 'learned' },
-              out,
-              checkpointDir: epochsDir(key),
-            };
-            const earlier = existsSync(join(out, RUN_MODEL_FILE)) ? loadRun(out) : undefined;
-            const finished = earlier && sameTraining(earlier, data, options) ? earlier.record.masking : undefined;
-            log(
-              finished
-                ? `${name} ${g} ${kind}: the mask run finished earlier, in ${out}`
-                : `${name} ${g}: learning a ${kind} mask (${maskEpochs} epochs, lambda from ${schedule.start})`,
-            );
-            const masking = finished ?? (await trainRun(data, options)).masking;
-            const checkpoints = masking?.checkpoints ?? [];
-            const made: Row[] = checkpoints.map((c, i) => ({
-              dataset: name,
-              granularity: g,
-              method: kind,
-              point: `checkpoint ${i + 1}`,
-              keptFraction: c.keptFraction,
-              bytesPerInference: c.frameBytes,
-              selectionBytes: 0,
-              testAccuracy: c.testAccuracy,
-              validationAccuracy: c.validationAccuracy,
-            }));
-            // Fine-tuned points: at each baseline share, and the most accurate checkpoint (on validation data) within
-            // each goal's bytes. A static mask's most compact checkpoint over a budget by at most TRIM_SLACK is also
-            // trimmed to it (its least open units dropped) and fine-tuned: the plan holds the mask at the budget, but
-            // a checkpoint can land a pixel over.
-            const picks = new Map<
-              string,
-              { point: string; run: Run; spec: ModelSpec; tensors: Map<string, Float32Array> }
-            >();
-            const pick = (c: MaskCheckpointRecord): void => {
-              const run = loadRun(join(out, c.dir));
-              const point = `fine-tuned ${c.dir.replace('checkpoints/', '#')}`;
-              picks.set(point, { point, run, spec: run.record.spec, tensors: run.tensors });
-            };
-            for (const keep of keeps) {
-              try {
-                pick(chooseMaskCheckpoint(loadRun(out), { keep }).checkpoint);
-              } catch {
-                log(`${name} ${g} ${kind}: no checkpoint keeps at most ${keep}`);
-              }
-            }
-            for (const budget of budgets) {
-              const best = checkpoints
-                .filter((c) => c.frameBytes <= budget)
-                .sort((a, b) => b.validationAccuracy - a.validationAccuracy)[0];
-              if (best) pick(best);
-              const over = checkpoints
-                .filter((c) => c.frameBytes > budget && c.frameBytes <= budget * TRIM_SLACK)
-                .sort((a, b) => a.frameBytes - b.frameBytes)[0];
-              if (kind !== 'static' || !over) continue;
-              const run = loadRun(join(out, over.dir));
-              const trimmed = trimStaticMask(run.record.spec, run.tensors, budget);
-              const point = `trimmed ${over.dir.replace('checkpoints/', '#')} to ${budget.toFixed(1)} B, fine-tuned`;
-              if (trimmed) picks.set(point, { point, run, ...trimmed });
-            }
-            for (const p of picks.values()) {
-              log(
-                `${name} ${g} ${kind}: ${p.point.replace(', fine-tuned', '')}: fine-tuning ${p.run.dir} (${finetune} epochs)`,
-              );
-              const tuned = await trainRun(data, {
+          await job(
+            key,
+            async () => {
+              const out = join(epochsDir(key), 'run');
+              // A mask run that finished before a stop cut its fine-tuning short is read back, not trained again (its
+              // training checkpoint is cleared when it ends; the run folder holds the checkpoints made).
+              const options: TrainRunOptions = {
                 ...common,
-                epochs: finetune,
-                from: { dir: p.run.dir, spec: p.spec, tensors: p.tensors },
-                ...(await teaching()),
-                checkpointDir: epochsDir(`${key} ${p.point}${distill ? ` distill ${distill}` : ''}`),
-              });
-              const m = await measure(tuned.frozen, data, dir, tuned.training.validationCount ?? 0);
-              made.push({ dataset: name, granularity: g, method: kind, point: p.point, ...m });
-            }
-            return made;
-          });
+                epochs: maskEpochs,
+                mask: { ...maskBase, schedule, kind, source: 'learned' },
+                out,
+                checkpointDir: epochsDir(key),
+              };
+              const earlier = existsSync(join(out, RUN_MODEL_FILE)) ? loadRun(out) : undefined;
+              const finished = earlier && sameTraining(earlier, data, options) ? earlier.record.masking : undefined;
+              log(
+                finished
+                  ? `${name} ${g} ${kind}: the mask run finished earlier, in ${out}`
+                  : `${name} ${g}: learning a ${kind} mask (${maskEpochs} epochs, lambda from ${schedule.start})`,
+              );
+              const masking = finished ?? (await trainRun(data, options)).masking;
+              const checkpoints = masking?.checkpoints ?? [];
+              const made: Row[] = checkpoints.map((c, i) => ({
+                dataset: name,
+                granularity: g,
+                method: kind,
+                point: `checkpoint ${i + 1}`,
+                keptFraction: c.keptFraction,
+                bytesPerInference: c.frameBytes,
+                selectionBytes: 0,
+                testAccuracy: c.testAccuracy,
+                validationAccuracy: c.validationAccuracy,
+              }));
+              // Fine-tuned points: at each baseline share, and the most accurate checkpoint (on validation data) within
+              // each goal's bytes. A static mask's most compact checkpoint over a budget by at most TRIM_SLACK is also
+              // trimmed to it (its least open units dropped) and fine-tuned: the plan holds the mask at the budget, but
+              // a checkpoint can land a pixel over.
+              const picks = new Map<
+                string,
+                { point: string; run: Run; spec: ModelSpec; tensors: Map<string, Float32Array> }
+              >();
+              const pick = (c: MaskCheckpointRecord): void => {
+                const run = loadRun(join(out, c.dir));
+                const point = `fine-tuned ${c.dir.replace('checkpoints/', '#')}`;
+                picks.set(point, { point, run, spec: run.record.spec, tensors: run.tensors });
+              };
+              for (const keep of keeps) {
+                try {
+                  pick(chooseMaskCheckpoint(loadRun(out), { keep }).checkpoint);
+                } catch {
+                  log(`${name} ${g} ${kind}: no checkpoint keeps at most ${keep}`);
+                }
+              }
+              for (const budget of budgets) {
+                const best = checkpoints
+                  .filter((c) => c.frameBytes <= budget)
+                  .sort((a, b) => b.validationAccuracy - a.validationAccuracy)[0];
+                if (best) pick(best);
+                const over = checkpoints
+                  .filter((c) => c.frameBytes > budget && c.frameBytes <= budget * TRIM_SLACK)
+                  .sort((a, b) => a.frameBytes - b.frameBytes)[0];
+                if (kind !== 'static' || !over) continue;
+                const run = loadRun(join(out, over.dir));
+                const trimmed = trimStaticMask(run.record.spec, run.tensors, budget);
+                const point = `trimmed ${over.dir.replace('checkpoints/', '#')} to ${budget.toFixed(1)} B, fine-tuned`;
+                if (trimmed) picks.set(point, { point, run, ...trimmed });
+              }
+              // Each pick is fine-tuned once per seed (the order of the batches): a goal's point is the seed the
+              // validation data likes best, and the rows show how far the seeds spread.
+              for (const p of picks.values()) {
+                for (const seed of finetuneSeeds) {
+                  const point = finetuneSeeds.length > 1 ? `${p.point}, seed ${seed}` : p.point;
+                  log(
+                    `${name} ${g} ${kind}: ${point.replace(', fine-tuned', '')}: fine-tuning ${p.run.dir} (${finetune} epochs)`,
+                  );
+                  const tuned = await trainRun(data, {
+                    ...common,
+                    seed,
+                    epochs: finetune,
+                    from: { dir: p.run.dir, spec: p.spec, tensors: p.tensors },
+                    ...(await teaching()),
+                    checkpointDir: epochsDir(`${key} ${point}${distill ? ` distill ${distill}` : ''}`),
+                  });
+                  const m = await measure(tuned.frozen, data, dir, tuned.training.validationCount ?? 0);
+                  made.push({ dataset: name, granularity: g, method: kind, point, ...m });
+                }
+              }
+              return made;
+            },
+            tunedCache,
+          );
         }
       }
     }
@@ -367,6 +384,7 @@ export const select: Benchmark = {
       maskEpochs,
       finetune,
       distill,
+      finetuneSeeds,
       keeps,
       schedules: Object.fromEntries(granularities.map((g) => [granularityName(g), scheduleFor(g, [1, 28, 28])])),
       keepPlans: Object.fromEntries(datasets.map((d) => [d, keepPlan(budgetsFor(d, 784), 784, maskEpochs)])),
@@ -374,7 +392,7 @@ export const select: Benchmark = {
       values: 'uint8',
       limitTrain: limitTrain ?? 'all',
       limitTest: limitTest ?? 'all',
-      rowsFrom: cache.path,
+      rowsFrom: [...new Set([cache.path, tunedCache.path])],
     };
     const record = benchRecord('select', { inputs, rows, goals }, values.save);
     if (json) {
@@ -382,9 +400,9 @@ export const select: Benchmark = {
       return 0;
     }
     const out = [
-      `select: ${archName}; unmasked and baselines ${epochs} epochs, learned masks ${maskEpochs} epochs (lambda per granularity, x${DEFAULT_MASK_TRAINING.schedule.growth} after calm epochs), fine-tuning ${finetune}${distill ? ` distilled from the unmasked model (weight ${distill}, T ${DISTILL_TEMPERATURE})` : ''}; accuracy by onnxruntime-node on what the receiver decoded, bytes counted frame by frame (uint8 values); paper: Oehmcke & Gieseke 2022, LeNet-5, read off its plots`,
+      `select: ${archName}; unmasked and baselines ${epochs} epochs, learned masks ${maskEpochs} epochs (lambda per granularity, x${DEFAULT_MASK_TRAINING.schedule.growth} after calm epochs), fine-tuning ${finetune} (seeds ${finetuneSeeds.join()})${distill ? ` distilled from the unmasked model (weight ${distill}, T ${DISTILL_TEMPERATURE})` : ''}; accuracy by onnxruntime-node on what the receiver decoded, bytes counted frame by frame (uint8 values); paper: Oehmcke & Gieseke 2022, LeNet-5, read off its plots`,
       `machine: ${machineLine(machine)}`,
-      `rows kept in ${cache.path}`,
+      `rows kept in ${[...new Set([cache.path, tunedCache.path])].join(' and ')}`,
       '',
       formatTable(
         [
