@@ -499,10 +499,15 @@ export function evaluateGoals(rows: Row[], arch: string): Goal[] {
     if (!full) continue;
     const budget = full.bytesPerInference / goal.factor;
     // The point the validation data likes best within the budget; its test accuracy is what is judged.
-    const best = exportedRows(rows, goal.dataset)
-      .filter((r) => r.bytesPerInference <= budget && r.validationAccuracy !== undefined)
+    const fitting = exportedRows(rows, goal.dataset).filter((r) => r.bytesPerInference <= budget);
+    const best = fitting
+      .filter((r) => r.validationAccuracy !== undefined)
       .sort((a, b) => (b.validationAccuracy as number) - (a.validationAccuracy as number))[0];
-    const which = best ? `${best.method} ${best.point}` : 'no point with validation accuracy';
+    const which = best
+      ? `${best.method} ${best.point}`
+      : fitting.length
+        ? 'no point within it has a validation accuracy'
+        : 'no exported point within it';
     goals.push(
       atLeast(
         `${goal.dataset}, ${arch}: accuracy at <= ${budget.toFixed(1)} bytes (${goal.factor}x fewer) within ${goal.points} pt of ${(full.testAccuracy * 100).toFixed(2)}% (${which}, chosen on validation)`,

@@ -1,12 +1,19 @@
-// The select bench's verdicts: goals count exported rows only, dynamic wins only on fewer bytes at equal accuracy,
-// the paper's figure sits beside a row of the same method and a similar kept share, and a learned mask's lambda plans
-// for the share whose static frame fits the smallest budget.
+// The select bench's verdicts: goals count exported rows only and choose among them on validation data, dynamic wins
+// only on fewer bytes at equal accuracy, the paper's figure sits beside a row of the same method and a similar kept
+// share, and a learned mask's lambda plans for the share whose static frame fits the smallest budget.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { evaluateGoals, keepPlan, paperFigure, type Row } from '../../bench/select.js';
 
-function row(method: Row['method'], point: string, bytes: number, accuracy: number, kept = bytes / 784): Row {
+function row(
+  method: Row['method'],
+  point: string,
+  bytes: number,
+  accuracy: number,
+  kept = bytes / 784,
+  validation = method === 'full' ? undefined : accuracy,
+): Row {
   return {
     dataset: 'mnist',
     granularity: method === 'full' ? '-' : 'pixel',
@@ -16,6 +23,7 @@ function row(method: Row['method'], point: string, bytes: number, accuracy: numb
     bytesPerInference: bytes,
     selectionBytes: 0,
     testAccuracy: accuracy,
+    ...(validation === undefined ? {} : { validationAccuracy: validation }),
   };
 }
 
@@ -30,6 +38,23 @@ test('a checkpoint at the peak rate never meets a goal; a fine-tuned row within 
   // 70 bytes is over the 20x budget (39.2 bytes): the moonshot has no row.
   assert.equal(moonshot.met, false);
   assert.equal(moonshot.value, 0);
+});
+
+test('of the points within a budget, the goal takes the one best on validation data and judges its test accuracy', () => {
+  const rows = [
+    row('full', 'trained', 784, 0.99),
+    row('static', 'fine-tuned #05', 70, 0.984, 70 / 784, 0.99),
+    row('dynamic', 'fine-tuned #04', 60, 0.986, 60 / 784, 0.98),
+  ];
+  const [tenfold] = evaluateGoals(rows, 'lenet5');
+  assert.equal(tenfold.value, 98.4, 'the static point, better on validation, though worse on test');
+  assert.match(tenfold.goal, /static fine-tuned #05, chosen on validation/);
+  // A row measured before validation accuracy was kept is no candidate.
+  const unvalidated = row('static', 'fine-tuned #05', 70, 0.99);
+  delete unvalidated.validationAccuracy;
+  const [old] = evaluateGoals([rows[0], unvalidated], 'lenet5');
+  assert.equal(old.met, false);
+  assert.match(old.goal, /no point within it has a validation accuracy/);
 });
 
 test('dynamic beats the learned static mask only with fewer bytes than static needs for its accuracy', () => {
