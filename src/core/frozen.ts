@@ -39,7 +39,7 @@ export interface FrozenWeightLayer {
   /** Conv: zeros added on every side of the (binarized) input; absent: none. */
   padding?: number;
   weights: FloatWeights | BinaryWeights | Int8Weights;
-  /** Per output channel; batch norm folded (or all ones without it). */
+  /** Per output channel; batch norm folded (all ones without it, and in int8 layers, whose integers carry it). */
   scale: Float32Array;
   /** Per output channel; folded batch norm shift, or the bias. */
   shift: Float32Array;
