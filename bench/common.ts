@@ -31,10 +31,12 @@ export function atMost(goal: string, value: number, target: number, unit: string
 
 /** One line per goal: MET or MISSED, the value against the target, and by how much. */
 export function goalLines(goals: Goal[], digits = 2): string[] {
+  // A margin too small for `digits` keeps two significant ones: "short by 0.00030", not "short by 0.000".
+  const margin = (m: number): string => (m !== 0 && m < 0.5 * 10 ** -digits ? m.toPrecision(2) : m.toFixed(digits));
   return goals.map(
     (g) =>
       `  ${g.met ? 'MET   ' : 'MISSED'} ${g.goal}: ${g.value.toFixed(digits)} vs ${g.target.toFixed(digits)} ` +
-      `(${g.met ? 'by' : 'short by'} ${Math.abs(g.margin).toFixed(digits)} ${g.unit})`,
+      `(${g.met ? 'by' : 'short by'} ${margin(Math.abs(g.margin))} ${g.unit})`,
   );
 }
 
