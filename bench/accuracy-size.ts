@@ -4,7 +4,7 @@
 // with the issues' goals judged on the means and reported met or missed.
 
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { DEFAULT_KEEP_FLOAT_ACTIVATIONS, trainRun, type TrainRunOptions } from '../src/compress/train-run.js';
 import type { TrainResult } from '../src/compress/train.js';
 import { loadRun, RUN_MODEL_FILE, saveRun } from '../src/core/run.js';
@@ -138,6 +138,8 @@ export const accuracySize: Benchmark = {
     // Each training leaves a checkpoint after every epoch (keyed by what shapes it, cleared when it ends), so a conv
     // net's ten epochs on the full split carry on after a stop instead of starting again.
     const epochsDir = join(benchWorkDir(), 'accuracy-size-epochs');
+    // The float models kept for the rows built on them, apart per set of inputs (a short run's are not a full one's).
+    const modelsDir = join(benchWorkDir(), 'accuracy-size-models', basename(cache.path, '.json'));
     for (const name of datasets) {
       const data = await loadDataset(name, { limitTrain, limitTest });
       for (const arch of archs) {
@@ -154,7 +156,7 @@ export const accuracySize: Benchmark = {
             let frozen: FrozenModel;
             let trainSeconds = 0;
             if (m.postTraining) {
-              float ??= await floatOf(data, arch, widths, epochs, seed);
+              float ??= await floatOf(data, { arch, widths, epochs, seed }, modelsDir, epochsDir);
               const spec = withBinarization(float.spec, {
                 int8Weights: m.int8,
                 keepFloatWeights: [],
@@ -162,7 +164,7 @@ export const accuracySize: Benchmark = {
               });
               frozen = freeze(spec, float.tensors);
             } else if (m.fromFloat) {
-              float ??= await floatOf(data, arch, widths, epochs, seed);
+              float ??= await floatOf(data, { arch, widths, epochs, seed }, modelsDir, epochsDir);
               const spec = withBinarization(float.spec, {
                 binarizeWeights: binaryWeights(m),
                 ...(m.int8 ? { int8Weights: m.int8 } : {}),
@@ -171,22 +173,22 @@ export const accuracySize: Benchmark = {
               });
               const trained = await trainRun(data, {
                 ...trainOptions(arch, widths, Math.max(1, Math.round(epochs * m.fromFloat)), seed, label),
-                checkpointDir: join(epochsDir, label.replace(/[^A-Za-z0-9.-]+/g, '-')),
+                checkpointDir: checkpointDir(epochsDir, label),
                 binarizeWeights: binaryWeights(m),
                 binarizeActivations: m.activations,
-                from: { dir: floatDir(data.name, arch, seed), spec, tensors: float.tensors },
+                from: { dir: floatDir(modelsDir, data.name, arch, seed), spec, tensors: float.tensors },
               });
               frozen = trained.frozen;
               trainSeconds = trained.training.durationMs / 1000;
             } else {
               const trained = await trainRun(data, {
                 ...trainOptions(arch, widths, epochs, seed, label),
-                checkpointDir: join(epochsDir, label.replace(/[^A-Za-z0-9.-]+/g, '-')),
+                checkpointDir: checkpointDir(epochsDir, label),
                 binarizeWeights: binaryWeights(m),
                 binarizeActivations: m.activations,
                 ...(m.int8 ? { int8: m.int8 } : {}),
               });
-              if (m.weights === 'none') float = keepFloat(data.name, arch, seed, trained);
+              if (m.weights === 'none') float = keepFloat(floatDir(modelsDir, data.name, arch, seed), trained);
               frozen = trained.frozen;
               trainSeconds = trained.training.durationMs / 1000;
             }
@@ -298,30 +300,30 @@ function binaryWeights(m: Model): BinarizeMode {
   return m.weights === 'int8' ? 'none' : m.weights;
 }
 
+/** A training's per-epoch checkpoint folder, named after its row. */
+function checkpointDir(epochsDir: string, label: string): string {
+  return join(epochsDir, label.replace(/[^A-Za-z0-9.-]+/g, '-'));
+}
+
 /** Where the float model of a seed is kept for the rows built from it (post-training int8, the hybrid from float). */
-function floatDir(dataset: string, arch: string, seed: number): string {
-  return join(benchWorkDir(), 'accuracy-size-models', `${dataset}-${arch}-float-seed-${seed}`);
+function floatDir(modelsDir: string, dataset: string, arch: string, seed: number): string {
+  return join(modelsDir, `${dataset}-${arch}-float-seed-${seed}`);
 }
 
 /** Keeps a trained float model on disk, so a resumed run builds on it instead of training it again. */
-function keepFloat(dataset: string, arch: string, seed: number, trained: TrainResult): FloatModel {
-  saveRun(
-    floatDir(dataset, arch, seed),
-    { cmpVersion: CMP_VERSION, spec: trained.spec, training: trained.training },
-    trained.tensors,
-  );
+function keepFloat(dir: string, trained: TrainResult): FloatModel {
+  saveRun(dir, { cmpVersion: CMP_VERSION, spec: trained.spec, training: trained.training }, trained.tensors);
   return { spec: trained.spec, tensors: flat(trained.tensors) };
 }
 
 /** The float model of a seed: the one kept on disk, or trained again (its row was cached, its tensors were not). */
 async function floatOf(
   data: Dataset,
-  arch: string,
-  widths: number[],
-  epochs: number,
-  seed: number,
+  { arch, widths, epochs, seed }: { arch: string; widths: number[]; epochs: number; seed: number },
+  modelsDir: string,
+  epochsDir: string,
 ): Promise<FloatModel> {
-  const dir = floatDir(data.name, arch, seed);
+  const dir = floatDir(modelsDir, data.name, arch, seed);
   if (existsSync(join(dir, RUN_MODEL_FILE))) {
     const run = loadRun(dir);
     return { spec: run.record.spec, tensors: run.tensors };
@@ -329,11 +331,11 @@ async function floatOf(
   const label = `${data.name} ${arch} float seed ${seed}`;
   const trained = await trainRun(data, {
     ...trainOptions(arch, widths, epochs, seed, label),
-    checkpointDir: join(benchWorkDir(), 'accuracy-size-epochs', label.replace(/[^A-Za-z0-9.-]+/g, '-')),
+    checkpointDir: checkpointDir(epochsDir, label),
     binarizeWeights: 'none',
     binarizeActivations: 'none',
   });
-  return keepFloat(data.name, arch, seed, trained);
+  return keepFloat(dir, trained);
 }
 
 function flat(tensors: Map<string, { data: Float32Array }>): Map<string, Float32Array> {
