@@ -5,7 +5,7 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planToReach, scheduleFor, trimStaticMask, type KeepPlan } from '../src/compress/mask.js';
+import { planToReach, scheduleFor, TRIM_SLACK, trimStaticMask, type KeepPlan } from '../src/compress/mask.js';
 import { validationSplit } from '../src/compress/calibrate.js';
 import {
   DEFAULT_MASK_TRAINING,
@@ -66,9 +66,6 @@ const ARCH_SETUPS: Record<string, Pick<TrainRunOptions, 'arch' | 'filters' | 'wi
 
 /** The softening temperature of --distill (Hinton et al. 2015; prune's default too). */
 const DISTILL_TEMPERATURE = 4;
-
-/** How far over a budget a static mask's checkpoint may be to be trimmed to it: 10%. */
-const TRIM_SLACK = 1.1;
 
 const METHODS = ['full', 'random', 'importance', 'static', 'dynamic'] as const;
 type Method = (typeof METHODS)[number];

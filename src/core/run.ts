@@ -319,12 +319,13 @@ export function loadRun(dir: string): Run {
   return { dir, record, tensors };
 }
 
-/** How a user picks a learned mask's trade-off: the most accurate within a kept share, or the leanest above an accuracy. */
-export type CheckpointChoice = { keep: number } | { minAccuracy: number };
+/** How a user picks a learned mask's trade-off: the most accurate within a kept share or a byte budget, or the leanest above an accuracy. */
+export type CheckpointChoice = { keep: number } | { minAccuracy: number } | { maxBytes: number };
 
 /**
  * The folder of the mask checkpoint of `run` that `choice` picks: with `keep`, the best validation accuracy among those
- * keeping at most that share of units; with `minAccuracy`, the fewest bytes per instance among those at least that
+ * keeping at most that share of units; with `maxBytes`, the best validation accuracy among those whose frame is at
+ * most that many bytes per instance; with `minAccuracy`, the fewest bytes per instance among those at least that
  * accurate on validation data. Nothing qualifying is one BAD_FLAG line naming what the run offers.
  */
 export function chooseMaskCheckpoint(
@@ -335,23 +336,11 @@ export function chooseMaskCheckpoint(
   if (checkpoints.length === 0) {
     throw new CmpError(
       'BAD_FLAG',
-      `Run ${run.dir} has no mask checkpoints to choose from. Train one with cmp train --mask static|dynamic, or drop --keep/--min-accuracy.`,
+      `Run ${run.dir} has no mask checkpoints to choose from. Train one with cmp train --mask static|dynamic, or drop --keep, --max-bytes and --min-accuracy.`,
     );
   }
   let best: MaskCheckpointRecord | undefined;
-  if ('keep' in choice) {
-    for (const c of checkpoints) {
-      if (c.keptFraction > choice.keep + 1e-9) continue;
-      if (!best || c.validationAccuracy > best.validationAccuracy) best = c;
-    }
-    if (!best) {
-      const least = Math.min(...checkpoints.map((c) => c.keptFraction));
-      throw new CmpError(
-        'BAD_FLAG',
-        `No checkpoint of ${run.dir} keeps at most ${(choice.keep * 100).toFixed(1)}% of the input (the leanest keeps ${(least * 100).toFixed(1)}%). Use --keep ${Math.ceil(least * 1000) / 1000} or more, or train longer.`,
-      );
-    }
-  } else {
+  if ('minAccuracy' in choice) {
     for (const c of checkpoints) {
       if (c.validationAccuracy < choice.minAccuracy) continue;
       if (!best || c.frameBytes < best.frameBytes) best = c;
@@ -363,6 +352,24 @@ export function chooseMaskCheckpoint(
         `No checkpoint of ${run.dir} reaches ${(choice.minAccuracy * 100).toFixed(2)}% validation accuracy (the best reaches ${(top * 100).toFixed(2)}%). Use a lower --min-accuracy.`,
       );
     }
+    return { dir: join(run.dir, best.dir), checkpoint: best };
+  }
+  const fits = (c: MaskCheckpointRecord): boolean =>
+    'keep' in choice ? c.keptFraction <= choice.keep + 1e-9 : c.frameBytes <= choice.maxBytes + 1e-9;
+  for (const c of checkpoints) if (fits(c) && (!best || c.validationAccuracy > best.validationAccuracy)) best = c;
+  if (!best) {
+    if ('keep' in choice) {
+      const least = Math.min(...checkpoints.map((c) => c.keptFraction));
+      throw new CmpError(
+        'BAD_FLAG',
+        `No checkpoint of ${run.dir} keeps at most ${(choice.keep * 100).toFixed(1)}% of the input (the leanest keeps ${(least * 100).toFixed(1)}%). Use --keep ${Math.ceil(least * 1000) / 1000} or more, or train longer.`,
+      );
+    }
+    const least = Math.min(...checkpoints.map((c) => c.frameBytes));
+    throw new CmpError(
+      'BAD_FLAG',
+      `No checkpoint of ${run.dir} sends at most ${choice.maxBytes} bytes per instance (the leanest sends ${least.toFixed(1)}). Use --max-bytes ${Math.ceil(least * 10) / 10} or more, or train longer.`,
+    );
   }
   return { dir: join(run.dir, best.dir), checkpoint: best };
 }

@@ -5,6 +5,7 @@ import { exportRun } from '../../export/export-run.js';
 import type { Parsed } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { CmpError } from '../../errors.js';
+import { checkpointChoice, checkpointFlags } from '../checkpoint-flags.js';
 import { formatBytes, formatTable } from '../table.js';
 
 export const exportCommand: Command = {
@@ -14,18 +15,13 @@ export const exportCommand: Command = {
     positionals: ['RUN'],
     flags: {
       out: { type: 'string', value: 'FILE', help: 'ONNX file to write (required)' },
-      keep: {
-        type: 'number',
-        value: 'F',
-        help: 'masked runs: the most accurate checkpoint keeping at most this share of the input',
-      },
-      'min-accuracy': {
-        type: 'number',
-        value: 'A',
-        help: 'masked runs: the leanest checkpoint at least this accurate on validation data (0..1)',
-      },
+      ...checkpointFlags('masked runs:'),
     },
-    examples: ['cmp export runs/fm-mlp --out fm-mlp.onnx', 'cmp export runs/fm-mask --keep 0.05 --out fm-mask.onnx'],
+    examples: [
+      'cmp export runs/fm-mlp --out fm-mlp.onnx',
+      'cmp export runs/fm-mask --keep 0.05 --out fm-mask.onnx',
+      'cmp export runs/mn-mask --max-bytes 78 --out mn-mask.onnx',
+    ],
   },
   async run(parsed: Parsed, io: CliIo): Promise<number> {
     const out = parsed.flags.out;
@@ -35,18 +31,11 @@ export const exportCommand: Command = {
         'cmp export needs --out FILE, the ONNX file to write. Example: cmp export runs/fm-mlp --out fm-mlp.onnx',
       );
     }
-    const keep = parsed.flags.keep as number | undefined;
-    const minAccuracy = parsed.flags['min-accuracy'] as number | undefined;
-    if (keep !== undefined && minAccuracy !== undefined)
-      throw new CmpError('BAD_FLAG', 'Give --keep or --min-accuracy, not both.');
-    if (keep !== undefined && (keep <= 0 || keep > 1))
-      throw new CmpError('BAD_FLAG', `--keep is a share of the input in (0, 1] (got ${keep}). Example: --keep 0.05`);
-    if (minAccuracy !== undefined && (minAccuracy <= 0 || minAccuracy > 1))
-      throw new CmpError(
-        'BAD_FLAG',
-        `--min-accuracy is a fraction in (0, 1] (got ${minAccuracy}). Example: --min-accuracy 0.9`,
-      );
-    const choice = keep !== undefined ? { keep } : minAccuracy !== undefined ? { minAccuracy } : undefined;
+    const choice = checkpointChoice({
+      keep: parsed.flags.keep as number | undefined,
+      maxBytes: parsed.flags['max-bytes'] as number | undefined,
+      minAccuracy: parsed.flags['min-accuracy'] as number | undefined,
+    });
     const { manifest, bytes, checkpoint } = exportRun(parsed.positionals[0], out, choice);
     if (io.json) {
       io.out(JSON.stringify({ out, bytes: bytes.length, checkpoint, manifest }, null, 2));

@@ -8,6 +8,7 @@ import { selectedUnits } from '../../compress/train.js';
 import { encodePng, paint, rgbImage } from '../../export/png.js';
 import { CmpError } from '../../errors.js';
 import type { Parsed } from '../args.js';
+import { checkpointChoice, checkpointFlags } from '../checkpoint-flags.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag, runConsumer } from '../data-flag.js';
 import { formatPercent, formatTable } from '../table.js';
@@ -24,12 +25,7 @@ export const masksCommand: Command = {
     positionals: ['RUN'],
     flags: {
       png: { type: 'string', value: 'FILE', help: 'draw the mask (and examples of what is sent) into a PNG' },
-      keep: { type: 'number', value: 'F', help: 'draw the checkpoint cmp export --keep F would pick' },
-      'min-accuracy': {
-        type: 'number',
-        value: 'A',
-        help: 'draw the checkpoint cmp export --min-accuracy A would pick',
-      },
+      ...checkpointFlags('mark (and with --png draw)'),
       data: { ...DATA_FLAG, help: 'examples for --png (default: the data set the run trained on)' },
     },
     examples: ['cmp masks runs/fm-mask', 'cmp masks runs/mn-dyn --keep 0.1 --png mask.png'],
@@ -44,12 +40,12 @@ export const masksCommand: Command = {
         `Run ${run.dir} has no input mask. Train one with cmp train --mask static|dynamic --out DIR.`,
       );
     }
-    const keep = f.keep as number | undefined;
-    const minAccuracy = f['min-accuracy'] as number | undefined;
-    const chosen =
-      keep !== undefined || minAccuracy !== undefined
-        ? chooseMaskCheckpoint(run, keep !== undefined ? { keep } : { minAccuracy: minAccuracy as number })
-        : undefined;
+    const choice = checkpointChoice({
+      keep: f.keep as number | undefined,
+      maxBytes: f['max-bytes'] as number | undefined,
+      minAccuracy: f['min-accuracy'] as number | undefined,
+    });
+    const chosen = choice ? chooseMaskCheckpoint(run, choice) : undefined;
     if (io.json) io.out(JSON.stringify({ run: run.dir, masking, chosen: chosen?.checkpoint.dir }, null, 2));
     else {
       const row = (name: string, c: Omit<MaskCheckpointRecord, 'dir'>): (string | number)[] => [
@@ -96,7 +92,7 @@ export const masksCommand: Command = {
         ),
       );
       if (masking.checkpoints.length) {
-        io.out(`\nPick one: cmp export ${run.dir} --keep F (or --min-accuracy A) --out model.onnx`);
+        io.out(`\nPick one: cmp export ${run.dir} --keep F (or --max-bytes B, --min-accuracy A) --out model.onnx`);
       }
     }
     if (typeof f.png === 'string') {

@@ -16,7 +16,8 @@ import {
 } from '../../core/mask.js';
 import { DEFAULT_GSS, type GroupSparsityOptions } from '../../compress/gss.js';
 import { DEFAULT_TRAIN_OPTIONS } from '../../compress/train.js';
-import { chooseMaskCheckpoint, loadRun, prepareRunOut } from '../../core/run.js';
+import { maskWithinBytes } from '../../compress/mask.js';
+import { chooseMaskCheckpoint, loadRun, prepareRunOut, type MaskCheckpointRecord } from '../../core/run.js';
 import {
   ARCHS,
   BINARIZE_MODES,
@@ -27,6 +28,7 @@ import {
   type ModelSpec,
 } from '../../core/spec.js';
 import type { Parsed } from '../args.js';
+import { checkpointChoice } from '../checkpoint-flags.js';
 import type { CliIo, Command } from '../command.js';
 import { DATA_FLAG, loadDataFlag, runConsumer } from '../data-flag.js';
 import { formatDuration } from '../progress.js';
@@ -140,6 +142,11 @@ export const TRAIN_FLAGS = {
     value: 'RUN',
     help: 'fine-tune this run (its network and mask) instead of a new network; --binarize compresses it',
   },
+  'max-bytes': {
+    type: 'number',
+    value: 'B',
+    help: 'with --from: the most accurate mask checkpoint (validation) sending at most B bytes per instance; a static one up to 10% over is trimmed to B',
+  },
   'min-accuracy': {
     type: 'number',
     value: 'A',
@@ -152,11 +159,15 @@ export const TRAIN_FLAGS = {
 export function maskFlags(f: Parsed['flags']): MaskOptions | undefined {
   const kind = f.mask as 'static' | 'dynamic' | undefined;
   if (f.from !== undefined && !kind) return undefined;
-  if (f['min-accuracy'] !== undefined && f.from === undefined)
-    throw new CmpError(
-      'BAD_FLAG',
-      '--min-accuracy picks a mask checkpoint of --from RUN. Example: --from runs/fm-mask --min-accuracy 0.85',
-    );
+  for (const [flag, example] of [
+    ['min-accuracy', '0.85'],
+    ['max-bytes', '78'],
+  ])
+    if (f[flag] !== undefined && f.from === undefined)
+      throw new CmpError(
+        'BAD_FLAG',
+        `--${flag} picks a mask checkpoint of --from RUN. Example: --from runs/fm-mask --${flag} ${example}`,
+      );
   const source = ((f['mask-source'] as string | undefined) ?? 'learned') as MaskSource;
   if (!kind) {
     for (const flag of ['keep', 'mask-source', 'granularity', 'selector-pool', 'lambda-start'])
@@ -200,16 +211,27 @@ export function maskFlags(f: Parsed['flags']): MaskOptions | undefined {
   };
 }
 
-/** The run (or the mask checkpoint of it that --keep or --min-accuracy picks) that --from fine-tunes. */
+/**
+ * The run (or the mask checkpoint of it that --keep, --max-bytes or --min-accuracy picks, trimmed to --max-bytes where
+ * maskWithinBytes says) that --from fine-tunes.
+ */
 function fromFlags(
   dir: string,
   f: Parsed['flags'],
-): { dir: string; spec: ModelSpec; tensors: Map<string, Float32Array>; dataset: string } {
+): {
+  dir: string;
+  spec: ModelSpec;
+  tensors: Map<string, Float32Array>;
+  dataset: string;
+  checkpoint?: MaskCheckpointRecord;
+  trimmedBytes?: number;
+} {
   // With --mask, --keep is the new mask's share of units; otherwise it picks a mask checkpoint of the run.
-  const keep = f.mask === undefined ? (f.keep as number | undefined) : undefined;
-  const minAccuracy = f['min-accuracy'] as number | undefined;
-  if (keep !== undefined && minAccuracy !== undefined)
-    throw new CmpError('BAD_FLAG', 'Give --keep or --min-accuracy, not both.');
+  const choice = checkpointChoice({
+    keep: f.mask === undefined ? (f.keep as number | undefined) : undefined,
+    maxBytes: f['max-bytes'] as number | undefined,
+    minAccuracy: f['min-accuracy'] as number | undefined,
+  });
   for (const flag of ['arch', 'widths', 'filters', 'sparsity'])
     if (f[flag] !== undefined)
       throw new CmpError(
@@ -224,23 +246,31 @@ function fromFlags(
       'BAD_FLAG',
       `--keep-float picks layers to leave out of --binarize or --binarize-activations; with --from ${dir} give one of them.`,
     );
-  let run = loadRun(dir);
-  if (keep !== undefined || minAccuracy !== undefined) {
-    const choice = keep !== undefined ? { keep } : { minAccuracy: minAccuracy as number };
-    run = loadRun(chooseMaskCheckpoint(run, choice).dir);
+  const whole = loadRun(dir);
+  let run = { dir: whole.dir, spec: whole.record.spec, tensors: whole.tensors, dataset: whole.record.training.dataset };
+  let picked: { checkpoint: MaskCheckpointRecord; trimmedBytes?: number } | undefined;
+  if (choice && 'maxBytes' in choice) {
+    const within = maskWithinBytes(whole, choice.maxBytes);
+    run = { ...run, dir: within.dir, spec: within.spec, tensors: within.tensors };
+    picked = { checkpoint: within.checkpoint, ...(within.trimmedBytes ? { trimmedBytes: within.trimmedBytes } : {}) };
+  } else if (choice) {
+    const chosen = chooseMaskCheckpoint(whole, choice);
+    const loaded = loadRun(chosen.dir);
+    run = { ...run, dir: loaded.dir, spec: loaded.record.spec, tensors: loaded.tensors };
+    picked = { checkpoint: chosen.checkpoint };
   }
   // --binarize, --binarize-activations and --int8 compress the run's network while it fine-tunes (an imported one,
   // say).
   const spec =
     weights || inputs || int8
-      ? withBinarization(run.record.spec, {
+      ? withBinarization(run.spec, {
           ...(weights ? { binarizeWeights: weights } : {}),
           ...(inputs ? { binarizeInputs: inputs } : {}),
           ...(int8 ? { int8Weights: int8 } : {}),
           keepFloatWeights: keepFloat ?? [],
           keepFloatInputs: keepFloat ?? [...DEFAULT_KEEP_FLOAT_ACTIVATIONS],
         })
-      : run.record.spec;
+      : run.spec;
   // --exits adds heads to a run without them (an imported one, say); the new heads start fresh, the rest as trained.
   const exits = f.exits as number[] | undefined;
   if (exits && spec.exits?.length) {
@@ -253,7 +283,8 @@ function fromFlags(
     dir: run.dir,
     spec: exits ? { ...spec, exits: exitsAfter(spec.layers, exits) } : spec,
     tensors: run.tensors,
-    dataset: run.record.training.dataset,
+    dataset: run.dataset,
+    ...picked,
   };
 }
 
@@ -366,6 +397,9 @@ export const trainCommand: Command = {
             testAccuracy: result.testAccuracy,
             pruning: result.pruning,
             masking: result.masking,
+            ...(from?.checkpoint
+              ? { from: { dir: from.dir, checkpoint: from.checkpoint, trimmedBytes: from.trimmedBytes } }
+              : {}),
           },
           null,
           2,
@@ -399,6 +433,13 @@ export const trainCommand: Command = {
         const m = result.masking;
         io.out(
           `\nInput mask (${m.kind}, ${m.granularity}, ${m.source}): ${formatPercent(m.keptFraction)} of ${m.units} units kept, ${m.frameBytes.toFixed(1)} bytes per instance vs ${m.fullInputBytes} for the whole input; ${m.checkpoints.length} checkpoints (cmp masks ${f.out}).`,
+        );
+      }
+      if (from?.checkpoint) {
+        const c = from.checkpoint;
+        const trimmed = from.trimmedBytes ? `, trimmed to ${from.trimmedBytes.toFixed(1)} to fit --max-bytes` : '';
+        io.out(
+          `\nFine-tuned ${from.dir}: ${c.frameBytes.toFixed(1)} bytes per instance${trimmed}, ${formatPercent(c.validationAccuracy)} on validation before.`,
         );
       }
       io.out(`\nNext: cmp export ${f.out} --out model.onnx`);
