@@ -334,7 +334,7 @@ test('train --from --max-bytes fine-tunes the trimmed checkpoint and keeps its b
   assert.equal(tuned.code, 0, tuned.stderr);
   assert.match(
     tuned.stdout,
-    /Fine-tuned .*checkpoints\/02: 258\.0 bytes per instance, trimmed to 240\.0 to fit --max-bytes/,
+    /Started from .*checkpoints\/02 \(258\.0 bytes per instance, 93\.00% on validation\), trimmed to 240\.0 bytes to fit --max-bytes\./,
   );
   const run = loadRun(out);
   assert.equal(keptOf(run.record.spec).length, 240 - SELECT_HEADER_BYTES);

@@ -437,9 +437,11 @@ export const trainCommand: Command = {
       }
       if (from?.checkpoint) {
         const c = from.checkpoint;
-        const trimmed = from.trimmedBytes ? `, trimmed to ${from.trimmedBytes.toFixed(1)} to fit --max-bytes` : '';
+        const trimmed = from.trimmedBytes
+          ? `, trimmed to ${from.trimmedBytes.toFixed(1)} bytes to fit --max-bytes`
+          : '';
         io.out(
-          `\nFine-tuned ${from.dir}: ${c.frameBytes.toFixed(1)} bytes per instance${trimmed}, ${formatPercent(c.validationAccuracy)} on validation before.`,
+          `\nStarted from ${from.dir} (${c.frameBytes.toFixed(1)} bytes per instance, ${formatPercent(c.validationAccuracy)} on validation)${trimmed}.`,
         );
       }
       io.out(`\nNext: cmp export ${f.out} --out model.onnx`);
